@@ -1,0 +1,41 @@
+"""The architecture language: declarative Keras Sequential specs, their import and analysis.
+
+Importing this package never loads TensorFlow; ``build_model`` (in ``models.builder``) is
+loaded on first use through ``models.build_model``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from models.analysis import Analysis, LayerAnalysis, Limits, analyze, analyze_variant
+from models.errors import SpecError
+from models.keras_import import layers_from_keras_config
+from models.spec import LAYER_TYPES, Layer, Variant, parse_variant
+
+if TYPE_CHECKING:
+    from models.builder import build_model
+
+__all__ = [
+    "LAYER_TYPES",
+    "Analysis",
+    "Layer",
+    "LayerAnalysis",
+    "Limits",
+    "SpecError",
+    "Variant",
+    "analyze",
+    "analyze_variant",
+    "build_model",
+    "layers_from_keras_config",
+    "parse_variant",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Load ``build_model`` (and with it Keras) only when it is asked for."""
+    if name == "build_model":
+        from models.builder import build_model
+
+        return build_model
+    raise AttributeError(f"module 'models' has no attribute {name!r}")

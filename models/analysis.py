@@ -1,0 +1,392 @@
+"""Static analysis of a layer list: shapes, parameters, FLOPs and receptive field, no TensorFlow.
+
+Conventions (the tests check shapes and parameter counts against Keras's built model):
+
+- Shapes exclude the batch dimension, channels last, as Keras reports them.
+- ``flops`` counts multiply-adds of the weighted layers only, once per forward pass of one
+  sample: Conv2D ``out_h*out_w*filters*kh*kw*in_ch``, Conv1D likewise, DepthwiseConv2D
+  ``out_h*out_w*in_ch*mult*kh*kw``, SeparableConv2D that plus ``out_h*out_w*in_ch*mult*filters``,
+  Dense ``positions*in*units``. Biases, normalization, pooling and activations count 0.
+- ``receptive_field`` is per spatial axis of the input (all axes but the last), in input
+  pixels, with the usual recurrence (``rf += (k_eff - 1) * jump; jump *= stride``); it may
+  exceed the input with "same" padding. After a layer that mixes all positions (Flatten,
+  global pooling, Reshape) it is the full input extent. It is ``None`` for a 1-D input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from models import spec as s
+from models.errors import ErrorDict, SpecError, err
+from models.keras_import import layers_from_keras_config
+from models.spec import Layer, Variant
+
+__all__ = ["Analysis", "LayerAnalysis", "Limits", "analyze", "analyze_variant", "layer_names"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds a variant must stay within."""
+
+    max_layers: int
+    max_params: int
+    max_flops: int
+
+
+@dataclass
+class LayerAnalysis:
+    """What one layer does to the tensor."""
+
+    type: str
+    name: str
+    output_shape: tuple[int, ...]
+    params: int
+    trainable_params: int
+    flops: int
+    receptive_field: list[int] | None
+
+
+@dataclass
+class Analysis:
+    """The whole model's shapes and counts."""
+
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    params: int
+    trainable_params: int
+    non_trainable_params: int
+    flops: int
+    layers: list[LayerAnalysis] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form (API.md, Analysis)."""
+        out = asdict(self)
+        out["input_shape"] = list(self.input_shape)
+        out["output_shape"] = list(self.output_shape)
+        for layer in out["layers"]:
+            layer["output_shape"] = list(layer["output_shape"])
+        return out
+
+
+class _Bad(Exception):
+    """A shape problem in one layer: (argument or None, message)."""
+
+    def __init__(self, msg: str, arg: str | None = None) -> None:
+        super().__init__(msg)
+        self.arg = arg
+        self.msg = msg
+
+
+def _snake(name: str) -> str:
+    """Keras's default layer name for a class name (Conv2D -> conv2d, ReLU -> re_lu)."""
+    out = ""
+    for i, ch in enumerate(name):
+        if (
+            ch.isupper()
+            and i
+            and (name[i - 1].islower() or (i + 1 < len(name) and name[i + 1].islower()))
+        ):
+            out += "_"
+        out += ch.lower()
+    return out
+
+
+def layer_names(layers: Sequence[Layer]) -> list[str]:
+    """Return deterministic layer names (``conv2d``, ``conv2d_1``...); the builder uses them too."""
+    seen: dict[str, int] = {}
+    names = []
+    for layer in layers:
+        base = _snake(layer.type)
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        names.append(base if n == 0 else f"{base}_{n}")
+    return names
+
+
+def _x(dims: Sequence[int]) -> str:
+    return "x".join(str(d) for d in dims)
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return "(None, " + ", ".join(str(d) for d in shape) + ")"
+
+
+def _need_rank(layer: Layer, shape: tuple[int, ...], rank: int, what: str) -> None:
+    if len(shape) == rank:
+        return
+    hint = ""
+    if rank == 3 and len(shape) == 2:
+        hint = f"; for one-channel images give input_shape {[*shape, 1]}"
+    elif rank == 3 and len(shape) == 4 - 3:
+        hint = "; it gets a flat vector (add Reshape first)"
+    raise _Bad(
+        f"{layer.type} needs a {rank + 1}-D input (batch, {what}) but gets {_fmt(shape)}{hint}"
+    )
+
+
+def _window(n: int, k: int, stride: int, dilation: int, padding: str, arg: str, i: int) -> int:
+    """Output length of a sliding window along one axis."""
+    eff = dilation * (k - 1) + 1
+    if padding == "valid":
+        if eff > n:
+            raise _Bad(f"{_axis(arg, i)} {eff} is larger than its input {n}", arg)
+        return (n - eff) // stride + 1
+    return (n - 1) // stride + 1  # "same" and "causal"
+
+
+def _axis(arg: str, i: int) -> str:
+    return f"{arg.replace('_', ' ')} (axis {i})"
+
+
+def _windows(
+    shape: tuple[int, ...], size: tuple[int, ...], strides: tuple[int, ...],
+    dilation: tuple[int, ...], padding: str, arg: str,
+) -> tuple[int, ...]:  # fmt: skip
+    spatial = shape[:-1]
+    eff = tuple(d * (k - 1) + 1 for k, d in zip(size, dilation, strict=True))
+    if padding == "valid" and any(e > n for e, n in zip(eff, spatial, strict=True)):
+        kind = "kernel" if arg == "kernel_size" else "pool"
+        raise _Bad(
+            f"{kind} {_x(eff)} is larger than its input {_x(spatial)}",
+            arg,
+        )
+    return tuple(
+        _window(n, k, st, d, padding, arg, i)
+        for i, (n, k, st, d) in enumerate(zip(spatial, size, strides, dilation, strict=True))
+    )
+
+
+class _Walker:
+    """Carries the tensor shape and the receptive-field state through the layers."""
+
+    def __init__(self, input_shape: tuple[int, ...]) -> None:
+        self.input_shape = input_shape
+        self.shape = input_shape
+        n_spatial = len(input_shape) - 1
+        self.rf: list[int] | None = [1] * n_spatial if n_spatial else None
+        self.jump: list[int] = [1] * n_spatial
+        self.mixed = False
+
+    def field_after(
+        self, size: tuple[int, ...], strides: tuple[int, ...], dil: tuple[int, ...]
+    ) -> None:
+        if self.rf is None or self.mixed or len(size) != len(self.rf):
+            return
+        for ax, (k, st, d) in enumerate(zip(size, strides, dil, strict=True)):
+            self.rf[ax] += (d * (k - 1)) * self.jump[ax]
+            self.jump[ax] *= st
+
+    def mix(self) -> None:
+        if self.rf is not None:
+            self.mixed = True
+            self.rf = list(self.input_shape[:-1])
+
+    def step(self, layer: Layer) -> tuple[tuple[int, ...], int, int, int]:
+        """Return (output shape, params, trainable params, flops) for one layer."""
+        sh = self.shape
+        if isinstance(layer, s.Conv2DSpec | s.SeparableConv2DSpec | s.DepthwiseConv2DSpec):
+            _need_rank(layer, sh, 3, "height, width, channels")
+            hw = _windows(
+                sh,
+                layer.kernel_size,
+                layer.strides,
+                layer.dilation_rate,
+                layer.padding,
+                "kernel_size",
+            )
+            cin, kk, pos = sh[-1], math.prod(layer.kernel_size), math.prod(hw)
+            self.field_after(layer.kernel_size, layer.strides, layer.dilation_rate)
+            bias = layer.use_bias
+            if isinstance(layer, s.Conv2DSpec):
+                out, w, fl = layer.filters, kk * cin * layer.filters, pos * layer.filters * kk * cin
+            elif isinstance(layer, s.DepthwiseConv2DSpec):
+                out = cin * layer.depth_multiplier
+                w, fl = kk * out, pos * out * kk
+            else:
+                mid = cin * layer.depth_multiplier
+                out = layer.filters
+                w = kk * mid + mid * out
+                fl = pos * (mid * kk + mid * out)
+            p = w + (out if bias else 0)
+            return (*hw, out), p, p, fl
+        if isinstance(layer, s.Conv1DSpec):
+            _need_rank(layer, sh, 2, "steps, channels")
+            (n,) = _windows(
+                sh,
+                layer.kernel_size,
+                layer.strides,
+                layer.dilation_rate,
+                layer.padding,
+                "kernel_size",
+            )
+            self.field_after(layer.kernel_size, layer.strides, layer.dilation_rate)
+            k, cin = layer.kernel_size[0], sh[-1]
+            p = k * cin * layer.filters + (layer.filters if layer.use_bias else 0)
+            return (n, layer.filters), p, p, n * layer.filters * k * cin
+        if isinstance(
+            layer,
+            s.MaxPooling2DSpec
+            | s.AveragePooling2DSpec
+            | s.MaxPooling1DSpec
+            | s.AveragePooling1DSpec,
+        ):
+            rank = len(layer.pool_size) + 1
+            _need_rank(
+                layer, sh, rank, "height, width, channels" if rank == 3 else "steps, channels"
+            )
+            strides = layer.strides or layer.pool_size
+            ones = (1,) * len(layer.pool_size)
+            spatial = _windows(sh, layer.pool_size, strides, ones, layer.padding, "pool_size")
+            self.field_after(layer.pool_size, strides, ones)
+            return (*spatial, sh[-1]), 0, 0, 0
+        if isinstance(
+            layer,
+            s.GlobalAveragePooling2DSpec
+            | s.GlobalMaxPooling2DSpec
+            | s.GlobalAveragePooling1DSpec
+            | s.GlobalMaxPooling1DSpec,
+        ):
+            rank = 3 if layer.type.endswith("2D") else 2
+            _need_rank(
+                layer, sh, rank, "height, width, channels" if rank == 3 else "steps, channels"
+            )
+            self.mix()
+            return ((1,) * (rank - 1) + (sh[-1],) if layer.keepdims else (sh[-1],)), 0, 0, 0
+        if isinstance(layer, s.FlattenSpec):
+            self.mix() if len(sh) > 1 else None
+            return (math.prod(sh),), 0, 0, 0
+        if isinstance(layer, s.DenseSpec):
+            p = sh[-1] * layer.units + (layer.units if layer.use_bias else 0)
+            return (*sh[:-1], layer.units), p, p, math.prod(sh) * layer.units
+        if isinstance(layer, s.SpatialDropout2DSpec | s.ZeroPadding2DSpec):
+            _need_rank(layer, sh, 3, "height, width, channels")
+            if isinstance(layer, s.ZeroPadding2DSpec):
+                (t, b), (left, r) = layer.padding
+                return (sh[0] + t + b, sh[1] + left + r, sh[2]), 0, 0, 0
+            return sh, 0, 0, 0
+        if isinstance(layer, s.BatchNormalizationSpec):
+            c = sh[-1]
+            trainable = c * (int(layer.center) + int(layer.scale))
+            return sh, trainable + 2 * c, trainable, 0
+        if isinstance(layer, s.LayerNormalizationSpec):
+            trainable = sh[-1] * (int(layer.center) + int(layer.scale))
+            return sh, trainable, trainable, 0
+        if isinstance(layer, s.ReshapeSpec):
+            return self.reshape(layer.target_shape), 0, 0, 0
+        # Dropout, Activation, ReLU, LeakyReLU, Rescaling: elementwise, shape unchanged.
+        return sh, 0, 0, 0
+
+    def reshape(self, target: tuple[int, ...]) -> tuple[int, ...]:
+        size = math.prod(self.shape)
+        known = math.prod(d for d in target if d != -1)
+        if -1 in target:
+            if size % known:
+                raise _Bad(
+                    f"cannot reshape {_fmt(self.shape)} ({size:,} values) into {list(target)}",
+                    "target_shape",
+                )
+            target = tuple(size // known if d == -1 else d for d in target)
+        elif known != size:
+            raise _Bad(
+                f"cannot reshape {_fmt(self.shape)} ({size:,} values) into {list(target)}"
+                f" ({known:,} values)",
+                "target_shape",
+            )
+        self.mix()
+        return target
+
+
+def _final_error(layers: Sequence[Layer], final: tuple[int, ...], classes: int) -> ErrorDict:
+    """Explain why the last layer does not produce one output per class."""
+    last = len(layers) - 1
+    if not layers:
+        return err(["layers"], f"there are no layers; end with Dense({classes})")
+    shown = f"({final[0]},)" if len(final) == 1 else str(final)
+    if len(final) == 1:
+        loc: list[str | int] = ["layers", last]
+        if isinstance(layers[-1], s.DenseSpec):
+            loc.append("units")
+        hint = f"end with Dense({classes})"
+    else:
+        loc = ["layers", last]
+        hint = f"add Flatten or GlobalAveragePooling2D before the last Dense({classes})"
+    msg = f"the last layer outputs {shown} but the dataset has {classes} classes: {hint}"
+    return err(loc, msg)
+
+
+def analyze(
+    layers: Sequence[Layer],
+    input_shape: tuple[int, ...],
+    *,
+    num_classes: int | None = None,
+    limits: Limits | None = None,
+) -> Analysis:
+    """Infer every layer's shape and counts, or raise ``SpecError`` with located problems."""
+    errors: list[ErrorDict] = []
+    if limits is not None and len(layers) > limits.max_layers:
+        errors.append(
+            err(["layers"], f"{len(layers):,} layers exceeds the limit of {limits.max_layers:,}")
+        )
+    walker = _Walker(tuple(input_shape))
+    out: list[LayerAnalysis] = []
+    for i, (layer, name) in enumerate(zip(layers, layer_names(layers), strict=True)):
+        try:
+            shape, params, trainable, flops = walker.step(layer)
+        except _Bad as bad:
+            loc: list[str | int] = ["layers", i, *([bad.arg] if bad.arg else [])]
+            errors.append(err(loc, bad.msg))
+            raise SpecError(errors) from None
+        walker.shape = shape
+        rf = list(walker.rf) if walker.rf is not None else None
+        out.append(LayerAnalysis(layer.type, name, shape, params, trainable, flops, rf))
+    params = sum(a.params for a in out)
+    trainable = sum(a.trainable_params for a in out)
+    flops = sum(a.flops for a in out)
+    final = walker.shape
+    if num_classes is not None and final != (num_classes,):
+        errors.append(_final_error(layers, final, num_classes))
+    if limits is not None:
+        if params > limits.max_params:
+            errors.append(
+                err(["layers"], f"{params:,} parameters exceeds the limit of {limits.max_params:,}")
+            )
+        if flops > limits.max_flops:
+            errors.append(
+                err(["layers"], f"{flops:,} FLOPs exceeds the limit of {limits.max_flops:,}")
+            )
+    if errors:
+        raise SpecError(errors)
+    return Analysis(tuple(input_shape), final, params, trainable, params - trainable, flops, out)
+
+
+def analyze_variant(
+    variant: Variant,
+    *,
+    input_shape: tuple[int, ...] | None,
+    num_classes: int | None = None,
+    limits: Limits | None = None,
+) -> tuple[list[Layer], tuple[int, ...], Analysis]:
+    """Resolve a variant's layers and input shape, then analyse it.
+
+    The input shape is the variant's own, else the dataset's (``input_shape``), else the one
+    recorded in its keras_config.
+    """
+    config_shape: tuple[int, ...] | None = None
+    if variant.layers is not None:
+        layers = list(variant.layers)
+    elif variant.keras_config is not None:
+        layers, config_shape = layers_from_keras_config(variant.keras_config)
+    else:
+        raise SpecError([err(["layers"], "give exactly one of layers or keras_config")])
+    shape = variant.input_shape or input_shape or config_shape
+    if shape is None:
+        raise SpecError([err(["input_shape"], "no input shape: give input_shape or a dataset")])
+    return (
+        layers,
+        tuple(shape),
+        analyze(layers, tuple(shape), num_classes=num_classes, limits=limits),
+    )

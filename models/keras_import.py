@@ -1,0 +1,280 @@
+"""Read a Keras Sequential's ``to_json()`` / ``get_config()`` into our layer specs.
+
+Pure JSON walking: nothing here imports Keras, calls its deserialization, or resolves any
+name found in the input. Only Keras's own modules (``keras`` and ``keras.*``), the
+whitelisted layer classes and the named initializers/regularizers are accepted. Keys that
+Keras always writes are accepted at their default value and rejected, with their
+location, at any value we cannot honour (``data_format="channels_first"``, a constraint,
+``trainable=False``, ``groups=2``...). Locations start with ``"keras_config"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from models.errors import ErrorDict, Loc, SpecError, err
+from models.spec import LAYER_TYPES, Layer
+
+__all__ = ["layers_from_keras_config"]
+
+_VARIANCE_KEYS = {"seed": None, "input_axes": None, "output_axes": None}
+_INITIALIZERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "GlorotUniform": ("glorot_uniform", _VARIANCE_KEYS),
+    "GlorotNormal": ("glorot_normal", _VARIANCE_KEYS),
+    "HeUniform": ("he_uniform", _VARIANCE_KEYS),
+    "HeNormal": ("he_normal", _VARIANCE_KEYS),
+    "LecunUniform": ("lecun_uniform", _VARIANCE_KEYS),
+    "LecunNormal": ("lecun_normal", _VARIANCE_KEYS),
+    "Orthogonal": ("orthogonal", {"seed": None, "gain": 1.0}),
+    "RandomNormal": ("random_normal", {"seed": None, "mean": 0.0, "stddev": 0.05}),
+    "RandomUniform": ("random_uniform", {"seed": None, "minval": -0.05, "maxval": 0.05}),
+    "TruncatedNormal": ("truncated_normal", {"seed": None, "mean": 0.0, "stddev": 0.05}),
+    "Zeros": ("zeros", {}),
+    "Ones": ("ones", {}),
+}
+_INIT_BY_NAME = {name: name for name, _ in _INITIALIZERS.values()} | {
+    cls: name for cls, (name, _) in _INITIALIZERS.items()
+}
+_REGULARIZERS = {"L1": ("l1",), "L2": ("l2",), "L1L2": ("l1", "l2")}
+_IGNORED = {"name"}
+# Keys Keras writes that we do not model: the values we accept (anything else is rejected).
+_FIXED: dict[str, tuple[Any, ...]] = {
+    "trainable": (True,),
+    "data_format": ("channels_last", None),
+    "groups": (1,),
+    "activity_regularizer": (None,),
+    "kernel_constraint": (None,),
+    "bias_constraint": (None,),
+    "depthwise_constraint": (None,),
+    "pointwise_constraint": (None,),
+    "beta_constraint": (None,),
+    "gamma_constraint": (None,),
+    "quantization_config": (None,),
+    "lora_rank": (None,),
+    "lora_alpha": (None,),
+    "seed": (None,),
+    "noise_shape": (None,),
+    "axis": (-1, [-1], (-1,)),
+    "synchronized": (False,),
+    "renorm": (False,),
+    "renorm_clipping": (None,),
+    "rms_scaling": (False,),
+}
+_ANY_VALUE = {"renorm_momentum"}  # meaningless while renorm is False
+_INPUT_FIXED: dict[str, tuple[Any, ...]] = {
+    "dtype": ("float32", None),
+    "sparse": (False, None),
+    "ragged": (False, None),
+    "optional": (False, None),
+}
+
+
+class _Reader:
+    """Collects located errors while walking one config."""
+
+    def __init__(self) -> None:
+        self.errors: list[ErrorDict] = []
+
+    def fail(self, loc: Loc, msg: str) -> None:
+        self.errors.append(err(loc, msg))
+
+    def origin_ok(self, obj: dict[str, Any], loc: Loc) -> bool:
+        """Check that ``module`` is Keras's own and ``registered_name`` no custom object."""
+        module = obj.get("module")
+        if module is not None and (
+            not isinstance(module, str) or not (module == "keras" or module.startswith("keras."))
+        ):
+            self.fail(
+                [*loc, "module"], f"module {module!r} is not Keras's own; custom code is refused"
+            )
+            return False
+        registered = obj.get("registered_name")
+        if registered is not None and registered != obj.get("class_name"):
+            self.fail(
+                [*loc, "registered_name"],
+                f"registered_name {registered!r} names a custom object; only built-in Keras"
+                " classes are accepted",
+            )
+            return False
+        return True
+
+    def dtype_ok(self, value: Any, loc: Loc) -> None:
+        """Accept only the float32 dtype (string or DTypePolicy dict)."""
+        if value is None or value == "float32":
+            return
+        if isinstance(value, dict) and self.origin_ok(value, loc):
+            conf = value.get("config")
+            if (
+                value.get("class_name") in ("DTypePolicy", "Policy")
+                and isinstance(conf, dict)
+                and conf.get("name") == "float32"
+            ):
+                return
+        self.fail(loc, f"dtype {_short(value)} is not supported; only float32")
+
+    def initializer(self, value: Any, loc: Loc) -> Any:
+        """Map a Keras initializer (name or serialized dict) to our name."""
+        if isinstance(value, str) and value in _INIT_BY_NAME:
+            return _INIT_BY_NAME[value]
+        if isinstance(value, dict) and self.origin_ok(value, loc):
+            entry = _INITIALIZERS.get(str(value.get("class_name")))
+            conf = value.get("config") or {}
+            if entry is not None and isinstance(conf, dict):
+                name, defaults = entry
+                bad = [k for k, v in conf.items() if k not in defaults or defaults[k] != v]
+                if not bad:
+                    return name
+                self.fail(
+                    [*loc, "config", bad[0]],
+                    f"initializer argument {bad[0]}={conf[bad[0]]!r} is not supported; only"
+                    f" the default {name} (seeds come from the trial)",
+                )
+                return None
+        allowed = ", ".join(sorted({n for n, _ in _INITIALIZERS.values()}))
+        self.fail(loc, f"unsupported initializer {_short(value)}; allowed: {allowed}")
+        return None
+
+    def regularizer(self, value: Any, loc: Loc) -> Any:
+        """Map a Keras L1/L2/L1L2 regularizer dict to ``{"l1", "l2"}``."""
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, dict) and self.origin_ok(value, loc):
+            keys = _REGULARIZERS.get(str(value.get("class_name")))
+            conf = value.get("config")
+            if keys is not None and isinstance(conf, dict) and set(conf) <= set(keys):
+                return {k: conf.get(k, 0.0) for k in keys}
+        self.fail(loc, f"unsupported regularizer {_short(value)}; allowed: L1, L2, L1L2")
+        return None
+
+
+def _short(value: Any) -> str:
+    """Name a config value briefly for a message."""
+    if isinstance(value, dict):
+        return repr(value.get("class_name", "object"))
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    """Drop the batch dimension of a ``batch_shape`` list, or ``None`` if it is not one."""
+    if not isinstance(value, list | tuple) or len(value) < 2:
+        return None
+    dims = value[1:]
+    if all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+        return tuple(dims)
+    return None
+
+
+def _layer(reader: _Reader, raw: Any, loc: Loc) -> Layer | None:
+    """Convert one serialized layer to our spec, or record why not."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("config"), dict):
+        reader.fail(loc, "each layer must be an object with class_name and config")
+        return None
+    if not reader.origin_ok(raw, loc):
+        return None
+    kind = raw.get("class_name")
+    if kind == "Lambda":
+        reader.fail([*loc, "class_name"], "Lambda layers run arbitrary code and are refused")
+        return None
+    if not isinstance(kind, str) or kind not in LAYER_TYPES:
+        allowed = ", ".join(LAYER_TYPES)
+        reader.fail([*loc, "class_name"], f"unknown layer type {kind!r}; allowed: {allowed}")
+        return None
+    model = LAYER_TYPES[kind]
+    args: dict[str, Any] = {"type": kind}
+    ok = True
+    for key, value in raw["config"].items():
+        kloc: Loc = [*loc, "config", key]
+        if key in _IGNORED or key in _ANY_VALUE or key in ("input_shape", "batch_input_shape"):
+            continue
+        if key == "dtype":
+            reader.dtype_ok(value, kloc)
+        elif key in _FIXED:
+            if value not in _FIXED[key]:
+                ok = False
+                reader.fail(
+                    kloc, f"{key}={_short(value)} is not supported; only {_FIXED[key][0]!r}"
+                )
+        elif key in model.model_fields and key != "type":
+            if key.endswith("_initializer"):
+                value = reader.initializer(value, kloc)
+            elif key.endswith("_regularizer"):
+                value = reader.regularizer(value, kloc)
+            elif key == "activation" and not isinstance(value, str):
+                reader.fail(kloc, "only built-in activations given by name are supported")
+            args[key] = value
+        else:
+            ok = False
+            reader.fail(kloc, f"unsupported argument {key!r} for {kind}")
+    if not ok:
+        return None
+    try:
+        return model.model_validate(args)  # type: ignore[return-value]
+    except ValidationError as exc:
+        for e in exc.errors():
+            reader.fail([*loc, "config", *e["loc"]], e["msg"].removeprefix("Value error, "))
+        return None
+
+
+def layers_from_keras_config(config: dict[str, Any]) -> tuple[list[Layer], tuple[int, ...] | None]:
+    """Return the layers and input shape of a Sequential's to_json()/get_config() dict."""
+    reader = _Reader()
+    base: Loc = ["keras_config"]
+    if not isinstance(config, dict):
+        raise SpecError([err(base, "keras_config must be an object")])
+    shape: tuple[int, ...] | None = None
+    if "class_name" in config:
+        if not reader.origin_ok(config, base):
+            raise SpecError(reader.errors)
+        if config["class_name"] != "Sequential":
+            msg = f"only Sequential models are supported, not {config['class_name']!r}"
+            raise SpecError([err([*base, "class_name"], msg)])
+        build = config.get("build_config")
+        if isinstance(build, dict):
+            shape = _shape(build.get("input_shape"))
+        inner, base = config.get("config"), [*base, "config"]
+        if not isinstance(inner, dict):
+            raise SpecError([err(base, "a Sequential config must be an object")])
+    else:
+        inner = config
+    if "input_layers" in inner or "output_layers" in inner:
+        raise SpecError([err(base, "only Sequential models are supported, not a Functional model")])
+    if inner.get("trainable", True) is not True:
+        reader.fail([*base, "trainable"], "trainable=False is not supported")
+    if "dtype" in inner:
+        reader.dtype_ok(inner["dtype"], [*base, "dtype"])
+    shape = _shape(inner.get("build_input_shape")) or shape
+    raw_layers = inner.get("layers")
+    if not isinstance(raw_layers, list) or not raw_layers:
+        raise SpecError(
+            [err([*base, "layers"], "a Sequential config needs a non-empty list of layers")]
+        )
+    layers: list[Layer] = []
+    first_shape: tuple[int, ...] | None = None
+    for i, raw in enumerate(raw_layers):
+        loc: Loc = [*base, "layers", i]
+        conf = raw.get("config") if isinstance(raw, dict) else None
+        if isinstance(conf, dict) and first_shape is None:
+            first_shape = _shape(conf.get("batch_shape") or conf.get("batch_input_shape"))
+            if first_shape is None and isinstance(conf.get("input_shape"), list | tuple):
+                first_shape = _shape([None, *conf["input_shape"]])
+        if isinstance(raw, dict) and raw.get("class_name") == "InputLayer":
+            if i != 0:
+                reader.fail([*loc, "class_name"], "an InputLayer may only come first")
+            elif isinstance(conf, dict) and reader.origin_ok(raw, loc):
+                for key, allowed in _INPUT_FIXED.items():
+                    if conf.get(key) not in allowed:
+                        reader.fail(
+                            [*loc, "config", key], f"{key}={_short(conf[key])} is not supported"
+                        )
+            continue
+        layer = _layer(reader, raw, loc)
+        if layer is not None:
+            layers.append(layer)
+    if reader.errors:
+        raise SpecError(reader.errors)
+    if not layers:
+        raise SpecError([err([*base, "layers"], "the model has no layers besides its input")])
+    return layers, first_shape or shape

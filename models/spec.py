@@ -1,0 +1,535 @@
+"""The declarative architecture language: one pydantic model per whitelisted Keras layer.
+
+Argument names are Keras's own. Every value is bounded, every string is an enum, and the
+set of layer types is closed (``LAYER_TYPES``); nothing here resolves a class from user
+input. ``parse_variant`` validates a variant and raises ``SpecError`` with clean locations.
+
+Regularizer policy: ``*_regularizer`` takes ``null``, ``"l1"``, ``"l2"``, ``"l1_l2"`` (Keras's
+0.01 factors) or ``{"l1": x, "l2": y}`` with factors in [0, 1]; ``activity_regularizer``,
+constraints and initializer arguments are not supported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from models.errors import ErrorDict, SpecError, err
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITIALIZERS",
+    "LAYER_TYPES",
+    "ActivationName",
+    "ActivationSpec",
+    "AveragePooling1DSpec",
+    "AveragePooling2DSpec",
+    "BatchNormalizationSpec",
+    "Conv1DSpec",
+    "Conv2DSpec",
+    "DenseSpec",
+    "DepthwiseConv2DSpec",
+    "DropoutSpec",
+    "FlattenSpec",
+    "GlobalAveragePooling1DSpec",
+    "GlobalAveragePooling2DSpec",
+    "GlobalMaxPooling1DSpec",
+    "GlobalMaxPooling2DSpec",
+    "InitializerName",
+    "Layer",
+    "LayerNormalizationSpec",
+    "LeakyReLUSpec",
+    "MaxPooling1DSpec",
+    "MaxPooling2DSpec",
+    "ReLUSpec",
+    "Regularizer",
+    "RescalingSpec",
+    "ReshapeSpec",
+    "SeparableConv2DSpec",
+    "SpatialDropout2DSpec",
+    "Variant",
+    "ZeroPadding2DSpec",
+    "parse_variant",
+]
+
+ActivationName = Literal[
+    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish",
+    "sigmoid", "hard_sigmoid", "hard_silu", "tanh", "hard_tanh", "softmax", "log_softmax",
+    "softplus", "softsign", "exponential",
+]  # fmt: skip
+ACTIVATIONS: tuple[str, ...] = ActivationName.__args__  # type: ignore[attr-defined]
+_ACTIVATION_ALIASES = {"swish": "silu", "hard_swish": "hard_silu", None: "linear"}
+
+InitializerName = Literal[
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+    "lecun_normal", "orthogonal", "random_normal", "random_uniform", "truncated_normal",
+    "zeros", "ones",
+]  # fmt: skip
+INITIALIZERS: tuple[str, ...] = InitializerName.__args__  # type: ignore[attr-defined]
+
+
+def _int_tuple(n: int, lo: int, hi: int) -> Callable[[Any], tuple[int, ...]]:
+    """Return a validator turning an int or an n-list of ints into a bounded n-tuple."""
+    shape = "an integer" if n == 1 else f"an integer or a list of {n} integers"
+
+    def check(value: Any) -> tuple[int, ...]:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value] * n
+        if (
+            not isinstance(value, list | tuple)
+            or len(value) != n
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in value)
+        ):
+            raise ValueError(f"must be {shape}, got {value!r}")
+        for v in value:
+            if not lo <= v <= hi:
+                raise ValueError(f"must be between {lo} and {hi}, got {v}")
+        return tuple(value)
+
+    return check
+
+
+Single = Annotated[tuple[int], BeforeValidator(_int_tuple(1, 1, 64))]
+Pair = Annotated[tuple[int, int], BeforeValidator(_int_tuple(2, 1, 64))]
+Activation = Annotated[
+    ActivationName,
+    BeforeValidator(
+        lambda v: _ACTIVATION_ALIASES.get(v, v) if v is None or isinstance(v, str) else v
+    ),
+]
+Filters = Annotated[int, Field(ge=1, le=4096)]
+Multiplier = Annotated[int, Field(ge=1, le=64)]
+Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
+Epsilon = Annotated[float, Field(gt=0.0, le=1.0)]
+Finite = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
+
+
+class Regularizer(BaseModel):
+    """L1/L2 weight penalty factors (Keras ``L1``, ``L2`` or ``L1L2``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    l1: float = Field(default=0.0, ge=0.0, le=1.0)
+    l2: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        names = {"l1": {"l1": 0.01}, "l2": {"l2": 0.01}, "l1_l2": {"l1": 0.01, "l2": 0.01}}
+        if isinstance(value, str):
+            if value not in names:
+                raise ValueError(f"unknown regularizer {value!r}; allowed: l1, l2, l1_l2")
+            return names[value]
+        return value
+
+
+Reg = Regularizer | None
+
+
+class _Layer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Conv(_Layer):
+    strides: Pair = (1, 1)
+    padding: Literal["valid", "same"] = "valid"
+    dilation_rate: Pair = (1, 1)
+    activation: Activation = "linear"
+    use_bias: bool = True
+    bias_initializer: InitializerName = "zeros"
+    bias_regularizer: Reg = None
+
+    @field_validator("dilation_rate")
+    @classmethod
+    def _strides_or_dilation(cls, value: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        strides = info.data.get("strides")
+        if strides is not None and max(strides) > 1 and max(value) > 1:
+            raise ValueError("Keras does not support strides > 1 together with dilation_rate > 1")
+        return value
+
+
+class Conv2DSpec(_Conv):
+    """keras.layers.Conv2D (channels_last, groups=1)."""
+
+    type: Literal["Conv2D"] = "Conv2D"
+    filters: Filters
+    kernel_size: Pair
+    kernel_initializer: InitializerName = "glorot_uniform"
+    kernel_regularizer: Reg = None
+
+
+class SeparableConv2DSpec(_Conv):
+    """keras.layers.SeparableConv2D."""
+
+    type: Literal["SeparableConv2D"] = "SeparableConv2D"
+    filters: Filters
+    kernel_size: Pair
+    depth_multiplier: Multiplier = 1
+    depthwise_initializer: InitializerName = "glorot_uniform"
+    pointwise_initializer: InitializerName = "glorot_uniform"
+    depthwise_regularizer: Reg = None
+    pointwise_regularizer: Reg = None
+
+
+class DepthwiseConv2DSpec(_Conv):
+    """keras.layers.DepthwiseConv2D."""
+
+    type: Literal["DepthwiseConv2D"] = "DepthwiseConv2D"
+    kernel_size: Pair
+    depth_multiplier: Multiplier = 1
+    depthwise_initializer: InitializerName = "glorot_uniform"
+    depthwise_regularizer: Reg = None
+
+
+class Conv1DSpec(_Layer):
+    """keras.layers.Conv1D (channels_last, groups=1)."""
+
+    type: Literal["Conv1D"] = "Conv1D"
+    filters: Filters
+    kernel_size: Single
+    strides: Single = (1,)
+    padding: Literal["valid", "same", "causal"] = "valid"
+    dilation_rate: Single = (1,)
+    activation: Activation = "linear"
+    use_bias: bool = True
+    kernel_initializer: InitializerName = "glorot_uniform"
+    bias_initializer: InitializerName = "zeros"
+    kernel_regularizer: Reg = None
+    bias_regularizer: Reg = None
+
+    _strides_or_dilation = _Conv._strides_or_dilation
+
+
+class _Pool2D(_Layer):
+    pool_size: Pair = (2, 2)
+    strides: Pair | None = None
+    padding: Literal["valid", "same"] = "valid"
+
+    @model_validator(mode="after")
+    def _default_strides(self) -> Any:
+        if self.strides is None:
+            self.strides = self.pool_size  # Keras's rule; explicit so round trips compare equal
+        return self
+
+
+class MaxPooling2DSpec(_Pool2D):
+    """keras.layers.MaxPooling2D."""
+
+    type: Literal["MaxPooling2D"] = "MaxPooling2D"
+
+
+class AveragePooling2DSpec(_Pool2D):
+    """keras.layers.AveragePooling2D."""
+
+    type: Literal["AveragePooling2D"] = "AveragePooling2D"
+
+
+class _Pool1D(_Layer):
+    pool_size: Single = (2,)
+    strides: Single | None = None
+    padding: Literal["valid", "same"] = "valid"
+
+    @model_validator(mode="after")
+    def _default_strides(self) -> Any:
+        if self.strides is None:
+            self.strides = self.pool_size
+        return self
+
+
+class MaxPooling1DSpec(_Pool1D):
+    """keras.layers.MaxPooling1D."""
+
+    type: Literal["MaxPooling1D"] = "MaxPooling1D"
+
+
+class AveragePooling1DSpec(_Pool1D):
+    """keras.layers.AveragePooling1D."""
+
+    type: Literal["AveragePooling1D"] = "AveragePooling1D"
+
+
+class GlobalAveragePooling2DSpec(_Layer):
+    """keras.layers.GlobalAveragePooling2D."""
+
+    type: Literal["GlobalAveragePooling2D"] = "GlobalAveragePooling2D"
+    keepdims: bool = False
+
+
+class GlobalMaxPooling2DSpec(_Layer):
+    """keras.layers.GlobalMaxPooling2D."""
+
+    type: Literal["GlobalMaxPooling2D"] = "GlobalMaxPooling2D"
+    keepdims: bool = False
+
+
+class GlobalAveragePooling1DSpec(_Layer):
+    """keras.layers.GlobalAveragePooling1D."""
+
+    type: Literal["GlobalAveragePooling1D"] = "GlobalAveragePooling1D"
+    keepdims: bool = False
+
+
+class GlobalMaxPooling1DSpec(_Layer):
+    """keras.layers.GlobalMaxPooling1D."""
+
+    type: Literal["GlobalMaxPooling1D"] = "GlobalMaxPooling1D"
+    keepdims: bool = False
+
+
+class FlattenSpec(_Layer):
+    """keras.layers.Flatten."""
+
+    type: Literal["Flatten"] = "Flatten"
+
+
+class DenseSpec(_Layer):
+    """keras.layers.Dense (applies to the last axis)."""
+
+    type: Literal["Dense"] = "Dense"
+    units: Annotated[int, Field(ge=1, le=100_000)]
+    activation: Activation = "linear"
+    use_bias: bool = True
+    kernel_initializer: InitializerName = "glorot_uniform"
+    bias_initializer: InitializerName = "zeros"
+    kernel_regularizer: Reg = None
+    bias_regularizer: Reg = None
+
+
+class DropoutSpec(_Layer):
+    """keras.layers.Dropout."""
+
+    type: Literal["Dropout"] = "Dropout"
+    rate: Rate
+
+
+class SpatialDropout2DSpec(_Layer):
+    """keras.layers.SpatialDropout2D."""
+
+    type: Literal["SpatialDropout2D"] = "SpatialDropout2D"
+    rate: Rate
+
+
+class BatchNormalizationSpec(_Layer):
+    """keras.layers.BatchNormalization over the last axis."""
+
+    type: Literal["BatchNormalization"] = "BatchNormalization"
+    momentum: Annotated[float, Field(ge=0.0, le=1.0)] = 0.99
+    epsilon: Epsilon = 0.001
+    center: bool = True
+    scale: bool = True
+    beta_initializer: InitializerName = "zeros"
+    gamma_initializer: InitializerName = "ones"
+    moving_mean_initializer: InitializerName = "zeros"
+    moving_variance_initializer: InitializerName = "ones"
+    beta_regularizer: Reg = None
+    gamma_regularizer: Reg = None
+
+
+class LayerNormalizationSpec(_Layer):
+    """keras.layers.LayerNormalization over the last axis."""
+
+    type: Literal["LayerNormalization"] = "LayerNormalization"
+    epsilon: Epsilon = 0.001
+    center: bool = True
+    scale: bool = True
+    beta_initializer: InitializerName = "zeros"
+    gamma_initializer: InitializerName = "ones"
+    beta_regularizer: Reg = None
+    gamma_regularizer: Reg = None
+
+
+class ActivationSpec(_Layer):
+    """keras.layers.Activation."""
+
+    type: Literal["Activation"] = "Activation"
+    activation: Activation
+
+
+class ReLUSpec(_Layer):
+    """keras.layers.ReLU."""
+
+    type: Literal["ReLU"] = "ReLU"
+    max_value: Annotated[float, Field(ge=0.0, le=1e6)] | None = None
+    negative_slope: Annotated[float, Field(ge=0.0, le=1e3)] = 0.0
+    threshold: Finite = 0.0
+
+
+class LeakyReLUSpec(_Layer):
+    """keras.layers.LeakyReLU."""
+
+    type: Literal["LeakyReLU"] = "LeakyReLU"
+    negative_slope: Annotated[float, Field(ge=0.0, le=1e3)] = 0.3
+
+
+def _padding_2d(value: Any) -> Any:
+    """Normalise ZeroPadding2D's int / (h, w) / ((top, bottom), (left, right)) forms."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value, value]
+    if isinstance(value, list | tuple) and len(value) == 2:
+        value = [[v, v] if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+    ok = (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(p, list | tuple) and len(p) == 2 for p in value)
+        and all(isinstance(v, int) and not isinstance(v, bool) for p in value for v in p)
+    )
+    if not ok:
+        raise ValueError(
+            "must be an integer, a list of 2 integers or [[top, bottom], [left, right]]"
+        )
+    for p in value:
+        for v in p:
+            if not 0 <= v <= 64:
+                raise ValueError(f"must be between 0 and 64, got {v}")
+    return tuple(tuple(p) for p in value)
+
+
+class ZeroPadding2DSpec(_Layer):
+    """keras.layers.ZeroPadding2D."""
+
+    type: Literal["ZeroPadding2D"] = "ZeroPadding2D"
+    padding: Annotated[tuple[tuple[int, int], tuple[int, int]], BeforeValidator(_padding_2d)] = (
+        (1, 1),
+        (1, 1),
+    )
+
+
+class RescalingSpec(_Layer):
+    """keras.layers.Rescaling (scalar scale and offset)."""
+
+    type: Literal["Rescaling"] = "Rescaling"
+    scale: Finite
+    offset: Finite = 0.0
+
+
+def _target_shape(value: Any) -> Any:
+    """Check a Reshape target: 1..4 positive ints, at most one -1."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if (
+        not isinstance(value, list | tuple)
+        or not 1 <= len(value) <= 4
+        or any(isinstance(v, bool) or not isinstance(v, int) for v in value)
+    ):
+        raise ValueError("must be a list of 1 to 4 integers")
+    if any(v == 0 or v < -1 or v > 10_000_000 for v in value):
+        raise ValueError(f"dimensions must be between 1 and 10,000,000 (or -1), got {list(value)}")
+    if list(value).count(-1) > 1:
+        raise ValueError("at most one dimension may be -1")
+    return tuple(value)
+
+
+class ReshapeSpec(_Layer):
+    """keras.layers.Reshape (one dimension may be -1)."""
+
+    type: Literal["Reshape"] = "Reshape"
+    target_shape: Annotated[tuple[int, ...], BeforeValidator(_target_shape)]
+
+
+Layer = Annotated[
+    Union[  # noqa: UP007 - a discriminated union reads best spelled out
+        Conv2DSpec, SeparableConv2DSpec, DepthwiseConv2DSpec, Conv1DSpec,
+        MaxPooling2DSpec, AveragePooling2DSpec, MaxPooling1DSpec, AveragePooling1DSpec,
+        GlobalAveragePooling2DSpec, GlobalMaxPooling2DSpec,
+        GlobalAveragePooling1DSpec, GlobalMaxPooling1DSpec,
+        FlattenSpec, DenseSpec, DropoutSpec, SpatialDropout2DSpec,
+        BatchNormalizationSpec, LayerNormalizationSpec,
+        ActivationSpec, ReLUSpec, LeakyReLUSpec, ZeroPadding2DSpec, RescalingSpec, ReshapeSpec,
+    ],
+    Field(discriminator="type"),
+]  # fmt: skip
+
+LAYER_TYPES: dict[str, type[BaseModel]] = {
+    cls.model_fields["type"].default: cls
+    for cls in Layer.__origin__.__args__  # type: ignore[attr-defined]
+}
+
+
+def _input_shape(value: Any) -> Any:
+    """Check an input shape: 1 to 3 dimensions, each 1..4096."""
+    if (
+        not isinstance(value, list | tuple)
+        or not 1 <= len(value) <= 3
+        or any(isinstance(v, bool) or not isinstance(v, int) for v in value)
+    ):
+        raise ValueError(f"must be a list of 1 to 3 integers, got {value!r}")
+    if any(not 1 <= v <= 4096 for v in value):
+        raise ValueError(f"each dimension must be between 1 and 4096, got {list(value)}")
+    return tuple(value)
+
+
+class Variant(BaseModel):
+    """One architecture to compare: native ``layers`` or a Sequential's ``keras_config``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    input_shape: Annotated[tuple[int, ...], BeforeValidator(_input_shape)] | None = None
+    layers: list[Layer] | None = Field(default=None, min_length=1, max_length=1000)
+    keras_config: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Any:
+        if (self.layers is None) == (self.keras_config is None):
+            raise ValueError(_ONE_OF)
+        return self
+
+
+_ONE_OF = "give exactly one of layers or keras_config"
+
+
+def _clean(error: Any, data: dict[str, Any]) -> ErrorDict:
+    """Turn one pydantic error into a located message without discriminator tags."""
+    loc: list[str | int] = list(error["loc"])
+    msg: str = error["msg"].removeprefix("Value error, ")
+    kind = error["type"]
+    tag: str | None = None
+    if len(loc) >= 3 and loc[0] == "layers" and isinstance(loc[1], int) and loc[2] in LAYER_TYPES:
+        tag = str(loc.pop(2))
+    allowed = ", ".join(LAYER_TYPES)
+    if kind == "union_tag_invalid":
+        loc.append("type")
+        msg = f"unknown layer type {error['ctx']['tag']!r}; allowed: {allowed}"
+    elif kind == "union_tag_not_found":
+        loc.append("type")
+        msg = f"the layer has no 'type'; allowed: {allowed}"
+    elif kind == "extra_forbidden":
+        model: type[BaseModel] = LAYER_TYPES[tag] if tag else Variant
+        names = ", ".join(n for n in model.model_fields if n != "type")
+        what = f"for {tag}" if tag else "for a variant"
+        msg = f"unknown argument {loc[-1]!r} {what}; allowed: {names}"
+    elif kind == "missing":
+        msg = f"missing required argument {loc[-1]!r}" + (f" for {tag}" if tag else "")
+    elif kind == "literal_error":
+        msg = f"{error['input']!r} is not allowed; expected {error['ctx']['expected']}"
+    elif kind == "string_pattern_mismatch":
+        msg = "may hold only letters, digits, '_', '.' and '-'"
+    elif msg == _ONE_OF and not loc:
+        both = data.get("layers") is not None
+        loc = ["keras_config"] if both else ["layers"]
+        msg = _ONE_OF + (", not both" if both else "")
+    return err(loc, msg)
+
+
+def parse_variant(data: dict[str, Any]) -> Variant:
+    """Validate a variant (keras_config included) or raise ``SpecError`` with clean locations."""
+    if not isinstance(data, dict):
+        raise SpecError([err([], "a variant must be a JSON object")])
+    try:
+        variant = Variant.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_clean(e, data) for e in exc.errors()) from None
+    if variant.keras_config is not None:
+        from models.keras_import import layers_from_keras_config  # here: keras_import imports spec
+
+        layers_from_keras_config(variant.keras_config)
+    return variant

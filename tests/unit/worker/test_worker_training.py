@@ -1,0 +1,176 @@
+"""worker.training: a real (tiny) Keras fit with the stop, resume and early-stopping paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.spec import EarlyStopping, TrainingSpec
+from models.spec import parse_variant
+from worker import training as training_mod
+from worker.datasets import Split, load_dataset, make_split
+from worker.training import TrainResult, train_trial
+
+LAYERS = parse_variant(
+    {
+        "name": "small",
+        "layers": [
+            {"type": "Conv2D", "filters": 8, "kernel_size": [3, 3], "activation": "relu"},
+            {"type": "Flatten"},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ],
+    }
+).layers
+assert LAYERS is not None
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
+    ds = load_dataset("digits", cache_dir=tmp_path_factory.mktemp("cache"))
+    # 420 train (14 batches of 32), 60 validation, 120 test.
+    return make_split(ds, test_split=0.2, validation_split=0.1, split_seed=0, max_samples=600)
+
+
+def run(split: Split, seed: int = 0, **kw: Any) -> TrainResult:
+    spec = kw.pop("training", None) or TrainingSpec(epochs=2, batch_size=32)
+    return train_trial(
+        layers=LAYERS, input_shape=(8, 8, 1), split=split, training=spec, seed=seed, **kw
+    )
+
+
+def test_trial_trains_and_reports_each_epoch(split: Split) -> None:
+    seen: list[tuple[int, dict[str, float]]] = []
+    r = run(split, on_epoch=lambda e, logs: seen.append((e, logs)))
+    assert [e for e, _ in seen] == [1, 2]
+    assert r.epochs == [logs for _, logs in seen]
+    for _, logs in seen:
+        assert {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(logs)
+        assert all(isinstance(v, float) for v in logs.values())
+    assert r.first_epoch == 1
+    assert r.stop_reason is None
+    assert 0.0 <= (r.test_accuracy or -1) <= 1.0
+    assert np.isfinite(r.test_loss)
+    assert r.test_metrics["loss"] == r.test_loss
+    assert r.params == r.trainable_params == (3 * 3 * 8 + 8) + (6 * 6 * 8 * 10 + 10)
+    assert r.best_val_accuracy == max(logs["val_accuracy"] for _, logs in seen)
+    assert r.train_seconds > 0
+    assert r.inference_ms_per_sample > 0
+    assert r.device in ("CPU",) or r.device.startswith("GPU:0")
+
+
+def test_same_seed_same_numbers_other_seed_differs(split: Split) -> None:
+    a, b, c = run(split, seed=7), run(split, seed=7), run(split, seed=8)
+    assert a.test_loss == b.test_loss
+    assert a.test_accuracy == b.test_accuracy
+    assert [e["loss"] for e in a.epochs] == [e["loss"] for e in b.epochs]
+    assert a.test_loss != c.test_loss
+
+
+def test_cancel_stops_inside_the_first_epoch(split: Split, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    seen: list[int] = []
+    batches: list[int] = []
+    original = training_mod._Monitor.batch_begin
+
+    def spy(self: Any, batch: int, steps: int | None) -> bool:
+        batches.append(batch)
+        return original(self, batch, steps)
+
+    monkeypatch.setattr(training_mod._Monitor, "batch_begin", spy)
+
+    def should_stop() -> str | None:
+        calls.append(1)
+        return "cancelled"
+
+    r = run(
+        split,
+        training=TrainingSpec(epochs=5, batch_size=32),
+        should_stop=should_stop,
+        on_epoch=lambda e, _: seen.append(e),
+    )
+    assert r.stop_reason == "cancelled"
+    assert r.epochs == []
+    assert seen == []
+    assert len(calls) == 1
+    # Asked before batch 1 (after batch 0 ended); Keras runs batch 1, then leaves the epoch.
+    assert batches == [0, 1]
+    assert r.test_accuracy is not None  # still evaluated
+
+
+def test_time_budget(split: Split) -> None:
+    r = run(split, training=TrainingSpec(epochs=50, batch_size=32), max_seconds=1e-3)
+    assert r.stop_reason == "time_budget"
+    assert len(r.epochs) == 0
+
+
+def test_resume_continues_after_the_last_finished_epoch(
+    split: Split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(training_mod, "_POLL_SECONDS", 0.0)
+    ckpt = tmp_path / "ckpt"
+    state = {"done": 0, "calls_after": 0}
+
+    def on_epoch(epoch: int, _: dict[str, float]) -> None:
+        state["done"] = epoch
+
+    def should_stop() -> str | None:
+        if state["done"] >= 1:
+            state["calls_after"] += 1
+            # The first call after epoch 1 is its own epoch-end check; stop inside epoch 2.
+            if state["calls_after"] >= 3:
+                return "lease_lost"
+        return None
+
+    spec = TrainingSpec(epochs=3, batch_size=32)
+    first = run(
+        split, training=spec, checkpoint_dir=ckpt, on_epoch=on_epoch, should_stop=should_stop
+    )
+    assert first.stop_reason == "lease_lost"
+    assert [e["epoch"] for e in first.epochs] == [1.0]
+    # The interrupted epoch 2 was neither saved nor reported; the backup is kept.
+    assert json.loads((ckpt / "training_metadata.json").read_text())["epoch"] == 1
+
+    seen: list[int] = []
+    second = run(
+        split,
+        training=spec,
+        checkpoint_dir=ckpt,
+        on_epoch=lambda e, _: seen.append(e),
+        previous_epochs=first.epochs,
+    )
+    assert second.first_epoch == 2
+    assert seen == [2, 3]
+    assert second.stop_reason is None
+    assert [e["epoch"] for e in second.epochs] == [2.0, 3.0]
+    best = max(e["val_accuracy"] for e in [*first.epochs, *second.epochs])
+    assert second.best_val_accuracy == best
+    assert not ckpt.exists()  # finished by itself: the backup is removed
+
+
+def test_early_stopping(split: Split) -> None:
+    spec = TrainingSpec(
+        epochs=6,
+        batch_size=32,
+        early_stopping=EarlyStopping(monitor="loss", patience=0, min_delta=100.0),
+    )
+    r = run(split, training=spec)
+    assert r.stop_reason == "early_stopping"
+    assert len(r.epochs) == 2
+
+
+def test_categorical_loss_and_top_k_metric(split: Split) -> None:
+    spec = TrainingSpec(
+        epochs=1,
+        batch_size=64,
+        optimizer="sgd",
+        learning_rate=0.05,
+        loss="categorical_crossentropy",
+        metrics=["accuracy", "sparse_top_k_categorical_accuracy"],
+    )
+    r = run(split, training=spec)
+    assert "sparse_top_k_categorical_accuracy" in r.test_metrics
+    assert r.test_metrics["sparse_top_k_categorical_accuracy"] >= (r.test_accuracy or 0.0)

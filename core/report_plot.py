@@ -1,0 +1,122 @@
+"""The report as a PNG: learning curves on the left, the per-seed spread on the right.
+
+Drawn on a bare ``matplotlib.figure.Figure`` with the Agg canvas, never through pyplot, so
+it keeps no global state and can run in several api threads at once. Only succeeded trials
+are drawn, as in the statistics. The figure is 1200x600 px (12x6 in at 100 dpi).
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from core.report import TrialResult
+
+__all__ = ["render_png"]
+
+_SIZE_IN = (12.0, 6.0)
+_DPI = 100
+_LABELS = {
+    "test_accuracy": "test accuracy",
+    "test_loss": "test loss",
+    "best_val_accuracy": "best validation accuracy",
+}
+
+
+def _colour(i: int) -> str:
+    return f"C{i % 10}"
+
+
+def _curves(ax: Any, names: Sequence[str], trials: Sequence[TrialResult]) -> bool:
+    """Mean line and min-max band of validation accuracy per epoch; False if nothing drawn."""
+    drawn = False
+    for i, name in enumerate(names):
+        per_epoch: dict[int, list[float]] = {}
+        for t in trials:
+            if t.variant != name or t.status != "succeeded":
+                continue
+            for p in t.curve:
+                if p.val_accuracy is not None and np.isfinite(p.val_accuracy):
+                    per_epoch.setdefault(p.epoch, []).append(100.0 * p.val_accuracy)
+        if not per_epoch:
+            continue
+        epochs = sorted(per_epoch)
+        values = [per_epoch[e] for e in epochs]
+        ax.fill_between(
+            epochs, [min(v) for v in values], [max(v) for v in values], color=_colour(i), alpha=0.2
+        )
+        means = [float(np.mean(v)) for v in values]
+        ax.plot(epochs, means, color=_colour(i), marker="o", markersize=3, label=name)
+        drawn = True
+    ax.set_title("Learning curves (mean, min-max band over seeds)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend(loc="lower right", fontsize="small")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    return drawn
+
+
+def _spread(ax: Any, report: Mapping[str, Any]) -> None:
+    """Each seed's primary metric as a jittered dot, with the mean and 95% CI per variant."""
+    metric = report["primary_metric"]
+    scale = 1.0 if metric == "test_loss" else 100.0
+    variants = report["variants"]
+    for i, v in enumerate(variants):
+        values = [scale * s["value"] for s in v["per_seed"] if s["value"] is not None]
+        if not values:
+            continue
+        jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(1)
+        ax.scatter(i + jitter, values, color=_colour(i), alpha=0.6, s=22, zorder=2)
+        mean = scale * v["mean"]
+        ci = v["ci95"]
+        yerr = None if ci is None else [[mean - scale * ci[0]], [scale * ci[1] - mean]]
+        ax.errorbar(
+            [i + 0.3], [mean], yerr=yerr, fmt="D", color="black", capsize=5, markersize=5, zorder=3
+        )
+    ax.set_xticks(
+        range(len(variants)), [v["name"] for v in variants], rotation=20 if len(variants) > 4 else 0
+    )
+    ax.set_xlim(-0.6, len(variants) - 0.4)
+    unit = "" if metric == "test_loss" else " (%)"
+    ax.set_ylabel(_LABELS.get(metric, metric) + unit)
+    ax.set_title("Per seed (dots), mean and 95% CI (diamond, bars)")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _empty(ax: Any, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=14, transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def render_png(report: Mapping[str, Any], trials: Sequence[TrialResult], *, title: str) -> bytes:
+    """The report's figure as PNG bytes: learning curves, per-seed spread, verdict caption."""
+    fig = Figure(figsize=_SIZE_IN, dpi=_DPI)
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    names = [v["name"] for v in report["variants"]]
+    has_data = any(v["n"] for v in report["variants"])
+    if not _curves(left, names, trials):
+        _empty(left, "No finished trials yet" if not has_data else "No validation curves")
+    if has_data:
+        _spread(right, report)
+    else:
+        _empty(right, "No finished trials yet")
+        right.set_title("Per seed (dots), mean and 95% CI (diamond, bars)")
+    fig.suptitle(" ".join(title.split()), fontsize=14)
+    caption = textwrap.wrap(str(report.get("verdict", "")), width=150)
+    if len(caption) > 4:
+        caption = [*caption[:3], caption[3] + " …"]
+    fig.text(0.5, 0.015, "\n".join(caption), ha="center", va="bottom", fontsize=10)
+    fig.subplots_adjust(left=0.06, right=0.98, top=0.88, bottom=0.12 + 0.03 * len(caption))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI)
+    return buffer.getvalue()

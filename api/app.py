@@ -1,0 +1,63 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.problems import install_problem_handlers
+from api.routes import architectures, comparisons, datasets, health
+from core.config import Settings, get_settings
+from core.db import get_engine
+from core.errors import ServiceUnavailable
+from core.migrate import current_revision, head_revision
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("archbench.api")
+
+DESCRIPTION = """\
+archbench trains several Keras architectures on the same data, budget and seeds, and answers
+"which is better, and how sure are we?" with means, confidence intervals and significance.
+
+Errors are RFC 9457 `application/problem+json`, with `errors: [{"loc", "msg"}]` for bad input.
+"""
+
+
+def check_schema(settings: Settings) -> None:
+    """Refuse to serve a database that is behind this code's migrations."""
+    url = settings.database_url
+    current, head = current_revision(url), head_revision()
+    if current != head:
+        raise ServiceUnavailable(
+            f"The database is at revision {current or 'none'} but this archbench needs {head}: "
+            "run `archbench migrate` first."
+        )
+
+
+def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> FastAPI:
+    """Build the api; by default it refuses to start on a database that needs migrating."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if check_migrations:
+            check_schema(settings)
+        if not settings.auth:
+            log.warning("authentication is OFF (single-user mode): every request is trusted")
+        yield
+        get_engine().dispose()
+
+    app = FastAPI(
+        title="archbench",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    for module in (comparisons, architectures, datasets, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,38 @@
+"""``/v1/architectures/analyze``: static analysis of one variant, no training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import SettingsDep
+from api.schemas import AnalyzeRequest
+from core.errors import InvalidInput
+from core.spec import DatasetRef
+from core.validation import dataset_info, validate_variant
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/architectures", tags=["architectures"])
+
+
+@router.post("/analyze")
+def analyze(body: AnalyzeRequest, settings: SettingsDep) -> dict[str, Any]:
+    """Shapes, parameters, FLOPs and receptive fields of one variant, as Keras would build it."""
+    dataset = None
+    if body.dataset is not None:
+        try:
+            ref = DatasetRef.model_validate(body.dataset)
+        except ValueError as exc:
+            from api.problems import validation_errors
+
+            errors = validation_errors(getattr(exc, "errors", list)())
+            raise InvalidInput(
+                [{"loc": ["body", "dataset", *e["loc"]], "msg": e["msg"]} for e in errors]
+            ) from None
+        dataset = dataset_info(ref.name, ["body", "dataset", "name"])
+    normalised, analysis = validate_variant(
+        body.variant, dataset=dataset, settings=settings, prefix=["body", "variant"]
+    )
+    return {**analysis.to_dict(), "variant": normalised}

@@ -1,0 +1,245 @@
+"""``/v1/comparisons``: submit, list, status, cancel, trials and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+
+from api.deps import ComparisonDep, SessionDep, SettingsDep, TenantDep
+from api.examples import ARTICLE_SPEC
+from api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from api.schemas import (
+    TRIAL_EXTRA_FIELDS,
+    TRIAL_FIELDS,
+    ComparisonOut,
+    Page,
+    comparison_out,
+    trial_out,
+)
+from api.tables_out import stream_table, wants_csv
+from core.comparisons import body_hash, cancel_comparison, create_comparison
+from core.db import session_scope
+from core.lifecycle import progress_of
+from core.queue import enqueue_trials
+from core.spec import ComparisonSpec
+from core.tables import Comparison, EpochMetric, Trial, utcnow
+from core.validation import validate_comparison
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/comparisons", tags=["comparisons"])
+
+FormatQuery = Annotated[
+    Literal["json", "csv"] | None, Query(alias="format", description="json (default) or csv")
+]
+StatusFilter = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+TABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}, "text/csv": {}}},
+}
+
+
+@router.post("", status_code=202, response_model=ComparisonOut)
+def submit(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
+    spec: Annotated[ComparisonSpec, Body(openapi_examples={"article": {"value": ARTICLE_SPEC}})],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> ComparisonOut:
+    """Validate a comparison, store it with one trial per (variant, seed), and queue them."""
+    validated = validate_comparison(spec, settings)
+    comparison, trial_ids, created = create_comparison(
+        session,
+        tenant=tenant,
+        validated=validated,
+        idempotency_key=idempotency_key,
+        request_hash=body_hash(spec.model_dump(mode="json")),
+    )
+    if created:
+        sent = enqueue_trials(trial_ids)
+        if sent:
+            now = utcnow()
+            for trial in session.scalars(select(Trial).where(Trial.id.in_(sent))):
+                trial.enqueued_at = now
+            session.commit()
+    response.headers["Location"] = f"/v1/comparisons/{comparison.id}"
+    counts = progress_of(session, [comparison.id])[comparison.id]
+    return comparison_out(comparison, counts)
+
+
+@router.get("", response_model=Page[ComparisonOut])
+def list_comparisons(
+    session: SessionDep,
+    tenant: TenantDep,
+    status: StatusFilter | None = None,
+    name: Annotated[str | None, Query(max_length=200, description="Substring of the name")] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[ComparisonOut]:
+    """Comparisons, newest first."""
+    q = select(Comparison).where(Comparison.tenant == tenant)
+    if status:
+        q = q.where(Comparison.status == status)
+    if name:
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        q = q.where(Comparison.name.ilike(f"%{escaped}%", escape="\\"))
+    if cursor:
+        created, last_id = decode_cursor(cursor, 2)
+        try:
+            created_at = datetime.fromisoformat(created)
+        except (TypeError, ValueError):
+            created_at = utcnow()
+        q = q.where(
+            (Comparison.created_at < created_at)
+            | ((Comparison.created_at == created_at) & (Comparison.id < str(last_id)))
+        )
+    rows = list(
+        session.scalars(
+            q.order_by(Comparison.created_at.desc(), Comparison.id.desc()).limit(limit + 1)
+        )
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    counts = progress_of(session, [r.id for r in rows]) if rows else {}
+    next_cursor = (
+        encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more and rows else None
+    )
+    return Page(items=[comparison_out(r, counts[r.id]) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{comparison_id}", response_model=ComparisonOut)
+def get_comparison(comparison: ComparisonDep, session: SessionDep) -> ComparisonOut:
+    """A comparison's status and progress."""
+    counts = progress_of(session, [comparison.id])[comparison.id]
+    return comparison_out(comparison, counts)
+
+
+@router.post("/{comparison_id}/cancel", status_code=202, response_model=ComparisonOut)
+def cancel(comparison: ComparisonDep, session: SessionDep) -> ComparisonOut:
+    """Stop a comparison: queued trials never start, running ones stop at the next batch."""
+    cancel_comparison(session, comparison)
+    counts = progress_of(session, [comparison.id])[comparison.id]
+    return comparison_out(comparison, counts)
+
+
+@router.get(
+    "/{comparison_id}/trials", responses=TABLE_RESPONSES, response_model=Page[dict[str, Any]]
+)
+def trials(
+    request: Request,
+    comparison: ComparisonDep,
+    fmt: FormatQuery = None,
+    limit: Annotated[int | None, Query(ge=1, le=500)] = None,
+    cursor: CursorQuery = None,
+) -> StreamingResponse:
+    """One row per (variant, seed); every row unless ``limit`` asks for a page."""
+    after = decode_cursor(cursor, 2) if cursor else None
+    comparison_id = comparison.id
+    holder: dict[str, str | None] = {"next": None}
+
+    def rows() -> Iterator[dict[str, Any]]:
+        with session_scope() as s:
+            q = select(Trial).where(Trial.comparison_id == comparison_id)
+            if after:
+                q = q.where(
+                    (Trial.variant_index > int(after[0]))
+                    | ((Trial.variant_index == int(after[0])) & (Trial.seed > int(after[1])))
+                )
+            q = q.order_by(Trial.variant_index, Trial.seed)
+            if limit:
+                q = q.limit(limit)
+            for t in s.scalars(q):
+                yield trial_out(t)
+
+    if limit:
+        # Paging needs the cursor before streaming; a page is small, so materialise it.
+        page = list(rows())
+        if len(page) == limit:
+            with session_scope() as s:
+                last = s.scalar(select(Trial).where(Trial.id == page[-1]["id"]))
+                assert last is not None
+                holder["next"] = encode_cursor(last.variant_index, int(last.seed))
+        return stream_table(
+            page,
+            columns=TRIAL_FIELDS + TRIAL_EXTRA_FIELDS,
+            csv_out=wants_csv(request, fmt),
+            filename=f"trials-{comparison_id}",
+            next_cursor=holder["next"],
+        )
+    return stream_table(
+        rows(),
+        columns=TRIAL_FIELDS + TRIAL_EXTRA_FIELDS,
+        csv_out=wants_csv(request, fmt),
+        filename=f"trials-{comparison_id}",
+    )
+
+
+def metric_columns(spec: dict[str, Any]) -> list[str]:
+    """The metric columns of a comparison, from its training spec: loss, metrics, val_*."""
+    names = ["loss", *spec["training"].get("metrics", ["accuracy"])]
+    return [*names, *(f"val_{n}" for n in names)]
+
+
+@router.get(
+    "/{comparison_id}/metrics", responses=TABLE_RESPONSES, response_model=Page[dict[str, Any]]
+)
+def metrics(
+    request: Request,
+    comparison: ComparisonDep,
+    fmt: FormatQuery = None,
+    variant: Annotated[str | None, Query(max_length=64)] = None,
+) -> StreamingResponse:
+    """Every epoch of every trial, long form; streamed, so memory stays bounded."""
+    comparison_id = comparison.id
+    value_columns = metric_columns(comparison.spec)
+    columns = ["trial_id", "variant", "seed", "epoch", *value_columns, "seconds"]
+
+    def rows() -> Iterator[dict[str, Any]]:
+        with session_scope() as s:
+            q = (
+                select(
+                    Trial.id,
+                    Trial.variant,
+                    Trial.seed,
+                    EpochMetric.epoch,
+                    EpochMetric.values,
+                    EpochMetric.seconds,
+                )
+                .join(EpochMetric, EpochMetric.trial_id == Trial.id)
+                .where(Trial.comparison_id == comparison_id)
+                .order_by(Trial.variant_index, Trial.seed, EpochMetric.epoch)
+                .execution_options(yield_per=1000)
+            )
+            if variant:
+                q = q.where(Trial.variant == variant)
+            for tid, var, seed, epoch, values, seconds in s.execute(q):
+                row: dict[str, Any] = {
+                    "trial_id": tid,
+                    "variant": var,
+                    "seed": seed,
+                    "epoch": epoch,
+                }
+                for c in value_columns:
+                    row[c] = values.get(c)
+                for k, v in values.items():
+                    row.setdefault(k, v)
+                row["seconds"] = seconds
+                yield row
+
+    return stream_table(
+        rows(),
+        columns=columns,
+        csv_out=wants_csv(request, fmt),
+        filename=f"metrics-{comparison_id}",
+    )
+
+
+__all__ += ["metric_columns"]

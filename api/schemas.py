@@ -1,0 +1,167 @@
+"""Response shapes (API.md "Resources"), and how rows become them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from core.tables import Comparison, Trial
+
+__all__ = [
+    "AnalyzeRequest",
+    "ComparisonOut",
+    "Page",
+    "Progress",
+    "TrialOut",
+    "comparison_out",
+    "trial_out",
+]
+
+T = TypeVar("T")
+
+TRIAL_FIELDS = [
+    "id",
+    "comparison_id",
+    "variant",
+    "seed",
+    "status",
+    "attempts",
+    "params",
+    "trainable_params",
+    "flops",
+    "epochs_done",
+    "started_at",
+    "finished_at",
+    "train_seconds",
+    "test_accuracy",
+    "test_loss",
+    "best_val_accuracy",
+    "worker",
+    "device",
+]
+TRIAL_EXTRA_FIELDS = ["epochs_planned", "stop_reason", "inference_ms_per_sample"]
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class Progress(BaseModel):
+    """How far a comparison is."""
+
+    trials_total: int
+    trials_succeeded: int
+    trials_failed: int
+    trials_running: int
+    trials_queued: int = 0
+    trials_cancelled: int = 0
+    epochs_total: int
+    epochs_done: int
+
+
+class ComparisonOut(BaseModel):
+    """A comparison's status, progress and normalised spec."""
+
+    id: str
+    name: str
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: Progress
+    error: dict[str, Any] | None
+    spec: dict[str, Any]
+    links: dict[str, str] = Field(default_factory=dict)
+
+
+class TrialOut(BaseModel):
+    """One (variant, seed) trial."""
+
+    id: str
+    comparison_id: str
+    variant: str
+    seed: int
+    status: str
+    attempts: int
+    params: int | None
+    trainable_params: int | None
+    flops: int | None
+    epochs_done: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    train_seconds: float | None
+    test_accuracy: float | None
+    test_loss: float | None
+    best_val_accuracy: float | None
+    worker: str | None
+    device: str | None
+    epochs_planned: int
+    stop_reason: str | None
+    inference_ms_per_sample: float | None
+    error: dict[str, Any] | None
+
+
+class AnalyzeRequest(BaseModel):
+    """Body of ``POST /v1/architectures/analyze``."""
+
+    variant: dict[str, Any] = Field(
+        examples=[
+            {
+                "name": "conv128",
+                "layers": [
+                    {"type": "Conv2D", "filters": 128, "kernel_size": [3, 3], "activation": "relu"},
+                    {"type": "Flatten"},
+                    {"type": "Dense", "units": 10, "activation": "softmax"},
+                ],
+            }
+        ]
+    )
+    dataset: dict[str, Any] | None = Field(default=None, examples=[{"name": "mnist_5k"}])
+
+
+def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> ComparisonOut:
+    """A comparison row and its trial counts as the API resource."""
+    path = f"{base}/v1/comparisons/{c.id}"
+    return ComparisonOut(
+        id=c.id,
+        name=c.name,
+        status=c.status,
+        created_at=c.created_at,
+        started_at=c.started_at,
+        finished_at=c.finished_at,
+        progress=Progress(
+            trials_total=c.trials_total,
+            trials_succeeded=counts.get("succeeded", 0),
+            trials_failed=counts.get("failed", 0),
+            trials_running=counts.get("running", 0),
+            trials_queued=counts.get("queued", 0),
+            trials_cancelled=counts.get("cancelled", 0),
+            epochs_total=c.epochs_total,
+            epochs_done=counts.get("epochs_done", 0),
+        ),
+        error=c.error,
+        spec=c.spec,
+        links={
+            "self": path,
+            "trials": f"{path}/trials",
+            "metrics": f"{path}/metrics",
+            "report": f"{path}/report",
+            "report_png": f"{path}/report.png",
+            "events": f"{path}/events",
+        },
+    )
+
+
+def trial_out(t: Trial) -> dict[str, Any]:
+    """A trial row as the API resource (a plain dict, for streaming)."""
+    out: dict[str, Any] = {f: getattr(t, f) for f in TRIAL_FIELDS + TRIAL_EXTRA_FIELDS}
+    out["error"] = t.error
+    for key in ("started_at", "finished_at"):
+        if out[key] is not None:
+            out[key] = out[key].isoformat().replace("+00:00", "Z")
+    return out

@@ -1,0 +1,3 @@
+"""The ``archbench`` command."""
+
+__all__: list[str] = []

@@ -1,0 +1,98 @@
+"""One Settings object, read from ``ARCHBENCH_*`` environment variables and validated at start.
+
+With nothing configured archbench runs embedded: SQLite and a SQLite-backed Celery broker in
+``ARCHBENCH_DATA_DIR``. Set ``ARCHBENCH_DATABASE_URL`` and ``ARCHBENCH_BROKER_URL`` for the
+distributed deployment (Postgres and Redis).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings", "normalise_database_url"]
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept Postgres URLs as people write them and pick the installed driver (psycopg 3)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Settings(BaseSettings):
+    """Every knob archbench has. Environment variables use the ``ARCHBENCH_`` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="ARCHBENCH_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".archbench")
+    database_url: str = ""
+    broker_url: str = ""
+    checkpoint_dir: Path | None = None
+    dataset_cache_dir: Path | None = None
+
+    # Auth: off only in the embedded single-user mode.
+    auth: bool = False
+
+    # Limits on what one request may ask for.
+    max_layers: int = Field(200, ge=1)
+    max_params: int = Field(50_000_000, ge=1)
+    max_flops: int = Field(20_000_000_000, ge=1)
+    max_variants: int = Field(20, ge=1)
+    max_seeds: int = Field(30, ge=1)
+    max_epochs: int = Field(1000, ge=1)
+    max_trial_epochs: int = Field(20_000, ge=1)
+    max_body_bytes: int = Field(2_000_000, ge=1024)
+
+    # Worker behaviour.
+    trial_max_seconds: int = Field(24 * 3600, ge=1)
+    lease_seconds: int = Field(120, ge=5)
+    max_attempts: int = Field(3, ge=1)
+    sweep_seconds: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'archbench.db').resolve()}"
+        self.database_url = normalise_database_url(self.database_url)
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{(self.data_dir / 'broker.db').resolve()}"
+        if self.checkpoint_dir is None:
+            self.checkpoint_dir = self.data_dir / "checkpoints"
+        if self.dataset_cache_dir is None:
+            self.dataset_cache_dir = self.data_dir / "datasets"
+        if self.env == "production" and self.is_embedded:
+            raise ValueError(
+                "ARCHBENCH_ENV=production needs ARCHBENCH_DATABASE_URL and ARCHBENCH_BROKER_URL "
+                "pointing at a real Postgres and Redis, not the embedded SQLite defaults."
+            )
+        return self
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when running on the embedded SQLite database."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def checkpoints(self) -> Path:
+        """The checkpoint folder (never None after validation)."""
+        assert self.checkpoint_dir is not None
+        return self.checkpoint_dir
+
+    @property
+    def dataset_cache(self) -> Path:
+        """The folder downloaded datasets are cached in."""
+        assert self.dataset_cache_dir is not None
+        return self.dataset_cache_dir
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

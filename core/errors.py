@@ -1,0 +1,155 @@
+"""One exception hierarchy for archbench, each class carrying its HTTP status.
+
+    ArchbenchError (500)                       an unexpected failure; detail is never shown
+    ├── InvalidInput (422)                     a request that cannot be accepted; has located errors
+    │   └── IdempotencyMismatch (422)          an Idempotency-Key reused with another body
+    ├── Unauthorized (401)                     missing or wrong API key
+    ├── NotFound (404)                         missing, or another tenant's
+    ├── Conflict (409)                         the resource is not in a state that allows this
+    ├── PayloadTooLarge (413)                  request body over the limit
+    ├── TooManyRequests (429)                  a per-tenant quota; carries Retry-After
+    └── ServiceUnavailable (503)               a dependency (database, broker) is down
+
+The api renders every one of them as RFC 9457 ``application/problem+json`` in one handler;
+the worker stores ``to_problem()`` on a failed trial so clients see the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "ArchbenchError",
+    "Conflict",
+    "ErrorItem",
+    "IdempotencyMismatch",
+    "InvalidInput",
+    "NotFound",
+    "PayloadTooLarge",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
+]
+
+ErrorItem = dict[str, Any]
+"""One located error: ``{"loc": [...], "msg": "..."}``."""
+
+PROBLEM_BASE = "https://archbench.dev/problems/"
+
+
+class ArchbenchError(Exception):
+    """Base of every error archbench raises on purpose."""
+
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers or {}
+
+    @property
+    def type(self) -> str:
+        """The problem type URI."""
+        return PROBLEM_BASE + self.slug
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        """The RFC 9457 problem object for this error."""
+        body: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        return body
+
+
+class InvalidInput(ArchbenchError):
+    """The request is well-formed HTTP but its content cannot be accepted."""
+
+    status = 422
+    slug = "invalid-input"
+    title = "Invalid input"
+
+    def __init__(self, errors: Sequence[ErrorItem], detail: str | None = None) -> None:
+        self.errors = [{"loc": list(e["loc"]), "msg": str(e["msg"])} for e in errors]
+        if detail is None:
+            first = self.errors[0] if self.errors else None
+            detail = (
+                f"{len(self.errors)} error(s); first at {'.'.join(map(str, first['loc']))}: "
+                f"{first['msg']}"
+                if first
+                else "The request is invalid."
+            )
+        super().__init__(detail)
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        """The problem object, with the located errors."""
+        body = super().to_problem(instance)
+        body["errors"] = self.errors
+        return body
+
+
+class IdempotencyMismatch(InvalidInput):
+    """The same Idempotency-Key was sent with a different body."""
+
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused with a different body"
+
+    def __init__(self) -> None:
+        super().__init__(
+            [{"loc": ["header", "Idempotency-Key"], "msg": "already used with another body"}],
+            detail="This Idempotency-Key was already used with a different request body.",
+        )
+
+
+class Unauthorized(ArchbenchError):
+    """Missing or invalid credentials."""
+
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+
+class NotFound(ArchbenchError):
+    """The resource does not exist, or belongs to another tenant."""
+
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(ArchbenchError):
+    """The resource's state does not allow the operation."""
+
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(ArchbenchError):
+    """The request body exceeds the configured limit."""
+
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class TooManyRequests(ArchbenchError):
+    """A per-tenant quota is exhausted."""
+
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+
+
+class ServiceUnavailable(ArchbenchError):
+    """A dependency is down."""
+
+    status = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"

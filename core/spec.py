@@ -1,0 +1,106 @@
+"""The comparison spec: the body of ``POST /v1/comparisons`` (see shared API.md).
+
+Variants are kept as raw JSON objects here and validated by ``models`` in
+``core.validation``, so that every error, including those inside ``keras_config``, carries
+its exact location in the request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "ComparisonSpec",
+    "DatasetRef",
+    "EarlyStopping",
+    "PrimaryMetric",
+    "TrainingSpec",
+]
+
+Optimizer = Literal["adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam"]
+Loss = Literal["sparse_categorical_crossentropy", "categorical_crossentropy"]
+KerasMetric = Literal["accuracy", "sparse_top_k_categorical_accuracy"]
+PrimaryMetric = Literal["test_accuracy", "test_loss", "best_val_accuracy"]
+
+DATASET_NAME = r"^(mnist_5k|digits|mnist|fashion_mnist|cifar10|upload:[0-9a-f-]{1,64})$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetRef(_Strict):
+    """Which data, and how it is split. The split is fixed for the whole comparison."""
+
+    name: Annotated[str, Field(pattern=DATASET_NAME, examples=["mnist_5k"])]
+    test_split: Annotated[float, Field(gt=0.0, lt=0.9)] = 0.2
+    validation_split: Annotated[float, Field(ge=0.0, lt=0.9)] = 0.1
+    split_seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    max_samples: Annotated[
+        int | None,
+        Field(ge=20, description="Use a stratified subsample of this many samples (quick runs)."),
+    ] = None
+
+    @model_validator(mode="after")
+    def _splits_leave_training_data(self) -> DatasetRef:
+        if self.test_split + self.validation_split >= 0.9:
+            raise ValueError("test_split + validation_split must leave at least 10% for training")
+        return self
+
+
+class EarlyStopping(_Strict):
+    """Keras EarlyStopping, applied identically to every trial."""
+
+    monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
+    patience: Annotated[int, Field(ge=0, le=1000)] = 3
+    min_delta: Annotated[float, Field(ge=0.0)] = 0.0
+    restore_best_weights: bool = True
+
+
+class TrainingSpec(_Strict):
+    """The training budget, identical for every trial of the comparison."""
+
+    epochs: Annotated[int, Field(ge=1)] = 3
+    batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
+    optimizer: Optimizer = "adam"
+    learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 0.001
+    loss: Loss = "sparse_categorical_crossentropy"
+    metrics: list[KerasMetric] = ["accuracy"]
+    early_stopping: EarlyStopping | None = None
+    max_seconds: Annotated[
+        int | None, Field(ge=1, description="Wall-clock budget per trial; capped by the server.")
+    ] = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _accuracy_first(cls, v: list[KerasMetric]) -> list[KerasMetric]:
+        out = list(dict.fromkeys(v))
+        if "accuracy" not in out:
+            out.insert(0, "accuracy")  # the report and the curves need it
+        return out
+
+
+class ComparisonSpec(_Strict):
+    """A comparison: several architectures trained on the same data, budget and seeds."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    dataset: DatasetRef
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    seeds: Annotated[list[Annotated[int, Field(ge=0, le=2**31 - 1)]], Field(min_length=1)] = [
+        0,
+        1,
+        2,
+    ]
+    primary_metric: PrimaryMetric = "test_accuracy"
+    variants: Annotated[list[dict[str, Any]], Field(min_length=1)]
+    callback_url: Annotated[str | None, Field(max_length=2000)] = None
+    reuse: bool = True
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("seeds must be unique")
+        return v

@@ -1,0 +1,51 @@
+"""Alembic environment: the URL comes from archbench's settings; SQLite runs in batch mode."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from core.config import get_settings
+from core.db import make_engine
+from core.tables import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    return str(config.attributes.get("database_url") or get_settings().database_url)
+
+
+def run_migrations_offline() -> None:
+    """Emit SQL without a connection."""
+    url = _url()
+    context.configure(
+        url=url,
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=url.startswith("sqlite"),
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run against a live connection."""
+    url = _url()
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=url.startswith("sqlite"),
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,162 @@
+"""Shared fixtures: real Postgres, real Redis, a real api server and a real Celery worker.
+
+Outside CI a missing Postgres or Redis skips the tests that need it; with CI=true it fails them,
+so a green CI run always means the real services were exercised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CI = os.environ.get("CI", "").lower() == "true"
+PG_ADMIN = os.environ.get("ARCHBENCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("ARCHBENCH_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def require(ok: bool, what: str) -> None:
+    """Skip without the service, but fail under CI=true: CI must run these tests."""
+    if ok:
+        return
+    if CI:
+        pytest.fail(f"{what} is not reachable, and CI=true forbids skipping real-service tests")
+    pytest.skip(f"{what} is not reachable")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh, empty Postgres database for this test session."""
+    import psycopg
+
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        require(False, "PostgreSQL at " + PG_ADMIN)
+        raise
+    name = f"archbench_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis database number of its own for this session, flushed before and after."""
+    import redis
+
+    db = int(os.environ.get("ARCHBENCH_TEST_REDIS_DB", str(8 + os.getpid() % 8)))
+    url = f"{REDIS}/{db}"
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        client.ping()
+    except redis.RedisError:
+        require(False, "Redis at " + REDIS)
+        raise
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+@dataclass
+class Service:
+    """A running archbench: its URL, its environment and its processes."""
+
+    url: str
+    env: dict[str, str]
+    data_dir: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def log(self, name: str) -> str:
+        return self.logs[name].read_text(errors="replace") if name in self.logs else ""
+
+
+def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    fh = log.open("wb")
+    return subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    return proc.returncode
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up:\n{log.read_text()[-3000:]}")
+
+
+def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHBENCH_")}
+    env.update(
+        ARCHBENCH_DATA_DIR=str(data_dir),
+        PYTHONUNBUFFERED="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        CUDA_VISIBLE_DEVICES="",
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def distributed(
+    pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    """archbench on Postgres + Redis: migrated, one api server and one worker process."""
+    data_dir = tmp_path_factory.mktemp("distributed")
+    env = base_env(data_dir, ARCHBENCH_DATABASE_URL=pg_url, ARCHBENCH_BROKER_URL=redis_url)
+    py = [sys.executable, "-m", "cli.main"]
+    subprocess.run([*py, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
+    port = free_port()
+    svc = Service(url=f"http://127.0.0.1:{port}", env=env, data_dir=data_dir)
+    svc.logs = {"api": data_dir / "api.log", "worker": data_dir / "worker.log"}
+    svc.procs["api"] = start([*py, "api", "--port", str(port)], env, svc.logs["api"])
+    svc.procs["worker"] = start([*py, "worker", "--name", "test"], env, svc.logs["worker"])
+    try:
+        wait_http(svc.url, svc.procs["api"], svc.logs["api"])
+        yield svc
+    finally:
+        for proc in svc.procs.values():
+            stop(proc)

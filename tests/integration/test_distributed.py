@@ -1,0 +1,208 @@
+"""End to end on Postgres + Redis with a real api server and a real Celery worker process."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.comparisons import create_comparison
+from core.config import Settings
+from core.db import make_engine
+from core.queue import celery_config, enqueue_trials
+from core.spec import ComparisonSpec
+from core.tables import Comparison, EpochMetric, Trial
+from core.validation import validate_comparison
+from tests.conftest import Service
+from tests.helpers import assert_problem, small_cnn, small_mlp, tiny_spec, wait_done
+
+pytestmark = [pytest.mark.services, pytest.mark.worker]
+
+
+def _celery(svc: Service) -> Any:
+    from celery import Celery
+
+    app = Celery("test-client")
+    app.conf.update(
+        celery_config(
+            Settings(
+                database_url=svc.env["ARCHBENCH_DATABASE_URL"],
+                broker_url=svc.env["ARCHBENCH_BROKER_URL"],
+            )
+        )
+    )
+    return app
+
+
+def _db(svc: Service) -> Session:
+    return Session(make_engine(svc.env["ARCHBENCH_DATABASE_URL"]))
+
+
+def test_two_variants_two_seeds_end_to_end(distributed: Service) -> None:
+    with distributed.client() as client:
+        resp = client.post("/v1/comparisons", json=tiny_spec("e2e"))
+        assert resp.status_code == 202, resp.text
+        created = resp.json()
+        assert resp.headers["location"] == f"/v1/comparisons/{created['id']}"
+        assert created["status"] in ("queued", "running")
+        assert created["progress"]["trials_total"] == 4
+        done = wait_done(client, created["id"])
+        assert done["status"] == "succeeded", (done, distributed.log("worker")[-4000:])
+        assert done["progress"]["trials_succeeded"] == 4
+        assert done["progress"]["epochs_done"] == done["progress"]["epochs_total"] == 8
+        assert done["started_at"]
+        assert done["finished_at"]
+
+        trials = client.get(f"/v1/comparisons/{created['id']}/trials").json()["items"]
+        assert len(trials) == 4
+        analyses = {}
+        for variant in (small_cnn(), small_mlp()):
+            a = client.post(
+                "/v1/architectures/analyze",
+                json={"variant": variant, "dataset": {"name": "mnist_5k"}},
+            )
+            assert a.status_code == 200, a.text
+            analyses[variant["name"]] = a.json()
+        for t in trials:
+            assert t["status"] == "succeeded"
+            assert t["attempts"] == 1
+            assert t["epochs_done"] == 2
+            assert t["params"] == analyses[t["variant"]]["params"]
+            assert t["flops"] == analyses[t["variant"]]["flops"]
+            assert 0.0 <= t["test_accuracy"] <= 1.0
+            assert t["test_loss"] > 0
+            assert t["train_seconds"] > 0
+            assert t["device"]
+            assert t["worker"]
+        assert sorted((t["variant"], t["seed"]) for t in trials) == [
+            ("cnn", 0),
+            ("cnn", 1),
+            ("mlp", 0),
+            ("mlp", 1),
+        ]
+
+        metrics = client.get(f"/v1/comparisons/{created['id']}/metrics").json()["items"]
+        assert len(metrics) == 8
+        by_trial: dict[str, list[int]] = {}
+        for m in metrics:
+            by_trial.setdefault(m["trial_id"], []).append(m["epoch"])
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
+                assert isinstance(m[key], float), (key, m)
+        assert all(epochs == [1, 2] for epochs in by_trial.values())
+
+        as_csv = client.get(f"/v1/comparisons/{created['id']}/metrics?format=csv")
+        assert as_csv.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+        assert len(rows) == 8
+        assert list(rows[0]) == [
+            "trial_id",
+            "variant",
+            "seed",
+            "epoch",
+            "loss",
+            "accuracy",
+            "val_loss",
+            "val_accuracy",
+            "seconds",
+        ]
+        assert float(rows[0]["val_accuracy"]) == pytest.approx(metrics[0]["val_accuracy"])
+        accept_csv = client.get(
+            f"/v1/comparisons/{created['id']}/trials", headers={"Accept": "text/csv"}
+        )
+        assert len(list(csv.DictReader(io.StringIO(accept_csv.text)))) == 4
+
+        listed = client.get("/v1/comparisons", params={"status": "succeeded", "name": "e2e"})
+        assert created["id"] in [c["id"] for c in listed.json()["items"]]
+
+
+def test_bad_spec_creates_nothing(distributed: Service) -> None:
+    with _db(distributed) as db:
+        before = (
+            db.scalar(select(func.count()).select_from(Comparison)),
+            db.scalar(select(func.count()).select_from(Trial)),
+        )
+    bad = tiny_spec("bad")
+    bad["variants"][1]["layers"][1]["units"] = -3
+    bad["variants"][0]["layers"][0]["kernel_size"] = [40, 40]
+    with distributed.client() as client:
+        body = assert_problem(client.post("/v1/comparisons", json=bad), 422)
+    locs = [e["loc"] for e in body["errors"]]
+    assert ["body", "variants", 1, "layers", 1, "units"] in locs
+    assert ["body", "variants", 0, "layers", 0, "kernel_size"] in locs
+    with _db(distributed) as db:
+        after = (
+            db.scalar(select(func.count()).select_from(Comparison)),
+            db.scalar(select(func.count()).select_from(Trial)),
+        )
+    assert after == before
+    broker = distributed.env["ARCHBENCH_BROKER_URL"]
+    import redis
+
+    assert redis.Redis.from_url(broker).llen("archbench") == 0
+
+
+def test_duplicate_delivery_trains_once(distributed: Service) -> None:
+    spec = tiny_spec("dup", seeds=[5], epochs=1, variants=[small_mlp()])
+    with distributed.client() as client:
+        created = client.post("/v1/comparisons", json=spec).json()
+        with _db(distributed) as db:
+            trial_id = db.scalar(select(Trial.id).where(Trial.comparison_id == created["id"]))
+        assert trial_id
+        enqueue_trials([trial_id, trial_id], app=_celery(distributed))
+        assert wait_done(client, created["id"])["status"] == "succeeded"
+        # Let the extra messages be consumed, then check nothing ran twice.
+        import time
+
+        import redis
+
+        r = redis.Redis.from_url(distributed.env["ARCHBENCH_BROKER_URL"])
+        deadline = time.monotonic() + 60
+        while r.llen("archbench") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)
+        trial = client.get(f"/v1/comparisons/{created['id']}/trials").json()["items"][0]
+    assert trial["attempts"] == 1
+    assert trial["status"] == "succeeded"
+    with _db(distributed) as db:
+        n = db.scalar(
+            select(func.count()).select_from(EpochMetric).where(EpochMetric.trial_id == trial_id)
+        )
+    assert n == 1
+    assert "duplicate delivery" in distributed.log("worker")
+
+
+def test_failing_trial_keeps_the_others(distributed: Service) -> None:
+    """A trial whose stored architecture cannot be built fails alone, with a problem object."""
+    settings = Settings(
+        database_url=distributed.env["ARCHBENCH_DATABASE_URL"],
+        broker_url=distributed.env["ARCHBENCH_BROKER_URL"],
+    )
+    spec = ComparisonSpec.model_validate(tiny_spec("one-fails", seeds=[0], epochs=1))
+    validated = validate_comparison(spec, settings)
+    # Corrupt one variant as stored, as a bug or a bad row would: the worker must contain it.
+    validated.spec["variants"][1]["layers"][1]["type"] = "NoSuchLayer"
+    with _db(distributed) as db:
+        comparison, trial_ids, _ = create_comparison(
+            db, tenant="default", validated=validated, idempotency_key=None, request_hash="x"
+        )
+        comparison_id = comparison.id
+    enqueue_trials(trial_ids, app=_celery(distributed))
+    with distributed.client() as client:
+        done = wait_done(client, comparison_id)
+        assert done["status"] == "failed"
+        assert done["error"]["title"] == "Some trials failed"
+        assert "Traceback" not in str(done["error"])
+        trials = {
+            t["variant"]: t
+            for t in client.get(f"/v1/comparisons/{comparison_id}/trials").json()["items"]
+        }
+    assert trials["cnn"]["status"] == "succeeded"
+    assert trials["cnn"]["test_accuracy"] is not None
+    assert trials["mlp"]["status"] == "failed"
+    assert trials["mlp"]["error"]["title"] == "Trial failed"
+    assert "NoSuchLayer" in trials["mlp"]["error"]["detail"]
+    assert "Traceback" not in trials["mlp"]["error"]["detail"]

@@ -1,0 +1,121 @@
+"""The embedded default through `archbench up` as a subprocess: SQLite, SQL broker, one worker."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, Service, base_env, free_port, start, stop, wait_http
+from tests.helpers import tiny_spec, wait_done
+
+pytestmark = [pytest.mark.worker]
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    data_dir = tmp_path_factory.mktemp("embedded")
+    port = free_port()
+    env = base_env(data_dir)
+    svc = Service(url=f"http://127.0.0.1:{port}", env=env, data_dir=data_dir)
+    svc.logs = {"up": data_dir / "up.log"}
+    cmd = [sys.executable, "-m", "cli.main", "up", "--port", str(port), "--data-dir", str(data_dir)]
+    svc.procs["up"] = start(cmd, env, svc.logs["up"])
+    try:
+        wait_http(svc.url, svc.procs["up"], svc.logs["up"], timeout=90)
+        yield svc
+    finally:
+        stop(svc.procs["up"], sig=signal.SIGINT)
+
+
+def test_embedded_end_to_end(embedded: Service) -> None:
+    assert (embedded.data_dir / "archbench.db").exists()
+    with embedded.client() as client:
+        resp = client.post("/v1/comparisons", json=tiny_spec("embedded"))
+        assert resp.status_code == 202, resp.text
+        cid = resp.json()["id"]
+        done = wait_done(client, cid)
+        assert done["status"] == "succeeded", embedded.log("up")[-4000:]
+        trials = client.get(f"/v1/comparisons/{cid}/trials").json()["items"]
+        assert len(trials) == 4
+        assert all(t["status"] == "succeeded" and t["epochs_done"] == 2 for t in trials)
+        rows = list(
+            csv.DictReader(
+                io.StringIO(
+                    client.get(f"/v1/comparisons/{cid}/metrics", params={"format": "csv"}).text
+                )
+            )
+        )
+        assert len(rows) == 8
+        ready = client.get("/readyz").json()
+        assert ready["checks"] == {"database": "ok", "broker": "ok"}
+    assert "authentication is OFF" in embedded.log("up")
+
+
+def _readme_tour() -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- tour:start -->(.*?)<!-- tour:end -->", text, re.S)
+    assert match, "README.md has no tour section"
+    blocks = re.findall(r"```(?:sh|bash)\n(.*?)```", match.group(1), re.S)
+    assert blocks, "the README tour has no shell blocks"
+    return "\n".join(blocks)
+
+
+def test_readme_tour_runs(embedded: Service, tmp_path: Path) -> None:
+    """The README's curl tour, run as written (on the quick example, to keep the suite fast)."""
+    if shutil.which("curl") is None or shutil.which("jq") is None:
+        pytest.fail("the README tour needs curl and jq; .ci/run installs them")
+    script = _readme_tour().replace("examples/article.json", str(ROOT / "examples/quick.json"))
+    env = {**os.environ, "ARCHBENCH_URL": embedded.url}
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "succeeded" in proc.stdout
+    metrics = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert metrics[0].startswith("trial_id,variant,seed,epoch,loss,accuracy")
+    assert len(metrics) == 1 + 4 * 2
+
+
+def test_up_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env(tmp_path)
+    log = tmp_path / "up.log"
+    proc = start(
+        [sys.executable, "-m", "cli.main", "up", "--port", str(port), "--data-dir", str(tmp_path)],
+        env,
+        log,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}", proc, log, timeout=90)
+        children = [
+            int(p)
+            for p in subprocess.run(
+                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+            ).stdout.split()
+        ]
+        assert len(children) == 2  # the api and one worker
+    finally:
+        proc.send_signal(signal.SIGINT)  # the parent alone, as a terminal's Ctrl-C would reach it
+        code = proc.wait(timeout=60)
+    assert code == 0, log.read_text()[-3000:]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+    for pid in children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -1,0 +1,264 @@
+"""Celery tasks: a message carries a trial id; the task claims the row and trains it.
+
+The flow of one delivery: claim the trial under a lease (a second delivery of a trial that is
+running or done does nothing) ▸ load the dataset and the comparison's fixed split ▸ build and
+fit, writing each epoch as it finishes, renewing the lease, watching for cancel ▸ evaluate ▸
+write the final row ▸ finish the comparison when its last trial ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from core.config import get_settings
+from core.db import session_scope
+from core.lifecycle import (
+    LeaseLost,
+    claim_trial,
+    finalize_comparison,
+    finish_trial,
+    renew_lease,
+    upsert_epoch,
+)
+from core.queue import TRAIN_TASK
+from core.spec import DatasetRef, TrainingSpec
+from core.tables import Comparison, EpochMetric, Trial, utcnow
+from worker.celery_app import app
+
+__all__ = ["run_trial", "train_trial_task"]
+
+log = logging.getLogger("archbench.worker")
+
+CHECK_INTERVAL = 1.0  # seconds between cancel checks / lease renewals during training
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _problem(exc: BaseException) -> dict[str, Any]:
+    """A trial failure as a problem object: the exception's type and message, no traceback."""
+    return {
+        "type": "https://archbench.dev/problems/trial-failed",
+        "title": "Trial failed",
+        "status": 500,
+        "detail": f"{type(exc).__name__}: {exc}"[:2000],
+    }
+
+
+@app.task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def train_trial_task(trial_id: str) -> str:
+    """Train one trial, identified by id (the row in the database is the truth)."""
+    return run_trial(trial_id)
+
+
+def _cancel_if_requested(trial_id: str) -> bool:
+    """A queued trial of a cancelled comparison never starts."""
+    with session_scope() as s:
+        row = s.execute(
+            select(Trial.status, Comparison.cancel_requested, Trial.comparison_id)
+            .join(Comparison, Comparison.id == Trial.comparison_id)
+            .where(Trial.id == trial_id)
+        ).first()
+        if row is None or not row.cancel_requested or row.status != "queued":
+            return False
+        s.execute(
+            update(Trial)
+            .where(Trial.id == trial_id, Trial.status == "queued")
+            .values(status="cancelled", finished_at=utcnow(), stop_reason="cancelled")
+        )
+        comparison_id = row.comparison_id
+    with session_scope() as s:
+        finalize_comparison(s, comparison_id)
+    return True
+
+
+def run_trial(trial_id: str) -> str:
+    """Claim and train one trial; returns what happened (for logs and tests)."""
+    settings = get_settings()
+    owner = f"{_worker_name()}:{uuid.uuid4().hex[:8]}"
+    if _cancel_if_requested(trial_id):
+        return "cancelled"
+    with session_scope() as s:
+        trial = s.get(Trial, trial_id)
+        if trial is None:
+            log.warning("trial %s does not exist; dropping the message", trial_id)
+            return "missing"
+        if trial.status == "queued" and trial.attempts >= settings.max_attempts:
+            finish_trial(
+                s,
+                trial_id,
+                owner=None,
+                status="failed",
+                error={
+                    **_problem(RuntimeError("attempt limit reached")),
+                    "detail": f"gave up after {trial.attempts} attempts",
+                },
+            )
+            comparison_id = trial.comparison_id
+        else:
+            comparison_id = None
+            if not claim_trial(
+                s,
+                trial_id,
+                owner=owner,
+                worker=_worker_name(),
+                lease_seconds=settings.lease_seconds,
+            ):
+                log.info(
+                    "trial %s is not claimable (status %s); duplicate delivery",
+                    trial_id,
+                    trial.status,
+                )
+                return "duplicate"
+    if comparison_id is not None:
+        with session_scope() as s:
+            finalize_comparison(s, comparison_id)
+        return "failed"
+
+    with session_scope() as s:
+        trial = s.get(Trial, trial_id)
+        assert trial is not None
+        comparison = s.get(Comparison, trial.comparison_id)
+        assert comparison is not None
+        spec = comparison.spec
+        variant = spec["variants"][trial.variant_index]
+        seed = int(trial.seed)
+        comparison_id = comparison.id
+        log.info(
+            "trial %s claimed: %s seed %d (attempt %d)",
+            trial_id,
+            trial.variant,
+            seed,
+            trial.attempts,
+        )
+
+    outcome = "failed"
+    try:
+        outcome = _train(trial_id, comparison_id, spec, variant, seed, owner)
+    except LeaseLost:
+        log.warning("trial %s: lease lost; another worker owns it now", trial_id)
+        return "lease_lost"
+    except Exception as exc:
+        log.exception("trial %s failed", trial_id)
+        with session_scope() as s:
+            finish_trial(s, trial_id, owner=owner, status="failed", error=_problem(exc))
+    with session_scope() as s:
+        finalize_comparison(s, comparison_id)
+    return outcome
+
+
+def _train(
+    trial_id: str,
+    comparison_id: str,
+    spec: dict[str, Any],
+    variant: dict[str, Any],
+    seed: int,
+    owner: str,
+) -> str:
+    """Load data, train, evaluate and store the result; returns the trial's final status."""
+    from models.spec import parse_variant
+    from worker.datasets import load_dataset, make_split
+    from worker.training import train_trial
+
+    settings = get_settings()
+    dataset_ref = DatasetRef.model_validate(spec["dataset"])
+    training = TrainingSpec.model_validate(spec["training"])
+    parsed = parse_variant(
+        {
+            "name": variant["name"],
+            "input_shape": variant["input_shape"],
+            "layers": variant["layers"],
+        }
+    )
+    assert parsed.layers is not None
+    ds = load_dataset(
+        dataset_ref.name,
+        cache_dir=settings.dataset_cache,
+        upload_dir=settings.data_dir / "uploads",
+    )
+    split = make_split(
+        ds,
+        test_split=dataset_ref.test_split,
+        validation_split=dataset_ref.validation_split,
+        split_seed=dataset_ref.split_seed,
+        max_samples=dataset_ref.max_samples,
+    )
+    checkpoint_dir = Path(settings.checkpoints) / trial_id
+    last_check = time.monotonic()
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+        values = {k: float(v) for k, v in logs.items() if k not in ("seconds", "epoch")}
+        with session_scope() as s:
+            upsert_epoch(
+                s,
+                trial_id,
+                owner=owner,
+                epoch=epoch,
+                values=values,
+                seconds=logs.get("seconds"),
+                lease_seconds=settings.lease_seconds,
+            )
+
+    def should_stop() -> str | None:
+        nonlocal last_check
+        now = time.monotonic()
+        if now - last_check < CHECK_INTERVAL:
+            return None
+        last_check = now
+        with session_scope() as s:
+            renew_lease(s, trial_id, owner=owner, lease_seconds=settings.lease_seconds)
+            cancelled = s.scalar(
+                select(Comparison.cancel_requested).where(Comparison.id == comparison_id)
+            )
+        return "cancelled" if cancelled else None
+
+    result = train_trial(
+        layers=parsed.layers,
+        input_shape=tuple(variant["input_shape"]),
+        split=split,
+        training=training,
+        seed=seed,
+        on_epoch=on_epoch,
+        should_stop=should_stop,
+        checkpoint_dir=checkpoint_dir,
+        max_seconds=float(training.max_seconds or settings.trial_max_seconds),
+        model_name=variant["name"],
+    )
+    status = "cancelled" if result.stop_reason == "cancelled" else "succeeded"
+    with session_scope() as s:
+        # Over every stored epoch, including those trained before a resume.
+        stored = s.scalars(select(EpochMetric.values).where(EpochMetric.trial_id == trial_id))
+        candidates = [float(v["val_accuracy"]) for v in stored if v.get("val_accuracy") is not None]
+        if result.best_val_accuracy is not None:
+            candidates.append(result.best_val_accuracy)
+        if not finish_trial(
+            s,
+            trial_id,
+            owner=owner,
+            status=status,
+            params=result.params,
+            trainable_params=result.trainable_params,
+            train_seconds=result.train_seconds,
+            test_accuracy=result.test_accuracy,
+            test_loss=result.test_loss,
+            test_metrics=result.test_metrics,
+            best_val_accuracy=max(candidates) if candidates else None,
+            inference_ms_per_sample=result.inference_ms_per_sample,
+            stop_reason=result.stop_reason,
+            device=result.device,
+        ):
+            raise LeaseLost(trial_id)
+    # Finished either way: a cancelled trial is never resumed, so its checkpoint goes too.
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    log.info("trial %s %s: test_accuracy=%s", trial_id, status, result.test_accuracy)
+    return status

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.problems import install_problem_handlers
-from api.routes import architectures, comparisons, datasets, health
+from api.routes import architectures, comparisons, datasets, health, reports
 from core.config import Settings, get_settings
 from core.db import get_engine
 from core.errors import ServiceUnavailable
@@ -58,6 +58,6 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    for module in (comparisons, architectures, datasets, health):
+    for module in (comparisons, reports, architectures, datasets, health):
         app.include_router(module.router)
     return app

@@ -1,0 +1,209 @@
+"""The verdict: ``/report`` (JSON, CSV, Markdown, text), ``/report.png`` and ``/events``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from sqlalchemy import select
+
+from api.deps import ComparisonDep, SessionDep
+from core.db import session_scope
+from core.lifecycle import progress_of
+from core.report import REPORT_ROW_COLUMNS, report_rows
+from core.report_plot import render_png
+from core.report_render import render_markdown, render_text, rows_to_csv
+from core.reporting import load_report
+from core.tables import TERMINAL_STATES, Comparison, EpochMetric, Trial
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/comparisons", tags=["reports"])
+
+ReportFormat = Literal["json", "csv", "md", "text"]
+EVENT_POLL_SECONDS = 0.5
+KEEPALIVE_SECONDS = 15.0
+
+
+def _report_format(request: Request, fmt: ReportFormat | None) -> ReportFormat:
+    if fmt is not None:
+        return fmt
+    accept = request.headers.get("accept", "")
+    if "text/csv" in accept:
+        return "csv"
+    if "text/markdown" in accept:
+        return "md"
+    return "json"
+
+
+@router.get(
+    "/{comparison_id}/report",
+    responses={
+        200: {
+            "content": {
+                "application/json": {},
+                "text/csv": {},
+                "text/markdown": {},
+                "text/plain": {},
+            }
+        }
+    },
+)
+def report(
+    request: Request,
+    comparison: ComparisonDep,
+    session: SessionDep,
+    fmt: Annotated[ReportFormat | None, Query(alias="format")] = None,
+) -> Response:
+    """Means, intervals, pairwise tests, ranking, verdict and notes; partial while running."""
+    body, _ = load_report(session, comparison)
+    kind = _report_format(request, fmt)
+    if kind == "csv":
+        return PlainTextResponse(
+            rows_to_csv(report_rows(body), REPORT_ROW_COLUMNS),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="report-{comparison.id}.csv"'},
+        )
+    if kind == "md":
+        return PlainTextResponse(
+            render_markdown(body, title=comparison.name), media_type="text/markdown; charset=utf-8"
+        )
+    if kind == "text":
+        return PlainTextResponse(render_text(body))
+    return JSONResponse(body)
+
+
+@router.get(
+    "/{comparison_id}/report.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def report_png(comparison: ComparisonDep, session: SessionDep) -> Response:
+    """Learning curves and the per-seed spread of the primary metric, with the verdict."""
+    body, trials = load_report(session, comparison)
+    return Response(render_png(body, trials, title=comparison.name), media_type="image/png")
+
+
+def _snapshot(comparison_id: str, epochs_seen: dict[str, int]) -> dict[str, Any]:
+    """The comparison's state now, and the epoch rows newer than those already sent."""
+    with session_scope() as s:
+        c = s.get(Comparison, comparison_id)
+        assert c is not None
+        trials = list(
+            s.execute(
+                select(
+                    Trial.id,
+                    Trial.variant,
+                    Trial.seed,
+                    Trial.status,
+                    Trial.epochs_done,
+                    Trial.test_accuracy,
+                    Trial.test_loss,
+                    Trial.error,
+                )
+                .where(Trial.comparison_id == comparison_id)
+                .order_by(Trial.variant_index, Trial.seed)
+            ).mappings()
+        )
+        new_epochs = []
+        behind = [t["id"] for t in trials if t["epochs_done"] > epochs_seen.get(t["id"], 0)]
+        if behind:
+            rows = s.execute(
+                select(
+                    EpochMetric.trial_id, EpochMetric.epoch, EpochMetric.values, EpochMetric.seconds
+                )
+                .where(EpochMetric.trial_id.in_(behind))
+                .order_by(EpochMetric.trial_id, EpochMetric.epoch)
+            )
+            by_id = {t["id"]: t for t in trials}
+            for trial_id, epoch, values, seconds in rows:
+                if epoch > epochs_seen.get(trial_id, 0):
+                    t = by_id[trial_id]
+                    new_epochs.append(
+                        {
+                            "trial_id": trial_id,
+                            "variant": t["variant"],
+                            "seed": t["seed"],
+                            "epoch": epoch,
+                            **values,
+                            "seconds": seconds,
+                        }
+                    )
+        progress = progress_of(s, [comparison_id])[comparison_id]
+        return {
+            "status": c.status,
+            "progress": progress,
+            "trials": [dict(t) for t in trials],
+            "epochs": new_epochs,
+            "error": c.error,
+        }
+
+
+def _sse(event: str, data: Any, event_id: int) -> str:
+    return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+async def _events(request: Request, comparison_id: str) -> AsyncIterator[str]:
+    epochs_seen: dict[str, int] = {}
+    trial_status: dict[str, str] = {}
+    last_progress: dict[str, int] | None = None
+    event_id = 0
+    idle = 0.0
+    while True:
+        snap = await run_in_threadpool(_snapshot, comparison_id, epochs_seen)
+        out: list[tuple[str, Any]] = []
+        for t in snap["trials"]:
+            before = trial_status.get(t["id"])
+            if before != t["status"]:
+                trial_status[t["id"]] = t["status"]
+                if t["status"] == "running":
+                    out.append(("trial_started", t))
+                elif t["status"] in TERMINAL_STATES:
+                    out.append(("trial_finished", t))
+        for row in snap["epochs"]:
+            epochs_seen[row["trial_id"]] = max(epochs_seen.get(row["trial_id"], 0), row["epoch"])
+            out.append(("epoch", row))
+        if snap["progress"] != last_progress:
+            last_progress = snap["progress"]
+            out.append(("progress", {"status": snap["status"], **snap["progress"]}))
+        for name, data in out:
+            event_id += 1
+            yield _sse(name, data, event_id)
+        if snap["status"] in TERMINAL_STATES:
+            event_id += 1
+            yield _sse(
+                "comparison_finished",
+                {"id": comparison_id, "status": snap["status"], "error": snap["error"]},
+                event_id,
+            )
+            return
+        if await request.is_disconnected():
+            return
+        idle = 0.0 if out else idle + EVENT_POLL_SECONDS
+        if idle >= KEEPALIVE_SECONDS:
+            idle = 0.0
+            yield ": keep-alive\n\n"
+        await asyncio.sleep(EVENT_POLL_SECONDS)
+
+
+@router.get(
+    "/{comparison_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def events(request: Request, comparison: ComparisonDep) -> StreamingResponse:
+    """Server-sent events: trial_started, epoch, trial_finished, progress, comparison_finished.
+
+    The stream first replays what already happened, then follows the comparison live, and
+    ends when it does.
+    """
+    return StreamingResponse(
+        _events(request, comparison.id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,78 @@
+"""Load a comparison's stored rows and turn them into the report (a pure function of the rows)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.report import EpochPoint, TrialResult, build_report
+from core.tables import TERMINAL_STATES, Comparison, EpochMetric, Trial
+
+__all__ = ["load_report", "load_trial_results"]
+
+
+def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult]:
+    """Every trial of a comparison with its learning curve, as the report's input."""
+    curves: dict[str, list[EpochPoint]] = defaultdict(list)
+    rows = session.execute(
+        select(EpochMetric.trial_id, EpochMetric.epoch, EpochMetric.values, EpochMetric.seconds)
+        .join(Trial, Trial.id == EpochMetric.trial_id)
+        .where(Trial.comparison_id == comparison_id)
+        .order_by(EpochMetric.trial_id, EpochMetric.epoch)
+    )
+    for trial_id, epoch, values, seconds in rows:
+        curves[trial_id].append(
+            EpochPoint(
+                epoch=epoch,
+                val_accuracy=values.get("val_accuracy"),
+                val_loss=values.get("val_loss"),
+                accuracy=values.get("accuracy"),
+                loss=values.get("loss"),
+                seconds=seconds,
+            )
+        )
+    trials = session.scalars(
+        select(Trial)
+        .where(Trial.comparison_id == comparison_id)
+        .order_by(Trial.variant_index, Trial.seed)
+    )
+    return [
+        TrialResult(
+            variant=t.variant,
+            seed=int(t.seed),
+            status=t.status,
+            params=t.params,
+            flops=t.flops,
+            test_accuracy=t.test_accuracy,
+            test_loss=t.test_loss,
+            best_val_accuracy=t.best_val_accuracy,
+            train_seconds=t.train_seconds,
+            epochs_done=t.epochs_done,
+            epochs_planned=t.epochs_planned,
+            stop_reason=t.stop_reason,
+            inference_ms_per_sample=t.inference_ms_per_sample,
+            curve=tuple(curves.get(t.id, ())),
+        )
+        for t in trials
+    ]
+
+
+def load_report(
+    session: Session, comparison: Comparison
+) -> tuple[dict[str, Any], list[TrialResult]]:
+    """The report of a comparison (partial while it runs) and the trial results behind it."""
+    trials = load_trial_results(session, comparison.id)
+    report = build_report(
+        comparison_id=comparison.id,
+        primary_metric=comparison.spec.get("primary_metric", "test_accuracy"),
+        variant_order=[v["name"] for v in comparison.spec["variants"]],
+        trials=trials,
+        final=comparison.status in TERMINAL_STATES,
+        variant_info=comparison.analyses,
+    )
+    report["name"] = comparison.name
+    report["status"] = comparison.status
+    return report, trials

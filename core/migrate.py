@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 
 from core.db import make_engine
 
-__all__ = ["current_revision", "head_revision", "is_up_to_date", "upgrade"]
+__all__ = ["current_revision", "downgrade", "head_revision", "is_up_to_date", "upgrade"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,6 +26,11 @@ def _config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at ``url`` to ``revision``."""
     command.upgrade(_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Migrate the database at ``url`` down to ``revision`` ("base" empties it)."""
+    command.downgrade(_config(url), revision)
 
 
 def head_revision() -> str | None:

@@ -25,10 +25,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "ACTIVE_TRIAL_STATES",
     "TERMINAL_STATES",
+    "ApiKey",
     "Base",
     "Comparison",
+    "Dataset",
     "EpochMetric",
     "Trial",
+    "WebhookDelivery",
     "new_id",
     "utcnow",
 ]
@@ -143,6 +146,10 @@ class Trial(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
+    # Content hash of everything that determines the result (normalised architecture,
+    # dataset and split, training settings, seed, library versions): identical work is reused.
+    trial_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    reused_from: Mapped[str | None] = mapped_column(String(36))
 
     __table_args__ = (
         UniqueConstraint("comparison_id", "variant", "seed"),
@@ -162,3 +169,54 @@ class EpochMetric(Base):
     values: Mapped[dict[str, Any]] = mapped_column(JSON)
     seconds: Mapped[float | None] = mapped_column(Float)
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key of a tenant; only its SHA-256 hash is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Dataset(Base):
+    """An uploaded dataset (``upload:<id>``), stored under the data folder by content hash."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(1000))
+    input_shape: Mapped[dict[str, Any]] = mapped_column(JSON)
+    num_classes: Mapped[int]
+    samples: Mapped[int]
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One attempt to POST a comparison's outcome to its ``callback_url``."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    comparison_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("comparisons.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    attempt: Mapped[int]
+    event: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(2000))
+    delivered: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime | None]

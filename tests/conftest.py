@@ -60,21 +60,31 @@ def pg_url() -> Iterator[str]:
     admin.close()
 
 
+LOCK_KEY = "archbench:test-session-owner"
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """A Redis database number of its own for this session, flushed before and after."""
+    """A Redis database number of its own for this session (claimed with a lock key, so
+    concurrent test runs never share a queue), flushed before and after."""
     import redis
 
-    db = int(os.environ.get("ARCHBENCH_TEST_REDIS_DB", str(8 + os.getpid() % 8)))
-    url = f"{REDIS}/{db}"
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2)
-        client.ping()
+        redis.Redis.from_url(f"{REDIS}/0", socket_connect_timeout=2).ping()
     except redis.RedisError:
         require(False, "Redis at " + REDIS)
         raise
-    client.flushdb()
-    yield url
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    for db in range(1, 16):
+        client = redis.Redis.from_url(f"{REDIS}/{db}")
+        if client.set(LOCK_KEY, owner, nx=True, ex=3 * 3600):
+            break
+    else:
+        pytest.fail("all Redis databases 1-15 are claimed by other test sessions")
+    for key in client.scan_iter():
+        if key != LOCK_KEY.encode():
+            client.delete(key)
+    yield f"{REDIS}/{db}"
     client.flushdb()
 
 

@@ -1,0 +1,81 @@
+"""The archbench command as people run it: migrate, api, worker --gpus, submit --wait, report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CI, ROOT, Service, base_env, free_port
+from tests.helpers import tiny_spec
+
+ARCHBENCH = [sys.executable, "-m", "cli.main"]
+
+
+def run(
+    args: list[str], env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ARCHBENCH, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_api_refuses_a_database_that_is_behind(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    proc = run(["api", "--port", str(free_port())], env, timeout=60)
+    assert proc.returncode == 1
+    assert "run `archbench migrate` first" in proc.stderr
+    assert run(["migrate"], env).returncode == 0
+
+
+def test_gpus_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
+    if shutil.which("nvidia-smi"):
+        pytest.skip("this machine has nvidia-smi; the no-GPU error cannot be provoked")
+    proc = run(["worker", "--gpus", "all"], base_env(tmp_path), timeout=60)
+    assert proc.returncode != 0
+    assert "no GPU is visible" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.services
+@pytest.mark.worker
+def test_submit_wait_and_report(distributed: Service, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(tiny_spec("cli", seeds=[0], epochs=1)))
+    env = {**distributed.env, "ARCHBENCH_URL": distributed.url}
+    proc = run(["submit", str(spec), "--wait", "--timeout", "300"], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    comparison_id = proc.stdout.splitlines()[0].strip()
+    assert "succeeded" in proc.stdout
+    for fmt, needle in (("text", "cnn"), ("md", "|"), ("csv", "name,"), ("json", '"verdict"')):
+        out = run(["report", comparison_id, "--format", fmt], env)
+        assert out.returncode == 0, out.stderr
+        assert needle in out.stdout
+
+    bad = tmp_path / "bad.json"
+    broken = tiny_spec("cli-bad")
+    broken["variants"][0]["layers"][0]["filters"] = 0
+    bad.write_text(json.dumps(broken))
+    proc = run(["submit", str(bad)], env)
+    assert proc.returncode == 2
+    assert "variants.0.layers.0.filters" in proc.stderr
+
+
+def test_compose_file_is_valid() -> None:
+    for cmd in (["docker", "compose", "config", "--quiet"], ["docker-compose", "config", "-q"]):
+        if shutil.which(cmd[0]) is None:
+            continue
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        if cmd[1] == "compose" and proc.returncode == 125:  # docker without the compose plugin
+            continue
+        assert proc.returncode == 0, proc.stderr
+        return
+    if CI:
+        pytest.fail(
+            "neither `docker compose` nor `docker-compose` is installed; .ci/run installs it"
+        )
+    pytest.skip("no docker compose to check the file with")

@@ -6,6 +6,7 @@ Exit codes a CI job can use: 0 succeeded, 1 failed, 2 bad input, 3 cancelled or 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import signal
@@ -273,6 +274,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+# Modules that add subcommands: each has ``register(subparsers) -> None``.
+EXTENSIONS: list[str] = []
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = argparse.ArgumentParser(prog="archbench", description=__doc__)
@@ -317,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "report":
             p.add_argument("--format", choices=["text", "json", "csv", "md"], default="text")
         p.set_defaults(func=func)
+    for module in EXTENSIONS:
+        importlib.import_module(module).register(sub)
     return parser
 
 

@@ -76,10 +76,17 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         err = ArchbenchError(str(exc.detail), headers=dict(exc.headers or {}))
         err.status = exc.status_code
-        err.slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
-            exc.status_code, "http-error"
-        )
-        err.title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        err.slug = {
+            404: "not-found",
+            405: "method-not-allowed",
+            401: "unauthorized",
+            413: "payload-too-large",
+        }.get(exc.status_code, "http-error")
+        err.title = {
+            404: "Not found",
+            405: "Method not allowed",
+            413: "Payload too large",
+        }.get(exc.status_code, "Error")
         return problem_response(err, request)
 
     @app.exception_handler(Exception)

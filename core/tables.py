@@ -196,7 +196,7 @@ class Dataset(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     content_hash: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(String(1000))
-    input_shape: Mapped[dict[str, Any]] = mapped_column(JSON)
+    input_shape: Mapped[list[int]] = mapped_column(JSON)
     num_classes: Mapped[int]
     samples: Mapped[int]
     size_bytes: Mapped[int] = mapped_column(BigInteger)

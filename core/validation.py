@@ -6,6 +6,7 @@ located in the request (``["body", "variants", 1, "layers", 0, "kernel_size"]``)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +40,15 @@ def limits_of(settings: Settings) -> Limits:
     )
 
 
-def dataset_info(name: str, loc: list[str | int]) -> DatasetInfo:
-    """Facts about a dataset by name, or a located error."""
+def dataset_info(
+    name: str,
+    loc: list[str | int],
+    resolve: Callable[[str], DatasetInfo | None] | None = None,
+) -> DatasetInfo:
+    """Facts about a built-in dataset, or an upload found by ``resolve``; else a located error."""
     info = BUILTIN_DATASETS.get(name)
+    if info is None and resolve is not None:
+        info = resolve(name)
     if info is None:
         raise InvalidInput([{"loc": loc, "msg": f"unknown dataset {name!r}"}])
     return info
@@ -78,12 +85,22 @@ def validate_variant(
     return normalised, analysis
 
 
-def validate_comparison(spec: ComparisonSpec, settings: Settings) -> ValidatedComparison:
-    """Validate every variant and limit; raise one InvalidInput with all located errors."""
+def validate_comparison(
+    spec: ComparisonSpec,
+    settings: Settings,
+    *,
+    resolve: Callable[[str], DatasetInfo | None] | None = None,
+) -> ValidatedComparison:
+    """Validate every variant and limit; raise one InvalidInput with all located errors.
+
+    ``resolve`` finds the tenant's uploaded datasets (``core.uploads.resolver_for``).
+    """
     errors: list[ErrorItem] = []
     body: list[str | int] = ["body"]
     try:
-        dataset: DatasetInfo | None = dataset_info(spec.dataset.name, [*body, "dataset", "name"])
+        dataset: DatasetInfo | None = dataset_info(
+            spec.dataset.name, [*body, "dataset", "name"], resolve
+        )
     except InvalidInput as exc:
         errors.extend(exc.errors)
         dataset = None
@@ -124,6 +141,15 @@ def validate_comparison(spec: ComparisonSpec, settings: Settings) -> ValidatedCo
                 "loc": [*body, "training", "max_seconds"],
                 "msg": f"{spec.training.max_seconds} s exceeds the server's ceiling of "
                 f"{settings.trial_max_seconds} s per trial",
+            }
+        )
+
+    if spec.callback_url and not settings.webhook_secret:
+        errors.append(
+            {
+                "loc": [*body, "callback_url"],
+                "msg": "webhooks are off on this server: it has no ARCHBENCH_WEBHOOK_SECRET "
+                "to sign them with",
             }
         )
 

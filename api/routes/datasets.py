@@ -1,20 +1,129 @@
-"""``/v1/datasets``: the datasets a comparison can name."""
+"""``/v1/datasets``: the built-in datasets and this tenant's uploads; upload an ``.npz``."""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, File, Form, UploadFile
+from sqlalchemy import and_, or_
 
+from api.deps import SessionDep, SettingsDep, TenantDep
+from api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.schemas import Page
 from core.datasets import BUILTIN_DATASETS
+from core.errors import InvalidInput, PayloadTooLarge
+from core.tables import Dataset
+from core.tenancy import owned
+from core.uploads import dataset_out, inspect_npz, store_upload
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
+COPY_CHUNK = 1 << 20
+
 
 @router.get("", response_model=Page[dict[str, Any]])
-def list_datasets() -> Page[dict[str, Any]]:
-    """The built-in datasets with their shapes and class counts."""
-    return Page(items=[d.to_dict() for d in BUILTIN_DATASETS.values()], next_cursor=None)
+def list_datasets(
+    session: SessionDep,
+    tenant: TenantDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[dict[str, Any]]:
+    """The built-in datasets, then this tenant's uploads (oldest first)."""
+    builtins = [d.to_dict() for d in BUILTIN_DATASETS.values()]
+    kind, a, b = decode_cursor(cursor, 3) if cursor else ("b", -1, None)
+    items: list[dict[str, Any]] = []
+    q = owned(Dataset, tenant)
+    if kind == "b":
+        start = int(a) + 1 if isinstance(a, int) else 0
+        items = builtins[start : start + limit]
+        if len(items) == limit and start + limit < len(builtins):
+            return Page(items=items, next_cursor=encode_cursor("b", start + limit - 1, None))
+    else:
+        try:
+            after = datetime.fromisoformat(str(a))
+        except ValueError:
+            raise InvalidInput(
+                [{"loc": ["query", "cursor"], "msg": "not a cursor this service issued"}]
+            ) from None
+        q = q.where(
+            or_(Dataset.created_at > after, and_(Dataset.created_at == after, Dataset.id > str(b)))
+        )
+    room = limit - len(items)
+    rows = list(session.scalars(q.order_by(Dataset.created_at, Dataset.id).limit(room + 1)))
+    more = len(rows) > room
+    rows = rows[:room]
+    items += [dataset_out(r) for r in rows]
+    next_cursor = None
+    if more:
+        next_cursor = (
+            encode_cursor("u", rows[-1].created_at.isoformat(), rows[-1].id)
+            if rows
+            else encode_cursor("b", len(builtins) - 1, None)
+        )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        201: {"description": "The dataset, usable by this tenant as its `name`."},
+        413: {"description": "Over ARCHBENCH_MAX_UPLOAD_BYTES."},
+        422: {"description": "Not a valid .npz dataset; `errors` say where."},
+    },
+)
+def upload_dataset(
+    session: SessionDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
+    file: Annotated[
+        UploadFile,
+        File(description="An .npz with x_train, y_train and optionally x_test, y_test."),
+    ],
+    name: Annotated[str | None, Form(max_length=200, description="A label for people.")] = None,
+) -> dict[str, Any]:
+    """Upload an ``.npz`` dataset; it is checked, stored by content hash, named ``upload:<id>``."""
+    folder = settings.data_dir / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".incoming-{uuid.uuid4().hex}.npz"
+    try:
+        size = _copy_limited(file, tmp, settings.max_upload_bytes)
+        facts = inspect_npz(tmp, max_bytes=settings.max_dataset_bytes)
+        content_hash, relative = store_upload(settings, tmp)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    row = Dataset(
+        tenant=tenant,
+        name=name,
+        content_hash=content_hash,
+        path=relative,
+        input_shape=list(facts.input_shape),
+        num_classes=facts.num_classes,
+        samples=facts.samples,
+        size_bytes=size,
+    )
+    session.add(row)
+    session.commit()
+    return dataset_out(row)
+
+
+def _copy_limited(upload: UploadFile, dest: Path, limit: int) -> int:
+    size = 0
+    with dest.open("wb") as out:
+        while chunk := upload.file.read(COPY_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"The file exceeds the limit of {limit:,} bytes (ARCHBENCH_MAX_UPLOAD_BYTES)."
+                )
+            out.write(chunk)
+    if size == 0:
+        raise InvalidInput([{"loc": ["body", "file"], "msg": "the file is empty"}])
+    return size

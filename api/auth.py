@@ -1,0 +1,146 @@
+"""Authentication: ``Authorization: Bearer <key>`` mapped to a tenant, as pure ASGI middleware.
+
+Every path needs a key when ``ARCHBENCH_AUTH=true`` except the open ones (health, metrics, the
+OpenAPI document and its viewers, the dashboard's ``/`` and ``/static/*``). The tenant is put in
+``request.state.tenant``, where ``api.deps.TenantDep`` reads it; nothing else decides tenancy.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.problems import PROBLEM_JSON
+from core.config import Settings
+from core.db import session_scope
+from core.errors import ArchbenchError, ServiceUnavailable, Unauthorized
+from core.tenancy import active_key_count, tenant_for_key
+
+__all__ = [
+    "OPEN_PATHS",
+    "AuthMiddleware",
+    "UnsafeConfiguration",
+    "check_auth_setup",
+    "is_open_path",
+]
+
+log = logging.getLogger("archbench.api")
+
+OPEN_PATHS = frozenset(
+    {"/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+)
+OPEN_PREFIXES = ("/static/",)
+
+
+def is_open_path(path: str) -> bool:
+    """True for the paths that never need a key."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            header: str = bytes(value).decode("latin-1")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return None
+    return None
+
+
+def _lookup(key: str) -> str | None:
+    with session_scope() as session:
+        return tenant_for_key(session, key)
+
+
+async def _reject(exc: ArchbenchError, scope: Scope, receive: Receive, send: Send) -> None:
+    headers = dict(exc.headers)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="archbench"'
+    response = JSONResponse(
+        exc.to_problem(scope.get("path")),
+        status_code=exc.status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+    await response(scope, receive, send)
+
+
+class AuthMiddleware:
+    """Resolve the tenant from the bearer key; 401 problem when it is missing, wrong or revoked."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.settings.auth or is_open_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        key = _bearer(scope)
+        if key is None:
+            await _reject(
+                Unauthorized("An API key is required: send `Authorization: Bearer <key>`."),
+                scope,
+                receive,
+                send,
+            )
+            return
+        try:
+            tenant = await anyio.to_thread.run_sync(_lookup, key)
+        except SQLAlchemyError as exc:
+            log.error("key lookup failed: %s", type(exc).__name__)
+            await _reject(ServiceUnavailable("The database is unavailable."), scope, receive, send)
+            return
+        if tenant is None:
+            await _reject(
+                Unauthorized("The API key is not valid (unknown or revoked)."),
+                scope,
+                receive,
+                send,
+            )
+            return
+        scope.setdefault("state", {})["tenant"] = tenant
+        await self.app(scope, receive, send)
+
+
+class UnsafeConfiguration(RuntimeError):
+    """The api was asked to start in a way that would expose it without authentication."""
+
+
+def check_auth_setup(settings: Settings) -> None:
+    """Refuse unsafe production setups; in development only warn. Needs a migrated database.
+
+    - ``ARCHBENCH_ENV=production`` with auth off: refused unless ``ARCHBENCH_ALLOW_NO_AUTH=true``.
+    - auth on and no unrevoked key: refused in production (nobody could use it; create one with
+      ``archbench keys create --tenant NAME`` first), a warning in development.
+    """
+    if not settings.auth:
+        if settings.env == "production" and not settings.allow_no_auth:
+            msg = (
+                "refusing to start: ARCHBENCH_ENV=production with ARCHBENCH_AUTH off would let "
+                "anyone train and read everything. Set ARCHBENCH_AUTH=true and create a key with "
+                "`archbench keys create --tenant NAME`, or set ARCHBENCH_ALLOW_NO_AUTH=true to "
+                "run without authentication on purpose."
+            )
+            log.error(msg)
+            raise UnsafeConfiguration(msg)
+        log.warning("authentication is OFF (single-user mode): every request is trusted")
+        return
+    with session_scope() as session:
+        keys = active_key_count(session)
+    if keys == 0:
+        msg = (
+            "ARCHBENCH_AUTH=true but no API key exists, so every request will be refused; "
+            "create one with `archbench keys create --tenant NAME`"
+        )
+        if settings.env == "production":
+            log.error("refusing to start: %s", msg)
+            raise UnsafeConfiguration("refusing to start: " + msg)
+        log.warning(msg)
+    else:
+        log.info("authentication is ON (%d active API key(s))", keys)

@@ -1,0 +1,229 @@
+"""Tenants, keys and limits against a real api with ARCHBENCH_AUTH=true on Postgres."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import free_port, start, stop, wait_http
+from tests.helpers import assert_problem, small_mlp, tiny_spec
+from tests.secured import PY, SecuredApi, secured_api
+
+LIMITS = {
+    "ARCHBENCH_MAX_VARIANTS": "3",
+    "ARCHBENCH_MAX_SEEDS": "3",
+    "ARCHBENCH_MAX_EPOCHS": "5",
+    "ARCHBENCH_MAX_TRIAL_EPOCHS": "20",
+    "ARCHBENCH_MAX_PARAMS": "100000",
+    "ARCHBENCH_MAX_FLOPS": "2000000",
+    "ARCHBENCH_MAX_BODY_BYTES": "20000",
+    "ARCHBENCH_MAX_ACTIVE_COMPARISONS_PER_TENANT": "3",
+}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredApi]:
+    with secured_api(tmp_path_factory.mktemp("secured"), ("a", "b", "c"), **LIMITS) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def a_comparison(api: SecuredApi) -> str:
+    with api.client("a") as a:
+        resp = a.post("/v1/comparisons", json=tiny_spec("a's", seeds=[0], epochs=1))
+        assert resp.status_code == 202, resp.text
+        return str(resp.json()["id"])
+
+
+def test_missing_wrong_and_malformed_keys_are_401(api: SecuredApi) -> None:
+    for headers in (
+        {},
+        {"Authorization": "Bearer ab_not-a-key"},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic dXNlcjpwdw=="},
+        {"Authorization": "Bearer " + "x" * 5000},
+    ):
+        resp = httpx.get(api.url + "/v1/comparisons", headers=headers, timeout=10)
+        assert_problem(resp, 401)
+        assert resp.headers["www-authenticate"].startswith("Bearer")
+    for path in ("/healthz", "/openapi.json", "/metrics", "/docs"):
+        assert httpx.get(api.url + path, timeout=10).status_code == 200, path
+
+
+ENDPOINTS = [
+    ("GET", "/v1/comparisons/{id}"),
+    ("POST", "/v1/comparisons/{id}/cancel"),
+    ("GET", "/v1/comparisons/{id}/trials"),
+    ("GET", "/v1/comparisons/{id}/trials?format=csv"),
+    ("GET", "/v1/comparisons/{id}/metrics"),
+    ("GET", "/v1/comparisons/{id}/metrics?format=csv"),
+    ("GET", "/v1/comparisons/{id}/report"),
+    ("GET", "/v1/comparisons/{id}/report?format=md"),
+    ("GET", "/v1/comparisons/{id}/report.png"),
+    ("GET", "/v1/comparisons/{id}/events"),
+    ("GET", "/v1/comparisons/{id}/deliveries"),
+]
+
+
+def _anonymised(resp: httpx.Response, cid: str) -> dict[str, Any]:
+    body = assert_problem(resp, 404)
+    return {k: str(v).replace(cid, "ID") for k, v in body.items()}
+
+
+def test_another_tenants_comparison_is_404_like_a_missing_one(
+    api: SecuredApi, a_comparison: str
+) -> None:
+    missing = str(uuid.uuid4())
+    with api.client("a") as a, api.client("b") as b:
+        assert a.get(f"/v1/comparisons/{a_comparison}").status_code == 200
+        for method, path in ENDPOINTS:
+            theirs = b.request(method, path.format(id=a_comparison))
+            absent = b.request(method, path.format(id=missing))
+            assert _anonymised(theirs, a_comparison) == _anonymised(absent, missing), path
+            assert theirs.headers["content-type"] == absent.headers["content-type"]
+        assert a_comparison not in b.get("/v1/comparisons").text
+        assert a_comparison in a.get("/v1/comparisons").text
+        # B's cancel did nothing to A's comparison.
+        assert a.get(f"/v1/comparisons/{a_comparison}").json()["status"] == "queued"
+
+
+def test_revoked_key_is_refused(api: SecuredApi) -> None:
+    key = api.new_key("a", "to-revoke")
+    with api.client(key=key) as c:
+        assert c.get("/v1/comparisons").status_code == 200
+    listed = api.cli("keys", "list", "--tenant", "a", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert key not in listed.stdout  # only the prefix is ever shown
+    (row,) = [
+        r
+        for r in json.loads(listed.stdout)
+        if key.startswith(r["prefix"]) and r["name"] == "to-revoke"
+    ]
+    done = api.cli("keys", "revoke", row["id"])
+    assert done.returncode == 0, done.stderr
+    with api.client(key=key) as c:
+        assert_problem(c.get("/v1/comparisons"), 401)
+    assert api.cli("keys", "revoke", str(uuid.uuid4())).returncode == 1
+    with api.client("a") as a:  # the tenant's other key still works
+        assert a.get("/v1/comparisons").status_code == 200
+
+
+def _big(i: int) -> dict[str, Any]:
+    return {
+        "name": f"big{i}",
+        "layers": [
+            {"type": "Conv2D", "filters": 64, "kernel_size": 3, "activation": "relu"},
+            {"type": "Flatten"},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "loc", "figure"),
+    [
+        ({"variants": [small_mlp(f"m{i}") for i in range(4)]}, ["body", "variants"], "3"),
+        ({"seeds": [0, 1, 2, 3]}, ["body", "seeds"], "3"),
+        ({"training": {"epochs": 6}}, ["body", "training", "epochs"], "5"),
+        (
+            {
+                "variants": [small_mlp(f"m{i}") for i in range(3)],
+                "seeds": [0, 1, 2],
+                "training": {"epochs": 3},
+            },
+            ["body", "training", "epochs"],
+            "20",
+        ),
+        ({"variants": [_big(0)]}, ["body", "variants", 0], "100000"),
+    ],
+    ids=["variants", "seeds", "epochs", "trial-epochs", "params"],
+)
+def test_spec_limits_are_located_422(
+    api: SecuredApi, change: dict[str, Any], loc: list[Any], figure: str
+) -> None:
+    with api.client("b") as b:
+        before = len(b.get("/v1/comparisons").json()["items"])
+        resp = b.post("/v1/comparisons", json={**tiny_spec("limits"), **change})
+        body = assert_problem(resp, 422)
+        hits = [e for e in body["errors"] if e["loc"][: len(loc)] == loc]
+        assert hits, body
+        assert any(figure in e["msg"].replace(",", "") for e in hits), body
+        assert len(b.get("/v1/comparisons").json()["items"]) == before
+
+
+def test_flops_limit(api: SecuredApi) -> None:
+    variant = {
+        "name": "wide",
+        "layers": [
+            {"type": "Conv2D", "filters": 32, "kernel_size": 3, "activation": "relu"},
+            {"type": "Conv2D", "filters": 32, "kernel_size": 3, "activation": "relu"},
+            {"type": "GlobalAveragePooling2D"},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ],
+    }
+    with api.client("b") as b:
+        body = assert_problem(
+            b.post("/v1/comparisons", json=tiny_spec("flops", variants=[variant])), 422
+        )
+        assert any("flop" in e["msg"].lower() for e in body["errors"]), body
+
+
+def test_body_limit_413_with_and_without_content_length(api: SecuredApi) -> None:
+    big = b'{"name": "' + b"x" * 30000 + b'"}'
+    with api.client("b") as b:
+        body = assert_problem(
+            b.post("/v1/comparisons", content=big, headers={"Content-Type": "application/json"}),
+            413,
+        )
+        assert "20,000" in body["detail"]
+
+        def chunks() -> Iterator[bytes]:
+            for i in range(0, len(big), 1000):
+                yield big[i : i + 1000]
+
+        resp = b.post(
+            "/v1/comparisons", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert "content-length" not in {k.lower() for k in resp.request.headers}
+        assert_problem(resp, 413)
+        assert b.get("/healthz").status_code == 200
+
+
+def test_active_comparisons_quota_429(api: SecuredApi) -> None:
+    with api.client("c") as c:
+        for i in range(3):
+            assert c.post("/v1/comparisons", json=tiny_spec(f"q{i}")).status_code == 202
+        resp = c.post("/v1/comparisons", json=tiny_spec("one too many"))
+        body = assert_problem(resp, 429)
+        assert int(resp.headers["retry-after"]) > 0
+        assert "3" in body["detail"]
+        assert len(c.get("/v1/comparisons").json()["items"]) == 3
+    with api.client("b") as b:  # another tenant is not affected
+        assert b.post("/v1/comparisons", json=tiny_spec("b ok")).status_code == 202
+
+
+def test_production_refuses_to_start_without_auth(api: SecuredApi) -> None:
+    env = {**api.env, "ARCHBENCH_ENV": "production", "ARCHBENCH_AUTH": "false"}
+    log = api.log.with_name("prod.log")
+    proc = start([*PY, "api", "--port", str(free_port())], env, log)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        stop(proc)
+        pytest.fail("the api started in production with auth off")
+    assert proc.returncode != 0
+    assert "ARCHBENCH_ALLOW_NO_AUTH" in log.read_text()
+
+    port = free_port()
+    env["ARCHBENCH_ALLOW_NO_AUTH"] = "true"
+    proc = start([*PY, "api", "--port", str(port)], env, log)
+    try:
+        wait_http(f"http://127.0.0.1:{port}", proc, log)
+    finally:
+        stop(proc)

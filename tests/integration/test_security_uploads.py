@@ -1,0 +1,181 @@
+"""Dataset uploads: checked without executing anything, private to a tenant, trainable."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.conftest import Service
+from tests.helpers import assert_problem, small_mlp, tiny_spec, wait_done
+from tests.secured import SecuredApi, secured_api
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredApi]:
+    with secured_api(
+        tmp_path_factory.mktemp("uploads"), ("a", "b"), ARCHBENCH_MAX_UPLOAD_BYTES="400000"
+    ) as svc:
+        yield svc
+
+
+def npz(**arrays: Any) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def good(n: int = 120, classes: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = rng.random((n, 8, 8)).astype(np.float32) + y[:, None, None]
+    return {"x_train": x, "y_train": y}
+
+
+class Canary:
+    """Unpickling this would create a file: the proof that a payload ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.path), "w"))
+
+
+def test_upload_is_private_to_its_tenant(api: SecuredApi) -> None:
+    with api.client("a") as a, api.client("b") as b:
+        resp = a.post(
+            "/v1/datasets", files={"file": ("d.npz", npz(**good()))}, data={"name": "mine"}
+        )
+        assert resp.status_code == 201, resp.text
+        ds = resp.json()
+        assert ds["name"].startswith("upload:")
+        assert (ds["input_shape"], ds["num_classes"], ds["samples"]) == ([8, 8, 1], 3, 120)
+        stored = api.env["ARCHBENCH_DATA_DIR"] + f"/uploads/{ds['content_hash']}.npz"
+        assert Path(stored).is_file()
+        assert ds["name"] in a.get("/v1/datasets").text
+        assert ds["name"] not in b.get("/v1/datasets").text
+        spec = tiny_spec("on upload", variants=[small_mlp()], seeds=[0], epochs=1)
+        spec["dataset"] = {"name": ds["name"]}
+        spec["variants"][0]["layers"][-1]["units"] = 3
+        assert a.post("/v1/comparisons", json=spec).status_code == 202
+        theirs = assert_problem(b.post("/v1/comparisons", json=spec), 422)
+        spec["dataset"] = {"name": "upload:00000000-0000-0000-0000-000000000000"}
+        missing = assert_problem(b.post("/v1/comparisons", json=spec), 422)
+        assert (
+            theirs["errors"][0]["loc"]
+            == missing["errors"][0]["loc"]
+            == [
+                "body",
+                "dataset",
+                "name",
+            ]
+        )
+        assert "unknown dataset" in theirs["errors"][0]["msg"]
+        analyze = {"variant": spec["variants"][0], "dataset": {"name": ds["name"]}}
+        assert b.post("/v1/architectures/analyze", json=analyze).status_code == 422
+        assert a.post("/v1/architectures/analyze", json=analyze).status_code == 200
+
+
+def test_pickled_payloads_never_run(api: SecuredApi, tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    objects = np.array([Canary(canary), Canary(canary)], dtype=object)
+    whole = pickle.dumps({"x_train": Canary(canary), "y_train": [0, 1]})
+    with api.client("a") as a:
+        body = assert_problem(
+            a.post(
+                "/v1/datasets",
+                files={"file": ("p.npz", npz(x_train=objects, y_train=np.array([0, 1])))},
+            ),
+            422,
+        )
+        assert body["errors"][0]["loc"] == ["body", "file", "x_train"]
+        assert "pickle" in body["errors"][0]["msg"]
+        body = assert_problem(a.post("/v1/datasets", files={"file": ("p.npz", whole)}), 422)
+        assert body["errors"][0]["loc"] == ["body", "file"]
+    assert not canary.exists()
+    # The payload is real: unpickling it does create the canary.
+    pickle.loads(whole)
+    assert canary.exists()
+
+
+def _bad_cases() -> list[tuple[str, bytes, list[str], str]]:
+    g = good()
+    rng = np.random.default_rng(1)
+    nan = g["x_train"].copy()
+    nan[3, 2, 2] = np.nan
+    return [
+        ("garbage", b"not a zip at all", [], "not an .npz"),
+        ("no labels", npz(x_train=g["x_train"]), ["y_train"], "missing"),
+        ("lengths", npz(x_train=g["x_train"], y_train=g["y_train"][:-5]), ["y_train"], "115"),
+        (
+            "strings",
+            npz(x_train=np.array([["a"]] * 10), y_train=np.arange(10) % 2),
+            ["x_train"],
+            "numeric",
+        ),
+        (
+            "rank",
+            npz(x_train=rng.random((10, 2, 2, 2, 2)), y_train=np.arange(10) % 2),
+            ["x_train"],
+            "shape",
+        ),
+        ("nan", npz(x_train=nan, y_train=g["y_train"]), ["x_train"], "NaN"),
+        ("negative", npz(x_train=g["x_train"], y_train=g["y_train"] - 1), ["y_train"], "0.."),
+        ("fractional", npz(x_train=g["x_train"], y_train=g["y_train"] + 0.5), ["y_train"], "whole"),
+        ("one class", npz(x_train=g["x_train"], y_train=np.zeros(120, int)), ["y_train"], "2"),
+        (
+            "test shape",
+            npz(**g, x_test=rng.random((10, 4, 4)), y_test=np.arange(10) % 3),
+            ["x_test"],
+            "differ",
+        ),
+        ("test alone", npz(**g, x_test=g["x_train"]), ["y_test"], "together"),
+        ("test label", npz(**g, x_test=g["x_train"][:10], y_test=np.full(10, 7)), ["y_test"], "7"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "content", "loc", "needle"), _bad_cases(), ids=[c[0] for c in _bad_cases()]
+)
+def test_malformed_uploads_are_located_422(
+    api: SecuredApi, case: str, content: bytes, loc: list[str], needle: str
+) -> None:
+    with api.client("a") as a:
+        body = assert_problem(a.post("/v1/datasets", files={"file": ("d.npz", content)}), 422)
+        assert any(
+            e["loc"] == ["body", "file", *loc] and needle in e["msg"] for e in body["errors"]
+        ), body
+
+
+def test_upload_size_limits(api: SecuredApi) -> None:
+    big = npz(x_train=np.zeros((1000, 60), np.float64), y_train=np.arange(1000) % 2)
+    assert len(big) > 400_000
+    with api.client("a") as a:
+        body = assert_problem(a.post("/v1/datasets", files={"file": ("big.npz", big)}), 413)
+        assert "400,000" in body["detail"]
+        assert_problem(a.post("/v1/datasets", data={"name": "no file"}), 422)
+
+
+def test_training_on_an_upload_end_to_end(distributed: Service) -> None:
+    data = good(200, 3, seed=2)
+    with distributed.client() as c:
+        resp = c.post("/v1/datasets", files={"file": ("t.npz", npz(**data))})
+        assert resp.status_code == 201, resp.text
+        spec = tiny_spec("upload e2e", variants=[small_mlp()], seeds=[0], epochs=3)
+        spec["training"]["learning_rate"] = 0.01
+        spec["dataset"] = {"name": resp.json()["name"]}
+        spec["variants"][0]["layers"][-1]["units"] = 3
+        submitted = c.post("/v1/comparisons", json=spec)
+        assert submitted.status_code == 202, submitted.text
+        done = wait_done(c, submitted.json()["id"], timeout=300)
+        assert done["status"] == "succeeded", done
+        trials = c.get(f"/v1/comparisons/{done['id']}/trials").json()["items"]
+        metrics = c.get(f"/v1/comparisons/{done['id']}/metrics").json()["items"]
+        assert [m["epoch"] for m in metrics] == [1, 2, 3]
+        assert trials[0]["test_accuracy"] is not None

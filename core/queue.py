@@ -16,9 +16,11 @@ from celery import Celery
 from core.config import Settings, get_settings
 
 __all__ = [
+    "BROKER_MARK",
     "QUEUE",
     "SWEEP_TASK",
     "TRAIN_TASK",
+    "broker_was_reset",
     "celery_config",
     "client_app",
     "enqueue_trials",
@@ -30,11 +32,49 @@ log = logging.getLogger("archbench.queue")
 TRAIN_TASK = "archbench.train_trial"
 SWEEP_TASK = "archbench.sweep"
 QUEUE = "archbench"
+BROKER_MARK = "archbench:broker-mark"
+
+
+_looked: set[str] = set()
+
+
+def broker_was_reset(broker_url: str) -> bool:
+    """True when queued trials' messages may have been lost since the last look, so the
+    sweeper must send them again (a duplicate message is harmless: the claim drops it).
+
+    Redis: a mark key lives next to the queue, and its absence means the broker lost its data
+    (restarted without persistence, flushed, evicted); it also reads True the very first time.
+    The embedded SQL broker keeps its messages in a file, but a worker killed while holding a
+    message it had not started loses that message, so this reads True on the first look of
+    each process (a restarted worker re-sends). A broker that cannot be reached reads False:
+    nothing can be sent to it anyway.
+    """
+    if not broker_url.startswith(("redis://", "rediss://")):
+        first = broker_url not in _looked
+        _looked.add(broker_url)
+        return first
+    import redis
+
+    try:
+        client = redis.Redis.from_url(broker_url, socket_connect_timeout=2, socket_timeout=2)
+        with client:
+            return bool(client.set(BROKER_MARK, "1", nx=True))
+    except redis.RedisError:
+        return False
+    import redis
+
+    try:
+        client = redis.Redis.from_url(broker_url, socket_connect_timeout=2, socket_timeout=2)
+        with client:
+            return bool(client.set(BROKER_MARK, "1", nx=True))
+    except redis.RedisError:
+        return False
 
 
 def _transport_options(broker_url: str, visibility: int) -> dict[str, Any]:
     if broker_url.startswith("redis"):
-        return {"visibility_timeout": visibility}
+        # A dead host must not hang a publish (and so an HTTP request) for minutes.
+        return {"visibility_timeout": visibility, "socket_connect_timeout": 2}
     return {}
 
 
@@ -52,8 +92,9 @@ def tune_sql_transport() -> None:
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for long training tasks, all in one place, each with its reason."""
-    # A trial may legitimately run for trial_max_seconds; the broker must not hand its message
-    # to a second worker before then, or the same trial would be delivered twice while running.
+    # A trial may legitimately run for trial_max_seconds; Redis must not hand its unacked
+    # message to a second worker before then. (The lease would drop that duplicate anyway,
+    # but each one costs a delivery.) There is no result backend to give the same timeout.
     visibility = settings.trial_max_seconds + 3600
     return {
         "broker_url": settings.broker_url,
@@ -66,18 +107,23 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend": None,
         # Ack after the task ran, so a worker that dies mid-trial leaves the message to redeliver.
         "task_acks_late": True,
-        # A worker child killed by the OS (OOM, SIGKILL) requeues the message; the attempt
-        # count in the trials table caps how often that can happen.
+        # A worker child killed by the OS (OOM, SIGKILL) requeues its message at once. The
+        # redelivery finds the dead child's lease still live and is dropped as a duplicate;
+        # the sweeper takes the trial back when the lease expires, so every crash costs
+        # exactly one attempt of the trials table's max_attempts, never an unbounded loop.
         "task_reject_on_worker_lost": True,
         # One message at a time per process: trials are long and must not wait behind others.
         "worker_prefetch_multiplier": 1,
         # Keep TensorFlow warm: a child process serves trial after trial.
         "worker_max_tasks_per_child": None,
-        # If the broker connection drops, running tasks stop; their messages are redelivered
-        # and the lease in the database decides who continues.
+        # If the broker connection drops, the worker stops its running trials (their acks
+        # could not reach the broker anyway) instead of running on unaccounted; each such trial
+        # is taken back by the sweeper when its lease expires and resumes from its checkpoint.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # A worker started before its broker keeps trying to connect instead of exiting.
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": _transport_options(settings.broker_url, visibility),
+        # One named queue, so workers of other Celery apps on the same broker never take ours.
         "task_default_queue": QUEUE,
         # Publishing must not hang an HTTP request when the broker is down: fail fast and let
         # the sweeper enqueue later.
@@ -88,8 +134,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "interval_step": 0.2,
             "interval_max": 0.5,
         },
+        # Seconds to wait for a broker connection before calling it down (publish included).
         "broker_connection_timeout": 2,
+        # Our logging setup stays ours (the cli configures it).
         "worker_hijack_root_logger": False,
+        # No monitoring events: progress is in the database, and events cost broker traffic.
         "worker_send_task_events": False,
     }
 

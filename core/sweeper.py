@@ -6,7 +6,8 @@ It runs as a thread in every worker's main process (see ``worker.celery_app``), 
 - a ``running`` trial whose lease expired (its worker died or hung) goes back to ``queued``
   and is enqueued again, or is marked ``failed`` once it used ``max_attempts``;
 - a ``queued`` trial that was never enqueued (the broker was down when it was accepted) is
-  enqueued;
+  enqueued; so is every ``queued`` trial when the broker may have lost their messages (a Redis
+  restarted without persistence, or a restarted embedded worker: ``broker_was_reset``);
 - a comparison whose trials have all ended but which is still open is finished.
 """
 
@@ -22,7 +23,7 @@ from sqlalchemy import select, update
 from core.config import Settings
 from core.db import session_scope
 from core.lifecycle import finalize_comparison
-from core.queue import enqueue_trials
+from core.queue import broker_was_reset, enqueue_trials
 from core.tables import Comparison, Trial, utcnow
 
 __all__ = ["SweepResult", "sweep"]
@@ -37,6 +38,7 @@ class SweepResult:
     """What one sweep did."""
 
     requeued: list[str] = field(default_factory=list)
+    resent: int = 0
     failed: list[str] = field(default_factory=list)
     enqueued: list[str] = field(default_factory=list)
     finalized: list[str] = field(default_factory=list)
@@ -80,6 +82,18 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
                 bucket.append(trial_id)
     if result.requeued or result.failed:
         log.warning("lease expired: requeued %s, failed %s", result.requeued, result.failed)
+
+    if broker_was_reset(settings.broker_url):
+        with session_scope() as s:
+            reset = s.execute(
+                update(Trial)
+                .where(Trial.status == "queued", Trial.enqueued_at.is_not(None))
+                .values(enqueued_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            result.resent = int(reset.rowcount)  # type: ignore[attr-defined]
+        if result.resent:
+            log.warning("messages may be lost; sending %d queued trials again", result.resent)
 
     with session_scope() as s:
         pending = list(

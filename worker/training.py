@@ -24,10 +24,11 @@ callback would then save it as finished, and delete the backup at ``on_train_end
 the partial epoch is neither saved nor reported, and the backup is kept whenever the
 caller's ``should_stop`` ended the run (the caller may retry it, and removes the folder
 once the trial is final); it is deleted when training ends by itself (all epochs, early
-stopping, time budget). A resumed run continues with the saved weights and optimizer
-state, but the RNG streams (shuffling, dropout) restart from the trial seed, and
-EarlyStopping's patience counter starts afresh, so a resumed trial is equivalent, not
-bit-identical, to an uninterrupted one.
+stopping, time budget). An epoch's row is reported before its checkpoint is written, so a
+crash between the two retrains that epoch rather than skipping its row. A resumed run
+continues with the saved weights and optimizer state, but the RNG streams (shuffling,
+dropout) restart from the trial seed, and EarlyStopping's patience counter starts afresh,
+so a resumed trial is equivalent, not bit-identical, to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -174,10 +175,12 @@ def _callbacks(
             if not monitor.stopped_by_caller:
                 super().on_train_end(logs)
 
-    callbacks: list[Any] = []
+    # The Watcher first: an epoch's row is written before its checkpoint, so a crash between
+    # the two retrains that epoch (and upserts its row again) instead of resuming past an
+    # epoch whose row was never written.
+    callbacks: list[Any] = [Watcher()]
     if checkpoint_dir is not None:
         callbacks.append(Backup(backup_dir=str(checkpoint_dir), delete_checkpoint=True))
-    callbacks.append(Watcher())
     early = None
     if training.early_stopping is not None:
         es = training.early_stopping

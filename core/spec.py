@@ -8,6 +8,7 @@ its exact location in the request.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -97,6 +98,16 @@ class ComparisonSpec(_Strict):
     variants: Annotated[list[dict[str, Any]], Field(min_length=1)]
     callback_url: Annotated[str | None, Field(max_length=2000)] = None
     reuse: bool = True
+
+    @field_validator("callback_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("callback_url must be an absolute http:// or https:// URL")
+        return v
 
     @field_validator("seeds")
     @classmethod

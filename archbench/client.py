@@ -1,0 +1,388 @@
+"""The archbench Python client, sync (``Client``) and async (``AsyncClient``), on httpx.
+
+    from archbench.client import Client
+
+    with Client("http://127.0.0.1:8000", api_key=None) as ab:
+        c = ab.submit("examples/quick.json")          # or a dict, or Keras Sequential models
+        ab.wait(c["id"], timeout=600)
+        print(ab.report(c["id"])["verdict"])
+        df = ab.metrics(c["id"], as_frame=True)        # pandas, if installed
+
+Errors arrive as the typed exceptions of ``archbench.errors``, each with the problem object.
+TensorFlow is never imported: Keras models are sent as their ``to_json()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import httpx
+
+from archbench._common import TERMINAL, Event, SpecSource, SseParser, build_spec, to_frame
+from archbench.errors import WaitTimeout, error_from_response, unreachable
+
+__all__ = ["AsyncClient", "Client", "Event"]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+ReportFormat = Literal["text", "md", "csv", "json"]
+Table = Literal["trials", "metrics", "report"]
+Variants = Mapping[str, Any] | Sequence[Any] | None
+
+
+def _base_url(url: str | None) -> str:
+    return (url or os.environ.get("ARCHBENCH_URL") or DEFAULT_URL).rstrip("/")
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    key = api_key if api_key is not None else os.environ.get("ARCHBENCH_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _path(comparison_id: str, tail: str = "") -> str:
+    return f"/v1/comparisons/{comparison_id}{tail}"
+
+
+def _submit_headers(idempotency_key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def _stream_timeout(deadline: float | None) -> httpx.Timeout:
+    left = _remaining(deadline)
+    read = 60.0 if left is None else max(0.1, min(left, 60.0))
+    return httpx.Timeout(30.0, read=read)
+
+
+class Client:
+    """A synchronous archbench client; use as a context manager or call ``close()``."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = _base_url(url)
+        self._http = httpx.Client(
+            base_url=self.url, headers=_headers(api_key), timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise unreachable(self.url, exc) from exc
+        if resp.status_code >= 400:
+            raise error_from_response(resp)
+        return resp
+
+    def submit(
+        self,
+        spec: SpecSource,
+        *,
+        variants: Variants = None,
+        idempotency_key: str | None = None,
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """Submit a comparison (a dict, a JSON file path, Keras models as variants)."""
+        body = build_spec(spec, variants, overrides)
+        headers = _submit_headers(idempotency_key)
+        return dict(self._request("POST", "/v1/comparisons", json=body, headers=headers).json())
+
+    def get(self, comparison_id: str) -> dict[str, Any]:
+        """A comparison's status and progress."""
+        return dict(self._request("GET", _path(comparison_id)).json())
+
+    def list_comparisons(
+        self, *, status: str | None = None, name: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Comparisons, newest first, following pages up to ``limit`` items."""
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while len(out) < limit:
+            params: dict[str, Any] = {"limit": min(500, limit - len(out))}
+            params.update({k: v for k, v in (("status", status), ("name", name)) if v})
+            if cursor:
+                params["cursor"] = cursor
+            page = self._request("GET", "/v1/comparisons", params=params).json()
+            out.extend(page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return out
+
+    def cancel(self, comparison_id: str) -> dict[str, Any]:
+        """Cancel a comparison; raises Conflict when it already ended."""
+        return dict(self._request("POST", _path(comparison_id, "/cancel")).json())
+
+    def wait(
+        self, comparison_id: str, timeout: float | None = None, *, poll: float = 1.0
+    ) -> dict[str, Any]:
+        """Poll until the comparison ends; raises WaitTimeout after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            comparison = self.get(comparison_id)
+            if comparison["status"] in TERMINAL:
+                return comparison
+            left = _remaining(deadline)
+            if left is not None and left <= 0:
+                raise WaitTimeout(comparison_id, float(timeout or 0), comparison)
+            time.sleep(poll if left is None else max(0.0, min(poll, left)))
+
+    def events(self, comparison_id: str, timeout: float | None = None) -> Iterator[Event]:
+        """Follow the comparison's server-sent events until ``comparison_finished``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                with self._http.stream(
+                    "GET", _path(comparison_id, "/events"), timeout=_stream_timeout(deadline)
+                ) as resp:
+                    if resp.status_code >= 400:
+                        resp.read()
+                        raise error_from_response(resp)
+                    parser = SseParser()
+                    for line in resp.iter_lines():
+                        event = parser.feed(line)
+                        if event is not None:
+                            yield event
+                            if event.event == "comparison_finished":
+                                return
+                        left = _remaining(deadline)
+                        if left is not None and left <= 0:
+                            raise WaitTimeout(comparison_id, float(timeout or 0), None)
+            except httpx.ReadTimeout:
+                pass
+            except httpx.TransportError as exc:
+                raise unreachable(self.url, exc) from exc
+            left = _remaining(deadline)
+            if left is not None and left <= 0:
+                raise WaitTimeout(comparison_id, float(timeout or 0), None)
+
+    def trials(self, comparison_id: str, *, as_frame: bool = False) -> Any:
+        """One row per (variant, seed): a list of dicts, or a DataFrame with ``as_frame``."""
+        rows = self._request("GET", _path(comparison_id, "/trials")).json()["items"]
+        return to_frame(rows) if as_frame else rows
+
+    def metrics(
+        self, comparison_id: str, *, variant: str | None = None, as_frame: bool = False
+    ) -> Any:
+        """Every epoch of every trial, long form: a list of dicts, or a DataFrame."""
+        params = {"variant": variant} if variant else {}
+        rows = self._request("GET", _path(comparison_id, "/metrics"), params=params).json()
+        return to_frame(rows["items"]) if as_frame else rows["items"]
+
+    def report(self, comparison_id: str, *, as_frame: bool = False) -> Any:
+        """The verdict as a dict, or its per-variant table as a DataFrame with ``as_frame``."""
+        body = self._request("GET", _path(comparison_id, "/report")).json()
+        return to_frame(body["variants"]) if as_frame else dict(body)
+
+    def report_text(self, comparison_id: str, format: ReportFormat = "text") -> str:
+        """The report rendered by the service as text, Markdown, CSV or JSON."""
+        params = {"format": format}
+        return self._request("GET", _path(comparison_id, "/report"), params=params).text
+
+    def report_png(self, comparison_id: str) -> bytes:
+        """Learning curves and the per-variant spread, as PNG bytes."""
+        return self._request("GET", _path(comparison_id, "/report.png")).content
+
+    def csv(self, comparison_id: str, table: Table) -> str:
+        """A table (``trials``, ``metrics`` or ``report``) as the service's CSV."""
+        params = {"format": "csv"}
+        return self._request("GET", _path(comparison_id, f"/{table}"), params=params).text
+
+    def deliveries(self, comparison_id: str) -> list[dict[str, Any]]:
+        """Every webhook delivery attempt for the comparison's ``callback_url``."""
+        return list(self._request("GET", _path(comparison_id, "/deliveries")).json()["items"])
+
+    def analyze(self, variant: Any, dataset: str | None = "mnist_5k") -> dict[str, Any]:
+        """Static analysis of one variant (dict or Keras model): shapes, params, FLOPs."""
+        body: dict[str, Any] = {"variant": build_spec({"variants": [variant]})["variants"][0]}
+        if dataset:
+            body["dataset"] = {"name": dataset}
+        return dict(self._request("POST", "/v1/architectures/analyze", json=body).json())
+
+
+class AsyncClient:
+    """The asynchronous twin of ``Client`` (``async with AsyncClient(...) as ab``)."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = _base_url(url)
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=_headers(api_key), timeout=timeout, transport=transport
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            resp = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise unreachable(self.url, exc) from exc
+        if resp.status_code >= 400:
+            raise error_from_response(resp)
+        return resp
+
+    async def submit(
+        self,
+        spec: SpecSource,
+        *,
+        variants: Variants = None,
+        idempotency_key: str | None = None,
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """Submit a comparison (a dict, a JSON file path, Keras models as variants)."""
+        body = build_spec(spec, variants, overrides)
+        headers = _submit_headers(idempotency_key)
+        resp = await self._request("POST", "/v1/comparisons", json=body, headers=headers)
+        return dict(resp.json())
+
+    async def get(self, comparison_id: str) -> dict[str, Any]:
+        """A comparison's status and progress."""
+        return dict((await self._request("GET", _path(comparison_id))).json())
+
+    async def list_comparisons(
+        self, *, status: str | None = None, name: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Comparisons, newest first, following pages up to ``limit`` items."""
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while len(out) < limit:
+            params: dict[str, Any] = {"limit": min(500, limit - len(out))}
+            params.update({k: v for k, v in (("status", status), ("name", name)) if v})
+            if cursor:
+                params["cursor"] = cursor
+            page = (await self._request("GET", "/v1/comparisons", params=params)).json()
+            out.extend(page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return out
+
+    async def cancel(self, comparison_id: str) -> dict[str, Any]:
+        """Cancel a comparison; raises Conflict when it already ended."""
+        return dict((await self._request("POST", _path(comparison_id, "/cancel"))).json())
+
+    async def wait(
+        self, comparison_id: str, timeout: float | None = None, *, poll: float = 1.0
+    ) -> dict[str, Any]:
+        """Poll until the comparison ends; raises WaitTimeout after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            comparison = await self.get(comparison_id)
+            if comparison["status"] in TERMINAL:
+                return comparison
+            left = _remaining(deadline)
+            if left is not None and left <= 0:
+                raise WaitTimeout(comparison_id, float(timeout or 0), comparison)
+            await asyncio.sleep(poll if left is None else max(0.0, min(poll, left)))
+
+    async def events(
+        self, comparison_id: str, timeout: float | None = None
+    ) -> AsyncIterator[Event]:
+        """Follow the comparison's server-sent events until ``comparison_finished``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                async with self._http.stream(
+                    "GET", _path(comparison_id, "/events"), timeout=_stream_timeout(deadline)
+                ) as resp:
+                    if resp.status_code >= 400:
+                        await resp.aread()
+                        raise error_from_response(resp)
+                    parser = SseParser()
+                    async for line in resp.aiter_lines():
+                        event = parser.feed(line)
+                        if event is not None:
+                            yield event
+                            if event.event == "comparison_finished":
+                                return
+                        left = _remaining(deadline)
+                        if left is not None and left <= 0:
+                            raise WaitTimeout(comparison_id, float(timeout or 0), None)
+            except httpx.ReadTimeout:
+                pass
+            except httpx.TransportError as exc:
+                raise unreachable(self.url, exc) from exc
+            left = _remaining(deadline)
+            if left is not None and left <= 0:
+                raise WaitTimeout(comparison_id, float(timeout or 0), None)
+
+    async def trials(self, comparison_id: str, *, as_frame: bool = False) -> Any:
+        """One row per (variant, seed): a list of dicts, or a DataFrame with ``as_frame``."""
+        rows = (await self._request("GET", _path(comparison_id, "/trials"))).json()["items"]
+        return to_frame(rows) if as_frame else rows
+
+    async def metrics(
+        self, comparison_id: str, *, variant: str | None = None, as_frame: bool = False
+    ) -> Any:
+        """Every epoch of every trial, long form: a list of dicts, or a DataFrame."""
+        params = {"variant": variant} if variant else {}
+        resp = await self._request("GET", _path(comparison_id, "/metrics"), params=params)
+        rows = resp.json()["items"]
+        return to_frame(rows) if as_frame else rows
+
+    async def report(self, comparison_id: str, *, as_frame: bool = False) -> Any:
+        """The verdict as a dict, or its per-variant table as a DataFrame with ``as_frame``."""
+        body = (await self._request("GET", _path(comparison_id, "/report"))).json()
+        return to_frame(body["variants"]) if as_frame else dict(body)
+
+    async def report_text(self, comparison_id: str, format: ReportFormat = "text") -> str:
+        """The report rendered by the service as text, Markdown, CSV or JSON."""
+        params = {"format": format}
+        return (await self._request("GET", _path(comparison_id, "/report"), params=params)).text
+
+    async def report_png(self, comparison_id: str) -> bytes:
+        """Learning curves and the per-variant spread, as PNG bytes."""
+        return (await self._request("GET", _path(comparison_id, "/report.png"))).content
+
+    async def csv(self, comparison_id: str, table: Table) -> str:
+        """A table (``trials``, ``metrics`` or ``report``) as the service's CSV."""
+        params = {"format": "csv"}
+        resp = await self._request("GET", _path(comparison_id, f"/{table}"), params=params)
+        return resp.text
+
+    async def deliveries(self, comparison_id: str) -> list[dict[str, Any]]:
+        """Every webhook delivery attempt for the comparison's ``callback_url``."""
+        resp = await self._request("GET", _path(comparison_id, "/deliveries"))
+        return list(resp.json()["items"])
+
+    async def analyze(self, variant: Any, dataset: str | None = "mnist_5k") -> dict[str, Any]:
+        """Static analysis of one variant (dict or Keras model): shapes, params, FLOPs."""
+        body: dict[str, Any] = {"variant": build_spec({"variants": [variant]})["variants"][0]}
+        if dataset:
+            body["dataset"] = {"name": dataset}
+        return dict((await self._request("POST", "/v1/architectures/analyze", json=body)).json())

@@ -1,0 +1,236 @@
+"""The ``archbench`` commands that talk to a running service, built on ``archbench.client``.
+
+submit (with ``--wait``: live progress, then the report and verdict), wait, ls, status, cancel,
+report and export. ``--url``/``--api-key`` come from flags or ``ARCHBENCH_URL``/
+``ARCHBENCH_API_KEY``. Exit codes: 0 succeeded, 1 failed, 2 bad input, 3 cancelled or timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from archbench.client import Client
+from archbench.errors import (
+    ArchbenchError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    WaitTimeout,
+)
+from cli.progress import follow
+
+__all__ = ["register"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 3
+DEFAULT_URL = "http://127.0.0.1:8000"
+STATUS_EXIT = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
+BAD_INPUT = (InvalidInput, NotFound, Conflict, PayloadTooLarge, Unauthorized)
+
+
+def _err(msg: str) -> None:
+    print(f"archbench: {msg}", file=sys.stderr)
+
+
+def _report_problem(exc: ArchbenchError) -> int:
+    """Print an error answer with its located errors; the exit code it deserves."""
+    _err(f"{exc.title} ({exc.status}): {exc.detail}")
+    if isinstance(exc, InvalidInput):
+        for e in exc.errors:
+            _err(f"  at {'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}")
+    return EXIT_BAD_INPUT if isinstance(exc, BAD_INPUT) else EXIT_FAILED
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(args.url, api_key=args.api_key or None)
+
+
+def _finish(client: Client, comparison_id: str, status: str) -> int:
+    """Print the report table and the verdict; the exit code for ``status``."""
+    try:
+        print(client.report_text(comparison_id, "text"), flush=True)
+    except ArchbenchError as exc:
+        _err(f"no report: {exc.detail}")
+    print(f"comparison {comparison_id} {status}", flush=True)
+    return STATUS_EXIT.get(status, EXIT_FAILED)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Submit a comparison from a JSON file; with --wait, follow it live to the end."""
+    with _client(args) as client:
+        try:
+            created = client.submit(args.file)
+        except ValueError as exc:
+            _err(str(exc))
+            return EXIT_BAD_INPUT
+        print(created["id"], flush=True)
+        if not args.wait:
+            return EXIT_OK
+        return _follow(client, created, args.timeout)
+
+
+def _follow(client: Client, comparison: dict[str, Any], timeout: float | None) -> int:
+    try:
+        status = follow(client, comparison, timeout)
+    except WaitTimeout as exc:
+        _err(f"timed out after {timeout:g} s: {exc.detail}")
+        return EXIT_CANCELLED
+    return _finish(client, comparison["id"], status)
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    """Follow a comparison to its end, with progress; the exit code says how it ended."""
+    with _client(args) as client:
+        return _follow(client, client.get(args.id), args.timeout)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    """List comparisons, newest first."""
+    with _client(args) as client:
+        items = client.list_comparisons(status=args.status, name=args.name, limit=args.limit)
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return EXIT_OK
+    print(f"{'id':36}  {'status':9}  {'trials':>9}  {'epochs':>11}  {'created':19}  name")
+    for c in items:
+        p = c["progress"]
+        trials = f"{p['trials_succeeded'] + p['trials_failed']}/{p['trials_total']}"
+        epochs = f"{p['epochs_done']}/{p['epochs_total']}"
+        created = str(c["created_at"])[:19].replace("T", " ")
+        print(
+            f"{c['id']:36}  {c['status']:9}  {trials:>9}  {epochs:>11}  {created:19}  {c['name']}"
+        )
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """A comparison's status and progress."""
+    with _client(args) as client:
+        c = client.get(args.id)
+    if args.json:
+        print(json.dumps(c, indent=2))
+        return EXIT_OK
+    p = c["progress"]
+    print(f"{c['id']}  {c['name']}")
+    print(f"status   {c['status']}")
+    print(
+        f"trials   {p['trials_succeeded']} succeeded, {p['trials_failed']} failed, "
+        f"{p['trials_running']} running of {p['trials_total']}"
+    )
+    print(f"epochs   {p['epochs_done']}/{p['epochs_total']}")
+    for key in ("created_at", "started_at", "finished_at"):
+        if c.get(key):
+            print(f"{key.split('_')[0]:8} {c[key]}")
+    if c.get("error"):
+        print(f"error    {c['error'].get('detail')}")
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel a comparison (queued trials never start, running ones stop at a batch)."""
+    with _client(args) as client:
+        c = client.cancel(args.id)
+    print(f"{c['id']} {c['status']}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print a comparison's report as text, JSON, CSV or Markdown."""
+    with _client(args) as client:
+        print(client.report_text(args.id, args.format))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write trials.csv, metrics.csv, report.json/.md/.png to --out; log runs to --mlflow."""
+    if not args.out and not args.mlflow:
+        _err("export needs --out DIR, --mlflow URI, or both")
+        return EXIT_BAD_INPUT
+    with _client(args) as client:
+        comparison = client.get(args.id)
+        if args.out:
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "trials.csv").write_text(client.csv(args.id, "trials"))
+            (out / "metrics.csv").write_text(client.csv(args.id, "metrics"))
+            (out / "report.md").write_text(client.report_text(args.id, "md"))
+            (out / "report.png").write_bytes(client.report_png(args.id))
+            report = client.report(args.id)
+            (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+            print(f"wrote trials.csv, metrics.csv, report.json, report.md, report.png to {out}")
+        if args.mlflow:
+            from core.mlflow_export import export_runs
+
+            try:
+                runs = export_runs(
+                    args.mlflow,
+                    comparison,
+                    client.trials(args.id),
+                    client.metrics(args.id),
+                    experiment=args.experiment,
+                )
+            except ImportError as exc:
+                _err(str(exc))
+                return EXIT_FAILED
+            print(f"logged {len(runs)} run(s) to MLflow at {args.mlflow}")
+    return EXIT_OK
+
+
+def _guarded(func: Any) -> Any:
+    """Turn client errors into a message and the right exit code, never a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(func(args))
+        except ArchbenchError as exc:
+            return _report_problem(exc)
+
+    run.__doc__ = func.__doc__
+    return run
+
+
+def register(sub: Any) -> None:
+    """Add the client commands to the ``archbench`` parser."""
+    commands = (
+        ("submit", cmd_submit, "submit a comparison JSON file (--wait to follow it)"),
+        ("wait", cmd_wait, "follow a comparison to its end"),
+        ("ls", cmd_ls, "list comparisons"),
+        ("status", cmd_status, "a comparison's status and progress"),
+        ("cancel", cmd_cancel, "cancel a comparison"),
+        ("report", cmd_report, "print a comparison's report"),
+        ("export", cmd_export, "write a comparison's tables, report and plot; log to MLflow"),
+    )
+    for name, func, helptext in commands:
+        p = sub.add_parser(name, help=helptext, description=func.__doc__)
+        p.add_argument("--url", default=os.environ.get("ARCHBENCH_URL", DEFAULT_URL))
+        p.add_argument("--api-key", default=os.environ.get("ARCHBENCH_API_KEY"))
+        if name == "submit":
+            p.add_argument("file")
+            p.add_argument("--wait", action="store_true", help="follow it live to the end")
+        elif name != "ls":
+            p.add_argument("id")
+        if name in ("submit", "wait"):
+            p.add_argument("--timeout", type=float, default=None, help="seconds (exit code 3)")
+        if name in ("ls", "status"):
+            p.add_argument("--json", action="store_true", help="print the JSON")
+        if name == "ls":
+            p.add_argument(
+                "--status", choices=["queued", "running", "succeeded", "failed", "cancelled"]
+            )
+            p.add_argument("--name", default=None, help="substring of the name")
+            p.add_argument("--limit", type=int, default=50)
+        if name == "report":
+            p.add_argument("--format", choices=["text", "json", "csv", "md"], default="text")
+        if name == "export":
+            p.add_argument("--out", default=None, help="folder for the files")
+            p.add_argument(
+                "--mlflow", default=None, help="MLflow tracking URI, e.g. sqlite:///m.db"
+            )
+            p.add_argument("--experiment", default=None, help="MLflow experiment name")
+        p.set_defaults(func=_guarded(func))

@@ -1,0 +1,192 @@
+"""Webhooks: when a comparison with a ``callback_url`` ends, POST its outcome there, signed.
+
+Delivery is driven from the database, never from memory, so a crash loses nothing: every
+worker's main process runs ``deliver_due`` every ``webhook_poll_seconds`` (see
+``worker.celery_app``). It finds ended comparisons whose callback has not been delivered and
+whose next attempt is due, takes a row lock on the comparison (``SKIP LOCKED``, so several
+workers never send the same attempt), POSTs, and records the attempt in
+``webhook_deliveries``. A failed attempt (no answer, or not 2xx) is retried after
+``webhook_backoff_seconds`` doubled each time (capped), up to ``webhook_max_attempts``.
+Receivers may see a delivery twice (at least once); ``X-Archbench-Delivery`` and the
+comparison id in the body let them drop repeats.
+
+Signature: ``X-Archbench-Signature: sha256=<hex>``, the HMAC-SHA256 under
+``ARCHBENCH_WEBHOOK_SECRET`` of ``<X-Archbench-Timestamp> + "." + <raw body>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.db import session_scope
+from core.reporting import load_report
+from core.tables import TERMINAL_STATES, Comparison, WebhookDelivery, utcnow
+
+__all__ = ["EVENT", "backoff", "deliver_due", "payload", "sign"]
+
+log = logging.getLogger("archbench.webhooks")
+
+EVENT = "comparison_finished"
+WINDOW = timedelta(days=7)  # comparisons that ended longer ago are not looked at again
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The signature header value: ``sha256=`` HMAC-SHA256 of ``timestamp + "." + body``."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def backoff(settings: Settings, attempt: int) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+    base = settings.webhook_backoff_seconds * 2 ** max(0, attempt - 1)
+    return float(min(base, settings.webhook_backoff_max_seconds))
+
+
+def payload(session: Session, comparison: Comparison, settings: Settings) -> dict[str, Any]:
+    """The body sent for an ended comparison: status, links, the verdict."""
+    link = f"{settings.public_url.rstrip('/')}/v1/comparisons/{comparison.id}"
+    body: dict[str, Any] = {
+        "event": EVENT,
+        "comparison_id": comparison.id,
+        "name": comparison.name,
+        "status": comparison.status,
+        "finished_at": comparison.finished_at.isoformat() if comparison.finished_at else None,
+        "link": link,
+        "report_link": f"{link}/report",
+        "error": comparison.error,
+        "verdict": None,
+        "ranking": [],
+    }
+    try:
+        report, _ = load_report(session, comparison)
+        body["verdict"] = report.get("verdict")
+        body["ranking"] = report.get("ranking", [])
+    except Exception:  # the report must never stop the notification
+        log.exception("report of %s failed; the webhook goes without a verdict", comparison.id)
+    return body
+
+
+def _due(session: Session, settings: Settings, now: datetime) -> list[str]:
+    """Ended comparisons with a callback_url that still owe a delivery attempt now."""
+    wd = WebhookDelivery
+    agg = (
+        select(
+            wd.comparison_id.label("cid"),
+            func.max(wd.attempt).label("n"),
+            func.max(wd.next_attempt_at).label("next_at"),
+            func.max(case((wd.delivered.is_(True), 1), else_=0)).label("ok"),
+        )
+        .group_by(wd.comparison_id)
+        .subquery()
+    )
+    url = Comparison.spec["callback_url"].as_string()
+    q = (
+        select(Comparison.id)
+        .outerjoin(agg, agg.c.cid == Comparison.id)
+        .where(
+            Comparison.status.in_(TERMINAL_STATES),
+            Comparison.finished_at >= now - WINDOW,
+            url.is_not(None),
+            or_(
+                agg.c.n.is_(None),
+                and_(
+                    agg.c.ok == 0,
+                    agg.c.n < settings.webhook_max_attempts,
+                    agg.c.next_at <= now,
+                ),
+            ),
+        )
+        .order_by(Comparison.finished_at)
+        .limit(100)
+    )
+    return list(session.scalars(q))
+
+
+def _attempt(settings: Settings, comparison_id: str, client: httpx.Client) -> dict[str, Any] | None:
+    """Make the next attempt for one comparison, under a row lock; None if not ours or not due."""
+    now = utcnow()
+    with session_scope() as s:
+        locked = s.scalar(
+            select(Comparison)
+            .where(Comparison.id == comparison_id)
+            .with_for_update(skip_locked=True)
+        )
+        if locked is None or not locked.spec.get("callback_url"):
+            return None
+        rows = list(
+            s.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.comparison_id == comparison_id)
+                .order_by(WebhookDelivery.attempt)
+            )
+        )
+        if any(r.delivered for r in rows) or len(rows) >= settings.webhook_max_attempts:
+            return None
+        if rows and (rows[-1].next_attempt_at is None or rows[-1].next_attempt_at > now):
+            return None
+        url = str(locked.spec["callback_url"])
+        body = json.dumps(
+            payload(s, locked, settings), sort_keys=True, separators=(",", ":"), default=str
+        ).encode()
+        attempt = (rows[-1].attempt if rows else 0) + 1
+        row = WebhookDelivery(comparison_id=comparison_id, url=url, attempt=attempt, event=EVENT)
+        s.add(row)
+        s.flush()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "archbench-webhooks/1",
+            "X-Archbench-Event": EVENT,
+            "X-Archbench-Delivery": row.id,
+            "X-Archbench-Timestamp": timestamp,
+            "X-Archbench-Signature": sign(settings.webhook_secret, timestamp, body),
+        }
+        try:
+            resp = client.post(url, content=body, headers=headers)
+            row.status_code = resp.status_code
+            row.delivered = 200 <= resp.status_code < 300
+            if not row.delivered:
+                row.error = f"HTTP {resp.status_code}: {resp.text[:300]}"
+        except httpx.HTTPError as exc:
+            row.error = f"{type(exc).__name__}: {exc}"[:2000]
+        if not row.delivered and attempt < settings.webhook_max_attempts:
+            row.next_attempt_at = utcnow() + timedelta(seconds=backoff(settings, attempt))
+        level = logging.INFO if row.delivered else logging.WARNING
+        log.log(
+            level,
+            "webhook %s attempt %d to %s: %s",
+            comparison_id,
+            attempt,
+            url,
+            row.status_code if row.delivered else row.error,
+        )
+        return {"comparison_id": comparison_id, "attempt": attempt, "delivered": row.delivered}
+
+
+def deliver_due(settings: Settings, *, client: httpx.Client | None = None) -> list[dict[str, Any]]:
+    """One pass: make every delivery attempt that is due now; returns what was attempted."""
+    if not settings.webhook_secret:
+        return []
+    with session_scope() as s:
+        due = _due(s, settings, utcnow())
+    if not due:
+        return []
+    own = client is None
+    http = client or httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+    try:
+        done = [_attempt(settings, cid, http) for cid in due]
+    finally:
+        if own:
+            http.close()
+    return [d for d in done if d is not None]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy import func, select, text
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
 
-from api.deps import SessionDep
+from api.metrics import CONTENT_TYPE, render_metrics
 from core.db import get_engine
 from core.migrate import is_up_to_date
 from core.queue import client_app
-from core.tables import Comparison, Trial
 
 __all__ = ["router"]
 
@@ -51,18 +50,12 @@ def readyz() -> JSONResponse:
     )
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-def metrics(session: SessionDep) -> PlainTextResponse:
-    """Prometheus text format: comparisons and trials by status."""
-    lines = [
-        "# HELP archbench_comparisons Comparisons by status.",
-        "# TYPE archbench_comparisons gauge",
-    ]
-    for status, n in session.execute(
-        select(Comparison.status, func.count()).group_by(Comparison.status)
-    ):
-        lines.append(f'archbench_comparisons{{status="{status}"}} {n}')
-    lines += ["# HELP archbench_trials Trials by status.", "# TYPE archbench_trials gauge"]
-    for status, n in session.execute(select(Trial.status, func.count()).group_by(Trial.status)):
-        lines.append(f'archbench_trials{{status="{status}"}} {n}')
-    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def metrics() -> Response:
+    """Prometheus text format: requests by route, comparisons and trials by status, queue depth,
+    running trials per worker, epoch durations and worker heartbeats (see ``api.metrics``)."""
+    return Response(render_metrics(), media_type=CONTENT_TYPE)

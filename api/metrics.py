@@ -1,0 +1,261 @@
+"""Prometheus metrics: HTTP requests measured in this process, the rest read from the database.
+
+Two kinds of series, on purpose:
+
+- ``archbench_http_requests_total`` and ``archbench_http_request_duration_seconds`` (by
+  method, route template and status) are counted by an ASGI middleware in the api process.
+  With several uvicorn workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder that
+  only this api uses (wiped at every start): the scrape then sums all worker processes.
+  Without it, each scrape sees the one process that answered it.
+- Everything about the work (comparisons and trials by status, running trials per worker,
+  epoch durations, worker heartbeats, queue depth) is read from Postgres and the broker at
+  scrape time. The database is shared by every process, so these are right however many
+  api and worker processes there are, and no worker needs to expose a port.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import case, create_engine, func, select, text
+from sqlalchemy.engine import Engine
+
+from core.config import Settings, get_settings
+from core.db import session_scope
+from core.logging import log_context
+from core.queue import QUEUE
+from core.tables import Comparison, EpochMetric, Trial
+
+__all__ = [
+    "CONTENT_TYPE",
+    "EPOCH_BUCKETS",
+    "RequestMetricsMiddleware",
+    "queue_depth",
+    "render_metrics",
+]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+EPOCH_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+QUEUE_TIMEOUT_S = 1.0
+_COMPARISON_PATH = re.compile(r"^/v1/comparisons/([0-9a-fA-F-]{36})(?:/|$)")
+
+_REQUEST_REGISTRY = CollectorRegistry(auto_describe=True)
+REQUESTS = Counter(
+    "archbench_http_requests",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+    registry=_REQUEST_REGISTRY,
+)
+LATENCY = Histogram(
+    "archbench_http_request_duration_seconds",
+    "Time to the response's first byte (streams are not timed to their end).",
+    ["method", "route"],
+    registry=_REQUEST_REGISTRY,
+)
+
+ASGIApp = Any
+
+
+class RequestMetricsMiddleware:
+    """Counts requests and times them by route template; sets the log context's comparison id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Wrap one ASGI call."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        timed = False
+
+        def observe() -> None:
+            nonlocal timed
+            if timed:
+                return
+            timed = True
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            LATENCY.labels(method, route).observe(time.perf_counter() - start)
+            REQUESTS.labels(method, route, str(status)).inc()
+
+        async def _send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                observe()
+            await send(message)
+
+        match = _COMPARISON_PATH.match(scope.get("path", ""))
+        with log_context(comparison_id=match.group(1) if match else None):
+            try:
+                await self.app(scope, receive, _send)
+            finally:
+                observe()
+
+
+@functools.cache
+def _broker_engine(url: str) -> Engine:
+    return create_engine(url, connect_args={"timeout": QUEUE_TIMEOUT_S}, pool_pre_ping=True)
+
+
+def queue_depth(settings: Settings) -> float | None:
+    """Messages waiting in the ``archbench`` queue; None when the broker does not answer fast."""
+    url = settings.broker_url
+    try:
+        if url.startswith(("redis://", "rediss://")):
+            import redis
+
+            client = redis.Redis.from_url(
+                url, socket_timeout=QUEUE_TIMEOUT_S, socket_connect_timeout=QUEUE_TIMEOUT_S
+            )
+            try:
+                return float(client.llen(QUEUE))
+            finally:
+                client.close()
+        if url.startswith("sqla+sqlite"):
+            with _broker_engine(url.removeprefix("sqla+")).connect() as conn:
+                n = conn.execute(
+                    text(
+                        "SELECT count(*) FROM kombu_message m JOIN kombu_queue q "
+                        "ON m.queue_id = q.id WHERE q.name = :q AND m.visible"
+                    ),
+                    {"q": QUEUE},
+                ).scalar()
+                return float(n or 0)
+    except Exception:
+        return None
+    return None
+
+
+def _gauge(name: str, doc: str, labels: list[str], rows: Iterable[tuple[Any, ...]]) -> Metric:
+    g = GaugeMetricFamily(name, doc, labels=labels)
+    for *values, n in rows:
+        g.add_metric([str(v) for v in values], float(n or 0))
+    return g
+
+
+class DatabaseCollector(Collector):
+    """Series computed from the shared database (and broker) at scrape time."""
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every database-derived metric family."""
+        settings = get_settings()
+        with session_scope() as s:
+            yield _gauge(
+                "archbench_comparisons",
+                "Comparisons by status.",
+                ["status"],
+                s.execute(select(Comparison.status, func.count()).group_by(Comparison.status)),
+            )
+            yield _gauge(
+                "archbench_trials",
+                "Trials by status.",
+                ["status"],
+                s.execute(select(Trial.status, func.count()).group_by(Trial.status)),
+            )
+            yield _gauge(
+                "archbench_worker_running_trials",
+                "Running trials by worker process (host:pid).",
+                ["worker"],
+                s.execute(
+                    select(Trial.worker, func.count())
+                    .where(Trial.status == "running", Trial.worker.is_not(None))
+                    .group_by(Trial.worker)
+                ),
+            )
+            yield self._heartbeats(s, settings)
+            yield self._epoch_histogram(s)
+        depth = queue_depth(settings)
+        up = GaugeMetricFamily(
+            "archbench_broker_up", "1 when the broker answered the queue-depth query in time."
+        )
+        up.add_metric([], 0.0 if depth is None else 1.0)
+        yield up
+        if depth is not None:
+            q = GaugeMetricFamily(
+                "archbench_queue_depth", "Messages waiting in the broker queue.", labels=["queue"]
+            )
+            q.add_metric([QUEUE], depth)
+            yield q
+
+    @staticmethod
+    def _heartbeats(s: Any, settings: Settings) -> Metric:
+        """Per worker: the last sign of life (lease renewal of a running trial, or last epoch)."""
+        g = GaugeMetricFamily(
+            "archbench_worker_last_seen_timestamp_seconds",
+            "Unix time of a worker's last lease renewal or finished epoch (workers with work).",
+            labels=["worker"],
+        )
+        seen: dict[str, float] = {}
+        leases = s.execute(
+            select(Trial.worker, func.max(Trial.lease_expires_at))
+            .where(Trial.status == "running", Trial.worker.is_not(None))
+            .group_by(Trial.worker)
+        )
+        for worker, expires in leases:
+            if expires is not None:
+                seen[worker] = _ts(expires) - settings.lease_seconds
+        epochs = s.execute(
+            select(Trial.worker, func.max(EpochMetric.recorded_at))
+            .join(Trial, Trial.id == EpochMetric.trial_id)
+            .where(Trial.worker.is_not(None), Trial.status.in_(("running", "succeeded")))
+            .group_by(Trial.worker)
+        )
+        for worker, recorded in epochs:
+            if recorded is not None:
+                seen[worker] = max(seen.get(worker, 0.0), _ts(recorded))
+        for worker, ts in sorted(seen.items()):
+            g.add_metric([worker], ts)
+        return g
+
+    @staticmethod
+    def _epoch_histogram(s: Any) -> Metric:
+        """Every stored epoch's duration, as a cumulative histogram (one aggregate query)."""
+        secs = EpochMetric.seconds
+        columns: list[Any] = [func.count(secs), func.coalesce(func.sum(secs), 0.0)]
+        columns += [func.sum(case((secs <= b, 1), else_=0)) for b in EPOCH_BUCKETS]
+        row = s.execute(select(*columns).where(secs.is_not(None))).one()
+        count, total, cumulative = int(row[0]), float(row[1]), [int(x or 0) for x in row[2:]]
+        buckets = [(_le(b), float(n)) for b, n in zip(EPOCH_BUCKETS, cumulative, strict=True)]
+        buckets.append(("+Inf", float(count)))
+        h = HistogramMetricFamily(
+            "archbench_epoch_duration_seconds", "Wall time of each finished training epoch."
+        )
+        h.add_metric([], buckets, sum_value=total)
+        return h
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
+def _ts(value: Any) -> float:
+    return float(value.timestamp())
+
+
+def render_metrics() -> bytes:
+    """The Prometheus text exposition for one scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_RequestCollector())
+    registry.register(DatabaseCollector())
+    return generate_latest(registry)
+
+
+class _RequestCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        yield from _REQUEST_REGISTRY.collect()

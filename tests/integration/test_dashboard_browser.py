@@ -1,0 +1,185 @@
+"""The web dashboard in a real headless Chromium against a live `archbench up`.
+
+Submit through the form, see located validation errors, watch the comparison finish over the
+event stream, read the verdict, and check a screenshot of the comparison page is not blank.
+Under CI=true a missing chromium or chromedriver fails (``.ci/run`` installs them).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import CI, Service, base_env, free_port, start, stop, wait_http
+from tests.helpers import tiny_spec
+
+pytestmark = [pytest.mark.worker, pytest.mark.slow]
+
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
+DRIVER = ("chromedriver",)
+
+
+def _which(names: tuple[str, ...]) -> str | None:
+    return next((p for p in map(shutil.which, names) if p), None)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium driven by Debian's chromedriver (no driver download)."""
+    browser_bin, driver_bin = _which(CHROMIUM), _which(DRIVER)
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service as DriverService
+    except ImportError:
+        browser_bin = None
+    if not browser_bin or not driver_bin:
+        msg = "chromium, chromium-driver and selenium are needed for the dashboard test"
+        if CI:
+            pytest.fail(msg + "; .ci/run installs them")
+        pytest.skip(msg)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = browser_bin
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1700",
+    ):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(options=opts, service=DriverService(executable_path=driver_bin))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """`archbench up` with its own data folder and port (auth off, the embedded default)."""
+    data_dir = tmp_path_factory.mktemp("dashboard")
+    port = free_port()
+    env = base_env(data_dir)
+    svc = Service(url=f"http://127.0.0.1:{port}", env=env, data_dir=data_dir)
+    svc.logs = {"up": data_dir / "up.log"}
+    cmd = [sys.executable, "-m", "cli.main", "up", "--port", str(port), "--data-dir", str(data_dir)]
+    svc.procs["up"] = start(cmd, env, svc.logs["up"])
+    try:
+        wait_http(svc.url, svc.procs["up"], svc.logs["up"], timeout=90)
+        yield svc
+    finally:
+        stop(svc.procs["up"], sig=signal.SIGINT)
+
+
+def _wait(driver: Any, cond: Any, timeout: float, what: str) -> Any:
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.25).until(cond)
+    except TimeoutException:
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+
+
+def _text(driver: Any, css: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, css)
+    return str(found[0].text) if found else ""
+
+
+def _paste_and_submit(driver: Any, spec: dict[str, Any]) -> None:
+    from selenium.webdriver.common.by import By
+
+    area = _wait(driver, lambda d: d.find_element(By.ID, "spec"), 10, "the spec textarea")
+    driver.execute_script("arguments[0].value = arguments[1];", area, json.dumps(spec, indent=2))
+    driver.find_element(By.ID, "submit").click()
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64)
+
+
+def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(up.url + "/#/new")
+    assert driver.title == "archbench"
+
+    # A bad spec: the 422's located error appears next to the field it points at.
+    bad = tiny_spec("bad", seeds=[0], epochs=1)
+    bad["variants"][0]["layers"][0]["kernel_size"] = [40, 40]
+    _paste_and_submit(driver, bad)
+    loc = "variants.0.layers.0.kernel_size"
+    err = _wait(
+        driver,
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'.field-error[data-loc="{loc}"]'),
+        20,
+        "the located validation error",
+    )[0]
+    assert "larger" in err.text, err.text
+    field = driver.find_element(By.CSS_SELECTOR, f'.node[data-path="{loc}"]')
+    assert "has-error" in field.get_attribute("class")
+    assert "kernel_size" in _text(driver, "#error-list li")
+
+    # A good spec: the form leads to the comparison page, which follows the event stream.
+    _paste_and_submit(driver, tiny_spec("dashboard e2e", seeds=[0], epochs=2))
+    _wait(driver, lambda d: "#/c/" in d.current_url, 20, "the comparison page")
+    cid = driver.current_url.rsplit("/", 1)[-1]
+    _wait(
+        driver,
+        lambda d: _text(d, "#c-status") in ("succeeded", "failed", "cancelled"),
+        240,
+        "the comparison to finish (status from the event stream)",
+    )
+    assert _text(driver, "#c-status") == "succeeded", up.log("up")[-3000:]
+    _wait(driver, lambda d: _text(d, "#report-final") == "(final)", 30, "the final report")
+    verdict = _text(driver, "#verdict")
+    assert verdict not in ("", "No report yet.", "No verdict yet."), verdict
+    rows = driver.find_elements(By.CSS_SELECTOR, "#trials tbody tr")
+    assert len(rows) == 2
+    assert all("succeeded" in r.text for r in rows)
+    assert "epochs 4/4" in _text(driver, "#c-progress")
+    links = {
+        a.text: a.get_attribute("href")
+        for a in driver.find_elements(By.CSS_SELECTOR, ".downloads a")
+    }
+    assert links["report.md"].endswith(f"/v1/comparisons/{cid}/report?format=md")
+    assert links["metrics.csv"].endswith(f"/v1/comparisons/{cid}/metrics?format=csv")
+    assert links["report.png"].endswith(f"/v1/comparisons/{cid}/report.png")
+
+    # The learning curves were drawn: the plot area (left of the legend) holds coloured lines.
+    curves = _pixels(driver.find_element(By.ID, "curves").screenshot_as_png)[:, :-140]
+    coloured = (curves.max(axis=2) - curves.min(axis=2)) > 60
+    assert coloured.sum() > 300, f"no learning-curve lines drawn ({coloured.sum()} px)"
+
+    shot = tmp_path / "comparison.png"
+    assert driver.save_screenshot(str(shot))
+    shutil.copy(shot, up.data_dir / "comparison.png")  # kept with the test's data for a look
+    page = _pixels(shot.read_bytes())
+    assert page.shape[0] > 500
+    assert page.shape[1] > 800
+    assert page.std() > 15, f"the screenshot looks blank (pixel std {page.std():.1f})"
+
+    # The list shows it with its status.
+    driver.get(up.url + "/#/")
+    row = _wait(
+        driver,
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'#comparisons tr[data-id="{cid}"]'),
+        20,
+        "the comparison in the list",
+    )[0]
+    assert "succeeded" in row.text
+    assert "dashboard e2e" in row.text

@@ -8,8 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.auth import AuthMiddleware, check_auth_setup
+from api.limits import BodyLimitMiddleware
+from api.metrics import RequestMetricsMiddleware
 from api.problems import install_problem_handlers
-from api.routes import architectures, comparisons, datasets, health, reports
+from api.routes import architectures, comparisons, dashboard, datasets, health, reports
+from api.routes import deliveries as webhook_deliveries
 from core.config import Settings, get_settings
 from core.db import get_engine
 from core.errors import ServiceUnavailable
@@ -46,7 +50,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if check_migrations:
             check_schema(settings)
-        if not settings.auth:
+            check_auth_setup(settings)  # refuses unsafe production setups; logs auth on/off
+        elif not settings.auth:
             log.warning("authentication is OFF (single-user mode): every request is trusted")
         yield
         get_engine().dispose()
@@ -58,6 +63,11 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    for module in (comparisons, reports, architectures, datasets, health):
+    # The last added runs first: the key is checked before the body limit reads a byte.
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
+    app.add_middleware(AuthMiddleware, settings=settings)
+    app.add_middleware(RequestMetricsMiddleware)
+    for module in (comparisons, reports, architectures, datasets, health, dashboard):
         app.include_router(module.router)
+    app.include_router(webhook_deliveries.router)
     return app

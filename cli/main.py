@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from cli import remote
 
 __all__ = ["main"]
 
@@ -43,7 +44,10 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from core.config import get_settings
+    from core.logging import configure_logging, logging_config
     from core.migrate import current_revision, head_revision
+
+    configure_logging("api")
 
     settings = get_settings()
     current, head = current_revision(settings.database_url), head_revision()
@@ -60,6 +64,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level="info",
+        log_config=logging_config("api"),
         access_log=False,
     )
     return EXIT_OK
@@ -91,6 +96,7 @@ def _parse_gpus(spec: str | None) -> list[int] | None:
 
 def _worker_argv(concurrency: int, name: str) -> list[str]:
     return [
+        *(["--quiet"] if not sys.stdout.isatty() else []),  # no banner among JSON log lines
         "worker",
         "--pool=prefork",
         f"--concurrency={concurrency}",
@@ -104,6 +110,9 @@ def _worker_argv(concurrency: int, name: str) -> list[str]:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Start training worker(s): one process per GPU, pinned, or one CPU/any-device worker."""
+    from core.logging import configure_logging
+
+    configure_logging("worker")
     gpus = _parse_gpus(args.gpus)
     if not gpus:
         from worker.celery_app import app
@@ -161,6 +170,9 @@ def _supervise(procs: list[subprocess.Popen[bytes]]) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """The embedded service: SQLite, a serverless broker, the api and worker(s), one command."""
+    from core.logging import configure_logging
+
+    configure_logging("up")
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["ARCHBENCH_DATA_DIR"] = str(data_dir)
@@ -190,92 +202,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     return _supervise(procs)
 
 
-def _client(args: argparse.Namespace) -> Any:
-    import httpx
-
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    return httpx.Client(base_url=args.url, headers=headers, timeout=30)
-
-
-def _print_problem(resp: Any) -> None:
-    try:
-        body = resp.json()
-    except ValueError:
-        _err(f"HTTP {resp.status_code}: {resp.text[:500]}")
-        return
-    _err(f"{body.get('title', 'error')} ({resp.status_code}): {body.get('detail', '')}")
-    for e in body.get("errors", []) or []:
-        _err(f"  at {'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}")
-
-
-def _wait(client: Any, comparison_id: str, timeout: float | None) -> int:
-    start = time.monotonic()
-    last = ""
-    while True:
-        resp = client.get(f"/v1/comparisons/{comparison_id}")
-        if resp.status_code != 200:
-            _print_problem(resp)
-            return EXIT_FAILED
-        c = resp.json()
-        p = c["progress"]
-        line = (
-            f"{c['status']}: trials {p['trials_succeeded']}+{p['trials_failed']} failed"
-            f"/{p['trials_total']}, epochs {p['epochs_done']}/{p['epochs_total']}"
-        )
-        if line != last:
-            print(line, flush=True)
-            last = line
-        if c["status"] in ("succeeded", "failed", "cancelled"):
-            return {"succeeded": EXIT_OK, "failed": EXIT_FAILED}.get(c["status"], EXIT_CANCELLED)
-        if timeout is not None and time.monotonic() - start > timeout:
-            _err(f"timed out after {timeout:.0f} s; comparison {comparison_id} is {c['status']}")
-            return EXIT_CANCELLED
-        time.sleep(1.0)
-
-
-def cmd_submit(args: argparse.Namespace) -> int:
-    """Submit a comparison from a JSON file; with --wait, follow it to the end."""
-    try:
-        body = json.loads(Path(args.file).read_text())
-    except (OSError, ValueError) as exc:
-        _err(f"cannot read {args.file}: {exc}")
-        return EXIT_BAD_INPUT
-    with _client(args) as client:
-        resp = client.post("/v1/comparisons", json=body)
-        if resp.status_code != 202:
-            _print_problem(resp)
-            return EXIT_BAD_INPUT if resp.status_code in (400, 413, 422) else EXIT_FAILED
-        c = resp.json()
-        print(c["id"], flush=True)
-        if not args.wait:
-            return EXIT_OK
-        code = _wait(client, c["id"], args.timeout)
-        report = client.get(f"/v1/comparisons/{c['id']}/report")
-        if report.status_code == 200:
-            print(report.json().get("verdict", ""))
-        return code
-
-
-def cmd_wait(args: argparse.Namespace) -> int:
-    """Wait for a comparison to end."""
-    with _client(args) as client:
-        return _wait(client, args.id, args.timeout)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """Print a comparison's report."""
-    with _client(args) as client:
-        fmt = {"text": "text", "json": "json", "csv": "csv", "md": "md"}[args.format]
-        resp = client.get(f"/v1/comparisons/{args.id}/report", params={"format": fmt})
-        if resp.status_code != 200:
-            _print_problem(resp)
-            return EXIT_FAILED
-        print(resp.text)
-        return EXIT_OK
-
-
 # Modules that add subcommands: each has ``register(subparsers) -> None``.
-EXTENSIONS: list[str] = []
+EXTENSIONS: list[str] = ["cli.ops", "cli.keys"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,23 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="migrate the database").set_defaults(func=cmd_migrate)
 
-    for name, func, helptext in (
-        ("submit", cmd_submit, "submit a comparison JSON file"),
-        ("wait", cmd_wait, "wait for a comparison to end"),
-        ("report", cmd_report, "print a comparison's report"),
-    ):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("--url", default=os.environ.get("ARCHBENCH_URL", DEFAULT_URL))
-        p.add_argument("--api-key", default=os.environ.get("ARCHBENCH_API_KEY"))
-        p.add_argument("--timeout", type=float, default=None)
-        if name == "submit":
-            p.add_argument("file")
-            p.add_argument("--wait", action="store_true")
-        else:
-            p.add_argument("id")
-        if name == "report":
-            p.add_argument("--format", choices=["text", "json", "csv", "md"], default="text")
-        p.set_defaults(func=func)
+    remote.register(sub)  # submit, wait, ls, status, cancel, report, export
     for module in EXTENSIONS:
         importlib.import_module(module).register(sub)
     return parser

@@ -6,16 +6,19 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict, IdempotencyMismatch
+from core.errors import Conflict, IdempotencyMismatch, TooManyRequests
 from core.lifecycle import finalize_comparison
-from core.tables import TERMINAL_STATES, Comparison, Trial, utcnow
+from core.tables import ACTIVE_TRIAL_STATES, TERMINAL_STATES, Comparison, Trial, utcnow
+from core.tenancy import owned
 from core.validation import ValidatedComparison
 
-__all__ = ["body_hash", "cancel_comparison", "create_comparison"]
+__all__ = ["body_hash", "cancel_comparison", "check_active_quota", "create_comparison"]
+
+RETRY_AFTER_SECONDS = 30
 
 
 def body_hash(body: Any) -> str:
@@ -30,12 +33,19 @@ def create_comparison(
     validated: ValidatedComparison,
     idempotency_key: str | None,
     request_hash: str,
+    max_active: int | None = None,
 ) -> tuple[Comparison, list[str], bool]:
-    """Store a comparison and its trials and commit; returns (row, trial ids, created)."""
+    """Store a comparison and its trials and commit; returns (row, trial ids, created).
+
+    With ``max_active``, a tenant that already has that many queued or running comparisons
+    gets TooManyRequests (429, Retry-After) and nothing is stored; a replay is always answered.
+    """
     if idempotency_key:
         existing = _by_key(session, tenant, idempotency_key, request_hash)
         if existing is not None:
             return existing, [], False
+    if max_active is not None:
+        check_active_quota(session, tenant, max_active)
     spec = validated.spec
     comparison = Comparison(
         tenant=tenant,
@@ -48,8 +58,11 @@ def create_comparison(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
     )
-    session.add(comparison)
-    session.flush()
+    try:
+        session.add(comparison)
+        session.flush()  # a concurrent request with the same key fails here, or at commit
+    except IntegrityError as exc:
+        return _lost_race(session, tenant, idempotency_key, request_hash, exc)
     trials = []
     for index, variant in enumerate(spec["variants"]):
         analysis = validated.analyses[variant["name"]]
@@ -69,21 +82,43 @@ def create_comparison(
     session.add_all(trials)
     try:
         session.commit()
-    except IntegrityError:
-        # Another request with the same Idempotency-Key won the race: answer with its row.
-        session.rollback()
-        if idempotency_key:
-            existing = _by_key(session, tenant, idempotency_key, request_hash)
-            if existing is not None:
-                return existing, [], False
-        raise
+    except IntegrityError as exc:
+        return _lost_race(session, tenant, idempotency_key, request_hash, exc)
     return comparison, [t.id for t in trials], True
 
 
-def _by_key(session: Session, tenant: str, key: str, request_hash: str) -> Comparison | None:
-    existing = session.scalar(
-        select(Comparison).where(Comparison.tenant == tenant, Comparison.idempotency_key == key)
+def _lost_race(
+    session: Session, tenant: str, key: str | None, request_hash: str, exc: IntegrityError
+) -> tuple[Comparison, list[str], bool]:
+    """Another request with the same Idempotency-Key committed first: answer with its row."""
+    session.rollback()
+    if key:
+        existing = _by_key(session, tenant, key, request_hash)
+        if existing is not None:
+            return existing, [], False
+    raise exc
+
+
+def check_active_quota(session: Session, tenant: str, max_active: int) -> None:
+    """TooManyRequests when the tenant has ``max_active`` comparisons queued or running."""
+    active = int(
+        session.scalar(
+            select(func.count())
+            .select_from(Comparison)
+            .where(Comparison.tenant == tenant, Comparison.status.in_(ACTIVE_TRIAL_STATES))
+        )
+        or 0
     )
+    if active >= max_active:
+        raise TooManyRequests(
+            f"{active} comparisons are queued or running, and the limit is {max_active} per "
+            "tenant (ARCHBENCH_MAX_ACTIVE_COMPARISONS_PER_TENANT); retry when one has ended.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+
+def _by_key(session: Session, tenant: str, key: str, request_hash: str) -> Comparison | None:
+    existing = session.scalar(owned(Comparison, tenant).where(Comparison.idempotency_key == key))
     if existing is not None and existing.request_hash != request_hash:
         raise IdempotencyMismatch()
     return existing

@@ -37,8 +37,10 @@ class Settings(BaseSettings):
     checkpoint_dir: Path | None = None
     dataset_cache_dir: Path | None = None
 
-    # Auth: off only in the embedded single-user mode.
+    # Auth: off only in the embedded single-user mode. With env=production the api refuses
+    # to start with auth off unless allow_no_auth is set explicitly (see api.auth).
     auth: bool = False
+    allow_no_auth: bool = False
 
     # Limits on what one request may ask for.
     max_layers: int = Field(200, ge=1)
@@ -49,12 +51,28 @@ class Settings(BaseSettings):
     max_epochs: int = Field(1000, ge=1)
     max_trial_epochs: int = Field(20_000, ge=1)
     max_body_bytes: int = Field(2_000_000, ge=1024)
+    max_upload_bytes: int = Field(200_000_000, ge=1024)  # POST /v1/datasets, as sent
+    max_dataset_bytes: int = Field(1_000_000_000, ge=1024)  # an upload's arrays, uncompressed
+    max_active_comparisons_per_tenant: int = Field(20, ge=1)  # queued + running; 429 beyond
 
     # Worker behaviour.
     trial_max_seconds: int = Field(24 * 3600, ge=1)
     lease_seconds: int = Field(120, ge=5)
     max_attempts: int = Field(3, ge=1)
     sweep_seconds: float = Field(10.0, gt=0)
+
+    # Webhooks (a comparison's callback_url): POSTs signed with HMAC-SHA256 under this
+    # secret; without a secret the api refuses callback_url (see core.webhooks).
+    webhook_secret: str = Field("", repr=False)
+    webhook_max_attempts: int = Field(8, ge=1, le=100)
+    webhook_backoff_seconds: float = Field(10.0, gt=0)  # doubled after each failed attempt
+    webhook_backoff_max_seconds: float = Field(3600.0, gt=0)
+    webhook_timeout_seconds: float = Field(10.0, gt=0)
+    webhook_poll_seconds: float = Field(2.0, gt=0)
+    public_url: str = "http://127.0.0.1:8000"  # the api as receivers reach it (webhook links)
+
+    # MLflow: when set, each finished trial is logged as an MLflow run (the mlflow extra).
+    mlflow_tracking_uri: str = ""
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -6,6 +6,7 @@ that lost its trial to the sweeper cannot overwrite the new owner's results.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = [
     "claim_trial",
     "finalize_comparison",
     "finish_trial",
+    "json_safe",
     "progress_of",
     "renew_lease",
     "upsert_epoch",
@@ -90,6 +92,7 @@ def upsert_epoch(
 ) -> None:
     """Write one finished epoch (insert or replace) and advance the trial, under our lease."""
     renew_lease(session, trial_id, owner=owner, lease_seconds=lease_seconds)
+    values = json_safe(values)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     row = {
@@ -117,8 +120,18 @@ def upsert_epoch(
     )
 
 
+def json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    """NaN and infinities (a diverging loss) become None: JSON, and Postgres, cannot hold them."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()
+    }
+
+
 def finish_trial(session: Session, trial_id: str, *, owner: str | None, **values: Any) -> bool:
     """Write a trial's final state; with an owner, only if we still hold the lease."""
+    values = json_safe(values)
+    if isinstance(values.get("test_metrics"), dict):
+        values["test_metrics"] = json_safe(values["test_metrics"])
     stmt = update(Trial).where(Trial.id == trial_id)
     if owner is not None:
         stmt = stmt.where(Trial.lease_owner == owner)

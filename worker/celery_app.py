@@ -12,10 +12,17 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 
 from core.config import get_settings
 from core.db import dispose_engine
+from core.logging import configure_logging
 from core.queue import celery_config, tune_sql_transport
 from core.sweeper import sweep
 
@@ -28,6 +35,12 @@ app = Celery("archbench", include=["worker.tasks"])
 app.conf.update(celery_config(get_settings()))
 
 _stop_sweeper = threading.Event()
+
+
+@setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    """Celery's own log lines go through archbench's formatter (JSON unless on a terminal)."""
+    configure_logging("worker")
 
 
 @worker_process_init.connect
@@ -45,10 +58,35 @@ def _sweep_forever() -> None:
             log.exception("sweep failed; trying again in %.0f s", settings.sweep_seconds)
 
 
+def _deliver_webhooks_forever() -> None:
+    """Webhooks owed by ended comparisons (core.webhooks), on their own short cadence."""
+    from core.webhooks import deliver_due
+
+    settings = get_settings()
+    while not _stop_sweeper.wait(settings.webhook_poll_seconds):
+        try:
+            deliver_due(settings)
+        except Exception:
+            log.exception("webhook delivery pass failed; trying again")
+
+
+@task_postrun.connect
+def _log_trial_to_mlflow(args: Any = None, retval: Any = None, **_: Any) -> None:
+    """With ARCHBENCH_MLFLOW_TRACKING_URI set, log each trial this child ended to MLflow."""
+    settings = get_settings()
+    if settings.mlflow_tracking_uri and args and retval in ("succeeded", "failed", "cancelled"):
+        from worker.mlflow_live import log_trial
+
+        log_trial(str(args[0]), settings)
+
+
 @worker_ready.connect
 def _start_sweeper(**_: Any) -> None:
     """Start the sweeper thread in the worker's main process."""
     threading.Thread(target=_sweep_forever, name="archbench-sweeper", daemon=True).start()
+    threading.Thread(
+        target=_deliver_webhooks_forever, name="archbench-webhooks", daemon=True
+    ).start()
 
 
 @worker_shutdown.connect

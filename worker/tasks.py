@@ -12,12 +12,13 @@ import logging
 import os
 import shutil
 import socket
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from core.config import get_settings
 from core.db import session_scope
@@ -29,16 +30,59 @@ from core.lifecycle import (
     renew_lease,
     upsert_epoch,
 )
+from core.logging import log_context
 from core.queue import TRAIN_TASK
 from core.spec import DatasetRef, TrainingSpec
 from core.tables import Comparison, EpochMetric, Trial, utcnow
+from core.uploads import upload_path_of
 from worker.celery_app import app
 
 __all__ = ["run_trial", "train_trial_task"]
 
 log = logging.getLogger("archbench.worker")
 
-CHECK_INTERVAL = 1.0  # seconds between cancel checks / lease renewals during training
+CHECK_INTERVAL = 1.0  # seconds between cancel checks during training
+
+
+class _Heartbeat:
+    """Renews a trial's lease from a thread, every third of the lease, until stopped.
+
+    A thread rather than the training callbacks: importing TensorFlow, loading a dataset, one
+    slow batch or the final evaluation can each outlast a short lease. It gives up after
+    ``limit`` seconds, so a child whose main thread hangs loses its trial to the sweeper.
+    """
+
+    def __init__(self, trial_id: str, owner: str, lease_seconds: int, limit: float) -> None:
+        self.trial_id, self.owner, self.lease_seconds = trial_id, owner, lease_seconds
+        self.deadline = time.monotonic() + limit
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="archbench-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        interval = max(0.5, self.lease_seconds / 3)
+        while not self._stop.wait(interval):
+            if time.monotonic() > self.deadline:
+                log.warning("trial %s: heartbeat past its time limit; stopping", self.trial_id)
+                return
+            try:
+                with session_scope() as s:
+                    renew_lease(
+                        s, self.trial_id, owner=self.owner, lease_seconds=self.lease_seconds
+                    )
+            except LeaseLost:
+                self.lost.set()
+                return
+            except Exception as exc:  # a database blip: the next beat tries again
+                log.warning("trial %s: lease renewal failed: %s", self.trial_id, exc)
 
 
 def _worker_name() -> str:
@@ -84,6 +128,17 @@ def _cancel_if_requested(trial_id: str) -> bool:
 
 def run_trial(trial_id: str) -> str:
     """Claim and train one trial; returns what happened (for logs and tests)."""
+    with log_context(trial_id=trial_id, comparison_id=_comparison_of(trial_id)):
+        return _run_trial(trial_id)
+
+
+def _comparison_of(trial_id: str) -> str | None:
+    """The trial's comparison id, for the log context (None when the row is gone)."""
+    with session_scope() as s:
+        return s.scalar(select(Trial.comparison_id).where(Trial.id == trial_id))
+
+
+def _run_trial(trial_id: str) -> str:
     settings = get_settings()
     owner = f"{_worker_name()}:{uuid.uuid4().hex[:8]}"
     if _cancel_if_requested(trial_id):
@@ -143,8 +198,10 @@ def run_trial(trial_id: str) -> str:
         )
 
     outcome = "failed"
+    budget = float(spec["training"].get("max_seconds") or settings.trial_max_seconds)
     try:
-        outcome = _train(trial_id, comparison_id, spec, variant, seed, owner)
+        with _Heartbeat(trial_id, owner, settings.lease_seconds, budget + 3600) as heartbeat:
+            outcome = _train(trial_id, comparison_id, spec, variant, seed, owner, heartbeat)
     except LeaseLost:
         log.warning("trial %s: lease lost; another worker owns it now", trial_id)
         return "lease_lost"
@@ -164,6 +221,7 @@ def _train(
     variant: dict[str, Any],
     seed: int,
     owner: str,
+    heartbeat: _Heartbeat,
 ) -> str:
     """Load data, train, evaluate and store the result; returns the trial's final status."""
     from models.spec import parse_variant
@@ -185,6 +243,7 @@ def _train(
         dataset_ref.name,
         cache_dir=settings.dataset_cache,
         upload_dir=settings.data_dir / "uploads",
+        upload_path=upload_path_of(comparison_id, dataset_ref.name),
     )
     split = make_split(
         ds,
@@ -195,6 +254,17 @@ def _train(
     )
     checkpoint_dir = Path(settings.checkpoints) / trial_id
     last_check = time.monotonic()
+    with session_scope() as s:
+        # The time budget covers the whole trial: a resumed attempt gets what is left of it.
+        spent = float(
+            s.scalar(
+                select(func.coalesce(func.sum(EpochMetric.seconds), 0.0)).where(
+                    EpochMetric.trial_id == trial_id
+                )
+            )
+            or 0.0
+        )
+    budget = float(training.max_seconds or settings.trial_max_seconds)
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
         values = {k: float(v) for k, v in logs.items() if k not in ("seconds", "epoch")}
@@ -211,12 +281,13 @@ def _train(
 
     def should_stop() -> str | None:
         nonlocal last_check
+        if heartbeat.lost.is_set():
+            raise LeaseLost(trial_id)
         now = time.monotonic()
         if now - last_check < CHECK_INTERVAL:
             return None
         last_check = now
         with session_scope() as s:
-            renew_lease(s, trial_id, owner=owner, lease_seconds=settings.lease_seconds)
             cancelled = s.scalar(
                 select(Comparison.cancel_requested).where(Comparison.id == comparison_id)
             )
@@ -231,9 +302,17 @@ def _train(
         on_epoch=on_epoch,
         should_stop=should_stop,
         checkpoint_dir=checkpoint_dir,
-        max_seconds=float(training.max_seconds or settings.trial_max_seconds),
+        max_seconds=max(budget - spent, 1e-3),
         model_name=variant["name"],
     )
+    if result.epochs:
+        log.info(
+            "trial %s: this attempt trained epochs %d-%d%s",
+            trial_id,
+            result.first_epoch,
+            int(result.epochs[-1]["epoch"]),
+            " (resumed from its checkpoint)" if result.first_epoch > 1 else "",
+        )
     status = "cancelled" if result.stop_reason == "cancelled" else "succeeded"
     with session_scope() as s:
         # Over every stored epoch, including those trained before a resume.

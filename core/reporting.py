@@ -17,20 +17,30 @@ __all__ = ["load_report", "load_trial_results"]
 def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult]:
     """Every trial of a comparison with its learning curve, as the report's input."""
     curves: dict[str, list[EpochPoint]] = defaultdict(list)
+    # The database extracts the four numbers; parsing every row's JSON in Python would cost
+    # more than the statistics (a 100 x 200 comparison has 20,000 rows).
     rows = session.execute(
-        select(EpochMetric.trial_id, EpochMetric.epoch, EpochMetric.values, EpochMetric.seconds)
+        select(
+            EpochMetric.trial_id,
+            EpochMetric.epoch,
+            EpochMetric.values["val_accuracy"].as_float(),
+            EpochMetric.values["val_loss"].as_float(),
+            EpochMetric.values["accuracy"].as_float(),
+            EpochMetric.values["loss"].as_float(),
+            EpochMetric.seconds,
+        )
         .join(Trial, Trial.id == EpochMetric.trial_id)
         .where(Trial.comparison_id == comparison_id)
         .order_by(EpochMetric.trial_id, EpochMetric.epoch)
     )
-    for trial_id, epoch, values, seconds in rows:
+    for trial_id, epoch, val_accuracy, val_loss, accuracy, loss, seconds in rows:
         curves[trial_id].append(
             EpochPoint(
                 epoch=epoch,
-                val_accuracy=values.get("val_accuracy"),
-                val_loss=values.get("val_loss"),
-                accuracy=values.get("accuracy"),
-                loss=values.get("loss"),
+                val_accuracy=val_accuracy,
+                val_loss=val_loss,
+                accuracy=accuracy,
+                loss=loss,
                 seconds=seconds,
             )
         )

@@ -7,11 +7,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from api.deps import ComparisonDep, SessionDep, SettingsDep, TenantDep
+from api.deps import (
+    ComparisonDep,
+    ComparisonId,
+    SessionDep,
+    SettingsDep,
+    TenantDep,
+    find_comparison,
+)
 from api.examples import ARTICLE_SPEC
+from api.metrics_export import metric_columns, metrics_csv, metrics_json
 from api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.schemas import (
     TRIAL_EXTRA_FIELDS,
@@ -27,7 +36,9 @@ from core.db import session_scope
 from core.lifecycle import progress_of
 from core.queue import enqueue_trials
 from core.spec import ComparisonSpec
-from core.tables import Comparison, EpochMetric, Trial, utcnow
+from core.tables import Comparison, Trial, utcnow
+from core.tenancy import owned
+from core.uploads import resolver_for
 from core.validation import validate_comparison
 
 __all__ = ["router"]
@@ -55,13 +66,14 @@ def submit(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ComparisonOut:
     """Validate a comparison, store it with one trial per (variant, seed), and queue them."""
-    validated = validate_comparison(spec, settings)
+    validated = validate_comparison(spec, settings, resolve=resolver_for(session, tenant))
     comparison, trial_ids, created = create_comparison(
         session,
         tenant=tenant,
         validated=validated,
         idempotency_key=idempotency_key,
         request_hash=body_hash(spec.model_dump(mode="json")),
+        max_active=settings.max_active_comparisons_per_tenant,
     )
     if created:
         sent = enqueue_trials(trial_ids)
@@ -85,7 +97,7 @@ def list_comparisons(
     cursor: CursorQuery = None,
 ) -> Page[ComparisonOut]:
     """Comparisons, newest first."""
-    q = select(Comparison).where(Comparison.tenant == tenant)
+    q = owned(Comparison, tenant)
     if status:
         q = q.where(Comparison.status == status)
     if name:
@@ -115,11 +127,22 @@ def list_comparisons(
     return Page(items=[comparison_out(r, counts[r.id]) for r in rows], next_cursor=next_cursor)
 
 
+def _comparison_json(tenant: str, comparison_id: str) -> bytes:
+    with session_scope() as s:
+        comparison = find_comparison(s, tenant, comparison_id)
+        counts = progress_of(s, [comparison.id])[comparison.id]
+        return comparison_out(comparison, counts).model_dump_json().encode()
+
+
 @router.get("/{comparison_id}", response_model=ComparisonOut)
-def get_comparison(comparison: ComparisonDep, session: SessionDep) -> ComparisonOut:
-    """A comparison's status and progress."""
-    counts = progress_of(session, [comparison.id])[comparison.id]
-    return comparison_out(comparison, counts)
+async def get_comparison(comparison_id: ComparisonId, tenant: TenantDep) -> Response:
+    """A comparison's status and progress.
+
+    The endpoint clients poll: one hop to a worker thread for the two queries, serialised by
+    pydantic in Rust, so a poll costs about a millisecond of server time.
+    """
+    body = await run_in_threadpool(_comparison_json, tenant, comparison_id)
+    return Response(body, media_type="application/json")
 
 
 @router.post("/{comparison_id}/cancel", status_code=202, response_model=ComparisonOut)
@@ -182,12 +205,6 @@ def trials(
     )
 
 
-def metric_columns(spec: dict[str, Any]) -> list[str]:
-    """The metric columns of a comparison, from its training spec: loss, metrics, val_*."""
-    names = ["loss", *spec["training"].get("metrics", ["accuracy"])]
-    return [*names, *(f"val_{n}" for n in names)]
-
-
 @router.get(
     "/{comparison_id}/metrics", responses=TABLE_RESPONSES, response_model=Page[dict[str, Any]]
 )
@@ -198,48 +215,13 @@ def metrics(
     variant: Annotated[str | None, Query(max_length=64)] = None,
 ) -> StreamingResponse:
     """Every epoch of every trial, long form; streamed, so memory stays bounded."""
-    comparison_id = comparison.id
-    value_columns = metric_columns(comparison.spec)
-    columns = ["trial_id", "variant", "seed", "epoch", *value_columns, "seconds"]
-
-    def rows() -> Iterator[dict[str, Any]]:
-        with session_scope() as s:
-            q = (
-                select(
-                    Trial.id,
-                    Trial.variant,
-                    Trial.seed,
-                    EpochMetric.epoch,
-                    EpochMetric.values,
-                    EpochMetric.seconds,
-                )
-                .join(EpochMetric, EpochMetric.trial_id == Trial.id)
-                .where(Trial.comparison_id == comparison_id)
-                .order_by(Trial.variant_index, Trial.seed, EpochMetric.epoch)
-                .execution_options(yield_per=1000)
-            )
-            if variant:
-                q = q.where(Trial.variant == variant)
-            for tid, var, seed, epoch, values, seconds in s.execute(q):
-                row: dict[str, Any] = {
-                    "trial_id": tid,
-                    "variant": var,
-                    "seed": seed,
-                    "epoch": epoch,
-                }
-                for c in value_columns:
-                    row[c] = values.get(c)
-                for k, v in values.items():
-                    row.setdefault(k, v)
-                row["seconds"] = seconds
-                yield row
-
-    return stream_table(
-        rows(),
-        columns=columns,
-        csv_out=wants_csv(request, fmt),
-        filename=f"metrics-{comparison_id}",
+    columns = metric_columns(comparison.spec)
+    if wants_csv(request, fmt):
+        return StreamingResponse(
+            metrics_csv(comparison.id, columns, variant),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="metrics-{comparison.id}.csv"'},
+        )
+    return StreamingResponse(
+        metrics_json(comparison.id, columns, variant), media_type="application/json"
     )
-
-
-__all__ += ["metric_columns"]

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from sqlalchemy import select
 
 from api.deps import ComparisonDep, SessionDep
+from api.schemas import comparison_out
 from core.db import session_scope
 from core.lifecycle import progress_of
 from core.report import REPORT_ROW_COLUMNS, report_rows
@@ -134,7 +135,9 @@ def _snapshot(comparison_id: str, epochs_seen: dict[str, int]) -> dict[str, Any]
                             "seconds": seconds,
                         }
                     )
-        progress = progress_of(s, [comparison_id])[comparison_id]
+        # The same fields as the comparison resource's ``progress``.
+        counts = progress_of(s, [comparison_id])[comparison_id]
+        progress = comparison_out(c, counts).progress.model_dump()
         return {
             "status": c.status,
             "progress": progress,

@@ -41,7 +41,7 @@ TRIAL_FIELDS = [
     "worker",
     "device",
 ]
-TRIAL_EXTRA_FIELDS = ["epochs_planned", "stop_reason", "inference_ms_per_sample"]
+TRIAL_EXTRA_FIELDS = ["epochs_planned", "stop_reason", "inference_ms_per_sample", "reused_from"]
 
 
 class Page(BaseModel, Generic[T]):
@@ -103,6 +103,9 @@ class TrialOut(BaseModel):
     epochs_planned: int
     stop_reason: str | None
     inference_ms_per_sample: float | None
+    reused_from: str | None = Field(
+        default=None, description="The trial whose identical result this one reuses, if any."
+    )
     error: dict[str, Any] | None
 
 

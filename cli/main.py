@@ -113,6 +113,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from core.logging import configure_logging
 
     configure_logging("worker")
+    if args.trials_per_gpu < 1 or args.concurrency < 1:
+        raise SystemExit("archbench: --concurrency and --trials-per-gpu must be at least 1")
+    if args.trials_per_gpu > 1 and not args.gpus:
+        raise SystemExit("archbench: --trials-per-gpu needs --gpus; use --concurrency without GPUs")
     gpus = _parse_gpus(args.gpus)
     if not gpus:
         from worker.celery_app import app
@@ -130,7 +134,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             "cli.main",
             "worker",
             "--concurrency",
-            str(args.concurrency),
+            str(args.trials_per_gpu),
             "--name",
             f"archbench-gpu{g}",
         ]
@@ -227,7 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="start a training worker")
     worker.add_argument("--gpus", default=None, help="'all' or indices like 0,1: one process each")
-    worker.add_argument("--concurrency", type=int, default=1)
+    worker.add_argument(
+        "--concurrency", type=int, default=1, help="trials at once in this (unpinned) worker"
+    )
+    worker.add_argument(
+        "--trials-per-gpu",
+        type=int,
+        default=1,
+        help="with --gpus: small trials trained at once on each GPU (memory growth shares it)",
+    )
     worker.add_argument("--name", default=None)
     worker.set_defaults(func=cmd_worker)
 

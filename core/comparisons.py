@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import Conflict, IdempotencyMismatch, TooManyRequests
 from core.lifecycle import finalize_comparison
+from core.reuse import copy_result, find_reusable, library_versions, trial_hash
 from core.tables import ACTIVE_TRIAL_STATES, TERMINAL_STATES, Comparison, Trial, utcnow
 from core.tenancy import owned
 from core.validation import ValidatedComparison
@@ -79,12 +80,41 @@ def create_comparison(
                     epochs_planned=spec["training"]["epochs"],
                 )
             )
+    versions = library_versions()
+    for trial in trials:
+        trial.trial_hash = trial_hash(spec, trial.variant_index, trial.seed, versions)
     session.add_all(trials)
+    pending = (
+        _reuse_finished_work(session, comparison, trials) if spec.get("reuse", True) else trials
+    )
     try:
         session.commit()
     except IntegrityError as exc:
         return _lost_race(session, tenant, idempotency_key, request_hash, exc)
-    return comparison, [t.id for t in trials], True
+    return comparison, [t.id for t in pending], True
+
+
+def _reuse_finished_work(
+    session: Session, comparison: Comparison, trials: list[Trial]
+) -> list[Trial]:
+    """Fill trials already trained (same hash, same tenant) from their results; returns the rest."""
+    found = find_reusable(
+        session, comparison.tenant, [t.trial_hash for t in trials if t.trial_hash]
+    )
+    pending = []
+    for trial in trials:
+        source = found.get(trial.trial_hash or "")
+        if source is None:
+            pending.append(trial)
+        else:
+            copy_result(session, source, trial)
+    if len(pending) < len(trials):
+        comparison.started_at = utcnow()
+        session.flush()
+        if not pending:
+            finalize_comparison(session, comparison.id)
+            session.refresh(comparison)
+    return pending
 
 
 def _lost_race(

@@ -70,6 +70,17 @@ class TrainingSpec(_Strict):
     loss: Loss = "sparse_categorical_crossentropy"
     metrics: list[KerasMetric] = ["accuracy"]
     early_stopping: EarlyStopping | None = None
+    mixed_precision: Annotated[
+        bool,
+        Field(
+            description="Train with a mixed dtype policy: float16 compute on a GPU, bfloat16 "
+            "on a CPU; variables stay float32."
+        ),
+    ] = False
+    jit_compile: Annotated[
+        bool | None,
+        Field(description="XLA-compile the training step; null leaves Keras's own choice."),
+    ] = None
     max_seconds: Annotated[
         int | None, Field(ge=1, description="Wall-clock budget per trial; capped by the server.")
     ] = None
@@ -97,7 +108,13 @@ class ComparisonSpec(_Strict):
     primary_metric: PrimaryMetric = "test_accuracy"
     variants: Annotated[list[dict[str, Any]], Field(min_length=1)]
     callback_url: Annotated[str | None, Field(max_length=2000)] = None
-    reuse: bool = True
+    reuse: Annotated[
+        bool,
+        Field(
+            description="Reuse the result of an identical trial already trained (same "
+            "architecture, data, split, training settings, seed and library versions)."
+        ),
+    ] = True
 
     @field_validator("callback_url")
     @classmethod

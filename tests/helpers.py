@@ -52,6 +52,8 @@ def tiny_spec(
         },
         "training": {"epochs": epochs, "batch_size": 32},
         "seeds": seeds if seeds is not None else [0, 1],
+        # These specs exist to make a worker train: never answer them from an earlier run.
+        "reuse": False,
         "variants": variants or [small_cnn(), small_mlp()],
     }
 

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from core.config import get_settings
 from core.db import session_scope
@@ -32,8 +32,9 @@ from core.lifecycle import (
 )
 from core.logging import log_context
 from core.queue import TRAIN_TASK
+from core.reuse import library_versions, trial_hash
 from core.spec import DatasetRef, TrainingSpec
-from core.tables import Comparison, EpochMetric, Trial, utcnow
+from core.tables import Comparison, EpochMetric, Trial
 from core.uploads import upload_path_of
 from worker.celery_app import app
 
@@ -105,50 +106,33 @@ def train_trial_task(trial_id: str) -> str:
     return run_trial(trial_id)
 
 
-def _cancel_if_requested(trial_id: str) -> bool:
-    """A queued trial of a cancelled comparison never starts."""
-    with session_scope() as s:
-        row = s.execute(
-            select(Trial.status, Comparison.cancel_requested, Trial.comparison_id)
-            .join(Comparison, Comparison.id == Trial.comparison_id)
-            .where(Trial.id == trial_id)
-        ).first()
-        if row is None or not row.cancel_requested or row.status != "queued":
-            return False
-        s.execute(
-            update(Trial)
-            .where(Trial.id == trial_id, Trial.status == "queued")
-            .values(status="cancelled", finished_at=utcnow(), stop_reason="cancelled")
-        )
-        comparison_id = row.comparison_id
-    with session_scope() as s:
-        finalize_comparison(s, comparison_id)
-    return True
-
-
 def run_trial(trial_id: str) -> str:
     """Claim and train one trial; returns what happened (for logs and tests)."""
-    with log_context(trial_id=trial_id, comparison_id=_comparison_of(trial_id)):
+    with log_context(trial_id=trial_id):
         return _run_trial(trial_id)
-
-
-def _comparison_of(trial_id: str) -> str | None:
-    """The trial's comparison id, for the log context (None when the row is gone)."""
-    with session_scope() as s:
-        return s.scalar(select(Trial.comparison_id).where(Trial.id == trial_id))
 
 
 def _run_trial(trial_id: str) -> str:
     settings = get_settings()
     owner = f"{_worker_name()}:{uuid.uuid4().hex[:8]}"
-    if _cancel_if_requested(trial_id):
-        return "cancelled"
+    # One transaction decides what this delivery does: cancel, give up, claim, or nothing.
     with session_scope() as s:
-        trial = s.get(Trial, trial_id)
-        if trial is None:
+        row = s.execute(
+            select(Trial, Comparison)
+            .join(Comparison, Comparison.id == Trial.comparison_id)
+            .where(Trial.id == trial_id)
+        ).first()
+        if row is None:
             log.warning("trial %s does not exist; dropping the message", trial_id)
             return "missing"
-        if trial.status == "queued" and trial.attempts >= settings.max_attempts:
+        trial, comparison = row.tuple()
+        comparison_id = comparison.id
+        outcome = None
+        if trial.status == "queued" and comparison.cancel_requested:
+            # A queued trial of a cancelled comparison never starts.
+            finish_trial(s, trial_id, owner=None, status="cancelled", stop_reason="cancelled")
+            outcome = "cancelled"
+        elif trial.status == "queued" and trial.attempts >= settings.max_attempts:
             finish_trial(
                 s,
                 trial_id,
@@ -159,49 +143,61 @@ def _run_trial(trial_id: str) -> str:
                     "detail": f"gave up after {trial.attempts} attempts",
                 },
             )
-            comparison_id = trial.comparison_id
-        else:
-            comparison_id = None
-            if not claim_trial(
-                s,
-                trial_id,
-                owner=owner,
-                worker=_worker_name(),
-                lease_seconds=settings.lease_seconds,
-            ):
+            outcome = "failed"
+        elif not claim_trial(
+            s,
+            trial_id,
+            owner=owner,
+            worker=_worker_name(),
+            lease_seconds=settings.lease_seconds,
+        ):
+            with log_context(comparison_id=comparison_id):
                 log.info(
                     "trial %s is not claimable (status %s); duplicate delivery",
                     trial_id,
                     trial.status,
                 )
-                return "duplicate"
-    if comparison_id is not None:
-        with session_scope() as s:
-            finalize_comparison(s, comparison_id)
-        return "failed"
-
-    with session_scope() as s:
-        trial = s.get(Trial, trial_id)
-        assert trial is not None
-        comparison = s.get(Comparison, trial.comparison_id)
-        assert comparison is not None
+            return "duplicate"
         spec = comparison.spec
-        variant = spec["variants"][trial.variant_index]
+        variant_index = trial.variant_index
         seed = int(trial.seed)
-        comparison_id = comparison.id
+        attempt = trial.attempts + 1
+    with log_context(comparison_id=comparison_id):
+        if outcome is not None:
+            with session_scope() as s:
+                finalize_comparison(s, comparison_id)
+            return outcome
         log.info(
             "trial %s claimed: %s seed %d (attempt %d)",
             trial_id,
-            trial.variant,
+            spec["variants"][variant_index]["name"],
             seed,
-            trial.attempts,
+            attempt,
+        )
+        return _run_claimed(
+            trial_id, comparison_id, spec, variant_index, seed, owner, resumed=attempt > 1
         )
 
+
+def _run_claimed(
+    trial_id: str,
+    comparison_id: str,
+    spec: dict[str, Any],
+    variant_index: int,
+    seed: int,
+    owner: str,
+    *,
+    resumed: bool,
+) -> str:
+    """Train a trial this worker holds the lease of, and finish its comparison if last."""
+    settings = get_settings()
     outcome = "failed"
     budget = float(spec["training"].get("max_seconds") or settings.trial_max_seconds)
     try:
         with _Heartbeat(trial_id, owner, settings.lease_seconds, budget + 3600) as heartbeat:
-            outcome = _train(trial_id, comparison_id, spec, variant, seed, owner, heartbeat)
+            outcome = _train(
+                trial_id, comparison_id, spec, variant_index, seed, owner, heartbeat, resumed
+            )
     except LeaseLost:
         log.warning("trial %s: lease lost; another worker owns it now", trial_id)
         return "lease_lost"
@@ -218,12 +214,14 @@ def _train(
     trial_id: str,
     comparison_id: str,
     spec: dict[str, Any],
-    variant: dict[str, Any],
+    variant_index: int,
     seed: int,
     owner: str,
     heartbeat: _Heartbeat,
+    resumed: bool,
 ) -> str:
     """Load data, train, evaluate and store the result; returns the trial's final status."""
+    variant = spec["variants"][variant_index]
     from models.spec import parse_variant
     from worker.datasets import load_dataset, make_split
     from worker.training import train_trial
@@ -254,16 +252,18 @@ def _train(
     )
     checkpoint_dir = Path(settings.checkpoints) / trial_id
     last_check = time.monotonic()
-    with session_scope() as s:
+    spent = 0.0
+    if resumed:
         # The time budget covers the whole trial: a resumed attempt gets what is left of it.
-        spent = float(
-            s.scalar(
-                select(func.coalesce(func.sum(EpochMetric.seconds), 0.0)).where(
-                    EpochMetric.trial_id == trial_id
+        with session_scope() as s:
+            spent = float(
+                s.scalar(
+                    select(func.coalesce(func.sum(EpochMetric.seconds), 0.0)).where(
+                        EpochMetric.trial_id == trial_id
+                    )
                 )
+                or 0.0
             )
-            or 0.0
-        )
     budget = float(training.max_seconds or settings.trial_max_seconds)
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
@@ -304,6 +304,9 @@ def _train(
         checkpoint_dir=checkpoint_dir,
         max_seconds=max(budget - spent, 1e-3),
         model_name=variant["name"],
+        # Inference speed does not depend on the seed: one trial per variant measures it
+        # (tracing a predict function costs ~20 ms, as much as all other bookkeeping).
+        measure_inference=seed == spec["seeds"][0],
     )
     if result.epochs:
         log.info(
@@ -335,6 +338,8 @@ def _train(
             inference_ms_per_sample=result.inference_ms_per_sample,
             stop_reason=result.stop_reason,
             device=result.device,
+            # What really produced this result: the versions this worker trained with.
+            trial_hash=trial_hash(spec, variant_index, seed, library_versions()),
         ):
             raise LeaseLost(trial_id)
     # Finished either way: a cancelled trial is never resumed, so its checkpoint goes too.

@@ -34,7 +34,8 @@ so a resumed trial is equivalent, not bit-identical, to an uninterrupted one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,7 +77,7 @@ class TrainResult:
     stop_reason: str | None
     params: int
     trainable_params: int
-    inference_ms_per_sample: float
+    inference_ms_per_sample: float | None
     device: str
     first_epoch: int
 
@@ -168,7 +169,10 @@ def _callbacks(
         on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            if not monitor.interrupted:
+            # After the last planned epoch there is nothing left to resume: the trial ends
+            # here, and a crash before its final row retrains only that epoch.
+            last = epoch + 1 >= int(self.params.get("epochs") or 0)
+            if not monitor.interrupted and not last:
                 super().on_epoch_end(epoch, logs)
 
         def on_train_end(self, logs: Any = None) -> None:
@@ -194,6 +198,26 @@ def _callbacks(
     return callbacks, early
 
 
+@contextmanager
+def _dtype_policy(training: TrainingSpec, device: str) -> Iterator[None]:
+    """Build under a mixed policy when asked (float16 on a GPU, bfloat16 on a CPU).
+
+    The policy is process-global in Keras, and a worker serves trial after trial, so it is
+    restored as soon as the model is built (layers keep the policy they were made with).
+    """
+    import keras
+
+    if not training.mixed_precision:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16" if device.startswith("GPU") else "mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def _compile(model: Any, training: TrainingSpec, num_classes: int) -> None:
     import keras
 
@@ -208,7 +232,12 @@ def _compile(model: Any, training: TrainingSpec, num_classes: int) -> None:
             metrics.append(keras.metrics.TopKCategoricalAccuracy(name=name))
         else:
             metrics.append(name)
-    model.compile(optimizer=optimizer, loss=training.loss, metrics=metrics)
+    model.compile(
+        optimizer=optimizer,
+        loss=training.loss,
+        metrics=metrics,
+        jit_compile="auto" if training.jit_compile is None else training.jit_compile,
+    )
 
 
 def _labels(y: np.ndarray, training: TrainingSpec, num_classes: int) -> np.ndarray:
@@ -247,6 +276,7 @@ def train_trial(
     model_name: str = "model",
     num_classes: int | None = None,
     previous_epochs: Sequence[Mapping[str, float]] = (),
+    measure_inference: bool = True,
 ) -> TrainResult:
     """Build, fit and evaluate one trial; exceptions propagate to the caller."""
     import keras
@@ -256,7 +286,8 @@ def train_trial(
 
     device = configure_devices()
     keras.utils.set_random_seed(seed)
-    model = build_model(layers, tuple(input_shape), name=model_name)
+    with _dtype_policy(training, device):
+        model = build_model(layers, tuple(input_shape), name=model_name)
     if num_classes is None:
         num_classes = int(model.output_shape[-1])
     _compile(model, training, num_classes)
@@ -312,7 +343,7 @@ def train_trial(
         stop_reason=stop_reason,
         params=int(model.count_params()),
         trainable_params=int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
-        inference_ms_per_sample=_inference_ms(model, split.x_test),
+        inference_ms_per_sample=_inference_ms(model, split.x_test) if measure_inference else None,
         device=device,
         first_epoch=first_epoch,
     )

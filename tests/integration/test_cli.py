@@ -39,6 +39,9 @@ def test_gpus_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "no GPU is visible" in proc.stderr
     assert "Traceback" not in proc.stderr
+    proc = run(["worker", "--trials-per-gpu", "2"], base_env(tmp_path), timeout=60)
+    assert proc.returncode != 0
+    assert "--trials-per-gpu needs --gpus" in proc.stderr
 
 
 @pytest.mark.services

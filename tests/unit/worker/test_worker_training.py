@@ -174,3 +174,25 @@ def test_categorical_loss_and_top_k_metric(split: Split) -> None:
     r = run(split, training=spec)
     assert "sparse_top_k_categorical_accuracy" in r.test_metrics
     assert r.test_metrics["sparse_top_k_categorical_accuracy"] >= (r.test_accuracy or 0.0)
+
+
+def test_mixed_precision_and_jit_options(split: Split) -> None:
+    import keras
+
+    before = keras.config.dtype_policy().name
+    mixed = run(
+        split,
+        training=TrainingSpec(epochs=1, batch_size=32, mixed_precision=True, jit_compile=False),
+    )
+    assert keras.config.dtype_policy().name == before  # the worker's next trial is unaffected
+    assert mixed.test_accuracy is not None
+    assert np.isfinite(mixed.test_loss)
+    plain = run(split, training=TrainingSpec(epochs=1, batch_size=32, jit_compile=False))
+    assert plain.test_loss != mixed.test_loss  # bfloat16 compute really was used
+
+
+def test_inference_is_measured_only_when_asked(split: Split) -> None:
+    assert run(split, measure_inference=False).inference_ms_per_sample is None
+    measured = run(split).inference_ms_per_sample
+    assert measured is not None
+    assert measured > 0

@@ -25,7 +25,8 @@ lint: install
 	$(VENV)/bin/mypy
 
 bench: install
-	$(PY) bench/analysis_speed.py
+	cd bench && ../$(PY) analysis_speed.py && ../$(PY) metrics_export.py && \
+	  ../$(PY) api_load.py && ../$(PY) many_small.py && ../$(PY) overhead.py
 
 clean:
 	rm -rf $(VENV) .archbench .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Each benchmark runs at a tiny size, so none of them can rot. Their figures are not checked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.services, pytest.mark.worker]
+
+
+def bench(*args: str, timeout: float = 300) -> str:
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=ROOT / "bench", capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def test_overhead_smoke(pg_url: str, redis_url: str) -> None:
+    out = bench(
+        "overhead.py",
+        "--mode",
+        "both",
+        "--rounds",
+        "1",
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+        "--samples",
+        "200",
+    )
+    assert "embedded: plain Keras" in out
+    assert "distributed: plain Keras" in out
+    assert "ratio b/a" in out
+
+
+def test_many_small_smoke(pg_url: str, redis_url: str) -> None:
+    out = bench("many_small.py", "--trials", "6", "--rounds", "1", "--samples", "200")
+    assert "ms per trial" in out
+
+
+def test_api_load_smoke(pg_url: str, redis_url: str) -> None:
+    out = bench("api_load.py", "--seconds", "2", "--clients", "4", "--client", "python")
+    assert "requests/s" in out
+    assert "errors: 0" in out
+
+
+def test_metrics_export_smoke(pg_url: str, redis_url: str) -> None:
+    out = bench("metrics_export.py", "--sizes", "2,4", "--epochs", "5", "--repeat", "1")
+    assert "trials" in out
+    assert "json ms" in out

@@ -183,3 +183,75 @@ def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path
     )[0]
     assert "succeeded" in row.text
     assert "dashboard e2e" in row.text
+
+
+@pytest.fixture(scope="module")
+def up_with_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, str]]:
+    """`archbench up` with ARCHBENCH_AUTH=true and one key, created with the CLI beforehand."""
+    import subprocess
+
+    data_dir = tmp_path_factory.mktemp("dashboard-auth")
+    port = free_port()
+    env = base_env(data_dir, ARCHBENCH_AUTH="true")
+    py = [sys.executable, "-m", "cli.main"]
+    subprocess.run([*py, "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    created = subprocess.run(
+        [*py, "keys", "create", "--tenant", "web"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    key = created.stdout.strip().splitlines()[-1]
+    svc = Service(url=f"http://127.0.0.1:{port}", env=env, data_dir=data_dir)
+    svc.logs = {"up": data_dir / "up.log"}
+    cmd = [*py, "up", "--port", str(port), "--data-dir", str(data_dir)]
+    svc.procs["up"] = start(cmd, env, svc.logs["up"])
+    try:
+        wait_http(svc.url, svc.procs["up"], svc.logs["up"], timeout=90)
+        yield svc, key
+    finally:
+        stop(svc.procs["up"], sig=signal.SIGINT)
+
+
+def test_dashboard_with_auth_on(up_with_auth: tuple[Service, str], browser: Any) -> None:
+    """The page asks for a key, keeps it for the tab, and then works end to end."""
+    from selenium.webdriver.common.by import By
+
+    svc, key = up_with_auth
+    driver = browser
+    driver.get(svc.url + "/")
+    _wait(
+        driver,
+        lambda d: "API key" in d.find_element(By.TAG_NAME, "body").text,
+        20,
+        "the page to load",
+    )
+    _wait(
+        driver,
+        lambda d: "needs a valid API key" in d.find_element(By.TAG_NAME, "body").text,
+        20,
+        "the banner asking for a key (the list answered 401)",
+    )
+
+    field = driver.find_element(By.ID, "api-key")
+    field.clear()
+    field.send_keys(key)
+    driver.find_element(By.CSS_SELECTOR, "#key-form button, #key-form [type=submit]").click()
+    _wait(driver, lambda d: _text(d, "#key-state") == "key set for this tab", 10, "the key")
+    stored = driver.execute_script("return sessionStorage.getItem('archbench.apiKey')")
+    assert stored == key
+
+    driver.get(svc.url + "/#/new")
+    _paste_and_submit(driver, tiny_spec("dashboard auth", seeds=[0], epochs=1))
+    _wait(driver, lambda d: "#/c/" in d.current_url, 20, "the comparison page")
+    _wait(
+        driver,
+        lambda d: _text(d, "#c-status") in ("succeeded", "failed", "cancelled"),
+        240,
+        "the comparison to finish, followed over the authenticated event stream",
+    )
+    assert _text(driver, "#c-status") == "succeeded", svc.log("up")[-3000:]
+    _wait(driver, lambda d: _text(d, "#report-final") == "(final)", 30, "the final report")
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#trials tbody tr")) == 2  # 2 variants

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
-from core.db import get_sessionmaker
+from core.db import session_scope
 from core.errors import NotFound, Unauthorized
 from core.tables import Comparison
 from core.tenancy import owned
@@ -31,15 +31,8 @@ DEFAULT_TENANT = "default"
 
 def _session() -> Iterator[Session]:
     """One session per request: commit on success, roll back on error."""
-    session = get_sessionmaker()()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 _bearer = HTTPBearer(

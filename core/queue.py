@@ -61,14 +61,6 @@ def broker_was_reset(broker_url: str) -> bool:
             return bool(client.set(BROKER_MARK, "1", nx=True))
     except redis.RedisError:
         return False
-    import redis
-
-    try:
-        client = redis.Redis.from_url(broker_url, socket_connect_timeout=2, socket_timeout=2)
-        with client:
-            return bool(client.set(BROKER_MARK, "1", nx=True))
-    except redis.RedisError:
-        return False
 
 
 def _transport_options(broker_url: str, visibility: int) -> dict[str, Any]:

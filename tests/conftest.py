@@ -42,9 +42,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh, empty Postgres database for this test session."""
+@contextlib.contextmanager
+def fresh_database(prefix: str = "archbench_test") -> Iterator[str]:
+    """A new, empty Postgres database, dropped afterwards (a missing server fails under CI)."""
     import psycopg
 
     try:
@@ -52,12 +52,20 @@ def pg_url() -> Iterator[str]:
     except psycopg.OperationalError:
         require(False, "PostgreSQL at " + PG_ADMIN)
         raise
-    name = f"archbench_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    try:
+        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh, empty Postgres database for this test session."""
+    with fresh_database() as url:
+        yield url
 
 
 LOCK_KEY = "archbench:test-session-owner"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +17,15 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import PG_ADMIN, ROOT, base_env, free_port, require, start, stop, wait_http
+from tests.conftest import (
+    ROOT,
+    base_env,
+    free_port,
+    fresh_database,
+    start,
+    stop,
+    wait_http,
+)
 
 PY = [sys.executable, "-m", "cli.main"]
 
@@ -47,28 +54,9 @@ class SecuredApi:
 
 
 @contextmanager
-def private_database() -> Iterator[str]:
-    """A fresh, empty Postgres database, dropped afterwards."""
-    import psycopg
-
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError:
-        require(False, "PostgreSQL at " + PG_ADMIN)
-        raise
-    name = f"archbench_sec_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-@contextmanager
 def secured_api(data_dir: Path, tenants: tuple[str, ...], **extra: str) -> Iterator[SecuredApi]:
     """Migrate a private database, create one key per tenant, start the api with auth on."""
-    with private_database() as db:
+    with fresh_database("archbench_sec") as db:
         env = base_env(data_dir, ARCHBENCH_DATABASE_URL=db, ARCHBENCH_AUTH="true", **extra)
         subprocess.run([*PY, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
         port = free_port()

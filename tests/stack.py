@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,16 @@ from sqlalchemy.orm import Session
 
 from core.db import make_engine
 from core.tables import Trial
-from tests.conftest import PG_ADMIN, ROOT, base_env, free_port, require, start, stop, wait_http
+from tests.conftest import (
+    ROOT,
+    base_env,
+    free_port,
+    fresh_database,
+    require,
+    start,
+    stop,
+    wait_http,
+)
 
 __all__ = ["PrivateRedis", "Stack", "alive", "child_pid", "fresh_database", "process_stack"]
 
@@ -75,25 +83,6 @@ class PrivateRedis:
         import redis
 
         return int(redis.Redis.from_url(self.url).llen(queue))
-
-
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    """A new, empty Postgres database, dropped afterwards."""
-    import psycopg
-
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError:
-        require(False, "PostgreSQL at " + PG_ADMIN)
-        raise
-    name = f"archbench_stack_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @dataclass
@@ -168,7 +157,7 @@ def child_pid(trial: Trial) -> int:
 @contextlib.contextmanager
 def process_stack(data_dir: Path, **settings: str) -> Iterator[Stack]:
     """Migrate a fresh database, start a private Redis, the api and one worker ("w1")."""
-    with fresh_database() as db_url:
+    with fresh_database("archbench_stack") as db_url:
         redis = PrivateRedis(data_dir / "redis.log")
         redis.start()
         env = base_env(

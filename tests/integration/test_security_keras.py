@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import fresh_database
 from tests.helpers import small_cnn, tiny_spec
-from tests.secured import private_database
 
 ENTRY_POINTS = [
     ("keras.saving", "deserialize_keras_object"),
@@ -37,7 +37,7 @@ def in_process_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     from core.db import get_engine, get_sessionmaker
     from core.migrate import upgrade
 
-    with private_database() as url:
+    with fresh_database("archbench_sec") as url:
         monkeypatch.setenv("ARCHBENCH_DATABASE_URL", url)
         monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))
         for cache in (get_settings, get_engine, get_sessionmaker):

@@ -17,22 +17,30 @@ Keras's asynchronous batch-end dispatch and forces a device sync per batch, whic
 batch k and then breaks out of the epoch (Keras 3 checks ``stop_training`` after each
 batch). For the same reason the checkpoint callback restores the default batch-end hook.
 
-Resume: ``keras.callbacks.BackupAndRestore`` saves the weights (optimizer state included)
-and the epoch counter after every finished epoch. When a stop cuts an epoch short, Keras
-3.15 still runs validation and calls ``on_epoch_end`` for the partial epoch; the stock
-callback would then save it as finished, and delete the backup at ``on_train_end``. Here
-the partial epoch is neither saved nor reported, and the backup is kept whenever the
-caller's ``should_stop`` ended the run (the caller may retry it, and removes the folder
-once the trial is final); it is deleted when training ends by itself (all epochs, early
-stopping, time budget). An epoch's row is reported before its checkpoint is written, so a
-crash between the two retrains that epoch rather than skipping its row. A resumed run
-continues with the saved weights and optimizer state, but the RNG streams (shuffling,
-dropout) restart from the trial seed, and EarlyStopping's patience counter starts afresh,
-so a resumed trial is equivalent, not bit-identical, to an uninterrupted one.
+Resume: after every finished epoch but the last, ``_Checkpoint`` saves the weights (optimizer
+state included) into the trial's checkpoint folder and then ``state.json``, which names them
+and the epoch count and is the commit point: each file is written under a temporary name,
+flushed to disk and renamed into place, so a worker killed at any instant, in the middle of a
+write included, leaves the previous resume point whole (``keras.callbacks.BackupAndRestore``
+writes its two files in place, and a kill during its save left a torn file that failed the
+next attempt). The next attempt loads them and passes ``initial_epoch`` to ``fit``. When a
+stop cuts an epoch short, Keras 3.15 still runs validation and calls ``on_epoch_end`` for the
+partial epoch; here the partial epoch is neither saved nor reported, and the checkpoint is
+kept whenever the caller's ``should_stop`` ended the run (the caller may retry it, and
+removes the folder once the trial is final); it is deleted when training ends by itself (all
+epochs, early stopping, time budget). An epoch's row is reported before its checkpoint is
+written, so a crash between the two retrains that epoch rather than skipping its row. A
+resumed run continues with the saved weights and optimizer state, but the RNG streams
+(shuffling, dropout) restart from the trial seed, and EarlyStopping's patience counter starts
+afresh, so a resumed trial is equivalent, not bit-identical, to an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -49,6 +57,8 @@ if TYPE_CHECKING:
     from models.spec import Layer
 
 __all__ = ["OPTIMIZERS", "TrainResult", "train_trial"]
+
+log = logging.getLogger("archbench.worker")
 
 # Our own closed mapping from the spec's optimizer names to keras.optimizers class names.
 OPTIMIZERS: dict[str, str] = {
@@ -145,8 +155,72 @@ class _Monitor:
         return self.check()
 
 
+class _Checkpoint:
+    """A trial's resume point in ``folder``: one finished epoch's weights and ``state.json``.
+
+    ``state.json`` (``{"epoch": n, "weights": "epoch-n.weights.h5"}``) is replaced only after
+    the weights it names are complete on disk, so what it points at is always whole; a file
+    being written when the process died is a temporary one that nothing points at.
+    """
+
+    STATE = "state.json"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @staticmethod
+    def _commit(tmp: Path, final: Path) -> None:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+
+    def save(self, model: Any, epochs_done: int) -> None:
+        """Make ``epochs_done`` finished epochs the resume point."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        weights = f"epoch-{epochs_done}.weights.h5"
+        tmp = self.folder / f"tmp-{weights}"  # Keras wants the .weights.h5 suffix
+        model.save_weights(str(tmp), overwrite=True)
+        self._commit(tmp, self.folder / weights)
+        state_tmp = self.folder / f"{self.STATE}.tmp"
+        state_tmp.write_text(json.dumps({"epoch": epochs_done, "weights": weights}))
+        self._commit(state_tmp, self.folder / self.STATE)
+        dir_fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the renames themselves survive a machine crash
+        finally:
+            os.close(dir_fd)
+        for old in self.folder.glob("*.weights.h5"):
+            if old.name != weights:
+                old.unlink(missing_ok=True)
+
+    def restore(self, model: Any) -> int | None:
+        """Load the resume point into ``model``; the epochs it holds, 0 when there is none.
+
+        None when one exists but cannot be loaded (a damaged disk, a changed model): the
+        model may then hold part of it, and the caller starts again from a fresh one.
+        """
+        path = self.folder / self.STATE
+        if not path.exists():
+            return 0
+        try:
+            state = json.loads(path.read_text())
+            epoch, weights = int(state["epoch"]), self.folder / Path(state["weights"]).name
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            model.load_weights(str(weights))
+        except Exception as exc:
+            log.warning(
+                "checkpoint in %s is unusable (%s); training from scratch", self.folder, exc
+            )
+            return None
+        return epoch
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def _callbacks(
-    monitor: _Monitor, training: TrainingSpec, checkpoint_dir: Path | None
+    monitor: _Monitor, training: TrainingSpec, checkpoint: _Checkpoint | None
 ) -> tuple[list[Any], Any]:
     """The Keras callbacks of one fit, and the EarlyStopping among them (or None)."""
     import keras
@@ -163,28 +237,26 @@ def _callbacks(
             if monitor.epoch_end(epoch, logs):
                 self.model.stop_training = True
 
-    class Backup(keras.callbacks.BackupAndRestore):  # type: ignore[misc]
-        # save_freq="epoch": the batch-end hook does nothing, so keep Keras's default
-        # (marked) one, which leaves asynchronous batch-end dispatch on.
-        on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
-
+    class Backup(keras.callbacks.Callback):  # type: ignore[misc]
+        # Only epoch hooks: a callback that overrides the batch-end hook would turn off
+        # Keras's asynchronous batch-end dispatch.
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             # After the last planned epoch there is nothing left to resume: the trial ends
             # here, and a crash before its final row retrains only that epoch.
             last = epoch + 1 >= int(self.params.get("epochs") or 0)
-            if not monitor.interrupted and not last:
-                super().on_epoch_end(epoch, logs)
+            if checkpoint is not None and not monitor.interrupted and not last:
+                checkpoint.save(self.model, epoch + 1)
 
         def on_train_end(self, logs: Any = None) -> None:
-            if not monitor.stopped_by_caller:
-                super().on_train_end(logs)
+            if checkpoint is not None and not monitor.stopped_by_caller:
+                checkpoint.remove()
 
     # The Watcher first: an epoch's row is written before its checkpoint, so a crash between
     # the two retrains that epoch (and upserts its row again) instead of resuming past an
     # epoch whose row was never written.
     callbacks: list[Any] = [Watcher()]
-    if checkpoint_dir is not None:
-        callbacks.append(Backup(backup_dir=str(checkpoint_dir), delete_checkpoint=True))
+    if checkpoint is not None:
+        callbacks.append(Backup())
     early = None
     if training.early_stopping is not None:
         es = training.early_stopping
@@ -285,12 +357,21 @@ def train_trial(
     from worker.devices import configure_devices
 
     device = configure_devices()
-    keras.utils.set_random_seed(seed)
-    with _dtype_policy(training, device):
-        model = build_model(layers, tuple(input_shape), name=model_name)
+
+    def fresh_model() -> Any:
+        keras.utils.set_random_seed(seed)
+        with _dtype_policy(training, device):
+            model = build_model(layers, tuple(input_shape), name=model_name)
+        _compile(model, training, num_classes or int(model.output_shape[-1]))
+        return model
+
+    model = fresh_model()
     if num_classes is None:
         num_classes = int(model.output_shape[-1])
-    _compile(model, training, num_classes)
+    checkpoint = _Checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    initial_epoch = checkpoint.restore(model) if checkpoint is not None else 0
+    if initial_epoch is None:
+        model, initial_epoch = fresh_model(), 0
 
     budgets = [b for b in (max_seconds, training.max_seconds) if b is not None]
     start = time.monotonic()
@@ -299,7 +380,7 @@ def train_trial(
         should_stop=should_stop,
         deadline=start + min(budgets) if budgets else None,
     )
-    callbacks, early = _callbacks(monitor, training, checkpoint_dir)
+    callbacks, early = _callbacks(monitor, training, checkpoint)
     validation = (
         (split.x_val, _labels(split.y_val, training, num_classes)) if len(split.y_val) else None
     )
@@ -309,6 +390,7 @@ def train_trial(
         _labels(split.y_train, training, num_classes),
         batch_size=training.batch_size,
         epochs=training.epochs,
+        initial_epoch=initial_epoch,
         shuffle=True,
         validation_data=validation,
         callbacks=callbacks,
@@ -332,7 +414,7 @@ def train_trial(
     ]
     first_epoch = monitor.first_epoch
     if first_epoch is None:  # nothing left to train: resumed after the last epoch
-        first_epoch = int(getattr(model, "_initial_epoch", 0) or training.epochs) + 1
+        first_epoch = initial_epoch + 1
     return TrainResult(
         epochs=monitor.epochs,
         test_loss=test_metrics["loss"],

@@ -83,20 +83,30 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 def _wait(driver: Any, cond: Any, timeout: float, what: str) -> Any:
-    from selenium.common.exceptions import TimeoutException
+    """Poll ``cond`` until it is truthy. The page re-renders as events arrive, so an element
+    found in one poll may be gone by the next call on it: such a poll simply counts as no."""
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    wait = WebDriverWait(
+        driver, timeout, poll_frequency=0.25, ignored_exceptions=[StaleElementReferenceException]
+    )
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.25).until(cond)
+        return wait.until(cond)
     except TimeoutException:
         raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 
 
-def _text(driver: Any, css: str) -> str:
-    from selenium.webdriver.common.by import By
+def _texts(driver: Any, css: str) -> list[str]:
+    """The rendered text of every element matching ``css``, read in one script call (no element
+    reference outlives it, so a re-render cannot make it stale)."""
+    script = "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText);"
+    return [str(t) for t in driver.execute_script(script, css)]
 
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return str(found[0].text) if found else ""
+
+def _text(driver: Any, css: str) -> str:
+    found = _texts(driver, css)
+    return found[0] if found else ""
 
 
 def _paste_and_submit(driver: Any, spec: dict[str, Any]) -> None:
@@ -125,13 +135,15 @@ def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path
     loc = "variants.0.layers.0.kernel_size"
     err = _wait(
         driver,
-        lambda d: d.find_elements(By.CSS_SELECTOR, f'.field-error[data-loc="{loc}"]'),
+        lambda d: _texts(d, f'.field-error[data-loc="{loc}"]'),
         20,
         "the located validation error",
     )[0]
-    assert "larger" in err.text, err.text
-    field = driver.find_element(By.CSS_SELECTOR, f'.node[data-path="{loc}"]')
-    assert "has-error" in field.get_attribute("class")
+    assert "larger" in err, err
+    classes = driver.execute_script(
+        "return document.querySelector(arguments[0]).className;", f'.node[data-path="{loc}"]'
+    )
+    assert "has-error" in classes
     assert "kernel_size" in _text(driver, "#error-list li")
 
     # A good spec: the form leads to the comparison page, which follows the event stream.
@@ -148,20 +160,24 @@ def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path
     _wait(driver, lambda d: _text(d, "#report-final") == "(final)", 30, "the final report")
     verdict = _text(driver, "#verdict")
     assert verdict not in ("", "No report yet.", "No verdict yet."), verdict
-    rows = driver.find_elements(By.CSS_SELECTOR, "#trials tbody tr")
-    assert len(rows) == 2
-    assert all("succeeded" in r.text for r in rows)
+    rows = _texts(driver, "#trials tbody tr")
+    assert len(rows) == 2, rows
+    assert all("succeeded" in r for r in rows), rows
     assert "epochs 4/4" in _text(driver, "#c-progress")
-    links = {
-        a.text: a.get_attribute("href")
-        for a in driver.find_elements(By.CSS_SELECTOR, ".downloads a")
-    }
+    links = dict(
+        driver.execute_script(
+            "return Array.from(document.querySelectorAll('.downloads a'),"
+            " a => [a.innerText, a.href]);"
+        )
+    )
     assert links["report.md"].endswith(f"/v1/comparisons/{cid}/report?format=md")
     assert links["metrics.csv"].endswith(f"/v1/comparisons/{cid}/metrics?format=csv")
     assert links["report.png"].endswith(f"/v1/comparisons/{cid}/report.png")
 
     # The learning curves were drawn: the plot area (left of the legend) holds coloured lines.
-    curves = _pixels(driver.find_element(By.ID, "curves").screenshot_as_png)[:, :-140]
+    curves = _pixels(
+        _wait(driver, lambda d: d.find_element(By.ID, "curves").screenshot_as_png, 10, "curves")
+    )[:, :-140]
     coloured = (curves.max(axis=2) - curves.min(axis=2)) > 60
     assert coloured.sum() > 300, f"no learning-curve lines drawn ({coloured.sum()} px)"
 
@@ -177,12 +193,12 @@ def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path
     driver.get(up.url + "/#/")
     row = _wait(
         driver,
-        lambda d: d.find_elements(By.CSS_SELECTOR, f'#comparisons tr[data-id="{cid}"]'),
+        lambda d: _texts(d, f'#comparisons tr[data-id="{cid}"]'),
         20,
         "the comparison in the list",
     )[0]
-    assert "succeeded" in row.text
-    assert "dashboard e2e" in row.text
+    assert "succeeded" in row, row
+    assert "dashboard e2e" in row, row
 
 
 @pytest.fixture(scope="module")
@@ -224,13 +240,13 @@ def test_dashboard_with_auth_on(up_with_auth: tuple[Service, str], browser: Any)
     driver.get(svc.url + "/")
     _wait(
         driver,
-        lambda d: "API key" in d.find_element(By.TAG_NAME, "body").text,
+        lambda d: "API key" in _text(d, "body"),
         20,
         "the page to load",
     )
     _wait(
         driver,
-        lambda d: "needs a valid API key" in d.find_element(By.TAG_NAME, "body").text,
+        lambda d: "needs a valid API key" in _text(d, "body"),
         20,
         "the banner asking for a key (the list answered 401)",
     )

@@ -60,6 +60,15 @@ def submit(client: httpx.Client, spec: dict[str, Any]) -> str:
     return str(resp.json()["id"])
 
 
+def assert_succeeded(stack: Stack, client: httpx.Client, cid: str) -> None:
+    """Wait for the comparison; when it did not succeed, say why (trial errors, worker logs)."""
+    done = wait_done(client, cid, timeout=240)
+    if done["status"] != "succeeded":
+        errors = [(t, stack.trial(t).status, stack.trial(t).error) for t in stack.trial_ids(cid)]
+        logs = "".join(f"--- {n}\n{stack.log(n)[-4000:]}" for n in stack.logs)
+        raise AssertionError(f"{done['status']}: {errors}\n{logs}")
+
+
 def check_resumed(stack: Stack, trial_id: str, killed_at: datetime) -> int:
     """One row per epoch; the second attempt started after epoch 1 and kept the rows before."""
     trial = stack.trial(trial_id)
@@ -82,7 +91,7 @@ def test_sigkill_of_the_child_resumes_from_the_checkpoint(stack: Stack) -> None:
         killed_at, t0 = utcnow(), time.monotonic()
         stack.wait_trial(tid, lambda t: t.attempts == 2, what="claimed again")
         reclaimed = time.monotonic() - t0
-        assert wait_done(client, cid, timeout=240)["status"] == "succeeded"
+        assert_succeeded(stack, client, cid)
     first = check_resumed(stack, tid, killed_at)
     log = "".join(stack.log(n) for n in stack.logs)
     assert "duplicate delivery" in log  # the redelivery met the live lease
@@ -108,7 +117,7 @@ def test_sigkill_of_the_whole_worker_and_a_new_worker(stack: Stack) -> None:
         stack.start_worker(f"w-after-{victim}")
         stack.wait_trial(tid, lambda t: t.attempts == 2, what="claimed again")
         reclaimed = time.monotonic() - t0
-        assert wait_done(client, cid, timeout=240)["status"] == "succeeded"
+        assert_succeeded(stack, client, cid)
     first = check_resumed(stack, tid, killed_at)
     print(
         f"\nworker SIGKILL after epoch {row.epochs_done}: reclaimed by a new worker in "

@@ -132,7 +132,14 @@ def test_resume_continues_after_the_last_finished_epoch(
     assert first.stop_reason == "lease_lost"
     assert [e["epoch"] for e in first.epochs] == [1.0]
     # The interrupted epoch 2 was neither saved nor reported; the backup is kept.
-    assert json.loads((ckpt / "training_metadata.json").read_text())["epoch"] == 1
+    assert json.loads((ckpt / "state.json").read_text()) == {
+        "epoch": 1,
+        "weights": "epoch-1.weights.h5",
+    }
+    # A worker killed while writing the next resume point leaves torn temporary files, which
+    # nothing points at (Keras's BackupAndRestore wrote in place, and this failed the retry).
+    (ckpt / "tmp-epoch-2.weights.h5").write_bytes(b"\x89HDF\r\n torn")
+    (ckpt / "state.json.tmp").write_text('{"epoch": 2, "wei')
 
     seen: list[int] = []
     second = run(
@@ -149,6 +156,47 @@ def test_resume_continues_after_the_last_finished_epoch(
     best = max(e["val_accuracy"] for e in [*first.epochs, *second.epochs])
     assert second.best_val_accuracy == best
     assert not ckpt.exists()  # finished by itself: the backup is removed
+
+
+def test_resume_restores_the_optimizer_state(split: Split, tmp_path: Path) -> None:
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(split.x_train, split.y_train, batch_size=32, epochs=1, verbose=0)
+    ckpt = training_mod._Checkpoint(tmp_path / "ckpt")
+    ckpt.save(model, 1)
+
+    again = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+    again.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert ckpt.restore(again) == 1
+    assert int(again.optimizer.iterations) == int(model.optimizer.iterations) == 14
+    for a, b in zip(model.optimizer.variables, again.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(model.weights, again.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert sorted(p.name for p in ckpt.folder.iterdir()) == ["epoch-1.weights.h5", "state.json"]
+    ckpt.save(model, 2)  # the older weights go once the new resume point is committed
+    assert sorted(p.name for p in ckpt.folder.iterdir()) == ["epoch-2.weights.h5", "state.json"]
+
+
+def test_an_unusable_checkpoint_trains_from_scratch(split: Split, tmp_path: Path) -> None:
+    """A damaged resume point costs the epochs it held, never the trial."""
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "epoch-1.weights.h5").write_bytes(b"not an HDF5 file")
+    (ckpt / "state.json").write_text('{"epoch": 1, "weights": "epoch-1.weights.h5"}')
+    seen: list[int] = []
+    resumed = run(split, checkpoint_dir=ckpt, on_epoch=lambda e, _: seen.append(e))
+    assert resumed.first_epoch == 1
+    assert seen == [1, 2]
+    # From scratch means from the seed's initial weights: the same numbers as a fresh run.
+    fresh = run(split)
+    assert [e["loss"] for e in resumed.epochs] == [e["loss"] for e in fresh.epochs]
 
 
 def test_early_stopping(split: Split) -> None:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.auth import AuthMiddleware, check_auth_setup
+from api.cache import TTLCache
 from api.limits import BodyLimitMiddleware
 from api.metrics import RequestMetricsMiddleware
 from api.problems import install_problem_handlers
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    # (tenant, comparison id) -> the status JSON; see api.cache.
+    app.state.status_cache = TTLCache[tuple[str, str], bytes](settings.status_cache_seconds)
     # The last added runs first: the key is checked before the body limit reads a byte.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(AuthMiddleware, settings=settings)

@@ -7,6 +7,7 @@ OpenAPI document and its viewers, the dashboard's ``/`` and ``/static/*``). The 
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import anyio
@@ -14,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.cache import TTLCache
 from api.problems import PROBLEM_JSON
 from core.config import Settings
 from core.db import session_scope
@@ -76,6 +78,8 @@ class AuthMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        # key -> tenant for found keys only (see api.cache: revocation applies within the TTL).
+        self.tenants = TTLCache[str, str](settings.key_cache_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.settings.auth or is_open_path(scope["path"]):
@@ -91,7 +95,9 @@ class AuthMiddleware:
             )
             return
         try:
-            tenant = await anyio.to_thread.run_sync(_lookup, key)
+            tenant = await self.tenants.get_or_load(
+                key, functools.partial(anyio.to_thread.run_sync, _lookup, key)
+            )
         except SQLAlchemyError as exc:
             log.error("key lookup failed: %s", type(exc).__name__)
             await _reject(ServiceUnavailable("The database is unavailable."), scope, receive, send)

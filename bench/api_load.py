@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -31,6 +32,7 @@ from _harness import PG_ADMIN, ROOT, _env, _wait_up, claim_redis, free_port, rel
 from many_small import tiny_spec
 
 TARGET_P99_MS = 50.0
+MLFLOW_RPS = 164.0  # ../shared/ANCHORS.md: MLflow's tracking server, GET runs/get, 50 clients
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -95,10 +97,33 @@ async def _load(url: str, clients: int, submitters: int, seconds: float) -> None
     )
 
 
-def _wrk(url: str, clients: int, seconds: float) -> None:
-    """Polling load from wrk (a C load generator), which leaves the CPU to the api."""
+def _submit_for(url: str, until: float, out: list[float], errors: list[int]) -> None:
+    """One submitting client (a thread beside wrk): a small comparison every 0.2 s."""
+    spec = tiny_spec(6, 200)
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while time.perf_counter() < until:
+            t0 = time.perf_counter()
+            resp = client.post("/v1/comparisons", json=spec)
+            out.append((time.perf_counter() - t0) * 1000)
+            if resp.status_code != 202:
+                errors.append(resp.status_code)
+            time.sleep(0.2)
+
+
+def _wrk(url: str, clients: int, submitters: int, seconds: float) -> None:
+    """Polling load from wrk (a C load generator), which leaves the CPU to the api, while
+    ``submitters`` Python clients submit small comparisons."""
     with httpx.Client(base_url=url, timeout=30) as client:
         cid = client.post("/v1/comparisons", json=tiny_spec(6, 200)).json()["id"]
+    posts: list[float] = []
+    post_errors: list[int] = []
+    until = time.perf_counter() + seconds
+    threads = [
+        threading.Thread(target=_submit_for, args=(url, until, posts, post_errors))
+        for _ in range(submitters)
+    ]
+    for t in threads:
+        t.start()
     out = subprocess.run(
         [
             "wrk",
@@ -114,6 +139,8 @@ def _wrk(url: str, clients: int, seconds: float) -> None:
         text=True,
         check=True,
     ).stdout
+    for t in threads:
+        t.join()
     rps = float(next(ln.split()[1] for ln in out.splitlines() if ln.startswith("Requests/sec")))
     pct = {}
     for ln in out.splitlines():
@@ -129,9 +156,15 @@ def _wrk(url: str, clients: int, seconds: float) -> None:
         f"polling (wrk): {rps:.0f} requests/s, p50 {pct.get('50%', float('nan')):.1f} ms, "
         f"p99 {pct.get('99%', float('nan')):.1f} ms ({clients} connections, {seconds:.0f} s)"
     )
+    if posts:
+        print(
+            f"submitting: {len(posts) / seconds:.1f} requests/s, p50 {statistics.median(posts):.1f}"
+            f" ms, p99 {_pct(posts, 0.99):.1f} ms ({submitters} clients, errors {post_errors})"
+        )
     print(
         f"errors: {errors or 'none'}; p99 ratio vs target "
-        f"{pct.get('99%', float('nan')) / TARGET_P99_MS:.2f}x (target {TARGET_P99_MS:.0f} ms)"
+        f"{pct.get('99%', float('nan')) / TARGET_P99_MS:.2f}x (target {TARGET_P99_MS:.0f} ms); "
+        f"requests/s {rps / MLFLOW_RPS:.1f}x MLflow's {MLFLOW_RPS:.0f}/s"
     )
 
 
@@ -142,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--submitters", type=int, default=2)
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--api-workers", type=int, default=2)
+    p.add_argument(
+        "--status-cache-seconds",
+        type=float,
+        default=None,
+        help="ARCHBENCH_STATUS_CACHE_SECONDS for the api (0: every poll reads the database)",
+    )
     p.add_argument(
         "--client",
         choices=["auto", "wrk", "python"],
@@ -160,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         ARCHBENCH_DATABASE_URL=PG_ADMIN.rsplit("/", 1)[0] + "/" + db,
         ARCHBENCH_BROKER_URL=broker,
         ARCHBENCH_MAX_ACTIVE_COMPARISONS_PER_TENANT="1000000",
+        **(
+            {"ARCHBENCH_STATUS_CACHE_SECONDS": str(args.status_cache_seconds)}
+            if args.status_cache_seconds is not None
+            else {}
+        ),
     )
     py = [sys.executable, "-m", "cli.main"]
     subprocess.run([*py, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
@@ -177,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://127.0.0.1:{port}"
         use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
         if use_wrk:
-            _wrk(url, args.clients, args.seconds)
+            _wrk(url, args.clients, args.submitters, args.seconds)
         else:
             asyncio.run(_load(url, args.clients, args.submitters, args.seconds))
     finally:

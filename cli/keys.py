@@ -63,7 +63,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    """Revoke a key by id; requests with it are refused from then on."""
+    """Revoke a key by id; requests with it are refused within ARCHBENCH_KEY_CACHE_SECONDS."""
     from core.db import session_scope
     from core.errors import NotFound
     from core.tenancy import revoke_key
@@ -75,7 +75,13 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     except NotFound:
         _err(f"no API key {args.id!r} (see `archbench keys list`)")
         return 1
-    print(f"revoked key {args.id} of tenant {tenant!r}")
+    from core.config import get_settings
+
+    lag = get_settings().key_cache_seconds
+    print(
+        f"revoked key {args.id} of tenant {tenant!r}; running api processes refuse it within "
+        f"{lag:g} s (ARCHBENCH_KEY_CACHE_SECONDS)"
+    )
     return 0
 
 

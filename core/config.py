@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = Field(1_000_000_000, ge=1024)  # an upload's arrays, uncompressed
     max_active_comparisons_per_tenant: int = Field(20, ge=1)  # queued + running; 429 beyond
 
+    # Hot read paths (see api.cache): how far a status poll may lag the database, and how
+    # long a found API key stays trusted (a revoked key is refused within it). 0 turns off.
+    status_cache_seconds: float = Field(1.0, ge=0, le=60)
+    key_cache_seconds: float = Field(5.0, ge=0, le=300)
+
     # Worker behaviour.
     trial_max_seconds: int = Field(24 * 3600, ge=1)
     lease_seconds: int = Field(120, ge=5)

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
+from api.cache import TTLCache
 from api.deps import (
     ComparisonDep,
     ComparisonId,
@@ -134,21 +135,37 @@ def _comparison_json(tenant: str, comparison_id: str) -> bytes:
         return comparison_out(comparison, counts).model_dump_json().encode()
 
 
-@router.get("/{comparison_id}", response_model=ComparisonOut)
-async def get_comparison(comparison_id: ComparisonId, tenant: TenantDep) -> Response:
-    """A comparison's status and progress.
+def _status_cache(request: Request) -> TTLCache[tuple[str, str], bytes]:
+    cache: TTLCache[tuple[str, str], bytes] = request.app.state.status_cache
+    return cache
 
-    The endpoint clients poll: one hop to a worker thread for the two queries, serialised by
-    pydantic in Rust, so a poll costs about a millisecond of server time.
+
+@router.get("/{comparison_id}", response_model=ComparisonOut)
+async def get_comparison(
+    request: Request, comparison_id: ComparisonId, tenant: TenantDep
+) -> Response:
+    """A comparison's status and progress (at most ``ARCHBENCH_STATUS_CACHE_SECONDS`` old).
+
+    The endpoint clients poll. One poll per comparison and interval reads the database (two
+    queries in a worker thread); the others are answered from this process's memory on the
+    event loop (see ``api.cache``). ``/events`` streams changes as they happen.
     """
-    body = await run_in_threadpool(_comparison_json, tenant, comparison_id)
+
+    async def load() -> bytes:
+        return await run_in_threadpool(_comparison_json, tenant, comparison_id)
+
+    body = await _status_cache(request).get_or_load((tenant, comparison_id), load)
+    assert body is not None
     return Response(body, media_type="application/json")
 
 
 @router.post("/{comparison_id}/cancel", status_code=202, response_model=ComparisonOut)
-def cancel(comparison: ComparisonDep, session: SessionDep) -> ComparisonOut:
+def cancel(
+    request: Request, comparison: ComparisonDep, session: SessionDep, tenant: TenantDep
+) -> ComparisonOut:
     """Stop a comparison: queued trials never start, running ones stop at the next batch."""
-    cancel_comparison(session, comparison)
+    cancel_comparison(session, comparison)  # committed: later polls read it
+    _status_cache(request).drop((tenant, comparison.id))
     counts = progress_of(session, [comparison.id])[comparison.id]
     return comparison_out(comparison, counts)
 

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(120, ge=5)
     max_attempts: int = Field(3, ge=1)
     sweep_seconds: float = Field(10.0, gt=0)
+    # Compiled models kept per worker process, so the next trial of the same architecture and
+    # compile settings skips retracing (see worker.training; same numbers). 0 turns it off.
+    warm_models: int = Field(4, ge=0, le=64)
 
     # Webhooks (a comparison's callback_url): POSTs signed with HMAC-SHA256 under this
     # secret; without a secret the api refuses callback_url (see core.webhooks).

@@ -307,14 +307,16 @@ def _train(
         # Inference speed does not depend on the seed: one trial per variant measures it
         # (tracing a predict function costs ~20 ms, as much as all other bookkeeping).
         measure_inference=seed == spec["seeds"][0],
+        warm_models=settings.warm_models,
     )
     if result.epochs:
         log.info(
-            "trial %s: this attempt trained epochs %d-%d%s",
+            "trial %s: this attempt trained epochs %d-%d%s%s",
             trial_id,
             result.first_epoch,
             int(result.epochs[-1]["epoch"]),
             " (resumed from its checkpoint)" if result.first_epoch > 1 else "",
+            " on a warm model" if result.warm_model else "",
         )
     status = "cancelled" if result.stop_reason == "cancelled" else "succeeded"
     with session_scope() as s:

@@ -244,3 +244,112 @@ def test_inference_is_measured_only_when_asked(split: Split) -> None:
     measured = run(split).inference_ms_per_sample
     assert measured is not None
     assert measured > 0
+
+
+REGULARISED = parse_variant(
+    {
+        "name": "regularised",
+        "layers": [
+            {"type": "Conv2D", "filters": 4, "kernel_size": [3, 3], "activation": "relu"},
+            {"type": "BatchNormalization"},
+            {"type": "Flatten"},
+            {"type": "Dropout", "rate": 0.3},
+            {"type": "Dense", "units": 16, "activation": "relu"},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ],
+    }
+).layers
+assert REGULARISED is not None
+
+
+def _plain_keras(split: Split, seed: int) -> list[float]:
+    """The same trial written as a user would: a new model, compiled, fitted, evaluated."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, (3, 3), activation="relu"),
+            keras.layers.BatchNormalization(),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.001),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = model.fit(
+        split.x_train,
+        split.y_train,
+        batch_size=32,
+        epochs=2,
+        validation_data=(split.x_val, split.y_val),
+        shuffle=True,
+        verbose=0,
+    ).history
+    test_loss = model.evaluate(split.x_test, split.y_test, batch_size=32, verbose=0)[0]
+    return [*history["loss"], *history["val_loss"], float(test_loss)]
+
+
+@pytest.mark.parametrize("warm_models", [4, 0])
+def test_warm_models_give_exactly_the_numbers_of_a_new_keras_model(
+    split: Split, warm_models: int
+) -> None:
+    """Seeds interleaved on one warm model (dropout and batch norm included): every trial's
+    losses equal a plain Keras script's bit for bit, and only the first one traced."""
+    training_mod.clear_warm_models()
+    results = []
+    for seed in (3, 4, 3):
+        r = train_trial(
+            layers=REGULARISED,
+            input_shape=(8, 8, 1),
+            split=split,
+            training=TrainingSpec(epochs=2, batch_size=32),
+            seed=seed,
+            warm_models=warm_models,
+        )
+        results.append(r)
+        ours = [*(e["loss"] for e in r.epochs), *(e["val_loss"] for e in r.epochs), r.test_loss]
+        assert ours == _plain_keras(split, seed), f"seed {seed}"
+    assert [r.warm_model for r in results] == ([False, True, True] if warm_models else [False] * 3)
+    assert results[0].test_loss == results[2].test_loss != results[1].test_loss
+
+
+def test_a_warm_model_resumes_from_a_checkpoint_as_a_new_one_does(
+    split: Split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.setattr(training_mod, "_POLL_SECONDS", 0.0)
+    training_mod.clear_warm_models()
+    spec = TrainingSpec(epochs=3, batch_size=32)
+    ckpt = tmp_path / "ckpt"
+    done = {"epochs": 0}
+
+    def on_epoch(epoch: int, _: dict[str, float]) -> None:
+        done["epochs"] = epoch
+
+    first = run(
+        split,
+        seed=5,
+        training=spec,
+        checkpoint_dir=ckpt,
+        on_epoch=on_epoch,
+        should_stop=lambda: "lease_lost" if done["epochs"] >= 2 else None,
+    )
+    assert first.stop_reason == "lease_lost"
+    assert json.loads((ckpt / "state.json").read_text())["epoch"] == 2
+    shutil.copytree(ckpt, tmp_path / "copy")
+
+    warm = run(split, seed=5, training=spec, checkpoint_dir=ckpt)
+    new = run(split, seed=5, training=spec, checkpoint_dir=tmp_path / "copy", warm_models=0)
+    assert warm.warm_model
+    assert not new.warm_model
+    assert warm.first_epoch == new.first_epoch == 3
+    assert [e["loss"] for e in warm.epochs] == [e["loss"] for e in new.epochs]
+    assert warm.test_loss == new.test_loss

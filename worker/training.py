@@ -18,8 +18,9 @@ batch k and then breaks out of the epoch (Keras 3 checks ``stop_training`` after
 batch). For the same reason the checkpoint callback restores the default batch-end hook.
 
 Warm models: building a new Keras model for every trial means tracing its train, test and
-predict functions again, which costs about as much as a one-epoch trial on a few hundred
-samples (measured: 1,130 ms fresh against 550 ms reused for the same small CNN and seed). A
+predict functions again, which costs about as much as training a small model on a few hundred
+samples (measured: a two-epoch trial of a small CNN on 420 digits took 1,130 ms fresh and
+550 ms on a warm model). A
 worker process therefore keeps the last few compiled models (``warm_models``, LRU) keyed by
 everything their traced functions depend on: the layers, input shape, classes, device and the
 compile settings. A trial whose model is warm still builds a new model under its seed, which

@@ -9,6 +9,8 @@ included.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,7 +117,8 @@ def test_postgres_renders_the_same_bytes_as_the_row_path(
         store(cid)
         outputs["sqlite"] = [render(cid, v) for v in (None, VARIANTS[1])]
     (pg_json, pg_csv), (pg_one_json, _) = outputs["postgres"]
-    for (a_json, a_csv), (b_json, b_csv) in zip(outputs["postgres"], outputs["sqlite"]):
+    pairs = zip(outputs["postgres"], outputs["sqlite"], strict=True)
+    for (a_json, a_csv), (b_json, b_csv) in pairs:
         assert a_csv == b_csv  # byte for byte, as csv.writer writes it
         a_items, b_items = json.loads(a_json)["items"], json.loads(b_json)["items"]
         # Metric values exactly; SQLite prints its REAL column `seconds` with 15 digits.
@@ -137,9 +140,6 @@ def test_postgres_renders_the_same_bytes_as_the_row_path(
         ("plain", 0, 3),
     ]
     assert len(json.loads(pg_one_json)["items"]) == 6
-    import csv
-    import io
-
     rows = list(csv.DictReader(io.StringIO(pg_csv.decode())))
     assert len(rows) == 24
     assert {r["variant"] for r in rows} == set(VARIANTS)

@@ -37,9 +37,7 @@ def metric_columns(spec: dict[str, Any]) -> list[str]:
     return [*names, *(f"val_{n}" for n in names)]
 
 
-def _value(dialect: str, key: str, *, as_json: bool = False) -> Any:
-    if dialect == "postgresql":
-        return EpochMetric.values.op("->")(key)
+def _sqlite_value(key: str, *, as_json: bool = False) -> Any:
     if as_json:
         # The stored JSON text: json_extract would go through a REAL, which json_object then
         # prints with 15 significant digits (0.30000000000000004 became 0.3).
@@ -133,33 +131,26 @@ def metrics_json(
     """``{"items": [...], "next_cursor": null}``, one JSON object per epoch row."""
     yield b'{"items": ['
     with session_scope() as s:
-        dialect = _dialect(s)
-        build = func.json_build_object if dialect == "postgresql" else func.json_object
-        args: list[Any] = [
-            "trial_id",
-            Trial.id,
-            "variant",
-            Trial.variant,
-            "seed",
-            Trial.seed,
-            "epoch",
-            EpochMetric.epoch,
-        ]
-        for key in value_columns:
-            args += [key, _value(dialect, key, as_json=True)]
-        args += ["seconds", EpochMetric.seconds]
-        if dialect == "postgresql":
+        if _dialect(s) == "postgresql":
             q = _per_trial(_pg_json_row(value_columns), ",", comparison_id, variant)
-            result = s.execute(q.execution_options(yield_per=CHUNK_TRIALS))
-            first = True
-            for part in result.scalars().partitions():
-                text = ",".join(part)
-                yield (text if first else "," + text).encode()
-                first = False
-            yield b'], "next_cursor": null}'
-            return
-        q = _base([cast(build(*args), Text)], comparison_id, variant)
-        result = s.execute(q.execution_options(yield_per=CHUNK_ROWS))
+            chunk = CHUNK_TRIALS
+        else:
+            args: list[Any] = [
+                "trial_id",
+                Trial.id,
+                "variant",
+                Trial.variant,
+                "seed",
+                Trial.seed,
+                "epoch",
+                EpochMetric.epoch,
+            ]
+            for key in value_columns:
+                args += [key, _sqlite_value(key, as_json=True)]
+            args += ["seconds", EpochMetric.seconds]
+            q = _base([cast(func.json_object(*args), Text)], comparison_id, variant)
+            chunk = CHUNK_ROWS
+        result = s.execute(q.execution_options(yield_per=chunk))
         first = True
         for part in result.scalars().partitions():
             text = ",".join(part)
@@ -176,18 +167,14 @@ def metrics_csv(
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*KEYS, *value_columns, "seconds"])
     with session_scope() as s:
-        dialect = _dialect(s)
-        if dialect == "postgresql":
+        if _dialect(s) == "postgresql":
             yield out.getvalue().encode()
             q = _per_trial(_pg_csv_row(value_columns), "\n", comparison_id, variant)
             result = s.execute(q.execution_options(yield_per=CHUNK_TRIALS))
             for part in result.scalars().partitions():
                 yield ("\n".join(part) + "\n").encode()
             return
-        values = [
-            cast(_value(dialect, k), Text) if dialect == "postgresql" else _value(dialect, k)
-            for k in value_columns
-        ]
+        values = [_sqlite_value(k) for k in value_columns]
         q = _base(
             [
                 Trial.id,

@@ -44,6 +44,9 @@ class TTLCache(Generic[K, V]):
         self.max_entries = max_entries
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._loading: dict[K, asyncio.Future[V | None]] = {}
+        # Bumped by every drop: a load that began before a drop returns its value to its
+        # callers but does not cache it (it may have read the row before the write).
+        self._drops = 0
 
     def get(self, key: K) -> V | None:
         """The cached value, or None when missing or expired."""
@@ -58,14 +61,17 @@ class TTLCache(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         if self.ttl <= 0:
             return
+        self._entries.pop(key, None)
         self._entries[key] = (time.monotonic() + self.ttl, value)
-        self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
     def drop(self, key: K) -> None:
-        """Forget ``key`` (after a write that changes it)."""
+        """Forget ``key`` after a write that changes it (call it on the event loop): the next
+        read loads afresh, and a load already under way is neither joined nor cached."""
+        self._drops += 1
         self._entries.pop(key, None)
+        self._loading.pop(key, None)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -91,6 +97,7 @@ class TTLCache(Generic[K, V]):
                 # The caller that was loading went away: load again (or wait on a new load).
         future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
+        drops = self._drops
         try:
             value = await load()
         except asyncio.CancelledError:
@@ -102,8 +109,9 @@ class TTLCache(Generic[K, V]):
             raise
         else:
             future.set_result(value)
-            if value is not None:
+            if value is not None and self._drops == drops:
                 self.put(key, value)
             return value
         finally:
-            self._loading.pop(key, None)
+            if self._loading.get(key) is future:
+                del self._loading[key]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -37,10 +38,15 @@ def metric_columns(spec: dict[str, Any]) -> list[str]:
     return [*names, *(f"val_{n}" for n in names)]
 
 
+# SQLite's ``->`` (3.38 and later) returns the stored JSON text of a value.
+_SQLITE_ARROW = sqlite3.sqlite_version_info >= (3, 38)
+
+
 def _sqlite_value(key: str, *, as_json: bool = False) -> Any:
-    if as_json:
+    if as_json and _SQLITE_ARROW:
         # The stored JSON text: json_extract would go through a REAL, which json_object then
-        # prints with 15 significant digits (0.30000000000000004 became 0.3).
+        # prints with 15 significant digits (0.30000000000000004 became 0.3); an older SQLite
+        # has only json_extract.
         return EpochMetric.values.op("->")(f'$."{key}"')
     return func.json_extract(EpochMetric.values, f'$."{key}"')
 

@@ -10,7 +10,7 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ __all__ = [
     "json_safe",
     "progress_of",
     "renew_lease",
+    "rewind_trial",
     "upsert_epoch",
 ]
 
@@ -118,6 +119,34 @@ def upsert_epoch(
         .values(epochs_done=case((Trial.epochs_done < epoch, epoch), else_=Trial.epochs_done))
         .execution_options(synchronize_session=False)
     )
+
+
+def rewind_trial(
+    session: Session, trial_id: str, *, owner: str, epoch: int, lease_seconds: int
+) -> float:
+    """Make ``epoch`` the trial's last stored epoch, under our lease, before an attempt trains
+    from there; returns the seconds those epochs took (charged to the time budget).
+
+    Rows past it belong to epochs this attempt trains again, or to an earlier run whose
+    checkpoint could not be used: they go, so an attempt that now stops sooner (time budget,
+    early stopping, a cancel) leaves none of them in the curves, the report or the export.
+    """
+    renew_lease(session, trial_id, owner=owner, lease_seconds=lease_seconds)
+    session.execute(
+        delete(EpochMetric).where(EpochMetric.trial_id == trial_id, EpochMetric.epoch > epoch)
+    )
+    session.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.lease_owner == owner, Trial.epochs_done > epoch)
+        .values(epochs_done=epoch)
+        .execution_options(synchronize_session=False)
+    )
+    spent = session.scalar(
+        select(func.coalesce(func.sum(EpochMetric.seconds), 0.0)).where(
+            EpochMetric.trial_id == trial_id
+        )
+    )
+    return float(spent or 0.0)
 
 
 def json_safe(values: dict[str, Any]) -> dict[str, Any]:

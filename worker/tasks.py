@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from core.config import get_settings
 from core.db import session_scope
@@ -28,6 +28,7 @@ from core.lifecycle import (
     finalize_comparison,
     finish_trial,
     renew_lease,
+    rewind_trial,
     upsert_epoch,
 )
 from core.logging import log_context
@@ -252,19 +253,17 @@ def _train(
     )
     checkpoint_dir = Path(settings.checkpoints) / trial_id
     last_check = time.monotonic()
-    spent = 0.0
-    if resumed:
-        # The time budget covers the whole trial: a resumed attempt gets what is left of it.
-        with session_scope() as s:
-            spent = float(
-                s.scalar(
-                    select(func.coalesce(func.sum(EpochMetric.seconds), 0.0)).where(
-                        EpochMetric.trial_id == trial_id
-                    )
-                )
-                or 0.0
-            )
     budget = float(training.max_seconds or settings.trial_max_seconds)
+
+    def on_resume(epochs: int) -> float:
+        # The time budget covers the whole trial: an attempt gets what is left of it. A first
+        # attempt has nothing stored and skips the round trip.
+        if not resumed and epochs == 0:
+            return 0.0
+        with session_scope() as s:
+            return rewind_trial(
+                s, trial_id, owner=owner, epoch=epochs, lease_seconds=settings.lease_seconds
+            )
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
         values = {k: float(v) for k, v in logs.items() if k not in ("seconds", "epoch")}
@@ -302,7 +301,8 @@ def _train(
         on_epoch=on_epoch,
         should_stop=should_stop,
         checkpoint_dir=checkpoint_dir,
-        max_seconds=max(budget - spent, 1e-3),
+        max_seconds=budget,
+        on_resume=on_resume,
         model_name=variant["name"],
         # Inference speed does not depend on the seed: one trial per variant measures it
         # (tracing a predict function costs ~20 ms, as much as all other bookkeeping).

@@ -86,9 +86,15 @@ OPTIMIZERS: dict[str, str] = {
 }
 
 _POLL_SECONDS = 0.5
+# The optimizer's variables before its first step; None for all-zero ones (most of them:
+# momenta), so a warm Adam model does not keep twice its size in host memory.
+_Snapshot = list[np.ndarray | None]
 # Compiled models kept warm per process: key -> (model, optimizer variables before step 1).
-_warm: OrderedDict[str, tuple[Any, list[np.ndarray]]] = OrderedDict()
+# A trial takes its model out while it trains and puts it back only after a clean finish, so
+# two trials never share one model and a failed fit never leaves its model behind.
+_warm: OrderedDict[str, tuple[Any, _Snapshot]] = OrderedDict()
 _warm_lock = threading.Lock()
+_WARM_MAX_PARAMS = 50_000_000  # all warm models of a process together (device memory)
 _INFERENCE_BATCH = 256
 
 
@@ -387,34 +393,62 @@ def _warm_key(
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def _snapshot(optimizer: Any) -> _Snapshot:
+    arrays = [np.array(v.numpy()) for v in optimizer.variables]
+    return [a if np.any(a) else None for a in arrays]
+
+
+def _reset(model: Any, initial: Any, snapshot: _Snapshot) -> None:
+    """Give ``model`` the seed's initial state held by ``initial`` (same architecture)."""
+    for target, source in zip(model.variables, initial.variables, strict=True):
+        target.assign(source.value)
+    for variable, value in zip(model.optimizer.variables, snapshot, strict=True):
+        variable.assign(np.zeros(variable.shape, variable.dtype) if value is None else value)
+
+
 def _start_model(
     initial: Any, key: str, training: TrainingSpec, num_classes: int, warm_models: int
-) -> tuple[Any, bool]:
+) -> tuple[Any, _Snapshot | None, bool]:
     """A compiled model holding ``initial``'s weights: the warm one for ``key`` when this
-    process has it (its traced functions kept), else ``initial`` compiled. Returns
-    (model, whether it was warm)."""
-    with _warm_lock:
-        hit = _warm.get(key) if warm_models > 0 else None
-        if hit is not None:
-            _warm.move_to_end(key)
-    if hit is not None:
-        model, optimizer_start = hit
-        if [tuple(v.shape) for v in model.variables] == [tuple(v.shape) for v in initial.variables]:
-            for target, source in zip(model.variables, initial.variables, strict=True):
-                target.assign(source.value)
-            for variable, value in zip(model.optimizer.variables, optimizer_start, strict=True):
-                variable.assign(value)
-            return model, True
-    _compile(initial, training, num_classes)
+    process has it (its traced functions kept), else ``initial`` compiled. Returns the model,
+    its optimizer snapshot (None when models are not kept warm) and whether it was warm."""
+    hit = None
     if warm_models > 0:
-        initial.optimizer.build(initial.trainable_variables)
-        optimizer_start = [np.array(v.numpy()) for v in initial.optimizer.variables]
         with _warm_lock:
-            _warm[key] = (initial, optimizer_start)
-            _warm.move_to_end(key)
-            while len(_warm) > warm_models:
-                _warm.popitem(last=False)
-    return initial, False
+            hit = _warm.pop(key, None)
+    if hit is not None:
+        model, snapshot = hit
+        if [tuple(v.shape) for v in model.variables] == [tuple(v.shape) for v in initial.variables]:
+            _reset(model, initial, snapshot)
+            return model, snapshot, True
+    _compile(initial, training, num_classes)
+    if warm_models <= 0:
+        return initial, None, False
+    initial.optimizer.build(initial.trainable_variables)
+    return initial, _snapshot(initial.optimizer), False
+
+
+def _keep_warm(key: str, model: Any, snapshot: _Snapshot, warm_models: int) -> None:
+    """Put a model back after a clean trial; the least recently used ones go beyond
+    ``warm_models`` models or ``_WARM_MAX_PARAMS`` parameters in all."""
+    params = int(model.count_params())
+    if params > _WARM_MAX_PARAMS:
+        return
+    with _warm_lock:
+        _warm[key] = (model, snapshot)
+        total = sum(int(m.count_params()) for m, _ in _warm.values())
+        while len(_warm) > warm_models or total > _WARM_MAX_PARAMS:
+            _, (gone, _) = _warm.popitem(last=False)
+            total -= int(gone.count_params())
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return (
+        isinstance(exc, MemoryError)
+        or name == "ResourceExhaustedError"
+        or ("out of memory" in str(exc).lower())
+    )
 
 
 def train_trial(
@@ -433,9 +467,15 @@ def train_trial(
     previous_epochs: Sequence[Mapping[str, float]] = (),
     measure_inference: bool = True,
     warm_models: int = 4,
+    on_resume: Callable[[int], float] | None = None,
 ) -> TrainResult:
     """Build (or reuse a warm model, see above), fit and evaluate one trial; exceptions
-    propagate to the caller. ``warm_models=0`` builds and compiles a new model every time."""
+    propagate to the caller. ``warm_models=0`` builds and compiles a new model every time.
+
+    ``on_resume(epochs)`` is called before training with the finished epochs the checkpoint
+    held (0: none, or it could not be used) and returns the seconds they already took, which
+    the time budget (``max_seconds``, ``training.max_seconds``) is charged with.
+    """
     import keras
 
     from models.builder import build_model
@@ -453,44 +493,54 @@ def train_trial(
     if num_classes is None:
         num_classes = int(initial.output_shape[-1])
     key = _warm_key(layers, tuple(input_shape), training, num_classes, device)
-    model, warm = _start_model(initial, key, training, num_classes, warm_models)
+    snapshot: _Snapshot | None = None
     try:
+        model, snapshot, warm = _start_model(initial, key, training, num_classes, warm_models)
+
+        def back_to_the_seed() -> Any:
+            fresh = seeded_model()
+            if snapshot is None:
+                _compile(fresh, training, num_classes)
+                return fresh
+            _reset(model, fresh, snapshot)
+            return model
+
         result = _fit_and_evaluate(
             model,
-            seeded_model,
-            key=key,
+            back_to_the_seed,
             split=split,
             training=training,
             num_classes=num_classes,
-            warm_models=warm_models,
             device=device,
             on_epoch=on_epoch,
             should_stop=should_stop,
+            on_resume=on_resume,
             checkpoint_dir=checkpoint_dir,
             max_seconds=max_seconds,
             previous_epochs=previous_epochs,
             measure_inference=measure_inference,
         )
-    except BaseException:
-        with _warm_lock:  # whatever state a failed fit left, it is not kept warm
-            _warm.pop(key, None)
+    except BaseException as exc:
+        if _out_of_memory(exc):
+            clear_warm_models()  # give the device memory of every warm model back
         raise
+    if snapshot is not None:
+        _keep_warm(key, model, snapshot, warm_models)  # the same object back_to_the_seed resets
     result.warm_model = warm
     return result
 
 
 def _fit_and_evaluate(
     model: Any,
-    seeded_model: Callable[[], Any],
+    back_to_the_seed: Callable[[], Any],
     *,
-    key: str,
     split: Split,
     training: TrainingSpec,
     num_classes: int,
-    warm_models: int,
     device: str,
     on_epoch: Callable[[int, dict[str, float]], None] | None,
     should_stop: Callable[[], str | None] | None,
+    on_resume: Callable[[int], float] | None,
     checkpoint_dir: Path | None,
     max_seconds: float | None,
     previous_epochs: Sequence[Mapping[str, float]],
@@ -498,16 +548,16 @@ def _fit_and_evaluate(
 ) -> TrainResult:
     checkpoint = _Checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     initial_epoch = checkpoint.restore(model) if checkpoint is not None else 0
-    if initial_epoch is None:  # back to the seed's initial state
-        model, _ = _start_model(seeded_model(), key, training, num_classes, warm_models)
-        initial_epoch = 0
+    if initial_epoch is None:  # an unusable checkpoint: from the seed's initial state
+        model, initial_epoch = back_to_the_seed(), 0
+    spent = on_resume(initial_epoch) if on_resume is not None else 0.0
 
     budgets = [b for b in (max_seconds, training.max_seconds) if b is not None]
     start = time.monotonic()
     monitor = _Monitor(
         on_epoch=on_epoch,
         should_stop=should_stop,
-        deadline=start + min(budgets) if budgets else None,
+        deadline=start + max(min(budgets) - spent, 1e-3) if budgets else None,
     )
     callbacks, early = _callbacks(monitor, training, checkpoint)
     validation = (

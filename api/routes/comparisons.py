@@ -160,14 +160,19 @@ async def get_comparison(
 
 
 @router.post("/{comparison_id}/cancel", status_code=202, response_model=ComparisonOut)
-def cancel(
-    request: Request, comparison: ComparisonDep, session: SessionDep, tenant: TenantDep
-) -> ComparisonOut:
+async def cancel(request: Request, comparison_id: ComparisonId, tenant: TenantDep) -> Response:
     """Stop a comparison: queued trials never start, running ones stop at the next batch."""
-    cancel_comparison(session, comparison)  # committed: later polls read it
-    _status_cache(request).drop((tenant, comparison.id))
-    counts = progress_of(session, [comparison.id])[comparison.id]
-    return comparison_out(comparison, counts)
+
+    def cancel_it() -> bytes:
+        with session_scope() as s:
+            comparison = find_comparison(s, tenant, comparison_id)
+            cancel_comparison(s, comparison)  # committed: later polls read it
+            counts = progress_of(s, [comparison.id])[comparison.id]
+            return comparison_out(comparison, counts).model_dump_json().encode()
+
+    body = await run_in_threadpool(cancel_it)
+    _status_cache(request).drop((tenant, comparison_id))  # on the loop, like every cache call
+    return Response(body, status_code=202, media_type="application/json")
 
 
 @router.get(

@@ -117,3 +117,29 @@ def test_bounded() -> None:
     for i in range(5):
         cache.put(i, i)
     assert [cache.get(i) for i in range(5)] == [None, None, 2, 3, 4]
+
+
+def test_a_drop_during_a_load_keeps_its_stale_value_out() -> None:
+    """A poll that read the row before a cancel committed must not cache the old status."""
+
+    async def main() -> None:
+        cache = TTLCache[str, str](60)
+        release = asyncio.Event()
+
+        async def before_the_write() -> str:
+            await release.wait()
+            return "running"
+
+        async def after_the_write() -> str:
+            return "cancelled"
+
+        stale = asyncio.create_task(cache.get_or_load("k", before_the_write))
+        await asyncio.sleep(0.01)
+        cache.drop("k")  # the cancel committed while that read was under way
+        # A poll after the drop does not join the old load; it reads afresh.
+        assert await cache.get_or_load("k", after_the_write) == "cancelled"
+        release.set()
+        assert await stale == "running"  # its own caller still gets what it read
+        assert cache.get("k") == "cancelled"  # ...but the cache keeps the fresh value
+
+    asyncio.run(main())

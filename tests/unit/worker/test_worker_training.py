@@ -191,7 +191,16 @@ def test_an_unusable_checkpoint_trains_from_scratch(split: Split, tmp_path: Path
     (ckpt / "epoch-1.weights.h5").write_bytes(b"not an HDF5 file")
     (ckpt / "state.json").write_text('{"epoch": 1, "weights": "epoch-1.weights.h5"}')
     seen: list[int] = []
-    resumed = run(split, checkpoint_dir=ckpt, on_epoch=lambda e, _: seen.append(e))
+    resume_points: list[int] = []
+
+    def on_resume(epochs: int) -> float:
+        resume_points.append(epochs)
+        return 0.0
+
+    resumed = run(
+        split, checkpoint_dir=ckpt, on_epoch=lambda e, _: seen.append(e), on_resume=on_resume
+    )
+    assert resume_points == [0]  # the caller is told to forget the rows past epoch 0
     assert resumed.first_epoch == 1
     assert seen == [1, 2]
     # From scratch means from the seed's initial weights: the same numbers as a fresh run.
@@ -353,3 +362,26 @@ def test_a_warm_model_resumes_from_a_checkpoint_as_a_new_one_does(
     assert warm.first_epoch == new.first_epoch == 3
     assert [e["loss"] for e in warm.epochs] == [e["loss"] for e in new.epochs]
     assert warm.test_loss == new.test_loss
+
+
+def test_the_time_already_spent_is_charged_to_the_budget(split: Split) -> None:
+    """A resumed attempt gets what is left of the trial's time budget, not a new one."""
+    spec = TrainingSpec(epochs=5, batch_size=32, max_seconds=3600)
+    r = run(split, training=spec, on_resume=lambda epochs: 3600.0)
+    assert r.stop_reason == "time_budget"
+    assert len(r.epochs) <= 1
+
+
+def test_a_failed_fit_does_not_keep_its_model_warm(split: Split) -> None:
+    training_mod.clear_warm_models()
+
+    def explode() -> str | None:
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        run(split, should_stop=explode)
+    assert not training_mod._warm
+    ok = run(split)
+    assert not ok.warm_model  # built afresh, then kept
+    assert len(training_mod._warm) == 1
+    assert run(split).warm_model

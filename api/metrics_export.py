@@ -12,13 +12,26 @@ JSON object per row (``json_object``) or plain scalar columns that ``csv.writer`
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Float, Select, Text, case, cast, func, literal, literal_column, select
+from sqlalchemy import (
+    Float,
+    Select,
+    Text,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    literal_column,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
@@ -65,12 +78,27 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def _per_trial(row: Any, separator: str, comparison_id: str, variant: str | None) -> Select[Any]:
-    """One string per trial: its rendered rows joined in epoch order (Postgres)."""
+def _per_trial(
+    render: Callable[[Callable[[str], Any]], Any],
+    separator: str,
+    value_columns: Sequence[str],
+    comparison_id: str,
+    variant: str | None,
+) -> Select[Any]:
+    """One string per trial: its rows rendered by ``render(value)`` and joined in epoch order
+    (Postgres). ``value(key)`` is a metric's stored JSON text, NULL when absent: each row's
+    JSON is parsed once (``json_to_record``), not once per key."""
+    record = (
+        func.json_to_record(EpochMetric.values)
+        .table_valued(*(column(k, Text) for k in value_columns))
+        .render_derived(name="v", with_types=True)
+    )
+    row = render(lambda key: record.c[key])
     q = (
         select(func.string_agg(row, aggregate_order_by(literal(separator), EpochMetric.epoch)))
         .select_from(Trial)
         .join(EpochMetric, EpochMetric.trial_id == Trial.id)
+        .join(record, true())
         .where(Trial.comparison_id == comparison_id)
         .group_by(Trial.variant_index, Trial.seed, Trial.id)
         .order_by(Trial.variant_index, Trial.seed, Trial.id)
@@ -84,10 +112,9 @@ def _csv_field(text: Any) -> Any:
     return case((text.regexp_match('[",\r\n]'), quoted), else_=text)
 
 
-def _pg_csv_row(value_columns: Sequence[str]) -> Any:
+def _pg_csv_row(value_columns: Sequence[str], value: Callable[[str], Any]) -> Any:
     def json_text(key: str) -> Any:
-        raw = cast(EpochMetric.values.op("->")(key), Text)
-        return func.coalesce(func.nullif(raw, "null"), "")
+        return func.coalesce(value(key), "")
 
     parts = [
         cast(Trial.id, Text),
@@ -100,7 +127,7 @@ def _pg_csv_row(value_columns: Sequence[str]) -> Any:
     return func.concat_ws(literal_column("','"), *parts)
 
 
-def _pg_json_row(value_columns: Sequence[str]) -> Any:
+def _pg_json_row(value_columns: Sequence[str], value: Callable[[str], Any]) -> Any:
     """One compact JSON object per row, concatenated as text: the keys in the order of
     ``json_object`` on SQLite, a quarter faster than ``json_build_object`` (measured: 64 ms
     against 88 ms for 20,000 rows). Metric values are the stored JSON text; strings go
@@ -125,7 +152,7 @@ def _pg_json_row(value_columns: Sequence[str]) -> Any:
     for key in value_columns:
         parts += [
             literal("," + json.dumps(key) + ":"),
-            func.coalesce(cast(EpochMetric.values.op("->")(key), Text), "null"),
+            func.coalesce(value(key), "null"),
         ]
     parts += [literal(',"seconds":'), seconds, literal("}")]
     return func.concat(*parts)
@@ -138,7 +165,13 @@ def metrics_json(
     yield b'{"items": ['
     with session_scope() as s:
         if _dialect(s) == "postgresql":
-            q = _per_trial(_pg_json_row(value_columns), ",", comparison_id, variant)
+            q = _per_trial(
+                functools.partial(_pg_json_row, value_columns),
+                ",",
+                value_columns,
+                comparison_id,
+                variant,
+            )
             chunk = CHUNK_TRIALS
         else:
             args: list[Any] = [
@@ -175,7 +208,13 @@ def metrics_csv(
     with session_scope() as s:
         if _dialect(s) == "postgresql":
             yield out.getvalue().encode()
-            q = _per_trial(_pg_csv_row(value_columns), "\n", comparison_id, variant)
+            q = _per_trial(
+                functools.partial(_pg_csv_row, value_columns),
+                "\n",
+                value_columns,
+                comparison_id,
+                variant,
+            )
             result = s.execute(q.execution_options(yield_per=CHUNK_TRIALS))
             for part in result.scalars().partitions():
                 yield ("\n".join(part) + "\n").encode()

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     webhook_backoff_max_seconds: float = Field(3600.0, gt=0)
     webhook_timeout_seconds: float = Field(10.0, gt=0)
     webhook_poll_seconds: float = Field(2.0, gt=0)
+    # May callbacks go to loopback/private/link-local addresses (see core.destinations)?
+    # Unset: yes in development, no with ARCHBENCH_ENV=production.
+    webhook_allow_private: bool | None = None
     public_url: str = "http://127.0.0.1:8000"  # the api as receivers reach it (webhook links)
 
     # MLflow: when set, each finished trial is logged as an MLflow run (the mlflow extra).

@@ -12,6 +12,7 @@ from typing import Any
 
 from core.config import Settings
 from core.datasets import BUILTIN_DATASETS, DatasetInfo
+from core.destinations import allows_private, literal_refusal
 from core.errors import ErrorItem, InvalidInput
 from core.spec import ComparisonSpec
 from models.analysis import Analysis, Limits, analyze_variant
@@ -152,6 +153,16 @@ def validate_comparison(
                 "to sign them with",
             }
         )
+    elif spec.callback_url and not allows_private(settings):
+        reason = literal_refusal(spec.callback_url)
+        if reason:
+            errors.append(
+                {
+                    "loc": [*body, "callback_url"],
+                    "msg": f"callback_url must be a public address: {reason} "
+                    "(ARCHBENCH_WEBHOOK_ALLOW_PRIVATE is off on this server)",
+                }
+            )
 
     variants: list[dict[str, Any]] = []
     analyses: dict[str, dict[str, Any]] = {}

@@ -23,6 +23,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import and_, case, func, or_, select
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.db import session_scope
+from core.destinations import Refused, allows_private, resolve_public
 from core.reporting import load_report
 from core.tables import TERMINAL_STATES, Comparison, WebhookDelivery, utcnow
 
@@ -152,15 +154,25 @@ def _attempt(settings: Settings, comparison_id: str, client: httpx.Client) -> di
             "X-Archbench-Timestamp": timestamp,
             "X-Archbench-Signature": sign(settings.webhook_secret, timestamp, body),
         }
+        refused = False
         try:
-            resp = client.post(url, content=body, headers=headers)
+            target, extensions = url, {}
+            if not allows_private(settings):
+                # POST to the address that was checked; the name goes as Host and TLS name.
+                target, host = resolve_public(url)
+                headers["Host"] = urlsplit(url).netloc.rpartition("@")[2]
+                extensions = {"sni_hostname": host}
+            resp = client.post(target, content=body, headers=headers, extensions=extensions)
             row.status_code = resp.status_code
             row.delivered = 200 <= resp.status_code < 300
             if not row.delivered:
                 row.error = f"HTTP {resp.status_code}: {resp.text[:300]}"
-        except httpx.HTTPError as exc:
+        except Refused as exc:
+            refused = True  # no retry: the answer would be the same
+            row.error = f"refused: {exc} (ARCHBENCH_WEBHOOK_ALLOW_PRIVATE is off)"
+        except (httpx.HTTPError, OSError) as exc:
             row.error = f"{type(exc).__name__}: {exc}"[:2000]
-        if not row.delivered and attempt < settings.webhook_max_attempts:
+        if not row.delivered and not refused and attempt < settings.webhook_max_attempts:
             row.next_attempt_at = utcnow() + timedelta(seconds=backoff(settings, attempt))
         level = logging.INFO if row.delivered else logging.WARNING
         log.log(

@@ -1,0 +1,96 @@
+"""core.destinations: webhooks stay out of the service's own network unless allowed."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+from core import destinations
+from core.config import Settings
+from core.destinations import Refused, allows_private, literal_refusal, resolve_public
+from core.errors import InvalidInput
+from core.spec import ComparisonSpec
+from core.validation import validate_comparison
+
+
+def test_private_destinations_are_allowed_in_development_only_by_default() -> None:
+    assert allows_private(Settings())
+    production = Settings(
+        env="production", database_url="postgresql://db/archbench", broker_url="redis://r:6379/0"
+    )
+    assert not allows_private(production)
+    assert allows_private(production.model_copy(update={"webhook_allow_private": True}))
+    assert not allows_private(Settings(webhook_allow_private=False))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://172.16.5.4/hook",
+        "http://100.64.0.1/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://0.0.0.0/",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[fd00::1]/hook",
+        "http://224.0.0.1/hook",
+        "http://localhost:9000/hook",
+        "https://api.localhost/hook",
+    ],
+)
+def test_addresses_inside_are_refused_without_resolving(url: str) -> None:
+    assert literal_refusal(url)
+    with pytest.raises(Refused):
+        resolve_public(url)
+
+
+@pytest.mark.parametrize("url", ["https://8.8.8.8/hook", "https://hooks.example.com/x"])
+def test_public_addresses_and_names_pass_the_literal_check(url: str) -> None:
+    assert literal_refusal(url) is None
+
+
+def _resolving_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> None:
+    def fake(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
+
+    monkeypatch.setattr(destinations.socket, "getaddrinfo", fake)
+
+
+def test_a_name_resolving_inside_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    _resolving_to(monkeypatch, "93.184.216.34", "10.0.0.7")  # one bad answer is enough
+    with pytest.raises(Refused, match=r"10\.0\.0\.7"):
+        resolve_public("https://hooks.example.com/x")
+
+
+def test_the_post_goes_to_the_checked_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    _resolving_to(monkeypatch, "93.184.216.34")
+    target, host = resolve_public("https://user:pw@hooks.example.com:8443/x?y=1")
+    assert target == "https://user:pw@93.184.216.34:8443/x?y=1"
+    assert host == "hooks.example.com"
+
+
+def test_submit_refuses_an_inside_callback_url_with_its_location() -> None:
+    settings = Settings(webhook_secret="s", webhook_allow_private=False)
+    spec = ComparisonSpec.model_validate(
+        {
+            "name": "ssrf",
+            "dataset": {"name": "digits"},
+            "seeds": [0],
+            "training": {"epochs": 1},
+            "variants": [
+                {"name": "m", "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 10}]}
+            ],
+            "callback_url": "http://169.254.169.254/latest/meta-data/",
+        }
+    )
+    with pytest.raises(InvalidInput) as caught:
+        validate_comparison(spec, settings)
+    (error,) = [e for e in caught.value.errors if e["loc"][-1] == "callback_url"]
+    assert "public address" in error["msg"]
+    allowed = Settings(webhook_secret="s", webhook_allow_private=True)
+    validate_comparison(spec, allowed)  # a development server may call back to itself

@@ -61,6 +61,25 @@ def fresh_database(prefix: str = "archbench_test") -> Iterator[str]:
         admin.close()
 
 
+@contextlib.contextmanager
+def in_process_database(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point this process's settings, engine and sessions at ``url`` (migrated), then back."""
+    from core.config import get_settings
+    from core.db import get_engine, get_sessionmaker
+    from core.migrate import upgrade
+
+    monkeypatch.setenv("ARCHBENCH_DATABASE_URL", url)
+    for cache in (get_settings, get_engine, get_sessionmaker):
+        cache.cache_clear()
+    try:
+        upgrade(get_settings().database_url)
+        yield
+    finally:
+        get_engine().dispose()
+        for cache in (get_settings, get_engine, get_sessionmaker):
+            cache.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh, empty Postgres database for this test session."""

@@ -8,42 +8,22 @@ included.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
 
 from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
-from tests.conftest import fresh_database
+from tests.conftest import fresh_database, in_process_database
 
 pytestmark = [pytest.mark.services]
 
 VARIANTS = ["plain", 'say "hi", twice', "line\nbreak", "comma,only"]
 COLUMNS = ["loss", "accuracy", "val_loss", "val_accuracy"]
 TRIAL_IDS = [new_id() for _ in range(8)]  # the same rows in both databases
-
-
-@contextlib.contextmanager
-def database(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from core.config import get_settings
-    from core.db import get_engine, get_sessionmaker
-    from core.migrate import upgrade
-
-    monkeypatch.setenv("ARCHBENCH_DATABASE_URL", url)
-    for cache in (get_settings, get_engine, get_sessionmaker):
-        cache.cache_clear()
-    try:
-        upgrade(get_settings().database_url)
-        yield
-    finally:
-        get_engine().dispose()
-        for cache in (get_settings, get_engine, get_sessionmaker):
-            cache.cache_clear()
 
 
 def store(comparison_id: str) -> None:
@@ -110,10 +90,10 @@ def test_postgres_renders_the_same_bytes_as_the_row_path(
 ) -> None:
     cid = new_id()
     outputs = {}
-    with fresh_database("archbench_render") as url, database(url, monkeypatch):
+    with fresh_database("archbench_render") as url, in_process_database(url, monkeypatch):
         store(cid)
         outputs["postgres"] = [render(cid, v) for v in (None, VARIANTS[1])]
-    with database(f"sqlite:///{tmp_path / 'render.db'}", monkeypatch):
+    with in_process_database(f"sqlite:///{tmp_path / 'render.db'}", monkeypatch):
         store(cid)
         outputs["sqlite"] = [render(cid, v) for v in (None, VARIANTS[1])]
     (pg_json, pg_csv), (pg_one_json, _) = outputs["postgres"]

@@ -22,7 +22,7 @@ from sqlalchemy import insert, select
 from core import destinations
 from core.config import Settings
 from core.tables import Comparison, WebhookDelivery, new_id, utcnow
-from tests.conftest import fresh_database
+from tests.conftest import fresh_database, in_process_database
 
 pytestmark = [pytest.mark.services]
 
@@ -49,24 +49,6 @@ def receiver() -> Iterator[tuple[int, list[dict[str, str]]]]:
         yield server.server_address[1], calls
     finally:
         server.shutdown()
-
-
-@contextlib.contextmanager
-def in_process(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from core.config import get_settings
-    from core.db import get_engine, get_sessionmaker
-    from core.migrate import upgrade
-
-    monkeypatch.setenv("ARCHBENCH_DATABASE_URL", url)
-    for cache in (get_settings, get_engine, get_sessionmaker):
-        cache.cache_clear()
-    try:
-        upgrade(get_settings().database_url)
-        yield
-    finally:
-        get_engine().dispose()
-        for cache in (get_settings, get_engine, get_sessionmaker):
-            cache.cache_clear()
 
 
 def finished(callback_url: str) -> str:
@@ -107,7 +89,7 @@ def test_refused_inside_and_pinned_outside(pg_url: str, monkeypatch: pytest.Monk
 
     with (
         fresh_database("archbench_hooks") as url,
-        in_process(url, monkeypatch),
+        in_process_database(url, monkeypatch),
         receiver() as (
             port,
             calls,

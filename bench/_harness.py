@@ -203,3 +203,75 @@ def run_comparison(url: str, spec: dict[str, Any], timeout: float = 3600) -> tup
     if status != "succeeded":
         raise RuntimeError(f"comparison {cid} ended {status}")
     return elapsed, cid
+
+
+@dataclass
+class Api:
+    """An api process alone (no worker) on a fresh Postgres database."""
+
+    url: str
+    database_url: str
+    proc: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def api_on_postgres(prefix: str, workers: int = 1, **settings: str) -> Iterator[Api]:
+    """Migrate a fresh Postgres database, serve it with ``archbench api``, drop it after.
+
+    The broker is a claimed Redis database unless ``settings`` names one
+    (``ARCHBENCH_BROKER_URL``)."""
+    import psycopg
+
+    db = f"archbench_{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{db}"')
+    database_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    broker = None if "ARCHBENCH_BROKER_URL" in settings else claim_redis()
+    env = _env(
+        Path(tempfile.mkdtemp(prefix=f"archbench-{prefix}-")),
+        ARCHBENCH_DATABASE_URL=database_url,
+        **({"ARCHBENCH_BROKER_URL": broker} if broker else {}),
+        **settings,
+    )
+    py = [sys.executable, "-m", "cli.main"]
+    api = None
+    try:
+        subprocess.run([*py, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
+        port = free_port()
+        api = subprocess.Popen(
+            [*py, "api", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        _wait_up(url, [api])
+        yield Api(url=url, database_url=database_url, proc=api)
+    finally:
+        if api is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(api.pid, signal.SIGTERM)
+            api.wait(timeout=30)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        if broker:
+            release_redis(broker)
+
+
+def add_warm_models_option(parser: Any) -> None:
+    """``--warm-models N``: ARCHBENCH_WARM_MODELS for the benchmarked worker."""
+    parser.add_argument(
+        "--warm-models",
+        type=int,
+        default=None,
+        help="ARCHBENCH_WARM_MODELS for the worker (0: a new model per trial, as the plain loop)",
+    )
+
+
+def warm_models_settings(args: Any) -> dict[str, str]:
+    """The worker settings ``--warm-models`` asks for (none when not given)."""
+    if args.warm_models is None:
+        return {}
+    return {"ARCHBENCH_WARM_MODELS": str(args.warm_models)}

@@ -14,21 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from pathlib import Path
 
 import httpx
-from _harness import PG_ADMIN, ROOT, _env, _wait_up, claim_redis, free_port, release_redis
+from _harness import api_on_postgres
 from many_small import tiny_spec
 
 TARGET_P99_MS = 50.0
@@ -188,49 +182,15 @@ def main(argv: list[str] | None = None) -> int:
         help="wrk when installed (apt-get install wrk), else a Python client",
     )
     args = p.parse_args(argv)
-    import psycopg
-
-    db = f"archbench_load_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{db}"')
-    broker = claim_redis()
-    env = _env(
-        Path(tempfile.mkdtemp(prefix="archbench-load-")),
-        ARCHBENCH_DATABASE_URL=PG_ADMIN.rsplit("/", 1)[0] + "/" + db,
-        ARCHBENCH_BROKER_URL=broker,
-        ARCHBENCH_MAX_ACTIVE_COMPARISONS_PER_TENANT="1000000",
-        **(
-            {"ARCHBENCH_STATUS_CACHE_SECONDS": str(args.status_cache_seconds)}
-            if args.status_cache_seconds is not None
-            else {}
-        ),
-    )
-    py = [sys.executable, "-m", "cli.main"]
-    subprocess.run([*py, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
-    port = free_port()
-    api = subprocess.Popen(
-        [*py, "api", "--port", str(port), "--workers", str(args.api_workers)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        _wait_up(f"http://127.0.0.1:{port}", [api])
-        url = f"http://127.0.0.1:{port}"
+    settings = {"ARCHBENCH_MAX_ACTIVE_COMPARISONS_PER_TENANT": "1000000"}
+    if args.status_cache_seconds is not None:
+        settings["ARCHBENCH_STATUS_CACHE_SECONDS"] = str(args.status_cache_seconds)
+    with api_on_postgres("load", workers=args.api_workers, **settings) as api:
         use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
         if use_wrk:
-            _wrk(url, args.clients, args.submitters, args.seconds)
+            _wrk(api.url, args.clients, args.submitters, args.seconds)
         else:
-            asyncio.run(_load(url, args.clients, args.submitters, args.seconds))
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(api.pid, signal.SIGTERM)
-        api.wait(timeout=30)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        release_redis(broker)
+            asyncio.run(_load(api.url, args.clients, args.submitters, args.seconds))
     return 0
 
 

@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any
 
-from _harness import run_comparison, service
+from _harness import add_warm_models_option, run_comparison, service, warm_models_settings
 from overhead import WARM_UP_VARIANT, plain_seconds
 
 TARGET_MS = 20.0
@@ -56,16 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=60)
     p.add_argument("--samples", type=int, default=300)
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument(
-        "--warm-models",
-        type=int,
-        default=None,
-        help="ARCHBENCH_WARM_MODELS for the worker (0: a new model per trial, as the plain loop)",
-    )
+    add_warm_models_option(p)
     args = p.parse_args(argv)
-    settings = (
-        {"ARCHBENCH_WARM_MODELS": str(args.warm_models)} if args.warm_models is not None else {}
-    )
+    settings = warm_models_settings(args)
     spec = tiny_spec(args.trials, args.samples)
     n = len(spec["variants"]) * len(spec["seeds"])
     with service(args.mode, **settings) as svc:

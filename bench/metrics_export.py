@@ -11,18 +11,13 @@ Usage: ``python bench/metrics_export.py [--sizes 10,100,1000] [--epochs 200] [--
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import time
-import uuid
 
 import httpx
-from _harness import PG_ADMIN, ROOT, _env, _wait_up, free_port
+from _harness import api_on_postgres
 
 TARGET_MS = 300.0
 ANCHOR_MS = 100.0  # ../shared/ANCHORS.md: 20,000 rows as JSON or CSV (MLflow: 929 ms)
@@ -139,60 +134,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args(argv)
-    import psycopg
-
-    db = f"archbench_export_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{db}"')
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
-    import tempfile
-
-    tmp = tempfile.mkdtemp(prefix="archbench-export-")
-    env = _env(
-        __import__("pathlib").Path(tmp),
-        ARCHBENCH_DATABASE_URL=url,
-        # The api only reads here; the broker is never used (no submissions).
-        ARCHBENCH_BROKER_URL="memory://",
-    )
-    py = [sys.executable, "-m", "cli.main"]
-    subprocess.run([*py, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
-    os.environ["ARCHBENCH_DATABASE_URL"] = url
-    port = free_port()
-    api = subprocess.Popen(
-        [*py, "api", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     result_100 = None
-    try:
-        _wait_up(f"http://127.0.0.1:{port}", [api])
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+    # The api only reads here; the broker is never used (no submissions).
+    with (
+        api_on_postgres("export", ARCHBENCH_BROKER_URL="memory://") as api,
+        httpx.Client(base_url=api.url, timeout=120) as client,
+    ):
+        print(
+            f"{'trials':>6} {'rows':>8} {'json ms':>9} {'csv ms':>8} {'report ms':>10} "
+            f"{'json MB':>8} {'api peak RSS MB':>16}"
+        )
+        for n in (int(s) for s in args.sizes.split(",")):
+            cid = populate(api.database_url, n, args.epochs)
+            base = f"/v1/comparisons/{cid}"
+            j_ms, j_size = timed(client, f"{base}/metrics", args.repeat)
+            c_ms, _ = timed(client, f"{base}/metrics?format=csv", args.repeat)
+            r_ms, _ = timed(client, f"{base}/report", args.repeat)
             print(
-                f"{'trials':>6} {'rows':>8} {'json ms':>9} {'csv ms':>8} {'report ms':>10} "
-                f"{'json MB':>8} {'api peak RSS MB':>16}"
+                f"{n:>6} {n * args.epochs:>8} {j_ms:>9.1f} {c_ms:>8.1f} {r_ms:>10.1f} "
+                f"{j_size / 1e6:>8.2f} {_rss_peak_mb(api.proc.pid):>16.0f}",
+                flush=True,
             )
-            for n in (int(s) for s in args.sizes.split(",")):
-                cid = populate(url, n, args.epochs)
-                base = f"/v1/comparisons/{cid}"
-                j_ms, j_size = timed(client, f"{base}/metrics", args.repeat)
-                c_ms, _ = timed(client, f"{base}/metrics?format=csv", args.repeat)
-                r_ms, _ = timed(client, f"{base}/report", args.repeat)
-                print(
-                    f"{n:>6} {n * args.epochs:>8} {j_ms:>9.1f} {c_ms:>8.1f} {r_ms:>10.1f} "
-                    f"{j_size / 1e6:>8.2f} {_rss_peak_mb(api.pid):>16.0f}",
-                    flush=True,
-                )
-                if n == 100:
-                    result_100 = max(j_ms, c_ms)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(api.pid, signal.SIGTERM)
-        api.wait(timeout=30)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            if n == 100:
+                result_100 = max(j_ms, c_ms)
     if result_100 is not None:
         print(
             f"100 trials x {args.epochs} epochs, slower of JSON and CSV: {result_100:.0f} ms, "

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _harness import ROOT, run_comparison, service
+from _harness import ROOT, add_warm_models_option, run_comparison, service, warm_models_settings
 
 TARGET = 1.05
 
@@ -68,16 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--samples", type=int, default=None)
-    p.add_argument(
-        "--warm-models",
-        type=int,
-        default=None,
-        help="ARCHBENCH_WARM_MODELS for the worker (0: a new model per trial, as the plain loop)",
-    )
+    add_warm_models_option(p)
     args = p.parse_args(argv)
-    settings = (
-        {"ARCHBENCH_WARM_MODELS": str(args.warm_models)} if args.warm_models is not None else {}
-    )
+    settings = warm_models_settings(args)
     spec = article_spec(args.epochs, args.seeds, args.samples)
     modes = ["embedded", "distributed"] if args.mode == "both" else [args.mode]
     worst = 0.0

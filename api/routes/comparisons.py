@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.cache import TTLCache
 from api.deps import (
@@ -128,11 +129,15 @@ def list_comparisons(
     return Page(items=[comparison_out(r, counts[r.id]) for r in rows], next_cursor=next_cursor)
 
 
+def _status_json(session: Session, comparison: Comparison) -> bytes:
+    """The comparison as ``GET /v1/comparisons/{id}`` answers it."""
+    counts = progress_of(session, [comparison.id])[comparison.id]
+    return comparison_out(comparison, counts).model_dump_json().encode()
+
+
 def _comparison_json(tenant: str, comparison_id: str) -> bytes:
     with session_scope() as s:
-        comparison = find_comparison(s, tenant, comparison_id)
-        counts = progress_of(s, [comparison.id])[comparison.id]
-        return comparison_out(comparison, counts).model_dump_json().encode()
+        return _status_json(s, find_comparison(s, tenant, comparison_id))
 
 
 def _status_cache(request: Request) -> TTLCache[tuple[str, str], bytes]:
@@ -167,8 +172,7 @@ async def cancel(request: Request, comparison_id: ComparisonId, tenant: TenantDe
         with session_scope() as s:
             comparison = find_comparison(s, tenant, comparison_id)
             cancel_comparison(s, comparison)  # committed: later polls read it
-            counts = progress_of(s, [comparison.id])[comparison.id]
-            return comparison_out(comparison, counts).model_dump_json().encode()
+            return _status_json(s, comparison)
 
     body = await run_in_threadpool(cancel_it)
     _status_cache(request).drop((tenant, comparison_id))  # on the loop, like every cache call

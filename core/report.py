@@ -9,7 +9,9 @@ Choices worth knowing:
 
 - ``std`` is the sample standard deviation (ddof=1); ``ci95`` is the t-interval
   ``mean ± t(0.975, n-1)·std/√n``. Both are ``None`` when ``n < 2``.
-- A pair is tested only when both sides have ``n >= 2``. When both sides are constant
+- A pair is tested only when both sides have ``n >= MIN_SEEDS`` (3): with two seeds a
+  t-test has one or two degrees of freedom and its verdict is noise, so no test is run and
+  the verdict and notes say so. When both sides are constant
   (zero spread) no t-test is possible: ``p_value``, ``ci95`` and ``effect_size`` are
   ``None`` and the pair is not significant; when the constants differ a note says so.
   A sample counts as constant when its range is within 1e-12 of its magnitude, so
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from core.report_render import fairness_notes, verdict_sentence
+from core.report_render import MIN_SEEDS, fairness_notes, verdict_sentence
 
 __all__ = [
     "ALPHA",
@@ -73,7 +75,14 @@ REPORT_ROW_COLUMNS: tuple[str, ...] = (
     "ci95_lo",
     "ci95_hi",
     "test_loss_mean",
+    "test_loss_std",
+    "test_loss_ci95_lo",
+    "test_loss_ci95_hi",
     "best_val_accuracy_mean",
+    "final_val_accuracy_mean",
+    "epochs_done_mean",
+    "epochs_to_95pct_best",
+    "auc_val_accuracy",
     "train_seconds_mean",
     "seconds_per_epoch_mean",
     "inference_ms_per_sample_mean",
@@ -276,7 +285,8 @@ def _epochs_to_95pct(t: TrialResult) -> float | None:
     if not points:
         return None
     threshold = 0.95 * max(v for _, v in points)
-    return float(next(e for e, v in points if v >= threshold))
+    first = next((e for e, v in points if v >= threshold), None)
+    return None if first is None else float(first)
 
 
 def _auc(t: TrialResult) -> float | None:
@@ -370,7 +380,7 @@ def _pairwise(groups: Sequence[_Group]) -> list[dict[str, Any]]:
             }
             if na and nb:
                 row["diff"] = _finite(_moments(ga.values)[0] - _moments(gb.values)[0])
-            if na >= 2 and nb >= 2 and row["diff"] is not None:
+            if min(na, nb) >= MIN_SEEDS and row["diff"] is not None:
                 w = welch_test(ga.values, gb.values)
                 row["ci95"] = _interval(w.ci95)
                 row["df"] = w.df
@@ -449,6 +459,8 @@ def report_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for v in report["variants"]:
         ci = v.get("ci95") or [None, None]
+        loss = v.get("test_loss") or {}
+        loss_ci = loss.get("ci95") or [None, None]
         rows.append(
             {
                 "name": v["name"],
@@ -459,8 +471,15 @@ def report_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "std": v.get("std"),
                 "ci95_lo": ci[0],
                 "ci95_hi": ci[1],
-                "test_loss_mean": (v.get("test_loss") or {}).get("mean"),
+                "test_loss_mean": loss.get("mean"),
+                "test_loss_std": loss.get("std"),
+                "test_loss_ci95_lo": loss_ci[0],
+                "test_loss_ci95_hi": loss_ci[1],
                 "best_val_accuracy_mean": (v.get("best_val_accuracy") or {}).get("mean"),
+                "final_val_accuracy_mean": (v.get("final_val_accuracy") or {}).get("mean"),
+                "epochs_done_mean": v.get("epochs_done_mean"),
+                "epochs_to_95pct_best": v.get("epochs_to_95pct_best"),
+                "auc_val_accuracy": v.get("auc_val_accuracy"),
                 "train_seconds_mean": v.get("train_seconds_mean"),
                 "seconds_per_epoch_mean": v.get("seconds_per_epoch_mean"),
                 "inference_ms_per_sample_mean": v.get("inference_ms_per_sample_mean"),

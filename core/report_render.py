@@ -9,10 +9,13 @@ Verdict rules, in order:
 
 1. No succeeded trial: "No trial has finished yet." (or why nothing can be compared).
 2. One variant with data: its level and interval, and that nothing compares with it.
-3. Any variant with data has fewer than ``MIN_SEEDS`` seeds: the leader's lead over the
+3. Fewer than two variants have ``MIN_SEEDS`` seeds: the leader's lead over the
    runner-up, and that the seeds are too few for a significance test.
-4. No pair significant: the variants are not distinguishable, with the leader's lead.
-5. Otherwise: the leader's significant wins (with CI and Holm-adjusted p), then the
+4. Otherwise rules 5 and 6 over the variants with ``MIN_SEEDS`` seeds or more (the only
+   ones tested), followed by the variants left untested with their level and seed count.
+5. No pair significant: the variants are not distinguishable, with the leader's lead
+   (two constant samples that differ: the lead on every seed, and that there is no test).
+6. Otherwise: the leader's significant wins (with CI and Holm-adjusted p), then the
    variants it cannot be told from, then other significant pairs.
 
 A partial report (``final`` false) gets a prefix that says how many trials finished.
@@ -37,7 +40,8 @@ __all__ = [
 ]
 
 MIN_SEEDS = 3
-"""Fewer seeds than this on any variant and the verdict declines to call a winner."""
+"""A variant with fewer finished seeds than this is never tested: no p-value, no
+significance, and the verdict says it was left out."""
 
 RATIO_LIMIT = 2.0
 """Parameter or FLOP counts further apart than this factor get a fairness note."""
@@ -140,9 +144,10 @@ def _compared(report: Report, w: _Words) -> str:
         if len(report["variants"]) > 1:
             alone = "no other variant has a finished trial to compare it with"
         return f"{leader} reaches {w.reaches(v['mean'])} ({spread}{_seeds(ns)}); {alone}"
-    runner_up = ranking[1]
-    lead, _ = _advantage(w, _pair(report, leader, runner_up), leader)
-    if min(ns) < MIN_SEEDS:
+    tested = [v for v in data if v["n"] >= MIN_SEEDS]
+    if len(tested) < 2:
+        runner_up = ranking[1]
+        lead, _ = _advantage(w, _pair(report, leader, runner_up), leader)
         head = f"{leader} leads {runner_up} by {w.by(lead)}"
         if lead == 0.0:
             head = f"{leader} and {runner_up} both reach {w.reaches(data[0]['mean'])}"
@@ -151,7 +156,30 @@ def _compared(report: Report, w: _Words) -> str:
             f"({min(ns)}) for a significance test; run at least {MIN_SEEDS} seeds per variant "
             "to tell them apart"
         )
+    names = {v["name"] for v in tested}
+    sentence = _tested(report, w, tested, [n for n in ranking if n in names])
+    few = [v for v in data if v["n"] < MIN_SEEDS]
+    if few:
+        listed = _join(
+            [f"{v['name']} ({w.reaches(v['mean'])} over {_plural(v['n'], 'seed')})" for v in few]
+        )
+        verb = "is" if len(few) == 1 else "are"
+        sentence += f"; {listed} {verb} not tested, with fewer than {MIN_SEEDS} seeds"
+    return sentence
+
+
+def _tested(report: Report, w: _Words, data: Sequence[Mapping[str, Any]], order: list[str]) -> str:
+    """The verdict over the variants with enough seeds for a test, ``order`` best first."""
+    ns = [v["n"] for v in data]
+    leader, runner_up = order[0], order[1]
+    top = _pair(report, leader, runner_up)
+    lead, _ = _advantage(w, top, leader)
     if not any(p["significant"] for p in report["pairwise"]):
+        if len(data) == 2 and top["p_value"] is None and lead != 0.0:
+            return (
+                f"{leader} leads {runner_up} by {w.by(lead)} on every one of "
+                f"{_seeds(ns)} (no spread across seeds, so no test)"
+            )
         if len(data) == 2:
             head = f"{leader} and {runner_up} are not distinguishable with {_seeds(ns)}"
         else:
@@ -160,8 +188,8 @@ def _compared(report: Report, w: _Words) -> str:
         if lead == 0.0:
             both = w.reaches(data[0]["mean"])
             return f"{head}: {leader} and {runner_up} both reach {both}"
-        return f"{head}: {leader} leads {_win(w, _pair(report, leader, runner_up), leader)}"
-    others = list(ranking[1 : len(data)])
+        return f"{head}: {leader} leads {_win(w, top, leader)}"
+    others = order[1:]
     wins = [_pair(report, leader, o) for o in others if _pair(report, leader, o)["significant"]]
     ties = [o for o in others if not _pair(report, leader, o)["significant"]]
     clauses: list[str] = []
@@ -217,7 +245,7 @@ def _trial_notes(report: Report, w: _Words, v: Mapping[str, Any], anyone: bool) 
     elif 1 < n < MIN_SEEDS:
         notes.append(
             f"{name} has only {n} finished seeds{so_far}: its confidence interval is wide "
-            f"and any test against it is weak; run at least {MIN_SEEDS}."
+            f"and no significance test is run against it; run at least {MIN_SEEDS}."
         )
     for key, noun, suffix in (
         ("failed_seeds", "failed trial", ""),

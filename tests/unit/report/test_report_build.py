@@ -177,15 +177,48 @@ def test_one_seed_gives_no_interval_no_test_and_a_note(trial: Factory) -> None:
     )
 
 
-def test_two_seeds_run_a_weak_test_and_say_so(trial: Factory) -> None:
+def test_two_seeds_run_no_test_and_say_so(trial: Factory) -> None:
+    # Two seeds a side would give p ~ 0.03 here: with 1 to 2 degrees of freedom that is
+    # noise, so no test is run at all (no p-value, nothing in the Holm family).
     trials = [*_seeds(trial, "a", [0.90, 0.91]), *_seeds(trial, "b", [0.80, 0.82])]
     report = _build(trials, order=["a", "b"])
-    assert report["pairwise"][0]["p_value"] is not None
+    pair = report["pairwise"][0]
+    assert pair["diff"] == pytest.approx(0.095)
+    assert (pair["p_value"], pair["p_adjusted"], pair["ci95"], pair["effect_size"]) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert pair["significant"] is False
     assert (
         "a leads b by 9.5 points of test accuracy, but there are too few seeds (2)"
         in report["verdict"]
     )
-    assert any("only 2 finished seeds" in n and "weak" in n for n in report["notes"])
+    notes = report["notes"]
+    assert any("only 2 finished seeds" in n and "no significance test" in n for n in notes)
+
+
+def test_a_variant_with_too_few_seeds_is_left_out_of_the_tests(trial: Factory) -> None:
+    trials = [
+        *_seeds(trial, "a", [0.941, 0.945, 0.938]),
+        *_seeds(trial, "b", [0.977, 0.975, 0.979]),
+        *_seeds(trial, "c", [0.990, 0.991]),
+    ]
+    report = _build(trials, order=["a", "b", "c"])
+    pairs = {(p["a"], p["b"]): p for p in report["pairwise"]}
+    assert pairs[("a", "b")]["significant"] is True
+    # Only the one testable pair is in the Holm family: adjusted equals raw.
+    assert pairs[("a", "b")]["p_adjusted"] == pytest.approx(pairs[("a", "b")]["p_value"])
+    for key in (("a", "c"), ("b", "c")):
+        assert pairs[key]["p_value"] is None
+        assert pairs[key]["significant"] is False
+    assert report["ranking"] == ["c", "b", "a"]
+    verdict = report["verdict"]
+    assert verdict.startswith("b beats a by 3.6 points of test accuracy (95% CI ")
+    assert verdict.endswith(
+        "; c (99.0% test accuracy over 2 seeds) is not tested, with fewer than 3 seeds."
+    )
 
 
 def test_identical_results_are_not_significant(trial: Factory) -> None:
@@ -212,6 +245,10 @@ def test_different_constants_get_no_test_and_a_note(trial: Factory) -> None:
     assert pair["p_value"] is None
     assert pair["significant"] is False
     assert any("with no spread no t-test is possible" in n for n in report["notes"])
+    assert report["verdict"] == (
+        "a leads b by 10.0 points of test accuracy on every one of 3 seeds "
+        "(no spread across seeds, so no test)."
+    )
 
 
 def test_failed_and_running_trials_are_left_out_and_noted(trial: Factory) -> None:

@@ -102,6 +102,7 @@ def _snapshot(comparison_id: str, epochs_seen: dict[str, int]) -> dict[str, Any]
                     Trial.variant,
                     Trial.seed,
                     Trial.status,
+                    Trial.started_at,
                     Trial.epochs_done,
                     Trial.test_accuracy,
                     Trial.test_loss,
@@ -154,23 +155,33 @@ def _sse(event: str, data: Any, event_id: int) -> str:
 async def _events(request: Request, comparison_id: str) -> AsyncIterator[str]:
     epochs_seen: dict[str, int] = {}
     trial_status: dict[str, str] = {}
+    started_ids: set[str] = set()
     last_progress: dict[str, int] | None = None
     event_id = 0
     idle = 0.0
     while True:
         snap = await run_in_threadpool(_snapshot, comparison_id, epochs_seen)
         out: list[tuple[str, Any]] = []
+        epochs_of: dict[str, list[dict[str, Any]]] = {}
+        for row in snap["epochs"]:
+            epochs_of.setdefault(row["trial_id"], []).append(row)
+        # Per trial, in story order: started, its new epochs, finished. A trial that went
+        # from queued to finished between two polls (or before the client connected) still
+        # gets its trial_started, as long as it ever started.
         for t in snap["trials"]:
             before = trial_status.get(t["id"])
-            if before != t["status"]:
-                trial_status[t["id"]] = t["status"]
-                if t["status"] == "running":
-                    out.append(("trial_started", t))
-                elif t["status"] in TERMINAL_STATES:
+            now = t["status"]
+            started = now == "running" or t["started_at"] is not None or t["epochs_done"] > 0
+            if t["id"] not in started_ids and started:
+                started_ids.add(t["id"])
+                out.append(("trial_started", {**t, "status": "running"}))
+            for row in epochs_of.get(t["id"], ()):
+                epochs_seen[t["id"]] = max(epochs_seen.get(t["id"], 0), row["epoch"])
+                out.append(("epoch", row))
+            if before != now:
+                trial_status[t["id"]] = now
+                if now in TERMINAL_STATES:
                     out.append(("trial_finished", t))
-        for row in snap["epochs"]:
-            epochs_seen[row["trial_id"]] = max(epochs_seen.get(row["trial_id"], 0), row["epoch"])
-            out.append(("epoch", row))
         if snap["progress"] != last_progress:
             last_progress = snap["progress"]
             out.append(("progress", {"status": snap["status"], **snap["progress"]}))

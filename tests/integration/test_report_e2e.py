@@ -80,13 +80,84 @@ def test_report_matches_the_stored_rows(distributed: Service, article: dict[str,
     # The article calls these "seemingly equivalent in terms of parameter count".
     assert any("6.7x" in n and "conv128" in n for n in report["notes"]), report["notes"]
 
+    _check_curves_and_costs(variants, trials, metrics)
+    _check_pairs_and_ranking(report, values)
+
+
+def _approx_or_none(x: float | None) -> Any:
+    return None if x is None else pytest.approx(x, rel=1e-9, abs=1e-12)
+
+
+def _check_curves_and_costs(
+    variants: dict[str, Any], trials: list[dict[str, Any]], metrics: list[dict[str, Any]]
+) -> None:
+    """Every per-variant figure of the report, recomputed from ``/trials`` and ``/metrics``."""
+    for name, v in variants.items():
+        mine = [t for t in trials if t["variant"] == name]
+        losses = [t["test_loss"] for t in mine]
+        half = stats.t.ppf(0.975, len(losses) - 1) * statistics.stdev(losses) / np.sqrt(3)
+        mean_loss = statistics.mean(losses)
+        assert v["test_loss"]["mean"] == pytest.approx(mean_loss)
+        assert v["test_loss"]["std"] == pytest.approx(statistics.stdev(losses), abs=1e-12)
+        if v["test_loss"]["ci95"] is not None:
+            assert v["test_loss"]["ci95"] == pytest.approx([mean_loss - half, mean_loss + half])
+        finals, to95, aucs, per_epoch = [], [], [], []
+        for t in mine:
+            curve = sorted(
+                (m for m in metrics if m["trial_id"] == t["id"]), key=lambda m: m["epoch"]
+            )
+            assert [m["epoch"] for m in curve] == list(range(1, t["epochs_done"] + 1))
+            accs = [m["val_accuracy"] for m in curve]
+            finals.append(accs[-1])
+            to95.append(next(m["epoch"] for m in curve if m["val_accuracy"] >= 0.95 * max(accs)))
+            aucs.append(statistics.mean(accs))
+            per_epoch.append(statistics.mean(m["seconds"] for m in curve))
+        assert v["final_val_accuracy"]["mean"] == pytest.approx(statistics.mean(finals))
+        assert v["epochs_to_95pct_best"] == pytest.approx(statistics.mean(to95))
+        assert v["auc_val_accuracy"] == pytest.approx(statistics.mean(aucs))
+        assert v["seconds_per_epoch_mean"] == pytest.approx(statistics.mean(per_epoch))
+        train = statistics.mean(t["train_seconds"] for t in mine)
+        assert v["train_seconds_mean"] == pytest.approx(train)
+        inference = [t["inference_ms_per_sample"] for t in mine if t["inference_ms_per_sample"]]
+        assert inference, f"{name}: no trial measured inference"
+        assert v["inference_ms_per_sample_mean"] == pytest.approx(statistics.mean(inference))
+        assert v["flops"] == mine[0]["flops"]
+
+
+def _check_pairs_and_ranking(report: dict[str, Any], values: dict[str, list[float]]) -> None:
+    """Welch intervals and p-values, Holm, Cohen's d, significance and ranking, by hand."""
+    raw: list[float] = []
     for pair in report["pairwise"]:
         a, b = values[pair["a"]], values[pair["b"]]
         assert pair["diff"] == pytest.approx(statistics.mean(a) - statistics.mean(b))
+        if pair["p_value"] is None:
+            # Only constant samples on both sides leave a pair of 3-seed variants untested.
+            assert statistics.stdev(a) == pytest.approx(0)
+            assert statistics.stdev(b) == pytest.approx(0)
+            continue
+        welch = stats.ttest_ind(a, b, equal_var=False)
+        assert pair["p_value"] == pytest.approx(welch.pvalue, rel=1e-6)
+        lo, hi = welch.confidence_interval(0.95)
+        assert pair["ci95"] == pytest.approx([lo, hi], rel=1e-6)
+        pooled = np.sqrt((statistics.variance(a) + statistics.variance(b)) / 2)
+        d = (statistics.mean(a) - statistics.mean(b)) / pooled
+        assert pair["effect_size"] == pytest.approx(d, rel=1e-6)
+        raw.append(pair["p_value"])
+    # Holm by hand: sort, multiply by (m - rank), running maximum, capped at 1.
+    m = len(raw)
+    holm: dict[float, float] = {}
+    running = 0.0
+    for rank, p in enumerate(sorted(raw)):
+        running = max(running, min(1.0, (m - rank) * p))
+        holm[p] = running
+    for pair in report["pairwise"]:
         if pair["p_value"] is not None:
-            expected = stats.ttest_ind(a, b, equal_var=False).pvalue
-            assert pair["p_value"] == pytest.approx(expected, rel=1e-6)
-            assert pair["p_adjusted"] >= pair["p_value"]
+            assert pair["p_adjusted"] == pytest.approx(holm[pair["p_value"]])
+            assert pair["significant"] is (pair["p_adjusted"] < 0.05)
+        else:
+            assert pair["significant"] is False
+    means = {name: statistics.mean(xs) for name, xs in values.items()}
+    assert report["ranking"] == sorted(means, key=lambda n: -means[n])
 
 
 def test_report_formats(distributed: Service, article: dict[str, Any]) -> None:
@@ -122,6 +193,17 @@ def test_events_tell_the_story(article: dict[str, Any]) -> None:
     assert len(epochs) == 18
     assert {"trial_id", "epoch", "loss", "val_accuracy"} <= epochs[0].keys()
     assert "progress" in names
+    # Every trial's story is complete and in order: started, epochs 1 and 2, finished.
+    assert names.count("trial_started") == 9
+    story: dict[str, list[str]] = {}
+    for name, data in article["events"]:
+        if name == "epoch":
+            story.setdefault(data["trial_id"], []).append(f"epoch {data['epoch']}")
+        elif name in ("trial_started", "trial_finished"):
+            story.setdefault(data["id"], []).append(name)
+    assert len(story) == 9
+    for trial_id, told in story.items():
+        assert told == ["trial_started", "epoch 1", "epoch 2", "trial_finished"], (trial_id, told)
 
 
 def test_unknown_comparison_is_a_problem(distributed: Service) -> None:

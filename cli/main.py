@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 3
 DEFAULT_URL = "http://127.0.0.1:8000"
+_SELF = [sys.executable, "-m", "cli.main"]  # how a parent starts archbench children
 
 
 def _err(msg: str) -> None:
@@ -70,28 +71,68 @@ def cmd_api(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _parse_gpus(spec: str | None) -> list[int] | None:
-    from worker.devices import visible_gpu_count
+def _select_gpus(spec: str | None) -> list[str] | None:
+    """The GPUs ``--gpus`` picks, as device ids a child's ``CUDA_VISIBLE_DEVICES`` takes.
+
+    Indices count the GPUs this process sees: under ``CUDA_VISIBLE_DEVICES=2,3``, ``--gpus 0``
+    is physical GPU 2 (see ``worker.devices.visible_gpu_ids``).
+    """
+    from worker.devices import visible_gpu_ids
 
     if spec is None:
         return None
-    count = visible_gpu_count()
-    if count == 0:
+    ids = visible_gpu_ids()
+    if not ids:
         raise SystemExit(
             f"archbench: --gpus {spec} was given but no GPU is visible on this machine"
         )
     if spec == "all":
-        return list(range(count))
+        return ids
     try:
         gpus = [int(x) for x in spec.split(",") if x.strip()]
     except ValueError:
         raise SystemExit(
             f"archbench: --gpus takes 'all' or indices like 0,1; got {spec!r}"
         ) from None
-    bad = [g for g in gpus if g < 0 or g >= count]
+    bad = [g for g in gpus if g < 0 or g >= len(ids)]
     if bad or not gpus:
-        raise SystemExit(f"archbench: --gpus {spec}: this machine has GPUs 0..{count - 1}")
-    return gpus
+        raise SystemExit(f"archbench: --gpus {spec}: this machine has GPUs 0..{len(ids) - 1}")
+    return [ids[g] for g in dict.fromkeys(gpus)]
+
+
+Child = tuple[list[str], dict[str, str]]
+
+
+def gpu_worker_children(
+    device_ids: Sequence[str], trials_per_gpu: int, env: Mapping[str, str]
+) -> list[Child]:
+    """``archbench worker --gpus``: one (argv, env) per GPU, pinned to it, memory growth on."""
+    from worker.devices import pin_env
+
+    children = []
+    for dev in device_ids:
+        name = f"archbench-gpu{dev}" if dev.isdigit() else f"archbench-{dev}"
+        argv = [*_SELF, "worker", "--concurrency", str(trials_per_gpu), "--name", name]
+        children.append((argv, {**env, **pin_env(dev)}))
+    return children
+
+
+def up_worker_children(workers: int, *, cpu: bool, env: Mapping[str, str]) -> list[Child]:
+    """``archbench up``'s workers: worker i pinned to visible GPU i % count when there are
+    GPUs (so N workers spread over them), to none with ``--cpu``, else left as they are."""
+    from worker.devices import pin_env, visible_gpu_ids
+
+    ids = [] if cpu else visible_gpu_ids()
+    children = []
+    for i in range(workers):
+        worker_env = dict(env)
+        if cpu:
+            worker_env.update(pin_env(None))
+        elif ids:
+            worker_env.update(pin_env(ids[i % len(ids)]))
+        argv = [*_SELF, "worker", "--concurrency", "1", "--name", f"archbench{i}"]
+        children.append((argv, worker_env))
+    return children
 
 
 def _worker_argv(concurrency: int, name: str) -> list[str]:
@@ -108,38 +149,33 @@ def _worker_argv(concurrency: int, name: str) -> list[str]:
     ]
 
 
+def _check_worker_args(args: argparse.Namespace) -> None:
+    """Reject option combinations that would be silently ignored."""
+    if args.gpus is not None and args.concurrency is not None:
+        raise SystemExit(
+            "archbench: --concurrency is for a worker without --gpus; with --gpus use "
+            "--trials-per-gpu N (trials trained at once on each GPU)"
+        )
+    if args.trials_per_gpu < 1 or (args.concurrency is not None and args.concurrency < 1):
+        raise SystemExit("archbench: --concurrency and --trials-per-gpu must be at least 1")
+    if args.trials_per_gpu > 1 and not args.gpus:
+        raise SystemExit("archbench: --trials-per-gpu needs --gpus; use --concurrency without GPUs")
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Start training worker(s): one process per GPU, pinned, or one CPU/any-device worker."""
     from core.logging import configure_logging
 
+    _check_worker_args(args)
+    gpus = _select_gpus(args.gpus)
     configure_logging("worker")
-    if args.trials_per_gpu < 1 or args.concurrency < 1:
-        raise SystemExit("archbench: --concurrency and --trials-per-gpu must be at least 1")
-    if args.trials_per_gpu > 1 and not args.gpus:
-        raise SystemExit("archbench: --trials-per-gpu needs --gpus; use --concurrency without GPUs")
-    gpus = _parse_gpus(args.gpus)
     if not gpus:
         from worker.celery_app import app
 
-        app.worker_main(_worker_argv(args.concurrency, args.name or "archbench"))
+        app.worker_main(_worker_argv(args.concurrency or 1, args.name or "archbench"))
         return EXIT_OK
-    from worker.devices import pin_env
-
-    procs = []
-    for g in gpus:
-        env = {**os.environ, **pin_env(g)}
-        argv = [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "worker",
-            "--concurrency",
-            str(args.trials_per_gpu),
-            "--name",
-            f"archbench-gpu{g}",
-        ]
-        procs.append(subprocess.Popen(argv, env=env))
-    return _supervise(procs)
+    children = gpu_worker_children(gpus, args.trials_per_gpu, os.environ)
+    return _supervise([subprocess.Popen(argv, env=env) for argv, env in children])
 
 
 def _supervise(procs: list[subprocess.Popen[bytes]]) -> int:
@@ -187,17 +223,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = get_settings()
     upgrade(settings.database_url)
     env = {**os.environ, "ARCHBENCH_DATA_DIR": str(data_dir)}
-    py = [sys.executable, "-m", "cli.main"]
-    procs = [subprocess.Popen([*py, "api", "--host", args.host, "--port", str(args.port)], env=env)]
-    for i in range(args.workers):
-        worker_env = dict(env)
-        if args.cpu:
-            worker_env["CUDA_VISIBLE_DEVICES"] = ""
-        procs.append(
-            subprocess.Popen(
-                [*py, "worker", "--concurrency", "1", "--name", f"archbench{i}"], env=worker_env
-            )
-        )
+    procs = [
+        subprocess.Popen([*_SELF, "api", "--host", args.host, "--port", str(args.port)], env=env)
+    ]
+    for argv, worker_env in up_worker_children(args.workers, cpu=args.cpu, env=env):
+        procs.append(subprocess.Popen(argv, env=worker_env))
     print(
         f"archbench is up at http://{args.host}:{args.port} (data in {data_dir}, "
         f"{args.workers} worker(s)); Ctrl-C stops it",
@@ -232,7 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="start a training worker")
     worker.add_argument("--gpus", default=None, help="'all' or indices like 0,1: one process each")
     worker.add_argument(
-        "--concurrency", type=int, default=1, help="trials at once in this (unpinned) worker"
+        "--concurrency",
+        type=int,
+        default=None,
+        help="trials at once in this worker without --gpus (default 1); not with --gpus",
     )
     worker.add_argument(
         "--trials-per-gpu",

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import threading
 
-__all__ = ["configure_devices", "pin_env", "visible_gpu_count"]
+__all__ = ["configure_devices", "pin_env", "visible_gpu_count", "visible_gpu_ids"]
 
 _lock = threading.Lock()
 _configured: str | None = None
@@ -42,8 +42,8 @@ def configure_devices() -> str:
         return _configured
 
 
-def visible_gpu_count() -> int:
-    """Count the GPUs this process could use, via ``nvidia-smi -L``, without TensorFlow."""
+def _nvidia_smi_count() -> int:
+    """How many GPUs ``nvidia-smi -L`` lists (it ignores ``CUDA_VISIBLE_DEVICES``)."""
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return 0
@@ -53,24 +53,46 @@ def visible_gpu_count() -> int:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return 0
-    count = sum(1 for line in out.splitlines() if line.startswith("GPU "))
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def visible_gpu_ids() -> list[str]:
+    """The device id of each GPU this process could use, in CUDA's order, without TensorFlow.
+
+    Entry ``i`` is what a child's ``CUDA_VISIBLE_DEVICES`` must say to see this process's GPU
+    ``i``: under ``CUDA_VISIBLE_DEVICES=2,3`` GPU 0 is physical GPU ``"2"`` (an entry may also
+    be a ``GPU-``/``MIG-`` UUID, passed on as written).
+    """
+    count = _nvidia_smi_count()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
-        return count
-    listed = 0
+        return [str(i) for i in range(count)]
+    ids: list[str] = []
     for entry in visible.split(","):
         entry = entry.strip()
-        # CUDA stops enumerating at the first invalid entry ("", "-1", ...).
-        if not entry or entry.startswith("-"):
+        # CUDA stops enumerating at the first invalid entry ("", "-1", an index too big, ...).
+        if not entry or entry.startswith("-") or (entry.isdigit() and int(entry) >= count):
             break
-        listed += 1
-    return min(listed, count)
+        ids.append(entry)
+    return ids[:count]
 
 
-def pin_env(gpu_index: int | None) -> dict[str, str]:
-    """Environment variables that pin a worker process to one GPU, or to the CPU (None)."""
-    if gpu_index is None:
+def visible_gpu_count() -> int:
+    """Count the GPUs this process could use, via ``nvidia-smi -L``, without TensorFlow."""
+    return len(visible_gpu_ids())
+
+
+def pin_env(gpu: int | str | None) -> dict[str, str]:
+    """Environment variables that pin a worker process to one GPU, or to the CPU (None).
+
+    ``gpu`` is a device id as ``CUDA_VISIBLE_DEVICES`` takes it (an index or a UUID): map a
+    logical index through :func:`visible_gpu_ids` first, or a parent started under
+    ``CUDA_VISIBLE_DEVICES=2`` would pin its child to physical GPU 0.
+    """
+    if gpu is None:
         return {"CUDA_VISIBLE_DEVICES": ""}
-    if gpu_index < 0:
-        raise ValueError(f"gpu_index must be >= 0, got {gpu_index}")
-    return {"CUDA_VISIBLE_DEVICES": str(gpu_index), "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    if isinstance(gpu, int) and gpu < 0:
+        raise ValueError(f"gpu_index must be >= 0, got {gpu}")
+    if isinstance(gpu, str) and (not gpu.strip() or gpu.strip().startswith("-") or "," in gpu):
+        raise ValueError(f"one GPU id expected, got {gpu!r}")
+    return {"CUDA_VISIBLE_DEVICES": str(gpu).strip(), "TF_FORCE_GPU_ALLOW_GROWTH": "true"}

@@ -14,8 +14,12 @@ from worker import devices
 def test_pin_env() -> None:
     assert devices.pin_env(None) == {"CUDA_VISIBLE_DEVICES": ""}
     assert devices.pin_env(1) == {"CUDA_VISIBLE_DEVICES": "1", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    assert devices.pin_env("GPU-1a2b")["CUDA_VISIBLE_DEVICES"] == "GPU-1a2b"
     with pytest.raises(ValueError, match=">= 0"):
         devices.pin_env(-1)
+    for bad in ("", "-1", "0,1"):
+        with pytest.raises(ValueError, match="one GPU id"):
+            devices.pin_env(bad)
 
 
 def test_no_nvidia_smi_means_no_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -23,7 +27,9 @@ def test_no_nvidia_smi_means_no_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert devices.visible_gpu_count() == 0
 
 
-@pytest.mark.parametrize(("visible", "expected"), [(None, 2), ("1", 1), ("", 0), ("0,-1,1", 1)])
+@pytest.mark.parametrize(
+    ("visible", "expected"), [(None, 2), ("1", 1), ("", 0), ("0,-1,1", 1), ("1,5,0", 1)]
+)
 def test_counts_nvidia_smi_and_honours_cuda_visible_devices(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, visible: str | None, expected: int
 ) -> None:

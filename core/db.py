@@ -8,16 +8,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.config import get_settings
+from core.config import get_settings, normalise_database_url
 
 __all__ = ["dispose_engine", "get_engine", "get_sessionmaker", "make_engine", "session_scope"]
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL and a busy timeout (api and worker write at once)."""
+    """An engine for ``url``; SQLite gets WAL and a busy timeout (api and worker write at once).
+
+    ``postgres://`` and ``postgresql://`` URLs, as people and hosting providers write them, get
+    the installed psycopg 3 driver (SQLAlchemy 2.0 would pick psycopg2, which is not installed).
+    """
+    url = normalise_database_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -34,7 +39,13 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args: dict[str, Any] = {}
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = 10  # a host that drops packets fails in seconds
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args
+    )
 
 
 @functools.cache

@@ -9,6 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from core.config import normalise_database_url
 from core.db import make_engine
 
 __all__ = ["current_revision", "downgrade", "head_revision", "is_up_to_date", "upgrade"]
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _config(url: str) -> Config:
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    cfg.attributes["database_url"] = url
+    cfg.attributes["database_url"] = normalise_database_url(url)
     return cfg
 
 

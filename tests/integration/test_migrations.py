@@ -45,7 +45,9 @@ def test_postgres_up_down_up(pg_url: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        _roundtrip(f"{base}/{name}")
+        # Written as Heroku and many providers hand it out: migrate and make_engine must pick
+        # psycopg 3 themselves (SQLAlchemy does not know "postgres://").
+        _roundtrip(f"postgres://{base.split('://', 1)[1]}/{name}")
     finally:
         with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -23,9 +23,10 @@ UPLOAD_PATH = "/v1/datasets"
 class BodyTooLarge(HTTPException):
     """Raised from ``receive`` when the body passes the limit (FastAPI lets it through)."""
 
-    def __init__(self, limit: int, setting: str) -> None:
-        super().__init__(413, _message(limit, setting))
+    def __init__(self, limit: int, setting: str, seen: str) -> None:
+        super().__init__(413, _message(limit, setting, seen))
         self.limit = limit
+        self.seen = seen
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -58,7 +59,8 @@ class BodyLimitMiddleware:
         limit, setting = self.limit_for(scope)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _too_large(limit, setting, scope, receive, send)
+            size = f"its Content-Length is {declared:,} bytes"
+            await _too_large(limit, setting, size, scope, receive, send)
             return
         seen = 0
         started = False
@@ -69,7 +71,9 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise BodyTooLarge(limit, setting)
+                    raise BodyTooLarge(
+                        limit, setting, f"{seen:,} bytes had arrived when reading stopped"
+                    )
             return message
 
         async def watching_send(message: Message) -> None:
@@ -80,18 +84,21 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, counting_receive, watching_send)
-        except BodyTooLarge:
+        except BodyTooLarge as exc:
             if started:
                 raise
-            await _too_large(limit, setting, scope, receive, send)
+            await _too_large(limit, setting, exc.seen, scope, receive, send)
 
 
-def _message(limit: int, setting: str) -> str:
-    return f"The request body exceeds the limit of {limit:,} bytes ({setting})."
+def _message(limit: int, setting: str, seen: str) -> str:
+    """The 413 detail: the limit, its setting and how big the body was (as far as known)."""
+    return f"The request body exceeds the limit of {limit:,} bytes ({setting}): {seen}."
 
 
-async def _too_large(limit: int, setting: str, scope: Scope, receive: Receive, send: Send) -> None:
-    exc = PayloadTooLarge(_message(limit, setting))
+async def _too_large(
+    limit: int, setting: str, seen: str, scope: Scope, receive: Receive, send: Send
+) -> None:
+    exc = PayloadTooLarge(_message(limit, setting, seen))
     response = JSONResponse(
         exc.to_problem(scope.get("path")),
         status_code=413,

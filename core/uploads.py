@@ -1,7 +1,9 @@
 """Uploaded datasets: check an ``.npz`` without executing anything, store it by content hash.
 
-The file is opened with ``np.load(allow_pickle=False)`` only after its zip directory was read
-(the declared uncompressed sizes bound the memory it can take). Every problem is reported with
+The file is opened with ``np.load(allow_pickle=False)`` only after its zip directory and each
+array's ``.npy`` header were read: the declared uncompressed sizes bound the memory it can take,
+and a header whose shape needs more bytes than its member holds (or than the dataset limit) is
+refused before numpy allocates anything for it. Every problem is reported with
 its location, ``["body", "file", "x_train"]`` and so on. Files live in
 ``<data dir>/uploads/<sha256>.npz``; rows in ``datasets`` give each tenant its own name for one,
 ``upload:<id>``, which only that tenant can see or use.
@@ -18,9 +20,10 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+from numpy.lib.npyio import NpzFile
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -47,6 +50,8 @@ UPLOAD_PREFIX = "upload:"
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_CLASSES = 10_000
 CHUNK = 1 << 16  # rows per chunk when scanning for NaN/inf
+ZIP_MAGIC = b"PK\x03\x04"  # a zip archive's first local file header (np.savez writes one)
+NPY_MAGIC = b"\x93NUMPY"
 
 DatasetResolver = Callable[[str], DatasetInfo | None]
 
@@ -91,9 +96,23 @@ def _read_arrays(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
         errors.append({"loc": _loc(k), "msg": "missing: x_test and y_test come together"})
     if errors:
         raise InvalidInput(errors)
+    with path.open("rb") as fh:
+        if fh.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+            # np.load would read a file that starts as a .npy (an .npy + zip polyglot) as one
+            # array, and anything else as a pickle.
+            raise _fail(
+                "not an .npz file (a zip archive of .npy arrays, as np.savez writes): it does "
+                "not start as a zip archive"
+            )
+    errors = _check_headers(path, members, max_bytes)
+    if errors:
+        raise InvalidInput(errors)
     arrays: dict[str, np.ndarray] = {}
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, NpzFile):  # the magic above says it cannot be; never trust
+            raise _fail("not an .npz file (a zip archive of .npy arrays, as np.savez writes)")
+        with loaded as npz:
             for key in ARRAYS:
                 if key not in members:
                     continue
@@ -106,6 +125,7 @@ def _read_arrays(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
                     errors.append({"loc": _loc(key), "msg": f"cannot be read: {msg}"})
                     continue
                 except (
+                    MemoryError,
                     OSError,
                     EOFError,
                     zipfile.BadZipFile,
@@ -120,11 +140,88 @@ def _read_arrays(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
                     errors.append({"loc": _loc(key), "msg": "is not a .npy array"})
                     continue
                 arrays[key] = value
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except (MemoryError, OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise _fail(f"cannot be read: {exc}") from None
     if errors:
         raise InvalidInput(errors)
     return arrays
+
+
+def _member_name(names: set[str], key: str) -> str:
+    """The zip member ``np.load(...)[key]`` opens: ``key`` itself if present, else ``key.npy``."""
+    return key if key in names else key + ".npy"
+
+
+def _check_headers(path: Path, members: set[str], max_bytes: int) -> list[ErrorItem]:
+    """Read each array's ``.npy`` header (never its data) and check what it declares.
+
+    numpy allocates the whole array a header declares before it reads a byte of data, so a
+    tiny member claiming shape ``(10**11, 8)`` would raise MemoryError (or take the memory).
+    The declared size must fit in the member (its uncompressed size from the zip directory,
+    which zipfile never reads past) and within ``max_bytes``.
+    """
+    errors: list[ErrorItem] = []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            for key in ARRAYS:
+                if key not in members:
+                    continue
+                info = zf.getinfo(_member_name(names, key))
+                try:
+                    with zf.open(info) as fp:
+                        problem = _header_problem(fp, info.file_size, max_bytes)
+                except (
+                    OSError,
+                    EOFError,
+                    ValueError,
+                    zipfile.BadZipFile,
+                    zlib.error,
+                    NotImplementedError,
+                    RuntimeError,
+                ) as exc:
+                    problem = f"cannot be read: {exc}"
+                if problem:
+                    errors.append({"loc": _loc(key), "msg": problem})
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        return [{"loc": _loc(), "msg": f"cannot be read: {exc}"}]
+    return errors
+
+
+def _header_problem(fp: IO[bytes], member_size: int, max_bytes: int) -> str | None:
+    """What is wrong with the ``.npy`` header at the start of ``fp``, or None."""
+    magic = fp.read(len(NPY_MAGIC) + 2)
+    if len(magic) < len(NPY_MAGIC) + 2 or not magic.startswith(NPY_MAGIC):
+        return "is not a .npy array"
+    version = (magic[-2], magic[-1])
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+    else:
+        return f"uses .npy format version {version[0]}.{version[1]}; only 1.0 and 2.0 are read"
+    if dtype.hasobject:
+        return "holds pickled Python objects, which are never loaded"
+    if dtype.itemsize == 0:
+        return f"must be a numeric array, not dtype {dtype}"
+    if any(int(dim) < 0 for dim in shape):
+        return f"its header declares a negative dimension: shape {tuple(shape)}"
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    declared = count * dtype.itemsize
+    data_bytes = member_size - fp.tell()
+    if declared > max_bytes:
+        return (
+            f"its header declares shape {tuple(shape)} of {dtype} ({declared:,} bytes), over "
+            f"the limit of {max_bytes:,} (ARCHBENCH_MAX_DATASET_BYTES)"
+        )
+    if declared > data_bytes:
+        return (
+            f"its header declares shape {tuple(shape)} of {dtype} ({declared:,} bytes) but the "
+            f"member holds only {max(data_bytes, 0):,} bytes of data"
+        )
+    return None
 
 
 def _check_inputs(key: str, x: np.ndarray) -> list[ErrorItem]:

@@ -121,7 +121,8 @@ def _copy_limited(upload: UploadFile, dest: Path, limit: int) -> int:
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(
-                    f"The file exceeds the limit of {limit:,} bytes (ARCHBENCH_MAX_UPLOAD_BYTES)."
+                    f"The file exceeds the limit of {limit:,} bytes (ARCHBENCH_MAX_UPLOAD_BYTES): "
+                    f"{size:,} bytes had arrived when reading stopped."
                 )
             out.write(chunk)
     if size == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,10 @@ from tests.secured import SecuredApi, secured_api
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredApi]:
     with secured_api(
-        tmp_path_factory.mktemp("uploads"), ("a", "b"), ARCHBENCH_MAX_UPLOAD_BYTES="400000"
+        tmp_path_factory.mktemp("uploads"),
+        ("a", "b"),
+        ARCHBENCH_MAX_UPLOAD_BYTES="400000",
+        ARCHBENCH_MAX_DATASET_BYTES="1000000",
     ) as svc:
         yield svc
 
@@ -28,6 +32,30 @@ def npz(**arrays: Any) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
+
+
+def npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def lying_header(shape: tuple[int, ...]) -> bytes:
+    """An .npz whose x_train header declares ``shape`` (float64) over 128 bytes of data."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": shape}
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("x_train.npy", header.getvalue() + bytes(128))
+        zf.writestr("y_train.npy", npy(np.arange(16) % 2))
+    return buf.getvalue()
+
+
+def polyglot() -> bytes:
+    """An .npy file with a valid .npz appended: np.load reads it as one array."""
+    return npy(np.zeros(4)) + npz(x_train=np.zeros((16, 4)), y_train=np.arange(16) % 2)
 
 
 def good(n: int = 120, classes: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
@@ -111,6 +139,10 @@ def _bad_cases() -> list[tuple[str, bytes, list[str], str]]:
     nan[3, 2, 2] = np.nan
     return [
         ("garbage", b"not a zip at all", [], "not an .npz"),
+        ("npy polyglot", polyglot(), [], "not an .npz"),
+        # numpy would allocate 6.4 TB (MemoryError) before reading the 128 bytes there are.
+        ("huge header", lying_header((10**11, 8)), ["x_train"], "1,000,000 (ARCHBENCH_MAX"),
+        ("lying header", lying_header((1000, 8)), ["x_train"], "holds only 128 bytes"),
         ("no labels", npz(x_train=g["x_train"]), ["y_train"], "missing"),
         ("lengths", npz(x_train=g["x_train"], y_train=g["y_train"][:-5]), ["y_train"], "115"),
         (
@@ -157,9 +189,63 @@ def test_upload_size_limits(api: SecuredApi) -> None:
     big = npz(x_train=np.zeros((1000, 60), np.float64), y_train=np.arange(1000) % 2)
     assert len(big) > 400_000
     with api.client("a") as a:
-        body = assert_problem(a.post("/v1/datasets", files={"file": ("big.npz", big)}), 413)
+        resp = a.post("/v1/datasets", files={"file": ("big.npz", big)})
+        body = assert_problem(resp, 413)
+        sent = int(resp.request.headers["content-length"])
         assert "400,000" in body["detail"]
+        assert f"{sent:,}" in body["detail"], body  # the size seen, not only the limit
         assert_problem(a.post("/v1/datasets", data={"name": "no file"}), 422)
+
+
+def test_chunked_upload_over_the_limit_is_413(api: SecuredApi) -> None:
+    big = npz(x_train=np.random.default_rng(0).random((1000, 60)), y_train=np.arange(1000) % 2)
+    boundary = "archbench-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="c.npz"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + big
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(body), 16384):
+            yield body[i : i + 16384]
+
+    with api.client("a") as a:
+        before = a.get("/v1/datasets").json()["items"]
+        resp = a.post(
+            "/v1/datasets",
+            content=chunks(),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert "content-length" not in {k.lower() for k in resp.request.headers}
+        problem = assert_problem(resp, 413)
+        assert "400,000" in problem["detail"]
+        seen = int(problem["detail"].split(": ")[-1].split(" bytes")[0].replace(",", ""))
+        assert 400_000 < seen <= len(body), problem["detail"]
+        assert a.get("/v1/datasets").json()["items"] == before
+        assert a.get("/healthz").status_code == 200
+
+
+def test_dataset_size_limit_names_figure_and_limit(api: SecuredApi) -> None:
+    # 1,600,000 bytes of float64 zeros compress to a few kilobytes: under the 400,000-byte
+    # upload limit, over the 1,000,000-byte limit on the arrays' uncompressed size.
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x_train=np.zeros((1000, 200)), y_train=np.arange(1000) % 2)
+    assert len(buf.getvalue()) < 400_000
+    with zipfile.ZipFile(buf) as zf:
+        uncompressed = sum(i.file_size for i in zf.infolist())
+    with api.client("a") as a:
+        body = assert_problem(
+            a.post("/v1/datasets", files={"file": ("zeros.npz", buf.getvalue())}), 422
+        )
+    (error,) = body["errors"]
+    assert error["loc"] == ["body", "file"]
+    assert f"{uncompressed:,}" in error["msg"], error
+    assert "1,000,000" in error["msg"], error
+    assert "ARCHBENCH_MAX_DATASET_BYTES" in error["msg"]
 
 
 def test_training_on_an_upload_end_to_end(distributed: Service) -> None:

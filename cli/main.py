@@ -29,14 +29,59 @@ def _err(msg: str) -> None:
     print(f"archbench: {msg}", file=sys.stderr)
 
 
+def _database_failure(url: str, exc: Exception) -> str:
+    """One line for a database that cannot be used: where it is, what failed, what to do."""
+    from sqlalchemy import make_url
+
+    from core.config import normalise_database_url
+
+    try:
+        u = make_url(normalise_database_url(url))
+        if u.get_backend_name() == "sqlite":
+            where = f"the SQLite file {u.database or ':memory:'}"
+        else:
+            where = f"{u.host or 'localhost'}:{u.port or 5432}/{u.database or ''}"
+    except Exception:
+        where = "ARCHBENCH_DATABASE_URL (unparsable)"
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    what = reason[0].strip() if reason else type(exc).__name__
+    return (
+        f"cannot use the database at {where}: {what}. Check that it is running and reachable "
+        "from here, and that ARCHBENCH_DATABASE_URL names the right host, port, user and database"
+    )
+
+
+def _database_ready(url: str, *, migrate: bool) -> str | None:
+    """Migrate (``migrate``) or check the database; the one-line problem, or None when fine.
+
+    A database ahead of this code is never "migrated": only newer code can serve it.
+    """
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    from core.migrate import schema_problem, schema_state, upgrade
+
+    try:
+        if migrate:
+            if schema_state(url)[0] == "ahead":
+                return schema_problem(url)
+            upgrade(url)
+        return schema_problem(url)
+    except (DBAPIError, ArgumentError) as exc:  # ArgumentError: a URL no dialect understands
+        return _database_failure(url, exc)
+
+
 def cmd_migrate(_: argparse.Namespace) -> int:
     """Bring the configured database to the newest schema."""
     from core.config import get_settings
-    from core.migrate import current_revision, head_revision, upgrade
 
     url = get_settings().database_url
-    upgrade(url)
-    print(f"database at revision {current_revision(url)} (head {head_revision()})")
+    problem = _database_ready(url, migrate=True)
+    if problem:
+        _err(problem)
+        return EXIT_FAILED
+    from core.migrate import head_revision
+
+    print(f"database at revision {head_revision()} (head)")
     return EXIT_OK
 
 
@@ -46,17 +91,12 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     from core.config import get_settings
     from core.logging import configure_logging, logging_config
-    from core.migrate import current_revision, head_revision
 
     configure_logging("api")
 
-    settings = get_settings()
-    current, head = current_revision(settings.database_url), head_revision()
-    if current != head:
-        _err(
-            f"the database is at revision {current or 'none'} but this archbench needs {head}; "
-            "run `archbench migrate` first"
-        )
+    problem = _database_ready(get_settings().database_url, migrate=False)
+    if problem:
+        _err(problem)
         return EXIT_FAILED
     uvicorn.run(
         "api.app:create_app",
@@ -217,11 +257,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["ARCHBENCH_DATA_DIR"] = str(data_dir)
     from core.config import get_settings
-    from core.migrate import upgrade
 
     get_settings.cache_clear()
     settings = get_settings()
-    upgrade(settings.database_url)
+    problem = _database_ready(settings.database_url, migrate=True)
+    if problem:
+        _err(problem)
+        return EXIT_FAILED
     env = {**os.environ, "ARCHBENCH_DATA_DIR": str(data_dir)}
     procs = [
         subprocess.Popen([*_SELF, "api", "--host", args.host, "--port", str(args.port)], env=env)

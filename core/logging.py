@@ -136,8 +136,12 @@ def logging_config(component: str, *, json_logs: bool | None = None) -> dict[str
         "root": {"handlers": ["stderr"], "level": level},
         # uvicorn and celery bring handlers of their own: route them through ours instead.
         "loggers": {
-            name: {"handlers": [], "propagate": True}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "celery.task")
+            **{
+                name: {"handlers": [], "propagate": True}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "celery.task")
+            },
+            # Alembic logs one INFO line per built-in plugin it loads: noise on every start.
+            "alembic.runtime.plugins": {"level": "WARNING"},
         },
     }
 

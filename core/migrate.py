@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 from core.config import normalise_database_url
 from core.db import make_engine
 
-__all__ = ["current_revision", "downgrade", "head_revision", "is_up_to_date", "upgrade"]
+__all__ = [
+    "SchemaState",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "is_up_to_date",
+    "schema_problem",
+    "schema_state",
+    "upgrade",
+]
+
+SchemaState = Literal["current", "behind", "ahead"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +65,39 @@ def current_revision(url: str) -> str | None:
 def is_up_to_date(url: str) -> bool:
     """True when the database is at this code's head revision."""
     return current_revision(url) == head_revision()
+
+
+def schema_state(url: str) -> tuple[SchemaState, str | None, str | None]:
+    """Where the database at ``url`` stands against this code: (state, current, head).
+
+    ``behind``: never migrated, or at an older revision this code knows (``archbench migrate``
+    brings it up). ``ahead``: at a revision this code does not know, so a newer archbench
+    migrated it; migrating cannot help, only newer code can.
+    """
+    current, head = current_revision(url), head_revision()
+    if current == head:
+        return "current", current, head
+    if current is None:
+        return "behind", current, head
+    try:
+        ScriptDirectory.from_config(_config(url)).get_revision(current)
+    except CommandError:
+        return "ahead", current, head
+    return "behind", current, head
+
+
+def schema_problem(url: str) -> str | None:
+    """Why this code must not serve the database at ``url`` and what to do, or None."""
+    state, current, head = schema_state(url)
+    if state == "behind":
+        return (
+            f"the database is at revision {current or 'none'} but this archbench needs {head}; "
+            "run `archbench migrate` first"
+        )
+    if state == "ahead":
+        return (
+            f"the database is at revision {current}, which this archbench (newest revision "
+            f"{head}) does not know: the code is older than the schema. Upgrade archbench to "
+            "the version that migrated this database, or a newer one"
+        )
+    return None

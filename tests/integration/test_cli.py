@@ -32,6 +32,40 @@ def test_api_refuses_a_database_that_is_behind(tmp_path: Path) -> None:
     assert run(["migrate"], env).returncode == 0
 
 
+@pytest.mark.parametrize("command", ["api", "migrate"])
+def test_unreachable_database_is_one_clear_line(tmp_path: Path, command: str) -> None:
+    port = free_port()  # nothing listens there
+    url = f"postgresql://archbench:secret@127.0.0.1:{port}/nowhere"
+    proc = run([command], base_env(tmp_path, ARCHBENCH_DATABASE_URL=url), timeout=60)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"archbench: cannot use the database at 127.0.0.1:{port}/nowhere: ")
+    assert "ARCHBENCH_DATABASE_URL" in lines[0]
+    assert "secret" not in proc.stderr
+
+
+def test_database_ahead_of_the_code_says_upgrade_not_migrate(tmp_path: Path) -> None:
+    import sqlite3
+
+    env = base_env(tmp_path)
+    assert run(["migrate"], env).returncode == 0
+    with sqlite3.connect(tmp_path / "archbench.db") as db:  # as a newer archbench would leave it
+        db.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    for command in (["api", "--port", str(free_port())], ["migrate"]):
+        proc = run(command, env, timeout=60)
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert "9999_from_the_future" in proc.stderr
+        assert "the code is older than the schema" in proc.stderr
+        assert "Upgrade archbench" in proc.stderr
+        assert "run `archbench migrate`" not in proc.stderr
+    with sqlite3.connect(tmp_path / "archbench.db") as db:
+        (version,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert version == "9999_from_the_future"
+
+
 def test_gpus_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
     if shutil.which("nvidia-smi"):
         pytest.skip("this machine has nvidia-smi; the no-GPU error cannot be provoked")

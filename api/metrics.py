@@ -16,6 +16,7 @@ Two kinds of series, on purpose:
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import time
@@ -64,9 +65,17 @@ LATENCY = Histogram(
 
 ASGIApp = Any
 
+access_log = logging.getLogger("archbench.api.access")
+
 
 class RequestMetricsMiddleware:
-    """Counts requests and times them by route template; sets the log context's comparison id."""
+    """Counts requests and times them by route template; sets the log context's comparison id.
+
+    It also logs one line per request on ``archbench.api.access`` (uvicorn's own access log is
+    off): method, route template, status and milliseconds to the first byte, and the
+    ``comparison_id`` of a path under ``/v1/comparisons/{id}``. The raw path is not logged: a
+    query string may carry what a log should not keep.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -85,10 +94,21 @@ class RequestMetricsMiddleware:
             if timed:
                 return
             timed = True
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = getattr(scope.get("route"), "path", None) or _plain_route(scope)
             method = scope.get("method", "GET")
-            LATENCY.labels(method, route).observe(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            LATENCY.labels(method, route).observe(elapsed)
             REQUESTS.labels(method, route, str(status)).inc()
+            if access_log.isEnabledFor(logging.INFO):
+                ms = round(elapsed * 1000, 2)
+                access_log.info(
+                    "%s %s %d %.1f ms",
+                    method,
+                    route,
+                    status,
+                    ms,
+                    extra={"method": method, "route": route, "status": status, "duration_ms": ms},
+                )
 
         async def _send(message: dict[str, Any]) -> None:
             nonlocal status
@@ -103,6 +123,14 @@ class RequestMetricsMiddleware:
                 await self.app(scope, receive, _send)
             finally:
                 observe()
+
+
+def _plain_route(scope: dict[str, Any]) -> str:
+    """A matched Starlette route without a template of its own (``/openapi.json``) is its path;
+    anything else that matched nothing is ``unmatched`` (never the raw path: label explosion)."""
+    if scope.get("endpoint") is not None and not scope.get("path_params"):
+        return str(scope.get("path", "unmatched"))
+    return "unmatched"
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -21,7 +22,7 @@ from api.deps import (
     TenantDep,
     find_comparison,
 )
-from api.examples import ARTICLE_SPEC
+from api.examples import SUBMIT_EXAMPLES, SUBMITTED_RESPONSES
 from api.metrics_export import metric_columns, metrics_csv, metrics_json
 from api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.schemas import (
@@ -46,6 +47,7 @@ from core.validation import validate_comparison
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/comparisons", tags=["comparisons"])
+log = logging.getLogger("archbench.api")
 
 FormatQuery = Annotated[
     Literal["json", "csv"] | None, Query(alias="format", description="json (default) or csv")
@@ -57,14 +59,14 @@ TABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("", status_code=202, response_model=ComparisonOut)
+@router.post("", status_code=202, response_model=ComparisonOut, responses=SUBMITTED_RESPONSES)
 def submit(
     request: Request,
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
     tenant: TenantDep,
-    spec: Annotated[ComparisonSpec, Body(openapi_examples={"article": {"value": ARTICLE_SPEC}})],
+    spec: Annotated[ComparisonSpec, Body(openapi_examples=SUBMIT_EXAMPLES)],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ComparisonOut:
     """Validate a comparison, store it with one trial per (variant, seed), and queue them."""
@@ -84,6 +86,12 @@ def submit(
             for trial in session.scalars(select(Trial).where(Trial.id.in_(sent))):
                 trial.enqueued_at = now
             session.commit()
+        log.info(
+            "comparison submitted: %d trials, %d to train",
+            comparison.trials_total,
+            len(trial_ids),
+            extra={"comparison_id": comparison.id, "tenant": tenant},
+        )
     response.headers["Location"] = f"/v1/comparisons/{comparison.id}"
     counts = progress_of(session, [comparison.id])[comparison.id]
     return comparison_out(comparison, counts)
@@ -106,14 +114,10 @@ def list_comparisons(
         escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         q = q.where(Comparison.name.ilike(f"%{escaped}%", escape="\\"))
     if cursor:
-        created, last_id = decode_cursor(cursor, 2)
-        try:
-            created_at = datetime.fromisoformat(created)
-        except (TypeError, ValueError):
-            created_at = utcnow()
+        created_at, last_id = decode_cursor(cursor, (datetime, str))
         q = q.where(
             (Comparison.created_at < created_at)
-            | ((Comparison.created_at == created_at) & (Comparison.id < str(last_id)))
+            | ((Comparison.created_at == created_at) & (Comparison.id < last_id))
         )
     rows = list(
         session.scalars(
@@ -172,6 +176,11 @@ async def cancel(request: Request, comparison_id: ComparisonId, tenant: TenantDe
         with session_scope() as s:
             comparison = find_comparison(s, tenant, comparison_id)
             cancel_comparison(s, comparison)  # committed: later polls read it
+            log.info(
+                "comparison cancelled (now %s)",
+                comparison.status,
+                extra={"comparison_id": comparison.id, "tenant": tenant},
+            )
             return _status_json(s, comparison)
 
     body = await run_in_threadpool(cancel_it)
@@ -190,7 +199,8 @@ def trials(
     cursor: CursorQuery = None,
 ) -> StreamingResponse:
     """One row per (variant, seed); every row unless ``limit`` asks for a page."""
-    after = decode_cursor(cursor, 2) if cursor else None
+    # Checked and typed here, before a row is read: a bad cursor is a 422, not a broken stream.
+    after = decode_cursor(cursor, (int, int)) if cursor else None
     comparison_id = comparison.id
     holder: dict[str, str | None] = {"next": None}
 
@@ -199,8 +209,8 @@ def trials(
             q = select(Trial).where(Trial.comparison_id == comparison_id)
             if after:
                 q = q.where(
-                    (Trial.variant_index > int(after[0]))
-                    | ((Trial.variant_index == int(after[0])) & (Trial.seed > int(after[1])))
+                    (Trial.variant_index > after[0])
+                    | ((Trial.variant_index == after[0]) & (Trial.seed > after[1]))
                 )
             q = q.order_by(Trial.variant_index, Trial.seed)
             if limit:

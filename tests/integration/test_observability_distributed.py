@@ -132,6 +132,16 @@ def test_worker_and_api_logs_are_json_with_ids(
     api_records, api_other = _json_lines(distributed.log("api"))
     assert not api_other, api_other[:10]
     assert any(r["logger"].startswith("uvicorn") for r in api_records)
+    # The api's own lines carry the comparison id: the submit, and one line per request.
+    mine = [r for r in api_records if r.get("comparison_id") == finished["id"]]
+    submitted = [r for r in mine if r["msg"].startswith("comparison submitted")]
+    assert len(submitted) == 1, mine[:5]
+    assert submitted[0]["tenant"] == "default"
+    polls = [r for r in mine if r["logger"] == "archbench.api.access"]
+    route = "/v1/comparisons/{comparison_id}"
+    assert any(r["route"] == route and r["method"] == "GET" and r["status"] == 200 for r in polls)
+    assert all(isinstance(r["duration_ms"], float) for r in polls)
+    assert not any(finished["id"] in r["route"] for r in polls)
 
 
 def test_sweep_command_once(distributed: Service) -> None:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from api.auth import AuthMiddleware, check_auth_setup
 from api.cache import TTLCache
+from api.docs import install_docs
 from api.limits import BodyLimitMiddleware
 from api.metrics import RequestMetricsMiddleware
 from api.problems import install_problem_handlers
@@ -67,8 +68,13 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN: /docs is served from local
+        # files instead (api.docs), and ReDoc is off.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
+    install_docs(app)
     # (tenant, comparison id) -> the status JSON; see api.cache.
     app.state.status_cache = TTLCache[tuple[str, str], bytes](settings.status_cache_seconds)
     # The last added runs first: the key is checked before the body limit reads a byte.

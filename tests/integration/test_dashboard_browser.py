@@ -201,6 +201,29 @@ def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path
     assert "dashboard e2e" in row, row
 
 
+def test_api_docs_link_renders_from_local_files(up: Service, browser: Any) -> None:
+    """The dashboard's "API docs" link opens Swagger UI, drawn from archbench's own files."""
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(up.url + "/")
+    link = _wait(driver, lambda d: d.find_element(By.LINK_TEXT, "API docs"), 20, "the docs link")
+    link.click()
+    _wait(driver, lambda d: d.current_url.endswith("/docs"), 20, "the docs page")
+    ops = _wait(
+        driver,
+        lambda d: [t for t in _texts(d, ".opblock-summary-path") if "/v1/comparisons" in t],
+        30,
+        "Swagger UI to draw the operations",
+    )
+    assert any("{comparison_id}" in t for t in ops), ops
+    loaded = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name);"
+    )
+    assert loaded, "the page loaded no resources at all"
+    assert all(str(u).startswith(up.url + "/") for u in loaded), loaded
+
+
 @pytest.fixture(scope="module")
 def up_with_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, str]]:
     """`archbench up` with ARCHBENCH_AUTH=true and one key, created with the CLI beforehand."""

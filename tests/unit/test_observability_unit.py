@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
 from pathlib import Path
 
+import httpx
+
+from api.app import create_app
 from api.metrics import queue_depth
 from api.routes.dashboard import STATIC_DIR
 from core.config import Settings
@@ -73,3 +77,59 @@ def test_queue_depth_gives_up_fast_on_an_unreachable_broker(tmp_path: Path) -> N
     start = time.monotonic()
     assert queue_depth(settings) is None
     assert time.monotonic() - start < 5
+
+
+def _asgi_get(app: object, *paths: str) -> list[httpx.Response]:
+    async def go() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://archbench") as c:
+            return [await c.get(p) for p in paths]
+
+    return asyncio.run(go())
+
+
+def test_docs_page_and_every_asset_it_names_are_served_locally(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path), check_migrations=False)
+    page, oauth, redoc = _asgi_get(app, "/docs", "/docs/oauth2-redirect", "/redoc")
+    assert page.status_code == 200
+    assert "swagger-ui" in page.text
+    assert not re.search(r"https?://", page.text), page.text
+    assert oauth.status_code == 200
+    assert not re.search(r"(src|href)=[\"']?https?://", oauth.text)
+    assert redoc.status_code == 404  # ReDoc has no local copy, so it is off
+    refs = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert any(r.endswith(".js") for r in refs)
+    assert any(r.endswith(".css") for r in refs)
+    for ref, resp in zip(refs, _asgi_get(app, *refs), strict=True):
+        assert resp.status_code == 200, ref
+        assert len(resp.content) > 500, ref
+    assert _asgi_get(app, "/static/swagger-ui/..%2Fapp.js")[0].status_code == 404
+
+
+def test_every_request_logs_one_json_line_with_route_and_comparison(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path), check_migrations=False)
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Keep()
+    handler.setFormatter(JsonFormatter("api"))
+    logger = logging.getLogger("archbench.api.access")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    cid = "0b5e3c1e-6f2a-4a57-9f0e-2d6c1b8a9e11"
+    try:
+        _asgi_get(app, "/docs", f"/v1/comparisons/{cid}/no-such-thing")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    docs, missing = (json.loads(line) for line in lines)
+    assert (docs["method"], docs["route"], docs["status"]) == ("GET", "/docs", 200)
+    assert isinstance(docs["duration_ms"], float)
+    assert "comparison_id" not in docs
+    assert (missing["route"], missing["status"]) == ("unmatched", 404)
+    assert missing["comparison_id"] == cid
+    assert missing["component"] == "api"

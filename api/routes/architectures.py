@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
 
 from api.deps import SessionDep, SettingsDep, TenantDep
+from api.examples import ANALYZE_EXAMPLES
 from api.schemas import AnalyzeRequest
 from core.errors import InvalidInput
 from core.spec import DatasetRef
@@ -20,7 +21,10 @@ router = APIRouter(prefix="/v1/architectures", tags=["architectures"])
 
 @router.post("/analyze")
 def analyze(
-    body: AnalyzeRequest, settings: SettingsDep, session: SessionDep, tenant: TenantDep
+    body: Annotated[AnalyzeRequest, Body(openapi_examples=ANALYZE_EXAMPLES)],
+    settings: SettingsDep,
+    session: SessionDep,
+    tenant: TenantDep,
 ) -> dict[str, Any]:
     """Shapes, parameters, FLOPs and receptive fields of one variant, as Keras would build it."""
     dataset = None

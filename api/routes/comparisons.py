@@ -22,7 +22,7 @@ from api.deps import (
     TenantDep,
     find_comparison,
 )
-from api.examples import ARTICLE_SPEC
+from api.examples import SUBMIT_EXAMPLES, SUBMITTED_RESPONSES
 from api.metrics_export import metric_columns, metrics_csv, metrics_json
 from api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.schemas import (
@@ -59,14 +59,14 @@ TABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("", status_code=202, response_model=ComparisonOut)
+@router.post("", status_code=202, response_model=ComparisonOut, responses=SUBMITTED_RESPONSES)
 def submit(
     request: Request,
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
     tenant: TenantDep,
-    spec: Annotated[ComparisonSpec, Body(openapi_examples={"article": {"value": ARTICLE_SPEC}})],
+    spec: Annotated[ComparisonSpec, Body(openapi_examples=SUBMIT_EXAMPLES)],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ComparisonOut:
     """Validate a comparison, store it with one trial per (variant, seed), and queue them."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -60,6 +62,50 @@ def test_embedded_end_to_end(embedded: Service) -> None:
         ready = client.get("/readyz").json()
         assert ready["checks"] == {"database": "ok", "broker": "ok"}
     assert "authentication is OFF" in embedded.log("up")
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def test_openapi_examples_are_the_articles_and_valid(embedded: Service, tmp_path: Path) -> None:
+    """/openapi.json carries the article's examples, and each one is accepted as it stands."""
+    from core.config import Settings
+    from core.spec import ComparisonSpec
+    from core.validation import validate_comparison
+
+    article = json.loads((ROOT / "examples" / "article.json").read_text())
+    with embedded.client() as client:
+        doc = client.get("/openapi.json").json()
+        submit = doc["paths"]["/v1/comparisons"]["post"]
+        examples = submit["requestBody"]["content"]["application/json"]["examples"]
+        assert examples["article"]["value"] == _without_nulls(article)  # OpenAPI drops nulls
+        location = submit["responses"]["202"]["headers"]["Location"]
+        assert location["schema"]["type"] == "string"
+
+        analyze = doc["paths"]["/v1/architectures/analyze"]["post"]
+        variants = analyze["requestBody"]["content"]["application/json"]["examples"]
+        assert set(variants) == {v["name"] for v in article["variants"]}
+        params = {}
+        for name, example in variants.items():
+            assert example["value"]["dataset"] == {"name": "mnist_5k"}
+            resp = client.post("/v1/architectures/analyze", json=example["value"])
+            assert resp.status_code == 200, resp.text
+            params[name] = resp.json()["params"]
+    # Conv2D(128, 3x3) on 28x28x1: 1,280; Dense(10) on 26*26*128: 865,290.
+    assert params["conv128"] == 866_570
+    # 640 + 36,928 (+ 36,928) for the convolutions; Dense(10) on 12*12*64 (11*11*64).
+    assert params["conv64x2"] == 640 + 36_928 + 92_170
+    assert params["conv64x3"] == 640 + 2 * 36_928 + 77_450
+    # The submit example validates as a whole (posting it would train nine trials).
+    validated = validate_comparison(
+        ComparisonSpec.model_validate(examples["article"]["value"]), Settings(data_dir=tmp_path)
+    )
+    assert len(validated.spec["variants"]) * len(validated.spec["seeds"]) == 9
 
 
 def _readme_tour() -> str:

@@ -6,6 +6,11 @@ whitelisted layer classes and the named initializers/regularizers are accepted. 
 Keras always writes are accepted at their default value and rejected, with their
 location, at any value we cannot honour (``data_format="channels_first"``, a constraint,
 ``trainable=False``, ``groups=2``...). Locations start with ``"keras_config"``.
+
+A value refused here is reported once, with its reason: the layer's other arguments are
+still checked, but not the refused one again. Regularizer factors come back at float32
+precision (Keras stores an L1 factor of 0.01 as 0.009999999776482582); ``Regularizer``
+restores the shortest decimal, so a round trip through Keras gives the spec back exactly.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from models.errors import ErrorDict, Loc, SpecError, err
-from models.spec import LAYER_TYPES, Layer
+from models.spec import (
+    INITIALIZERS,
+    LAYER_TYPES,
+    MAX_LAYERS,
+    VECTOR_INITIALIZERS,
+    Layer,
+)
 
 __all__ = ["layers_from_keras_config"]
 
@@ -37,6 +48,8 @@ _INITIALIZERS: dict[str, tuple[str, dict[str, Any]]] = {
 _INIT_BY_NAME = {name: name for name, _ in _INITIALIZERS.values()} | {
     cls: name for cls, (name, _) in _INITIALIZERS.items()
 }
+# Arguments that initialize a kernel (2-D or more); every other *_initializer is a vector.
+_KERNEL_INITIALIZERS = {"kernel_initializer", "depthwise_initializer", "pointwise_initializer"}
 _REGULARIZERS = {"L1": ("l1",), "L2": ("l2",), "L1L2": ("l1", "l2")}
 _IGNORED = {"name"}
 # Keys Keras writes that we do not model: the values we accept (anything else is rejected).
@@ -104,21 +117,24 @@ class _Reader:
         """Accept only the float32 dtype (string or DTypePolicy dict)."""
         if value is None or value == "float32":
             return
-        if isinstance(value, dict) and self.origin_ok(value, loc):
-            conf = value.get("config")
-            if (
-                value.get("class_name") in ("DTypePolicy", "Policy")
-                and isinstance(conf, dict)
-                and conf.get("name") == "float32"
-            ):
+        if isinstance(value, dict):
+            if not self.origin_ok(value, loc):
                 return
+            conf = value.get("config")
+            name = conf.get("name") if isinstance(conf, dict) else None
+            if value.get("class_name") in ("DTypePolicy", "Policy") and name == "float32":
+                return
+            if str(value.get("class_name")).endswith("Policy") and isinstance(name, str):
+                value = name  # name the policy ('mixed_float16'), not its class
         self.fail(loc, f"dtype {_short(value)} is not supported; only float32")
 
-    def initializer(self, value: Any, loc: Loc) -> Any:
+    def initializer(self, value: Any, loc: Loc, allowed: tuple[str, ...]) -> Any:
         """Map a Keras initializer (name or serialized dict) to our name."""
         if isinstance(value, str) and value in _INIT_BY_NAME:
             return _INIT_BY_NAME[value]
-        if isinstance(value, dict) and self.origin_ok(value, loc):
+        if isinstance(value, dict) and not self.origin_ok(value, loc):
+            return None
+        if isinstance(value, dict):
             entry = _INITIALIZERS.get(str(value.get("class_name")))
             conf = value.get("config") or {}
             if entry is not None and isinstance(conf, dict):
@@ -132,18 +148,21 @@ class _Reader:
                     f" the default {name} (seeds come from the trial)",
                 )
                 return None
-        allowed = ", ".join(sorted({n for n, _ in _INITIALIZERS.values()}))
-        self.fail(loc, f"unsupported initializer {_short(value)}; allowed: {allowed}")
+        names = ", ".join(sorted(allowed))
+        self.fail(loc, f"unsupported initializer {_short(value)}; allowed: {names}")
         return None
 
     def regularizer(self, value: Any, loc: Loc) -> Any:
         """Map a Keras L1/L2/L1L2 regularizer dict to ``{"l1", "l2"}``."""
         if value is None or isinstance(value, str):
             return value
-        if isinstance(value, dict) and self.origin_ok(value, loc):
+        if isinstance(value, dict) and not self.origin_ok(value, loc):
+            return None
+        if isinstance(value, dict):
             keys = _REGULARIZERS.get(str(value.get("class_name")))
             conf = value.get("config")
             if keys is not None and isinstance(conf, dict) and set(conf) <= set(keys):
+                # Regularizer turns float32 noise (0.009999999776482582) back into 0.01.
                 return {k: conf.get(k, 0.0) for k in keys}
         self.fail(loc, f"unsupported regularizer {_short(value)}; allowed: L1, L2, L1L2")
         return None
@@ -155,6 +174,10 @@ def _short(value: Any) -> str:
         return repr(value.get("class_name", "object"))
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_input_layer(raw: Any) -> bool:
+    return isinstance(raw, dict) and raw.get("class_name") == "InputLayer"
 
 
 def _shape(value: Any) -> tuple[int, ...] | None:
@@ -185,6 +208,7 @@ def _layer(reader: _Reader, raw: Any, loc: Loc) -> Layer | None:
     model = LAYER_TYPES[kind]
     args: dict[str, Any] = {"type": kind}
     ok = True
+    refused: set[str] = set()  # arguments already reported: not validated again
     for key, value in raw["config"].items():
         kloc: Loc = [*loc, "config", key]
         if key in _IGNORED or key in _ANY_VALUE or key in ("input_shape", "batch_input_shape"):
@@ -198,12 +222,18 @@ def _layer(reader: _Reader, raw: Any, loc: Loc) -> Layer | None:
                     kloc, f"{key}={_short(value)} is not supported; only {_FIXED[key][0]!r}"
                 )
         elif key in model.model_fields and key != "type":
+            before = len(reader.errors)
             if key.endswith("_initializer"):
-                value = reader.initializer(value, kloc)
+                kernel = key in _KERNEL_INITIALIZERS
+                value = reader.initializer(
+                    value, kloc, INITIALIZERS if kernel else VECTOR_INITIALIZERS
+                )
             elif key.endswith("_regularizer"):
                 value = reader.regularizer(value, kloc)
             elif key == "activation" and not isinstance(value, str):
                 reader.fail(kloc, "only built-in activations given by name are supported")
+            if len(reader.errors) > before:
+                refused.add(key)
             args[key] = value
         else:
             ok = False
@@ -214,7 +244,8 @@ def _layer(reader: _Reader, raw: Any, loc: Loc) -> Layer | None:
         return model.model_validate(args)  # type: ignore[return-value]
     except ValidationError as exc:
         for e in exc.errors():
-            reader.fail([*loc, "config", *e["loc"]], e["msg"].removeprefix("Value error, "))
+            if not (e["loc"] and e["loc"][0] in refused):
+                reader.fail([*loc, "config", *e["loc"]], e["msg"].removeprefix("Value error, "))
         return None
 
 
@@ -251,6 +282,10 @@ def layers_from_keras_config(config: dict[str, Any]) -> tuple[list[Layer], tuple
         raise SpecError(
             [err([*base, "layers"], "a Sequential config needs a non-empty list of layers")]
         )
+    counted = len(raw_layers) - int(_is_input_layer(raw_layers[0]))
+    if counted > MAX_LAYERS:
+        msg = f"{counted:,} layers exceeds the maximum of {MAX_LAYERS:,}"
+        raise SpecError([err([*base, "layers"], msg)])
     layers: list[Layer] = []
     first_shape: tuple[int, ...] | None = None
     for i, raw in enumerate(raw_layers):
@@ -260,7 +295,7 @@ def layers_from_keras_config(config: dict[str, Any]) -> tuple[list[Layer], tuple
             first_shape = _shape(conf.get("batch_shape") or conf.get("batch_input_shape"))
             if first_shape is None and isinstance(conf.get("input_shape"), list | tuple):
                 first_shape = _shape([None, *conf["input_shape"]])
-        if isinstance(raw, dict) and raw.get("class_name") == "InputLayer":
+        if _is_input_layer(raw):
             if i != 0:
                 reader.fail([*loc, "class_name"], "an InputLayer may only come first")
             elif isinstance(conf, dict) and reader.origin_ok(raw, loc):

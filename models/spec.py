@@ -5,12 +5,18 @@ set of layer types is closed (``LAYER_TYPES``); nothing here resolves a class fr
 input. ``parse_variant`` validates a variant and raises ``SpecError`` with clean locations.
 
 Regularizer policy: ``*_regularizer`` takes ``null``, ``"l1"``, ``"l2"``, ``"l1_l2"`` (Keras's
-0.01 factors) or ``{"l1": x, "l2": y}`` with factors in [0, 1]; ``activity_regularizer``,
+0.01 factors) or ``{"l1": x, "l2": y}`` with factors in [0, 1], kept at float32 precision (the
+shortest decimal of the float32 value, as Keras stores L1 factors); ``activity_regularizer``,
 constraints and initializer arguments are not supported.
+
+Initializers: kernels take any of ``INITIALIZERS``; 1-D weights (biases, normalization
+``beta``/``gamma``/moving statistics) take ``VECTOR_INITIALIZERS``, which leaves out
+``orthogonal`` (Keras refuses it for a tensor of fewer than 2 dimensions).
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, Union
 
@@ -31,6 +37,8 @@ __all__ = [
     "ACTIVATIONS",
     "INITIALIZERS",
     "LAYER_TYPES",
+    "MAX_LAYERS",
+    "VECTOR_INITIALIZERS",
     "ActivationName",
     "ActivationSpec",
     "AveragePooling1DSpec",
@@ -59,6 +67,7 @@ __all__ = [
     "SeparableConv2DSpec",
     "SpatialDropout2DSpec",
     "Variant",
+    "VectorInitializerName",
     "ZeroPadding2DSpec",
     "parse_variant",
 ]
@@ -77,6 +86,26 @@ InitializerName = Literal[
     "zeros", "ones",
 ]  # fmt: skip
 INITIALIZERS: tuple[str, ...] = InitializerName.__args__  # type: ignore[attr-defined]
+_VectorInitializerLiteral = Literal[
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+    "lecun_normal", "random_normal", "random_uniform", "truncated_normal", "zeros", "ones",
+]  # fmt: skip
+VECTOR_INITIALIZERS: tuple[str, ...] = _VectorInitializerLiteral.__args__  # type: ignore[attr-defined]
+
+
+def _vector_initializer(value: Any) -> Any:
+    """Refuse ``orthogonal`` for a 1-D weight with a reason (Keras fails only when building)."""
+    if value == "orthogonal":
+        raise ValueError(
+            "'orthogonal' needs a weight of at least 2 dimensions and this one is a vector;"
+            f" allowed: {', '.join(VECTOR_INITIALIZERS)}"
+        )
+    return value
+
+
+# An initializer for a 1-D weight: any of INITIALIZERS but orthogonal.
+VectorInitializerName = Annotated[_VectorInitializerLiteral, BeforeValidator(_vector_initializer)]
+MAX_LAYERS = 1000  # per variant, native layers and keras_config alike
 
 
 def _int_tuple(n: int, lo: int, hi: int) -> Callable[[Any], tuple[int, ...]]:
@@ -115,6 +144,19 @@ Epsilon = Annotated[float, Field(gt=0.0, le=1.0)]
 Finite = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
 
 
+def float32_factor(value: float) -> float:
+    """Return the shortest decimal with ``value``'s float32 value (how Keras keeps an L1 factor).
+
+    ``0.01`` stays ``0.01`` instead of coming back from Keras as ``0.009999999776482582``.
+    """
+    packed = struct.pack("<f", value)
+    for digits in range(1, 10):
+        short = float(f"{value:.{digits}g}")
+        if struct.pack("<f", short) == packed:
+            return short
+    return float(struct.unpack("<f", packed)[0])  # pragma: no cover - 9 digits always suffice
+
+
 class Regularizer(BaseModel):
     """L1/L2 weight penalty factors (Keras ``L1``, ``L2`` or ``L1L2``)."""
 
@@ -132,6 +174,11 @@ class Regularizer(BaseModel):
             return names[value]
         return value
 
+    @field_validator("l1", "l2")
+    @classmethod
+    def _float32(cls, value: float) -> float:
+        return float32_factor(value)
+
 
 Reg = Regularizer | None
 
@@ -146,7 +193,7 @@ class _Conv(_Layer):
     dilation_rate: Pair = (1, 1)
     activation: Activation = "linear"
     use_bias: bool = True
-    bias_initializer: InitializerName = "zeros"
+    bias_initializer: VectorInitializerName = "zeros"
     bias_regularizer: Reg = None
 
     @field_validator("dilation_rate")
@@ -203,7 +250,7 @@ class Conv1DSpec(_Layer):
     activation: Activation = "linear"
     use_bias: bool = True
     kernel_initializer: InitializerName = "glorot_uniform"
-    bias_initializer: InitializerName = "zeros"
+    bias_initializer: VectorInitializerName = "zeros"
     kernel_regularizer: Reg = None
     bias_regularizer: Reg = None
 
@@ -300,7 +347,7 @@ class DenseSpec(_Layer):
     activation: Activation = "linear"
     use_bias: bool = True
     kernel_initializer: InitializerName = "glorot_uniform"
-    bias_initializer: InitializerName = "zeros"
+    bias_initializer: VectorInitializerName = "zeros"
     kernel_regularizer: Reg = None
     bias_regularizer: Reg = None
 
@@ -327,10 +374,10 @@ class BatchNormalizationSpec(_Layer):
     epsilon: Epsilon = 0.001
     center: bool = True
     scale: bool = True
-    beta_initializer: InitializerName = "zeros"
-    gamma_initializer: InitializerName = "ones"
-    moving_mean_initializer: InitializerName = "zeros"
-    moving_variance_initializer: InitializerName = "ones"
+    beta_initializer: VectorInitializerName = "zeros"
+    gamma_initializer: VectorInitializerName = "ones"
+    moving_mean_initializer: VectorInitializerName = "zeros"
+    moving_variance_initializer: VectorInitializerName = "ones"
     beta_regularizer: Reg = None
     gamma_regularizer: Reg = None
 
@@ -342,8 +389,8 @@ class LayerNormalizationSpec(_Layer):
     epsilon: Epsilon = 0.001
     center: bool = True
     scale: bool = True
-    beta_initializer: InitializerName = "zeros"
-    gamma_initializer: InitializerName = "ones"
+    beta_initializer: VectorInitializerName = "zeros"
+    gamma_initializer: VectorInitializerName = "ones"
     beta_regularizer: Reg = None
     gamma_regularizer: Reg = None
 
@@ -361,7 +408,7 @@ class ReLUSpec(_Layer):
     type: Literal["ReLU"] = "ReLU"
     max_value: Annotated[float, Field(ge=0.0, le=1e6)] | None = None
     negative_slope: Annotated[float, Field(ge=0.0, le=1e3)] = 0.0
-    threshold: Finite = 0.0
+    threshold: Annotated[float, Field(ge=0.0, le=1e6)] = 0.0
 
 
 class LeakyReLUSpec(_Layer):
@@ -474,7 +521,7 @@ class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     input_shape: Annotated[tuple[int, ...], BeforeValidator(_input_shape)] | None = None
-    layers: list[Layer] | None = Field(default=None, min_length=1, max_length=1000)
+    layers: list[Layer] | None = Field(default=None, min_length=1, max_length=MAX_LAYERS)
     keras_config: dict[str, Any] | None = None
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ from typing import Any
 import kjson
 import pytest
 
-from models import Limits, SpecError, analyze_variant, parse_variant
+from models import Limits, SpecError, analyze_variant, layers_from_keras_config, parse_variant
 
 C = {"type": "Conv2D", "filters": 8, "kernel_size": 3}
 F = {"type": "Flatten"}
@@ -55,6 +55,28 @@ CASES: list[tuple[str, dict[str, Any], list[Any], str]] = [
     ("neither", {"name": "x"}, ["layers"], "give exactly one of layers or keras_config"),
     ("empty layers", {"name": "x", "layers": []}, ["layers"], "at least 1"),
     ("layer not object", variant(5), ["layers", 0], "valid dictionary"),
+    # at least one malformed case per layer type
+    ("separable depth_multiplier", variant({"type": "SeparableConv2D", "filters": 4, "kernel_size": 3, "depth_multiplier": 0}), ["layers", 0, "depth_multiplier"], "greater than or equal to 1"),
+    ("depthwise filters", variant({"type": "DepthwiseConv2D", "kernel_size": 3, "filters": 8}), ["layers", 0, "filters"], "unknown argument 'filters' for DepthwiseConv2D"),
+    ("avgpool2d zero", variant({"type": "AveragePooling2D", "pool_size": [2, 0]}), ["layers", 0, "pool_size"], "between 1 and 64, got 0"),
+    ("maxpool1d pair", variant({"type": "MaxPooling1D", "pool_size": [2, 2]}), ["layers", 0, "pool_size"], "must be an integer, got [2, 2]"),
+    ("avgpool1d causal", variant({"type": "AveragePooling1D", "padding": "causal"}), ["layers", 0, "padding"], "'causal' is not allowed"),
+    ("global max 1d keepdims", variant({"type": "GlobalMaxPooling1D", "keepdims": "maybe"}), ["layers", 0, "keepdims"], "valid boolean"),
+    ("global avg 1d pool_size", variant({"type": "GlobalAveragePooling1D", "pool_size": 2}), ["layers", 0, "pool_size"], "unknown argument 'pool_size' for GlobalAveragePooling1D"),
+    ("global max 2d keepdims", variant({"type": "GlobalMaxPooling2D", "keepdims": [True]}), ["layers", 0, "keepdims"], "valid boolean"),
+    ("global avg 2d data_format", variant({"type": "GlobalAveragePooling2D", "data_format": "channels_first"}), ["layers", 0, "data_format"], "unknown argument 'data_format' for GlobalAveragePooling2D"),
+    ("batchnorm momentum", variant({"type": "BatchNormalization", "momentum": 1.5}), ["layers", 0, "momentum"], "less than or equal to 1"),
+    ("batchnorm orthogonal gamma", variant({"type": "BatchNormalization", "gamma_initializer": "orthogonal"}), ["layers", 0, "gamma_initializer"], "'orthogonal' needs a weight of at least 2 dimensions"),
+    ("layernorm epsilon", variant({"type": "LayerNormalization", "epsilon": 0}), ["layers", 0, "epsilon"], "greater than 0"),
+    ("activation missing", variant({"type": "Activation"}), ["layers", 0, "activation"], "missing required argument 'activation' for Activation"),
+    ("relu negative threshold", variant({"type": "ReLU", "threshold": -1.0}), ["layers", 0, "threshold"], "greater than or equal to 0"),
+    ("relu negative max_value", variant({"type": "ReLU", "max_value": -6}), ["layers", 0, "max_value"], "greater than or equal to 0"),
+    ("leaky relu negative slope", variant({"type": "LeakyReLU", "negative_slope": -0.1}), ["layers", 0, "negative_slope"], "greater than or equal to 0"),
+    ("zero padding triple", variant({"type": "ZeroPadding2D", "padding": [[1, 2, 3], [0, 0]]}), ["layers", 0, "padding"], "[[top, bottom], [left, right]]"),
+    ("rescaling huge scale", variant({"type": "Rescaling", "scale": 1e7}), ["layers", 0, "scale"], "less than or equal to 1000000"),
+    ("rescaling missing scale", variant({"type": "Rescaling", "offset": 1}), ["layers", 0, "scale"], "missing required argument 'scale' for Rescaling"),
+    ("orthogonal bias", variant(F, D10 | {"bias_initializer": "orthogonal"}), ["layers", 1, "bias_initializer"], "'orthogonal' needs a weight of at least 2 dimensions"),
+    ("orthogonal conv bias", variant(C | {"bias_initializer": "orthogonal"}), ["layers", 0, "bias_initializer"], "'orthogonal' needs a weight of at least 2 dimensions"),
     # keras_config, checked at parse time too
     ("lambda", keras(kjson.layer("Lambda", function="x")), [*KL, 1, "class_name"], "Lambda layers run arbitrary code"),
     ("unknown class", keras(kjson.layer("MultiHeadAttention")), [*KL, 1, "class_name"], "unknown layer type 'MultiHeadAttention'"),
@@ -69,6 +91,10 @@ CASES: list[tuple[str, dict[str, Any], list[Any], str]] = [
     ("frozen layer", keras(kjson.conv2d(trainable=False)), [*KL, 1, "config", "trainable"], "trainable=False"),
     ("constraint", keras(kjson.conv2d(kernel_constraint={"class_name": "MaxNorm", "config": {}})), [*KL, 1, "config", "kernel_constraint"], "not supported"),
     ("float16", keras(kjson.conv2d(dtype="float16")), [*KL, 1, "config", "dtype"], "only float32"),
+    ("mixed policy", keras(kjson.conv2d(dtype=kjson.POLICY | {"config": {"name": "mixed_float16"}})), [*KL, 1, "config", "dtype"], "dtype 'mixed_float16' is not supported"),
+    ("keras orthogonal bias", keras(kjson.dense(bias_initializer=kjson.init("Orthogonal", gain=1.0))), [*KL, 1, "config", "bias_initializer"], "'orthogonal' needs a weight of at least 2 dimensions"),
+    ("keras orthogonal beta", keras(kjson.layer("BatchNormalization", beta_initializer="orthogonal")), [*KL, 1, "config", "beta_initializer"], "'orthogonal' needs a weight of at least 2 dimensions"),
+    ("keras negative threshold", keras(kjson.layer("ReLU", threshold=-0.5)), [*KL, 1, "config", "threshold"], "greater than or equal to 0"),
     ("unknown keras arg", keras(kjson.conv2d(lora_magic=1)), [*KL, 1, "config", "lora_magic"], "unsupported argument 'lora_magic'"),
     ("keras filters range", keras(kjson.conv2d(filters=0)), [*KL, 1, "config", "filters"], "greater than or equal to 1"),
     ("functional", {"name": "f", "keras_config": {"module": "keras", "class_name": "Functional", "config": {}}}, ["keras_config", "class_name"], "only Sequential"),
@@ -158,3 +184,68 @@ def test_all_errors_reported_together() -> None:
     assert ["layers", 0, "filters"] in locs
     assert ["layers", 0, "activation"] in locs
     assert ["layers", 1, "type"] in locs
+
+
+@pytest.mark.parametrize(
+    ("bad", "loc", "fragment"),
+    [
+        (
+            {"kernel_initializer": kjson.init("VarianceScaling")},
+            ["kernel_initializer"],
+            "unsupported initializer 'VarianceScaling'",
+        ),
+        (
+            {"bias_initializer": kjson.init("Zeros") | {"module": "evil"}},
+            ["bias_initializer", "module"],
+            "not Keras's own",
+        ),
+        (
+            {"kernel_initializer": kjson.init("HeNormal", seed=3)},
+            ["kernel_initializer", "config", "seed"],
+            "seeds come from the trial",
+        ),
+        ({"activation": {"class_name": "MyAct"}}, ["activation"], "given by name"),
+        (
+            {"kernel_regularizer": {"class_name": "OrthogonalRegularizer"}},
+            ["kernel_regularizer"],
+            "unsupported regularizer",
+        ),
+    ],
+    ids=["initializer", "initializer module", "initializer seed", "activation", "regularizer"],
+)
+def test_keras_config_reports_one_clear_error(
+    bad: dict[str, Any], loc: list[Any], fragment: str
+) -> None:
+    """A refused value is reported once, not again as a confusing pydantic error."""
+    with pytest.raises(SpecError) as info:
+        parse_variant(keras(kjson.dense(**bad)))
+    assert len(info.value.errors) == 1, info.value.errors
+    assert info.value.errors[0]["loc"] == [*KL, 1, "config", *loc]
+    assert fragment in info.value.errors[0]["msg"]
+
+
+def test_keras_config_other_errors_of_the_layer_still_reported() -> None:
+    bad = kjson.dense(units=0, kernel_initializer=kjson.init("VarianceScaling"))
+    with pytest.raises(SpecError) as info:
+        parse_variant(keras(bad))
+    locs = [e["loc"] for e in info.value.errors]
+    assert locs == [[*KL, 1, "config", "kernel_initializer"], [*KL, 1, "config", "units"]]
+
+
+def test_keras_config_layer_count_capped_like_native_layers() -> None:
+    from models.spec import MAX_LAYERS
+
+    many = [kjson.layer("Flatten")] * MAX_LAYERS
+    layers, _ = layers_from_keras_config(kjson.sequential(*many))
+    assert len(layers) == MAX_LAYERS
+    with pytest.raises(SpecError) as info:
+        parse_variant(variant(*[F] * (MAX_LAYERS + 1)))
+    assert info.value.errors[0]["loc"] == ["layers"]
+    with pytest.raises(SpecError) as info:
+        layers_from_keras_config(kjson.sequential(*many, kjson.layer("Flatten")))
+    assert info.value.errors == [
+        {
+            "loc": ["keras_config", "config", "layers"],
+            "msg": f"{MAX_LAYERS + 1:,} layers exceeds the maximum of {MAX_LAYERS:,}",
+        }
+    ]

@@ -114,14 +114,10 @@ def list_comparisons(
         escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         q = q.where(Comparison.name.ilike(f"%{escaped}%", escape="\\"))
     if cursor:
-        created, last_id = decode_cursor(cursor, 2)
-        try:
-            created_at = datetime.fromisoformat(created)
-        except (TypeError, ValueError):
-            created_at = utcnow()
+        created_at, last_id = decode_cursor(cursor, (datetime, str))
         q = q.where(
             (Comparison.created_at < created_at)
-            | ((Comparison.created_at == created_at) & (Comparison.id < str(last_id)))
+            | ((Comparison.created_at == created_at) & (Comparison.id < last_id))
         )
     rows = list(
         session.scalars(
@@ -203,7 +199,8 @@ def trials(
     cursor: CursorQuery = None,
 ) -> StreamingResponse:
     """One row per (variant, seed); every row unless ``limit`` asks for a page."""
-    after = decode_cursor(cursor, 2) if cursor else None
+    # Checked and typed here, before a row is read: a bad cursor is a 422, not a broken stream.
+    after = decode_cursor(cursor, (int, int)) if cursor else None
     comparison_id = comparison.id
     holder: dict[str, str | None] = {"next": None}
 
@@ -212,8 +209,8 @@ def trials(
             q = select(Trial).where(Trial.comparison_id == comparison_id)
             if after:
                 q = q.where(
-                    (Trial.variant_index > int(after[0]))
-                    | ((Trial.variant_index == int(after[0])) & (Trial.seed > int(after[1])))
+                    (Trial.variant_index > after[0])
+                    | ((Trial.variant_index == after[0]) & (Trial.seed > after[1]))
                 )
             q = q.order_by(Trial.variant_index, Trial.seed)
             if limit:

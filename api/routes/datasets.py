@@ -36,24 +36,19 @@ def list_datasets(
 ) -> Page[dict[str, Any]]:
     """The built-in datasets, then this tenant's uploads (oldest first)."""
     builtins = [d.to_dict() for d in BUILTIN_DATASETS.values()]
-    kind, a, b = decode_cursor(cursor, 3) if cursor else ("b", -1, None)
+    # ("b", index of the last built-in shown, None) or ("u", created_at, id) of an upload.
+    kind, a, b = (
+        decode_cursor(cursor, ("b", int, None), ("u", datetime, str)) if cursor else ("b", -1, None)
+    )
     items: list[dict[str, Any]] = []
     q = owned(Dataset, tenant)
     if kind == "b":
-        start = int(a) + 1 if isinstance(a, int) else 0
+        start = min(max(a + 1, 0), len(builtins))
         items = builtins[start : start + limit]
         if len(items) == limit and start + limit < len(builtins):
             return Page(items=items, next_cursor=encode_cursor("b", start + limit - 1, None))
     else:
-        try:
-            after = datetime.fromisoformat(str(a))
-        except ValueError:
-            raise InvalidInput(
-                [{"loc": ["query", "cursor"], "msg": "not a cursor this service issued"}]
-            ) from None
-        q = q.where(
-            or_(Dataset.created_at > after, and_(Dataset.created_at == after, Dataset.id > str(b)))
-        )
+        q = q.where(or_(Dataset.created_at > a, and_(Dataset.created_at == a, Dataset.id > b)))
     room = limit - len(items)
     rows = list(session.scalars(q.order_by(Dataset.created_at, Dataset.id).limit(room + 1)))
     more = len(rows) > room

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import time
@@ -93,6 +94,56 @@ def test_another_tenants_comparison_is_404_like_a_missing_one(
         assert a_comparison in a.get("/v1/comparisons").text
         # B's cancel did nothing to A's comparison.
         assert a.get(f"/v1/comparisons/{a_comparison}").json()["status"] == "queued"
+
+
+def _cursor(key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+BAD_CURSORS = [
+    "%%%",
+    base64.urlsafe_b64encode(b"{not json").decode(),
+    _cursor({"a": 1}),
+    _cursor([None, 1]),
+    _cursor(["a", "b"]),
+    _cursor([True, 1]),
+    _cursor([2**70, 0]),
+    _cursor(["2025-01-01T00:00:00+00:00", None]),
+    _cursor(["yesterday", "x"]),
+    _cursor(["0001-01-01T00:00:00+05:00", "x"]),
+    _cursor(["2025-01-01T00:00:00+00:00", "nul\u0000"]),
+    _cursor(["u", 1, None]),
+    _cursor(["b", "x", None]),
+]
+
+
+def test_every_cursor_route_answers_a_malformed_cursor_with_a_located_422(
+    api: SecuredApi, a_comparison: str
+) -> None:
+    routes = [
+        "/v1/comparisons",
+        f"/v1/comparisons/{a_comparison}/trials",  # streamed: a bad cursor broke it mid-way
+        f"/v1/comparisons/{a_comparison}/trials?limit=2",
+        f"/v1/comparisons/{a_comparison}/trials?format=csv",
+        "/v1/datasets",
+    ]
+    with api.client("a") as a:
+        for route in routes:
+            sep = "&" if "?" in route else "?"
+            for cursor in BAD_CURSORS:
+                resp = a.get(f"{route}{sep}cursor={cursor}")
+                body = assert_problem(resp, 422)
+                assert body["errors"][0]["loc"] == ["query", "cursor"], (route, cursor, body)
+        # The cursors the service issues still work.
+        assert a.post("/v1/comparisons", json=tiny_spec("a's 2nd")).status_code == 202
+        for route in routes[0], routes[2], routes[4]:
+            first = a.get(route, params={"limit": 1})
+            assert first.status_code == 200, first.text
+            cursor = first.json()["next_cursor"]
+            assert cursor, route
+            second = a.get(route, params={"limit": 1, "cursor": cursor})
+            assert second.status_code == 200, second.text
+            assert second.json()["items"] != first.json()["items"]
 
 
 def test_revoked_key_is_refused(api: SecuredApi) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 import time
 from typing import Any
 
 import httpx
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
+METRIC_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+CSV_COLUMNS = ["trial_id", "variant", "seed", "epoch", *METRIC_KEYS]
 
 
 def small_cnn(name: str = "cnn") -> dict[str, Any]:
@@ -77,3 +82,63 @@ def assert_problem(resp: httpx.Response, status: int) -> dict[str, Any]:
     assert body["status"] == status
     assert "Traceback" not in resp.text
     return body
+
+
+def assert_trained(
+    client: httpx.Client, comparison_id: str, spec: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """What every deployment must show for a succeeded comparison of ``spec``: one trial per
+    (variant, seed), params and FLOPs equal to the analysis, epochs 1..N once each with finite
+    metric values, the device recorded, and the same rows as CSV. Returns the trials."""
+    epochs = spec["training"]["epochs"]
+    trials = client.get(f"/v1/comparisons/{comparison_id}/trials").json()["items"]
+    assert sorted((t["variant"], t["seed"]) for t in trials) == sorted(
+        (v["name"], seed) for v in spec["variants"] for seed in spec["seeds"]
+    )
+    analyses = {}
+    for variant in spec["variants"]:
+        resp = client.post(
+            "/v1/architectures/analyze",
+            json={"variant": variant, "dataset": {"name": spec["dataset"]["name"]}},
+        )
+        assert resp.status_code == 200, resp.text
+        analyses[variant["name"]] = resp.json()
+    for t in trials:
+        assert t["status"] == "succeeded", t
+        assert t["epochs_done"] == epochs, t
+        assert t["params"] == analyses[t["variant"]]["params"], t
+        assert t["flops"] == analyses[t["variant"]]["flops"], t
+        assert 0.0 <= t["test_accuracy"] <= 1.0, t
+        assert math.isfinite(t["test_loss"]), t
+        assert t["test_loss"] > 0, t
+        assert t["train_seconds"] > 0, t
+        assert t["device"], t
+        assert t["worker"], t
+
+    metrics = client.get(
+        f"/v1/comparisons/{comparison_id}/metrics", params={"limit": len(trials) * epochs + 1}
+    ).json()["items"]
+    by_trial: dict[str, list[int]] = {t["id"]: [] for t in trials}
+    for m in metrics:
+        by_trial[m["trial_id"]].append(m["epoch"])
+        for key in METRIC_KEYS:
+            assert isinstance(m[key], float), (key, m)
+            assert math.isfinite(m[key]), (key, m)
+    for trial_id, seen in by_trial.items():
+        assert sorted(seen) == list(range(1, epochs + 1)), (trial_id, seen)  # once each
+
+    as_csv = client.get(f"/v1/comparisons/{comparison_id}/metrics", params={"format": "csv"})
+    assert as_csv.status_code == 200, as_csv.text
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert rows
+    assert list(rows[0]) == CSV_COLUMNS
+    assert sorted((r["trial_id"], int(r["epoch"])) for r in rows) == sorted(
+        (m["trial_id"], m["epoch"]) for m in metrics
+    )
+    by_key = {(m["trial_id"], m["epoch"]): m for m in metrics}
+    for r in rows:
+        for key in METRIC_KEYS:
+            want = by_key[r["trial_id"], int(r["epoch"])][key]
+            assert math.isclose(float(r[key]), want, rel_tol=1e-9), (key, r, want)
+    return trials

@@ -18,7 +18,13 @@ from core.spec import ComparisonSpec
 from core.tables import Comparison, EpochMetric, Trial
 from core.validation import validate_comparison
 from tests.conftest import Service
-from tests.helpers import assert_problem, small_cnn, small_mlp, tiny_spec, wait_done
+from tests.helpers import (
+    assert_problem,
+    assert_trained,
+    small_mlp,
+    tiny_spec,
+    wait_done,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 
@@ -43,8 +49,9 @@ def _db(svc: Service) -> Session:
 
 
 def test_two_variants_two_seeds_end_to_end(distributed: Service) -> None:
+    spec = tiny_spec("e2e")
     with distributed.client() as client:
-        resp = client.post("/v1/comparisons", json=tiny_spec("e2e"))
+        resp = client.post("/v1/comparisons", json=spec)
         assert resp.status_code == 202, resp.text
         created = resp.json()
         assert resp.headers["location"] == f"/v1/comparisons/{created['id']}"
@@ -57,59 +64,8 @@ def test_two_variants_two_seeds_end_to_end(distributed: Service) -> None:
         assert done["started_at"]
         assert done["finished_at"]
 
-        trials = client.get(f"/v1/comparisons/{created['id']}/trials").json()["items"]
-        assert len(trials) == 4
-        analyses = {}
-        for variant in (small_cnn(), small_mlp()):
-            a = client.post(
-                "/v1/architectures/analyze",
-                json={"variant": variant, "dataset": {"name": "mnist_5k"}},
-            )
-            assert a.status_code == 200, a.text
-            analyses[variant["name"]] = a.json()
-        for t in trials:
-            assert t["status"] == "succeeded"
-            assert t["attempts"] == 1
-            assert t["epochs_done"] == 2
-            assert t["params"] == analyses[t["variant"]]["params"]
-            assert t["flops"] == analyses[t["variant"]]["flops"]
-            assert 0.0 <= t["test_accuracy"] <= 1.0
-            assert t["test_loss"] > 0
-            assert t["train_seconds"] > 0
-            assert t["device"]
-            assert t["worker"]
-        assert sorted((t["variant"], t["seed"]) for t in trials) == [
-            ("cnn", 0),
-            ("cnn", 1),
-            ("mlp", 0),
-            ("mlp", 1),
-        ]
-
-        metrics = client.get(f"/v1/comparisons/{created['id']}/metrics").json()["items"]
-        assert len(metrics) == 8
-        by_trial: dict[str, list[int]] = {}
-        for m in metrics:
-            by_trial.setdefault(m["trial_id"], []).append(m["epoch"])
-            for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
-                assert isinstance(m[key], float), (key, m)
-        assert all(epochs == [1, 2] for epochs in by_trial.values())
-
-        as_csv = client.get(f"/v1/comparisons/{created['id']}/metrics?format=csv")
-        assert as_csv.headers["content-type"].startswith("text/csv")
-        rows = list(csv.DictReader(io.StringIO(as_csv.text)))
-        assert len(rows) == 8
-        assert list(rows[0]) == [
-            "trial_id",
-            "variant",
-            "seed",
-            "epoch",
-            "loss",
-            "accuracy",
-            "val_loss",
-            "val_accuracy",
-            "seconds",
-        ]
-        assert float(rows[0]["val_accuracy"]) == pytest.approx(metrics[0]["val_accuracy"])
+        trials = assert_trained(client, created["id"], spec)
+        assert all(t["attempts"] == 1 for t in trials)
         accept_csv = client.get(
             f"/v1/comparisons/{created['id']}/trials", headers={"Accept": "text/csv"}
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
@@ -19,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, Service, base_env, free_port, start, stop, wait_http
-from tests.helpers import tiny_spec, wait_done
+from tests.helpers import assert_trained, tiny_spec, wait_done
 
 pytestmark = [pytest.mark.worker]
 
@@ -42,23 +40,15 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 def test_embedded_end_to_end(embedded: Service) -> None:
     assert (embedded.data_dir / "archbench.db").exists()
+    spec = tiny_spec("embedded")
     with embedded.client() as client:
-        resp = client.post("/v1/comparisons", json=tiny_spec("embedded"))
+        resp = client.post("/v1/comparisons", json=spec)
         assert resp.status_code == 202, resp.text
         cid = resp.json()["id"]
         done = wait_done(client, cid)
         assert done["status"] == "succeeded", embedded.log("up")[-4000:]
-        trials = client.get(f"/v1/comparisons/{cid}/trials").json()["items"]
+        trials = assert_trained(client, cid, spec)
         assert len(trials) == 4
-        assert all(t["status"] == "succeeded" and t["epochs_done"] == 2 for t in trials)
-        rows = list(
-            csv.DictReader(
-                io.StringIO(
-                    client.get(f"/v1/comparisons/{cid}/metrics", params={"format": "csv"}).text
-                )
-            )
-        )
-        assert len(rows) == 8
         ready = client.get("/readyz").json()
         assert ready["checks"] == {"database": "ok", "broker": "ok"}
     assert "authentication is OFF" in embedded.log("up")

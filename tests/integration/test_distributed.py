@@ -17,7 +17,7 @@ from core.queue import celery_config, enqueue_trials
 from core.spec import ComparisonSpec
 from core.tables import Comparison, EpochMetric, Trial
 from core.validation import validate_comparison
-from tests.conftest import Service
+from tests.conftest import Service, fresh_database
 from tests.helpers import (
     assert_problem,
     assert_trained,
@@ -162,3 +162,67 @@ def test_failing_trial_keeps_the_others(distributed: Service) -> None:
     assert trials["mlp"]["error"]["title"] == "Trial failed"
     assert "NoSuchLayer" in trials["mlp"]["error"]["detail"]
     assert "Traceback" not in trials["mlp"]["error"]["detail"]
+
+
+def _race_claims(engine: Any, trial_id: str) -> dict[str, bool]:
+    """Two threads, each on its own connection, claim ``trial_id`` at the same moment."""
+    import threading
+    import time
+
+    from core.lifecycle import claim_trial
+
+    start = threading.Barrier(2)
+    results: dict[str, bool] = {}
+    errors: list[BaseException] = []
+
+    def deliver(owner: str) -> None:
+        try:
+            with Session(engine) as s:
+                start.wait(timeout=10)
+                results[owner] = claim_trial(
+                    s, trial_id, owner=owner, worker=owner, lease_seconds=60
+                )
+                time.sleep(0.2)  # the winner's claim stays uncommitted while the other tries
+                s.commit()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(w,)) for w in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors, errors
+    return results
+
+
+def test_concurrent_claims_of_one_trial_have_one_winner() -> None:
+    """Two deliveries of one trial arriving at once: exactly one claim succeeds, each time."""
+    from core.migrate import upgrade
+
+    with fresh_database("archbench_claims") as url:
+        upgrade(url)
+        spec = ComparisonSpec.model_validate(
+            tiny_spec("race", seeds=[0, 1, 2, 3, 4], epochs=1, variants=[small_mlp()])
+        )
+        engine = make_engine(url)
+        try:
+            with Session(engine) as db:
+                _, trial_ids, _ = create_comparison(
+                    db,
+                    tenant="default",
+                    validated=validate_comparison(spec, Settings(database_url=url)),
+                    idempotency_key=None,
+                    request_hash="race",
+                )
+            assert len(trial_ids) == 5
+            for trial_id in trial_ids:
+                results = _race_claims(engine, trial_id)
+                assert sorted(results.values()) == [False, True], results
+                winner = next(owner for owner, won in results.items() if won)
+                with Session(engine) as db:
+                    row = db.get(Trial, trial_id)
+                    assert row is not None
+                    assert (row.status, row.attempts, row.lease_owner) == ("running", 1, winner)
+        finally:
+            engine.dispose()

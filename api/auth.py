@@ -118,18 +118,35 @@ class UnsafeConfiguration(RuntimeError):
     """The api was asked to start in a way that would expose it without authentication."""
 
 
-def check_auth_setup(settings: Settings) -> None:
-    """Refuse unsafe production setups; in development only warn. Needs a migrated database.
+def _exposure(settings: Settings) -> str | None:
+    """Why this setup must not run without keys, or None (the embedded single-user default)."""
+    if settings.env == "production":
+        return "ARCHBENCH_ENV=production"
+    if not settings.is_embedded:
+        return "a distributed deployment (ARCHBENCH_DATABASE_URL is not the embedded SQLite)"
+    return None
 
-    - ``ARCHBENCH_ENV=production`` with auth off: refused unless ``ARCHBENCH_ALLOW_NO_AUTH=true``.
-    - auth on and no unrevoked key: refused in production (nobody could use it; create one with
-      ``archbench keys create --tenant NAME`` first), a warning in development.
+
+def check_auth_setup(settings: Settings) -> None:
+    """Refuse to serve a shared deployment without keys; embedded, only warn. Needs a migrated
+    database.
+
+    Production (``ARCHBENCH_ENV=production``) and every distributed deployment (a database
+    other than the embedded SQLite, so reachable by more than one machine) refuse to start
+    unless ``ARCHBENCH_ALLOW_NO_AUTH=true`` says it is meant:
+
+    - with auth off (anyone could train and read everything);
+    - with auth on and no unrevoked key (nobody could use it; create one with
+      ``archbench keys create --tenant NAME`` first).
+
+    The embedded default (SQLite, ``archbench up``) may run with auth off; it logs that.
     """
+    exposed = _exposure(settings)
     if not settings.auth:
-        if settings.env == "production" and not settings.allow_no_auth:
+        if exposed and not settings.allow_no_auth:
             msg = (
-                "refusing to start: ARCHBENCH_ENV=production with ARCHBENCH_AUTH off would let "
-                "anyone train and read everything. Set ARCHBENCH_AUTH=true and create a key with "
+                f"refusing to start: {exposed} with ARCHBENCH_AUTH off would let anyone train "
+                "and read everything. Set ARCHBENCH_AUTH=true and create a key with "
                 "`archbench keys create --tenant NAME`, or set ARCHBENCH_ALLOW_NO_AUTH=true to "
                 "run without authentication on purpose."
             )
@@ -144,9 +161,13 @@ def check_auth_setup(settings: Settings) -> None:
             "ARCHBENCH_AUTH=true but no API key exists, so every request will be refused; "
             "create one with `archbench keys create --tenant NAME`"
         )
-        if settings.env == "production":
-            log.error("refusing to start: %s", msg)
-            raise UnsafeConfiguration("refusing to start: " + msg)
+        if exposed and not settings.allow_no_auth:
+            msg = (
+                f"refusing to start: {exposed} with {msg}, or set ARCHBENCH_ALLOW_NO_AUTH=true "
+                "to start without keys on purpose"
+            )
+            log.error(msg)
+            raise UnsafeConfiguration(msg)
         log.warning(msg)
     else:
         log.info("authentication is ON (%d active API key(s))", keys)

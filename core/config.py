@@ -37,8 +37,9 @@ class Settings(BaseSettings):
     checkpoint_dir: Path | None = None
     dataset_cache_dir: Path | None = None
 
-    # Auth: off only in the embedded single-user mode. With env=production the api refuses
-    # to start with auth off unless allow_no_auth is set explicitly (see api.auth).
+    # Auth: off only in the embedded single-user mode. In production, and in any distributed
+    # deployment (not the embedded SQLite), the api refuses to start without keys (auth off,
+    # or on with no key) unless allow_no_auth is set explicitly (see api.auth).
     auth: bool = False
     allow_no_auth: bool = False
 

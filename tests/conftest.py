@@ -181,9 +181,17 @@ def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
 def distributed(
     pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
-    """archbench on Postgres + Redis: migrated, one api server and one worker process."""
+    """archbench on Postgres + Redis: migrated, one api server and one worker process.
+
+    Auth off, which a distributed deployment refuses unless told explicitly: the tests here
+    exercise training, not tenancy (tests.secured runs the api with keys)."""
     data_dir = tmp_path_factory.mktemp("distributed")
-    env = base_env(data_dir, ARCHBENCH_DATABASE_URL=pg_url, ARCHBENCH_BROKER_URL=redis_url)
+    env = base_env(
+        data_dir,
+        ARCHBENCH_DATABASE_URL=pg_url,
+        ARCHBENCH_BROKER_URL=redis_url,
+        ARCHBENCH_ALLOW_NO_AUTH="true",
+    )
     py = [sys.executable, "-m", "cli.main"]
     subprocess.run([*py, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
     port = free_port()

@@ -160,8 +160,12 @@ def process_stack(data_dir: Path, **settings: str) -> Iterator[Stack]:
     with fresh_database("archbench_stack") as db_url:
         redis = PrivateRedis(data_dir / "redis.log")
         redis.start()
+        # Auth off on purpose (a distributed api refuses that without ALLOW_NO_AUTH).
         env = base_env(
-            data_dir, ARCHBENCH_DATABASE_URL=db_url, ARCHBENCH_BROKER_URL=redis.url, **settings
+            data_dir,
+            ARCHBENCH_DATABASE_URL=db_url,
+            ARCHBENCH_BROKER_URL=redis.url,
+            **{"ARCHBENCH_ALLOW_NO_AUTH": "true", **settings},
         )
         py = [sys.executable, "-m", "cli.main"]
         subprocess.run([*py, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)

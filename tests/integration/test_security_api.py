@@ -269,17 +269,21 @@ def test_active_comparisons_quota_429(api: SecuredApi) -> None:
         assert b.post("/v1/comparisons", json=tiny_spec("b ok")).status_code == 202
 
 
-def test_production_refuses_to_start_without_auth(api: SecuredApi) -> None:
-    env = {**api.env, "ARCHBENCH_ENV": "production", "ARCHBENCH_AUTH": "false"}
-    log = api.log.with_name("prod.log")
+def test_distributed_refuses_to_start_without_auth(api: SecuredApi) -> None:
+    # Postgres, not production: a distributed deployment (more in test_security_startup.py).
+    env = {**api.env, "ARCHBENCH_AUTH": "false"}
+    assert "ARCHBENCH_ENV" not in env
+    log = api.log.with_name("noauth.log")
     proc = start([*PY, "api", "--port", str(free_port())], env, log)
     try:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         stop(proc)
-        pytest.fail("the api started in production with auth off")
+        pytest.fail("a distributed api started with auth off")
     assert proc.returncode != 0
-    assert "ARCHBENCH_ALLOW_NO_AUTH" in log.read_text()
+    text = log.read_text()
+    assert "refusing to start: a distributed deployment" in text, text[-2000:]
+    assert "ARCHBENCH_ALLOW_NO_AUTH" in text
 
     port = free_port()
     env["ARCHBENCH_ALLOW_NO_AUTH"] = "true"

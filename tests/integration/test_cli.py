@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,3 +120,39 @@ def test_compose_file_is_valid() -> None:
             "neither `docker compose` nor `docker-compose` is installed; .ci/run installs it"
         )
     pytest.skip("no docker compose to check the file with")
+
+
+def _compose() -> dict[str, Any]:
+    import yaml
+
+    return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+
+
+def test_compose_builds_every_local_image_from_a_dockerfile_stage() -> None:
+    stages = set(re.findall(r"^FROM \S+ AS (\S+)$", (ROOT / "Dockerfile").read_text(), re.M))
+    assert {"api", "worker"} <= stages
+    services = _compose()["services"]
+    local = {n: svc for n, svc in services.items() if svc.get("image", "").startswith("archbench")}
+    assert {"migrate", "api", "worker", "sweeper"} <= set(local)
+    for name, svc in local.items():
+        assert svc.get("build", {}).get("context") == ".", name
+        assert svc["build"]["target"] in stages, name
+        assert svc["image"].startswith(f"archbench-{svc['build']['target']}:"), name
+    for name in ("postgres", "redis", "api", "worker"):
+        assert "healthcheck" in services[name], name
+
+
+@pytest.mark.services
+@pytest.mark.worker
+def test_compose_worker_healthcheck_pings_this_hosts_worker(distributed: Service) -> None:
+    """The worker's health check, run as Docker would (sh -c, $$ -> $), against a live worker."""
+    kind, command = _compose()["services"]["worker"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    command = command.replace("$$", "$")
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the venv's celery
+    for hostname, healthy in ((socket.gethostname(), True), ("no-such-container", False)):
+        env = {**distributed.env, "PATH": path, "HOSTNAME": hostname}
+        proc = subprocess.run(
+            ["sh", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert (proc.returncode == 0) == healthy, (hostname, proc.stdout, proc.stderr)

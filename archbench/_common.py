@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "RECONNECT_SECONDS",
+    "RETRY_STATUSES",
     "TERMINAL",
     "Event",
+    "EventFilter",
+    "Reconnect",
     "SpecSource",
     "SseParser",
     "build_spec",
@@ -125,6 +130,87 @@ class SseParser:
         elif field == "id":
             self._id = value
         return None
+
+
+class EventFilter:
+    """Drops the events a reconnected stream repeats.
+
+    Every ``/events`` stream starts by replaying what already happened (its ``id:`` counter
+    starts again at 1), so after a reconnect the events a follower already has come again.
+    They are recognised by what they are about: ``trial_started``/``trial_finished`` by the
+    trial, ``epoch`` by (trial, epoch), ``comparison_finished`` once, and a ``progress`` equal
+    to the last one passed on.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[Any, ...]] = set()
+        self._progress: str | None = None
+
+    def is_new(self, event: Event) -> bool:
+        """True the first time an event is seen (and remember it)."""
+        d = event.data if isinstance(event.data, dict) else {}
+        if event.event == "progress":
+            key = json.dumps(d, sort_keys=True, default=str)
+            if key == self._progress:
+                return False
+            self._progress = key
+            return True
+        if event.event == "epoch":
+            seen: tuple[Any, ...] = ("epoch", d.get("trial_id"), d.get("epoch"))
+        elif event.event in ("trial_started", "trial_finished"):
+            seen = (event.event, d.get("id"))
+        elif event.event == "comparison_finished":
+            seen = (event.event,)
+        else:
+            return True
+        if seen in self._seen:
+            return False
+        self._seen.add(seen)
+        return True
+
+
+RECONNECT_SECONDS = 120.0
+"""Without a timeout, how long a follower keeps trying to get a lost stream back."""
+RETRY_STATUSES = frozenset({502, 503, 504})
+"""Answers a restarting service (or the proxy in front of it) gives: try again."""
+
+
+class Reconnect:
+    """When a followed event stream is lost: how long to wait before trying again, or give up.
+
+    A stream that never connected is not retried (a wrong URL fails at once). Once it has,
+    a lost connection (the api restarted, a proxy dropped it) is retried with exponential
+    backoff (0.2 s doubling to 5 s) until the caller's deadline or, without one, for
+    ``window`` seconds of failing in a row.
+    """
+
+    def __init__(self, deadline: float | None, window: float = RECONNECT_SECONDS) -> None:
+        self.deadline = deadline
+        self.window = window
+        self.ever_connected = False
+        self._delay = 0.2
+        self._failing_since: float | None = None
+
+    def connected(self) -> None:
+        """The stream is open: the next failure starts a fresh backoff."""
+        self.ever_connected = True
+        self._delay = 0.2
+        self._failing_since = None
+
+    def backoff(self) -> float | None:
+        """Seconds to wait before the next try; None to give up."""
+        if not self.ever_connected:
+            return None
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if self.deadline is None and now - self._failing_since > self.window:
+            return None
+        wait = self._delay
+        self._delay = min(self._delay * 2, 5.0)
+        if self.deadline is not None:
+            wait = max(0.0, min(wait, self.deadline - now))
+        return wait
 
 
 def to_frame(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None) -> Any:

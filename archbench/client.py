@@ -22,7 +22,17 @@ from typing import Any, Literal
 
 import httpx
 
-from archbench._common import TERMINAL, Event, SpecSource, SseParser, build_spec, to_frame
+from archbench._common import (
+    RETRY_STATUSES,
+    TERMINAL,
+    Event,
+    EventFilter,
+    Reconnect,
+    SpecSource,
+    SseParser,
+    build_spec,
+    to_frame,
+)
 from archbench.errors import WaitTimeout, error_from_response, unreachable
 
 __all__ = ["AsyncClient", "Client", "Event"]
@@ -149,33 +159,48 @@ class Client:
             time.sleep(poll if left is None else max(0.0, min(poll, left)))
 
     def events(self, comparison_id: str, timeout: float | None = None) -> Iterator[Event]:
-        """Follow the comparison's server-sent events until ``comparison_finished``."""
+        """Follow the comparison's server-sent events until ``comparison_finished``.
+
+        A stream lost midway (the api restarted) is reopened with backoff until ``timeout``
+        (or for two minutes without one); the events the new stream replays are dropped, so
+        each one arrives once.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        fresh, retry = EventFilter(), Reconnect(deadline)
         while True:
+            wait: float | None = 0.0
             try:
                 with self._http.stream(
                     "GET", _path(comparison_id, "/events"), timeout=_stream_timeout(deadline)
                 ) as resp:
                     if resp.status_code >= 400:
                         resp.read()
-                        raise error_from_response(resp)
-                    parser = SseParser()
-                    for line in resp.iter_lines():
-                        event = parser.feed(line)
-                        if event is not None:
-                            yield event
-                            if event.event == "comparison_finished":
-                                return
-                        left = _remaining(deadline)
-                        if left is not None and left <= 0:
-                            raise WaitTimeout(comparison_id, float(timeout or 0), None)
+                        wait = retry.backoff() if resp.status_code in RETRY_STATUSES else None
+                        if wait is None:
+                            raise error_from_response(resp)
+                    else:
+                        retry.connected()
+                        parser = SseParser()
+                        for line in resp.iter_lines():
+                            event = parser.feed(line)
+                            if event is not None and fresh.is_new(event):
+                                yield event
+                                if event.event == "comparison_finished":
+                                    return
+                            left = _remaining(deadline)
+                            if left is not None and left <= 0:
+                                raise WaitTimeout(comparison_id, float(timeout or 0), None)
             except httpx.ReadTimeout:
                 pass
             except httpx.TransportError as exc:
-                raise unreachable(self.url, exc) from exc
+                wait = retry.backoff()
+                if wait is None:
+                    raise unreachable(self.url, exc) from exc
             left = _remaining(deadline)
             if left is not None and left <= 0:
                 raise WaitTimeout(comparison_id, float(timeout or 0), None)
+            if wait:
+                time.sleep(wait)
 
     def trials(self, comparison_id: str, *, as_frame: bool = False) -> Any:
         """One row per (variant, seed): a list of dicts, or a DataFrame with ``as_frame``."""
@@ -313,33 +338,48 @@ class AsyncClient:
     async def events(
         self, comparison_id: str, timeout: float | None = None
     ) -> AsyncIterator[Event]:
-        """Follow the comparison's server-sent events until ``comparison_finished``."""
+        """Follow the comparison's server-sent events until ``comparison_finished``.
+
+        A stream lost midway (the api restarted) is reopened with backoff until ``timeout``
+        (or for two minutes without one); the events the new stream replays are dropped, so
+        each one arrives once.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        fresh, retry = EventFilter(), Reconnect(deadline)
         while True:
+            wait: float | None = 0.0
             try:
                 async with self._http.stream(
                     "GET", _path(comparison_id, "/events"), timeout=_stream_timeout(deadline)
                 ) as resp:
                     if resp.status_code >= 400:
                         await resp.aread()
-                        raise error_from_response(resp)
-                    parser = SseParser()
-                    async for line in resp.aiter_lines():
-                        event = parser.feed(line)
-                        if event is not None:
-                            yield event
-                            if event.event == "comparison_finished":
-                                return
-                        left = _remaining(deadline)
-                        if left is not None and left <= 0:
-                            raise WaitTimeout(comparison_id, float(timeout or 0), None)
+                        wait = retry.backoff() if resp.status_code in RETRY_STATUSES else None
+                        if wait is None:
+                            raise error_from_response(resp)
+                    else:
+                        retry.connected()
+                        parser = SseParser()
+                        async for line in resp.aiter_lines():
+                            event = parser.feed(line)
+                            if event is not None and fresh.is_new(event):
+                                yield event
+                                if event.event == "comparison_finished":
+                                    return
+                            left = _remaining(deadline)
+                            if left is not None and left <= 0:
+                                raise WaitTimeout(comparison_id, float(timeout or 0), None)
             except httpx.ReadTimeout:
                 pass
             except httpx.TransportError as exc:
-                raise unreachable(self.url, exc) from exc
+                wait = retry.backoff()
+                if wait is None:
+                    raise unreachable(self.url, exc) from exc
             left = _remaining(deadline)
             if left is not None and left <= 0:
                 raise WaitTimeout(comparison_id, float(timeout or 0), None)
+            if wait:
+                await asyncio.sleep(wait)
 
     async def trials(self, comparison_id: str, *, as_frame: bool = False) -> Any:
         """One row per (variant, seed): a list of dicts, or a DataFrame with ``as_frame``."""

@@ -11,6 +11,14 @@ Two kinds of series, on purpose:
   epoch durations, worker heartbeats, queue depth) is read from Postgres and the broker at
   scrape time. The database is shared by every process, so these are right however many
   api and worker processes there are, and no worker needs to expose a port.
+
+Workers: ``archbench_worker_heartbeat_timestamp_seconds{worker,pid}`` is written by every
+worker process every ``ARCHBENCH_WORKER_HEARTBEAT_SECONDS`` whether it trains or not (alert
+when ``time() -`` it grows past a few intervals; a cleanly stopped worker's series goes away),
+with ``archbench_worker_concurrency`` beside it and ``archbench_worker_trials{worker,status}``
+counting the trials its current processes ran, by status. The older per-process series
+(``archbench_worker_running_trials`` and ``archbench_worker_last_seen_timestamp_seconds``,
+labelled host:pid of the child process) come from the trials table.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from core.config import Settings, get_settings
 from core.db import session_scope
 from core.logging import log_context
 from core.queue import QUEUE
-from core.tables import Comparison, EpochMetric, Trial
+from core.tables import Comparison, EpochMetric, Trial, WorkerHeartbeat
 
 __all__ = [
     "CONTENT_TYPE",
@@ -204,6 +212,7 @@ class DatabaseCollector(Collector):
                 ),
             )
             yield self._heartbeats(s, settings)
+            yield from self._workers(s)
             yield self._epoch_histogram(s)
         depth = queue_depth(settings)
         up = GaugeMetricFamily(
@@ -247,6 +256,55 @@ class DatabaseCollector(Collector):
         for worker, ts in sorted(seen.items()):
             g.add_metric([worker], ts)
         return g
+
+    @staticmethod
+    def _workers(s: Any) -> Iterator[Metric]:
+        """Every worker process's heartbeat and concurrency, and its processes' trials by status."""
+        beats = GaugeMetricFamily(
+            "archbench_worker_heartbeat_timestamp_seconds",
+            "Unix time of each worker's last heartbeat (written busy or idle).",
+            labels=["worker", "pid"],
+        )
+        slots = GaugeMetricFamily(
+            "archbench_worker_concurrency",
+            "Trials each worker runs at once (its pool processes).",
+            labels=["worker", "pid"],
+        )
+        owner: dict[str, str] = {}  # "host:pid" of a process -> its worker's name
+        rows = s.execute(
+            select(
+                WorkerHeartbeat.name,
+                WorkerHeartbeat.hostname,
+                WorkerHeartbeat.pid,
+                WorkerHeartbeat.concurrency,
+                WorkerHeartbeat.processes,
+                WorkerHeartbeat.last_seen,
+            ).order_by(WorkerHeartbeat.name, WorkerHeartbeat.pid)
+        )
+        for name, host, pid, concurrency, processes, last_seen in rows:
+            beats.add_metric([name, str(pid)], _ts(last_seen))
+            slots.add_metric([name, str(pid)], float(concurrency))
+            for p in [pid, *(processes or [])]:
+                owner[f"{host}:{p}"] = name
+        yield beats
+        yield slots
+        trials = GaugeMetricFamily(
+            "archbench_worker_trials",
+            "Trials run by each live worker's current processes, by status.",
+            labels=["worker", "status"],
+        )
+        counts: dict[tuple[str, str], float] = {}
+        if owner:
+            for process, status, n in s.execute(
+                select(Trial.worker, Trial.status, func.count())
+                .where(Trial.worker.in_(list(owner)))
+                .group_by(Trial.worker, Trial.status)
+            ):
+                key = (owner[process], status)
+                counts[key] = counts.get(key, 0.0) + float(n)
+        for (name, status), n in sorted(counts.items()):
+            trials.add_metric([name, status], n)
+        yield trials
 
     @staticmethod
     def _epoch_histogram(s: Any) -> Metric:

@@ -83,8 +83,13 @@ class Settings(BaseSettings):
     webhook_allow_private: bool | None = None
     public_url: str = "http://127.0.0.1:8000"  # the api as receivers reach it (webhook links)
 
-    # MLflow: when set, each finished trial is logged as an MLflow run (the mlflow extra).
+    # Every worker process writes a heartbeat row this often, busy or idle (see /metrics).
+    worker_heartbeat_seconds: float = Field(10.0, gt=0)
+
+    # MLflow: when set, each ended trial is logged as an MLflow run (the mlflow extra): every
+    # worker's main process looks for ended, not yet logged trials this often (worker.mlflow_live).
     mlflow_tracking_uri: str = ""
+    mlflow_poll_seconds: float = Field(5.0, gt=0)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -30,8 +30,10 @@ __all__ = [
     "Comparison",
     "Dataset",
     "EpochMetric",
+    "MlflowRun",
     "Trial",
     "WebhookDelivery",
+    "WorkerHeartbeat",
     "new_id",
     "utcnow",
 ]
@@ -220,3 +222,33 @@ class WebhookDelivery(Base):
     delivered: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime | None]
+
+
+class WorkerHeartbeat(Base):
+    """A worker process's last sign of life, busy or idle: its main process rewrites its row
+    every ``worker_heartbeat_seconds`` (see worker.heartbeat) and deletes it on a clean stop."""
+
+    __tablename__ = "worker_heartbeats"
+
+    hostname: Mapped[str] = mapped_column(String(200), primary_key=True)
+    pid: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))  # the Celery node name, e.g. gpu0@host
+    concurrency: Mapped[int]
+    # The pids of its pool's child processes: a trial's ``worker`` is host:child pid.
+    processes: Mapped[list[int]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MlflowRun(Base):
+    """A trial that live MLflow logging (``ARCHBENCH_MLFLOW_TRACKING_URI``) has logged, so
+    each ended trial is logged once, whichever way it ended (see worker.mlflow_live)."""
+
+    __tablename__ = "mlflow_runs"
+
+    trial_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    tracking_uri: Mapped[str] = mapped_column(String(1000))
+    logged_at: Mapped[datetime] = mapped_column(default=utcnow)

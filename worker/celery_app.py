@@ -1,8 +1,10 @@
 """The worker's Celery app: the shared long-task settings from ``core.queue`` plus our tasks.
 
 TensorFlow is imported inside the worker's child processes on first use, never here: the
-Celery parent forks its pool, and TensorFlow is not fork-safe. The parent runs the sweeper
-(``core.sweeper``) in a thread.
+Celery parent forks its pool, and TensorFlow is not fork-safe. The parent runs, each in a
+thread: the sweeper (``core.sweeper``), webhook delivery (``core.webhooks``), the worker's
+heartbeat (``worker.heartbeat``) and, when ``ARCHBENCH_MLFLOW_TRACKING_URI`` is set, live
+MLflow logging of ended trials (``worker.mlflow_live``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Any
 from celery import Celery
 from celery.signals import (
     setup_logging,
-    task_postrun,
     worker_process_init,
     worker_ready,
     worker_shutdown,
@@ -25,6 +26,7 @@ from core.db import dispose_engine
 from core.logging import configure_logging
 from core.queue import celery_config, tune_sql_transport
 from core.sweeper import sweep
+from worker.heartbeat import Heartbeat, pool_description
 
 __all__ = ["app"]
 
@@ -35,6 +37,7 @@ app = Celery("archbench", include=["worker.tasks"])
 app.conf.update(celery_config(get_settings()))
 
 _stop_sweeper = threading.Event()
+_heartbeat: Heartbeat | None = None
 
 
 @setup_logging.connect
@@ -70,25 +73,43 @@ def _deliver_webhooks_forever() -> None:
             log.exception("webhook delivery pass failed; trying again")
 
 
-@task_postrun.connect
-def _log_trial_to_mlflow(args: Any = None, retval: Any = None, **_: Any) -> None:
-    """With ARCHBENCH_MLFLOW_TRACKING_URI set, log each trial this child ended to MLflow."""
-    settings = get_settings()
-    if settings.mlflow_tracking_uri and args and retval in ("succeeded", "failed", "cancelled"):
-        from worker.mlflow_live import log_trial
+def _log_to_mlflow_forever() -> None:
+    """Every ended trial not yet in MLflow, however it ended (worker.mlflow_live)."""
+    from worker.mlflow_live import log_due
 
-        log_trial(str(args[0]), settings)
+    settings = get_settings()
+    while not _stop_sweeper.wait(settings.mlflow_poll_seconds):
+        try:
+            log_due(settings)
+        except Exception:
+            log.exception("MLflow logging pass failed; trying again")
 
 
 @worker_ready.connect
-def _start_sweeper(**_: Any) -> None:
-    """Start the sweeper thread in the worker's main process."""
+def _start_sweeper(sender: Any = None, **_: Any) -> None:
+    """Start the main process's threads: sweeper, webhooks, heartbeat, live MLflow."""
+    global _heartbeat
+    settings = get_settings()
     threading.Thread(target=_sweep_forever, name="archbench-sweeper", daemon=True).start()
     threading.Thread(
         target=_deliver_webhooks_forever, name="archbench-webhooks", daemon=True
     ).start()
+    if settings.mlflow_tracking_uri:
+        threading.Thread(
+            target=_log_to_mlflow_forever, name="archbench-mlflow", daemon=True
+        ).start()
+    name = str(getattr(sender, "hostname", None) or "archbench")
+    default = int(app.conf.worker_concurrency or 1)
+
+    def describe() -> tuple[str, int, list[int]]:
+        processes, concurrency = pool_description(sender, default)
+        return name, concurrency, processes
+
+    _heartbeat = Heartbeat(describe, settings.worker_heartbeat_seconds).start()
 
 
 @worker_shutdown.connect
 def _stop(**_: Any) -> None:
     _stop_sweeper.set()
+    if _heartbeat is not None:
+        _heartbeat.stop()

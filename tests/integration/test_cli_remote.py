@@ -90,34 +90,7 @@ def test_submit_wait_ls_status_export_and_mlflow(distributed: Service, tmp_path:
     again = run(["export", cid, "--mlflow", f"sqlite:///{db}"], env)
     assert again.returncode == 0, again.stderr
     assert len(ml.search_runs([experiment.experiment_id])) == 2
-
-    # The worker's live logging path, run as the worker runs it, into another store.
-    live_db = tmp_path / "live.db"
-    script = (
-        "import sys\n"
-        "from sqlalchemy import select\n"
-        "from core.config import get_settings\n"
-        "from core.db import session_scope\n"
-        "from core.tables import Trial\n"
-        "from worker.mlflow_live import log_trial\n"
-        "with session_scope() as s:\n"
-        f"    tid = s.scalar(select(Trial.id).where(Trial.comparison_id == '{cid}').limit(1))\n"
-        "print(len(log_trial(tid, get_settings())))\n"
-    )
-    live = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**distributed.env, "ARCHBENCH_MLFLOW_TRACKING_URI": f"sqlite:///{live_db}"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert live.returncode == 0, live.stderr[-3000:]
-    assert live.stdout.strip().splitlines()[-1] == "1"
-    live_ml = MlflowClient(tracking_uri=f"sqlite:///{live_db}")
-    live_exp = live_ml.get_experiment_by_name("archbench/cli-remote")
-    assert live_exp is not None
-    assert len(live_ml.search_runs([live_exp.experiment_id])) == 1
+    # Live logging by the worker: see test_observability_distributed.py.
 
 
 def test_exit_codes(distributed: Service, tmp_path: Path) -> None:

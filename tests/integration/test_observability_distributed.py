@@ -1,7 +1,10 @@
 """/metrics after a real comparison, JSON log lines with ids, and `archbench sweep`.
 
-All on the shared ``distributed`` fixture (Postgres, Redis, an api and a worker subprocess
-whose output goes to files, so their logs are the non-TTY JSON form).
+Most on the shared ``distributed`` fixture (Postgres, Redis, an api and a worker subprocess
+whose output goes to files, so their logs are the non-TTY JSON form). A private stack
+(``tests.stack``: its own database and Redis, live MLflow on, a 1 s heartbeat) serves what
+needs a process restarted or other settings: an idle worker's heartbeat, following events
+through an api restart, and live MLflow logging of trials no worker task ended.
 """
 
 from __future__ import annotations
@@ -11,14 +14,21 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
 
-from tests.conftest import ROOT, Service
-from tests.helpers import tiny_spec
+from archbench import Client
+from core.tables import MlflowRun, Trial
+from tests.conftest import ROOT, Service, start
+from tests.helpers import small_mlp, tiny_spec, wait_done
+from tests.stack import Stack, process_stack
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 
@@ -100,6 +110,16 @@ def test_metrics_after_a_comparison(distributed: Service, finished: dict[str, An
     for w in workers:
         seen = _value(m, "archbench_worker_last_seen_timestamp_seconds", worker=w)
         assert time.time() - 600 < seen <= time.time() + 5
+    # Every worker process heartbeats (busy or idle), and counts its trials by status.
+    pid = str(distributed.procs["worker"].pid)
+    beats = [(labels, v) for labels, v in m["archbench_worker_heartbeat_timestamp_seconds"]]
+    name = next(labels["worker"] for labels, _ in beats if labels["pid"] == pid)
+    assert name.startswith("test@"), beats
+    beat = _value(m, "archbench_worker_heartbeat_timestamp_seconds", worker=name, pid=pid)
+    assert time.time() - 120 < beat <= time.time() + 5
+    assert _value(m, "archbench_worker_concurrency", worker=name, pid=pid) == 1
+    succeeded = _value(m, "archbench_worker_trials", worker=name, status="succeeded")
+    assert succeeded >= len(finished["trials"])
 
 
 def _json_lines(text: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -156,3 +176,178 @@ def test_sweep_command_once(distributed: Service) -> None:
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {"requeued", "failed", "enqueued", "finalized"} <= result.keys()
+
+
+ARCHBENCH = [sys.executable, "-m", "cli.main"]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Path]]:
+    """A private stack with live MLflow logging into a SQLite store and a 1 s heartbeat."""
+    data_dir = tmp_path_factory.mktemp("live-stack")
+    store = data_dir / "mlflow.db"
+    settings = {
+        "ARCHBENCH_MLFLOW_TRACKING_URI": f"sqlite:///{store}",
+        "ARCHBENCH_MLFLOW_POLL_SECONDS": "1",
+        "ARCHBENCH_WORKER_HEARTBEAT_SECONDS": "1",
+    }
+    with process_stack(data_dir, **settings) as stack:
+        yield stack, store
+
+
+def _heartbeat(url: str, pid: int) -> tuple[str, float, float] | None:
+    """(worker name, last heartbeat, concurrency) of the worker process ``pid`` in /metrics."""
+    m = _samples(httpx.get(url + "/metrics", timeout=10).text)
+    for labels, value in m.get("archbench_worker_heartbeat_timestamp_seconds", []):
+        if labels["pid"] == str(pid):
+            slots = _value(m, "archbench_worker_concurrency", **labels)
+            return labels["worker"], float(value), slots
+    return None
+
+
+def test_an_idle_worker_heartbeats_in_metrics(live: tuple[Stack, Path]) -> None:
+    stack, _ = live
+    pid = stack.procs["w1"].pid
+    deadline = time.monotonic() + 90
+    while (first := _heartbeat(stack.url, pid)) is None:
+        assert stack.procs["w1"].poll() is None, stack.log("w1")[-3000:]
+        assert time.monotonic() < deadline, "worker w1 never showed a heartbeat"
+        time.sleep(0.5)
+    name, beat, slots = first
+    assert name.startswith("w1@")
+    assert slots == 1
+    with stack.client() as c:
+        assert c.get("/v1/comparisons").json()["items"] == []  # nothing to do: it is idle
+    while (later := _heartbeat(stack.url, pid)) is not None and later[1] <= beat:
+        assert time.monotonic() < deadline, "the idle worker's heartbeat stopped"
+        time.sleep(0.5)
+    assert later is not None
+    assert time.time() - 10 < later[1] <= time.time() + 2
+
+
+def test_events_and_cli_follow_through_an_api_restart(live: tuple[Stack, Path]) -> None:
+    """The api dies mid-stream and comes back: the client and `archbench wait` reconnect and
+    see every event once (a new stream replays the comparison from its start)."""
+    stack, _ = live
+    spec = tiny_spec("restart", seeds=[0, 1], epochs=6, samples=600, variants=[small_mlp()])
+    with stack.client() as c:
+        cid = c.post("/v1/comparisons", json=spec).json()["id"]
+    out = stack.data_dir / "wait.out"
+    env = {**stack.env, "ARCHBENCH_URL": stack.url}
+    with out.open("wb") as fh:
+        cli = subprocess.Popen(
+            [*ARCHBENCH, "wait", cid, "--timeout", "300"],
+            env=env,
+            cwd=ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    port = stack.url.rsplit(":", 1)[1]
+    events = []
+    restarted_after = 0
+    with Client(stack.url) as ab:
+        for event in ab.events(cid, timeout=300):
+            events.append(event)
+            if not restarted_after and event.event == "epoch":
+                restarted_after = len(events)
+                stack.kill("api")  # SIGKILL: the open streams break mid-body
+                stack.logs["api2"] = stack.data_dir / "api2.log"
+                stack.procs["api"] = start(
+                    [*ARCHBENCH, "api", "--port", port], stack.env, stack.logs["api2"]
+                )
+    try:
+        assert cli.wait(timeout=120) == 0, out.read_text()
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert restarted_after, "no epoch event before the end"
+    assert len(events) > restarted_after, "nothing arrived after the restart"
+    assert events[-1].event == "comparison_finished"
+    assert events[-1].data["status"] == "succeeded"
+    epochs = Counter((e.data["trial_id"], e.data["epoch"]) for e in events if e.event == "epoch")
+    assert len(epochs) == 2 * 6
+    assert set(epochs.values()) == {1}, epochs
+    kinds = Counter(e.event for e in events)
+    assert (kinds["trial_started"], kinds["trial_finished"]) == (2, 2), kinds
+    assert kinds["comparison_finished"] == 1
+    printed = out.read_text()
+    for seed in (0, 1):
+        for epoch in range(1, 7):
+            assert printed.count(f"mlp seed {seed} epoch {epoch}/6:") == 1, printed
+    assert printed.count("mlp seed 0 succeeded") == 1, printed
+    assert f"comparison {cid} succeeded" in printed
+
+
+def test_live_mlflow_logs_trials_no_task_ended(live: tuple[Stack, Path]) -> None:
+    """Live MLflow, from the worker: a trained trial, trials cancelled while queued, and a trial
+    answered at submit from the trained one (reused), each logged once."""
+    from mlflow import MlflowClient
+
+    stack, store = live
+    trained_spec = tiny_spec(
+        "ml-trained", seeds=[0], epochs=5, samples=1000, variants=[small_mlp("m")]
+    )
+    trained_spec["reuse"] = True
+    queued_spec = tiny_spec(
+        "ml-cancelled", seeds=[7, 8], epochs=1, samples=200, variants=[small_mlp("m")]
+    )
+    with stack.client() as c:
+        trained = c.post("/v1/comparisons", json=trained_spec).json()["id"]
+        # The worker (one process) is busy with the trial above: these two wait in the queue.
+        cancelled = c.post("/v1/comparisons", json=queued_spec).json()["id"]
+        assert c.post(f"/v1/comparisons/{cancelled}/cancel").status_code == 202
+        never_ran = c.get(f"/v1/comparisons/{cancelled}/trials").json()["items"]
+        assert [(t["status"], t["started_at"]) for t in never_ran] == [("cancelled", None)] * 2
+        assert wait_done(c, trained, timeout=240)["status"] == "succeeded"
+        resp = c.post("/v1/comparisons", json={**trained_spec, "name": "ml-reused"})
+        assert resp.status_code == 202, resp.text
+        reused = resp.json()["id"]
+        assert resp.json()["status"] == "succeeded"  # answered at submit: no task ran
+        [reused_trial] = c.get(f"/v1/comparisons/{reused}/trials").json()["items"]
+        [trained_trial] = c.get(f"/v1/comparisons/{trained}/trials").json()["items"]
+    assert reused_trial["reused_from"] == trained_trial["id"]
+
+    ids = (trained, cancelled, reused)
+    deadline = time.monotonic() + 120
+    while True:
+        with stack.db() as s:
+            marked = s.scalar(
+                select(func.count())
+                .select_from(MlflowRun)
+                .join(Trial, Trial.id == MlflowRun.trial_id)
+                .where(Trial.comparison_id.in_(ids))
+            )
+        if marked == 4:
+            break
+        assert time.monotonic() < deadline, (
+            f"{marked} of 4 trials logged\n{stack.log('w1')[-3000:]}"
+        )
+        time.sleep(0.5)
+    time.sleep(2.5)  # two more passes: nothing is logged twice
+
+    ml = MlflowClient(tracking_uri=f"sqlite:///{store}")
+
+    def runs(name: str) -> list[Any]:
+        experiment = ml.get_experiment_by_name(f"archbench/{name}")
+        assert experiment is not None, name
+        return list(ml.search_runs([experiment.experiment_id]))
+
+    [first] = runs("ml-trained")
+    [again] = runs("ml-reused")
+    killed = runs("ml-cancelled")
+    assert sorted(r.data.tags["archbench.seed"] for r in killed) == ["7", "8"]
+    for r in killed:
+        assert r.info.status == "KILLED"
+        assert r.data.tags["archbench.comparison_id"] == cancelled
+        assert r.data.tags["archbench.status"] == "cancelled"
+    assert again.data.tags["archbench.comparison_id"] == reused
+    assert again.data.tags["archbench.trial_id"] == reused_trial["id"]
+    assert first.data.tags["archbench.trial_id"] == trained_trial["id"]
+    for r in (first, again):
+        assert r.info.status == "FINISHED"
+        assert r.data.tags["archbench.variant"] == "m"
+        assert r.data.params["epochs"] == "5"
+        assert r.data.metrics["test_accuracy"] == pytest.approx(trained_trial["test_accuracy"])
+        history = ml.get_metric_history(r.info.run_id, "val_accuracy")
+        assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]

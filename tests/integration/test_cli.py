@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.conftest import CI, ROOT, Service, base_env, free_port
+from tests.conftest import CI, ROOT, Service, base_env, free_port, start, stop, wait_http
 from tests.helpers import tiny_spec
 
 ARCHBENCH = [sys.executable, "-m", "cli.main"]
@@ -156,3 +157,23 @@ def test_compose_worker_healthcheck_pings_this_hosts_worker(distributed: Service
             ["sh", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
         )
         assert (proc.returncode == 0) == healthy, (hostname, proc.stdout, proc.stderr)
+
+
+def test_readyz_is_503_while_the_broker_is_down(tmp_path: Path) -> None:
+    """A served api whose broker does not answer is not ready (and says which part is down)."""
+    closed = free_port()  # nothing listens there
+    env = base_env(tmp_path, ARCHBENCH_BROKER_URL=f"redis://127.0.0.1:{closed}/0")
+    assert run(["migrate"], env).returncode == 0
+    port = free_port()
+    log = tmp_path / "api.log"
+    proc = start([*ARCHBENCH, "api", "--port", str(port)], env, log)
+    try:
+        wait_http(f"http://127.0.0.1:{port}", proc, log)
+        resp = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=30)
+    finally:
+        stop(proc)
+    assert resp.status_code == 503, resp.text
+    body = resp.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["broker"].startswith("down")

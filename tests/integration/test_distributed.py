@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from core.comparisons import create_comparison
@@ -17,7 +18,7 @@ from core.queue import celery_config, enqueue_trials
 from core.spec import ComparisonSpec
 from core.tables import Comparison, EpochMetric, Trial
 from core.validation import validate_comparison
-from tests.conftest import Service, fresh_database
+from tests.conftest import Service, fresh_database, in_process_database
 from tests.helpers import (
     assert_problem,
     assert_trained,
@@ -226,3 +227,62 @@ def test_concurrent_claims_of_one_trial_have_one_winner() -> None:
                     assert (row.status, row.attempts, row.lease_owner) == ("running", 1, winner)
         finally:
             engine.dispose()
+
+
+def test_trials_are_committed_before_they_are_enqueued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker may take a message the instant it is sent, so the rows it names must already
+    be visible to other connections. The real enqueue is wrapped (not replaced): just before
+    it sends, a separate connection looks for the comparison and its trials."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.routes import comparisons as route
+    from core.queue import client_app
+
+    broker = tmp_path / "broker.db"  # the embedded SQL broker: real, and nobody consumes it
+    monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ARCHBENCH_BROKER_URL", f"sqla+sqlite:///{broker}")
+    monkeypatch.setenv("ARCHBENCH_ALLOW_NO_AUTH", "true")  # keys are not what this tests
+    seen: list[tuple[int, int]] = []
+    real_enqueue = route.enqueue_trials
+
+    with fresh_database("archbench_enqueue") as url, in_process_database(url, monkeypatch):
+        outside = make_engine(url)
+
+        def enqueue_after_commit(trial_ids: list[str], app: Any = None) -> list[str]:
+            with outside.connect() as conn:  # not the request's session
+                trials = conn.execute(
+                    select(Trial.comparison_id).where(Trial.id.in_(trial_ids))
+                ).all()
+                comparisons = conn.scalar(
+                    select(func.count())
+                    .select_from(Comparison)
+                    .where(Comparison.id.in_({t.comparison_id for t in trials}))
+                )
+            seen.append((len(trials), comparisons or 0))
+            return real_enqueue(trial_ids, app)
+
+        monkeypatch.setattr(route, "enqueue_trials", enqueue_after_commit)
+        client_app.cache_clear()
+        try:
+            with TestClient(create_app()) as client:
+                resp = client.post("/v1/comparisons", json=tiny_spec("commit-first"))
+        finally:
+            client_app.cache_clear()
+            outside.dispose()
+    assert resp.status_code == 202, resp.text
+    assert seen == [(4, 1)]  # all four trials and their comparison, before the first send
+    queued = make_engine(f"sqlite:///{broker}")
+    try:
+        with queued.connect() as conn:
+            sent = conn.scalar(
+                text(
+                    "SELECT count(*) FROM kombu_message m JOIN kombu_queue q "
+                    "ON m.queue_id = q.id WHERE q.name = 'archbench'"
+                )
+            )
+    finally:
+        queued.dispose()
+    assert sent == 4  # and the wrapped call really sent them

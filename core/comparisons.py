@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,7 +17,13 @@ from core.tables import ACTIVE_TRIAL_STATES, TERMINAL_STATES, Comparison, Trial,
 from core.tenancy import owned
 from core.validation import ValidatedComparison
 
-__all__ = ["body_hash", "cancel_comparison", "check_active_quota", "create_comparison"]
+__all__ = [
+    "body_hash",
+    "cancel_comparison",
+    "check_active_quota",
+    "create_comparison",
+    "lock_tenant_quota",
+]
 
 RETRY_AFTER_SECONDS = 30
 
@@ -129,8 +135,38 @@ def _lost_race(
     raise exc
 
 
+def lock_tenant_quota(session: Session, tenant: str) -> None:
+    """Serialise count-then-insert for ``tenant`` until this session's transaction ends.
+
+    Without it two submits can both count ``max_active - 1`` and both insert. Postgres: a
+    transaction-level advisory lock on a hash of the tenant (other tenants do not wait; taken
+    in the transaction that counts and inserts, released by its commit or rollback). SQLite:
+    the database has a single writer, but a plain SELECT takes no lock (pysqlite begins a
+    transaction only at the first write), so the count could still be stale by the insert. A
+    no-op UPDATE begins the write transaction first: the busy timeout queues the next submit
+    behind this one, and its count then sees this insert (measured: five threads against a
+    quota of two inserted five rows without it, two with it).
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        key = func.hashtextextended(f"archbench:active-quota:{tenant}", 0)
+        session.execute(select(func.pg_advisory_xact_lock(key)))
+    elif dialect == "sqlite":
+        session.execute(
+            update(Comparison)
+            .where(false())
+            .values(tenant=Comparison.tenant)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def check_active_quota(session: Session, tenant: str, max_active: int) -> None:
-    """TooManyRequests when the tenant has ``max_active`` comparisons queued or running."""
+    """TooManyRequests when the tenant has ``max_active`` comparisons queued or running.
+
+    Takes the tenant's quota lock first (``lock_tenant_quota``): the caller must insert in the
+    same transaction, so that concurrent submits cannot pass the limit together.
+    """
+    lock_tenant_quota(session, tenant)
     active = int(
         session.scalar(
             select(func.count())

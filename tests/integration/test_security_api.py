@@ -8,6 +8,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -31,7 +32,8 @@ LIMITS = {
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredApi]:
-    with secured_api(tmp_path_factory.mktemp("secured"), ("a", "b", "c"), **LIMITS) as svc:
+    tenants = ("a", "b", "c", "d", "q")
+    with secured_api(tmp_path_factory.mktemp("secured"), tenants, **LIMITS) as svc:
         yield svc
 
 
@@ -267,6 +269,40 @@ def test_active_comparisons_quota_429(api: SecuredApi) -> None:
         assert len(c.get("/v1/comparisons").json()["items"]) == 3
     with api.client("b") as b:  # another tenant is not affected
         assert b.post("/v1/comparisons", json=tiny_spec("b ok")).status_code == 202
+
+
+def test_concurrent_submits_stop_at_the_quota(api: SecuredApi) -> None:
+    # Tenant q, limit 3 (LIMITS): ten submits at once, over real HTTP, create exactly three.
+    def submit(i: int) -> httpx.Response:
+        with api.client("q") as q:
+            return q.post("/v1/comparisons", json=tiny_spec(f"race{i}", seeds=[0], epochs=1))
+
+    with ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(submit, range(10)))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [202] * 3 + [429] * 7, codes
+    for resp in responses:
+        if resp.status_code == 429:
+            assert_problem(resp, 429)
+            assert int(resp.headers["retry-after"]) > 0
+    with api.client("q") as q:
+        assert len(q.get("/v1/comparisons").json()["items"]) == 3
+
+
+def test_same_idempotency_key_in_two_tenants_makes_two_comparisons(api: SecuredApi) -> None:
+    spec = tiny_spec("idem", seeds=[0], epochs=1)
+    headers = {"Idempotency-Key": "shared-key-1"}
+    with api.client("b") as b, api.client("d") as d:
+        first_b = b.post("/v1/comparisons", json=spec, headers=headers)
+        first_d = d.post("/v1/comparisons", json=spec, headers=headers)
+        assert first_b.status_code == first_d.status_code == 202, (first_b.text, first_d.text)
+        b_id, d_id = first_b.json()["id"], first_d.json()["id"]
+        assert b_id != d_id
+        # Each replay answers its own tenant's comparison, and the other stays invisible.
+        assert b.post("/v1/comparisons", json=spec, headers=headers).json()["id"] == b_id
+        assert d.post("/v1/comparisons", json=spec, headers=headers).json()["id"] == d_id
+        assert_problem(b.get(f"/v1/comparisons/{d_id}"), 404)
+        assert [c["id"] for c in d.get("/v1/comparisons").json()["items"]] == [d_id]
 
 
 def test_distributed_refuses_to_start_without_auth(api: SecuredApi) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from core.errors import Conflict, IdempotencyMismatch, TooManyRequests
 from core.lifecycle import finalize_comparison
 from core.reuse import copy_result, find_reusable, library_versions, trial_hash
-from core.tables import ACTIVE_TRIAL_STATES, TERMINAL_STATES, Comparison, Trial, utcnow
+from core.tables import ACTIVE_TRIAL_STATES, Comparison, Trial, utcnow
 from core.tenancy import owned
 from core.validation import ValidatedComparison
 
@@ -191,10 +191,23 @@ def _by_key(session: Session, tenant: str, key: str, request_hash: str) -> Compa
 
 
 def cancel_comparison(session: Session, comparison: Comparison) -> None:
-    """Request cancellation: queued trials never start, running ones stop at a batch boundary."""
-    if comparison.status in TERMINAL_STATES:
+    """Request cancellation: queued trials never start, running ones stop at a batch boundary.
+
+    One guarded UPDATE decides: a comparison that ended in the meantime (its last trial
+    finished after ``comparison`` was read) changes no row and is a Conflict, never a
+    cancel request on an ended comparison.
+    """
+    marked = session.execute(
+        update(Comparison)
+        .where(Comparison.id == comparison.id, Comparison.status.in_(ACTIVE_TRIAL_STATES))
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    if not marked.rowcount:  # type: ignore[attr-defined]
+        session.rollback()
+        session.refresh(comparison)
         raise Conflict(f"The comparison already ended ({comparison.status}); nothing to cancel.")
-    comparison.cancel_requested = True
+    session.expire(comparison)  # finalize_comparison below must read cancel_requested anew
     session.execute(
         update(Trial)
         .where(Trial.comparison_id == comparison.id, Trial.status == "queued")

@@ -1,28 +1,35 @@
 """State transitions of trials and comparisons, each one guarded SQL statement.
 
 Every write a worker makes is guarded by the lease it holds (``lease_owner``), so a worker
-that lost its trial to the sweeper cannot overwrite the new owner's results.
+that lost its trial to the sweeper cannot overwrite the new owner's results. Leases are
+written and compared on the database's clock (``db_now``), never a machine's own: a worker
+whose clock runs ahead cannot expire another's lease early, nor one behind keep its own.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.tables import ACTIVE_TRIAL_STATES, Comparison, EpochMetric, Trial, utcnow
+from core.tables import ACTIVE_TRIAL_STATES, Comparison, EpochMetric, Trial, UTCDateTime, utcnow
 
 __all__ = [
     "LeaseLost",
+    "attempts_exhausted",
     "claim_trial",
+    "db_now",
+    "end_unclaimed",
     "finalize_comparison",
     "finish_trial",
     "json_safe",
     "progress_of",
+    "release_trial",
     "renew_lease",
     "rewind_trial",
     "upsert_epoch",
@@ -33,25 +40,62 @@ class LeaseLost(Exception):
     """This worker no longer owns the trial (its lease expired and another took it)."""
 
 
+def db_now(session: Session, plus_seconds: float = 0) -> ColumnElement[datetime]:
+    """The database server's current time (plus some seconds), as a SQL expression.
+
+    SQLite has no ``now()`` with sub-second precision; its ``strftime`` renders the same text
+    SQLAlchemy stores a timestamp as (UTC, microseconds), so comparisons stay textual and exact.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        return func.strftime(
+            "%Y-%m-%d %H:%M:%f000", "now", f"{plus_seconds:+.3f} seconds", type_=UTCDateTime()
+        )
+    now: ColumnElement[datetime] = func.now()
+    return now + timedelta(seconds=plus_seconds) if plus_seconds else now
+
+
+def unclaimed(session: Session) -> ColumnElement[bool]:
+    """A trial nobody holds: queued, or running under a lease that expired (database clock)."""
+    return or_(
+        Trial.status == "queued",
+        and_(Trial.status == "running", Trial.lease_expires_at < db_now(session)),
+    )
+
+
+def attempts_exhausted(attempts: int, limit: int) -> dict[str, Any]:
+    """The problem stored on a trial that used up its attempts."""
+    return {
+        "type": "https://archbench.dev/problems/attempts-exhausted",
+        "title": "Trial failed",
+        "status": 500,
+        "detail": f"the worker running this trial stopped answering {attempts} times "
+        f"(attempt limit {limit})",
+    }
+
+
 def claim_trial(
-    session: Session, trial_id: str, *, owner: str, worker: str, lease_seconds: int
+    session: Session,
+    trial_id: str,
+    *,
+    owner: str,
+    worker: str,
+    lease_seconds: int,
+    max_attempts: int | None = None,
 ) -> bool:
-    """Atomically take a queued trial (or one whose lease expired); False if not ours to run."""
+    """Atomically take a queued trial (or one whose lease expired) that has attempts left;
+    False if not ours to run (see ``end_unclaimed`` for one that used them all)."""
     now = utcnow()
+    guard = [Trial.id == trial_id, unclaimed(session)]
+    if max_attempts is not None:
+        guard.append(Trial.attempts < max_attempts)
     result = session.execute(
         update(Trial)
-        .where(
-            Trial.id == trial_id,
-            or_(
-                Trial.status == "queued",
-                and_(Trial.status == "running", Trial.lease_expires_at < now),
-            ),
-        )
+        .where(*guard)
         .values(
             status="running",
             attempts=Trial.attempts + 1,
             lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_expires_at=db_now(session, lease_seconds),
             started_at=func.coalesce(Trial.started_at, now),
             worker=worker,
         )
@@ -69,16 +113,60 @@ def claim_trial(
     return claimed
 
 
+def end_unclaimed(
+    session: Session, trial_id: str, *, status: str, min_attempts: int | None = None, **values: Any
+) -> bool:
+    """End a trial that nobody holds (queued, or its lease expired) with ``status``; with
+    ``min_attempts``, only one that used at least that many. False when it was not free."""
+    guard = [Trial.id == trial_id, unclaimed(session)]
+    if min_attempts is not None:
+        guard.append(Trial.attempts >= min_attempts)
+    values.setdefault("finished_at", utcnow())
+    result = session.execute(
+        update(Trial)
+        .where(*guard)
+        .values(status=status, lease_owner=None, lease_expires_at=None, **json_safe(values))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_trial(session: Session, trial_id: str, *, owner: str) -> bool:
+    """Give our running trial back to the queue (the sweeper enqueues it; the next attempt
+    resumes from its checkpoint); False when it was not ours any more."""
+    result = session.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.lease_owner == owner, Trial.status == "running")
+        .values(status="queued", lease_owner=None, lease_expires_at=None, enqueued_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def renew_lease(session: Session, trial_id: str, *, owner: str, lease_seconds: int) -> None:
     """Extend our lease; raise LeaseLost when the trial is no longer ours."""
     result = session.execute(
         update(Trial)
         .where(Trial.id == trial_id, Trial.lease_owner == owner, Trial.status == "running")
-        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        .values(lease_expires_at=db_now(session, lease_seconds))
         .execution_options(synchronize_session=False)
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise LeaseLost(trial_id)
+
+
+def _epoch_insert(
+    session: Session, trial_id: str, epoch: int, values: dict[str, Any], seconds: float | None
+) -> Any:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(EpochMetric).values(
+        trial_id=trial_id,
+        epoch=epoch,
+        values=json_safe(values),
+        seconds=seconds,
+        recorded_at=utcnow(),
+    )
 
 
 def upsert_epoch(
@@ -93,17 +181,7 @@ def upsert_epoch(
 ) -> None:
     """Write one finished epoch (insert or replace) and advance the trial, under our lease."""
     renew_lease(session, trial_id, owner=owner, lease_seconds=lease_seconds)
-    values = json_safe(values)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    row = {
-        "trial_id": trial_id,
-        "epoch": epoch,
-        "values": values,
-        "seconds": seconds,
-        "recorded_at": utcnow(),
-    }
-    stmt = insert(EpochMetric).values(**row)
+    stmt = _epoch_insert(session, trial_id, epoch, values, seconds)
     stmt = stmt.on_conflict_do_update(
         index_elements=["trial_id", "epoch"],
         set_={
@@ -113,6 +191,10 @@ def upsert_epoch(
         },
     )
     session.execute(stmt)
+    _advance(session, trial_id, owner, epoch)
+
+
+def _advance(session: Session, trial_id: str, owner: str, epoch: int) -> None:
     session.execute(
         update(Trial)
         .where(Trial.id == trial_id, Trial.lease_owner == owner)
@@ -122,7 +204,13 @@ def upsert_epoch(
 
 
 def rewind_trial(
-    session: Session, trial_id: str, *, owner: str, epoch: int, lease_seconds: int
+    session: Session,
+    trial_id: str,
+    *,
+    owner: str,
+    epoch: int,
+    lease_seconds: int,
+    row: Mapping[str, Any] | None = None,
 ) -> float:
     """Make ``epoch`` the trial's last stored epoch, under our lease, before an attempt trains
     from there; returns the seconds those epochs took (charged to the time budget).
@@ -130,6 +218,9 @@ def rewind_trial(
     Rows past it belong to epochs this attempt trains again, or to an earlier run whose
     checkpoint could not be used: they go, so an attempt that now stops sooner (time budget,
     early stopping, a cancel) leaves none of them in the curves, the report or the export.
+    ``row`` is the resume point's own epoch as its checkpoint recorded it: it is stored when
+    missing (the worker died after committing the checkpoint, before writing the row), and an
+    existing row is left as it is.
     """
     renew_lease(session, trial_id, owner=owner, lease_seconds=lease_seconds)
     session.execute(
@@ -141,6 +232,14 @@ def rewind_trial(
         .values(epochs_done=epoch)
         .execution_options(synchronize_session=False)
     )
+    if row is not None and epoch > 0:
+        values = {k: v for k, v in row.items() if k not in ("epoch", "seconds")}
+        seconds = row.get("seconds")
+        stmt = _epoch_insert(
+            session, trial_id, epoch, values, None if seconds is None else float(seconds)
+        )
+        session.execute(stmt.on_conflict_do_nothing(index_elements=["trial_id", "epoch"]))
+        _advance(session, trial_id, owner, epoch)
     spent = session.scalar(
         select(func.coalesce(func.sum(EpochMetric.seconds), 0.0)).where(
             EpochMetric.trial_id == trial_id

@@ -4,16 +4,24 @@ It runs as a thread in every worker's main process (see ``worker.celery_app``), 
 ``sweep_seconds``. Each step is a guarded UPDATE, so several sweepers at once are harmless:
 
 - a ``running`` trial whose lease expired (its worker died or hung) goes back to ``queued``
-  and is enqueued again, or is marked ``failed`` once it used ``max_attempts``;
+  and is enqueued again, or is marked ``failed`` once it used ``max_attempts``, or
+  ``cancelled`` when its comparison was cancelled (nobody else would end it);
 - a ``queued`` trial that was never enqueued (the broker was down when it was accepted) is
   enqueued; so is every ``queued`` trial when the broker may have lost their messages (a Redis
   restarted without persistence, or a restarted embedded worker: ``broker_was_reset``);
-- a comparison whose trials have all ended but which is still open is finished.
+- a comparison whose trials have all ended but which is still open is finished;
+- a checkpoint folder (``CHECKPOINT_DIR/<trial id>``) whose trial has ended, or no longer
+  exists, is deleted: the sweeper of a worker sees the shared folder and removes what a
+  sweeper without it (the api host's) or a cancel in the api left behind.
+
+Lease expiry is judged on the database's clock (``core.lifecycle.db_now``), like the leases.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -22,9 +30,9 @@ from sqlalchemy import select, update
 
 from core.config import Settings
 from core.db import session_scope
-from core.lifecycle import finalize_comparison
+from core.lifecycle import attempts_exhausted, db_now, end_unclaimed, finalize_comparison
 from core.queue import broker_was_reset, enqueue_trials
-from core.tables import Comparison, Trial, utcnow
+from core.tables import TERMINAL_STATES, Comparison, Trial, utcnow
 
 __all__ = ["SweepResult", "sweep"]
 
@@ -40,8 +48,10 @@ class SweepResult:
     requeued: list[str] = field(default_factory=list)
     resent: int = 0
     failed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
     enqueued: list[str] = field(default_factory=list)
     finalized: list[str] = field(default_factory=list)
+    checkpoints_removed: list[str] = field(default_factory=list)
 
 
 def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
@@ -50,38 +60,49 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
     now = utcnow()
     with session_scope() as s:
         expired = s.execute(
-            select(Trial.id, Trial.attempts).where(
-                Trial.status == "running", Trial.lease_expires_at < now
-            )
+            select(Trial.id, Trial.attempts, Comparison.cancel_requested)
+            .join(Comparison, Comparison.id == Trial.comparison_id)
+            .where(Trial.status == "running", Trial.lease_expires_at < db_now(s))
         ).all()
-        for trial_id, attempts in expired:
-            guard = (Trial.id == trial_id, Trial.status == "running", Trial.lease_expires_at < now)
-            if attempts >= settings.max_attempts:
-                values: dict[str, object] = {
-                    "status": "failed",
-                    "finished_at": now,
-                    "error": {
-                        "type": "https://archbench.dev/problems/attempts-exhausted",
-                        "title": "Trial failed",
-                        "status": 500,
-                        "detail": f"the worker running this trial stopped answering "
-                        f"{attempts} times (attempt limit {settings.max_attempts})",
-                    },
-                }
-                bucket = result.failed
+        for trial_id, attempts, cancel_requested in expired:
+            # Each step is guarded (still nobody's), so a worker or sweeper that got there
+            # first wins and this one does nothing.
+            if cancel_requested:
+                if end_unclaimed(s, trial_id, status="cancelled", stop_reason="cancelled"):
+                    result.cancelled.append(trial_id)
+            elif attempts >= settings.max_attempts:
+                if end_unclaimed(
+                    s,
+                    trial_id,
+                    status="failed",
+                    min_attempts=settings.max_attempts,
+                    error=attempts_exhausted(attempts, settings.max_attempts),
+                ):
+                    result.failed.append(trial_id)
             else:
-                values = {"status": "queued", "enqueued_at": None}
-                bucket = result.requeued
-            done = s.execute(
-                update(Trial)
-                .where(*guard)
-                .values(lease_owner=None, lease_expires_at=None, **values)
-                .execution_options(synchronize_session=False)
-            )
-            if done.rowcount:  # type: ignore[attr-defined]
-                bucket.append(trial_id)
-    if result.requeued or result.failed:
-        log.warning("lease expired: requeued %s, failed %s", result.requeued, result.failed)
+                done = s.execute(
+                    update(Trial)
+                    .where(
+                        Trial.id == trial_id,
+                        Trial.status == "running",
+                        Trial.lease_expires_at < db_now(s),
+                    )
+                    .values(
+                        status="queued", lease_owner=None, lease_expires_at=None, enqueued_at=None
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if done.rowcount:  # type: ignore[attr-defined]
+                    result.requeued.append(trial_id)
+    if result.requeued or result.failed or result.cancelled:
+        log.warning(
+            "lease expired: requeued %s, failed %s, cancelled %s",
+            result.requeued,
+            result.failed,
+            result.cancelled,
+        )
+    for trial_id in (*result.failed, *result.cancelled):
+        shutil.rmtree(settings.checkpoints / trial_id, ignore_errors=True)
 
     if broker_was_reset(settings.broker_url):
         with session_scope() as s:
@@ -126,4 +147,36 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
         with session_scope() as s:
             if finalize_comparison(s, comparison_id):
                 result.finalized.append(comparison_id)
+    result.checkpoints_removed = remove_ended_checkpoints(settings)
     return result
+
+
+def remove_ended_checkpoints(settings: Settings) -> list[str]:
+    """Delete the checkpoint folders of trials that ended or no longer exist; returns their ids.
+
+    Only folders named by a trial id are considered; a checkpoint folder must belong to one
+    database (two deployments sharing one would delete each other's).
+    """
+    root = settings.checkpoints
+    if not root.is_dir():
+        return []
+    names = [p.name for p in root.iterdir() if p.is_dir() and _is_uuid(p.name)]
+    if not names:
+        return []
+    with session_scope() as s:
+        status = dict(
+            s.execute(select(Trial.id, Trial.status).where(Trial.id.in_(names))).tuples().all()
+        )
+    gone = [n for n in names if status.get(n, "deleted") in (*TERMINAL_STATES, "deleted")]
+    for name in gone:
+        shutil.rmtree(root / name, ignore_errors=True)
+    if gone:
+        log.info("removed the checkpoints of %d ended trials", len(gone))
+    return gone
+
+
+def _is_uuid(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False

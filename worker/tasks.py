@@ -4,6 +4,12 @@ The flow of one delivery: claim the trial under a lease (a second delivery of a 
 running or done does nothing) ▸ load the dataset and the comparison's fixed split ▸ build and
 fit, writing each epoch as it finishes, renewing the lease, watching for cancel ▸ evaluate ▸
 write the final row ▸ finish the comparison when its last trial ends.
+
+Every way a trial ends here (result, failure, cancel, the attempt limit) removes its checkpoint
+folder; a lost lease leaves it to the new owner. A database that cannot be reached is not the
+trial's fault: the cancel check skips a beat, writes are retried for a few seconds, and then the
+trial is handed back (or its lease left to expire) for the sweeper to enqueue again, to resume
+from its checkpoint, instead of being marked failed.
 """
 
 from __future__ import annotations
@@ -15,18 +21,23 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from core.config import get_settings
 from core.db import session_scope
 from core.lifecycle import (
     LeaseLost,
+    attempts_exhausted,
     claim_trial,
+    end_unclaimed,
     finalize_comparison,
     finish_trial,
+    release_trial,
     renew_lease,
     rewind_trial,
     upsert_epoch,
@@ -43,7 +54,35 @@ __all__ = ["run_trial", "train_trial_task"]
 
 log = logging.getLogger("archbench.worker")
 
-CHECK_INTERVAL = 1.0  # seconds between cancel checks during training
+CHECK_INTERVAL = 1.0  # seconds between cancel checks while the dataset loads
+# Waits between tries of a database write that failed on the connection (then: hand back).
+DB_RETRY_DELAYS = (0.5, 1.0, 2.0)
+
+T = TypeVar("T")
+
+
+def _transient(exc: BaseException) -> bool:
+    """A database that cannot be reached (or dropped the connection), not a bad statement."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def _with_db_retries(what: str, fn: Callable[[], T]) -> T:
+    """``fn()``, tried again after each of ``DB_RETRY_DELAYS`` while the database is away."""
+    for delay in (*DB_RETRY_DELAYS, None):
+        try:
+            return fn()
+        except Exception as exc:
+            if delay is None or not _transient(exc):
+                raise
+            log.warning("%s: the database is unreachable (%s); again in %.1f s", what, exc, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _remove_checkpoint(trial_id: str) -> None:
+    shutil.rmtree(get_settings().checkpoints / trial_id, ignore_errors=True)
 
 
 class _Heartbeat:
@@ -101,7 +140,8 @@ def _problem(exc: BaseException) -> dict[str, Any]:
     }
 
 
-@app.task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+# acks_late and reject_on_worker_lost come from core.queue.celery_config, with their reasons.
+@app.task(name=TRAIN_TASK, ignore_result=True)
 def train_trial_task(trial_id: str) -> str:
     """Train one trial, identified by id (the row in the database is the truth)."""
     return run_trial(trial_id)
@@ -129,29 +169,29 @@ def _run_trial(trial_id: str) -> str:
         trial, comparison = row.tuple()
         comparison_id = comparison.id
         outcome = None
-        if trial.status == "queued" and comparison.cancel_requested:
-            # A queued trial of a cancelled comparison never starts.
-            finish_trial(s, trial_id, owner=None, status="cancelled", stop_reason="cancelled")
-            outcome = "cancelled"
-        elif trial.status == "queued" and trial.attempts >= settings.max_attempts:
-            finish_trial(
-                s,
-                trial_id,
-                owner=None,
-                status="failed",
-                error={
-                    **_problem(RuntimeError("attempt limit reached")),
-                    "detail": f"gave up after {trial.attempts} attempts",
-                },
-            )
-            outcome = "failed"
-        elif not claim_trial(
+        # Each step is one guarded UPDATE: a trial someone holds is never taken or ended.
+        if comparison.cancel_requested and end_unclaimed(
+            s, trial_id, status="cancelled", stop_reason="cancelled"
+        ):
+            outcome = "cancelled"  # a trial of a cancelled comparison never starts
+        elif claim_trial(
             s,
             trial_id,
             owner=owner,
             worker=_worker_name(),
             lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_attempts,
         ):
+            pass
+        elif end_unclaimed(
+            s,
+            trial_id,
+            status="failed",
+            min_attempts=settings.max_attempts,
+            error=attempts_exhausted(trial.attempts, settings.max_attempts),
+        ):
+            outcome = "failed"
+        else:
             with log_context(comparison_id=comparison_id):
                 log.info(
                     "trial %s is not claimable (status %s); duplicate delivery",
@@ -165,8 +205,8 @@ def _run_trial(trial_id: str) -> str:
         attempt = trial.attempts + 1
     with log_context(comparison_id=comparison_id):
         if outcome is not None:
-            with session_scope() as s:
-                finalize_comparison(s, comparison_id)
+            _remove_checkpoint(trial_id)
+            _finalize(comparison_id)
             return outcome
         log.info(
             "trial %s claimed: %s seed %d (attempt %d)",
@@ -203,12 +243,85 @@ def _run_claimed(
         log.warning("trial %s: lease lost; another worker owns it now", trial_id)
         return "lease_lost"
     except Exception as exc:
+        if _transient(exc):
+            _hand_back(trial_id, owner, exc)
+            return "retry"
         log.exception("trial %s failed", trial_id)
         with session_scope() as s:
-            finish_trial(s, trial_id, owner=owner, status="failed", error=_problem(exc))
-    with session_scope() as s:
-        finalize_comparison(s, comparison_id)
+            ended = finish_trial(s, trial_id, owner=owner, status="failed", error=_problem(exc))
+        if ended:
+            _remove_checkpoint(trial_id)
+    _finalize(comparison_id)
     return outcome
+
+
+def _hand_back(trial_id: str, owner: str, exc: BaseException) -> None:
+    """The database went away mid-trial: give the trial back to the queue (it resumes from its
+    checkpoint), or, while the database is still away, leave its lease to expire."""
+    try:
+        with session_scope() as s:
+            released = release_trial(s, trial_id, owner=owner)
+    except Exception as again:
+        if not _transient(again):
+            raise
+        log.warning(
+            "trial %s: the database is unreachable (%s); the sweeper takes the trial back "
+            "when its lease expires",
+            trial_id,
+            exc,
+        )
+        return
+    if released:
+        log.warning(
+            "trial %s: the database was unreachable (%s); handed back to the queue, to resume "
+            "from its checkpoint",
+            trial_id,
+            exc,
+        )
+
+
+def _finalize(comparison_id: str) -> None:
+    """Finish the comparison if its last trial ended (the sweeper does it if this cannot)."""
+    try:
+        with session_scope() as s:
+            finalize_comparison(s, comparison_id)
+    except Exception as exc:
+        if not _transient(exc):
+            raise
+        log.warning("comparison %s: not finalized, database unreachable (%s)", comparison_id, exc)
+
+
+def _cancel_requested(comparison_id: str) -> bool:
+    with session_scope() as s:
+        return bool(
+            s.scalar(select(Comparison.cancel_requested).where(Comparison.id == comparison_id))
+        )
+
+
+def _interruptible(load: Callable[[], T], should_stop: Callable[[], str | None]) -> T | None:
+    """``load()`` in a thread, asking ``should_stop`` every ``CHECK_INTERVAL`` while it runs;
+    None when told to stop first (the thread then finishes in the background: a download
+    ends up in the cache, nothing else uses its result)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = load()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="archbench-load", daemon=True)
+    thread.start()
+    while True:
+        thread.join(CHECK_INTERVAL)
+        if not thread.is_alive():
+            break
+        if should_stop():
+            return None
+    if "error" in box:
+        raise box["error"]
+    value: T = box["value"]
+    return value
 
 
 def _train(
@@ -238,59 +351,96 @@ def _train(
         }
     )
     assert parsed.layers is not None
-    ds = load_dataset(
-        dataset_ref.name,
-        cache_dir=settings.dataset_cache,
-        upload_dir=settings.data_dir / "uploads",
-        upload_path=upload_path_of(comparison_id, dataset_ref.name),
-    )
-    split = make_split(
-        ds,
-        test_split=dataset_ref.test_split,
-        validation_split=dataset_ref.validation_split,
-        split_seed=dataset_ref.split_seed,
-        max_samples=dataset_ref.max_samples,
-    )
     checkpoint_dir = Path(settings.checkpoints) / trial_id
-    last_check = time.monotonic()
     budget = float(training.max_seconds or settings.trial_max_seconds)
 
-    def on_resume(epochs: int) -> float:
+    def should_stop() -> str | None:
+        # Rate-limited by the caller (worker.training asks about once a second).
+        if heartbeat.lost.is_set():
+            raise LeaseLost(trial_id)
+        try:
+            return "cancelled" if _cancel_requested(comparison_id) else None
+        except Exception as exc:
+            if not _transient(exc):
+                raise
+            log.warning("trial %s: cancel check skipped, database unreachable (%s)", trial_id, exc)
+            return None
+
+    def cancelled_now() -> str:
+        with session_scope() as s:
+            if not finish_trial(
+                s, trial_id, owner=owner, status="cancelled", stop_reason="cancelled"
+            ):
+                raise LeaseLost(trial_id)
+        _remove_checkpoint(trial_id)
+        log.info("trial %s cancelled before training", trial_id)
+        return "cancelled"
+
+    # A cancel is honoured while the data loads too (a first download can take minutes).
+    def load() -> Any:
+        ds = load_dataset(
+            dataset_ref.name,
+            cache_dir=settings.dataset_cache,
+            upload_dir=settings.data_dir / "uploads",
+            upload_path=upload_path_of(comparison_id, dataset_ref.name),
+        )
+        return make_split(
+            ds,
+            test_split=dataset_ref.test_split,
+            validation_split=dataset_ref.validation_split,
+            split_seed=dataset_ref.split_seed,
+            max_samples=dataset_ref.max_samples,
+        )
+
+    split = None if should_stop() else _interruptible(load, should_stop)
+    if split is None:
+        return cancelled_now()
+
+    def on_resume(epochs: int, row: Mapping[str, float] | None) -> float:
         # The time budget covers the whole trial: an attempt gets what is left of it. A first
         # attempt has nothing stored and skips the round trip.
         if not resumed and epochs == 0:
             return 0.0
-        with session_scope() as s:
-            return rewind_trial(
-                s, trial_id, owner=owner, epoch=epochs, lease_seconds=settings.lease_seconds
-            )
+
+        def rewind() -> float:
+            with session_scope() as s:
+                return rewind_trial(
+                    s,
+                    trial_id,
+                    owner=owner,
+                    epoch=epochs,
+                    lease_seconds=settings.lease_seconds,
+                    row=row,
+                )
+
+        return _with_db_retries(f"trial {trial_id}: rewind", rewind)
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
         values = {k: float(v) for k, v in logs.items() if k not in ("seconds", "epoch")}
-        with session_scope() as s:
-            upsert_epoch(
-                s,
-                trial_id,
-                owner=owner,
-                epoch=epoch,
-                values=values,
-                seconds=logs.get("seconds"),
-                lease_seconds=settings.lease_seconds,
-            )
 
-    def should_stop() -> str | None:
-        nonlocal last_check
-        if heartbeat.lost.is_set():
-            raise LeaseLost(trial_id)
-        now = time.monotonic()
-        if now - last_check < CHECK_INTERVAL:
-            return None
-        last_check = now
-        with session_scope() as s:
-            cancelled = s.scalar(
-                select(Comparison.cancel_requested).where(Comparison.id == comparison_id)
-            )
-        return "cancelled" if cancelled else None
+        def write() -> None:
+            with session_scope() as s:
+                upsert_epoch(
+                    s,
+                    trial_id,
+                    owner=owner,
+                    epoch=epoch,
+                    values=values,
+                    seconds=logs.get("seconds"),
+                    lease_seconds=settings.lease_seconds,
+                )
+
+        _with_db_retries(f"trial {trial_id}: epoch {epoch}", write)
+
+    def lease_guard(commit: Callable[[], None]) -> None:
+        # The checkpoint's commit runs while this transaction holds the trial's row, renewed
+        # for us: a sweeper or claim cannot take the trial between the check and the rename.
+        def guarded() -> None:
+            with session_scope() as s:
+                renew_lease(s, trial_id, owner=owner, lease_seconds=settings.lease_seconds)
+                commit()
+
+        _with_db_retries(f"trial {trial_id}: checkpoint", guarded)
 
     result = train_trial(
         layers=parsed.layers,
@@ -303,6 +453,7 @@ def _train(
         checkpoint_dir=checkpoint_dir,
         max_seconds=budget,
         on_resume=on_resume,
+        lease_guard=lease_guard,
         model_name=variant["name"],
         # Inference speed does not depend on the seed: one trial per variant measures it
         # (tracing a predict function costs ~20 ms, as much as all other bookkeeping).
@@ -318,33 +469,45 @@ def _train(
             " (resumed from its checkpoint)" if result.first_epoch > 1 else "",
             " on a warm model" if result.warm_model else "",
         )
-    status = "cancelled" if result.stop_reason == "cancelled" else "succeeded"
-    with session_scope() as s:
-        # Over every stored epoch, including those trained before a resume.
-        stored = s.scalars(select(EpochMetric.values).where(EpochMetric.trial_id == trial_id))
-        candidates = [float(v["val_accuracy"]) for v in stored if v.get("val_accuracy") is not None]
-        if result.best_val_accuracy is not None:
-            candidates.append(result.best_val_accuracy)
-        if not finish_trial(
-            s,
+    elif result.first_epoch > 1:
+        log.info(
+            "trial %s: training had ended at epoch %d (its checkpoint says); evaluating only",
             trial_id,
-            owner=owner,
-            status=status,
-            params=result.params,
-            trainable_params=result.trainable_params,
-            train_seconds=result.train_seconds,
-            test_accuracy=result.test_accuracy,
-            test_loss=result.test_loss,
-            test_metrics=result.test_metrics,
-            best_val_accuracy=max(candidates) if candidates else None,
-            inference_ms_per_sample=result.inference_ms_per_sample,
-            stop_reason=result.stop_reason,
-            device=result.device,
-            # What really produced this result: the versions this worker trained with.
-            trial_hash=trial_hash(spec, variant_index, seed, library_versions()),
-        ):
-            raise LeaseLost(trial_id)
-    # Finished either way: a cancelled trial is never resumed, so its checkpoint goes too.
+            result.first_epoch - 1,
+        )
+    status = "cancelled" if result.stop_reason == "cancelled" else "succeeded"
+
+    def commit_result() -> bool:
+        with session_scope() as s:
+            # Over every stored epoch, including those trained before a resume.
+            stored = s.scalars(select(EpochMetric.values).where(EpochMetric.trial_id == trial_id))
+            candidates = [
+                float(v["val_accuracy"]) for v in stored if v.get("val_accuracy") is not None
+            ]
+            if result.best_val_accuracy is not None:
+                candidates.append(result.best_val_accuracy)
+            return finish_trial(
+                s,
+                trial_id,
+                owner=owner,
+                status=status,
+                params=result.params,
+                trainable_params=result.trainable_params,
+                train_seconds=result.train_seconds,
+                test_accuracy=result.test_accuracy,
+                test_loss=result.test_loss,
+                test_metrics=result.test_metrics or None,  # None: stopped, not evaluated
+                best_val_accuracy=max(candidates) if candidates else None,
+                inference_ms_per_sample=result.inference_ms_per_sample,
+                stop_reason=result.stop_reason,
+                device=result.device,
+                # What really produced this result: the versions this worker trained with.
+                trial_hash=trial_hash(spec, variant_index, seed, library_versions()),
+            )
+
+    if not _with_db_retries(f"trial {trial_id}: result", commit_result):
+        raise LeaseLost(trial_id)
+    # The result is committed: nothing will resume this trial (a cancelled one included).
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     log.info("trial %s %s: test_accuracy=%s", trial_id, status, result.test_accuracy)
     return status

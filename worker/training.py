@@ -15,7 +15,9 @@ end, never in ``on_train_batch_end``: a callback that overrides the batch-end ho
 Keras's asynchronous batch-end dispatch and forces a device sync per batch, which a plain
 ``fit`` does not pay. The price is a lag of one batch: a stop seen before batch k runs
 batch k and then breaks out of the epoch (Keras 3 checks ``stop_training`` after each
-batch). For the same reason the checkpoint callback restores the default batch-end hook.
+batch). The caller's ``should_stop`` is also asked right before ``fit`` and right before the
+evaluation, so a cancel is honoured within a poll interval in every phase; a run the caller
+stopped is not evaluated (its result would describe a half-trained model).
 
 Warm models: building a new Keras model for every trial means tracing its train, test and
 predict functions again, which costs about as much as training a small model on a few hundred
@@ -29,26 +31,32 @@ would, copies every variable of it into the warm one, and puts the optimizer's v
 to their values from before its first step. Losses are then bit-identical to a fresh model
 (a test checks it with dropout and batch normalization, seeds interleaved).
 
-Resume: after every finished epoch but the last, ``_Checkpoint`` saves the weights (optimizer
-state included) into the trial's checkpoint folder and then ``state.json``, which names them
-and the epoch count and is the commit point: each file is written under a temporary name,
-flushed to disk and renamed into place, so a worker killed at any instant, in the middle of a
-write included, leaves the previous resume point whole (``keras.callbacks.BackupAndRestore``
-writes its two files in place, and a kill during its save left a torn file that failed the
-next attempt). The next attempt loads them and passes ``initial_epoch`` to ``fit``. When a
-stop cuts an epoch short, Keras 3.15 still runs validation and calls ``on_epoch_end`` for the
-partial epoch; here the partial epoch is neither saved nor reported, and the checkpoint is
-kept whenever the caller's ``should_stop`` ended the run (the caller may retry it, and
-removes the folder once the trial is final); it is deleted when training ends by itself (all
-epochs, early stopping, time budget). An epoch's row is reported before its checkpoint is
-written, so a crash between the two retrains that epoch rather than skipping its row. A
-resumed run continues with the saved weights and optimizer state, but the RNG streams
+Resume: after every finished epoch ``_Checkpoint`` saves the weights (optimizer state
+included) into the trial's checkpoint folder and then ``state.json``, which names them, holds
+the epoch count and that epoch's row, and is the commit point: each file is written under a
+temporary name unique to this attempt, flushed to disk and renamed into place, so a worker
+killed at any instant, in the middle of a write included, leaves the previous resume point
+whole (``keras.callbacks.BackupAndRestore`` writes its two files in place, and a kill during
+its save left a torn file that failed the next attempt). The rename happens inside the
+caller's ``lease_guard``, which holds the trial's lease while it runs, so a worker that lost
+the trial cannot move the new owner's resume point. Then the epoch's row is reported; a
+worker that dies between the two leaves a checkpoint one epoch ahead of the rows, and the
+next attempt stores that row from ``state.json`` (``on_resume``) before training on, so the
+rows never run past the checkpoint and none is lost. When training ends by itself (all
+epochs, early stopping, the time budget), ``state.json`` is committed once more as final,
+with the weights to evaluate (EarlyStopping's restored best ones) and the stop reason: an
+attempt that finds it, or a checkpoint at the last planned epoch, goes straight to the
+evaluation, keeping every row. The caller removes the folder once the trial's result is
+committed. When a stop cuts an epoch short, Keras 3.15 still runs validation and calls
+``on_epoch_end`` for the partial epoch; here the partial epoch is neither saved nor reported.
+A resumed run continues with the saved weights and optimizer state, but the RNG streams
 (shuffling, dropout) restart from the trial seed, and EarlyStopping's patience counter starts
 afresh, so a resumed trial is equivalent, not bit-identical, to an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -56,6 +64,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -85,7 +94,7 @@ OPTIMIZERS: dict[str, str] = {
     "nadam": "Nadam",
 }
 
-_POLL_SECONDS = 0.5
+_POLL_SECONDS = 1.0  # between the caller's stop checks (one database query each)
 # The optimizer's variables before its first step; None for all-zero ones (most of them:
 # momenta), so a warm Adam model does not keep twice its size in host memory.
 _Snapshot = list[np.ndarray | None]
@@ -100,10 +109,15 @@ _INFERENCE_BATCH = 256
 
 @dataclass
 class TrainResult:
-    """What one trial produced: per-epoch logs, test scores, timings and sizes."""
+    """What one trial produced: per-epoch logs, test scores, timings and sizes.
+
+    The test scores are None when the caller stopped the run (it was not evaluated).
+    ``train_seconds`` covers every attempt: the seconds the resumed epochs took before
+    (``on_resume``) plus this attempt's training.
+    """
 
     epochs: list[dict[str, float]]
-    test_loss: float
+    test_loss: float | None
     test_accuracy: float | None
     test_metrics: dict[str, float]
     best_val_accuracy: float | None
@@ -132,21 +146,31 @@ class _Monitor:
     _next_poll: float = 0.0
     _epoch_start: float = 0.0
 
-    def check(self) -> bool:
-        """Decide whether to stop now; remembers the first reason."""
+    def check(self, force: bool = False) -> bool:
+        """Decide whether to stop now (``force``: ask the caller however recently it was
+        asked); remembers the first reason."""
         if self.stop_reason is not None:
             return True
         now = time.monotonic()
         if self.deadline is not None and now >= self.deadline:
             self.stop_reason = "time_budget"
             return True
-        if self.should_stop is not None and now >= self._next_poll:
-            self._next_poll = now + _POLL_SECONDS
-            reason = self.should_stop()
-            if reason:
-                self.stop_reason = reason
-                self.stopped_by_caller = True
-                return True
+        if self.should_stop is not None and (force or now >= self._next_poll):
+            return self.ask_caller()
+        return False
+
+    def ask_caller(self) -> bool:
+        """Ask ``should_stop`` now, whenever it was last asked; True when it says stop."""
+        if self.stopped_by_caller:
+            return True
+        if self.should_stop is None:
+            return False
+        self._next_poll = time.monotonic() + _POLL_SECONDS
+        reason = self.should_stop()
+        if reason:
+            self.stop_reason = reason
+            self.stopped_by_caller = True
+            return True
         return False
 
     def epoch_begin(self, epoch: int) -> None:
@@ -163,8 +187,14 @@ class _Monitor:
         self.interrupted = steps is None or batch + 1 < steps
         return True
 
-    def epoch_end(self, epoch: int, logs: Mapping[str, Any] | None) -> bool:
-        """Record and report a finished epoch; returns whether to stop after it."""
+    def epoch_end(
+        self,
+        epoch: int,
+        logs: Mapping[str, Any] | None,
+        save: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> bool:
+        """Record a finished epoch, ``save`` it (the checkpoint, committed first), then report
+        it; returns whether to stop after it."""
         if self.interrupted:
             return True
         row: dict[str, float] = {"epoch": float(epoch + 1)}
@@ -175,23 +205,43 @@ class _Monitor:
                 continue
         row["seconds"] = time.perf_counter() - self._epoch_start
         self.epochs.append(row)
+        if save is not None:
+            save(epoch + 1, row)
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, row)
         return self.check()
 
 
+@dataclass
+class _Resume:
+    """What a checkpoint holds: finished epochs, that epoch's row, and whether it is final."""
+
+    epoch: int = 0
+    row: dict[str, float] | None = None
+    final: bool = False
+    stop_reason: str | None = None
+
+
 class _Checkpoint:
     """A trial's resume point in ``folder``: one finished epoch's weights and ``state.json``.
 
-    ``state.json`` (``{"epoch": n, "weights": "epoch-n.weights.h5"}``) is replaced only after
-    the weights it names are complete on disk, so what it points at is always whole; a file
-    being written when the process died is a temporary one that nothing points at.
+    ``state.json`` (``{"epoch": n, "weights": "epoch-n-<token>.weights.h5", "row": {...}}``,
+    plus ``"final": true`` and ``"stop_reason"`` once training ended by itself) is replaced
+    only after the weights it names are complete on disk, so what it points at is always
+    whole; a file being written when the process died is a temporary one that nothing points
+    at. Every file name this attempt writes carries its own token, so two attempts that
+    overlap (one lost its lease and does not know yet) never write the same file, and the
+    rename of ``state.json`` runs under ``guard`` (the caller's lease check).
     """
 
     STATE = "state.json"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, guard: Callable[[Callable[[], None]], None] | None = None):
         self.folder = folder
+        self.guard = guard
+        self.token = uuid.uuid4().hex[:12]
+        self.weights: str | None = None  # the committed weights file (saved or restored)
+        self.epoch: int | None = None  # the epoch they hold
 
     @staticmethod
     def _commit(tmp: Path, final: Path) -> None:
@@ -199,46 +249,90 @@ class _Checkpoint:
             os.fsync(f.fileno())
         os.replace(tmp, final)
 
-    def save(self, model: Any, epochs_done: int) -> None:
-        """Make ``epochs_done`` finished epochs the resume point."""
+    def _save_weights(self, model: Any, epoch: int) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
-        weights = f"epoch-{epochs_done}.weights.h5"
-        tmp = self.folder / f"tmp-{weights}"  # Keras wants the .weights.h5 suffix
+        name = f"epoch-{epoch}-{self.token}.weights.h5"
+        tmp = self.folder / f"tmp-{name}"  # Keras wants the .weights.h5 suffix
         model.save_weights(str(tmp), overwrite=True)
-        self._commit(tmp, self.folder / weights)
-        state_tmp = self.folder / f"{self.STATE}.tmp"
-        state_tmp.write_text(json.dumps({"epoch": epochs_done, "weights": weights}))
-        self._commit(state_tmp, self.folder / self.STATE)
-        dir_fd = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the renames themselves survive a machine crash
-        finally:
-            os.close(dir_fd)
-        for old in self.folder.glob("*.weights.h5"):
-            if old.name != weights:
+        self._commit(tmp, self.folder / name)
+        return name
+
+    def _commit_state(self, state: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f"{self.STATE}.{self.token}.tmp"
+        tmp.write_text(json.dumps(state))
+
+        def rename() -> None:
+            if tmp.exists():  # not yet renamed by an earlier try of this same commit
+                self._commit(tmp, self.folder / self.STATE)
+            dir_fd = os.open(self.folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the renames themselves survive a machine crash
+            finally:
+                os.close(dir_fd)
+
+        if self.guard is not None:
+            self.guard(rename)
+        else:
+            rename()
+        self.weights, self.epoch = state["weights"], state["epoch"]
+        # Only committed weights files (never another attempt's temporary ones), and only
+        # after our own commit under the lease: the older resume points.
+        for old in self.folder.glob("epoch-*.weights.h5"):
+            if old.name != self.weights:
                 old.unlink(missing_ok=True)
 
-    def restore(self, model: Any) -> int | None:
-        """Load the resume point into ``model``; the epochs it holds, 0 when there is none.
+    def save(self, model: Any, epochs_done: int, row: Mapping[str, float] | None = None) -> None:
+        """Make ``epochs_done`` finished epochs (and that epoch's ``row``) the resume point."""
+        weights = self._save_weights(model, epochs_done)
+        self._commit_state(
+            {"epoch": epochs_done, "weights": weights, "row": dict(row) if row else None}
+        )
+
+    def finish(self, model: Any, epochs_done: int, stop_reason: str | None, fresh: bool) -> None:
+        """Mark training over: the weights to evaluate (new ones when ``fresh``, or those of
+        the last resume point) and why it ended, so a retry goes straight to evaluation."""
+        weights = self.weights
+        if fresh or weights is None or self.epoch != epochs_done:
+            weights = self._save_weights(model, epochs_done)
+        self._commit_state(
+            {
+                "epoch": epochs_done,
+                "weights": weights,
+                "row": None,
+                "final": True,
+                "stop_reason": stop_reason,
+            }
+        )
+
+    def restore(self, model: Any) -> _Resume | None:
+        """Load the resume point into ``model``; what it holds (epoch 0 when there is none).
 
         None when one exists but cannot be loaded (a damaged disk, a changed model): the
         model may then hold part of it, and the caller starts again from a fresh one.
         """
         path = self.folder / self.STATE
         if not path.exists():
-            return 0
+            return _Resume()
         try:
             state = json.loads(path.read_text())
-            epoch, weights = int(state["epoch"]), self.folder / Path(state["weights"]).name
+            epoch, name = int(state["epoch"]), Path(state["weights"]).name
             if model.optimizer is not None and not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
-            model.load_weights(str(weights))
+            model.load_weights(str(self.folder / name))
         except Exception as exc:
             log.warning(
                 "checkpoint in %s is unusable (%s); training from scratch", self.folder, exc
             )
             return None
-        return epoch
+        self.weights, self.epoch = name, epoch
+        row = state.get("row")
+        return _Resume(
+            epoch=epoch,
+            row={k: float(v) for k, v in row.items()} if isinstance(row, dict) else None,
+            final=bool(state.get("final")),
+            stop_reason=state.get("stop_reason"),
+        )
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -251,6 +345,7 @@ def _callbacks(
     import keras
 
     class Watcher(keras.callbacks.Callback):  # type: ignore[misc]
+        # No batch-end hook: it would turn off Keras's asynchronous batch-end dispatch.
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             monitor.epoch_begin(epoch)
 
@@ -259,29 +354,13 @@ def _callbacks(
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            if monitor.epoch_end(epoch, logs):
+            # The checkpoint is committed before the epoch's row is written (see the module
+            # doc), every epoch, the last one included.
+            save = None if checkpoint is None else functools.partial(checkpoint.save, self.model)
+            if monitor.epoch_end(epoch, logs, save):
                 self.model.stop_training = True
 
-    class Backup(keras.callbacks.Callback):  # type: ignore[misc]
-        # Only epoch hooks: a callback that overrides the batch-end hook would turn off
-        # Keras's asynchronous batch-end dispatch.
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            # After the last planned epoch there is nothing left to resume: the trial ends
-            # here, and a crash before its final row retrains only that epoch.
-            last = epoch + 1 >= int(self.params.get("epochs") or 0)
-            if checkpoint is not None and not monitor.interrupted and not last:
-                checkpoint.save(self.model, epoch + 1)
-
-        def on_train_end(self, logs: Any = None) -> None:
-            if checkpoint is not None and not monitor.stopped_by_caller:
-                checkpoint.remove()
-
-    # The Watcher first: an epoch's row is written before its checkpoint, so a crash between
-    # the two retrains that epoch (and upserts its row again) instead of resuming past an
-    # epoch whose row was never written.
     callbacks: list[Any] = [Watcher()]
-    if checkpoint is not None:
-        callbacks.append(Backup())
     early = None
     if training.early_stopping is not None:
         es = training.early_stopping
@@ -467,14 +546,18 @@ def train_trial(
     previous_epochs: Sequence[Mapping[str, float]] = (),
     measure_inference: bool = True,
     warm_models: int = 4,
-    on_resume: Callable[[int], float] | None = None,
+    on_resume: Callable[[int, Mapping[str, float] | None], float] | None = None,
+    lease_guard: Callable[[Callable[[], None]], None] | None = None,
 ) -> TrainResult:
     """Build (or reuse a warm model, see above), fit and evaluate one trial; exceptions
     propagate to the caller. ``warm_models=0`` builds and compiles a new model every time.
 
-    ``on_resume(epochs)`` is called before training with the finished epochs the checkpoint
-    held (0: none, or it could not be used) and returns the seconds they already took, which
-    the time budget (``max_seconds``, ``training.max_seconds``) is charged with.
+    ``on_resume(epochs, row)`` is called before training with the finished epochs the
+    checkpoint held (0: none, or it could not be used) and that epoch's row as the checkpoint
+    recorded it (None when it has none), and returns the seconds the stored epochs already
+    took, which the time budget (``max_seconds``, ``training.max_seconds``) is charged with.
+    ``lease_guard(commit)`` runs each checkpoint commit while holding the trial (raising when
+    it is no longer ours); the checkpoint folder is left for the caller to remove.
     """
     import keras
 
@@ -516,6 +599,7 @@ def train_trial(
             should_stop=should_stop,
             on_resume=on_resume,
             checkpoint_dir=checkpoint_dir,
+            lease_guard=lease_guard,
             max_seconds=max_seconds,
             previous_epochs=previous_epochs,
             measure_inference=measure_inference,
@@ -540,17 +624,20 @@ def _fit_and_evaluate(
     device: str,
     on_epoch: Callable[[int, dict[str, float]], None] | None,
     should_stop: Callable[[], str | None] | None,
-    on_resume: Callable[[int], float] | None,
+    on_resume: Callable[[int, Mapping[str, float] | None], float] | None,
     checkpoint_dir: Path | None,
+    lease_guard: Callable[[Callable[[], None]], None] | None,
     max_seconds: float | None,
     previous_epochs: Sequence[Mapping[str, float]],
     measure_inference: bool,
 ) -> TrainResult:
-    checkpoint = _Checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
-    initial_epoch = checkpoint.restore(model) if checkpoint is not None else 0
-    if initial_epoch is None:  # an unusable checkpoint: from the seed's initial state
-        model, initial_epoch = back_to_the_seed(), 0
-    spent = on_resume(initial_epoch) if on_resume is not None else 0.0
+    checkpoint = _Checkpoint(checkpoint_dir, lease_guard) if checkpoint_dir is not None else None
+    resume = checkpoint.restore(model) if checkpoint is not None else _Resume()
+    if resume is None:  # an unusable checkpoint: from the seed's initial state
+        model, resume = back_to_the_seed(), _Resume()
+    spent = on_resume(resume.epoch, resume.row) if on_resume is not None else 0.0
+    # Training already ended (final checkpoint, or every planned epoch done): evaluate only.
+    trained = resume.final or resume.epoch >= training.epochs
 
     budgets = [b for b in (max_seconds, training.max_seconds) if b is not None]
     start = time.monotonic()
@@ -564,21 +651,56 @@ def _fit_and_evaluate(
         (split.x_val, _labels(split.y_val, training, num_classes)) if len(split.y_val) else None
     )
     t0 = time.perf_counter()
-    model.fit(
-        split.x_train,
-        _labels(split.y_train, training, num_classes),
-        batch_size=training.batch_size,
-        epochs=training.epochs,
-        initial_epoch=initial_epoch,
-        shuffle=True,
-        validation_data=validation,
-        callbacks=callbacks,
-        verbose=0,
-    )
-    train_seconds = time.perf_counter() - t0
+    if not trained and not monitor.check(force=True):
+        model.fit(
+            split.x_train,
+            _labels(split.y_train, training, num_classes),
+            batch_size=training.batch_size,
+            epochs=training.epochs,
+            initial_epoch=resume.epoch,
+            shuffle=True,
+            validation_data=validation,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    train_seconds = spent + time.perf_counter() - t0
+    # Asked again right before the evaluation: a cancel now is not made to wait for it.
+    stopped = monitor.ask_caller()
     stop_reason = monitor.stop_reason
     if stop_reason is None and early is not None and early.stopped_epoch > 0:
         stop_reason = "early_stopping"
+    if trained and not stopped:
+        stop_reason = resume.stop_reason
+    first_epoch = monitor.first_epoch
+    if first_epoch is None:  # nothing trained by this attempt
+        first_epoch = resume.epoch + 1
+    val_acc = [
+        float(e["val_accuracy"]) for e in (*previous_epochs, *monitor.epochs) if "val_accuracy" in e
+    ]
+    result = TrainResult(
+        epochs=monitor.epochs,
+        test_loss=None,
+        test_accuracy=None,
+        test_metrics={},
+        best_val_accuracy=max(val_acc) if val_acc else None,
+        train_seconds=train_seconds,
+        stop_reason=stop_reason,
+        params=int(model.count_params()),
+        trainable_params=int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
+        inference_ms_per_sample=None,
+        device=device,
+        first_epoch=first_epoch,
+    )
+    if stopped:  # by the caller (a cancel): not evaluated; the caller removes the folder
+        return result
+    if checkpoint is not None and not trained:
+        epochs_done = int(monitor.epochs[-1]["epoch"]) if monitor.epochs else resume.epoch
+        restored_best = (
+            early is not None and early.restore_best_weights and early.best_weights is not None
+        )
+        checkpoint.finish(
+            model, epochs_done, stop_reason, fresh=monitor.interrupted or restored_best
+        )
 
     scores = model.evaluate(
         split.x_test,
@@ -587,24 +709,9 @@ def _fit_and_evaluate(
         verbose=0,
         return_dict=True,
     )
-    test_metrics = {k: float(v) for k, v in scores.items()}
-    val_acc = [
-        float(e["val_accuracy"]) for e in (*previous_epochs, *monitor.epochs) if "val_accuracy" in e
-    ]
-    first_epoch = monitor.first_epoch
-    if first_epoch is None:  # nothing left to train: resumed after the last epoch
-        first_epoch = initial_epoch + 1
-    return TrainResult(
-        epochs=monitor.epochs,
-        test_loss=test_metrics["loss"],
-        test_accuracy=test_metrics.get("accuracy"),
-        test_metrics=test_metrics,
-        best_val_accuracy=max(val_acc) if val_acc else None,
-        train_seconds=train_seconds,
-        stop_reason=stop_reason,
-        params=int(model.count_params()),
-        trainable_params=int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
-        inference_ms_per_sample=_inference_ms(model, split.x_test) if measure_inference else None,
-        device=device,
-        first_epoch=first_epoch,
-    )
+    result.test_metrics = {k: float(v) for k, v in scores.items()}
+    result.test_loss = result.test_metrics["loss"]
+    result.test_accuracy = result.test_metrics.get("accuracy")
+    if measure_inference:
+        result.inference_ms_per_sample = _inference_ms(model, split.x_test)
+    return result

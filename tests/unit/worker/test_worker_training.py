@@ -70,21 +70,30 @@ def test_same_seed_same_numbers_other_seed_differs(split: Split) -> None:
     assert a.test_loss != c.test_loss
 
 
-def test_cancel_stops_inside_the_first_epoch(split: Split, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    seen: list[int] = []
-    batches: list[int] = []
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The batches fit started (its stop checks spied on)."""
+    started: list[int] = []
     original = training_mod._Monitor.batch_begin
 
     def spy(self: Any, batch: int, steps: int | None) -> bool:
-        batches.append(batch)
+        started.append(batch)
         return original(self, batch, steps)
 
     monkeypatch.setattr(training_mod._Monitor, "batch_begin", spy)
+    return started
+
+
+def test_cancel_stops_inside_the_first_epoch(
+    split: Split, batches: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(training_mod, "_POLL_SECONDS", 0.0)
+    calls: list[int] = []
+    seen: list[int] = []
 
     def should_stop() -> str | None:
         calls.append(1)
-        return "cancelled"
+        return "cancelled" if len(calls) >= 2 else None  # the first: right before fit
 
     r = run(
         split,
@@ -95,10 +104,29 @@ def test_cancel_stops_inside_the_first_epoch(split: Split, monkeypatch: pytest.M
     assert r.stop_reason == "cancelled"
     assert r.epochs == []
     assert seen == []
-    assert len(calls) == 1
+    assert len(calls) == 2
     # Asked before batch 1 (after batch 0 ended); Keras runs batch 1, then leaves the epoch.
     assert batches == [0, 1]
-    assert r.test_accuracy is not None  # still evaluated
+    # A stopped run is not evaluated: a cancel does not wait for the test split.
+    assert (r.test_loss, r.test_accuracy, r.test_metrics) == (None, None, {})
+    assert r.inference_ms_per_sample is None
+
+
+def test_a_cancel_before_fit_and_before_evaluate_is_honoured(
+    split: Split, batches: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before_fit = run(split, should_stop=lambda: "cancelled")
+    assert (before_fit.stop_reason, before_fit.epochs, batches) == ("cancelled", [], [])
+    assert before_fit.test_loss is None
+
+    # Polls far apart: fit never asks, so only the check right before evaluate sees it.
+    monkeypatch.setattr(training_mod, "_POLL_SECONDS", 1e9)
+    answers = iter([None, "cancelled"])
+    after_fit = run(split, should_stop=lambda: next(answers))
+    assert [e["epoch"] for e in after_fit.epochs] == [1.0, 2.0]
+    assert after_fit.stop_reason == "cancelled"
+    assert after_fit.test_loss is None
+    assert next(answers, "asked no more") == "asked no more"
 
 
 def test_time_budget(split: Split) -> None:
@@ -131,31 +159,80 @@ def test_resume_continues_after_the_last_finished_epoch(
     )
     assert first.stop_reason == "lease_lost"
     assert [e["epoch"] for e in first.epochs] == [1.0]
-    # The interrupted epoch 2 was neither saved nor reported; the backup is kept.
-    assert json.loads((ckpt / "state.json").read_text()) == {
-        "epoch": 1,
-        "weights": "epoch-1.weights.h5",
-    }
+    # The interrupted epoch 2 was neither saved nor reported; the backup is kept, with the
+    # row of its epoch (stored by the next attempt if the worker died before writing it).
+    state = json.loads((ckpt / "state.json").read_text())
+    assert (state["epoch"], state["row"]) == (1, first.epochs[0])
+    assert state["weights"].startswith("epoch-1-")
+    assert sorted(p.name for p in ckpt.iterdir()) == [state["weights"], "state.json"]
     # A worker killed while writing the next resume point leaves torn temporary files, which
-    # nothing points at (Keras's BackupAndRestore wrote in place, and this failed the retry).
-    (ckpt / "tmp-epoch-2.weights.h5").write_bytes(b"\x89HDF\r\n torn")
-    (ckpt / "state.json.tmp").write_text('{"epoch": 2, "wei')
+    # nothing points at (Keras's BackupAndRestore wrote in place, and this failed the retry);
+    # they are another attempt's, and this one's clean-up leaves them alone.
+    torn = [ckpt / "tmp-epoch-2-0ther.weights.h5", ckpt / "state.json.0ther.tmp"]
+    torn[0].write_bytes(b"\x89HDF\r\n torn")
+    torn[1].write_text('{"epoch": 2, "wei')
 
     seen: list[int] = []
+    resumed_at: list[tuple[int, Any]] = []
+
+    def on_resume(epochs: int, row: Any) -> float:
+        resumed_at.append((epochs, row))
+        return 0.0
+
     second = run(
         split,
         training=spec,
         checkpoint_dir=ckpt,
         on_epoch=lambda e, _: seen.append(e),
+        on_resume=on_resume,
         previous_epochs=first.epochs,
     )
+    assert resumed_at == [(1, first.epochs[0])]
     assert second.first_epoch == 2
     assert seen == [2, 3]
     assert second.stop_reason is None
     assert [e["epoch"] for e in second.epochs] == [2.0, 3.0]
     best = max(e["val_accuracy"] for e in [*first.epochs, *second.epochs])
     assert second.best_val_accuracy == best
-    assert not ckpt.exists()  # finished by itself: the backup is removed
+    assert all(p.exists() for p in torn)
+    # Ended by itself: the checkpoint is kept, final, until the caller stored the result.
+    state = json.loads((ckpt / "state.json").read_text())
+    assert (state["epoch"], state["final"], state["stop_reason"]) == (3, True, None)
+
+    # A worker that dies before storing the result: the retry trains nothing and evaluates
+    # the very same weights.
+    resumed_at.clear()
+    third = run(
+        split,
+        training=spec,
+        checkpoint_dir=ckpt,
+        on_epoch=lambda e, _: seen.append(e),
+        on_resume=on_resume,
+    )
+    assert resumed_at == [(3, None)]
+    assert (third.epochs, third.first_epoch, seen) == ([], 4, [2, 3])
+    assert third.test_loss == second.test_loss
+    assert third.test_metrics == second.test_metrics
+
+
+def test_a_final_checkpoint_keeps_the_stop_reason_and_the_best_weights(
+    split: Split, tmp_path: Path
+) -> None:
+    """Early stopping with restore_best_weights: the weights evaluated are the best epoch's,
+    and a retry after a crash evaluates those same weights, with the same stop reason."""
+    spec = TrainingSpec(
+        epochs=6,
+        batch_size=32,
+        early_stopping=EarlyStopping(
+            monitor="loss", patience=0, min_delta=100.0, restore_best_weights=True
+        ),
+    )
+    ckpt = tmp_path / "ckpt"
+    first = run(split, training=spec, checkpoint_dir=ckpt)
+    assert first.stop_reason == "early_stopping"
+    retry = run(split, training=spec, checkpoint_dir=ckpt)
+    assert (retry.epochs, retry.stop_reason) == ([], "early_stopping")
+    assert retry.test_loss == first.test_loss
 
 
 def test_resume_restores_the_optimizer_state(split: Split, tmp_path: Path) -> None:
@@ -168,20 +245,54 @@ def test_resume_restores_the_optimizer_state(split: Split, tmp_path: Path) -> No
     model.fit(split.x_train, split.y_train, batch_size=32, epochs=1, verbose=0)
     ckpt = training_mod._Checkpoint(tmp_path / "ckpt")
     ckpt.save(model, 1)
+    weights = ckpt.weights
 
     again = keras.Sequential(
         [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
     )
     again.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    assert ckpt.restore(again) == 1
+    resume = ckpt.restore(again)
+    assert resume is not None
+    assert resume.epoch == 1
     assert int(again.optimizer.iterations) == int(model.optimizer.iterations) == 14
     for a, b in zip(model.optimizer.variables, again.optimizer.variables, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     for a, b in zip(model.weights, again.weights, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert sorted(p.name for p in ckpt.folder.iterdir()) == ["epoch-1.weights.h5", "state.json"]
+    assert sorted(p.name for p in ckpt.folder.iterdir()) == [weights, "state.json"]
     ckpt.save(model, 2)  # the older weights go once the new resume point is committed
-    assert sorted(p.name for p in ckpt.folder.iterdir()) == ["epoch-2.weights.h5", "state.json"]
+    assert ckpt.weights != weights
+    assert sorted(p.name for p in ckpt.folder.iterdir()) == [ckpt.weights, "state.json"]
+
+
+def test_a_checkpoint_commit_runs_under_the_lease_guard(split: Split, tmp_path: Path) -> None:
+    """The caller's guard holds the lease around the commit; when it refuses (the lease is
+    gone), the older resume point stays and the new weights are never pointed at."""
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
+    model.compile(optimizer="adam", loss="mse")
+    guarded: list[int] = []
+    lost = False
+
+    def guard(commit: Any) -> None:
+        if lost:
+            raise RuntimeError("lease lost")
+        guarded.append(1)
+        commit()
+
+    ckpt = training_mod._Checkpoint(tmp_path / "ckpt", guard)
+    ckpt.save(model, 1)
+    assert guarded == [1]
+    before = (ckpt.folder / "state.json").read_text()
+    lost = True
+    with pytest.raises(RuntimeError):
+        ckpt.save(model, 2)
+    assert (ckpt.folder / "state.json").read_text() == before
+    other = training_mod._Checkpoint(tmp_path / "ckpt")
+    assert other.token != ckpt.token  # two attempts never write one file name
 
 
 def test_an_unusable_checkpoint_trains_from_scratch(split: Split, tmp_path: Path) -> None:
@@ -193,7 +304,7 @@ def test_an_unusable_checkpoint_trains_from_scratch(split: Split, tmp_path: Path
     seen: list[int] = []
     resume_points: list[int] = []
 
-    def on_resume(epochs: int) -> float:
+    def on_resume(epochs: int, row: Any) -> float:
         resume_points.append(epochs)
         return 0.0
 
@@ -367,7 +478,7 @@ def test_a_warm_model_resumes_from_a_checkpoint_as_a_new_one_does(
 def test_the_time_already_spent_is_charged_to_the_budget(split: Split) -> None:
     """A resumed attempt gets what is left of the trial's time budget, not a new one."""
     spec = TrainingSpec(epochs=5, batch_size=32, max_seconds=3600)
-    r = run(split, training=spec, on_resume=lambda epochs: 3600.0)
+    r = run(split, training=spec, on_resume=lambda epochs, row: 3600.0)
     assert r.stop_reason == "time_budget"
     assert len(r.epochs) <= 1
 

@@ -1,0 +1,254 @@
+"""Leases, claims, the sweeper and cancel as guarded statements, on real Postgres and SQLite.
+
+No worker process: ``core.lifecycle``, ``core.sweeper``, ``core.comparisons`` and the worker's
+claim path (``worker.tasks.run_trial`` up to the claim) run in this process against a real
+database, each race set up by writing the rows as the other party would have left them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from core.comparisons import cancel_comparison
+from core.config import Settings, get_settings
+from core.db import session_scope
+from core.errors import Conflict
+from core.lifecycle import (
+    LeaseLost,
+    claim_trial,
+    finish_trial,
+    renew_lease,
+    upsert_epoch,
+)
+from core.sweeper import sweep
+from core.tables import Comparison, EpochMetric, Trial, utcnow
+from tests.conftest import fresh_database, in_process_database
+
+pytestmark = [pytest.mark.services]
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def db(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    """This process on a fresh, migrated database, with two attempts per trial."""
+    monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ARCHBENCH_MAX_ATTEMPTS", "2")
+    if request.param == "postgresql":
+        with fresh_database("archbench_life") as url, in_process_database(url, monkeypatch):
+            yield get_settings()
+    else:
+        with in_process_database(f"sqlite:///{tmp_path / 'life.db'}", monkeypatch):
+            yield get_settings()
+
+
+def make_trial(
+    status: str = "running",
+    *,
+    attempts: int = 1,
+    owner: str | None = "w1",
+    lease: float | None = 60,
+    cancel_requested: bool = False,
+    comparison_status: str = "running",
+) -> tuple[str, str]:
+    """A comparison with one trial in the given state; ``lease`` in seconds from now
+    (negative: expired). Returns (comparison id, trial id)."""
+    with session_scope() as s:
+        c = Comparison(
+            tenant="default",
+            name="life",
+            status=comparison_status,
+            spec={},
+            trials_total=1,
+            epochs_total=3,
+            cancel_requested=cancel_requested,
+        )
+        s.add(c)
+        s.flush()
+        t = Trial(
+            comparison_id=c.id,
+            variant="v",
+            variant_index=0,
+            seed=0,
+            status=status,
+            attempts=attempts,
+            epochs_planned=3,
+            lease_owner=owner if status == "running" else None,
+            lease_expires_at=utcnow() + timedelta(seconds=lease)
+            if lease is not None and status == "running"
+            else None,
+        )
+        s.add(t)
+        s.flush()
+        return c.id, t.id
+
+
+def trial(trial_id: str) -> Trial:
+    with session_scope() as s:
+        return s.get_one(Trial, trial_id)
+
+
+def comparison(comparison_id: str) -> Comparison:
+    with session_scope() as s:
+        return s.get_one(Comparison, comparison_id)
+
+
+def checkpoint(settings: Settings, name: str) -> Path:
+    folder = settings.checkpoints / name
+    folder.mkdir(parents=True)
+    (folder / "state.json").write_text("{}")
+    return folder
+
+
+def test_a_stale_owner_cannot_write_epochs_or_the_result(db: Settings) -> None:
+    _, tid = make_trial(owner="w2")  # the sweeper gave it to w2; w1 does not know yet
+    with session_scope() as s, pytest.raises(LeaseLost):
+        upsert_epoch(s, tid, owner="w1", epoch=1, values={"loss": 1.0}, seconds=1, lease_seconds=60)
+    with session_scope() as s, pytest.raises(LeaseLost):
+        renew_lease(s, tid, owner="w1", lease_seconds=60)
+    with session_scope() as s:
+        assert not finish_trial(s, tid, owner="w1", status="succeeded", test_accuracy=0.9)
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).where(EpochMetric.trial_id == tid)) == 0
+    row = trial(tid)
+    assert (row.status, row.lease_owner, row.test_accuracy, row.epochs_done) == (
+        "running",
+        "w2",
+        None,
+        0,
+    )
+    # The owner itself writes.
+    with session_scope() as s:
+        upsert_epoch(s, tid, owner="w2", epoch=1, values={"loss": 1.0}, seconds=1, lease_seconds=60)
+        assert finish_trial(s, tid, owner="w2", status="succeeded", test_accuracy=0.9)
+    assert (trial(tid).status, trial(tid).epochs_done) == ("succeeded", 1)
+
+
+def test_a_claim_never_exceeds_the_attempt_limit(db: Settings) -> None:
+    """A running trial whose lease expired is claimable only with attempts left; the worker
+    that meets one without fails it with the reason and removes its checkpoint."""
+    from worker.tasks import run_trial
+
+    cid, spent = make_trial(attempts=2, lease=-5)
+    _, left = make_trial(attempts=1, lease=-5)
+    with session_scope() as s:
+        assert not claim_trial(s, spent, owner="w9", worker="h:1", lease_seconds=60, max_attempts=2)
+        assert claim_trial(s, left, owner="w9", worker="h:1", lease_seconds=60, max_attempts=2)
+    assert (trial(spent).attempts, trial(left).attempts, trial(left).lease_owner) == (2, 2, "w9")
+
+    folder = checkpoint(db, spent)
+    assert run_trial(spent) == "failed"
+    row = trial(spent)
+    assert (row.status, row.attempts, row.lease_owner) == ("failed", 2, None)
+    assert row.error is not None
+    assert "attempt limit 2" in row.error["detail"]
+    assert not folder.exists()
+    assert comparison(cid).status == "failed"
+    # A queued trial with no attempts left is failed the same way, never claimed.
+    _, queued = make_trial("queued", attempts=2)
+    assert run_trial(queued) == "failed"
+    assert (trial(queued).status, trial(queued).attempts) == ("failed", 2)
+
+
+def test_leases_are_judged_on_the_database_clock(
+    db: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker or sweeper whose clock runs an hour ahead does not take a live lease."""
+    _, tid = make_trial("queued", attempts=0)
+    with session_scope() as s:
+        assert claim_trial(s, tid, owner="w1", worker="h:1", lease_seconds=60, max_attempts=2)
+        db_now = s.scalar(select(func.now())) if db.database_url.startswith("postgresql") else None
+    if db_now is not None:  # SQLite's clock is this machine's anyway
+        lease = trial(tid).lease_expires_at
+        assert lease is not None
+        assert timedelta(seconds=55) < lease - db_now < timedelta(seconds=65)
+
+    ahead = utcnow() + timedelta(hours=1)
+    import core.lifecycle
+    import core.sweeper
+
+    monkeypatch.setattr(core.lifecycle, "utcnow", lambda: ahead)
+    monkeypatch.setattr(core.sweeper, "utcnow", lambda: ahead)
+    with session_scope() as s:
+        assert not claim_trial(s, tid, owner="w2", worker="h:2", lease_seconds=60)
+    done = sweep(db)
+    assert tid not in done.requeued + done.failed
+    row = trial(tid)
+    assert (row.status, row.lease_owner, row.attempts) == ("running", "w1", 1)
+
+
+def test_cancel_of_a_comparison_that_just_ended_is_a_conflict(db: Settings) -> None:
+    cid, tid = make_trial()
+    with session_scope() as api:
+        seen = api.get_one(Comparison, cid)  # read while still running
+        assert seen.status == "running"
+        # Its last trial finishes and the worker closes it before the cancel is written.
+        with session_scope() as worker:
+            finish_trial(worker, tid, owner="w1", status="succeeded")
+            worker.execute(
+                update(Comparison).where(Comparison.id == cid).values(status="succeeded")
+            )
+        with pytest.raises(Conflict, match="succeeded"):
+            cancel_comparison(api, seen)
+    row = comparison(cid)
+    assert (row.status, row.cancel_requested) == ("succeeded", False)
+
+    running, _ = make_trial()
+    with session_scope() as api:
+        cancel_comparison(api, api.get_one(Comparison, running))
+    assert comparison(running).cancel_requested
+
+
+def test_the_sweeper_ends_an_expired_trial_of_a_cancelled_comparison(db: Settings) -> None:
+    """No worker would ever end it: the sweeper cancels it (not requeue) and closes the
+    comparison; the worker's own claim path does the same with a queued one."""
+    from worker.tasks import run_trial
+
+    cid, tid = make_trial(lease=-5, cancel_requested=True)
+    folder = checkpoint(db, tid)
+    done = sweep(db)
+    assert (done.cancelled, done.requeued) == ([tid], [])
+    row = trial(tid)
+    assert (row.status, row.stop_reason, row.lease_owner) == ("cancelled", "cancelled", None)
+    assert comparison(cid).status == "cancelled"
+    assert not folder.exists()
+
+    # A trial requeued before the cancel, whose message arrives after it.
+    cid2, queued = make_trial("queued", attempts=1, cancel_requested=True)
+    folder = checkpoint(db, queued)
+    assert run_trial(queued) == "cancelled"
+    assert (trial(queued).status, comparison(cid2).status) == ("cancelled", "cancelled")
+    assert not folder.exists()
+
+
+def test_the_sweeper_removes_the_checkpoints_of_ended_trials(db: Settings) -> None:
+    cid, exhausted = make_trial(attempts=2, lease=-5)
+    _, live = make_trial()
+    _, succeeded = make_trial("succeeded", owner=None)
+    _, queued_cancelled = make_trial("queued", cancel_requested=True)
+    with session_scope() as api:  # a cancel in the api, which may not see the folder
+        cancel_comparison(api, api.get_one(Comparison, trial(queued_cancelled).comparison_id))
+    folders = {
+        name: checkpoint(db, name)
+        for name in (exhausted, live, succeeded, queued_cancelled, str(uuid.uuid4()))
+    }
+    other = db.checkpoints / "not-a-trial"
+    other.mkdir()
+
+    done = sweep(db)
+    assert done.failed == [exhausted]
+    row = trial(exhausted)
+    assert row.status == "failed"
+    assert row.error is not None
+    assert "attempt limit 2" in row.error["detail"]
+    assert comparison(cid).status == "failed"
+    kept = {name for name, folder in folders.items() if folder.exists()}
+    assert kept == {live}
+    assert other.exists()
+    assert sorted(done.checkpoints_removed) == sorted(set(folders) - {live, exhausted})

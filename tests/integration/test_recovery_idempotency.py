@@ -70,3 +70,14 @@ def test_time_budget_stops_a_trial_and_keeps_its_epochs(distributed: Service) ->
         )
     engine.dispose()
     assert sorted(epochs) == list(range(1, trial["epochs_done"] + 1))
+
+
+def test_a_time_budget_over_the_ceiling_is_a_located_422(distributed: Service) -> None:
+    spec = tiny_spec("over-budget", seeds=[0], epochs=1, variants=[small_mlp()])
+    spec["training"]["max_seconds"] = 24 * 3600 + 1  # ARCHBENCH_TRIAL_MAX_SECONDS: 86400
+    with distributed.client() as client:
+        body = assert_problem(client.post("/v1/comparisons", json=spec), 422)
+    (error,) = [e for e in body["errors"] if e["loc"][-1] == "max_seconds"]
+    assert error["loc"] == ["body", "training", "max_seconds"]
+    assert "86401 s" in error["msg"]
+    assert "86400 s" in error["msg"]

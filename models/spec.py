@@ -150,11 +150,12 @@ def float32_factor(value: float) -> float:
     ``0.01`` stays ``0.01`` instead of coming back from Keras as ``0.009999999776482582``.
     """
     packed = struct.pack("<f", value)
+    single: float = struct.unpack("<f", packed)[0]  # 1e-300 is 0.0 in float32, as in Keras
     for digits in range(1, 10):
-        short = float(f"{value:.{digits}g}")
+        short = float(f"{single:.{digits}g}")
         if struct.pack("<f", short) == packed:
             return short
-    return float(struct.unpack("<f", packed)[0])  # pragma: no cover - 9 digits always suffice
+    return single  # pragma: no cover - 9 significant digits always identify a float32
 
 
 class Regularizer(BaseModel):

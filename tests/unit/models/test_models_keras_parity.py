@@ -38,6 +38,7 @@ VALID: dict[str, tuple[tuple[int, ...], list[dict[str, Any]]]] = {
     "Dense": (IMG, [{"type": "Flatten"}, {"type": "Dense", "units": 7, "activation": "swish"}]),
     "Dense on 3-D": (IMG, [{"type": "Dense", "units": 4, "bias_initializer": "ones"}]),
     "Dense L1": (SEQ, [{"type": "Dense", "units": 3, "kernel_regularizer": "l1", "bias_regularizer": {"l1": 0.3}, "kernel_initializer": "orthogonal"}]),
+    "Dense float32 L1": (SEQ, [{"type": "Dense", "units": 2, "kernel_regularizer": {"l1": 1e-300}, "bias_regularizer": {"l1": 0.123456789}}]),
     "Conv1D L1L2": (SEQ, [{"type": "Conv1D", "filters": 2, "kernel_size": 2, "kernel_regularizer": {"l1": 0.123457, "l2": 0.1}, "bias_regularizer": "l1_l2"}]),
     "Dropout": (IMG, [{"type": "Dropout", "rate": 0.5}]),
     "SpatialDropout2D": (IMG, [{"type": "SpatialDropout2D", "rate": 0.2}]),

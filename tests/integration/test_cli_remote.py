@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT, Service, free_port
@@ -121,3 +127,86 @@ def test_exit_codes(distributed: Service, tmp_path: Path) -> None:
     again = run(["cancel", cid], env)
     assert again.returncode == 2
     assert "Conflict (409)" in again.stderr
+
+
+def test_a_comparison_that_fails_in_training_exits_1(distributed: Service, tmp_path: Path) -> None:
+    """Valid at submit, failing at train time: the uploaded dataset's file is gone when the
+    worker loads it. `submit --wait` follows it to the end and exits 1."""
+    rng = np.random.default_rng(int(time.time() * 1000) % 2**32)  # a file of its own
+    y = np.arange(60) % 3
+    buf = io.BytesIO()
+    np.savez(buf, x_train=rng.random((60, 8, 8)).astype(np.float32), y_train=y)
+    with httpx.Client(base_url=distributed.url, timeout=30) as c:
+        resp = c.post("/v1/datasets", files={"file": ("gone.npz", buf.getvalue())})
+    assert resp.status_code == 201, resp.text
+    dataset = resp.json()
+    (distributed.data_dir / "uploads" / f"{dataset['content_hash']}.npz").unlink()
+    spec = tiny_spec("cli-fails", seeds=[0], epochs=1, variants=[small_mlp()])
+    spec["dataset"] = {"name": dataset["name"]}
+    spec["variants"][0]["layers"][-1]["units"] = 3
+    path = tmp_path / "fails.json"
+    path.write_text(json.dumps(spec))
+    env = {**distributed.env, "ARCHBENCH_URL": distributed.url}
+    proc = run(["submit", str(path), "--wait", "--timeout", "240"], env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    cid = proc.stdout.splitlines()[0].strip()
+    assert "mlp seed 0 failed" in proc.stdout
+    assert f"comparison {cid} failed" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def test_submit_wait_on_a_terminal_draws_the_rich_bar(distributed: Service, tmp_path: Path) -> None:
+    """On a terminal (a pty here), `submit --wait` shows rich's live bar, not plain lines."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    spec = tmp_path / "tty.json"
+    spec.write_text(
+        json.dumps(tiny_spec("cli-tty", seeds=[0, 1], epochs=2, variants=[small_mlp()]))
+    )
+    env = {**distributed.env, "ARCHBENCH_URL": distributed.url, "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    env["COLUMNS"] = "160"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+    proc = subprocess.Popen(
+        [*ARCHBENCH, "submit", str(spec), "--wait", "--timeout", "240"],
+        env=env,
+        cwd=ROOT,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    raw = b"".join(chunks).decode(errors="replace")
+    screen = ANSI.sub("", raw)
+    assert code == 0, screen[-3000:]
+    assert "\x1b[" in raw, "no terminal control codes: the plain output was used"
+    assert "cli-tty" in screen
+    assert "━" in screen  # the bar itself
+    assert "4/4 epochs · 2/2 trials (succeeded)" in screen, screen[-3000:]
+    assert "epoch 1/2:" not in screen  # the plain per-epoch lines are for pipes
+    assert "comparison " in screen
+    assert " succeeded" in screen

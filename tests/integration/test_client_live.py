@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -20,7 +21,7 @@ from archbench import (
     ServiceUnavailable,
     WaitTimeout,
 )
-from tests.conftest import Service, free_port
+from tests.conftest import ROOT, Service, free_port
 from tests.helpers import small_mlp, tiny_spec
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
@@ -166,3 +167,25 @@ def test_async_client(distributed: Service, finished: dict[str, Any]) -> None:
                 await ab.submit({"name": "x"})
 
     asyncio.run(go())
+
+
+def test_the_notebook_example_runs(distributed: Service) -> None:
+    """examples/client_example.py, run as a script against the live service (ARCHBENCH_URL)."""
+    env = {**distributed.env, "ARCHBENCH_URL": distributed.url}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "client_example.py")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "conv16 seed 0 epoch 1:" in out
+    assert "conv8x2 seed 2 epoch 2:" in out
+    assert "finished: succeeded" in out
+    verdict = out.split("finished: succeeded", 1)[1].strip().splitlines()
+    assert verdict
+    assert verdict[0]  # the report's verdict, printed by the example
+    assert "['body', 'variants', 0" in out  # the located errors of the broken submit

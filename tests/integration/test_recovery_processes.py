@@ -69,14 +69,28 @@ def assert_succeeded(stack: Stack, client: httpx.Client, cid: str) -> None:
         raise AssertionError(f"{done['status']}: {errors}\n{logs}")
 
 
-def check_resumed(stack: Stack, trial_id: str, killed_at: datetime) -> int:
-    """One row per epoch; the second attempt started after epoch 1 and kept the rows before."""
+def stored_when_dead(stack: Stack, pid: int, trial_id: str) -> int:
+    """The last epoch stored by a killed process, read once it is gone (and a commit it had
+    already sent has landed)."""
+    deadline = time.monotonic() + 10  # a child with many threads takes a moment to die
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(pid)
+    time.sleep(0.5)
+    return max((e for e, _ in epoch_rows(stack, trial_id)), default=0)
+
+
+def check_resumed(stack: Stack, trial_id: str, killed_at: datetime, last_stored: int) -> int:
+    """One row per epoch; the second attempt wrote exactly the epochs after the last one stored
+    before the kill (its checkpoint is committed before each row, so none is lost or redone),
+    and kept the rows before."""
     trial = stack.trial(trial_id)
     assert (trial.status, trial.attempts, trial.epochs_done) == ("succeeded", 2, EPOCHS)
     rows = epoch_rows(stack, trial_id)
     assert [e for e, _ in rows] == list(range(1, EPOCHS + 1))
     first_retried = min(e for e, at in rows if at > killed_at)
-    assert first_retried > 1, rows
+    assert last_stored >= 2, rows
+    assert first_retried == last_stored + 1, (first_retried, last_stored, rows)
     assert all(at < killed_at for e, at in rows if e < first_retried)
     assert not (stack.data_dir / "checkpoints" / trial_id).exists()
     return first_retried
@@ -89,16 +103,17 @@ def test_sigkill_of_the_child_resumes_from_the_checkpoint(stack: Stack) -> None:
         row = stack.wait_trial(tid, lambda t: t.epochs_done >= 2, what="2 epochs in")
         os.kill(child_pid(row), signal.SIGKILL)
         killed_at, t0 = utcnow(), time.monotonic()
+        last_stored = stored_when_dead(stack, child_pid(row), tid)
         stack.wait_trial(tid, lambda t: t.attempts == 2, what="claimed again")
         reclaimed = time.monotonic() - t0
         assert_succeeded(stack, client, cid)
-    first = check_resumed(stack, tid, killed_at)
+    first = check_resumed(stack, tid, killed_at, last_stored)
     log = "".join(stack.log(n) for n in stack.logs)
     assert "duplicate delivery" in log  # the redelivery met the live lease
     assert "resumed from its checkpoint" in log
     print(
-        f"\nchild SIGKILL after epoch {row.epochs_done}: reclaimed in {reclaimed:.1f} s, "
-        f"attempt 2 trained from epoch {first}, done {time.monotonic() - t0:.1f} s after"
+        f"\nchild SIGKILL after epoch {last_stored}: reclaimed in {reclaimed:.1f} s, "
+        f"attempt 2 wrote from epoch {first}, done {time.monotonic() - t0:.1f} s after"
     )
 
 
@@ -110,17 +125,14 @@ def test_sigkill_of_the_whole_worker_and_a_new_worker(stack: Stack) -> None:
         victim = next(n for n in stack.procs if n.startswith("w"))
         stack.kill(victim)
         killed_at, t0 = utcnow(), time.monotonic()
-        deadline = time.monotonic() + 10  # a child with many threads takes a moment to die
-        while alive(child_pid(row)) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not alive(child_pid(row))
+        last_stored = stored_when_dead(stack, child_pid(row), tid)
         stack.start_worker(f"w-after-{victim}")
         stack.wait_trial(tid, lambda t: t.attempts == 2, what="claimed again")
         reclaimed = time.monotonic() - t0
         assert_succeeded(stack, client, cid)
-    first = check_resumed(stack, tid, killed_at)
+    first = check_resumed(stack, tid, killed_at, last_stored)
     print(
-        f"\nworker SIGKILL after epoch {row.epochs_done}: reclaimed by a new worker in "
+        f"\nworker SIGKILL after epoch {last_stored}: reclaimed by a new worker in "
         f"{reclaimed:.1f} s, attempt 2 trained from epoch {first}"
     )
 

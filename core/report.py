@@ -20,6 +20,11 @@ Choices worth knowing:
 - ``auc_val_accuracy`` is the normalised area under the validation-accuracy curve: the
   mean of a trial's per-epoch validation accuracy (unit-spaced epochs, so area / epochs),
   averaged over trials. It lies in [0, 1] and rewards learning early.
+- ``seconds_per_epoch_mean`` is wall time per epoch as the worker measured it: the training
+  pass plus that epoch's validation pass (and, in epoch 1, tracing); ``train_seconds_mean``
+  is the whole ``fit``. Both come from one device per trial, stored with the trial.
+- ``inference_ms_per_sample_mean`` is timed by one trial per variant (the first seed, or a
+  later one when the first ended without timing it) on the worker's device.
 - ``rank`` is 1-based over variants with data; variants without data are listed last
   in ``ranking`` and have ``rank: None``.
 - The verdict and notes are written by ``core.report_render`` from this dict alone.

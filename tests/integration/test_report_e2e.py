@@ -11,10 +11,20 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from celery import Celery
 from scipy import stats
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from core.comparisons import create_comparison
+from core.config import Settings
+from core.db import make_engine
+from core.queue import celery_config, enqueue_trials
+from core.spec import ComparisonSpec
+from core.tables import Trial
+from core.validation import validate_comparison
 from tests.conftest import ROOT, Service
-from tests.helpers import wait_done
+from tests.helpers import small_mlp, tiny_spec, wait_done
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 
@@ -214,3 +224,41 @@ def test_unknown_comparison_is_a_problem(distributed: Service) -> None:
             assert r.headers["content-type"].startswith("application/problem+json")
         r = client.get("/v1/comparisons/not-a-uuid/report")
         assert r.status_code == 404
+
+
+def test_inference_is_timed_by_a_later_seed_when_the_first_fails(distributed: Service) -> None:
+    """The first seed times inference for its variant; when it ended without doing so, the
+    next seed that trains does, so the report still has the figure."""
+    url = distributed.env["ARCHBENCH_DATABASE_URL"]
+    settings = Settings(database_url=url, broker_url=distributed.env["ARCHBENCH_BROKER_URL"])
+    spec = tiny_spec("first-seed-fails", seeds=[0, 1], epochs=1, variants=[small_mlp()])
+    validated = validate_comparison(ComparisonSpec.model_validate(spec), settings)
+    with Session(make_engine(url)) as db:
+        comparison, trial_ids, _ = create_comparison(
+            db, tenant="default", validated=validated, idempotency_key=None, request_hash="x"
+        )
+        cid = comparison.id
+        rows = db.execute(select(Trial.id, Trial.seed).where(Trial.comparison_id == cid))
+        seeds = {trial_id: seed for trial_id, seed in rows}
+        first = next(t for t, seed in seeds.items() if seed == 0)
+        # Seed 0 ended without a measurement, as a crash past the attempt limit leaves it.
+        db.execute(
+            update(Trial)
+            .where(Trial.id == first)
+            .values(status="failed", error={"title": "Trial failed", "detail": "test"})
+        )
+        db.commit()
+    app = Celery("test-client")
+    app.conf.update(celery_config(settings))
+    enqueue_trials([t for t in trial_ids if t != first], app=app)
+    with distributed.client() as client:
+        wait_done(client, cid)
+        trials = {t["seed"]: t for t in client.get(f"/v1/comparisons/{cid}/trials").json()["items"]}
+        report = client.get(f"/v1/comparisons/{cid}/report").json()
+    assert trials[0]["inference_ms_per_sample"] is None
+    assert trials[1]["status"] == "succeeded"
+    assert trials[1]["inference_ms_per_sample"] is not None
+    assert trials[1]["inference_ms_per_sample"] > 0
+    assert report["variants"][0]["inference_ms_per_sample_mean"] == pytest.approx(
+        trials[1]["inference_ms_per_sample"]
+    )

@@ -1,8 +1,14 @@
 """Build an uncompiled ``keras.Sequential`` from validated layer specs.
 
 The only module of ``models`` that touches Keras, and only inside ``build_model``. Each
-whitelisted type maps to its Keras class through our own table; no name from user input
-is ever resolved, and nothing goes through Keras deserialization.
+whitelisted type maps to its Keras class through our own table, and every argument Keras
+would otherwise resolve by name (initializers, activations, regularizers) is passed as an
+object from our own closed tables: a layer given ``"glorot_uniform"`` calls
+``keras.initializers.get``, which goes through ``deserialize_keras_object``; given
+``GlorotUniform()`` it does not. No name from user input is ever resolved by Keras, and
+nothing goes through Keras deserialization (tests/integration/test_security_keras.py traps it).
+The objects are the ones Keras's own lookup would make, created in the same order (a random
+initializer draws its seed when created), so the models are the same, weight for weight.
 """
 
 from __future__ import annotations
@@ -52,6 +58,54 @@ def _classes() -> dict[str, Any]:
     }
 
 
+def _initializers() -> dict[str, Any]:
+    """Map ``InitializerName`` to Keras initializer classes (made fresh for every argument)."""
+    from keras import initializers as ki
+
+    return {
+        "glorot_uniform": ki.GlorotUniform,
+        "glorot_normal": ki.GlorotNormal,
+        "he_uniform": ki.HeUniform,
+        "he_normal": ki.HeNormal,
+        "lecun_uniform": ki.LecunUniform,
+        "lecun_normal": ki.LecunNormal,
+        "orthogonal": ki.Orthogonal,
+        "random_normal": ki.RandomNormal,
+        "random_uniform": ki.RandomUniform,
+        "truncated_normal": ki.TruncatedNormal,
+        "zeros": ki.Zeros,
+        "ones": ki.Ones,
+    }
+
+
+def _activations() -> dict[str, Any]:
+    """Map ``ActivationName`` to Keras activation functions."""
+    from keras import activations as ka
+
+    return {
+        "linear": ka.linear,
+        "relu": ka.relu,
+        "relu6": ka.relu6,
+        "leaky_relu": ka.leaky_relu,
+        "elu": ka.elu,
+        "selu": ka.selu,
+        "celu": ka.celu,
+        "gelu": ka.gelu,
+        "silu": ka.silu,
+        "mish": ka.mish,
+        "sigmoid": ka.sigmoid,
+        "hard_sigmoid": ka.hard_sigmoid,
+        "hard_silu": ka.hard_silu,
+        "tanh": ka.tanh,
+        "hard_tanh": ka.hard_tanh,
+        "softmax": ka.softmax,
+        "log_softmax": ka.log_softmax,
+        "softplus": ka.softplus,
+        "softsign": ka.softsign,
+        "exponential": ka.exponential,
+    }
+
+
 def _regularizer(value: Regularizer) -> Any:
     """Return the Keras regularizer that serializes back to the same factors."""
     from keras import regularizers
@@ -63,14 +117,45 @@ def _regularizer(value: Regularizer) -> Any:
     return regularizers.L1L2(l1=value.l1, l2=value.l2)
 
 
-def _kwargs(layer: Layer) -> dict[str, Any]:
-    """Turn a spec into keyword arguments for its Keras class."""
+# The order Keras's constructors look initializers up in (kernel before bias, depthwise
+# before pointwise, beta before gamma ...). A random initializer draws its seed when it is
+# created, so ours are created in this order too, whatever the order of the spec's fields.
+INITIALIZER_ORDER = (
+    "kernel_initializer",
+    "depthwise_initializer",
+    "pointwise_initializer",
+    "bias_initializer",
+    "beta_initializer",
+    "gamma_initializer",
+    "moving_mean_initializer",
+    "moving_variance_initializer",
+)
+
+
+def _kwargs(
+    layer: Layer, initializers: dict[str, Any], activations: dict[str, Any]
+) -> dict[str, Any]:
+    """Turn a spec into keyword arguments for its Keras class: objects, never names to resolve."""
     kwargs: dict[str, Any] = {}
+    names: dict[str, str] = {}
     for key in type(layer).model_fields:
         if key == "type":
             continue
         value = getattr(layer, key)
-        kwargs[key] = _regularizer(value) if isinstance(value, Regularizer) else value
+        if isinstance(value, Regularizer):
+            value = _regularizer(value)
+        elif key.endswith("_initializer"):
+            names[key] = value
+            continue
+        elif key == "activation":
+            value = activations[value]
+        kwargs[key] = value
+    unknown = set(names) - set(INITIALIZER_ORDER)
+    if unknown:  # a new spec field must take its place in INITIALIZER_ORDER first
+        raise AssertionError(f"initializer arguments without a creation order: {unknown}")
+    for key in INITIALIZER_ORDER:
+        if key in names:
+            kwargs[key] = initializers[names[key]]()
     return kwargs
 
 
@@ -80,14 +165,15 @@ def build_model(
     """Return the built, uncompiled ``keras.Sequential`` for ``layers`` on ``input_shape``."""
     import keras
 
-    classes = _classes()
+    classes, initializers, activations = _classes(), _initializers(), _activations()
     built: list[Any] = [keras.Input(shape=tuple(input_shape))]
     for i, (layer, layer_name) in enumerate(zip(layers, layer_names(layers), strict=True)):
-        kwargs = _kwargs(layer)
+        kwargs = _kwargs(layer, initializers, activations)
         try:
             built.append(classes[layer.type](name=layer_name, **kwargs))
         except Exception as exc:
-            msg = f"Keras refused {layer.type} (layer {i}) with {kwargs!r}: {exc}"
+            given = layer.model_dump(mode="json", exclude={"type"})
+            msg = f"Keras refused {layer.type} (layer {i}) with {given!r}: {exc}"
             raise SpecError([err(["layers", i], msg)]) from exc
     try:
         model = keras.Sequential(built, name=name)

@@ -394,23 +394,82 @@ def _dtype_policy(training: TrainingSpec, device: str) -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-def _compile(model: Any, training: TrainingSpec, num_classes: int) -> None:
+@functools.cache
+def _optimizer_classes() -> dict[str, Any]:
+    """Our optimizer names to Keras optimizer classes that never resolve an initializer name.
+
+    Keras's optimizers create their slots (momenta, velocities) with ``initializer="zeros"``,
+    a name, which ``keras.initializers.get`` resolves through ``deserialize_keras_object``.
+    Each class here is the Keras class with ``add_variable`` given the initializer object
+    instead (from a closed table), so compiling and training call no Keras deserialization
+    (tests/integration/test_security_keras.py traps it). Same class name, same variables,
+    same values.
+    """
     import keras
 
-    optimizer = getattr(keras.optimizers, OPTIMIZERS[training.optimizer])(
-        learning_rate=training.learning_rate
+    made: dict[str, Any] = {"zeros": keras.initializers.Zeros, "ones": keras.initializers.Ones}
+
+    def closed(base: Any) -> Any:
+        class Closed(base):  # type: ignore[misc]
+            def add_variable(
+                self, shape: Any, initializer: Any = "zeros", *args: Any, **kw: Any
+            ) -> Any:
+                if isinstance(initializer, str):
+                    initializer = made[initializer]()
+                return super().add_variable(shape, initializer, *args, **kw)
+
+        Closed.__name__ = Closed.__qualname__ = base.__name__
+        return Closed
+
+    classes = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adagrad": keras.optimizers.Adagrad,
+        "nadam": keras.optimizers.Nadam,
+    }
+    assert {k: v.__name__ for k, v in classes.items()} == OPTIMIZERS
+    return {name: closed(cls) for name, cls in classes.items()}
+
+
+def _compile(model: Any, training: TrainingSpec, num_classes: int) -> None:
+    """Compile with objects only: the optimizer, loss and metrics come from closed tables,
+    never as names for Keras to look up (which would go through its deserialization). Each
+    is the object Keras itself makes for the name, so the numbers are the same."""
+    import keras
+
+    optimizer = _optimizer_classes()[training.optimizer](learning_rate=training.learning_rate)
+    sparse = training.loss == "sparse_categorical_crossentropy"
+    loss = (
+        keras.losses.SparseCategoricalCrossentropy()
+        if sparse
+        else keras.losses.CategoricalCrossentropy()
     )
     metrics: list[Any] = []
     for name in training.metrics:
-        if name == "sparse_top_k_categorical_accuracy" and training.loss != (
-            "sparse_categorical_crossentropy"
-        ):
-            metrics.append(keras.metrics.TopKCategoricalAccuracy(name=name))
-        else:
-            metrics.append(name)
+        # "accuracy" is what Keras picks for these labels: integer labels with the sparse
+        # loss, one-hot labels with the categorical one (see _labels); never binary, as the
+        # output has num_classes >= 2 units.
+        if name == "accuracy":
+            accuracy = (
+                keras.metrics.SparseCategoricalAccuracy
+                if sparse
+                else keras.metrics.CategoricalAccuracy
+            )
+            metrics.append(accuracy(name=name))
+        elif name == "sparse_top_k_categorical_accuracy":
+            top_k = (
+                keras.metrics.SparseTopKCategoricalAccuracy
+                if sparse
+                else keras.metrics.TopKCategoricalAccuracy
+            )
+            metrics.append(top_k(name=name))
+        else:  # a new KerasMetric must be added here first
+            raise AssertionError(f"no Keras metric object for {name!r}")
     model.compile(
         optimizer=optimizer,
-        loss=training.loss,
+        loss=loss,
         metrics=metrics,
         jit_compile="auto" if training.jit_compile is None else training.jit_compile,
     )

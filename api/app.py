@@ -20,7 +20,7 @@ from api.routes import deliveries as webhook_deliveries
 from core.config import Settings, get_settings
 from core.db import get_engine
 from core.errors import ServiceUnavailable
-from core.migrate import current_revision, head_revision
+from core.migrate import schema_problem
 
 __all__ = ["create_app"]
 
@@ -35,14 +35,11 @@ Errors are RFC 9457 `application/problem+json`, with `errors: [{"loc", "msg"}]` 
 
 
 def check_schema(settings: Settings) -> None:
-    """Refuse to serve a database that is behind this code's migrations."""
-    url = settings.database_url
-    current, head = current_revision(url), head_revision()
-    if current != head:
-        raise ServiceUnavailable(
-            f"The database is at revision {current or 'none'} but this archbench needs {head}: "
-            "run `archbench migrate` first."
-        )
+    """Refuse to serve a database that is behind this code's migrations, or ahead of them
+    (a newer archbench migrated it: only newer code can be started on it)."""
+    problem = schema_problem(settings.database_url)
+    if problem:
+        raise ServiceUnavailable(problem[0].upper() + problem[1:] + ".")
 
 
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> FastAPI:

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from api.metrics import CONTENT_TYPE, render_metrics
 from core.db import get_engine
-from core.migrate import is_up_to_date
+from core.migrate import schema_state
 from core.queue import client_app
 
 __all__ = ["router"]
@@ -23,12 +23,18 @@ async def healthz() -> dict[str, str]:
 
 
 def _check_db() -> str:
+    """``ok``; ``ok: schema ahead ...`` while a newer archbench has migrated the database
+    during a rolling upgrade (revisions are additive, so this process keeps serving);
+    ``behind``; or ``down: <error>``."""
     try:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
-        return "ok" if is_up_to_date(str(get_engine().url.render_as_string(False))) else "behind"
+        state, current, head = schema_state(get_engine().url.render_as_string(False))
     except Exception as exc:
         return f"down: {type(exc).__name__}"
+    if state == "ahead":
+        return f"ok: schema ahead of this code (revision {current}, this code's newest {head})"
+    return "ok" if state == "current" else "behind"
 
 
 def _check_broker() -> str:
@@ -44,7 +50,7 @@ def _check_broker() -> str:
 def readyz() -> JSONResponse:
     """Ready when the database (migrated) and the broker answer."""
     checks = {"database": _check_db(), "broker": _check_broker()}
-    ok = all(v == "ok" for v in checks.values())
+    ok = all(v == "ok" or v.startswith("ok: ") for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
     )

@@ -176,3 +176,34 @@ def test_readyz_is_503_while_the_broker_is_down(tmp_path: Path) -> None:
     assert body["status"] == "unavailable"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["broker"].startswith("down")
+
+
+def test_readyz_follows_the_schema_of_a_served_database(tmp_path: Path) -> None:
+    """A running api stays ready while a newer archbench migrates its database ahead (rolling
+    upgrade, additive revisions) and says so; a database moved behind it is not ready."""
+    import sqlite3
+
+    env = base_env(tmp_path)
+    assert run(["migrate"], env).returncode == 0
+    port = free_port()
+    log = tmp_path / "api.log"
+    proc = start([*ARCHBENCH, "api", "--port", str(port)], env, log)
+    answers = []
+    try:
+        wait_http(f"http://127.0.0.1:{port}", proc, log)
+        for version in (None, "9999_from_the_future", "0001"):
+            if version:
+                with sqlite3.connect(tmp_path / "archbench.db") as db:
+                    db.execute("UPDATE alembic_version SET version_num = ?", (version,))
+            answers.append(httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=30))
+    finally:
+        stop(proc)
+    current, ahead, behind = answers
+    assert current.status_code == 200, current.text
+    assert current.json()["checks"]["database"] == "ok"
+    assert ahead.status_code == 200, ahead.text
+    assert ahead.json()["checks"]["database"].startswith(
+        "ok: schema ahead of this code (revision 9999_from_the_future"
+    )
+    assert behind.status_code == 503, behind.text
+    assert behind.json()["checks"]["database"] == "behind"

@@ -167,8 +167,14 @@ def build_model(
 
     classes, initializers, activations = _classes(), _initializers(), _activations()
     built: list[Any] = [keras.Input(shape=tuple(input_shape))]
+    # Under a mixed policy (float16/bfloat16 compute) the last layer computes in float32, as
+    # Keras's mixed-precision guide advises: a softmax and the loss in half precision lose
+    # accuracy, and metrics such as top-k refuse half-precision predictions.
+    mixed = keras.config.dtype_policy().name.startswith("mixed_")
     for i, (layer, layer_name) in enumerate(zip(layers, layer_names(layers), strict=True)):
         kwargs = _kwargs(layer, initializers, activations)
+        if mixed and i == len(layers) - 1:
+            kwargs["dtype"] = keras.DTypePolicy("float32")
         try:
             built.append(classes[layer.type](name=layer_name, **kwargs))
         except Exception as exc:

@@ -350,10 +350,18 @@ def test_mixed_precision_and_jit_options(split: Split) -> None:
     before = keras.config.dtype_policy().name
     mixed = run(
         split,
-        training=TrainingSpec(epochs=1, batch_size=32, mixed_precision=True, jit_compile=False),
+        training=TrainingSpec(
+            epochs=1,
+            batch_size=32,
+            mixed_precision=True,
+            jit_compile=False,
+            # Top-k refuses half-precision predictions: the output layer computes in float32.
+            metrics=["accuracy", "sparse_top_k_categorical_accuracy"],
+        ),
     )
     assert keras.config.dtype_policy().name == before  # the worker's next trial is unaffected
     assert mixed.test_accuracy is not None
+    assert mixed.test_metrics["sparse_top_k_categorical_accuracy"] >= mixed.test_accuracy
     assert np.isfinite(mixed.test_loss)
     plain = run(split, training=TrainingSpec(epochs=1, batch_size=32, jit_compile=False))
     assert plain.test_loss != mixed.test_loss  # bfloat16 compute really was used

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "NO_NUL",
     "ComparisonSpec",
     "DatasetRef",
     "EarlyStopping",
@@ -24,6 +25,17 @@ Optimizer = Literal["adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam"]
 Loss = Literal["sparse_categorical_crossentropy", "categorical_crossentropy"]
 KerasMetric = Literal["accuracy", "sparse_top_k_categorical_accuracy"]
 PrimaryMetric = Literal["test_accuracy", "test_loss", "best_val_accuracy"]
+
+
+def _no_nul(v: str) -> str:
+    if "\x00" in v:
+        raise ValueError("must not contain NUL (\\x00) characters")
+    return v
+
+
+NO_NUL = AfterValidator(_no_nul)
+"""For every free-text string a client sends: Postgres text cannot hold NUL, so one would
+end as a database error; it is refused at the field instead (``Annotated[str, NO_NUL]``)."""
 
 DATASET_NAME = r"^(mnist_5k|digits|mnist|fashion_mnist|cifar10|upload:[0-9a-f-]{1,64})$"
 
@@ -97,7 +109,7 @@ class TrainingSpec(_Strict):
 class ComparisonSpec(_Strict):
     """A comparison: several architectures trained on the same data, budget and seeds."""
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200), NO_NUL]
     dataset: DatasetRef
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     seeds: Annotated[list[Annotated[int, Field(ge=0, le=2**31 - 1)]], Field(min_length=1)] = [
@@ -107,7 +119,7 @@ class ComparisonSpec(_Strict):
     ]
     primary_metric: PrimaryMetric = "test_accuracy"
     variants: Annotated[list[dict[str, Any]], Field(min_length=1)]
-    callback_url: Annotated[str | None, Field(max_length=2000)] = None
+    callback_url: Annotated[str | None, Field(max_length=2000), NO_NUL] = None
     reuse: Annotated[
         bool,
         Field(

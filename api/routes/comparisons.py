@@ -38,7 +38,7 @@ from core.comparisons import body_hash, cancel_comparison, create_comparison
 from core.db import session_scope
 from core.lifecycle import progress_of
 from core.queue import enqueue_trials
-from core.spec import ComparisonSpec
+from core.spec import NO_NUL, ComparisonSpec
 from core.tables import Comparison, Trial, utcnow
 from core.tenancy import owned
 from core.uploads import resolver_for
@@ -102,7 +102,9 @@ def list_comparisons(
     session: SessionDep,
     tenant: TenantDep,
     status: StatusFilter | None = None,
-    name: Annotated[str | None, Query(max_length=200, description="Substring of the name")] = None,
+    name: Annotated[
+        str | None, Query(max_length=200, description="Substring of the name"), NO_NUL
+    ] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[ComparisonOut]:
@@ -248,7 +250,7 @@ def metrics(
     request: Request,
     comparison: ComparisonDep,
     fmt: FormatQuery = None,
-    variant: Annotated[str | None, Query(max_length=64)] = None,
+    variant: Annotated[str | None, Query(max_length=64), NO_NUL] = None,
 ) -> StreamingResponse:
     """Every epoch of every trial, long form; streamed, so memory stays bounded."""
     columns = metric_columns(comparison.spec)

@@ -16,6 +16,7 @@ from api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.schemas import Page
 from core.datasets import BUILTIN_DATASETS
 from core.errors import InvalidInput, PayloadTooLarge
+from core.spec import NO_NUL
 from core.tables import Dataset
 from core.tenancy import owned
 from core.uploads import dataset_out, inspect_npz, store_upload
@@ -81,7 +82,9 @@ def upload_dataset(
         UploadFile,
         File(description="An .npz with x_train, y_train and optionally x_test, y_test."),
     ],
-    name: Annotated[str | None, Form(max_length=200, description="A label for people.")] = None,
+    name: Annotated[
+        str | None, Form(max_length=200, description="A label for people."), NO_NUL
+    ] = None,
 ) -> dict[str, Any]:
     """Upload an ``.npz`` dataset; it is checked, stored by content hash, named ``upload:<id>``."""
     folder = settings.data_dir / "uploads"

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(120, ge=5)
     max_attempts: int = Field(3, ge=1)
     sweep_seconds: float = Field(10.0, gt=0)
+    # A queued trial sent this long ago, and not claimed while a worker process sits idle, has
+    # lost its message (e.g. a claim that met a database outage): the sweeper sends it again,
+    # once per this many seconds at most (see core.sweeper).
+    resend_queued_seconds: float = Field(300.0, gt=0)
     # Compiled models kept per worker process, so the next trial of the same architecture and
     # compile settings skips retracing (see worker.training; same numbers). 0 turns it off.
     warm_models: int = Field(4, ge=0, le=64)

@@ -9,6 +9,9 @@ It runs as a thread in every worker's main process (see ``worker.celery_app``), 
 - a ``queued`` trial that was never enqueued (the broker was down when it was accepted) is
   enqueued; so is every ``queued`` trial when the broker may have lost their messages (a Redis
   restarted without persistence, or a restarted embedded worker: ``broker_was_reset``);
+- a ``queued`` trial whose message went missing (say, a worker's claim met a database
+  outage and its message was acked or lost anyway) is sent again: one sent over
+  ``resend_queued_seconds`` ago while worker processes sit idle (see ``lost_messages``);
 - a comparison whose trials have all ended but which is still open is finished;
 - a checkpoint folder (``CHECKPOINT_DIR/<trial id>``) whose trial has ended, or no longer
   exists, is deleted: the sweeper of a worker sees the shared folder and removes what a
@@ -23,22 +26,24 @@ import logging
 import shutil
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import Celery
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.db import session_scope
 from core.lifecycle import attempts_exhausted, db_now, end_unclaimed, finalize_comparison
 from core.queue import broker_was_reset, enqueue_trials
-from core.tables import TERMINAL_STATES, Comparison, Trial, utcnow
+from core.tables import TERMINAL_STATES, Comparison, Trial, WorkerHeartbeat, utcnow
 
 __all__ = ["SweepResult", "sweep"]
 
 log = logging.getLogger("archbench.sweeper")
 
 NEVER_ENQUEUED_GRACE = timedelta(seconds=5)
+HEARTBEAT_GRACE = timedelta(seconds=60)  # a worker heard from this recently is alive, at least
 
 
 @dataclass
@@ -47,6 +52,7 @@ class SweepResult:
 
     requeued: list[str] = field(default_factory=list)
     resent: int = 0
+    resent_lost: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     enqueued: list[str] = field(default_factory=list)
@@ -127,6 +133,8 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
             )
         )
         pending += [t for t in result.requeued if t not in pending]
+        result.resent_lost = [t for t in lost_messages(s, settings, now) if t not in pending]
+        pending += result.resent_lost
     if pending:
         sent = enqueue_trials(pending, app=app)
         if sent:
@@ -138,6 +146,11 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
                     .execution_options(synchronize_session=False)
                 )
         result.enqueued = sent
+        if result.resent_lost:
+            log.warning(
+                "queued trials whose message looks lost (idle workers): sending %s again",
+                [t for t in result.resent_lost if t in sent],
+            )
 
     with session_scope() as s:
         open_ids = list(
@@ -149,6 +162,45 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
                 result.finalized.append(comparison_id)
     result.checkpoints_removed = remove_ended_checkpoints(settings)
     return result
+
+
+def lost_messages(session: Session, settings: Settings, now: datetime) -> list[str]:
+    """Queued trials whose message looks lost, to send again: oldest first, one per idle
+    worker process at most.
+
+    A trial queued for a long time is normal behind busy workers, so age alone proves
+    nothing; but a worker process with no trial takes the next message within milliseconds,
+    so a trial sent over ``resend_queued_seconds`` ago that is still queued while processes
+    sit idle has no message left. The re-send stamps ``enqueued_at`` anew, so each trial is
+    sent at most once per window; a duplicate message is harmless (the claim drops it).
+    Capacity is the concurrency of workers whose heartbeat is recent; busy processes are
+    the running trials under a live lease.
+    """
+    heard = max(timedelta(seconds=3 * settings.worker_heartbeat_seconds), HEARTBEAT_GRACE)
+    capacity = session.scalar(
+        select(func.coalesce(func.sum(WorkerHeartbeat.concurrency), 0)).where(
+            WorkerHeartbeat.last_seen >= now - heard
+        )
+    )
+    busy = session.scalar(
+        select(func.count())
+        .select_from(Trial)
+        .where(Trial.status == "running", Trial.lease_expires_at >= db_now(session))
+    )
+    idle = int(capacity or 0) - int(busy or 0)
+    if idle <= 0:
+        return []
+    return list(
+        session.scalars(
+            select(Trial.id)
+            .where(
+                Trial.status == "queued",
+                Trial.enqueued_at < now - timedelta(seconds=settings.resend_queued_seconds),
+            )
+            .order_by(Trial.enqueued_at, Trial.id)
+            .limit(idle)
+        )
+    )
 
 
 def remove_ended_checkpoints(settings: Settings) -> list[str]:

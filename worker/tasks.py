@@ -9,7 +9,9 @@ Every way a trial ends here (result, failure, cancel, the attempt limit) removes
 folder; a lost lease leaves it to the new owner. A database that cannot be reached is not the
 trial's fault: the cancel check skips a beat, writes are retried for a few seconds, and then the
 trial is handed back (or its lease left to expire) for the sweeper to enqueue again, to resume
-from its checkpoint, instead of being marked failed.
+from its checkpoint, instead of being marked failed. The claim is retried the same way, and
+then the message is rejected back onto the queue rather than acked: a trial still queued has
+nothing but its message to bring it back (the sweeper re-sends one whose message is lost).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from celery.exceptions import Reject
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -153,10 +157,23 @@ def run_trial(trial_id: str) -> str:
         return _run_trial(trial_id)
 
 
-def _run_trial(trial_id: str) -> str:
+@dataclass
+class _Decided:
+    """What the claim transaction decided for a delivery it did not drop."""
+
+    comparison_id: str
+    spec: dict[str, Any]
+    variant_index: int
+    seed: int
+    attempt: int
+    outcome: str | None  # None: claimed, ours to train; else how the trial ended unclaimed
+
+
+def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | str:
+    """One transaction decides what this delivery does: cancel, give up, claim, or nothing
+    ("missing", "duplicate"). ``retry``: an earlier try may have committed its claim before
+    the connection dropped, and a trial running under our own owner is then ours."""
     settings = get_settings()
-    owner = f"{_worker_name()}:{uuid.uuid4().hex[:8]}"
-    # One transaction decides what this delivery does: cancel, give up, claim, or nothing.
     with session_scope() as s:
         row = s.execute(
             select(Trial, Comparison)
@@ -167,10 +184,12 @@ def _run_trial(trial_id: str) -> str:
             log.warning("trial %s does not exist; dropping the message", trial_id)
             return "missing"
         trial, comparison = row.tuple()
-        comparison_id = comparison.id
         outcome = None
+        attempt = trial.attempts + 1  # read before the claim counts it
         # Each step is one guarded UPDATE: a trial someone holds is never taken or ended.
-        if comparison.cancel_requested and end_unclaimed(
+        if retry and trial.status == "running" and trial.lease_owner == owner:
+            attempt = trial.attempts  # an earlier try's claim reached the database
+        elif comparison.cancel_requested and end_unclaimed(
             s, trial_id, status="cancelled", stop_reason="cancelled"
         ):
             outcome = "cancelled"  # a trial of a cancelled comparison never starts
@@ -192,31 +211,69 @@ def _run_trial(trial_id: str) -> str:
         ):
             outcome = "failed"
         else:
-            with log_context(comparison_id=comparison_id):
+            with log_context(comparison_id=comparison.id):
                 log.info(
                     "trial %s is not claimable (status %s); duplicate delivery",
                     trial_id,
                     trial.status,
                 )
             return "duplicate"
-        spec = comparison.spec
-        variant_index = trial.variant_index
-        seed = int(trial.seed)
-        attempt = trial.attempts + 1
+        return _Decided(
+            comparison_id=comparison.id,
+            spec=comparison.spec,
+            variant_index=trial.variant_index,
+            seed=int(trial.seed),
+            attempt=attempt,
+            outcome=outcome,
+        )
+
+
+def _run_trial(trial_id: str) -> str:
+    owner = f"{_worker_name()}:{uuid.uuid4().hex[:8]}"
+    tries = 0
+
+    def decide() -> _Decided | str:
+        nonlocal tries
+        tries += 1
+        return _decide(trial_id, owner, retry=tries > 1)
+
+    try:
+        decided = _with_db_retries(f"trial {trial_id}: claim", decide)
+    except Exception as exc:
+        if not _transient(exc):
+            raise
+        # Nothing was decided, so the message is all that remembers the trial: acking it
+        # (acks_late acks a failure too) would strand the trial queued. Back on the queue
+        # it goes, to be tried again; the sweeper re-sends it if even that is lost.
+        log.warning(
+            "trial %s: the database is unreachable (%s); the message goes back to the queue",
+            trial_id,
+            exc,
+        )
+        raise Reject(exc, requeue=True) from exc
+    if isinstance(decided, str):
+        return decided
+    comparison_id, spec = decided.comparison_id, decided.spec
     with log_context(comparison_id=comparison_id):
-        if outcome is not None:
+        if decided.outcome is not None:
             _remove_checkpoint(trial_id)
             _finalize(comparison_id)
-            return outcome
+            return decided.outcome
         log.info(
             "trial %s claimed: %s seed %d (attempt %d)",
             trial_id,
-            spec["variants"][variant_index]["name"],
-            seed,
-            attempt,
+            spec["variants"][decided.variant_index]["name"],
+            decided.seed,
+            decided.attempt,
         )
         return _run_claimed(
-            trial_id, comparison_id, spec, variant_index, seed, owner, resumed=attempt > 1
+            trial_id,
+            comparison_id,
+            spec,
+            decided.variant_index,
+            decided.seed,
+            owner,
+            attempt=decided.attempt,
         )
 
 
@@ -228,16 +285,17 @@ def _run_claimed(
     seed: int,
     owner: str,
     *,
-    resumed: bool,
+    attempt: int,
 ) -> str:
-    """Train a trial this worker holds the lease of, and finish its comparison if last."""
+    """Train a trial this worker holds the lease of (its ``attempt``-th), and finish its
+    comparison if last."""
     settings = get_settings()
     outcome = "failed"
     budget = float(spec["training"].get("max_seconds") or settings.trial_max_seconds)
     try:
         with _Heartbeat(trial_id, owner, settings.lease_seconds, budget + 3600) as heartbeat:
             outcome = _train(
-                trial_id, comparison_id, spec, variant_index, seed, owner, heartbeat, resumed
+                trial_id, comparison_id, spec, variant_index, seed, owner, heartbeat, attempt
             )
     except LeaseLost:
         log.warning("trial %s: lease lost; another worker owns it now", trial_id)
@@ -355,9 +413,10 @@ def _train(
     seed: int,
     owner: str,
     heartbeat: _Heartbeat,
-    resumed: bool,
+    attempt: int,
 ) -> str:
     """Load data, train, evaluate and store the result; returns the trial's final status."""
+    resumed = attempt > 1
     variant = spec["variants"][variant_index]
     from models.spec import parse_variant
     from worker.datasets import load_dataset, make_split

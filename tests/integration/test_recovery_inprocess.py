@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,32 @@ def test_a_database_outage_hands_the_trial_back_and_it_resumes(
     assert sorted(after) == list(range(1, EPOCHS + 1))
     assert after[1] == first[1]  # kept, not retrained
     assert not (get_settings().checkpoints / tid).exists()
+
+
+def test_a_claim_whose_commit_lost_its_answer_is_still_ours(
+    worker_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim commits, then the connection drops before the answer comes back: the retry
+    finds the trial running under this delivery's own lease and trains it, on that attempt
+    (not refused as somebody else's, leaving it stuck until the lease expires)."""
+    import worker.tasks as tasks
+
+    _, tid = submit()
+    real_scope = tasks.session_scope
+    ended: list[int] = []
+
+    @contextmanager
+    def scope() -> Iterator[Any]:
+        with real_scope() as s:
+            yield s
+        ended.append(1)
+        if len(ended) == 1:  # the claim's transaction: committed, its answer lost
+            outage()
+
+    monkeypatch.setattr(tasks, "session_scope", scope)
+    assert tasks.run_trial(tid) == "succeeded"
+    row = trial(tid)
+    assert (row.status, row.attempts, row.epochs_done) == ("succeeded", 1, EPOCHS)
 
 
 def test_a_crash_after_the_last_epoch_does_not_retrain_the_trial(

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -252,3 +253,69 @@ def test_the_sweeper_removes_the_checkpoints_of_ended_trials(db: Settings) -> No
     assert kept == {live}
     assert other.exists()
     assert sorted(done.checkpoints_removed) == sorted(set(folders) - {live, exhausted})
+
+
+def test_a_claim_that_cannot_reach_the_database_puts_its_message_back(
+    db: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage at claim time is retried; one that outlasts the retries rejects the message
+    back onto the queue (acked, it would be the trial's last trace), leaving the row queued."""
+    from celery.exceptions import Reject
+    from sqlalchemy.exc import OperationalError
+
+    import worker.tasks as tasks
+
+    monkeypatch.setattr(tasks, "DB_RETRY_DELAYS", (0.0, 0.0))
+    _, tid = make_trial("queued", attempts=0)
+    tries: list[str] = []
+    real_claim = tasks.claim_trial
+
+    def claim(*args: Any, **kw: Any) -> bool:
+        tries.append(args[1])
+        if len(tries) < 3 or fail_always:
+            raise OperationalError("UPDATE trials", {}, Exception("connection refused"))
+        return real_claim(*args, **kw)
+
+    fail_always = True
+    monkeypatch.setattr(tasks, "claim_trial", claim)
+    with pytest.raises(Reject) as rejected:
+        tasks.run_trial(tid)
+    assert rejected.value.requeue is True
+    assert tries == [tid] * 3  # the first try and the two retries
+    row = trial(tid)
+    assert (row.status, row.attempts, row.lease_owner) == ("queued", 0, None)
+
+    # A shorter outage: the third try claims it (an exhausted trial, so nothing trains).
+    _, spent = make_trial("queued", attempts=2)
+    tries.clear()
+    fail_always = False
+    assert tasks.run_trial(spent) == "failed"
+    assert len(tries) == 3
+    assert trial(spent).status == "failed"
+
+
+def test_the_sweeper_resends_a_queued_trial_whose_message_is_lost(db: Settings) -> None:
+    """A trial sent long ago, still queued while a worker process is idle, lost its message:
+    it is sent again, once per window; behind busy workers, or with none, it is left alone."""
+    from worker.heartbeat import beat
+
+    sweep(db)  # this process's first look at its broker re-sends every queued trial
+    _, lost = make_trial("queued", attempts=0)
+    make_trial("running")  # a live lease: one busy worker process
+    _, recent = make_trial("queued", attempts=0)
+    long_ago = utcnow() - timedelta(seconds=2 * db.resend_queued_seconds)
+    with session_scope() as s:
+        s.execute(update(Trial).where(Trial.id == lost).values(enqueued_at=long_ago))
+        s.execute(update(Trial).where(Trial.id == recent).values(enqueued_at=utcnow()))
+
+    assert lost not in sweep(db).enqueued  # no worker alive: nobody to take it
+    beat("celery@busy", 1, [101])
+    assert lost not in sweep(db).enqueued  # the only process is busy: a queue, not a loss
+    beat("celery@busy", 2, [101, 102])
+    done = sweep(db)
+    assert (done.enqueued, done.resent_lost) == ([lost], [lost])
+    sent_at = trial(lost).enqueued_at
+    assert sent_at is not None
+    assert sent_at > long_ago + timedelta(seconds=db.resend_queued_seconds)
+    assert sweep(db).enqueued == []  # sent again at most once per window
+    assert (trial(lost).status, trial(recent).enqueued_at is not None) == ("queued", True)

@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 from sqlalchemy import false, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, IdempotencyMismatch, TooManyRequests
-from core.lifecycle import finalize_comparison
+from core.lifecycle import LOCK_CONFLICT_TRIES, finalize_comparison, lock_conflict
 from core.reuse import copy_result, find_reusable, library_versions, trial_hash
 from core.tables import ACTIVE_TRIAL_STATES, Comparison, Trial, utcnow
 from core.tenancy import owned
@@ -196,7 +196,32 @@ def cancel_comparison(session: Session, comparison: Comparison) -> None:
     One guarded UPDATE decides: a comparison that ended in the meantime (its last trial
     finished after ``comparison`` was read) changes no row and is a Conflict, never a
     cancel request on an ended comparison.
+
+    Rows are locked in the order every transaction takes them (``core.lifecycle``): the
+    trials first, by id, then the comparison. A worker's claim holds its trial and then
+    updates the comparison; taking the comparison first here deadlocked with it. A deadlock
+    or serialization failure all the same (another writer's order) is rolled back and the
+    cancel runs again.
     """
+    for attempt in range(LOCK_CONFLICT_TRIES):
+        try:
+            _cancel(session, comparison)
+            return
+        except DBAPIError as exc:
+            if not lock_conflict(exc) or attempt + 1 == LOCK_CONFLICT_TRIES:
+                raise
+            session.rollback()
+
+
+def _cancel(session: Session, comparison: Comparison) -> None:
+    queued = list(
+        session.scalars(
+            select(Trial.id)
+            .where(Trial.comparison_id == comparison.id, Trial.status == "queued")
+            .order_by(Trial.id)
+            .with_for_update(key_share=True)  # what an UPDATE takes: FOR NO KEY UPDATE
+        )
+    )
     marked = session.execute(
         update(Comparison)
         .where(Comparison.id == comparison.id, Comparison.status.in_(ACTIVE_TRIAL_STATES))
@@ -208,12 +233,15 @@ def cancel_comparison(session: Session, comparison: Comparison) -> None:
         session.refresh(comparison)
         raise Conflict(f"The comparison already ended ({comparison.status}); nothing to cancel.")
     session.expire(comparison)  # finalize_comparison below must read cancel_requested anew
-    session.execute(
-        update(Trial)
-        .where(Trial.comparison_id == comparison.id, Trial.status == "queued")
-        .values(status="cancelled", finished_at=utcnow(), stop_reason="cancelled")
-        .execution_options(synchronize_session=False)
-    )
+    # Only the rows locked above: a trial queued again since (its lease expired) is not
+    # locked, and its next delivery or the sweeper sees cancel_requested and cancels it.
+    if queued:
+        session.execute(
+            update(Trial)
+            .where(Trial.id.in_(queued), Trial.status == "queued")
+            .values(status="cancelled", finished_at=utcnow(), stop_reason="cancelled")
+            .execution_options(synchronize_session=False)
+        )
     session.flush()
     finalize_comparison(session, comparison.id)
     session.commit()

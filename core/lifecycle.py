@@ -4,6 +4,13 @@ Every write a worker makes is guarded by the lease it holds (``lease_owner``), s
 that lost its trial to the sweeper cannot overwrite the new owner's results. Leases are
 written and compared on the database's clock (``db_now``), never a machine's own: a worker
 whose clock runs ahead cannot expire another's lease early, nor one behind keep its own.
+
+Lock order: a transaction that writes both takes trial rows first (several: by ascending id)
+and the comparison's row last: the claim updates its trial, then its comparison; a cancel
+locks the queued trials, then marks the comparison; the sweeper updates expired trials in id
+order and finishes comparisons in transactions of their own. Two writers therefore never wait
+for each other in a cycle; a deadlock or serialization failure that happens all the same
+(``lock_conflict``) rolled its transaction back, which is then simply run again.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.tables import ACTIVE_TRIAL_STATES, Comparison, EpochMetric, Trial, UTCDateTime, utcnow
 
 __all__ = [
+    "LOCK_CONFLICT_TRIES",
     "LeaseLost",
     "attempts_exhausted",
     "claim_trial",
@@ -28,12 +37,24 @@ __all__ = [
     "finalize_comparison",
     "finish_trial",
     "json_safe",
+    "lock_conflict",
     "progress_of",
     "release_trial",
     "renew_lease",
     "rewind_trial",
     "upsert_epoch",
 ]
+
+
+LOCK_CONFLICT_TRIES = 5  # runs of a short transaction that lost a deadlock or serialization
+_LOCK_CONFLICTS = ("40P01", "40001")  # Postgres: deadlock_detected, serialization_failure
+
+
+def lock_conflict(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the database rolled the transaction back, and
+    running it again is safe."""
+    orig = getattr(exc, "orig", None)
+    return isinstance(exc, DBAPIError) and getattr(orig, "sqlstate", None) in _LOCK_CONFLICTS
 
 
 class LeaseLost(Exception):

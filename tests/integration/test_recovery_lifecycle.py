@@ -7,14 +7,17 @@ database, each race set up by writing the rows as the other party would have lef
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, text, update
 
 from core.comparisons import cancel_comparison
 from core.config import Settings, get_settings
@@ -319,3 +322,95 @@ def test_the_sweeper_resends_a_queued_trial_whose_message_is_lost(db: Settings) 
     assert sent_at > long_ago + timedelta(seconds=db.resend_queued_seconds)
     assert sweep(db).enqueued == []  # sent again at most once per window
     assert (trial(lost).status, trial(recent).enqueued_at is not None) == ("queued", True)
+
+
+@pytest.fixture
+def pg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """This process on a fresh, migrated Postgres database (row locks, deadlock detection)."""
+    monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))
+    with fresh_database("archbench_locks") as url, in_process_database(url, monkeypatch):
+        yield get_settings()
+
+
+def _deadlocks() -> int:
+    """Deadlocks Postgres detected in this database so far (backends report at exit)."""
+    from core.db import get_engine
+
+    get_engine().dispose()  # every pooled backend exits and flushes its statistics
+    time.sleep(0.5)
+    with session_scope() as s:
+        s.execute(text("SELECT pg_stat_clear_snapshot()"))
+        return int(
+            s.scalar(
+                text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+            )
+            or 0
+        )
+
+
+def test_claims_and_cancels_at_once_never_deadlock(pg: Settings) -> None:
+    """A worker claiming a trial of a queued comparison while its user cancels it: both take
+    the trial's row and the comparison's, in one order, so neither waits for the other in a
+    cycle. Every statement is slowed down to make the two interleave."""
+    from core.db import get_engine
+
+    pairs = []
+    for _ in range(10):
+        cid, first = make_trial("queued", attempts=0, comparison_status="queued")
+        with session_scope() as s:
+            for seed in (1, 2):
+                s.add(
+                    Trial(
+                        comparison_id=cid,
+                        variant="v",
+                        variant_index=0,
+                        seed=seed,
+                        epochs_planned=3,
+                    )
+                )
+        pairs.append((cid, first))
+    before = _deadlocks()
+
+    def slow(*_: Any) -> None:
+        time.sleep(0.05)
+
+    event.listen(get_engine(), "before_cursor_execute", slow)
+
+    def claim(trial_id: str, start: threading.Barrier) -> bool:
+        start.wait()
+        with session_scope() as s:
+            return claim_trial(s, trial_id, owner="w1", worker="h:1", lease_seconds=60)
+
+    def cancel(comparison_id: str, start: threading.Barrier) -> None:
+        with session_scope() as s:
+            seen = s.get_one(Comparison, comparison_id)
+            start.wait()
+            cancel_comparison(s, seen)
+
+    try:
+        with ThreadPoolExecutor(2 * len(pairs)) as pool:
+            jobs = []
+            for cid, tid in pairs:
+                start = threading.Barrier(2)
+                jobs.append((pool.submit(claim, tid, start), pool.submit(cancel, cid, start)))
+            outcomes = [
+                (claimed.result(timeout=60), cancelled.result(timeout=60))
+                for claimed, cancelled in jobs
+            ]
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", slow)
+
+    for (cid, tid), (claimed, _) in zip(pairs, outcomes, strict=True):
+        with session_scope() as s:
+            states = dict(
+                s.execute(select(Trial.id, Trial.status).where(Trial.comparison_id == cid)).all()
+            )
+        row = comparison(cid)
+        assert row.cancel_requested
+        others = {t: st for t, st in states.items() if t != tid}
+        assert set(others.values()) == {"cancelled"}
+        if claimed:  # claimed first: it runs (and stops at its next check), the rest never start
+            assert (states[tid], row.status) == ("running", "running")
+        else:  # cancelled first: nothing is claimable, the comparison ends
+            assert (states[tid], row.status) == ("cancelled", "cancelled")
+    assert _deadlocks() == before

@@ -69,6 +69,7 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
             select(Trial.id, Trial.attempts, Comparison.cancel_requested)
             .join(Comparison, Comparison.id == Trial.comparison_id)
             .where(Trial.status == "running", Trial.lease_expires_at < db_now(s))
+            .order_by(Trial.id)  # rows locked in id order, as everywhere (core.lifecycle)
         ).all()
         for trial_id, attempts, cancel_requested in expired:
             # Each step is guarded (still nobody's), so a worker or sweeper that got there

@@ -226,7 +226,8 @@ class _Checkpoint:
     """A trial's resume point in ``folder``: one finished epoch's weights and ``state.json``.
 
     ``state.json`` (``{"epoch": n, "weights": "epoch-n-<token>.weights.h5", "row": {...}}``,
-    plus ``"final": true`` and ``"stop_reason"`` once training ended by itself) is replaced
+    plus ``"final": true`` and ``"stop_reason"`` once training ended by itself, when new
+    weights are ``epoch-n-<token>-final.weights.h5``) is replaced
     only after the weights it names are complete on disk, so what it points at is always
     whole; a file being written when the process died is a temporary one that nothing points
     at. Every file name this attempt writes carries its own token, so two attempts that
@@ -249,9 +250,9 @@ class _Checkpoint:
             os.fsync(f.fileno())
         os.replace(tmp, final)
 
-    def _save_weights(self, model: Any, epoch: int) -> str:
+    def _save_weights(self, model: Any, epoch: int, suffix: str = "") -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"epoch-{epoch}-{self.token}.weights.h5"
+        name = f"epoch-{epoch}-{self.token}{suffix}.weights.h5"
         tmp = self.folder / f"tmp-{name}"  # Keras wants the .weights.h5 suffix
         model.save_weights(str(tmp), overwrite=True)
         self._commit(tmp, self.folder / name)
@@ -291,10 +292,15 @@ class _Checkpoint:
 
     def finish(self, model: Any, epochs_done: int, stop_reason: str | None, fresh: bool) -> None:
         """Mark training over: the weights to evaluate (new ones when ``fresh``, or those of
-        the last resume point) and why it ended, so a retry goes straight to evaluation."""
+        the last resume point) and why it ended, so a retry goes straight to evaluation.
+
+        New weights get a name of their own (``-final``): the committed resume point of the
+        same epoch is this attempt's ``epoch-<n>-<token>``, and writing over it would change
+        what the current ``state.json`` points at before the final one is committed.
+        """
         weights = self.weights
         if fresh or weights is None or self.epoch != epochs_done:
-            weights = self._save_weights(model, epochs_done)
+            weights = self._save_weights(model, epochs_done, "-final")
         self._commit_state(
             {
                 "epoch": epochs_done,

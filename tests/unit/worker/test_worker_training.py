@@ -295,6 +295,53 @@ def test_a_checkpoint_commit_runs_under_the_lease_guard(split: Split, tmp_path: 
     assert other.token != ckpt.token  # two attempts never write one file name
 
 
+def test_final_weights_never_replace_the_committed_resume_point(
+    split: Split, tmp_path: Path
+) -> None:
+    """Training ends with new weights at the epoch of the last resume point (best weights
+    restored, or the time budget mid-epoch): they go to a file of their own, so a failed
+    final commit leaves the committed resume point's weights as they were."""
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(split.x_train, split.y_train, batch_size=32, epochs=1, verbose=0)
+    refuse = False
+
+    def guard(commit: Any) -> None:
+        if refuse:
+            raise RuntimeError("the final commit never happens (lease lost, worker killed)")
+        commit()
+
+    ckpt = training_mod._Checkpoint(tmp_path / "ckpt", guard)
+    ckpt.save(model, 1)
+    state = (ckpt.folder / "state.json").read_text()
+    committed = ckpt.folder / json.loads(state)["weights"]
+    weights = committed.read_bytes()
+    model.fit(split.x_train, split.y_train, batch_size=32, epochs=1, verbose=0)  # others
+
+    refuse = True
+    with pytest.raises(RuntimeError):
+        ckpt.finish(model, 1, "early_stopping", fresh=True)
+    assert (ckpt.folder / "state.json").read_text() == state
+    assert committed.read_bytes() == weights
+    again = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+    again.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert training_mod._Checkpoint(ckpt.folder).restore(again) is not None
+
+    refuse = False  # committed: the final weights are the resume point, the old ones go
+    ckpt.finish(model, 1, "early_stopping", fresh=True)
+    final = json.loads((ckpt.folder / "state.json").read_text())
+    assert (final["final"], final["weights"]) == (True, ckpt.weights)
+    assert ckpt.weights is not None
+    assert ckpt.weights.endswith("-final.weights.h5")
+    assert sorted(p.name for p in ckpt.folder.iterdir()) == [ckpt.weights, "state.json"]
+
+
 def test_an_unusable_checkpoint_trains_from_scratch(split: Split, tmp_path: Path) -> None:
     """A damaged resume point costs the epochs it held, never the trial."""
     ckpt = tmp_path / "ckpt"

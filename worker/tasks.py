@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from celery.exceptions import Reject
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from core.config import get_settings
 from core.db import session_scope
@@ -349,6 +350,21 @@ def _finalize(comparison_id: str) -> None:
         log.warning("comparison %s: not finalized, database unreachable (%s)", comparison_id, exc)
 
 
+def _ended_by_us(
+    session: Session, trial_id: str, status: str, attempt: int, train_seconds: float
+) -> bool:
+    """Whether the trial already holds this attempt's result: a retried result write whose
+    first try committed before the connection dropped finds the lease released by itself.
+    Another owner would have counted another attempt; the sweeper ends a trial without
+    train_seconds or with another status."""
+    row = session.execute(
+        select(Trial.status, Trial.attempts, Trial.worker, Trial.train_seconds).where(
+            Trial.id == trial_id, Trial.lease_owner.is_(None)
+        )
+    ).first()
+    return row is not None and tuple(row) == (status, attempt, _worker_name(), train_seconds)
+
+
 def _cancel_requested(comparison_id: str) -> bool:
     with session_scope() as s:
         return bool(
@@ -559,8 +575,14 @@ def _train(
         )
     status = "cancelled" if result.stop_reason == "cancelled" else "succeeded"
 
+    tries = 0
+
     def commit_result() -> bool:
+        nonlocal tries
+        tries += 1
         with session_scope() as s:
+            if tries > 1 and _ended_by_us(s, trial_id, status, attempt, result.train_seconds):
+                return True  # an earlier try committed; only its answer was lost
             # Over every stored epoch, including those trained before a resume.
             stored = s.scalars(select(EpochMetric.values).where(EpochMetric.trial_id == trial_id))
             candidates = [

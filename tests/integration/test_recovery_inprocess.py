@@ -139,6 +139,42 @@ def test_a_claim_whose_commit_lost_its_answer_is_still_ours(
     assert (row.status, row.attempts, row.epochs_done) == ("succeeded", 1, EPOCHS)
 
 
+def test_a_result_whose_commit_lost_its_answer_is_not_a_lost_lease(
+    worker_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The result commits, then the connection drops before the answer comes back: the retry
+    finds the lease released by this attempt's own result and finishes the job (checkpoint
+    removed, comparison closed) instead of reporting the trial lost to another worker."""
+    import worker.tasks as tasks
+
+    cid, tid = submit()
+    real_scope, real_finish = tasks.session_scope, tasks.finish_trial
+    wrote: list[str] = []
+
+    def finish(session: Any, trial_id: str, **kw: Any) -> bool:
+        wrote.append(kw["status"])
+        return real_finish(session, trial_id, **kw)
+
+    @contextmanager
+    def scope() -> Iterator[Any]:
+        with real_scope() as s:
+            yield s
+        if wrote == ["succeeded"]:  # the result's transaction: committed, its answer lost
+            wrote.append("answer lost")
+            outage()
+
+    monkeypatch.setattr(tasks, "finish_trial", finish)
+    monkeypatch.setattr(tasks, "session_scope", scope)
+    assert tasks.run_trial(tid) == "succeeded"
+    assert wrote == ["succeeded", "answer lost"]  # written once, not again
+    row = trial(tid)
+    assert (row.status, row.attempts, row.epochs_done) == ("succeeded", 1, EPOCHS)
+    assert row.test_accuracy is not None
+    assert not (get_settings().checkpoints / tid).exists()
+    with session_scope() as s:
+        assert s.get_one(Comparison, cid).status == "succeeded"
+
+
 def test_a_crash_after_the_last_epoch_does_not_retrain_the_trial(
     worker_db: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

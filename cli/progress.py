@@ -87,16 +87,20 @@ def _rich(client: Client, comparison: dict[str, Any], timeout: float | None) -> 
             trials=f"0/{p['trials_total']} trials",
             latest="",
         )
+
+        def show(c: dict[str, Any], status: str) -> None:
+            bar.update(
+                task,
+                completed=c["epochs_done"],
+                trials=f"{c['succeeded'] + c['failed']}/{c['trials_total']} trials ({status})",
+            )
+
+        counts = _counts(p, comparison)
         for event in client.events(comparison["id"], timeout=timeout):
             d = event.data
             if event.event == "progress":
-                c = _counts(d, comparison)
-                bar.update(
-                    task,
-                    completed=c["epochs_done"],
-                    trials=f"{c['succeeded'] + c['failed']}/{c['trials_total']} trials "
-                    f"({c['status']})",
-                )
+                counts = _counts(d, comparison)
+                show(counts, counts["status"])
             elif event.event == "epoch":
                 bar.update(
                     task, latest=f"{d['variant']} s{d['seed']} e{d['epoch']} {metrics_text(d)}"
@@ -104,7 +108,10 @@ def _rich(client: Client, comparison: dict[str, Any], timeout: float | None) -> 
             elif event.event == "trial_finished" and d["status"] == "failed":
                 console.print(f"[red]{d['variant']} seed {d['seed']} failed[/red]")
             elif event.event == "comparison_finished":
+                # The last progress event can predate the comparison's own end by a poll:
+                # the bar's final frame shows how it ended.
                 status = str(d["status"])
+                show(counts, status)
                 break
         else:
             status = str(client.get(comparison["id"])["status"])

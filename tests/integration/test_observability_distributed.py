@@ -316,7 +316,7 @@ def test_live_mlflow_logs_trials_no_task_ended(live: tuple[Stack, Path]) -> None
                 select(func.count())
                 .select_from(MlflowRun)
                 .join(Trial, Trial.id == MlflowRun.trial_id)
-                .where(Trial.comparison_id.in_(ids))
+                .where(Trial.comparison_id.in_(ids), MlflowRun.run_id.is_not(None))
             )
         if marked == 4:
             break

@@ -235,3 +235,41 @@ def test_cancel_while_running_keeps_the_worker(stack: Stack) -> None:
         (ntid,) = stack.trial_ids(nxt)
         assert stack.trial(ntid).worker == row.worker
     print(f"\ncancel while running: comparison cancelled {took:.1f} s after the request")
+
+
+def test_a_database_outage_while_a_worker_drains_the_queue_strands_nothing(
+    stack: Stack,
+) -> None:
+    """Postgres refuses connections while a worker takes a queued trial's message: the claim
+    is retried, then the message goes back onto the queue (not acked, which would leave the
+    trial queued with nothing to deliver it); when the database is back, the trial runs, once."""
+    import psycopg
+
+    from tests.conftest import PG_ADMIN
+
+    for name in [n for n in stack.procs if n.startswith("w")]:
+        stack.kill(name)  # the message must wait in Redis for a worker that meets the outage
+    spec = tiny_spec("pg-outage", seeds=[0], epochs=1, variants=[small_mlp()])
+    with stack.client() as client:
+        cid = submit(client, spec)
+        (tid,) = stack.trial_ids(cid)
+        database = stack.env["ARCHBENCH_DATABASE_URL"].rsplit("/", 1)[1]
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS false')
+            try:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (database,),
+                )
+                stack.start_worker("w-outage")
+                deadline = time.monotonic() + 90
+                while stack.log("w-outage").count("goes back to the queue") < 2:
+                    assert time.monotonic() < deadline, stack.log("w-outage")[-4000:]
+                    time.sleep(0.2)
+            finally:
+                admin.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true')
+        t0 = time.monotonic()
+        assert_succeeded(stack, client, cid)
+    row = stack.trial(tid)
+    assert (row.status, row.attempts) == ("succeeded", 1)
+    print(f"\nclaims during a database outage: trial done {time.monotonic() - t0:.1f} s after it")

@@ -27,8 +27,8 @@ KerasMetric = Literal["accuracy", "sparse_top_k_categorical_accuracy"]
 PrimaryMetric = Literal["test_accuracy", "test_loss", "best_val_accuracy"]
 
 
-def _no_nul(v: str) -> str:
-    if "\x00" in v:
+def _no_nul(v: str | None) -> str | None:
+    if v is not None and "\x00" in v:
         raise ValueError("must not contain NUL (\\x00) characters")
     return v
 

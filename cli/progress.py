@@ -61,8 +61,18 @@ def _plain(client: Client, comparison: dict[str, Any], timeout: float | None) ->
             tail = f": test_accuracy={acc:.4f}" if isinstance(acc, int | float) else ""
             print(f"  {d['variant']} seed {d['seed']} {d['status']}{tail}", flush=True)
         elif event.event == "comparison_finished":
+            # The last progress event can predate the comparison's own end by a poll: the
+            # last line says how it ended, with the final counts.
+            line = _progress_line(_final_counts(client, comparison))
+            if line != last:
+                print(line, flush=True)
             return str(d["status"])
     return str(client.get(comparison["id"])["status"])
+
+
+def _final_counts(client: Client, comparison: dict[str, Any]) -> dict[str, Any]:
+    ended = client.get(comparison["id"])
+    return _counts({**ended["progress"], "status": ended["status"]}, comparison)
 
 
 def _rich(client: Client, comparison: dict[str, Any], timeout: float | None) -> str:
@@ -95,7 +105,6 @@ def _rich(client: Client, comparison: dict[str, Any], timeout: float | None) -> 
                 trials=f"{c['succeeded'] + c['failed']}/{c['trials_total']} trials ({status})",
             )
 
-        counts = _counts(p, comparison)
         for event in client.events(comparison["id"], timeout=timeout):
             d = event.data
             if event.event == "progress":
@@ -109,9 +118,9 @@ def _rich(client: Client, comparison: dict[str, Any], timeout: float | None) -> 
                 console.print(f"[red]{d['variant']} seed {d['seed']} failed[/red]")
             elif event.event == "comparison_finished":
                 # The last progress event can predate the comparison's own end by a poll:
-                # the bar's final frame shows how it ended.
+                # the bar's final frame shows how it ended, with the final counts.
                 status = str(d["status"])
-                show(counts, status)
+                show(_final_counts(client, comparison), status)
                 break
         else:
             status = str(client.get(comparison["id"])["status"])

@@ -156,7 +156,7 @@ async def _events(request: Request, comparison_id: str) -> AsyncIterator[str]:
     epochs_seen: dict[str, int] = {}
     trial_status: dict[str, str] = {}
     started_ids: set[str] = set()
-    last_progress: dict[str, int] | None = None
+    last_progress: dict[str, Any] | None = None
     event_id = 0
     idle = 0.0
     while True:
@@ -182,9 +182,12 @@ async def _events(request: Request, comparison_id: str) -> AsyncIterator[str]:
                 trial_status[t["id"]] = now
                 if now in TERMINAL_STATES:
                     out.append(("trial_finished", t))
-        if snap["progress"] != last_progress:
-            last_progress = snap["progress"]
-            out.append(("progress", {"status": snap["status"], **snap["progress"]}))
+        # A new status alone is news too: the last trial's end and the comparison's own end
+        # can fall in different polls, and a client's last progress must say how it ended.
+        progress = {"status": snap["status"], **snap["progress"]}
+        if progress != last_progress:
+            last_progress = progress
+            out.append(("progress", progress))
         for name, data in out:
             event_id += 1
             yield _sse(name, data, event_id)

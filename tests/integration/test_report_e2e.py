@@ -203,6 +203,10 @@ def test_events_tell_the_story(article: dict[str, Any]) -> None:
     assert len(epochs) == 18
     assert {"trial_id", "epoch", "loss", "val_accuracy"} <= epochs[0].keys()
     assert "progress" in names
+    # The last progress says how the comparison ended, as the comparison_finished after it.
+    last_progress = [d for n, d in article["events"] if n == "progress"][-1]
+    assert last_progress["status"] == "succeeded"
+    assert last_progress["trials_succeeded"] == 9
     # Every trial's story is complete and in order: started, epochs 1 and 2, finished.
     assert names.count("trial_started") == 9
     story: dict[str, list[str]] = {}

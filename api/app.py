@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     # The last added runs first: the key is checked before the body limit reads a byte.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(AuthMiddleware, settings=settings)
-    app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(RequestMetricsMiddleware, access_log=settings.access_log)
     for module in (comparisons, reports, architectures, datasets, health, dashboard):
         app.include_router(module.router)
     app.include_router(webhook_deliveries.router)

@@ -85,8 +85,9 @@ class RequestMetricsMiddleware:
     query string may carry what a log should not keep.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
         self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Wrap one ASGI call."""
@@ -107,7 +108,7 @@ class RequestMetricsMiddleware:
             elapsed = time.perf_counter() - start
             LATENCY.labels(method, route).observe(elapsed)
             REQUESTS.labels(method, route, str(status)).inc()
-            if access_log.isEnabledFor(logging.INFO):
+            if self.access_log and access_log.isEnabledFor(logging.INFO):
                 ms = round(elapsed * 1000, 2)
                 access_log.info(
                     "%s %s %d %.1f ms",

@@ -176,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         help="ARCHBENCH_STATUS_CACHE_SECONDS for the api (0: every poll reads the database)",
     )
     p.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="ARCHBENCH_ACCESS_LOG=false: no log line per request",
+    )
+    p.add_argument(
         "--client",
         choices=["auto", "wrk", "python"],
         default="auto",
@@ -185,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"ARCHBENCH_MAX_ACTIVE_COMPARISONS_PER_TENANT": "1000000"}
     if args.status_cache_seconds is not None:
         settings["ARCHBENCH_STATUS_CACHE_SECONDS"] = str(args.status_cache_seconds)
+    if args.no_access_log:
+        settings["ARCHBENCH_ACCESS_LOG"] = "false"
     with api_on_postgres("load", workers=args.api_workers, **settings) as api:
         use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
         if use_wrk:

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # long a found API key stays trusted (a revoked key is refused within it). 0 turns off.
     status_cache_seconds: float = Field(1.0, ge=0, le=60)
     key_cache_seconds: float = Field(5.0, ge=0, le=300)
+    # One log line per request (archbench.api.access). Off for a busy api whose proxy already
+    # keeps an access log: at thousands of polls a second the lines cost throughput.
+    access_log: bool = True
 
     # Worker behaviour.
     trial_max_seconds: int = Field(24 * 3600, ge=1)

@@ -108,6 +108,7 @@ def test_docs_page_and_every_asset_it_names_are_served_locally(tmp_path: Path) -
 
 def test_every_request_logs_one_json_line_with_route_and_comparison(tmp_path: Path) -> None:
     app = create_app(Settings(data_dir=tmp_path), check_migrations=False)
+    quiet = create_app(Settings(data_dir=tmp_path, access_log=False), check_migrations=False)
     lines: list[str] = []
 
     class Keep(logging.Handler):
@@ -123,6 +124,7 @@ def test_every_request_logs_one_json_line_with_route_and_comparison(tmp_path: Pa
     cid = "0b5e3c1e-6f2a-4a57-9f0e-2d6c1b8a9e11"
     try:
         _asgi_get(app, "/docs", f"/v1/comparisons/{cid}/no-such-thing")
+        _asgi_get(quiet, "/docs")  # ARCHBENCH_ACCESS_LOG=false: no line
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)

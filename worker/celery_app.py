@@ -19,6 +19,7 @@ from celery.signals import (
     worker_process_init,
     worker_ready,
     worker_shutdown,
+    worker_shutting_down,
 )
 
 from core.config import get_settings
@@ -106,6 +107,15 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
         return name, concurrency, processes
 
     _heartbeat = Heartbeat(describe, settings.worker_heartbeat_seconds).start()
+
+
+@worker_shutting_down.connect
+def _leaving(**_: Any) -> None:
+    """A warm shutdown takes no new work while it waits for running trials: its heartbeat
+    (the sweeper counts heartbeats as capacity for re-sending lost messages) goes now. This
+    runs in a signal handler: the database work goes to a thread of its own."""
+    if _heartbeat is not None:
+        threading.Thread(target=_heartbeat.stop, name="archbench-leaving", daemon=True).start()
 
 
 @worker_shutdown.connect

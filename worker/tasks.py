@@ -66,8 +66,16 @@ DB_RETRY_DELAYS = (0.5, 1.0, 2.0)
 T = TypeVar("T")
 
 
+_SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open")
+
+
 def _transient(exc: BaseException) -> bool:
-    """A database that cannot be reached (or dropped the connection), not a bad statement."""
+    """A database that cannot be reached (or dropped the connection), not a bad statement.
+
+    SQLite reports a missing table or column as an OperationalError too: only its lock, busy
+    and I/O errors count as passing."""
+    if isinstance(exc, OperationalError) and type(exc.orig).__module__ == "sqlite3":
+        return any(word in str(exc.orig).lower() for word in _SQLITE_TRANSIENT)
     return isinstance(exc, OperationalError | InterfaceError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )
@@ -190,6 +198,7 @@ def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | str:
         # Each step is one guarded UPDATE: a trial someone holds is never taken or ended.
         if retry and trial.status == "running" and trial.lease_owner == owner:
             attempt = trial.attempts  # an earlier try's claim reached the database
+            renew_lease(s, trial_id, owner=owner, lease_seconds=settings.lease_seconds)
         elif comparison.cancel_requested and end_unclaimed(
             s, trial_id, status="cancelled", stop_reason="cancelled"
         ):

@@ -18,3 +18,22 @@ def test_the_training_task_acks_late_and_is_rejected_when_its_worker_dies() -> N
     assert task.reject_on_worker_lost is True
     assert task.ignore_result is True
     assert app.conf.worker_prefetch_multiplier == 1
+
+
+def test_only_passing_database_errors_are_retried() -> None:
+    """A schema error is not an outage: on SQLite it is an OperationalError too, and retrying
+    it would hand the message back to the queue forever."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from worker.tasks import _transient
+
+    def sqlite_error(message: str) -> OperationalError:
+        return OperationalError("SELECT 1", {}, sqlite3.OperationalError(message))
+
+    assert _transient(sqlite_error("database is locked"))
+    assert _transient(sqlite_error("disk I/O error"))
+    assert not _transient(sqlite_error("no such table: trials"))
+    assert not _transient(sqlite_error("no such column: trials.lease_owner"))
+    assert _transient(OperationalError("SELECT 1", {}, ConnectionRefusedError("refused")))

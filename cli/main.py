@@ -209,6 +209,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _check_worker_args(args)
     gpus = _select_gpus(args.gpus)
     configure_logging("worker")
+    from core.config import get_settings
+
+    # A worker on a database it cannot use would take message after message and hand each
+    # back: refuse to start instead, as the api does.
+    problem = _database_ready(get_settings().database_url, migrate=False)
+    if problem:
+        _err(problem)
+        return EXIT_FAILED
     if not gpus:
         from worker.celery_app import app
 

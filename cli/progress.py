@@ -43,10 +43,12 @@ def _progress_line(p: dict[str, Any]) -> str:
 def _plain(client: Client, comparison: dict[str, Any], timeout: float | None) -> str:
     epochs_planned = comparison["spec"]["training"]["epochs"]
     last = ""
+    counts = _counts(comparison["progress"], comparison)
     for event in client.events(comparison["id"], timeout=timeout):
         d = event.data
         if event.event == "progress":
-            line = _progress_line(_counts(d, comparison))
+            counts = _counts(d, comparison)
+            line = _progress_line(counts)
             if line != last:
                 print(line, flush=True)
                 last = line
@@ -63,15 +65,22 @@ def _plain(client: Client, comparison: dict[str, Any], timeout: float | None) ->
         elif event.event == "comparison_finished":
             # The last progress event can predate the comparison's own end by a poll: the
             # last line says how it ended, with the final counts.
-            line = _progress_line(_final_counts(client, comparison))
+            line = _progress_line(_final_counts(client, comparison, counts, str(d["status"])))
             if line != last:
                 print(line, flush=True)
             return str(d["status"])
     return str(client.get(comparison["id"])["status"])
 
 
-def _final_counts(client: Client, comparison: dict[str, Any]) -> dict[str, Any]:
-    ended = client.get(comparison["id"])
+def _final_counts(
+    client: Client, comparison: dict[str, Any], last: dict[str, Any], status: str
+) -> dict[str, Any]:
+    """The ended comparison's counts; the last progress seen, with its final status, when
+    the service cannot be asked (the comparison has ended either way)."""
+    try:
+        ended = client.get(comparison["id"])
+    except Exception:
+        return {**last, "status": status}
     return _counts({**ended["progress"], "status": ended["status"]}, comparison)
 
 
@@ -105,6 +114,7 @@ def _rich(client: Client, comparison: dict[str, Any], timeout: float | None) -> 
                 trials=f"{c['succeeded'] + c['failed']}/{c['trials_total']} trials ({status})",
             )
 
+        counts = _counts(p, comparison)
         for event in client.events(comparison["id"], timeout=timeout):
             d = event.data
             if event.event == "progress":
@@ -120,7 +130,7 @@ def _rich(client: Client, comparison: dict[str, Any], timeout: float | None) -> 
                 # The last progress event can predate the comparison's own end by a poll:
                 # the bar's final frame shows how it ended, with the final counts.
                 status = str(d["status"])
-                show(_final_counts(client, comparison), status)
+                show(_final_counts(client, comparison, counts, status), status)
                 break
         else:
             status = str(client.get(comparison["id"])["status"])

@@ -29,11 +29,13 @@ def run(
     )
 
 
-def test_api_refuses_a_database_that_is_behind(tmp_path: Path) -> None:
+def test_api_and_worker_refuse_a_database_that_is_behind(tmp_path: Path) -> None:
     env = base_env(tmp_path)
-    proc = run(["api", "--port", str(free_port())], env, timeout=60)
-    assert proc.returncode == 1
-    assert "run `archbench migrate` first" in proc.stderr
+    for command in (["api", "--port", str(free_port())], ["worker"]):
+        proc = run(command, env, timeout=60)
+        assert proc.returncode == 1, (command, proc.stderr)
+        assert "run `archbench migrate` first" in proc.stderr
+        assert "Traceback" not in proc.stderr
     assert run(["migrate"], env).returncode == 0
 
 

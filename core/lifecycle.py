@@ -8,9 +8,11 @@ whose clock runs ahead cannot expire another's lease early, nor one behind keep 
 Lock order: a transaction that writes both takes trial rows first (several: by ascending id)
 and the comparison's row last: the claim updates its trial, then its comparison; a cancel
 locks the queued trials, then marks the comparison; the sweeper updates expired trials in id
-order and finishes comparisons in transactions of their own. Two writers therefore never wait
-for each other in a cycle; a deadlock or serialization failure that happens all the same
-(``lock_conflict``) rolled its transaction back, which is then simply run again.
+order and finishes comparisons in transactions of their own. The exceptions are the sweeper's
+bulk stamps (``enqueued_at`` of the trials it re-sends, and the re-send after a broker reset),
+which lock their rows in the plan's order: one of those can still deadlock with a cancel,
+and then the loser is rolled back (``lock_conflict``): a cancel runs again, the sweeper's
+pass ends and the next pass sends again. Nothing is lost either way.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ Driven from the database, like webhook delivery: every worker's main process run
 every ``mlflow_poll_seconds``. A pass finds ended trials with no row in ``mlflow_runs`` (or an
 expired placeholder), so it also logs the trials no worker task ended: results reused at
 submit, trials cancelled while queued, trials the sweeper gave up on. Per comparison it
-claims the trials in a short transaction (``SKIP LOCKED`` row locks, released at its commit:
-several workers never log the same trial) by writing a placeholder ``mlflow_runs`` row without
-a run id, logs them with no transaction open, then records the run ids; if MLflow fails, the
+claims the trials in a short transaction by inserting a placeholder ``mlflow_runs`` row
+without a run id (``ON CONFLICT DO NOTHING ... RETURNING``: several workers never log the
+same trial), logs them with no transaction open, then records the run ids; if MLflow fails, the
 placeholders are dropped and that comparison is tried again after a backoff while the others
 are logged. A placeholder left by an exporter that died expires after ``CLAIM_TTL``;
 ``core.mlflow_export`` skips a trial whose run is already in the store (tagged with its id),
@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.config import Settings
@@ -102,34 +103,58 @@ def _trial_row(trial: Trial) -> dict[str, Any]:
 
 def _claim(
     settings: Settings, comparison_id: str, trial_ids: list[str]
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
+) -> tuple[datetime, dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
     """Claim a comparison's due trials for this exporter in one short transaction: each gets
-    a placeholder row in ``mlflow_runs`` (no run id yet), taken under ``SKIP LOCKED`` row
-    locks that end with the commit. Returns what to export, or None when nothing is ours."""
+    a placeholder row in ``mlflow_runs`` (no run id yet), stamped with this claim's time.
+
+    Only the rows this statement itself inserted (``ON CONFLICT DO NOTHING``) or took over
+    from a dead exporter (a guarded UPDATE) are ours, as ``RETURNING`` says: a concurrent
+    exporter's insert waits for ours and then does nothing, and its guarded UPDATE re-checks
+    the row after ours commits. (Row locks on the trials were not enough: a lock taken after
+    the other exporter committed does not re-read its placeholder.) Returns the claim's stamp
+    and what to export, or None when nothing is ours."""
     now = utcnow()
+    uri = settings.mlflow_tracking_uri[:1000]
     with session_scope() as s:
-        trials = list(
+        ended = list(
             s.scalars(
-                select(Trial)
-                .outerjoin(MlflowRun, MlflowRun.trial_id == Trial.id)
-                .where(
-                    Trial.id.in_(trial_ids),
-                    or_(
-                        MlflowRun.trial_id.is_(None),
-                        # a claim whose exporter died (or could not release it)
-                        and_(MlflowRun.run_id.is_(None), MlflowRun.logged_at < now - CLAIM_TTL),
-                    ),
-                )
-                .order_by(Trial.variant_index, Trial.seed)
-                .with_for_update(skip_locked=True, of=Trial)
+                select(Trial.id).where(Trial.id.in_(trial_ids), Trial.status.in_(TERMINAL_STATES))
             )
         )
-        trials = [t for t in trials if t.status in TERMINAL_STATES]
-        if not trials:
+        if not ended:
             return None
-        uri = settings.mlflow_tracking_uri[:1000]
-        for trial in trials:
-            s.merge(MlflowRun(trial_id=trial.id, run_id=None, tracking_uri=uri, logged_at=now))
+        insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+        rows = [
+            {"trial_id": t, "run_id": None, "tracking_uri": uri, "logged_at": now} for t in ended
+        ]
+        ours = set(
+            s.scalars(
+                insert(MlflowRun)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=[MlflowRun.trial_id])
+                .returning(MlflowRun.trial_id)
+            )
+        )
+        ours |= set(
+            s.scalars(
+                update(MlflowRun)
+                .where(
+                    MlflowRun.trial_id.in_(ended),
+                    MlflowRun.run_id.is_(None),
+                    MlflowRun.logged_at < now - CLAIM_TTL,  # an exporter that died
+                )
+                .values(tracking_uri=uri, logged_at=now)
+                .returning(MlflowRun.trial_id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        if not ours:
+            return None
+        trials = list(
+            s.scalars(
+                select(Trial).where(Trial.id.in_(ours)).order_by(Trial.variant_index, Trial.seed)
+            )
+        )
         comparison = s.get(Comparison, comparison_id)
         assert comparison is not None
         info = {"id": comparison.id, "name": comparison.name, "spec": comparison.spec}
@@ -143,15 +168,20 @@ def _claim(
                 .order_by(EpochMetric.trial_id, EpochMetric.epoch)
             )
         ]
-        rows = [_trial_row(t) for t in trials]
-    return info, rows, epochs
+        out = [_trial_row(t) for t in trials]
+    return now, info, out, epochs
 
 
-def _release(trial_ids: list[str]) -> None:
-    """Drop this exporter's placeholders (the export failed): the trials are due again."""
+def _release(trial_ids: list[str], claimed_at: datetime) -> None:
+    """Drop this exporter's placeholders (the export failed): the trials are due again. Only
+    those stamped by this claim: one a later exporter took over stays its own."""
     with session_scope() as s:
         s.execute(
-            delete(MlflowRun).where(MlflowRun.trial_id.in_(trial_ids), MlflowRun.run_id.is_(None))
+            delete(MlflowRun).where(
+                MlflowRun.trial_id.in_(trial_ids),
+                MlflowRun.run_id.is_(None),
+                MlflowRun.logged_at == claimed_at,
+            )
         )
 
 
@@ -166,13 +196,13 @@ def _log_comparison(settings: Settings, comparison_id: str, trial_ids: list[str]
     claimed = _claim(settings, comparison_id, trial_ids)
     if claimed is None:
         return 0
-    info, rows, epochs = claimed
+    claimed_at, info, rows, epochs = claimed
     ids = [str(r["id"]) for r in rows]
     try:
         run_ids = export_runs(settings.mlflow_tracking_uri, info, rows, epochs)
     except BaseException:
         try:
-            _release(ids)
+            _release(ids, claimed_at)
         except Exception as exc:  # the database is away too: the claims expire
             log.warning("could not release MLflow claims: %s", exc)
         raise
@@ -180,7 +210,7 @@ def _log_comparison(settings: Settings, comparison_id: str, trial_ids: list[str]
         for trial_id, run_id in zip(ids, run_ids, strict=True):
             s.execute(
                 update(MlflowRun)
-                .where(MlflowRun.trial_id == trial_id)
+                .where(MlflowRun.trial_id == trial_id, MlflowRun.logged_at == claimed_at)
                 .values(run_id=run_id, logged_at=utcnow())
                 .execution_options(synchronize_session=False)
             )

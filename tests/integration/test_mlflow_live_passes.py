@@ -122,3 +122,41 @@ def test_a_refused_comparison_is_skipped_and_no_row_is_locked_during_the_export(
     assert exported == [refused]
     assert run_id(refused_trial) not in (None, "placeholder")
     assert refused not in mlflow_live._backoff
+
+
+def test_two_exporters_racing_never_claim_the_same_trial(
+    live: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exporter B reads the due trials before A commits its claim and claims after: the
+    placeholder A inserted decides, so each trial is claimed (and logged) by one of them."""
+    import threading
+
+    import worker.mlflow_live as mlflow_live
+
+    for _ in range(5):
+        cid, trial_id = ended("raced")
+        gate = threading.Barrier(2)
+        claims: list[Any] = []
+
+        def claim(cid: str, trial_id: str, gate: threading.Barrier, out: list[Any]) -> None:
+            gate.wait()
+            out.append(mlflow_live._claim(live, cid, [trial_id]))
+
+        threads = [
+            threading.Thread(target=claim, args=(cid, trial_id, gate, claims)) for _ in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        won = [c for c in claims if c is not None]
+        assert len(claims) == 2
+        assert len(won) == 1, claims
+        assert [r["id"] for r in won[0][2]] == [trial_id]
+        # The loser's view of it afterwards: nothing due, nothing to claim.
+        assert mlflow_live._claim(live, cid, [trial_id]) is None
+        # A failed export releases only its own claim; then the trial is due again.
+        mlflow_live._release([trial_id], won[0][0] - timedelta(seconds=1))
+        assert run_id(trial_id) == "placeholder"
+        mlflow_live._release([trial_id], won[0][0])
+        assert run_id(trial_id) is None

@@ -209,11 +209,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _check_worker_args(args)
     gpus = _select_gpus(args.gpus)
     configure_logging("worker")
-    from core.config import get_settings
+    from sqlalchemy.exc import DBAPIError
 
-    # A worker on a database it cannot use would take message after message and hand each
-    # back: refuse to start instead, as the api does.
-    problem = _database_ready(get_settings().database_url, migrate=False)
+    from core.config import get_settings
+    from core.migrate import schema_problem
+
+    # A worker on a schema it does not match would take message after message and hand each
+    # back: refuse to start, as the api does. A database that cannot be reached right now is
+    # different: a worker rides out an outage (each claim waits, then goes back to the
+    # queue), so it starts and says so.
+    url = get_settings().database_url
+    try:
+        problem = schema_problem(url)
+    except DBAPIError as exc:
+        problem = None
+        _err(_database_failure(url, exc) + "; starting anyway, trials wait for it")
     if problem:
         _err(problem)
         return EXIT_FAILED

@@ -43,12 +43,10 @@ def _progress_line(p: dict[str, Any]) -> str:
 def _plain(client: Client, comparison: dict[str, Any], timeout: float | None) -> str:
     epochs_planned = comparison["spec"]["training"]["epochs"]
     last = ""
-    counts = _counts(comparison["progress"], comparison)
     for event in client.events(comparison["id"], timeout=timeout):
         d = event.data
         if event.event == "progress":
-            counts = _counts(d, comparison)
-            line = _progress_line(counts)
+            line = _progress_line(_counts(d, comparison))
             if line != last:
                 print(line, flush=True)
                 last = line
@@ -63,25 +61,10 @@ def _plain(client: Client, comparison: dict[str, Any], timeout: float | None) ->
             tail = f": test_accuracy={acc:.4f}" if isinstance(acc, int | float) else ""
             print(f"  {d['variant']} seed {d['seed']} {d['status']}{tail}", flush=True)
         elif event.event == "comparison_finished":
-            # The last progress event can predate the comparison's own end by a poll: the
-            # last line says how it ended, with the final counts.
-            line = _progress_line(_final_counts(client, comparison, counts, str(d["status"])))
-            if line != last:
-                print(line, flush=True)
+            # The stream's last progress event (sent on a status change too) already said
+            # how it ended.
             return str(d["status"])
     return str(client.get(comparison["id"])["status"])
-
-
-def _final_counts(
-    client: Client, comparison: dict[str, Any], last: dict[str, Any], status: str
-) -> dict[str, Any]:
-    """The ended comparison's counts; the last progress seen, with its final status, when
-    the service cannot be asked (the comparison has ended either way)."""
-    try:
-        ended = client.get(comparison["id"])
-    except Exception:
-        return {**last, "status": status}
-    return _counts({**ended["progress"], "status": ended["status"]}, comparison)
 
 
 def _rich(client: Client, comparison: dict[str, Any], timeout: float | None) -> str:
@@ -106,20 +89,16 @@ def _rich(client: Client, comparison: dict[str, Any], timeout: float | None) -> 
             trials=f"0/{p['trials_total']} trials",
             latest="",
         )
-
-        def show(c: dict[str, Any], status: str) -> None:
-            bar.update(
-                task,
-                completed=c["epochs_done"],
-                trials=f"{c['succeeded'] + c['failed']}/{c['trials_total']} trials ({status})",
-            )
-
-        counts = _counts(p, comparison)
         for event in client.events(comparison["id"], timeout=timeout):
             d = event.data
             if event.event == "progress":
-                counts = _counts(d, comparison)
-                show(counts, counts["status"])
+                c = _counts(d, comparison)
+                bar.update(
+                    task,
+                    completed=c["epochs_done"],
+                    trials=f"{c['succeeded'] + c['failed']}/{c['trials_total']} trials "
+                    f"({c['status']})",
+                )
             elif event.event == "epoch":
                 bar.update(
                     task, latest=f"{d['variant']} s{d['seed']} e{d['epoch']} {metrics_text(d)}"
@@ -127,10 +106,8 @@ def _rich(client: Client, comparison: dict[str, Any], timeout: float | None) -> 
             elif event.event == "trial_finished" and d["status"] == "failed":
                 console.print(f"[red]{d['variant']} seed {d['seed']} failed[/red]")
             elif event.event == "comparison_finished":
-                # The last progress event can predate the comparison's own end by a poll:
-                # the bar's final frame shows how it ended, with the final counts.
+                # The last progress event (sent on a status change too) drew the final frame.
                 status = str(d["status"])
-                show(_final_counts(client, comparison, counts, status), status)
                 break
         else:
             status = str(client.get(comparison["id"])["status"])

@@ -38,7 +38,7 @@ from core.lifecycle import attempts_exhausted, db_now, end_unclaimed, finalize_c
 from core.queue import broker_was_reset, enqueue_trials
 from core.tables import TERMINAL_STATES, Comparison, Trial, WorkerHeartbeat, utcnow
 
-__all__ = ["SweepResult", "sweep"]
+__all__ = ["SweepResult", "remove_checkpoint", "sweep"]
 
 log = logging.getLogger("archbench.sweeper")
 
@@ -109,7 +109,7 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
             result.cancelled,
         )
     for trial_id in (*result.failed, *result.cancelled):
-        shutil.rmtree(settings.checkpoints / trial_id, ignore_errors=True)
+        remove_checkpoint(settings, trial_id)
 
     if broker_was_reset(settings.broker_url):
         with session_scope() as s:
@@ -204,6 +204,11 @@ def lost_messages(session: Session, settings: Settings, now: datetime) -> list[s
     )
 
 
+def remove_checkpoint(settings: Settings, trial_id: str) -> None:
+    """Delete a trial's checkpoint folder, if any (every way a trial ends calls this)."""
+    shutil.rmtree(settings.checkpoints / trial_id, ignore_errors=True)
+
+
 def remove_ended_checkpoints(settings: Settings) -> list[str]:
     """Delete the checkpoint folders of trials that ended or no longer exist; returns their ids.
 
@@ -222,7 +227,7 @@ def remove_ended_checkpoints(settings: Settings) -> list[str]:
         )
     gone = [n for n in names if status.get(n, "deleted") in (*TERMINAL_STATES, "deleted")]
     for name in gone:
-        shutil.rmtree(root / name, ignore_errors=True)
+        remove_checkpoint(settings, name)
     if gone:
         log.info("removed the checkpoints of %d ended trials", len(gone))
     return gone

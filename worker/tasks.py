@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import threading
 import time
@@ -51,6 +50,7 @@ from core.logging import log_context
 from core.queue import TRAIN_TASK
 from core.reuse import library_versions, trial_hash
 from core.spec import DatasetRef, TrainingSpec
+from core.sweeper import remove_checkpoint
 from core.tables import Comparison, EpochMetric, Trial
 from core.uploads import upload_path_of
 from worker.celery_app import app
@@ -92,10 +92,6 @@ def _with_db_retries(what: str, fn: Callable[[], T]) -> T:
             log.warning("%s: the database is unreachable (%s); again in %.1f s", what, exc, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
-
-
-def _remove_checkpoint(trial_id: str) -> None:
-    shutil.rmtree(get_settings().checkpoints / trial_id, ignore_errors=True)
 
 
 class _Heartbeat:
@@ -266,7 +262,7 @@ def _run_trial(trial_id: str) -> str:
     comparison_id, spec = decided.comparison_id, decided.spec
     with log_context(comparison_id=comparison_id):
         if decided.outcome is not None:
-            _remove_checkpoint(trial_id)
+            remove_checkpoint(get_settings(), trial_id)
             _finalize(comparison_id)
             return decided.outcome
         log.info(
@@ -318,7 +314,7 @@ def _run_claimed(
         with session_scope() as s:
             ended = finish_trial(s, trial_id, owner=owner, status="failed", error=_problem(exc))
         if ended:
-            _remove_checkpoint(trial_id)
+            remove_checkpoint(settings, trial_id)
     _finalize(comparison_id)
     return outcome
 
@@ -479,7 +475,7 @@ def _train(
                 s, trial_id, owner=owner, status="cancelled", stop_reason="cancelled"
             ):
                 raise LeaseLost(trial_id)
-        _remove_checkpoint(trial_id)
+        remove_checkpoint(settings, trial_id)
         log.info("trial %s cancelled before training", trial_id)
         return "cancelled"
 
@@ -621,6 +617,6 @@ def _train(
     if not _with_db_retries(f"trial {trial_id}: result", commit_result):
         raise LeaseLost(trial_id)
     # The result is committed: nothing will resume this trial (a cancelled one included).
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    remove_checkpoint(settings, trial_id)
     log.info("trial %s %s: test_accuracy=%s", trial_id, status, result.test_accuracy)
     return status

@@ -90,6 +90,7 @@ def load_report(
         trials=trials,
         final=comparison.status in TERMINAL_STATES,
         variant_info=comparison.analyses,
+        spec=comparison.spec,
     )
     report["name"] = comparison.name
     report["status"] = comparison.status

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from core import stats as st
 from core.report_render import MIN_SEEDS, fairness_notes, verdict_sentence
@@ -219,7 +219,7 @@ def _summarize(values: Sequence[float]) -> _Summary:
     mean, std = _moments(values)
     if n < 2:
         return _Summary(n, mean, None, None, values[0], values[0])
-    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    half = float(special.stdtrit(n - 1, 0.975)) * std / math.sqrt(n)  # t.ppf, faster
     return _Summary(n, mean, std, (mean - half, mean + half), min(values), max(values))
 
 
@@ -479,7 +479,7 @@ def _by_seed(g: _Group) -> dict[int, float]:
 def _correlation(a: Sequence[float], b: Sequence[float]) -> float | None:
     if len(a) < 3 or st.constant(a) or st.constant(b):
         return None
-    return _finite(float(stats.pearsonr(a, b).statistic))
+    return _finite(float(np.corrcoef(a, b)[0, 1]))
 
 
 def _pair_row(

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from archbench.client import Client
+from core.status import TrialStatus
 
 __all__ = ["follow", "metrics_text"]
 
@@ -103,7 +104,7 @@ def _rich(client: Client, comparison: dict[str, Any], timeout: float | None) -> 
                 bar.update(
                     task, latest=f"{d['variant']} s{d['seed']} e{d['epoch']} {metrics_text(d)}"
                 )
-            elif event.event == "trial_finished" and d["status"] == "failed":
+            elif event.event == "trial_finished" and d["status"] == TrialStatus.FAILED:
                 console.print(f"[red]{d['variant']} seed {d['seed']} failed[/red]")
             elif event.event == "comparison_finished":
                 # The last progress event (sent on a status change too) drew the final frame.

@@ -225,9 +225,7 @@ def register(sub: Any) -> None:
         if name in ("ls", "status"):
             p.add_argument("--json", action="store_true", help="print the JSON")
         if name == "ls":
-            p.add_argument(
-                "--status", choices=[s.value for s in ComparisonStatus]
-            )
+            p.add_argument("--status", choices=[s.value for s in ComparisonStatus])
             p.add_argument("--name", default=None, help="substring of the name")
             p.add_argument("--limit", type=int, default=50)
         if name == "report":

@@ -21,7 +21,8 @@ from core.report_plot import render_png
 from core.report_render import render_markdown, render_text, rows_to_csv
 from core.report_schema import Report
 from core.reporting import load_report
-from core.tables import TERMINAL_STATES, Comparison, EpochMetric, Trial
+from core.status import TERMINAL, TrialStatus
+from core.tables import Comparison, EpochMetric, Trial
 
 __all__ = ["router"]
 
@@ -177,16 +178,18 @@ async def _events(request: Request, comparison_id: str) -> AsyncIterator[str]:
         for t in snap["trials"]:
             before = trial_status.get(t["id"])
             now = t["status"]
-            started = now == "running" or t["started_at"] is not None or t["epochs_done"] > 0
+            started = (
+                now == TrialStatus.RUNNING or t["started_at"] is not None or t["epochs_done"] > 0
+            )
             if t["id"] not in started_ids and started:
                 started_ids.add(t["id"])
-                out.append(("trial_started", {**t, "status": "running"}))
+                out.append(("trial_started", {**t, "status": TrialStatus.RUNNING}))
             for row in epochs_of.get(t["id"], ()):
                 epochs_seen[t["id"]] = max(epochs_seen.get(t["id"], 0), row["epoch"])
                 out.append(("epoch", row))
             if before != now:
                 trial_status[t["id"]] = now
-                if now in TERMINAL_STATES:
+                if now in TERMINAL:
                     out.append(("trial_finished", t))
         # A new status alone is news too: the last trial's end and the comparison's own end
         # can fall in different polls, and a client's last progress must say how it ended.
@@ -197,7 +200,7 @@ async def _events(request: Request, comparison_id: str) -> AsyncIterator[str]:
         for name, data in out:
             event_id += 1
             yield _sse(name, data, event_id)
-        if snap["status"] in TERMINAL_STATES:
+        if snap["status"] in TERMINAL:
             event_id += 1
             yield _sse(
                 "comparison_finished",

@@ -62,6 +62,7 @@ from core import stats as st
 from core.report_render import MIN_SEEDS, fairness_notes, verdict_sentence
 from core.report_schema import PairDifference
 from core.stats import look_levels, pocock_spending
+from core.status import StopReason
 
 __all__ = [
     "ALPHA",
@@ -95,8 +96,8 @@ DEFAULT_MARGIN = 0.01
 SEQUENTIAL_METHOD = "lan_demets_pocock"
 """``design.sequential`` of an adaptive design: Lan-DeMets spending, Pocock-type function."""
 
-DIVERGED = "diverged"
-STOPPED_EARLY = ("early_stopping", "time_budget")
+DIVERGED = StopReason.DIVERGED
+STOPPED_EARLY = (StopReason.EARLY_STOPPING.value, StopReason.TIME_BUDGET.value)
 _REL_TOL = 1e-12
 
 REPORT_ROW_COLUMNS: tuple[str, ...] = (

@@ -66,6 +66,7 @@ from core.status import StopReason
 
 __all__ = [
     "ALPHA",
+    "PAIRWISE_ROW_COLUMNS",
     "PRIMARY_METRICS",
     "REPORT_ROW_COLUMNS",
     "EpochPoint",
@@ -75,6 +76,7 @@ __all__ = [
     "cohens_d",
     "holm_adjust",
     "needs_more_seeds",
+    "pairwise_rows",
     "report_rows",
     "tested_pairs",
     "welch_test",
@@ -122,8 +124,38 @@ REPORT_ROW_COLUMNS: tuple[str, ...] = (
     "seconds_per_epoch_mean",
     "inference_ms_per_sample_mean",
     "rank",
+    "tier",
+    "n_diverged",
+    "seconds_per_epoch_std",
+    "inference_ms_per_sample_std",
 )
 """The CSV columns of ``report_rows``, in order."""
+
+PAIRWISE_ROW_COLUMNS: tuple[str, ...] = (
+    "a",
+    "b",
+    "n_a",
+    "n_b",
+    "test",
+    "correlation",
+    "diff",
+    "ci95_lo",
+    "ci95_hi",
+    "ci95_adjusted_lo",
+    "ci95_adjusted_hi",
+    "p_value",
+    "p_adjusted",
+    "effect_size",
+    "effect_size_ci95_lo",
+    "effect_size_ci95_hi",
+    "equivalence_p",
+    "equivalence_p_adjusted",
+    "conclusion",
+    "mde",
+    "seeds_needed",
+    "level",
+)
+"""The CSV columns of ``pairwise_rows`` (``?format=csv&table=pairwise``), in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -774,6 +806,22 @@ def report_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "seconds_per_epoch_mean": v.get("seconds_per_epoch_mean"),
                 "inference_ms_per_sample_mean": v.get("inference_ms_per_sample_mean"),
                 "rank": v.get("rank"),
+                "tier": v.get("tier"),
+                "n_diverged": v.get("n_diverged"),
+                "seconds_per_epoch_std": v.get("seconds_per_epoch_std"),
+                "inference_ms_per_sample_std": v.get("inference_ms_per_sample_std"),
             }
         )
+    return rows
+
+
+def pairwise_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per tested pair for CSV, with the columns of ``PAIRWISE_ROW_COLUMNS``."""
+    rows: list[dict[str, Any]] = []
+    for p in report["pairwise"]:
+        row = {k: p.get(k) for k in PAIRWISE_ROW_COLUMNS}
+        for key in ("ci95", "ci95_adjusted", "effect_size_ci95"):
+            lo, hi = p.get(key) or (None, None)
+            row[f"{key}_lo"], row[f"{key}_hi"] = lo, hi
+        rows.append(row)
     return rows

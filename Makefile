@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install up test lint bench clean
+.PHONY: install up test test-fast lint bench clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ up: install
 
 test: install
 	$(PY) -m pytest
+
+# The inner loop: no Postgres, Redis, worker processes or training (README "Development").
+test-fast: install
+	$(PY) -m pytest tests/unit -m "not services and not worker and not training and not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from core.status import TrialStatus
@@ -43,6 +44,24 @@ TRIAL_FIELDS = [
     "device",
 ]
 TRIAL_EXTRA_FIELDS = ["epochs_planned", "stop_reason", "inference_ms_per_sample", "reused_from"]
+# Parquet column types of the trials table (a column not named here is text).
+TRIAL_TYPES: dict[str, pa.DataType] = {
+    **dict.fromkeys(
+        ["seed", "attempts", "params", "trainable_params", "flops", "epochs_done"], pa.int64()
+    ),
+    "epochs_planned": pa.int64(),
+    **dict.fromkeys(["started_at", "finished_at"], pa.timestamp("us", tz="UTC")),
+    **dict.fromkeys(
+        [
+            "train_seconds",
+            "test_accuracy",
+            "test_loss",
+            "best_val_accuracy",
+            "inference_ms_per_sample",
+        ],
+        pa.float64(),
+    ),
+}
 
 
 class Page(BaseModel, Generic[T]):

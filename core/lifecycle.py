@@ -41,6 +41,7 @@ __all__ = [
     "claim_trial",
     "db_now",
     "end_unclaimed",
+    "failure_summary",
     "finalize_comparison",
     "finish_trial",
     "json_safe",
@@ -380,6 +381,28 @@ def progress_of(session: Session, comparison_ids: list[str]) -> dict[str, dict[s
     return out
 
 
+def _trials(n: int) -> str:
+    return f"{n} trial" if n == 1 else f"{n} trials"
+
+
+def failure_summary(failed: int, *, succeeded: int, ended: int) -> tuple[str, str]:
+    """The title and first sentence of a failed comparison's problem, true to the counts:
+    what failed, and whether any result is left (none when no trial succeeded)."""
+    if succeeded == 0:
+        title = "All trials failed" if failed == ended else "No trial succeeded"
+        head = (
+            ("The only trial failed" if failed == 1 else f"All {failed} trials failed")
+            if failed == ended
+            else f"{failed} of {_trials(ended)} failed and the rest were cancelled"
+        )
+        return title, f"{head}; there are no results to report."
+    return (
+        "Some trials failed",
+        f"{failed} of {_trials(ended)} failed; the results of the {_trials(succeeded)} "
+        f"that succeeded are kept.",
+    )
+
+
 def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatus | None:
     """Mark the comparison finished if no trial is active; returns its final status or None."""
     counts = progress_of(session, [comparison_id])[comparison_id]
@@ -402,12 +425,14 @@ def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatu
         ended = sum(counts[s] for s in TERMINAL)
         where = f"{first.variant}, seed {first.seed}" if first else "?"
         first_detail = (first.error or {}).get("detail", "") if first else ""
+        title, summary = failure_summary(
+            counts[TrialStatus.FAILED], succeeded=counts[TrialStatus.SUCCEEDED], ended=ended
+        )
         error = {
             "type": "https://archbench.dev/problems/trials-failed",
-            "title": "Some trials failed",
+            "title": title,
             "status": 500,
-            "detail": f"{counts[TrialStatus.FAILED]} of {ended} trials failed; the others' "
-            f"results are kept. First failure ({where}): {first_detail}",
+            "detail": f"{summary} First failure ({where}): {first_detail}",
         }
     else:
         status = ComparisonStatus.SUCCEEDED

@@ -91,6 +91,7 @@ def load_report(
         trials=trials,
         final=comparison.status in TERMINAL,
         variant_info=comparison.analyses,
+        spec=comparison.spec,
     )
     report["name"] = comparison.name
     report["status"] = comparison.status

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import select
 
 from api.deps import ComparisonDep, SessionDep
@@ -19,6 +19,7 @@ from core.lifecycle import progress_of
 from core.report import REPORT_ROW_COLUMNS, report_rows
 from core.report_plot import render_png
 from core.report_render import render_markdown, render_text, rows_to_csv
+from core.report_schema import Report
 from core.reporting import load_report
 from core.status import TERMINAL, TrialStatus
 from core.tables import Comparison, EpochMetric, Trial
@@ -45,6 +46,7 @@ def _report_format(request: Request, fmt: ReportFormat | None) -> ReportFormat:
 
 @router.get(
     "/{comparison_id}/report",
+    response_model=Report,
     responses={
         200: {
             "content": {
@@ -61,8 +63,12 @@ def report(
     comparison: ComparisonDep,
     session: SessionDep,
     fmt: Annotated[ReportFormat | None, Query(alias="format")] = None,
-) -> Response:
-    """Means, intervals, pairwise tests, ranking, verdict and notes; partial while running."""
+) -> Any:
+    """Design, variants, pairwise conclusions, tiers, verdict and notes; interim while running.
+
+    JSON by default (the ``Report`` schema); ``?format=csv`` (or ``Accept: text/csv``) one row
+    per variant, ``md`` Markdown, ``text`` a terminal table.
+    """
     body, _ = load_report(session, comparison)
     kind = _report_format(request, fmt)
     if kind == "csv":
@@ -77,7 +83,7 @@ def report(
         )
     if kind == "text":
         return PlainTextResponse(render_text(body))
-    return JSONResponse(body)
+    return body
 
 
 @router.get(

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import CI, Service, base_env, free_port, start, stop, wait_http
-from tests.helpers import tiny_spec
+from tests.support.helpers import tiny_spec
+from tests.support.services import CI, Service, base_env, free_port, start, stop, wait_http
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

@@ -22,7 +22,9 @@ from typing import Any
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
+from core.lifecycle import mark_reused
 from core.spec import probe_size_of
+from core.status import StopReason, TrialStatus
 from core.tables import Comparison, EpochMetric, Trial, utcnow
 
 __all__ = ["SEEDING", "copy_result", "find_reusable", "library_versions", "trial_hash"]
@@ -94,12 +96,12 @@ def find_reusable(session: Session, tenant: str, hashes: list[str]) -> dict[str,
         .where(
             Comparison.tenant == tenant,
             Trial.trial_hash.in_(hashes),
-            Trial.status == "succeeded",
+            Trial.status == TrialStatus.SUCCEEDED,
             # Early stopping and a divergence are part of the recipe (the same seed stops the
             # same way); a time budget or a cancel is not.
             or_(
                 Trial.stop_reason.is_(None),
-                Trial.stop_reason.in_(("early_stopping", "diverged")),
+                Trial.stop_reason.in_((StopReason.EARLY_STOPPING, StopReason.DIVERGED)),
             ),
         )
         .order_by(Trial.finished_at.desc())
@@ -115,9 +117,7 @@ def copy_result(session: Session, source: Trial, target: Trial) -> None:
     """Make ``target`` a finished trial with ``source``'s result and epoch rows."""
     for field in RESULT_FIELDS:
         setattr(target, field, getattr(source, field))
-    target.status = "succeeded"
-    target.reused_from = source.reused_from or source.id
-    target.enqueued_at = utcnow()
+    mark_reused(target, source)
     session.flush()
     _copy_epochs(session, source.id, target.id)
 

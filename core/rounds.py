@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.spec import seed_schedule
+from core.status import ACTIVE, TrialStatus
 from core.tables import Comparison, Trial
 
 __all__ = ["enqueue_added", "needs_more", "next_round", "seeds_per_variant"]
@@ -52,11 +53,7 @@ def needs_more(session: Session, comparison: Comparison) -> bool:
 
     try:
         report, _ = load_report(session, comparison)
-        decide = getattr(report_module, "needs_more_seeds", None)
-        if decide is None:
-            log.warning("no needs_more_seeds in core.report; the schedule ends at this round")
-            return False
-        return bool(decide(report))
+        return bool(report_module.needs_more_seeds(report))
     except SQLAlchemyError:
         raise
     except Exception:
@@ -91,7 +88,7 @@ def next_round(session: Session, comparison: Comparison) -> list[str] | None:
             .where(
                 Comparison.id == comparison.id,
                 Comparison.trials_total == old_total,
-                Comparison.status.in_(("queued", "running")),
+                Comparison.status.in_(ACTIVE),
                 Comparison.cancel_requested.is_(False),
             )
             .values(
@@ -138,7 +135,7 @@ def enqueue_added(trial_ids: list[str], app: Any = None) -> list[str]:
         with session_scope() as s:
             s.execute(
                 update(Trial)
-                .where(Trial.id.in_(sent), Trial.status == "queued")
+                .where(Trial.id.in_(sent), Trial.status == TrialStatus.QUEUED)
                 .values(enqueued_at=utcnow())
                 .execution_options(synchronize_session=False)
             )

@@ -63,7 +63,7 @@ def decide(monkeypatch: pytest.MonkeyPatch) -> Callable[[Decision], list[Any]]:
             asked.append(report)
             return fn(report)
 
-        monkeypatch.setattr(core.report, "needs_more_seeds", stand_in, raising=False)
+        monkeypatch.setattr(core.report, "needs_more_seeds", stand_in)
         return asked
 
     return install

@@ -69,6 +69,9 @@ def decide(monkeypatch: pytest.MonkeyPatch) -> Callable[[Decision], list[Any]]:
     return install
 
 
+SENT: dict[str, list[str]] = {}  # comparison id -> the trial ids create_comparison queues
+
+
 def submit(settings: Settings, seeds: Any, *, reuse: bool = False, variants: int = 2) -> str:
     body = {
         "name": "rounds",
@@ -80,9 +83,10 @@ def submit(settings: Settings, seeds: Any, *, reuse: bool = False, variants: int
     }
     validated = validate_comparison(ComparisonSpec.model_validate(body), settings)
     with session_scope() as s:
-        comparison, _, _ = create_comparison(
+        comparison, ids, _ = create_comparison(
             s, tenant="default", validated=validated, idempotency_key=None, request_hash="h"
         )
+        SENT[comparison.id] = ids
         return comparison.id
 
 
@@ -129,10 +133,14 @@ def test_rounds_add_step_seeds_seed_major_up_to_max(
     db: Settings, decide: Callable[[Decision], list[Any]]
 ) -> None:
     asked = decide(lambda report: True)
-    cid = submit(db, {"min": 2, "max": 5, "step": 2})
-    assert rows(cid) == [(s, v, "queued") for s in (0, 1) for v in ("a", "b")]
+    cid = submit(db, {"min": 2, "max": 5, "step": 2}, variants=3)
+    assert rows(cid) == [(s, v, "queued") for s in (0, 1) for v in ("a", "b", "c")]
+    # The api enqueues these ids in this order: seed-major, the variants interleaved.
+    with session_scope() as s:
+        order = [(int(t.seed), t.variant) for t in (s.get_one(Trial, i) for i in SENT[cid])]
+    assert order == [(s, v) for s in (0, 1) for v in ("a", "b", "c")]
     c = comparison(cid)
-    assert (c.trials_total, c.epochs_total) == (4, 8)
+    assert (c.trials_total, c.epochs_total) == (6, 12)
     assert round_progress(c.spec, c.trials_total) == (1, 3)
 
     end_all(cid)
@@ -140,27 +148,30 @@ def test_rounds_add_step_seeds_seed_major_up_to_max(
     assert status is None
     assert len(asked) == 1
     after = rows(cid)
-    assert after[4:] == [(s, v, "queued") for s in (2, 3) for v in ("a", "b")]
+    assert after[6:] == [(s, v, "queued") for s in (2, 3) for v in ("a", "b", "c")]
     with session_scope() as s:
         new = s.scalars(select(Trial.id).where(Trial.comparison_id == cid, Trial.seed >= 2))
         assert set(added) == set(new)
+    with session_scope() as s:
+        order = [(int(t.seed), t.variant) for t in (s.get_one(Trial, i) for i in added)]
+    assert order == [(s, v) for s in (2, 3) for v in ("a", "b", "c")]
     c = comparison(cid)
     assert c.status == "queued"  # never succeeded between rounds
-    assert (c.trials_total, c.epochs_total) == (8, 16)
+    assert (c.trials_total, c.epochs_total) == (12, 24)
     assert round_progress(c.spec, c.trials_total) == (2, 3)
 
     end_all(cid)
     status, added = finalize(cid)
     assert status is None
-    assert len(added) == 2  # step 2 would pass max 5: only seed 4
-    assert [r[:2] for r in rows(cid)[8:]] == [(4, "a"), (4, "b")]
+    assert len(added) == 3  # step 2 would pass max 5: only seed 4
+    assert [r[:2] for r in rows(cid)[12:]] == [(4, "a"), (4, "b"), (4, "c")]
     assert round_progress(comparison(cid).spec, comparison(cid).trials_total) == (3, 3)
 
     end_all(cid)
     status, added = finalize(cid)
     assert (status, added) == ("succeeded", [])
     assert len(asked) == 2  # at max nothing is left to ask
-    assert comparison(cid).trials_total == 10
+    assert comparison(cid).trials_total == 15
 
 
 def test_a_decided_round_ends_the_comparison_at_min(

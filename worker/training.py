@@ -60,6 +60,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import threading
@@ -206,6 +207,10 @@ class _Monitor:
                 continue
         row["seconds"] = time.perf_counter() - self._epoch_start
         self.epochs.append(row)
+        if self.stop_reason is None and not math.isfinite(row.get("loss", 0.0)):
+            # The training loss became NaN or infinite: nothing after it can recover, so the
+            # trial stops here and is evaluated as it is (a divergence of the architecture).
+            self.stop_reason = StopReason.DIVERGED
         if save is not None:
             save(epoch + 1, row)
         if self.on_epoch is not None:
@@ -657,6 +662,7 @@ def train_trial(
         result = _fit_and_evaluate(
             model,
             back_to_the_seed,
+            seed=seed,
             split=split,
             training=training,
             num_classes=num_classes,
@@ -684,6 +690,7 @@ def _fit_and_evaluate(
     model: Any,
     back_to_the_seed: Callable[[], Any],
     *,
+    seed: int,
     split: Split,
     training: TrainingSpec,
     num_classes: int,
@@ -697,6 +704,8 @@ def _fit_and_evaluate(
     previous_epochs: Sequence[Mapping[str, float]],
     measure_inference: bool,
 ) -> TrainResult:
+    import keras
+
     checkpoint = _Checkpoint(checkpoint_dir, lease_guard) if checkpoint_dir is not None else None
     resume = checkpoint.restore(model) if checkpoint is not None else _Resume()
     if resume is None:  # an unusable checkpoint: from the seed's initial state
@@ -718,6 +727,10 @@ def _fit_and_evaluate(
     )
     t0 = time.perf_counter()
     if not trained and not monitor.check(force=True):
+        # The data order (and every other draw fit makes) follows the trial seed alone, not
+        # how many numbers building this architecture drew: at seed s every variant sees the
+        # same shuffles (a paired design varies the architecture only).
+        keras.utils.set_random_seed(seed)
         model.fit(
             split.x_train,
             _labels(split.y_train, training, num_classes),

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import Float, column, func, select, true
 from sqlalchemy.orm import Session
 
+from core.differences import compute_differences
 from core.report import EpochPoint, TrialResult, build_report
+from core.similarity import last_hidden_cka, load_predictions
 from core.tables import TERMINAL_STATES, Comparison, EpochMetric, Trial
 
-__all__ = ["load_report", "load_trial_results"]
+__all__ = ["load_differences", "load_report", "load_trial_results"]
 
 
 def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult]:
@@ -91,6 +94,42 @@ def load_report(
         final=comparison.status in TERMINAL_STATES,
         variant_info=comparison.analyses,
     )
+    differences = load_differences(session, comparison)
+    report["differences"] = differences
+    sentences = [d["sentence"] for d in differences if d.get("sentence")]
+    if sentences and isinstance(report.get("verdict"), str):
+        report["verdict"] = " ".join([report["verdict"], *sentences])
     report["name"] = comparison.name
     report["status"] = comparison.status
     return report, trials
+
+
+def _tested_pairs(names: list[str], baseline: str | None) -> list[tuple[str, str]]:
+    """The tested family: the baseline against each other variant, else every pair."""
+    if baseline in names:
+        return [(baseline, n) for n in names if n != baseline]
+    return list(itertools.combinations(names, 2))
+
+
+def _noun(dataset: str) -> str:
+    if dataset in ("mnist", "mnist_5k", "digits"):
+        return "test digits"
+    if dataset in ("fashion_mnist", "cifar10"):
+        return "test images"
+    return "test examples"
+
+
+def load_differences(session: Session, comparison: Comparison) -> list[dict[str, Any]]:
+    """Prediction-level differences of each tested pair (core.differences), from the stored
+    predictions and last-hidden-layer Grams; empty when no trial kept predictions."""
+    predictions = load_predictions(session, comparison.id)
+    if not predictions:
+        return []
+    names = [v["name"] for v in comparison.spec["variants"]]
+    pairs = _tested_pairs(names, comparison.spec.get("baseline"))
+    return compute_differences(
+        predictions,
+        pairs,
+        cka_last_hidden=last_hidden_cka(session, comparison.id, pairs),
+        noun=_noun(str(comparison.spec.get("dataset", {}).get("name", ""))),
+    )

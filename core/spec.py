@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 __all__ = [
     "NO_NUL",
+    "AnalysisSpec",
     "ComparisonSpec",
     "DatasetRef",
     "EarlyStopping",
@@ -106,6 +107,18 @@ class TrainingSpec(_Strict):
         return out
 
 
+class AnalysisSpec(_Strict):
+    """What each trial records besides its scores, for "do they differ?" (issue 14):
+    its test-set predictions, and per layer the centered Gram matrix of its activations over
+    a probe set of ``probe_size`` examples (what linear CKA needs). The server refuses, at
+    submit, a probe larger than the test set and a trial whose stored analysis would exceed
+    ``ARCHBENCH_ANALYSIS_MAX_BYTES_PER_TRIAL``."""
+
+    predictions: bool = True
+    similarity: bool = True
+    probe_size: Annotated[int, Field(ge=2, le=4096)] = 512
+
+
 class ComparisonSpec(_Strict):
     """A comparison: several architectures trained on the same data, budget and seeds."""
 
@@ -120,6 +133,7 @@ class ComparisonSpec(_Strict):
     primary_metric: PrimaryMetric = "test_accuracy"
     variants: Annotated[list[dict[str, Any]], Field(min_length=1)]
     callback_url: Annotated[str | None, Field(max_length=2000), NO_NUL] = None
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     reuse: Annotated[
         bool,
         Field(

@@ -2,6 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
+# make up PORT=8080 HOST=0.0.0.0
+PORT ?= 8000
+HOST ?= 127.0.0.1
 
 .PHONY: install up test lint bench clean
 
@@ -14,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 up: install
-	$(VENV)/bin/archbench up
+	$(VENV)/bin/archbench up --host $(HOST) --port $(PORT)
 
 test: install
 	$(PY) -m pytest

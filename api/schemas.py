@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import pyarrow as pa
 from pydantic import BaseModel, Field
 
+from core.status import TrialStatus
 from core.tables import Comparison, Trial
 
 __all__ = [
@@ -42,6 +44,24 @@ TRIAL_FIELDS = [
     "device",
 ]
 TRIAL_EXTRA_FIELDS = ["epochs_planned", "stop_reason", "inference_ms_per_sample", "reused_from"]
+# Parquet column types of the trials table (a column not named here is text).
+TRIAL_TYPES: dict[str, pa.DataType] = {
+    **dict.fromkeys(
+        ["seed", "attempts", "params", "trainable_params", "flops", "epochs_done"], pa.int64()
+    ),
+    "epochs_planned": pa.int64(),
+    **dict.fromkeys(["started_at", "finished_at"], pa.timestamp("us", tz="UTC")),
+    **dict.fromkeys(
+        [
+            "train_seconds",
+            "test_accuracy",
+            "test_loss",
+            "best_val_accuracy",
+            "inference_ms_per_sample",
+        ],
+        pa.float64(),
+    ),
+}
 
 
 class Page(BaseModel, Generic[T]):
@@ -139,11 +159,11 @@ def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> Com
         finished_at=c.finished_at,
         progress=Progress(
             trials_total=c.trials_total,
-            trials_succeeded=counts.get("succeeded", 0),
-            trials_failed=counts.get("failed", 0),
-            trials_running=counts.get("running", 0),
-            trials_queued=counts.get("queued", 0),
-            trials_cancelled=counts.get("cancelled", 0),
+            trials_succeeded=counts.get(TrialStatus.SUCCEEDED, 0),
+            trials_failed=counts.get(TrialStatus.FAILED, 0),
+            trials_running=counts.get(TrialStatus.RUNNING, 0),
+            trials_queued=counts.get(TrialStatus.QUEUED, 0),
+            trials_cancelled=counts.get(TrialStatus.CANCELLED, 0),
             epochs_total=c.epochs_total,
             epochs_done=counts.get("epochs_done", 0),
         ),

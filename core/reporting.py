@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 from typing import Any
 
@@ -10,9 +9,11 @@ from sqlalchemy import Float, column, func, select, true
 from sqlalchemy.orm import Session
 
 from core.differences import compute_differences
-from core.report import EpochPoint, TrialResult, build_report
+from core.report import EpochPoint, TrialResult, build_report, tested_pairs
+from core.report_schema import PairDifference
 from core.similarity import last_hidden_cka, load_predictions
-from core.tables import TERMINAL_STATES, Comparison, EpochMetric, Trial
+from core.status import TERMINAL
+from core.tables import Comparison, EpochMetric, Trial
 
 __all__ = ["load_differences", "load_report", "load_trial_results"]
 
@@ -86,29 +87,20 @@ def load_report(
 ) -> tuple[dict[str, Any], list[TrialResult]]:
     """The report of a comparison (partial while it runs) and the trial results behind it."""
     trials = load_trial_results(session, comparison.id)
+    differences = [PairDifference.model_validate(d) for d in load_differences(session, comparison)]
     report = build_report(
         comparison_id=comparison.id,
         primary_metric=comparison.spec.get("primary_metric", "test_accuracy"),
         variant_order=[v["name"] for v in comparison.spec["variants"]],
         trials=trials,
-        final=comparison.status in TERMINAL_STATES,
+        final=comparison.status in TERMINAL,
         variant_info=comparison.analyses,
+        spec=comparison.spec,
+        differences=differences,
     )
-    differences = load_differences(session, comparison)
-    report["differences"] = differences
-    sentences = [d["sentence"] for d in differences if d.get("sentence")]
-    if sentences and isinstance(report.get("verdict"), str):
-        report["verdict"] = " ".join([report["verdict"], *sentences])
     report["name"] = comparison.name
     report["status"] = comparison.status
     return report, trials
-
-
-def _tested_pairs(names: list[str], baseline: str | None) -> list[tuple[str, str]]:
-    """The tested family: the baseline against each other variant, else every pair."""
-    if baseline in names:
-        return [(baseline, n) for n in names if n != baseline]
-    return list(itertools.combinations(names, 2))
 
 
 def _noun(dataset: str) -> str:
@@ -126,7 +118,7 @@ def load_differences(session: Session, comparison: Comparison) -> list[dict[str,
     if not predictions:
         return []
     names = [v["name"] for v in comparison.spec["variants"]]
-    pairs = _tested_pairs(names, comparison.spec.get("baseline"))
+    pairs = tested_pairs(names, comparison.spec.get("baseline"))
     return compute_differences(
         predictions,
         pairs,

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from core.cka import cka_matrix, packed_bytes, unpack_gram
 from core.differences import TrialPredictions
+from core.status import TrialStatus
 from core.tables import Trial, TrialLayerGram, TrialPrediction
 
 __all__ = [
@@ -126,7 +127,7 @@ def _trials_with_predictions(
     q = (
         select(Trial.id, Trial.variant, Trial.seed)
         .join(TrialPrediction, TrialPrediction.trial_id == Trial.id)
-        .where(Trial.comparison_id == comparison_id, Trial.status == "succeeded")
+        .where(Trial.comparison_id == comparison_id, Trial.status == TrialStatus.SUCCEEDED)
         .order_by(Trial.variant_index, Trial.seed)
     )
     if variant is not None:
@@ -157,28 +158,6 @@ def prediction_rows(
                 "predicted": p,
                 "p_true": round(q, 4),
             }
-
-
-def prediction_batches(
-    session: Session, comparison_id: str, variant: str | None = None
-) -> Iterator[dict[str, np.ndarray | list[Any]]]:
-    """The same rows as columns, one trial per batch (for Parquet)."""
-    for trial_id, name, seed in _trials_with_predictions(session, comparison_id, variant):
-        row = session.get(TrialPrediction, trial_id)
-        if row is None:
-            continue
-        examples, labels, predicted, probs = decode_predictions(row)
-        session.expunge(row)
-        n = len(examples)
-        yield {
-            "trial_id": [trial_id] * n,
-            "variant": [name] * n,
-            "seed": np.full(n, seed, dtype=np.int64),
-            "example": examples,
-            "label": labels,
-            "predicted": predicted,
-            "p_true": _p_true(labels, probs).astype(np.float32),
-        }
 
 
 def load_predictions(session: Session, comparison_id: str) -> list[TrialPredictions]:
@@ -215,7 +194,7 @@ def _gram_trials(session: Session, comparison_id: str, variant: str) -> dict[int
         .where(
             Trial.comparison_id == comparison_id,
             Trial.variant == variant,
-            Trial.status == "succeeded",
+            Trial.status == TrialStatus.SUCCEEDED,
             Trial.id.in_(select(TrialLayerGram.trial_id).distinct()),
         )
         .order_by(Trial.seed)

@@ -60,20 +60,21 @@ class AnalysisResult:
 
 
 def _test_ids(split: Split) -> np.ndarray:
-    """The dataset ids of the test rows (``Split.test_index``); without one (an older
-    worker.datasets) the row positions, which are stable within a comparison's fixed split."""
-    ids = getattr(split, "test_index", None)
-    return np.asarray(ids if ids is not None else np.arange(len(split.y_test)), dtype=np.int64)
+    """The dataset ids of the test rows (``Split.test_index``), the same across seeds."""
+    return np.asarray(split.test_index, dtype=np.int64)
 
 
 def _probe(split: Split, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, dataset ids) of the probe set: ``Split.x_probe``/``probe_index`` when the split
-    has them (identical for every trial of a comparison), else the first ``size`` test rows."""
-    x = getattr(split, "x_probe", None)
-    ids = getattr(split, "probe_index", None)
-    if x is not None and ids is not None and len(x) > 0:
-        return np.asarray(x)[:size], np.asarray(ids, dtype=np.int64)[:size]
+    """(inputs, dataset ids) of the probe set: ``Split.x_probe``/``probe_index`` (identical
+    for every trial of a comparison, never trained on); a split made without a probe (an
+    in-process caller) falls back to its first ``size`` test rows."""
+    if len(split.x_probe) > 0:
+        return np.asarray(split.x_probe)[:size], _ids(split.probe_index)[:size]
     return split.x_test[:size], _test_ids(split)[:size]
+
+
+def _ids(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.int64)
 
 
 def _batches(x: np.ndarray) -> Iterator[np.ndarray]:

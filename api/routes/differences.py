@@ -1,23 +1,23 @@
 """Do they differ? ``/predictions`` (JSON, CSV, Parquet), ``/similarity`` and ``/similarity.png``.
 
 ``/predictions`` is streamed one trial at a time (one trial's arrays in memory), with an
-optional ``variant`` filter; Parquet is written one row group per trial as it goes.
+optional ``variant`` filter, as JSON, CSV or Parquet (api.tables_out, like every table).
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
+import pyarrow as pa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from api.deps import ComparisonDep, SessionDep
-from api.tables_out import stream_table
+from api.tables_out import TABLE_RESPONSES, stream_table, table_format
 from core.db import session_scope
 from core.errors import InvalidInput
-from core.similarity import PREDICTION_COLUMNS, prediction_batches, prediction_rows, similarity
+from core.similarity import PREDICTION_COLUMNS, prediction_rows, similarity
 from core.similarity_plot import render_similarity_png
 from core.spec import NO_NUL
 from core.tables import Comparison
@@ -30,18 +30,14 @@ PredictionFormat = Annotated[
     Literal["json", "csv", "parquet"] | None,
     Query(alias="format", description="json (default), csv or parquet"),
 ]
+PARQUET_TYPES = {
+    "seed": pa.int64(),
+    "example": pa.int64(),
+    "label": pa.int64(),
+    "predicted": pa.int64(),
+    "p_true": pa.float32(),
+}
 VariantQuery = Annotated[str | None, Query(max_length=64), NO_NUL]
-
-
-def _format(request: Request, fmt: str | None) -> str:
-    if fmt is not None:
-        return fmt
-    accept = request.headers.get("accept", "")
-    if "text/csv" in accept:
-        return "csv"
-    if "parquet" in accept:
-        return "parquet"
-    return "json"
 
 
 def _rows(comparison_id: str, variant: str | None) -> Iterator[dict[str, Any]]:
@@ -49,45 +45,9 @@ def _rows(comparison_id: str, variant: str | None) -> Iterator[dict[str, Any]]:
         yield from prediction_rows(s, comparison_id, variant)
 
 
-def _parquet(comparison_id: str, variant: str | None) -> Iterator[bytes]:
-    """Parquet, one row group per trial, each yielded as soon as it is written."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pa.schema(
-        [
-            ("trial_id", pa.string()),
-            ("variant", pa.string()),
-            ("seed", pa.int64()),
-            ("example", pa.int64()),
-            ("label", pa.int64()),
-            ("predicted", pa.int64()),
-            ("p_true", pa.float32()),
-        ]
-    )
-    buf = io.BytesIO()
-    writer = pq.ParquetWriter(buf, schema)
-    with session_scope() as s:
-        for batch in prediction_batches(s, comparison_id, variant):
-            writer.write_table(pa.table(batch, schema=schema))
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-    writer.close()
-    yield buf.getvalue()
-
-
 @router.get(
     "/{comparison_id}/predictions",
-    responses={
-        200: {
-            "content": {
-                "application/json": {},
-                "text/csv": {},
-                "application/vnd.apache.parquet": {},
-            }
-        }
-    },
+    responses=TABLE_RESPONSES,
 )
 def predictions(
     request: Request,
@@ -100,19 +60,12 @@ def predictions(
     and seeds), ``label``, ``predicted``, ``p_true`` (the probability given to the label)."""
     if variant is not None:
         _check_variant(comparison, variant, "variant")
-    kind = _format(request, fmt)
-    name = f"predictions-{comparison.id}"
-    if kind == "parquet":
-        return StreamingResponse(
-            _parquet(comparison.id, variant),
-            media_type="application/vnd.apache.parquet",
-            headers={"Content-Disposition": f'attachment; filename="{name}.parquet"'},
-        )
     return stream_table(
         _rows(comparison.id, variant),
         columns=PREDICTION_COLUMNS,
-        csv_out=kind == "csv",
-        filename=name,
+        fmt=table_format(request, fmt),
+        types=PARQUET_TYPES,
+        filename=f"predictions-{comparison.id}",
     )
 
 

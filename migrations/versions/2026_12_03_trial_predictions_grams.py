@@ -1,7 +1,7 @@
 """Per-trial test-set predictions and per-layer Gram matrices (issue 14: do they differ?).
 
 Revision ID: 0004_diffs
-Revises: 0003
+Revises: 0004_status_checks
 Create Date: 2026-12-03 08:20:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_diffs"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004_status_checks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

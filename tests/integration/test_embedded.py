@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,14 @@ def test_up_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         log,
     )
     try:
+        # "archbench is up at ..." is printed only once the api answers: when the line shows,
+        # /healthz already answers (the api was polled before printing it).
+        deadline = time.monotonic() + 90
+        while "archbench is up at" not in log.read_text(errors="replace"):
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
         wait_http(f"http://127.0.0.1:{port}", proc, log, timeout=90)
         children = [
             int(p)

@@ -2,8 +2,8 @@
 
 Drawn on a bare ``Figure`` with the Agg canvas (no pyplot state, thread-safe, as
 core.report_plot). Every text is plain: variant and layer names come from users, and
-matplotlib would read a pair of ``$`` as math, so math parsing is off for each text and any
-``$`` is escaped as well. Cells carry their value when the matrix is small enough to read.
+matplotlib would read a pair of ``$`` as math, so math parsing is off for every text
+(``parse_math=False``; a test draws names that are broken math). Cells carry their value when the matrix is small enough to read.
 """
 
 from __future__ import annotations
@@ -22,10 +22,6 @@ _DPI = 100
 _ANNOTATE_MAX = 14  # layers per side up to which each cell shows its value
 
 
-def _plain(text: str) -> str:
-    return text.replace("$", r"\$")
-
-
 def _panel(
     fig: Figure,
     ax: Any,
@@ -36,7 +32,7 @@ def _panel(
     ylabel: str,
     xlabel: str,
 ) -> Any:
-    ax.set_title(_plain(title), fontsize=11, parse_math=False)
+    ax.set_title(title, fontsize=11, parse_math=False)
     if not matrix:
         ax.text(
             0.5,
@@ -54,10 +50,10 @@ def _panel(
     image = ax.imshow(m, vmin=0.0, vmax=1.0, cmap="viridis", origin="upper", aspect="auto")
     ax.set_xticks(range(len(cols)))
     ax.set_yticks(range(len(rows)))
-    ax.set_xticklabels([_plain(c) for c in cols], rotation=45, ha="right", parse_math=False)
-    ax.set_yticklabels([_plain(r) for r in rows], parse_math=False)
-    ax.set_xlabel(_plain(xlabel), parse_math=False)
-    ax.set_ylabel(_plain(ylabel), parse_math=False)
+    ax.set_xticklabels(list(cols), rotation=45, ha="right", parse_math=False)
+    ax.set_yticklabels(list(rows), parse_math=False)
+    ax.set_xlabel(xlabel, parse_math=False)
+    ax.set_ylabel(ylabel, parse_math=False)
     if max(m.shape) <= _ANNOTATE_MAX:
         for i in range(m.shape[0]):
             for j in range(m.shape[1]):
@@ -79,9 +75,9 @@ def render_similarity_png(sim: Mapping[str, Any], *, title: str) -> bytes:
     """The three heatmaps of a ``core.similarity.similarity`` answer, as PNG bytes."""
     a, b = str(sim["a"]), str(sim["b"])
     la, lb = list(sim["layers_a"]), list(sim["layers_b"])
-    width = max(12.0, 2.0 + 1.1 * (2 * len(lb) + 2 * len(la)) / 2)
-    height = max(4.8, 2.4 + 0.45 * max(len(la), len(lb), 1))
-    fig = Figure(figsize=(min(width, 30.0), min(height, 20.0)), dpi=_DPI)
+    width = max(15.0, 3.0 + 0.9 * (len(lb) + len(la) + len(lb)))
+    height = max(5.5, 3.0 + 0.45 * max(len(la), len(lb), 1))
+    fig = Figure(figsize=(min(width, 32.0), min(height, 20.0)), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
     seeds = sim.get("seeds") or []
@@ -96,7 +92,7 @@ def render_similarity_png(sim: Mapping[str, Any], *, title: str) -> bytes:
             sim.get(key),
             layers,
             layers,
-            f"{name} vs {name}, another seed",
+            f"{name}: one seed vs another",
             f"{name} layer",
             f"{name} layer (other seed)",
         )
@@ -104,10 +100,8 @@ def render_similarity_png(sim: Mapping[str, Any], *, title: str) -> bytes:
     if image is not None:
         fig.colorbar(image, ax=list(axes), shrink=0.8, label="linear CKA (0 to 1)")
     fig.suptitle(
-        _plain(
-            f"{title}: linear CKA per layer pair, probe of {sim.get('probe_size', 0)} test "
-            f"examples, mean over {len(seeds)} paired seed(s)"
-        ),
+        f"{title}\nlinear CKA per layer pair, probe of {sim.get('probe_size', 0)} examples, "
+        f"mean over {len(seeds)} paired seed(s); 1 = same representation up to rotation and scale",
         fontsize=12,
         parse_math=False,
     )

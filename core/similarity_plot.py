@@ -3,7 +3,8 @@
 Drawn on a bare ``Figure`` with the Agg canvas (no pyplot state, thread-safe, as
 core.report_plot). Every text is plain: variant and layer names come from users, and
 matplotlib would read a pair of ``$`` as math, so math parsing is off for every text
-(``parse_math=False``; a test draws names that are broken math). Cells carry their value when the matrix is small enough to read.
+(``parse_math=False``; a test draws names that are broken math). Cells carry their value
+when the matrix is small enough to read.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ __all__ = [
     "combine_seed_p",
     "compute_differences",
     "difference_sentence",
+    "differences_table",
     "expected_calibration_error",
     "mcnemar_exact",
 ]
@@ -344,3 +345,61 @@ def difference_sentence(
     if verdict is False:
         sentence += ": no more different than two seeds of one model"
     return sentence + "."
+
+
+def _cell(x: float | None, pct: bool = False, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    return f"{100 * x:.1f}%" if pct else f"{x:.{digits}f}"
+
+
+def differences_table(
+    differences: Sequence[Mapping[str, Any]],
+) -> tuple[list[str], list[list[str]]]:
+    """The differences as a table (headers, rows) for the Markdown and text reports."""
+    headers = [
+        "A",
+        "B",
+        "disagree",
+        "95% CI",
+        "A seed vs seed",
+        "B seed vs seed",
+        "A's errors B shares",
+        "McNemar adj. p",
+        "ECE A / B",
+        "NLL A / B",
+        "CKA last hidden (A-B / A-A' / B-B')",
+        "classes that differ",
+    ]
+    rows = []
+    for d in differences:
+        ci = d.get("disagreement_ci95")
+        classes = [
+            str(c["label"])
+            for c in d.get("per_class") or ()
+            if c.get("p_adjusted") is not None and c["p_adjusted"] < 0.05
+        ]
+        rows.append(
+            [
+                str(d.get("a")),
+                str(d.get("b")),
+                _cell(d.get("disagreement"), pct=True),
+                f"{100 * ci[0]:.1f} to {100 * ci[1]:.1f}%" if ci else "n/a",
+                _cell(d.get("within_a"), pct=True),
+                _cell(d.get("within_b"), pct=True),
+                _cell(d.get("error_overlap"), pct=True),
+                _cell(d.get("mcnemar_p_adjusted")),
+                f"{_cell(d.get('ece_a'))} / {_cell(d.get('ece_b'))}",
+                f"{_cell(d.get('nll_a'))} / {_cell(d.get('nll_b'))}",
+                " / ".join(
+                    _cell(d.get(k), digits=2)
+                    for k in (
+                        "cka_last_hidden",
+                        "cka_last_hidden_within_a",
+                        "cka_last_hidden_within_b",
+                    )
+                ),
+                ", ".join(classes) or "none",
+            ]
+        )
+    return headers, rows

@@ -194,3 +194,31 @@ def test_a_single_seed_says_there_is_no_baseline() -> None:
     [d] = compute_differences(trials, [("a", "b")])
     assert d["within_a"] is None
     assert "no seed-to-seed baseline" in d["sentence"]
+
+
+def test_markdown_report_carries_the_differences() -> None:
+    from core.report import build_report
+    from core.report_render import render_markdown
+    from core.report_schema import PairDifference
+
+    rng = np.random.default_rng(6)
+    examples = np.arange(200)
+    labels = examples % CLASSES
+    trials = [
+        _trial(v, s, examples, labels, _noisy(labels, e, rng), rng)
+        for v, e in [("a", 0.1), ("b", 0.3)]
+        for s in (0, 1)
+    ]
+    diffs = compute_differences(trials, [("a", "b")])
+    report = build_report(
+        comparison_id="c",
+        primary_metric="test_accuracy",
+        variant_order=["a", "b"],
+        trials=[],
+        final=True,
+        differences=[PairDifference.model_validate(d) for d in diffs],
+    )
+    md = render_markdown(report, title="t")
+    assert "## Do they differ?" in md
+    assert f"{100 * diffs[0]['disagreement']:.1f}%" in md
+    assert "| A | B | disagree |" in md

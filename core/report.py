@@ -547,6 +547,24 @@ def _pair_row(
         row["diff"] = _finite(_moments(ga.values)[0] - _moments(gb.values)[0])
     if min(na, nb) < MIN_SEEDS or row["diff"] is None:
         return row
+    try:
+        with np.errstate(all="ignore"):
+            return _tested_row(row, ga, gb, family, level, final_level, margin)
+    except (ArithmeticError, ValueError):
+        # Values beyond float range (never accuracies or losses): no test, stays untested.
+        return row
+
+
+def _tested_row(
+    row: dict[str, Any],
+    ga: _Group,
+    gb: _Group,
+    family: int,
+    level: float,
+    final_level: float,
+    margin: float,
+) -> dict[str, Any]:
+    na, nb = len(ga.values), len(gb.values)
     sa, sb = _by_seed(ga), _by_seed(gb)
     paired = sorted(sa) == sorted(sb)
     adjusted_level = 1.0 - level / family
@@ -565,6 +583,7 @@ def _pair_row(
         va = 0.0 if st.constant(a) else float(np.var(a, ddof=1))
         vb = 0.0 if st.constant(b) else float(np.var(b, ddof=1))
         sd = math.sqrt((va + vb) / 2.0)
+    row = dict(row)
     row.update(
         test="paired_t" if paired else "welch",
         paired=paired,

@@ -115,12 +115,16 @@ def welch_t(a: Sequence[float], b: Sequence[float], adjusted_level: float = 0.95
         return TTest(diff, None, None, None, None, None)
     sa = 0.0 if constant(list(xa)) else float(xa.std(ddof=1))
     sb = 0.0 if constant(list(xb)) else float(xb.std(ddof=1))
-    res = stats.ttest_ind_from_stats(
-        xa.mean(), sa, len(xa), xb.mean(), sb, len(xb), equal_var=False
-    )
-    va, vb = sa * sa / len(xa), sb * sb / len(xb)
-    df = (va + vb) ** 2 / (va * va / (len(xa) - 1) + vb * vb / (len(xb) - 1))
-    se = math.sqrt(va + vb)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = stats.ttest_ind_from_stats(
+            xa.mean(), sa, len(xa), xb.mean(), sb, len(xb), equal_var=False
+        )
+        va, vb = np.float64(sa) ** 2 / len(xa), np.float64(sb) ** 2 / len(xb)
+        df = float((va + vb) ** 2 / (va * va / (len(xa) - 1) + vb * vb / (len(xb) - 1)))
+        se = float(np.sqrt(va + vb))
+    if not all(map(math.isfinite, (df, se, float(res.pvalue), diff))) or se == 0.0:
+        return TTest(diff, None, None, None, None, None)  # beyond float range: no test
     return TTest(
         diff,
         float(res.pvalue),

@@ -10,7 +10,7 @@ from PIL import Image
 from core.report import build_report
 from core.report_plot import render_png
 from core.report_render import md_escape, render_markdown
-from tests.unit.report.conftest import make_trial
+from tests.support.trials import make_trial
 
 NESTED = "$" + "x^{" * 40 + "x" + "}" * 40 + "$"
 EVIL = [r"$\frac{a$", NESTED, "<img src=x onerror=alert(1)>", "a|b*c_[d](e)#"]

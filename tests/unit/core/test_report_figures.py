@@ -22,7 +22,7 @@ from core.report import TrialResult, build_report, needs_more_seeds
 from core.report import tested_pairs as family  # not test_*: pytest would collect it
 from core.report_schema import PairDifference, Report
 from core.stats import holm, look_levels
-from tests.unit.report.conftest import make_trial
+from tests.support.trials import make_trial
 
 A = [0.912, 0.935, 0.921, 0.940, 0.918]
 B = [0.905, 0.921, 0.917, 0.925, 0.903]

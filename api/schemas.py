@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.tables import Comparison, Trial
 
@@ -128,22 +128,39 @@ class TrialOut(BaseModel):
     error: dict[str, Any] | None
 
 
+_CONV128: dict[str, Any] = {
+    "name": "conv128",
+    "layers": [
+        {"type": "Conv2D", "filters": 128, "kernel_size": [3, 3], "activation": "relu"},
+        {"type": "Flatten"},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ],
+}
+
+
 class AnalyzeRequest(BaseModel):
-    """Body of ``POST /v1/architectures/analyze``."""
+    """Body of ``POST /v1/architectures/analyze``: a variant, and where its input shape comes
+    from (the dataset's, or the variant's own ``input_shape``). Each example is accepted as
+    it stands."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"variant": _CONV128, "dataset": {"name": "mnist_5k"}},
+                {"variant": {**_CONV128, "input_shape": [28, 28, 1]}},
+            ]
+        }
+    )
 
     variant: dict[str, Any] = Field(
-        examples=[
-            {
-                "name": "conv128",
-                "layers": [
-                    {"type": "Conv2D", "filters": 128, "kernel_size": [3, 3], "activation": "relu"},
-                    {"type": "Flatten"},
-                    {"type": "Dense", "units": 10, "activation": "softmax"},
-                ],
-            }
-        ]
+        description="A variant as in a comparison; give `input_shape` in it, or a `dataset`.",
+        examples=[{**_CONV128, "input_shape": [28, 28, 1]}],
     )
-    dataset: dict[str, Any] | None = Field(default=None, examples=[{"name": "mnist_5k"}])
+    dataset: dict[str, Any] | None = Field(
+        default=None,
+        description="The dataset whose input shape and classes the variant is checked against.",
+        examples=[{"name": "mnist_5k"}],
+    )
 
 
 def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> ComparisonOut:

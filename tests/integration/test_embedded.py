@@ -99,12 +99,12 @@ def test_openapi_examples_are_the_articles_and_valid(embedded: Service, tmp_path
     assert len(validated.spec["variants"]) * len(validated.spec["seeds"]) == 9
 
 
-def _readme_tour() -> str:
+def _readme_tour(section: str = "tour") -> str:
     text = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- tour:start -->(.*?)<!-- tour:end -->", text, re.S)
-    assert match, "README.md has no tour section"
+    match = re.search(rf"<!-- {section}:start -->(.*?)<!-- {section}:end -->", text, re.S)
+    assert match, f"README.md has no {section} section"
     blocks = re.findall(r"```(?:sh|bash)\n(.*?)```", match.group(1), re.S)
-    assert blocks, "the README tour has no shell blocks"
+    assert blocks, f"the README {section} section has no shell blocks"
     return "\n".join(blocks)
 
 
@@ -164,3 +164,65 @@ def test_up_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     for pid in children:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_readme_cli_lines_run(embedded: Service, tmp_path: Path) -> None:
+    """The README's command-line lines, as typed in a fresh shell: the first puts `archbench`
+    on PATH from `.venv` (where `make up` installs it), and each line after it must work.
+
+    The shell's PATH is stripped of this virtualenv, so without the activation line
+    `archbench` is not found. The venv is the one running the tests (`.venv` of a clean
+    clone under `make test`); PYTHONPATH makes its `archbench` run this checkout's code.
+    """
+    script = _readme_tour("cli")
+    first = script.splitlines()[0]
+    assert first.split("#")[0].strip() == ". .venv/bin/activate", first
+    venv = Path(sys.prefix)
+    assert (venv / "bin" / "archbench").exists(), "the archbench command is not in the venv"
+    script = script.replace(". .venv/bin/activate", f". {venv}/bin/activate", 1)
+    script = script.replace("examples/quick.json", str(ROOT / "examples/quick.json"))
+    bins = {str(venv / "bin"), str(venv.resolve() / "bin")}
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p not in bins)
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")},
+        "PATH": path,
+        "ARCHBENCH_URL": embedded.url,
+        "PYTHONPATH": str(ROOT),
+    }
+    assert shutil.which("archbench", path=path) is None  # a fresh shell has no archbench
+
+    def bash(text: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", text],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    proc = bash(script)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+    ended = re.search(r"^comparison (\S+) succeeded$", out, re.M)  # wait's last line
+    assert ended, out[-3000:]
+    cid = ended.group(1)
+    assert "status   succeeded" in out  # status
+    assert "wrote trials.csv, metrics.csv, report.json, report.md, report.png" in out
+    assert {p.name for p in (tmp_path / "results").iterdir()} >= {"trials.csv", "report.png"}
+    assert "logged 4 new run(s)" in out
+    assert "wrote 4 new TensorBoard run(s)" in out
+    runs = sorted(
+        p.parent.relative_to(tmp_path / "runs")
+        for p in (tmp_path / "runs").glob("*/*/events.out.tfevents.*")
+    )
+    assert [str(r) for r in runs] == ["cnn/seed0", "cnn/seed1", "mlp/seed0", "mlp/seed1"]
+
+    # Exporting again: nothing is written twice, and the command says what was there.
+    exports = [line for line in script.splitlines() if line.startswith("archbench export")]
+    again = bash("\n".join([script.splitlines()[0], f"ID={cid}", *exports[1:]]))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "logged 0 new run(s)" in again.stdout
+    assert "4 already there from an earlier export" in again.stdout
+    assert "wrote 0 new TensorBoard run(s)" in again.stdout
+    assert "4 already there" in again.stdout

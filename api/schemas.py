@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.status import TrialStatus
 from core.tables import Comparison, Trial
 
 __all__ = [
@@ -175,11 +176,11 @@ def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> Com
         finished_at=c.finished_at,
         progress=Progress(
             trials_total=c.trials_total,
-            trials_succeeded=counts.get("succeeded", 0),
-            trials_failed=counts.get("failed", 0),
-            trials_running=counts.get("running", 0),
-            trials_queued=counts.get("queued", 0),
-            trials_cancelled=counts.get("cancelled", 0),
+            trials_succeeded=counts.get(TrialStatus.SUCCEEDED, 0),
+            trials_failed=counts.get(TrialStatus.FAILED, 0),
+            trials_running=counts.get(TrialStatus.RUNNING, 0),
+            trials_queued=counts.get(TrialStatus.QUEUED, 0),
+            trials_cancelled=counts.get(TrialStatus.CANCELLED, 0),
             epochs_total=c.epochs_total,
             epochs_done=counts.get("epochs_done", 0),
         ),

@@ -25,12 +25,17 @@ from archbench.errors import (
     WaitTimeout,
 )
 from cli.progress import follow
+from core.status import ComparisonStatus
 
 __all__ = ["register"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 3
 DEFAULT_URL = "http://127.0.0.1:8000"
-STATUS_EXIT = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
+STATUS_EXIT = {
+    ComparisonStatus.SUCCEEDED: EXIT_OK,
+    ComparisonStatus.FAILED: EXIT_FAILED,
+    ComparisonStatus.CANCELLED: EXIT_CANCELLED,
+}
 BAD_INPUT = (InvalidInput, NotFound, Conflict, PayloadTooLarge, Unauthorized)
 
 
@@ -232,9 +237,7 @@ def register(sub: Any) -> None:
         if name in ("ls", "status"):
             p.add_argument("--json", action="store_true", help="print the JSON")
         if name == "ls":
-            p.add_argument(
-                "--status", choices=["queued", "running", "succeeded", "failed", "cancelled"]
-            )
+            p.add_argument("--status", choices=[s.value for s in ComparisonStatus])
             p.add_argument("--name", default=None, help="substring of the name")
             p.add_argument("--limit", type=int, default=50)
         if name == "report":

@@ -11,9 +11,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, IdempotencyMismatch, TooManyRequests
-from core.lifecycle import LOCK_CONFLICT_TRIES, finalize_comparison, lock_conflict
+from core.lifecycle import LOCK_CONFLICT_TRIES, cancel_queued, finalize_comparison, lock_conflict
 from core.reuse import copy_result, find_reusable, library_versions, trial_hash
-from core.tables import ACTIVE_TRIAL_STATES, Comparison, Trial, utcnow
+from core.status import ACTIVE, ComparisonStatus, TrialStatus
+from core.tables import Comparison, Trial, utcnow
 from core.tenancy import owned
 from core.validation import ValidatedComparison
 
@@ -57,7 +58,7 @@ def create_comparison(
     comparison = Comparison(
         tenant=tenant,
         name=spec["name"],
-        status="queued",
+        status=ComparisonStatus.QUEUED,
         spec=spec,
         analyses=validated.analyses,
         trials_total=validated.trials_total,
@@ -171,7 +172,7 @@ def check_active_quota(session: Session, tenant: str, max_active: int) -> None:
         session.scalar(
             select(func.count())
             .select_from(Comparison)
-            .where(Comparison.tenant == tenant, Comparison.status.in_(ACTIVE_TRIAL_STATES))
+            .where(Comparison.tenant == tenant, Comparison.status.in_(ACTIVE))
         )
         or 0
     )
@@ -217,14 +218,14 @@ def _cancel(session: Session, comparison: Comparison) -> None:
     queued = list(
         session.scalars(
             select(Trial.id)
-            .where(Trial.comparison_id == comparison.id, Trial.status == "queued")
+            .where(Trial.comparison_id == comparison.id, Trial.status == TrialStatus.QUEUED)
             .order_by(Trial.id)
             .with_for_update(key_share=True)  # what an UPDATE takes: FOR NO KEY UPDATE
         )
     )
     marked = session.execute(
         update(Comparison)
-        .where(Comparison.id == comparison.id, Comparison.status.in_(ACTIVE_TRIAL_STATES))
+        .where(Comparison.id == comparison.id, Comparison.status.in_(ACTIVE))
         .values(cancel_requested=True)
         .execution_options(synchronize_session=False)
     )
@@ -235,13 +236,7 @@ def _cancel(session: Session, comparison: Comparison) -> None:
     session.expire(comparison)  # finalize_comparison below must read cancel_requested anew
     # Only the rows locked above: a trial queued again since (its lease expired) is not
     # locked, and its next delivery or the sweeper sees cancel_requested and cancels it.
-    if queued:
-        session.execute(
-            update(Trial)
-            .where(Trial.id.in_(queued), Trial.status == "queued")
-            .values(status="cancelled", finished_at=utcnow(), stop_reason="cancelled")
-            .execution_options(synchronize_session=False)
-        )
+    cancel_queued(session, queued)
     session.flush()
     finalize_comparison(session, comparison.id)
     session.commit()

@@ -13,12 +13,15 @@ bulk stamps (``enqueued_at`` of the trials it re-sends, and the re-send after a 
 which lock their rows in the plan's order: one of those can still deadlock with a cancel,
 and then the loser is rolled back (``lock_conflict``): a cancel runs again, the sweeper's
 pass ends and the next pass sends again. Nothing is lost either way.
+
+Every change of a trial's or a comparison's ``status`` is a function here (the words are
+``core.status``'s); the callers (the worker, the sweeper, a cancel, a reuse) decide when.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,12 +30,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from core.tables import ACTIVE_TRIAL_STATES, Comparison, EpochMetric, Trial, UTCDateTime, utcnow
+from core.status import ACTIVE, TERMINAL, ComparisonStatus, StopReason, TrialStatus
+from core.tables import Comparison, EpochMetric, Trial, UTCDateTime, utcnow
 
 __all__ = [
     "LOCK_CONFLICT_TRIES",
     "LeaseLost",
     "attempts_exhausted",
+    "cancel_queued",
     "claim_trial",
     "db_now",
     "end_unclaimed",
@@ -41,9 +46,11 @@ __all__ = [
     "finish_trial",
     "json_safe",
     "lock_conflict",
+    "mark_reused",
     "progress_of",
     "release_trial",
     "renew_lease",
+    "requeue_expired",
     "rewind_trial",
     "upsert_epoch",
 ]
@@ -81,8 +88,8 @@ def db_now(session: Session, plus_seconds: float = 0) -> ColumnElement[datetime]
 def unclaimed(session: Session) -> ColumnElement[bool]:
     """A trial nobody holds: queued, or running under a lease that expired (database clock)."""
     return or_(
-        Trial.status == "queued",
-        and_(Trial.status == "running", Trial.lease_expires_at < db_now(session)),
+        Trial.status == TrialStatus.QUEUED,
+        and_(Trial.status == TrialStatus.RUNNING, Trial.lease_expires_at < db_now(session)),
     )
 
 
@@ -116,7 +123,7 @@ def claim_trial(
         update(Trial)
         .where(*guard)
         .values(
-            status="running",
+            status=TrialStatus.RUNNING,
             attempts=Trial.attempts + 1,
             lease_owner=owner,
             lease_expires_at=db_now(session, lease_seconds),
@@ -130,15 +137,20 @@ def claim_trial(
         comparison_id = session.scalar(select(Trial.comparison_id).where(Trial.id == trial_id))
         session.execute(
             update(Comparison)
-            .where(Comparison.id == comparison_id, Comparison.status == "queued")
-            .values(status="running", started_at=now)
+            .where(Comparison.id == comparison_id, Comparison.status == ComparisonStatus.QUEUED)
+            .values(status=ComparisonStatus.RUNNING, started_at=now)
             .execution_options(synchronize_session=False)
         )
     return claimed
 
 
 def end_unclaimed(
-    session: Session, trial_id: str, *, status: str, min_attempts: int | None = None, **values: Any
+    session: Session,
+    trial_id: str,
+    *,
+    status: TrialStatus,
+    min_attempts: int | None = None,
+    **values: Any,
 ) -> bool:
     """End a trial that nobody holds (queued, or its lease expired) with ``status``; with
     ``min_attempts``, only one that used at least that many. False when it was not free."""
@@ -160,18 +172,70 @@ def release_trial(session: Session, trial_id: str, *, owner: str) -> bool:
     resumes from its checkpoint); False when it was not ours any more."""
     result = session.execute(
         update(Trial)
-        .where(Trial.id == trial_id, Trial.lease_owner == owner, Trial.status == "running")
-        .values(status="queued", lease_owner=None, lease_expires_at=None, enqueued_at=None)
+        .where(
+            Trial.id == trial_id, Trial.lease_owner == owner, Trial.status == TrialStatus.RUNNING
+        )
+        .values(
+            status=TrialStatus.QUEUED, lease_owner=None, lease_expires_at=None, enqueued_at=None
+        )
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def requeue_expired(session: Session, trial_id: str) -> bool:
+    """Put a running trial whose lease expired (its worker died or hung) back in the queue
+    (the sweeper sends it again; the next attempt resumes from its checkpoint); False when
+    someone got there first."""
+    result = session.execute(
+        update(Trial)
+        .where(
+            Trial.id == trial_id,
+            Trial.status == TrialStatus.RUNNING,
+            Trial.lease_expires_at < db_now(session),
+        )
+        .values(
+            status=TrialStatus.QUEUED, lease_owner=None, lease_expires_at=None, enqueued_at=None
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def cancel_queued(session: Session, trial_ids: Sequence[str]) -> int:
+    """End the still-queued ones of ``trial_ids`` as cancelled; returns how many.
+
+    The caller locked those rows (trials first, by id: the module's lock order) before
+    marking their comparison ``cancel_requested``.
+    """
+    if not trial_ids:
+        return 0
+    result = session.execute(
+        update(Trial)
+        .where(Trial.id.in_(trial_ids), Trial.status == TrialStatus.QUEUED)
+        .values(
+            status=TrialStatus.CANCELLED, finished_at=utcnow(), stop_reason=StopReason.CANCELLED
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_reused(target: Trial, source: Trial) -> None:
+    """``target``, a trial being created, ends at once with ``source``'s result (core.reuse
+    copies the result's fields and epochs)."""
+    target.status = TrialStatus.SUCCEEDED
+    target.reused_from = source.reused_from or source.id
+    target.enqueued_at = utcnow()
 
 
 def renew_lease(session: Session, trial_id: str, *, owner: str, lease_seconds: int) -> None:
     """Extend our lease; raise LeaseLost when the trial is no longer ours."""
     result = session.execute(
         update(Trial)
-        .where(Trial.id == trial_id, Trial.lease_owner == owner, Trial.status == "running")
+        .where(
+            Trial.id == trial_id, Trial.lease_owner == owner, Trial.status == TrialStatus.RUNNING
+        )
         .values(lease_expires_at=db_now(session, lease_seconds))
         .execution_options(synchronize_session=False)
     )
@@ -309,15 +373,7 @@ def progress_of(session: Session, comparison_ids: list[str]) -> dict[str, dict[s
         .group_by(Trial.comparison_id, Trial.status)
     ).all()
     out: dict[str, dict[str, int]] = {
-        cid: {
-            "succeeded": 0,
-            "failed": 0,
-            "running": 0,
-            "queued": 0,
-            "cancelled": 0,
-            "epochs_done": 0,
-        }
-        for cid in comparison_ids
+        cid: {**{s.value: 0 for s in TrialStatus}, "epochs_done": 0} for cid in comparison_ids
     }
     for cid, status, count, epochs in rows:
         out[cid][status] = out[cid].get(status, 0) + int(count)
@@ -347,30 +403,30 @@ def failure_summary(failed: int, *, succeeded: int, ended: int) -> tuple[str, st
     )
 
 
-def finalize_comparison(session: Session, comparison_id: str) -> str | None:
+def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatus | None:
     """Mark the comparison finished if no trial is active; returns its final status or None."""
     counts = progress_of(session, [comparison_id])[comparison_id]
-    if any(counts[s] for s in ACTIVE_TRIAL_STATES):
+    if any(counts[s] for s in ACTIVE):
         return None
     comparison = session.get(Comparison, comparison_id)
-    if comparison is None or comparison.status not in ("queued", "running"):
+    if comparison is None or comparison.status not in ACTIVE:
         return None
     error: dict[str, Any] | None = None
     if comparison.cancel_requested:
-        status = "cancelled"
-    elif counts["failed"]:
-        status = "failed"
+        status = ComparisonStatus.CANCELLED
+    elif counts[TrialStatus.FAILED]:
+        status = ComparisonStatus.FAILED
         first = session.scalar(
             select(Trial)
-            .where(Trial.comparison_id == comparison_id, Trial.status == "failed")
+            .where(Trial.comparison_id == comparison_id, Trial.status == TrialStatus.FAILED)
             .order_by(Trial.variant_index, Trial.seed)
             .limit(1)
         )
-        ended = counts["succeeded"] + counts["failed"] + counts["cancelled"]
+        ended = sum(counts[s] for s in TERMINAL)
         where = f"{first.variant}, seed {first.seed}" if first else "?"
         first_detail = (first.error or {}).get("detail", "") if first else ""
         title, summary = failure_summary(
-            counts["failed"], succeeded=counts["succeeded"], ended=ended
+            counts[TrialStatus.FAILED], succeeded=counts[TrialStatus.SUCCEEDED], ended=ended
         )
         error = {
             "type": "https://archbench.dev/problems/trials-failed",
@@ -379,10 +435,10 @@ def finalize_comparison(session: Session, comparison_id: str) -> str | None:
             "detail": f"{summary} First failure ({where}): {first_detail}",
         }
     else:
-        status = "succeeded"
+        status = ComparisonStatus.SUCCEEDED
     result = session.execute(
         update(Comparison)
-        .where(Comparison.id == comparison_id, Comparison.status.in_(("queued", "running")))
+        .where(Comparison.id == comparison_id, Comparison.status.in_(ACTIVE))
         .values(status=status, finished_at=utcnow(), error=error)
         .execution_options(synchronize_session=False)
     )

@@ -15,10 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core.status import TERMINAL, TrialStatus
+
 __all__ = ["ExportResult", "architecture_summary", "export_runs", "log_runs", "require_mlflow"]
 
-TERMINAL = ("succeeded", "failed", "cancelled")
-RUN_STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
+RUN_STATUS: dict[str, str] = {
+    TrialStatus.SUCCEEDED: "FINISHED",
+    TrialStatus.FAILED: "FAILED",
+    TrialStatus.CANCELLED: "KILLED",
+}
 FINAL_METRICS = (
     "test_accuracy",
     "test_loss",

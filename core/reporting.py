@@ -9,7 +9,8 @@ from sqlalchemy import Float, column, func, select, true
 from sqlalchemy.orm import Session
 
 from core.report import EpochPoint, TrialResult, build_report
-from core.tables import TERMINAL_STATES, Comparison, EpochMetric, Trial
+from core.status import TERMINAL
+from core.tables import Comparison, EpochMetric, Trial
 
 __all__ = ["load_report", "load_trial_results"]
 
@@ -88,8 +89,9 @@ def load_report(
         primary_metric=comparison.spec.get("primary_metric", "test_accuracy"),
         variant_order=[v["name"] for v in comparison.spec["variants"]],
         trials=trials,
-        final=comparison.status in TERMINAL_STATES,
+        final=comparison.status in TERMINAL,
         variant_info=comparison.analyses,
+        spec=comparison.spec,
     )
     report["name"] = comparison.name
     report["status"] = comparison.status

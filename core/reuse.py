@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
+from core.lifecycle import mark_reused
+from core.status import StopReason, TrialStatus
 from core.tables import Comparison, EpochMetric, Trial, utcnow
 
 __all__ = ["copy_result", "find_reusable", "library_versions", "trial_hash"]
@@ -82,9 +84,9 @@ def find_reusable(session: Session, tenant: str, hashes: list[str]) -> dict[str,
         .where(
             Comparison.tenant == tenant,
             Trial.trial_hash.in_(hashes),
-            Trial.status == "succeeded",
+            Trial.status == TrialStatus.SUCCEEDED,
             # Early stopping is part of the recipe; a time budget or a cancel is not.
-            or_(Trial.stop_reason.is_(None), Trial.stop_reason == "early_stopping"),
+            or_(Trial.stop_reason.is_(None), Trial.stop_reason == StopReason.EARLY_STOPPING),
         )
         .order_by(Trial.finished_at.desc())
     )
@@ -99,9 +101,7 @@ def copy_result(session: Session, source: Trial, target: Trial) -> None:
     """Make ``target`` a finished trial with ``source``'s result and epoch rows."""
     for field in RESULT_FIELDS:
         setattr(target, field, getattr(source, field))
-    target.status = "succeeded"
-    target.reused_from = source.reused_from or source.id
-    target.enqueued_at = utcnow()
+    mark_reused(target, source)
     session.flush()
     _copy_epochs(session, source.id, target.id)
 

@@ -34,9 +34,16 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.db import session_scope
-from core.lifecycle import attempts_exhausted, db_now, end_unclaimed, finalize_comparison
+from core.lifecycle import (
+    attempts_exhausted,
+    db_now,
+    end_unclaimed,
+    finalize_comparison,
+    requeue_expired,
+)
 from core.queue import broker_was_reset, enqueue_trials
-from core.tables import TERMINAL_STATES, Comparison, Trial, WorkerHeartbeat, utcnow
+from core.status import ACTIVE, TERMINAL, StopReason, TrialStatus
+from core.tables import Comparison, Trial, WorkerHeartbeat, utcnow
 
 __all__ = ["SweepResult", "remove_checkpoint", "sweep"]
 
@@ -68,39 +75,28 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
         expired = s.execute(
             select(Trial.id, Trial.attempts, Comparison.cancel_requested)
             .join(Comparison, Comparison.id == Trial.comparison_id)
-            .where(Trial.status == "running", Trial.lease_expires_at < db_now(s))
+            .where(Trial.status == TrialStatus.RUNNING, Trial.lease_expires_at < db_now(s))
             .order_by(Trial.id)  # rows locked in id order, as everywhere (core.lifecycle)
         ).all()
         for trial_id, attempts, cancel_requested in expired:
             # Each step is guarded (still nobody's), so a worker or sweeper that got there
             # first wins and this one does nothing.
             if cancel_requested:
-                if end_unclaimed(s, trial_id, status="cancelled", stop_reason="cancelled"):
+                if end_unclaimed(
+                    s, trial_id, status=TrialStatus.CANCELLED, stop_reason=StopReason.CANCELLED
+                ):
                     result.cancelled.append(trial_id)
             elif attempts >= settings.max_attempts:
                 if end_unclaimed(
                     s,
                     trial_id,
-                    status="failed",
+                    status=TrialStatus.FAILED,
                     min_attempts=settings.max_attempts,
                     error=attempts_exhausted(attempts, settings.max_attempts),
                 ):
                     result.failed.append(trial_id)
-            else:
-                done = s.execute(
-                    update(Trial)
-                    .where(
-                        Trial.id == trial_id,
-                        Trial.status == "running",
-                        Trial.lease_expires_at < db_now(s),
-                    )
-                    .values(
-                        status="queued", lease_owner=None, lease_expires_at=None, enqueued_at=None
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                if done.rowcount:  # type: ignore[attr-defined]
-                    result.requeued.append(trial_id)
+            elif requeue_expired(s, trial_id):
+                result.requeued.append(trial_id)
     if result.requeued or result.failed or result.cancelled:
         log.warning(
             "lease expired: requeued %s, failed %s, cancelled %s",
@@ -115,7 +111,7 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
         with session_scope() as s:
             reset = s.execute(
                 update(Trial)
-                .where(Trial.status == "queued", Trial.enqueued_at.is_not(None))
+                .where(Trial.status == TrialStatus.QUEUED, Trial.enqueued_at.is_not(None))
                 .values(enqueued_at=None)
                 .execution_options(synchronize_session=False)
             )
@@ -127,7 +123,7 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
         pending = list(
             s.scalars(
                 select(Trial.id).where(
-                    Trial.status == "queued",
+                    Trial.status == TrialStatus.QUEUED,
                     Trial.enqueued_at.is_(None),
                     Trial.created_at < now - NEVER_ENQUEUED_GRACE,
                 )
@@ -154,9 +150,7 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
             )
 
     with session_scope() as s:
-        open_ids = list(
-            s.scalars(select(Comparison.id).where(Comparison.status.in_(("queued", "running"))))
-        )
+        open_ids = list(s.scalars(select(Comparison.id).where(Comparison.status.in_(ACTIVE))))
     for comparison_id in open_ids:
         with session_scope() as s:
             if finalize_comparison(s, comparison_id):
@@ -186,7 +180,7 @@ def lost_messages(session: Session, settings: Settings, now: datetime) -> list[s
     busy = session.scalar(
         select(func.count())
         .select_from(Trial)
-        .where(Trial.status == "running", Trial.lease_expires_at >= db_now(session))
+        .where(Trial.status == TrialStatus.RUNNING, Trial.lease_expires_at >= db_now(session))
     )
     idle = int(capacity or 0) - int(busy or 0)
     if idle <= 0:
@@ -195,7 +189,7 @@ def lost_messages(session: Session, settings: Settings, now: datetime) -> list[s
         session.scalars(
             select(Trial.id)
             .where(
-                Trial.status == "queued",
+                Trial.status == TrialStatus.QUEUED,
                 Trial.enqueued_at < now - timedelta(seconds=settings.resend_queued_seconds),
             )
             .order_by(Trial.enqueued_at, Trial.id)
@@ -225,7 +219,7 @@ def remove_ended_checkpoints(settings: Settings) -> list[str]:
         status = dict(
             s.execute(select(Trial.id, Trial.status).where(Trial.id.in_(names))).tuples().all()
         )
-    gone = [n for n in names if status.get(n, "deleted") in (*TERMINAL_STATES, "deleted")]
+    gone = [n for n in names if status.get(n, "deleted") in (*TERMINAL, "deleted")]
     for name in gone:
         remove_checkpoint(settings, name)
     if gone:

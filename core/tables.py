@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -21,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from core.status import ACTIVE, TERMINAL, ComparisonStatus, TrialStatus
 
 __all__ = [
     "ACTIVE_TRIAL_STATES",
@@ -46,8 +50,15 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-TERMINAL_STATES = ("succeeded", "failed", "cancelled")
-ACTIVE_TRIAL_STATES = ("queued", "running")
+# The names code written before core.status used; new code imports core.status.
+TERMINAL_STATES = TERMINAL
+ACTIVE_TRIAL_STATES = ACTIVE
+
+
+def one_of(column: str, words: type[StrEnum]) -> CheckConstraint:
+    """A CHECK that ``column`` holds one of ``words`` (named ``ck_<table>_<column>``)."""
+    listed = ", ".join(f"'{w.value}'" for w in words)
+    return CheckConstraint(f"{column} IN ({listed})", name=column)
 
 
 def utcnow() -> datetime:
@@ -94,7 +105,7 @@ class Comparison(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant: Mapped[str] = mapped_column(String(64), default="default")
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=ComparisonStatus.QUEUED)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     analyses: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -110,6 +121,7 @@ class Comparison(Base):
     __table_args__ = (
         Index("ix_comparisons_tenant_created", "tenant", "created_at", "id"),
         UniqueConstraint("tenant", "idempotency_key"),
+        one_of("status", ComparisonStatus),
     )
 
 
@@ -125,7 +137,7 @@ class Trial(Base):
     variant: Mapped[str] = mapped_column(String(64))
     variant_index: Mapped[int]
     seed: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=TrialStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     params: Mapped[int | None] = mapped_column(BigInteger)
     trainable_params: Mapped[int | None] = mapped_column(BigInteger)
@@ -156,6 +168,7 @@ class Trial(Base):
     __table_args__ = (
         UniqueConstraint("comparison_id", "variant", "seed"),
         Index("ix_trials_status_lease", "status", "lease_expires_at"),
+        one_of("status", TrialStatus),
     )
 
 

@@ -33,7 +33,8 @@ from core.config import Settings
 from core.db import session_scope
 from core.destinations import Refused, allows_private, resolve_public
 from core.reporting import load_report
-from core.tables import TERMINAL_STATES, Comparison, WebhookDelivery, utcnow
+from core.status import TERMINAL
+from core.tables import Comparison, WebhookDelivery, utcnow
 
 __all__ = ["EVENT", "backoff", "deliver_due", "payload", "sign"]
 
@@ -97,7 +98,7 @@ def _due(session: Session, settings: Settings, now: datetime) -> list[str]:
         select(Comparison.id)
         .outerjoin(agg, agg.c.cid == Comparison.id)
         .where(
-            Comparison.status.in_(TERMINAL_STATES),
+            Comparison.status.in_(TERMINAL),
             Comparison.finished_at >= now - WINDOW,
             url.is_not(None),
             or_(

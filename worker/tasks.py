@@ -50,6 +50,7 @@ from core.logging import log_context
 from core.queue import TRAIN_TASK
 from core.reuse import library_versions, trial_hash
 from core.spec import DatasetRef, TrainingSpec
+from core.status import Outcome, StopReason, TrialStatus
 from core.sweeper import remove_checkpoint
 from core.tables import Comparison, EpochMetric, Trial
 from core.uploads import upload_path_of
@@ -171,10 +172,10 @@ class _Decided:
     variant_index: int
     seed: int
     attempt: int
-    outcome: str | None  # None: claimed, ours to train; else how the trial ended unclaimed
+    outcome: Outcome | None  # None: claimed, ours to train; else how the trial ended unclaimed
 
 
-def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | str:
+def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | Outcome:
     """One transaction decides what this delivery does: cancel, give up, claim, or nothing
     ("missing", "duplicate"). ``retry``: an earlier try may have committed its claim before
     the connection dropped, and a trial running under our own owner is then ours."""
@@ -187,18 +188,18 @@ def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | str:
         ).first()
         if row is None:
             log.warning("trial %s does not exist; dropping the message", trial_id)
-            return "missing"
+            return Outcome.MISSING
         trial, comparison = row.tuple()
-        outcome = None
+        outcome: Outcome | None = None
         attempt = trial.attempts + 1  # read before the claim counts it
         # Each step is one guarded UPDATE: a trial someone holds is never taken or ended.
-        if retry and trial.status == "running" and trial.lease_owner == owner:
+        if retry and trial.status == TrialStatus.RUNNING and trial.lease_owner == owner:
             attempt = trial.attempts  # an earlier try's claim reached the database
             renew_lease(s, trial_id, owner=owner, lease_seconds=settings.lease_seconds)
         elif comparison.cancel_requested and end_unclaimed(
-            s, trial_id, status="cancelled", stop_reason="cancelled"
+            s, trial_id, status=TrialStatus.CANCELLED, stop_reason=StopReason.CANCELLED
         ):
-            outcome = "cancelled"  # a trial of a cancelled comparison never starts
+            outcome = Outcome.CANCELLED  # a trial of a cancelled comparison never starts
         elif claim_trial(
             s,
             trial_id,
@@ -211,11 +212,11 @@ def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | str:
         elif end_unclaimed(
             s,
             trial_id,
-            status="failed",
+            status=TrialStatus.FAILED,
             min_attempts=settings.max_attempts,
             error=attempts_exhausted(trial.attempts, settings.max_attempts),
         ):
-            outcome = "failed"
+            outcome = Outcome.FAILED
         else:
             with log_context(comparison_id=comparison.id):
                 log.info(
@@ -223,7 +224,7 @@ def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | str:
                     trial_id,
                     trial.status,
                 )
-            return "duplicate"
+            return Outcome.DUPLICATE
         return _Decided(
             comparison_id=comparison.id,
             spec=comparison.spec,
@@ -238,7 +239,7 @@ def _run_trial(trial_id: str) -> str:
     owner = f"{_worker_name()}:{uuid.uuid4().hex[:8]}"
     tries = 0
 
-    def decide() -> _Decided | str:
+    def decide() -> _Decided | Outcome:
         nonlocal tries
         tries += 1
         return _decide(trial_id, owner, retry=tries > 1)
@@ -257,7 +258,7 @@ def _run_trial(trial_id: str) -> str:
             exc,
         )
         raise Reject(exc, requeue=True) from exc
-    if isinstance(decided, str):
+    if isinstance(decided, Outcome):
         return decided
     comparison_id, spec = decided.comparison_id, decided.spec
     with log_context(comparison_id=comparison_id):
@@ -296,7 +297,7 @@ def _run_claimed(
     """Train a trial this worker holds the lease of (its ``attempt``-th), and finish its
     comparison if last."""
     settings = get_settings()
-    outcome = "failed"
+    outcome: str = Outcome.FAILED
     budget = float(spec["training"].get("max_seconds") or settings.trial_max_seconds)
     try:
         with _Heartbeat(trial_id, owner, settings.lease_seconds, budget + 3600) as heartbeat:
@@ -305,14 +306,16 @@ def _run_claimed(
             )
     except LeaseLost:
         log.warning("trial %s: lease lost; another worker owns it now", trial_id)
-        return "lease_lost"
+        return Outcome.LEASE_LOST
     except Exception as exc:
         if _transient(exc):
             _hand_back(trial_id, owner, exc)
-            return "retry"
+            return Outcome.RETRY
         log.exception("trial %s failed", trial_id)
         with session_scope() as s:
-            ended = finish_trial(s, trial_id, owner=owner, status="failed", error=_problem(exc))
+            ended = finish_trial(
+                s, trial_id, owner=owner, status=TrialStatus.FAILED, error=_problem(exc)
+            )
         if ended:
             remove_checkpoint(settings, trial_id)
     _finalize(comparison_id)
@@ -423,7 +426,7 @@ def _measures_inference(
     if any(t.inference_ms_per_sample is not None for t in siblings):
         return False
     first = next((t for t in siblings if t.seed == first_seed), None)
-    return first is None or first.status in ("failed", "cancelled")
+    return first is None or first.status in (TrialStatus.FAILED, TrialStatus.CANCELLED)
 
 
 def _train(
@@ -462,7 +465,7 @@ def _train(
         if heartbeat.lost.is_set():
             raise LeaseLost(trial_id)
         try:
-            return "cancelled" if _cancel_requested(comparison_id) else None
+            return StopReason.CANCELLED if _cancel_requested(comparison_id) else None
         except Exception as exc:
             if not _transient(exc):
                 raise
@@ -472,12 +475,16 @@ def _train(
     def cancelled_now() -> str:
         with session_scope() as s:
             if not finish_trial(
-                s, trial_id, owner=owner, status="cancelled", stop_reason="cancelled"
+                s,
+                trial_id,
+                owner=owner,
+                status=TrialStatus.CANCELLED,
+                stop_reason=StopReason.CANCELLED,
             ):
                 raise LeaseLost(trial_id)
         remove_checkpoint(settings, trial_id)
         log.info("trial %s cancelled before training", trial_id)
-        return "cancelled"
+        return Outcome.CANCELLED
 
     # A cancel is honoured while the data loads too (a first download can take minutes).
     def load() -> Any:
@@ -578,7 +585,11 @@ def _train(
             trial_id,
             result.first_epoch - 1,
         )
-    status = "cancelled" if result.stop_reason == "cancelled" else "succeeded"
+    status = (
+        TrialStatus.CANCELLED
+        if result.stop_reason == StopReason.CANCELLED
+        else TrialStatus.SUCCEEDED
+    )
 
     tries = 0
 

@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.spec import TrainingSpec
+from core.status import StopReason
 from worker.datasets import Split
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ class _Monitor:
             return True
         now = time.monotonic()
         if self.deadline is not None and now >= self.deadline:
-            self.stop_reason = "time_budget"
+            self.stop_reason = StopReason.TIME_BUDGET
             return True
         if self.should_stop is not None and (force or now >= self._next_poll):
             return self.ask_caller()
@@ -733,7 +734,7 @@ def _fit_and_evaluate(
     stopped = monitor.ask_caller()
     stop_reason = monitor.stop_reason
     if stop_reason is None and early is not None and early.stopped_epoch > 0:
-        stop_reason = "early_stopping"
+        stop_reason = StopReason.EARLY_STOPPING
     if trained and not stopped:
         stop_reason = resume.stop_reason
     first_epoch = monitor.first_epoch

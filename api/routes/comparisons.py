@@ -66,6 +66,8 @@ FormatQuery = Annotated[
         "(text/csv, application/vnd.apache.parquet)",
     ),
 ]
+# A Literal, not ComparisonStatus, so the OpenAPI document keeps its inline enum; the test
+# tests/unit/core/test_status.py keeps the two in step.
 StatusFilter = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 

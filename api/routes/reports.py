@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import select
 
 from api.deps import ComparisonDep, SessionDep
@@ -19,8 +19,10 @@ from core.lifecycle import progress_of
 from core.report import REPORT_ROW_COLUMNS, report_rows
 from core.report_plot import render_png
 from core.report_render import render_markdown, render_text, rows_to_csv
+from core.report_schema import Report
 from core.reporting import load_report
-from core.tables import TERMINAL_STATES, Comparison, EpochMetric, Trial
+from core.status import TERMINAL, TrialStatus
+from core.tables import Comparison, EpochMetric, Trial
 
 __all__ = ["router"]
 
@@ -44,6 +46,7 @@ def _report_format(request: Request, fmt: ReportFormat | None) -> ReportFormat:
 
 @router.get(
     "/{comparison_id}/report",
+    response_model=Report,
     responses={
         200: {
             "content": {
@@ -60,8 +63,12 @@ def report(
     comparison: ComparisonDep,
     session: SessionDep,
     fmt: Annotated[ReportFormat | None, Query(alias="format")] = None,
-) -> Response:
-    """Means, intervals, pairwise tests, ranking, verdict and notes; partial while running."""
+) -> Any:
+    """Design, variants, pairwise conclusions, tiers, verdict and notes; interim while running.
+
+    JSON by default (the ``Report`` schema); ``?format=csv`` (or ``Accept: text/csv``) one row
+    per variant, ``md`` Markdown, ``text`` a terminal table.
+    """
     body, _ = load_report(session, comparison)
     kind = _report_format(request, fmt)
     if kind == "csv":
@@ -76,7 +83,7 @@ def report(
         )
     if kind == "text":
         return PlainTextResponse(render_text(body))
-    return JSONResponse(body)
+    return body
 
 
 @router.get(
@@ -171,16 +178,18 @@ async def _events(request: Request, comparison_id: str) -> AsyncIterator[str]:
         for t in snap["trials"]:
             before = trial_status.get(t["id"])
             now = t["status"]
-            started = now == "running" or t["started_at"] is not None or t["epochs_done"] > 0
+            started = (
+                now == TrialStatus.RUNNING or t["started_at"] is not None or t["epochs_done"] > 0
+            )
             if t["id"] not in started_ids and started:
                 started_ids.add(t["id"])
-                out.append(("trial_started", {**t, "status": "running"}))
+                out.append(("trial_started", {**t, "status": TrialStatus.RUNNING}))
             for row in epochs_of.get(t["id"], ()):
                 epochs_seen[t["id"]] = max(epochs_seen.get(t["id"], 0), row["epoch"])
                 out.append(("epoch", row))
             if before != now:
                 trial_status[t["id"]] = now
-                if now in TERMINAL_STATES:
+                if now in TERMINAL:
                     out.append(("trial_finished", t))
         # A new status alone is news too: the last trial's end and the comparison's own end
         # can fall in different polls, and a client's last progress must say how it ended.
@@ -191,7 +200,7 @@ async def _events(request: Request, comparison_id: str) -> AsyncIterator[str]:
         for name, data in out:
             event_id += 1
             yield _sse(name, data, event_id)
-        if snap["status"] in TERMINAL_STATES:
+        if snap["status"] in TERMINAL:
             event_id += 1
             yield _sse(
                 "comparison_finished",

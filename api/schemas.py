@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.status import TrialStatus
 from core.tables import Comparison, Trial
+from core.timestamps import rfc3339
 
 __all__ = [
     "AnalyzeRequest",
@@ -203,5 +204,5 @@ def trial_out(t: Trial) -> dict[str, Any]:
     out["error"] = t.error
     for key in ("started_at", "finished_at"):
         if out[key] is not None:
-            out[key] = out[key].isoformat().replace("+00:00", "Z")
+            out[key] = rfc3339(out[key])
     return out

@@ -33,6 +33,7 @@ from core.db import session_scope
 from core.errors import ErrorItem, InvalidInput
 from core.tables import Comparison, Dataset
 from core.tenancy import owned
+from core.timestamps import rfc3339
 
 __all__ = [
     "UPLOAD_PREFIX",
@@ -398,7 +399,7 @@ def dataset_out(row: Dataset) -> dict[str, Any]:
         "builtin": False,
         "size_bytes": row.size_bytes,
         "content_hash": row.content_hash,
-        "created_at": row.created_at.isoformat(),
+        "created_at": rfc3339(row.created_at),
     }
 
 

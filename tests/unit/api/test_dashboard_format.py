@@ -99,3 +99,21 @@ def test_report_png_draws_each_variant_in_its_palette_colour() -> None:
     for name, colour in variant_colours(names).items():
         rgb = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
         assert rgb in present, (name, colour)
+
+
+def test_the_page_can_load_the_palette_and_the_formatter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))
+    with TestClient(create_app(check_migrations=False)) as client:
+        palette = client.get("/static/palette.js")
+        assert palette.status_code == 200
+        assert palette.headers["content-type"].startswith("text/javascript")
+        assert palette.text == palette_js()
+        formatter = client.get("/static/format.js")
+        assert formatter.status_code == 200
+        assert "function level(" in formatter.text

@@ -406,29 +406,6 @@ def _interruptible(load: Callable[[], T], should_stop: Callable[[], str | None])
     return value
 
 
-def _measures_inference(
-    trial_id: str, comparison_id: str, variant_index: int, seed: int, first_seed: int
-) -> bool:
-    """Whether this trial times inference. Its speed does not depend on the seed, so one
-    trial per variant measures it (tracing a predict function costs ~20 ms, as much as all
-    other bookkeeping): the first seed's, or, when that one ended without a measurement
-    (failed or cancelled), any later seed until one has it."""
-    if seed == first_seed:
-        return True
-    with session_scope() as s:
-        siblings = s.execute(
-            select(Trial.seed, Trial.status, Trial.inference_ms_per_sample).where(
-                Trial.comparison_id == comparison_id,
-                Trial.variant_index == variant_index,
-                Trial.id != trial_id,
-            )
-        ).all()
-    if any(t.inference_ms_per_sample is not None for t in siblings):
-        return False
-    first = next((t for t in siblings if t.seed == first_seed), None)
-    return first is None or first.status in (TrialStatus.FAILED, TrialStatus.CANCELLED)
-
-
 def _train(
     trial_id: str,
     comparison_id: str,
@@ -565,9 +542,9 @@ def _train(
         on_resume=on_resume,
         lease_guard=lease_guard,
         model_name=variant["name"],
-        measure_inference=_measures_inference(
-            trial_id, comparison_id, variant_index, seed, spec["seeds"][0]
-        ),
+        # Every trial times its own inference (~20 ms to trace a predict function), so
+        # every row of the trials table has it and the report can give its spread.
+        measure_inference=True,
         warm_models=settings.warm_models,
     )
     if result.epochs:

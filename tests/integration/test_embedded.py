@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -210,6 +211,10 @@ def test_readme_cli_lines_run(embedded: Service, tmp_path: Path) -> None:
     assert "status   succeeded" in out  # status
     assert "wrote trials.csv, metrics.csv, report.json, report.md, report.png" in out
     assert {p.name for p in (tmp_path / "results").iterdir()} >= {"trials.csv", "report.png"}
+    with (tmp_path / "results" / "trials.csv").open() as fh:
+        timed = [row["inference_ms_per_sample"] for row in csv.DictReader(fh)]
+    assert len(timed) == 4
+    assert all(float(x) > 0 for x in timed), timed  # every seed, not one per variant
     assert "logged 4 new run(s)" in out
     assert "wrote 4 new TensorBoard run(s)" in out
     runs = sorted(

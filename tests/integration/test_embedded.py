@@ -224,6 +224,16 @@ def test_readme_cli_lines_run(embedded: Service, tmp_path: Path) -> None:
     assert [str(r) for r in runs] == ["cnn/seed0", "cnn/seed1", "mlp/seed0", "mlp/seed1"]
 
     # Exporting again: nothing is written twice, and the command says what was there.
+    # The same comparison in a notebook: the client's objects render as HTML.
+    from archbench.client import Client
+
+    with Client(embedded.url) as ab:
+        shown = ab.get(cid)._repr_html_()
+        report = ab.report(cid)
+    assert "succeeded" in shown
+    assert "epochs 8/8 (100%)" in shown
+    assert str(report["verdict"]).split(":")[0] in report._repr_html_()
+
     exports = [line for line in script.splitlines() if line.startswith("archbench export")]
     again = bash("\n".join([script.splitlines()[0], f"ID={cid}", *exports[1:]]))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 import os
 import re
@@ -232,7 +233,7 @@ def test_readme_cli_lines_run(embedded: Service, tmp_path: Path) -> None:
         report = ab.report(cid)
     assert "succeeded" in shown
     assert "epochs 8/8 (100%)" in shown
-    assert str(report["verdict"]).split(":")[0] in report._repr_html_()
+    assert html.escape(str(report["verdict"]).split(":")[0]) in report._repr_html_()
 
     exports = [line for line in script.splitlines() if line.startswith("archbench export")]
     again = bash("\n".join([script.splitlines()[0], f"ID={cid}", *exports[1:]]))

@@ -242,3 +242,86 @@ def test_readme_cli_lines_run(embedded: Service, tmp_path: Path) -> None:
     assert "4 already there from an earlier export" in again.stdout
     assert "wrote 0 new TensorBoard run(s)" in again.stdout
     assert "4 already there" in again.stdout
+
+
+def test_a_generated_client_submits_polls_and_reads_the_report(
+    embedded: Service, tmp_path: Path
+) -> None:
+    """Other tools script against /openapi.json: a client generated from it with
+    openapi-python-client (not archbench's own) submits a comparison, polls it to its end and
+    reads the report through its typed models."""
+    import importlib
+    import time as clock
+
+    generator = Path(sys.prefix) / "bin" / "openapi-python-client"
+    if not generator.exists():
+        pytest.fail("openapi-python-client is not installed (the dev extra has it)")
+    with embedded.client() as client:
+        (tmp_path / "openapi.json").write_text(client.get("/openapi.json").text)
+    env = {**os.environ, "PATH": f"{Path(sys.prefix) / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    gen = subprocess.run(
+        [str(generator), "generate", "--path", "openapi.json", "--output-path", "generated"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = gen.stdout + gen.stderr
+    assert gen.returncode == 0, out[-3000:]
+    assert "Client was generated" in out or "Generating client" in out, out[-3000:]
+    (package,) = [p.name for p in (tmp_path / "generated").iterdir() if (p / "api").is_dir()]
+    sys.path.insert(0, str(tmp_path / "generated"))
+    try:
+        gen_client = importlib.import_module(f"{package}.client")
+        comparisons = importlib.import_module(f"{package}.api.comparisons")
+        reports = importlib.import_module(f"{package}.api.reports")
+        models = importlib.import_module(f"{package}.models")
+        submit = importlib.import_module(f"{comparisons.__name__}.submit_v1_comparisons_post")
+        get = importlib.import_module(
+            f"{comparisons.__name__}.get_comparison_v1_comparisons_comparison_id_get"
+        )
+        report_op = importlib.import_module(
+            f"{reports.__name__}.report_v1_comparisons_comparison_id_report_get"
+        )
+        spec = tiny_spec("generated-client", seeds=[0, 1, 2], epochs=1, samples=200)
+        spec["reuse"] = True  # trained once per test session at most
+        api = gen_client.AuthenticatedClient(base_url=embedded.url, token="unused", timeout=60)
+        with api:
+            created = submit.sync(client=api, body=models.ComparisonSpec.from_dict(spec))
+            assert isinstance(created, models.ComparisonOut), created
+            assert created.progress.trials_total == 6
+            deadline = clock.monotonic() + 300
+            status = str(getattr(created.status, "value", created.status))
+            while status not in {"succeeded", "failed", "cancelled"}:
+                assert clock.monotonic() < deadline, status
+                clock.sleep(0.5)
+                polled = get.sync(created.id, client=api)
+                assert isinstance(polled, models.ComparisonOut), polled
+                status = str(getattr(polled.status, "value", polled.status))
+            assert status == "succeeded", embedded.log("up")[-3000:]
+            report = report_op.sync(created.id, client=api)
+            assert isinstance(report, models.Report), report
+    finally:
+        sys.path.remove(str(tmp_path / "generated"))
+        for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+            del sys.modules[name]
+    # Typed fields, checked against the same report read as plain JSON.
+    with embedded.client() as client:
+        raw = client.get(f"/v1/comparisons/{created.id}/report").json()
+    assert report.final is True
+    assert report.verdict == raw["verdict"]
+    assert report.primary_metric == "test_accuracy"
+    assert [v.name for v in report.variants] == ["cnn", "mlp"]
+    for typed, plain in zip(report.variants, raw["variants"], strict=True):
+        assert isinstance(typed.n, int)
+        assert typed.n == plain["n"] == 3
+        assert isinstance(typed.mean, float)
+        assert typed.mean == plain["mean"]
+        assert list(typed.ci95) == plain["ci95"]
+    (pair,) = report.pairwise
+    assert (pair.a, pair.b) == (raw["pairwise"][0]["a"], raw["pairwise"][0]["b"])
+    assert (
+        str(getattr(pair.conclusion, "value", pair.conclusion)) == raw["pairwise"][0]["conclusion"]
+    )
+    assert report.ranking == raw["ranking"]

@@ -542,8 +542,8 @@ def _train(
         on_resume=on_resume,
         lease_guard=lease_guard,
         model_name=variant["name"],
-        # Every trial times its own inference (~20 ms to trace a predict function), so
-        # every row of the trials table has it and the report can give its spread.
+        # Every trial times inference, so the report has its spread over seeds (it costs a
+        # traced predict function and four batches, ~20-50 ms on a small model).
         measure_inference=True,
         warm_models=settings.warm_models,
     )

@@ -99,8 +99,9 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(RequestMetricsMiddleware, access_log=settings.access_log)
-    app.add_middleware(TrailingSlashMiddleware)  # outermost: every layer sees the one path
     for module in (comparisons, reports, architectures, datasets, health, dashboard):
         app.include_router(module.router)
     app.include_router(webhook_deliveries.router)
+    # Added last, so it runs first: every other layer sees the path without the slash.
+    app.add_middleware(TrailingSlashMiddleware)
     return app

@@ -41,6 +41,68 @@ def limits_of(settings: Settings) -> Limits:
     )
 
 
+def _variant_errors(
+    raw_variants: Sequence[Any], dataset: DatasetInfo | None, settings: Settings
+) -> list[ErrorItem]:
+    """Every variant's own errors, and names used twice: independent of the rest."""
+    errors: list[ErrorItem] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_variants):
+        prefix: list[str | int] = ["body", "variants", i]
+        try:
+            validate_variant(raw, dataset=dataset, settings=settings, prefix=prefix)
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(name, str):
+            if name in seen:
+                errors.append(
+                    {
+                        "loc": [*prefix, "name"],
+                        "msg": f"variant name {name!r} is already used by variant {seen[name]}",
+                    }
+                )
+            else:
+                seen[name] = i
+    return errors
+
+
+def body_errors(
+    raw: Any,
+    schema_errors: Sequence[ErrorItem],
+    settings: Settings,
+    resolve: Callable[[str], DatasetInfo | None] | None = None,
+) -> list[ErrorItem]:
+    """All independent errors of a comparison body that failed its schema: the schema's
+    errors (an empty ``seeds``, say) together with what ``validate_comparison`` would have
+    found in the parts that can still be read (each variant, duplicate names, the dataset),
+    so a client fixes everything in one round. A schema error at the same place as one found
+    here gives way to it (``unknown dataset ...; the datasets are ...`` rather than a regular
+    expression)."""
+    if not isinstance(raw, dict):
+        return list(schema_errors)
+    found: list[ErrorItem] = []
+    dataset: DatasetInfo | None = None
+    ref = raw.get("dataset")
+    name = ref.get("name") if isinstance(ref, dict) else None
+    if isinstance(name, str):
+        try:
+            dataset = dataset_info(name, ["body", "dataset", "name"], resolve)
+        except InvalidInput as exc:
+            found.extend(exc.errors)
+    variants = raw.get("variants")
+    if isinstance(variants, list) and not any(
+        e["loc"][:2] == ["body", "variants"] and len(e["loc"]) == 2 for e in schema_errors
+    ):
+        found.extend(_variant_errors(variants, dataset, settings))
+    at = {tuple(e["loc"]) for e in found}
+    merged = [e for e in schema_errors if tuple(e["loc"]) not in at]
+    for e in found:
+        if e not in merged:
+            merged.append(e)
+    return merged
+
+
 def unknown_dataset_message(name: Any, resolve: Any = None) -> str:
     """What to say about a dataset name that names nothing: the names that would work (the
     built-in datasets, and the tenant's uploads when ``resolve`` can list them)."""
@@ -112,68 +174,6 @@ def _prefix_errors(
 
 def _prefixed(errors: list[ErrorItem], prefix: list[str | int]) -> list[ErrorItem]:
     return [{"loc": [*prefix, *e["loc"]], "msg": e["msg"]} for e in errors]
-
-
-def _variant_errors(
-    raw_variants: Sequence[Any], dataset: DatasetInfo | None, settings: Settings
-) -> list[ErrorItem]:
-    """Every variant's own errors, and names used twice: independent of the rest."""
-    errors: list[ErrorItem] = []
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(raw_variants):
-        prefix: list[str | int] = ["body", "variants", i]
-        try:
-            validate_variant(raw, dataset=dataset, settings=settings, prefix=prefix)
-        except InvalidInput as exc:
-            errors.extend(exc.errors)
-        name = raw.get("name") if isinstance(raw, dict) else None
-        if isinstance(name, str):
-            if name in seen:
-                errors.append(
-                    {
-                        "loc": [*prefix, "name"],
-                        "msg": f"variant name {name!r} is already used by variant {seen[name]}",
-                    }
-                )
-            else:
-                seen[name] = i
-    return errors
-
-
-def body_errors(
-    raw: Any,
-    schema_errors: Sequence[ErrorItem],
-    settings: Settings,
-    resolve: Callable[[str], DatasetInfo | None] | None = None,
-) -> list[ErrorItem]:
-    """All independent errors of a comparison body that failed its schema: the schema's
-    errors (an empty ``seeds``, say) together with what ``validate_comparison`` would have
-    found in the parts that can still be read (each variant, duplicate names, the dataset),
-    so a client fixes everything in one round. A schema error at the same place as one found
-    here gives way to it (``unknown dataset ...; the datasets are ...`` rather than a regular
-    expression)."""
-    if not isinstance(raw, dict):
-        return list(schema_errors)
-    found: list[ErrorItem] = []
-    dataset: DatasetInfo | None = None
-    ref = raw.get("dataset")
-    name = ref.get("name") if isinstance(ref, dict) else None
-    if isinstance(name, str):
-        try:
-            dataset = dataset_info(name, ["body", "dataset", "name"], resolve)
-        except InvalidInput as exc:
-            found.extend(exc.errors)
-    variants = raw.get("variants")
-    if isinstance(variants, list) and not any(
-        e["loc"][:2] == ["body", "variants"] and len(e["loc"]) == 2 for e in schema_errors
-    ):
-        found.extend(_variant_errors(variants, dataset, settings))
-    at = {tuple(e["loc"]) for e in found}
-    merged = [e for e in schema_errors if tuple(e["loc"]) not in at]
-    for e in found:
-        if e not in merged:
-            merged.append(e)
-    return merged
 
 
 def validate_variant(

@@ -16,6 +16,7 @@ from PIL import Image
 
 from core import report_format as fmt
 from core.palette import PALETTE, palette_js, variant_colours
+from core.report import EpochPoint, TrialResult
 
 STATIC = Path(__file__).resolve().parents[3] / "api" / "static"
 NUMBERS = [
@@ -28,6 +29,30 @@ _rng = np.random.default_rng(17)
 NUMBERS += [float(x) for x in _rng.normal(0, 1, 200) * 10.0 ** _rng.integers(-6, 7, 200)]
 NUMBERS += [k / 2**n for k in range(1, 40, 3) for n in (3, 5, 7)]
 COUNTS = [0, 7, 866_570, 1_234_567_890]
+
+
+def _trial(variant: str, seed: int, value: float, params: int) -> TrialResult:
+    """A succeeded trial whose test accuracy is ``value``, with three rising epochs."""
+    curve = tuple(
+        EpochPoint(epoch=i + 1, val_accuracy=v, val_loss=1 - v, accuracy=v, loss=1 - v, seconds=2.0)
+        for i, v in enumerate((value - 0.1, value - 0.02, value))
+    )
+    return TrialResult(
+        variant=variant,
+        seed=seed,
+        status="succeeded",
+        params=params,
+        flops=10 * params,
+        test_accuracy=value,
+        test_loss=1 - value,
+        best_val_accuracy=value,
+        train_seconds=6.0,
+        epochs_done=3,
+        epochs_planned=3,
+        stop_reason=None,
+        inference_ms_per_sample=0.05,
+        curve=curve,
+    )
 
 
 def _node(script: str) -> object:
@@ -78,11 +103,10 @@ def test_the_dashboard_takes_its_colours_from_the_palette() -> None:
 def test_report_png_draws_each_variant_in_its_palette_colour() -> None:
     from core.report import build_report
     from core.report_plot import render_png
-    from tests.unit.report.conftest import make_trial  # the report tests' trial builder
 
     names = ["conv128", "conv64x2", "conv64x3"]
     trials = [
-        make_trial(name, seed, 0.9 + 0.01 * i + 0.001 * seed)
+        _trial(name, seed, 0.9 + 0.01 * i + 0.001 * seed, 100_000)
         for i, name in enumerate(names)
         for seed in range(3)
     ]

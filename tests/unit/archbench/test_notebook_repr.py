@@ -6,10 +6,33 @@ from html.parser import HTMLParser
 
 from archbench.notebook import Comparison, Report
 from core import report_format as fmt
-from core.report import build_report
-from tests.unit.report.conftest import make_trial
+from core.report import EpochPoint, TrialResult, build_report
 
 VOID = {"br", "hr", "img", "meta", "input"}
+
+
+def _trial(variant: str, seed: int, value: float, params: int) -> TrialResult:
+    """A succeeded trial whose test accuracy is ``value``, with three rising epochs."""
+    curve = tuple(
+        EpochPoint(epoch=i + 1, val_accuracy=v, val_loss=1 - v, accuracy=v, loss=1 - v, seconds=2.0)
+        for i, v in enumerate((value - 0.1, value - 0.02, value))
+    )
+    return TrialResult(
+        variant=variant,
+        seed=seed,
+        status="succeeded",
+        params=params,
+        flops=10 * params,
+        test_accuracy=value,
+        test_loss=1 - value,
+        best_val_accuracy=value,
+        train_seconds=6.0,
+        epochs_done=3,
+        epochs_planned=3,
+        stop_reason=None,
+        inference_ms_per_sample=0.05,
+        curve=curve,
+    )
 
 
 class _Checker(HTMLParser):
@@ -84,9 +107,7 @@ def test_a_comparison_shows_its_status_and_progress() -> None:
 def test_a_report_shows_its_verdict_and_tables() -> None:
     names = ["conv128", "conv64x2", "conv64x3"]
     trials = [
-        make_trial(
-            name, seed, 0.90 + 0.02 * i + 0.003 * ((seed * (i + 2)) % 5), params=866_570 - 1000 * i
-        )
+        _trial(name, seed, 0.90 + 0.02 * i + 0.003 * ((seed * (i + 2)) % 5), 866_570 - 1000 * i)
         for i, name in enumerate(names)
         for seed in range(5)
     ]

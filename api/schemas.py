@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.status import TrialStatus
+from core.status import ComparisonStatus, TrialStatus
 from core.tables import Comparison, Trial
 from core.timestamps import rfc3339
 
@@ -90,7 +90,9 @@ class ComparisonOut(BaseModel):
 
     id: str
     name: str
-    status: str
+    status: ComparisonStatus = Field(
+        description="queued -> running -> succeeded | failed | cancelled (the last three end it)"
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -107,7 +109,10 @@ class TrialOut(BaseModel):
     comparison_id: str
     variant: str
     seed: int
-    status: str
+    status: TrialStatus = Field(
+        description="queued -> running -> succeeded | failed | cancelled (running -> queued "
+        "when a worker hands it back)"
+    )
     attempts: int
     params: int | None
     trainable_params: int | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import enum
 import html
 import json
 import os
@@ -292,6 +293,15 @@ def test_a_generated_client_submits_polls_and_reads_the_report(
             assert isinstance(created, models.ComparisonOut), created
             assert created.progress.trials_total == 6
             deadline = clock.monotonic() + 300
+            # The documented statuses are an enum in the generated client.
+            assert isinstance(created.status, enum.Enum), type(created.status)
+            assert {s.value for s in type(created.status)} == {
+                "queued",
+                "running",
+                "succeeded",
+                "failed",
+                "cancelled",
+            }
             status = str(getattr(created.status, "value", created.status))
             while status not in {"succeeded", "failed", "cancelled"}:
                 assert clock.monotonic() < deadline, status

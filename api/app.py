@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import AuthMiddleware, check_auth_setup
 from api.cache import TTLCache
@@ -40,6 +41,26 @@ def check_schema(settings: Settings) -> None:
     problem = schema_problem(settings.database_url)
     if problem:
         raise ServiceUnavailable(problem[0].upper() + problem[1:] + ".")
+
+
+class TrailingSlashMiddleware:
+    """``POST /v1/comparisons/`` is ``POST /v1/comparisons``: a trailing slash on an api path
+    is dropped before routing, instead of Starlette's empty 307 (which many clients do not
+    follow for a POST, or follow without the body)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/v1/") and len(path) > 4 and path.endswith("/"):
+                scope = dict(scope)
+                scope["path"] = path.rstrip("/")
+                raw = scope.get("raw_path")
+                if isinstance(raw, bytes) and raw.endswith(b"/"):
+                    scope["raw_path"] = raw.rstrip(b"/")
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> FastAPI:
@@ -81,4 +102,6 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     for module in (comparisons, reports, differences, architectures, datasets, health, dashboard):
         app.include_router(module.router)
     app.include_router(webhook_deliveries.router)
+    # Added last, so it runs first: every other layer sees the path without the slash.
+    app.add_middleware(TrailingSlashMiddleware)
     return app

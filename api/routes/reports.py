@@ -23,6 +23,7 @@ from core.report_schema import Report
 from core.reporting import load_report
 from core.status import TERMINAL, TrialStatus
 from core.tables import Comparison, EpochMetric, Trial
+from core.timestamps import json_default
 
 __all__ = ["router"]
 
@@ -156,7 +157,8 @@ def _snapshot(comparison_id: str, epochs_seen: dict[str, int]) -> dict[str, Any]
 
 
 def _sse(event: str, data: Any, event_id: int) -> str:
-    return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+    # Timestamps as everywhere else (core.timestamps): 2026-12-03T06:40:17.123456Z.
+    return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data, default=json_default)}\n\n"
 
 
 async def _events(request: Request, comparison_id: str) -> AsyncIterator[str]:

@@ -4,7 +4,7 @@
 
 const KEY_STORE = "archbench.apiKey";
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+// PALETTE comes from /static/palette.js (core/palette.py): report.png uses the same colours.
 const EXAMPLE = {
   name: "cnn vs mlp",
   dataset: { name: "mnist_5k", max_samples: 600 },
@@ -298,15 +298,18 @@ async function refreshTables(view, state) {
   $("#trials tbody", view).replaceChildren(...state.trials.map((t) => el("tr", { "data-id": t.id },
     el("td", {}, t.variant), el("td", {}, t.seed),
     el("td", {}, el("span", { class: `status ${t.status}` }, t.status)),
-    el("td", {}, t.epochs_done), el("td", {}, fmt(t.test_accuracy)), el("td", {}, fmt(t.test_loss)),
+    el("td", {}, t.epochs_done), el("td", {}, level(t.test_accuracy, "test_accuracy")),
+    el("td", {}, level(t.test_loss, "test_loss")),
     el("td", {}, fmt(t.train_seconds, 1)), el("td", {}, t.worker || ""))));
   const r = state.report;
   $("#verdict", view).textContent = r.verdict || "No verdict yet.";
   $("#report-final", view).textContent = r.final ? "(final)" : "(partial: still running)";
+  // Numbers as in report.png and the Markdown report (format.js mirrors core/report_format.py).
+  const m = r.primary_metric || "test_accuracy";
   $("#variants tbody", view).replaceChildren(...(r.variants || []).map((v) => el("tr", {},
-    el("td", {}, v.name), el("td", {}, v.n), el("td", {}, fmt(v.mean)), el("td", {}, fmt(v.std)),
-    el("td", {}, v.ci95 ? `[${fmt(v.ci95[0])}, ${fmt(v.ci95[1])}]` : ""),
-    el("td", {}, v.params === undefined ? "" : v.params))));
+    el("td", {}, v.name), el("td", {}, count(v.n)), el("td", {}, level(v.mean, m)),
+    el("td", {}, gap(v.std, m)), el("td", {}, levelInterval(v.ci95, m)),
+    el("td", {}, count(v.params)))));
   $("#notes", view).replaceChildren(...(r.notes || []).map((n) => el("li", {}, typeof n === "string" ? n : (n.msg || JSON.stringify(n)))));
   drawSpread(view, state);
   drawCurves(view, state);
@@ -448,7 +451,7 @@ function variantColors(state) {
   const spec = state.comparison && state.comparison.spec;
   for (const v of (spec && spec.variants) || []) names.push(v.name);
   for (const t of state.trials) if (!names.includes(t.variant)) names.push(t.variant);
-  return new Map(names.map((n, i) => [n, COLORS[i % COLORS.length]]));
+  return new Map(names.map((n, i) => [n, PALETTE[i % PALETTE.length]]));
 }
 
 function drawCurves(view, state) {

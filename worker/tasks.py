@@ -497,7 +497,6 @@ def _train(
             max_samples=dataset_ref.max_samples,
             design=dataset_ref.split,
             seed=seed,
-            # Whether or not similarity is on, so turning it off never changes the split.
             probe_size=probe_size_of(spec),
         )
 

@@ -16,7 +16,7 @@ from api.deps import ComparisonDep, SessionDep
 from api.schemas import comparison_out
 from core.db import session_scope
 from core.lifecycle import progress_of
-from core.report import REPORT_ROW_COLUMNS, report_rows
+from core.report import PAIRWISE_ROW_COLUMNS, REPORT_ROW_COLUMNS, pairwise_rows, report_rows
 from core.report_plot import render_png
 from core.report_render import render_markdown, render_text, rows_to_csv
 from core.report_schema import Report
@@ -64,17 +64,26 @@ def report(
     comparison: ComparisonDep,
     session: SessionDep,
     fmt: Annotated[ReportFormat | None, Query(alias="format")] = None,
+    table: Annotated[
+        Literal["variants", "pairwise"],
+        Query(description="CSV only: one row per variant, or one per tested pair."),
+    ] = "variants",
 ) -> Any:
     """Design, variants, pairwise conclusions, tiers, verdict and notes; interim while running.
 
     JSON by default (the ``Report`` schema); ``?format=csv`` (or ``Accept: text/csv``) one row
-    per variant, ``md`` Markdown, ``text`` a terminal table.
+    per variant (``&table=pairwise``: one per tested pair, with its conclusion), ``md``
+    Markdown, ``text`` a terminal table.
     """
     body, _ = load_report(session, comparison)
     kind = _report_format(request, fmt)
     if kind == "csv":
+        if table == "pairwise":
+            csv_text = rows_to_csv(pairwise_rows(body), PAIRWISE_ROW_COLUMNS)
+        else:
+            csv_text = rows_to_csv(report_rows(body), REPORT_ROW_COLUMNS)
         return PlainTextResponse(
-            rows_to_csv(report_rows(body), REPORT_ROW_COLUMNS),
+            csv_text,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="report-{comparison.id}.csv"'},
         )

@@ -129,7 +129,7 @@ def test_readme_tour_runs(embedded: Service, tmp_path: Path) -> None:
     assert "succeeded" in proc.stdout
     metrics = (tmp_path / "metrics.csv").read_text().splitlines()
     assert metrics[0].startswith("trial_id,variant,seed,epoch,loss,accuracy")
-    assert len(metrics) == 1 + 4 * 2
+    assert len(metrics) == 1 + 6 * 2  # 2 variants x 3 seeds x 2 epochs
 
 
 def test_up_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from core.lifecycle import mark_reused
 from core.spec import probe_size_of
 from core.status import StopReason, TrialStatus
-from core.tables import Comparison, EpochMetric, Trial, utcnow
+from core.tables import Comparison, EpochMetric, Trial, TrialLayerGram, TrialPrediction, utcnow
 
 __all__ = ["SEEDING", "copy_result", "find_reusable", "library_versions", "trial_hash"]
 
@@ -82,6 +82,9 @@ def trial_hash(
         "seeding": SEEDING,
         "versions": versions,
     }
+    if spec.get("analysis") is not None:
+        # What the trial stores besides its scores (predictions, Grams over the probe set).
+        key["analysis"] = spec["analysis"]
     blob = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -120,6 +123,38 @@ def copy_result(session: Session, source: Trial, target: Trial) -> None:
     mark_reused(target, source)
     session.flush()
     _copy_epochs(session, source.id, target.id)
+    _copy_analysis(session, source.id, target.id)
+
+
+def _copy_analysis(session: Session, source_id: str, target_id: str) -> None:
+    """The source's stored predictions and Grams (worker.analysis), under the target."""
+    pred = session.get(TrialPrediction, source_id)
+    if pred is not None:
+        session.add(
+            TrialPrediction(
+                trial_id=target_id,
+                n=pred.n,
+                num_classes=pred.num_classes,
+                examples=pred.examples,
+                labels=pred.labels,
+                predicted=pred.predicted,
+                probs=pred.probs,
+            )
+        )
+    grams = session.scalars(select(TrialLayerGram).where(TrialLayerGram.trial_id == source_id))
+    session.add_all(
+        TrialLayerGram(
+            trial_id=target_id,
+            layer_index=g.layer_index,
+            layer=g.layer,
+            kind=g.kind,
+            probe_size=g.probe_size,
+            probe_hash=g.probe_hash,
+            gram=g.gram,
+        )
+        for g in list(grams)
+    )
+    session.flush()
 
 
 def _copy_epochs(session: Session, source_id: str, target_id: str) -> None:

@@ -24,6 +24,7 @@ from pydantic import (
 __all__ = [
     "NO_NUL",
     "UNION_TAGS",
+    "AnalysisSpec",
     "ComparisonSpec",
     "DatasetRef",
     "EarlyStopping",
@@ -183,12 +184,11 @@ DEFAULT_PROBE_SIZE = 512
 
 
 def probe_size_of(spec: dict[str, Any]) -> int:
-    """The probe set a normalised spec asks for: ``analysis.probe_size`` when similarity is on
-    (the defaults: on, 512), else 0. Under the per-seed design it is set aside before the
-    seeds' splits, so it changes every trial's training data."""
+    """The probe set a normalised spec asks for: ``analysis.probe_size`` (default 512), whether
+    or not similarity is on, so turning the analysis off never changes a trial's split. Under
+    the per-seed design it is set aside before the seeds' splits (capped at the test set's
+    size), so it changes every trial's training data."""
     analysis = spec.get("analysis") or {}
-    if not analysis.get("similarity", True):
-        return 0
     return int(analysis.get("probe_size", DEFAULT_PROBE_SIZE))
 
 
@@ -205,6 +205,18 @@ def round_progress(spec: dict[str, Any], trials_total: int) -> tuple[int, int]:
     if schedule is None or not isinstance(variants, list) or not variants:
         return 1, 1
     return schedule.round_of(trials_total // len(variants)), schedule.rounds_max
+
+
+class AnalysisSpec(_Strict):
+    """What each trial records besides its scores, for "do they differ?" (issue 14):
+    its test-set predictions, and per layer the centered Gram matrix of its activations over
+    a probe set of ``probe_size`` examples (what linear CKA needs). The server refuses, at
+    submit, a probe larger than the test set and a trial whose stored analysis would exceed
+    ``ARCHBENCH_ANALYSIS_MAX_BYTES_PER_TRIAL``."""
+
+    predictions: bool = True
+    similarity: bool = True
+    probe_size: Annotated[int, Field(ge=2, le=4096)] = 512
 
 
 class ComparisonSpec(_Strict):
@@ -241,6 +253,7 @@ class ComparisonSpec(_Strict):
     ] = 0.01
     variants: Annotated[list[dict[str, Any]], Field(min_length=1)]
     callback_url: Annotated[str | None, Field(max_length=2000), NO_NUL] = None
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     reuse: Annotated[
         bool,
         Field(

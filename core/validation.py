@@ -14,12 +14,21 @@ from core.config import Settings
 from core.datasets import BUILTIN_DATASETS, DatasetInfo, split_problem
 from core.destinations import allows_private, literal_refusal
 from core.errors import ErrorItem, InvalidInput
+from core.similarity import analysis_bytes
 from core.spec import ComparisonSpec, SeedSchedule, probe_size_of
 from models.analysis import Analysis, Limits, analyze_variant
 from models.errors import SpecError
 from models.spec import parse_variant
 
-__all__ = ["ValidatedComparison", "dataset_info", "validate_comparison", "validate_variant"]
+__all__ = [
+    "ValidatedComparison",
+    "analysis_errors",
+    "analysis_probe_size",
+    "dataset_info",
+    "test_set_size",
+    "validate_comparison",
+    "validate_variant",
+]
 
 
 @dataclass
@@ -242,11 +251,15 @@ def validate_comparison(
                 f"(variants: {names})",
             }
         )
+    if dataset is not None and not errors:
+        errors.extend(analysis_errors(spec, dataset, variants, settings, body))
     if errors:
         raise InvalidInput(errors)
 
     normalised_spec = spec.model_dump(mode="json")
     normalised_spec["variants"] = variants
+    if dataset is not None:
+        normalised_spec["analysis"]["probe_size"] = analysis_probe_size(spec, dataset)
     if normalised_spec["training"].get("max_seconds") is None:
         normalised_spec["training"]["max_seconds"] = settings.trial_max_seconds
     return ValidatedComparison(
@@ -255,3 +268,63 @@ def validate_comparison(
         trials_total=len(variants) * len(spec.initial_seeds),
         epochs_total=len(variants) * len(spec.initial_seeds) * spec.training.epochs,
     )
+
+
+def test_set_size(spec: ComparisonSpec, dataset: DatasetInfo) -> int:
+    """How many test examples each trial gets (worker.datasets.make_split pools every dataset
+    and takes ``round(samples x test_split)`` of the possibly subsampled pool)."""
+    samples = dataset.samples
+    if spec.dataset.max_samples is not None:
+        samples = min(samples, spec.dataset.max_samples)
+    return round(samples * spec.dataset.test_split)
+
+
+def analysis_probe_size(spec: ComparisonSpec, dataset: DatasetInfo) -> int:
+    """The probe size a comparison gets: as given, or by default 512 capped at the test set
+    (only a ``probe_size`` the client chose can be too large)."""
+    if "probe_size" in spec.analysis.model_fields_set:
+        return spec.analysis.probe_size
+    return min(spec.analysis.probe_size, test_set_size(spec, dataset))
+
+
+def analysis_errors(
+    spec: ComparisonSpec,
+    dataset: DatasetInfo,
+    variants: list[dict[str, Any]],
+    settings: Settings,
+    body: list[str | int],
+) -> list[ErrorItem]:
+    """The analysis' submit-time limits: a probe no larger than the test set, and each
+    trial's stored analysis (predictions and Gram matrices) within the server's limit."""
+    analysis = spec.analysis
+    errors: list[ErrorItem] = []
+    n_test = test_set_size(spec, dataset)
+    probe_size = analysis_probe_size(spec, dataset)
+    if analysis.similarity and probe_size > n_test:
+        errors.append(
+            {
+                "loc": [*body, "analysis", "probe_size"],
+                "msg": f"probe_size {analysis.probe_size} is larger than the test set "
+                f"({n_test} examples); use at most {n_test}",
+            }
+        )
+        return errors
+    limit = settings.analysis_max_bytes_per_trial
+    for i, variant in enumerate(variants):
+        need = analysis_bytes(
+            n_test=n_test,
+            num_classes=dataset.num_classes,
+            layers=variant["layers"],
+            predictions=analysis.predictions,
+            probe_size=probe_size if analysis.similarity else 0,
+        )
+        if need > limit:
+            errors.append(
+                {
+                    "loc": [*body, "analysis"],
+                    "msg": f"variant {i} ({variant['name']}) would store about {need:,} bytes "
+                    f"of analysis per trial, over this server's limit of {limit:,} bytes; "
+                    "lower analysis.probe_size or turn predictions or similarity off",
+                }
+            )
+    return errors

@@ -53,7 +53,7 @@ from core.logging import log_context
 from core.queue import TRAIN_TASK
 from core.reuse import library_versions, trial_hash
 from core.rounds import enqueue_added
-from core.spec import DatasetRef, TrainingSpec, probe_size_of
+from core.spec import AnalysisSpec, DatasetRef, TrainingSpec, probe_size_of
 from core.status import Outcome, StopReason, TrialStatus
 from core.sweeper import remove_checkpoint
 from core.tables import Comparison, EpochMetric, Trial
@@ -434,12 +434,15 @@ def _train(
     resumed = attempt > 1
     variant = spec["variants"][variant_index]
     from models.spec import parse_variant
+    from worker.analysis import analyse_model, store_analysis
     from worker.datasets import load_dataset, make_split
     from worker.training import train_trial
 
     settings = get_settings()
     dataset_ref = DatasetRef.model_validate(spec["dataset"])
     training = TrainingSpec.model_validate(spec["training"])
+    # Comparisons stored before the analysis existed have no "analysis": the defaults.
+    analysis = AnalysisSpec.model_validate(spec.get("analysis") or {})
     parsed = parse_variant(
         {
             "name": variant["name"],
@@ -494,6 +497,7 @@ def _train(
             max_samples=dataset_ref.max_samples,
             design=dataset_ref.split,
             seed=seed,
+            # Whether or not similarity is on, so turning it off never changes the split.
             probe_size=probe_size_of(spec),
         )
 
@@ -564,6 +568,15 @@ def _train(
         # traced predict function and four batches, ~20-50 ms on a small model).
         measure_inference=True,
         warm_models=settings.warm_models,
+        analyse=(
+            (
+                lambda model, split: analyse_model(
+                    model, split, analysis, batch_size=training.batch_size
+                )
+            )
+            if analysis.predictions or analysis.similarity
+            else None
+        ),
     )
     if result.epochs:
         log.info(
@@ -601,7 +614,7 @@ def _train(
             ]
             if result.best_val_accuracy is not None:
                 candidates.append(result.best_val_accuracy)
-            return finish_trial(
+            ended = finish_trial(
                 s,
                 trial_id,
                 owner=owner,
@@ -619,6 +632,9 @@ def _train(
                 # What really produced this result: the versions this worker trained with.
                 trial_hash=trial_hash(spec, variant_index, seed, library_versions()),
             )
+            if ended:  # the analysis commits with the result, or not at all
+                store_analysis(s, trial_id, result.analysis)
+            return ended
 
     if not _with_db_retries(f"trial {trial_id}: result", commit_result):
         raise LeaseLost(trial_id)

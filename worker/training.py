@@ -131,6 +131,8 @@ class TrainResult:
     device: str
     first_epoch: int
     warm_model: bool = False  # reused this process's compiled model (see the module doc)
+    # What ``analyse(model, split)`` returned on the trained model (worker.analysis), or None.
+    analysis: Any = None
 
 
 @dataclass
@@ -619,6 +621,7 @@ def train_trial(
     warm_models: int = 4,
     on_resume: Callable[[int, Mapping[str, float] | None], float] | None = None,
     lease_guard: Callable[[Callable[[], None]], None] | None = None,
+    analyse: Callable[[Any, Split], Any] | None = None,
 ) -> TrainResult:
     """Build (or reuse a warm model, see above), fit and evaluate one trial; exceptions
     propagate to the caller. ``warm_models=0`` builds and compiles a new model every time.
@@ -629,6 +632,8 @@ def train_trial(
     took, which the time budget (``max_seconds``, ``training.max_seconds``) is charged with.
     ``lease_guard(commit)`` runs each checkpoint commit while holding the trial (raising when
     it is no longer ours); the checkpoint folder is left for the caller to remove.
+    ``analyse(model, split)`` runs on the trained, evaluated model (not on a stopped one);
+    its answer is ``TrainResult.analysis``.
     """
     import keras
 
@@ -675,6 +680,7 @@ def train_trial(
             max_seconds=max_seconds,
             previous_epochs=previous_epochs,
             measure_inference=measure_inference,
+            analyse=analyse,
         )
     except BaseException as exc:
         if _out_of_memory(exc):
@@ -703,6 +709,7 @@ def _fit_and_evaluate(
     max_seconds: float | None,
     previous_epochs: Sequence[Mapping[str, float]],
     measure_inference: bool,
+    analyse: Callable[[Any, Split], Any] | None = None,
 ) -> TrainResult:
     import keras
 
@@ -793,4 +800,6 @@ def _fit_and_evaluate(
     result.test_accuracy = result.test_metrics.get("accuracy")
     if measure_inference:
         result.inference_ms_per_sample = _inference_ms(model, split.x_test)
+    if analyse is not None:
+        result.analysis = analyse(model, split)
     return result

@@ -30,8 +30,8 @@ from core.spec import ComparisonSpec, round_progress
 from core.sweeper import sweep
 from core.tables import Comparison, Trial
 from core.validation import validate_comparison
-from tests.conftest import fresh_database, in_process_database
-from tests.helpers import small_cnn, small_mlp
+from tests.support.helpers import small_cnn, small_mlp
+from tests.support.services import fresh_database, in_process_database
 
 pytestmark = [pytest.mark.services]
 

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Service
-from tests.helpers import assert_problem, wait_done
+from tests.support.helpers import assert_problem, wait_done
+from tests.support.services import Service
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 

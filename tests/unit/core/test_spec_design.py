@@ -14,7 +14,7 @@ from core.config import Settings
 from core.errors import InvalidInput
 from core.spec import ComparisonSpec, SeedSchedule, probe_size_of, round_progress
 from core.validation import validate_comparison
-from tests.helpers import small_cnn, small_mlp
+from tests.support.helpers import small_cnn, small_mlp
 
 SETTINGS = Settings(database_url="sqlite://", data_dir="/tmp/archbench-unused")
 

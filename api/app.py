@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     settings = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if check_migrations:
             check_schema(settings)
             check_auth_setup(settings)  # refuses unsafe production setups; logs auth on/off
@@ -79,6 +79,9 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         # epochs allocates enough objects to trigger several; measured: 210 -> 145 ms.
         gc.freeze()
         yield
+        hub = getattr(app.state, "event_hub", None)
+        if hub is not None:
+            await hub.close()
         get_engine().dispose()
 
     app = FastAPI(

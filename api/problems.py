@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import ArchbenchError, InvalidInput
+from core.errors import ArchbenchError, InvalidInput, ServiceUnavailable
 from core.spec import UNION_TAGS
 
 __all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem_response"]
@@ -19,6 +20,7 @@ __all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem_response"]
 log = logging.getLogger("archbench.api")
 
 PROBLEM_JSON = "application/problem+json"
+POOL_RETRY_AFTER_SECONDS = 2
 
 # pydantic puts the discriminator tag of a tagged union into the location
 # (["body", "dataset", "name"] is fine, but ["variants", 0, "layers", 1, "Conv2D", "filters"]
@@ -154,6 +156,19 @@ def install_problem_handlers(app: FastAPI) -> None:
             413: "Payload too large",
         }.get(exc.status_code, "Error")
         return problem_response(err, request)
+
+    @app.exception_handler(SQLAlchemyTimeout)
+    async def _pool_timeout(request: Request, exc: SQLAlchemyTimeout) -> JSONResponse:
+        # Every pooled connection is busy: the api is overloaded, not broken. A 503 with
+        # Retry-After tells a client to come back, where a 500 would say it is a bug.
+        log.warning("database pool exhausted on %s %s", request.method, request.url.path)
+        return problem_response(
+            ServiceUnavailable(
+                "The api is busy: no database connection became free in time; retry shortly.",
+                headers={"Retry-After": str(POOL_RETRY_AFTER_SECONDS)},
+            ),
+            request,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

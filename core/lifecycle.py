@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from core.errors import without_terminal_codes
 from core.status import ACTIVE, TERMINAL, ComparisonStatus, StopReason, TrialStatus
 from core.tables import Comparison, EpochMetric, Trial, UTCDateTime, utcnow
 
@@ -161,6 +162,8 @@ def end_unclaimed(
     if min_attempts is not None:
         guard.append(Trial.attempts >= min_attempts)
     values.setdefault("finished_at", utcnow())
+    if "error" in values:
+        values["error"] = without_terminal_codes(values["error"])
     result = session.execute(
         update(Trial)
         .where(*guard)
@@ -349,6 +352,8 @@ def json_safe(values: dict[str, Any]) -> dict[str, Any]:
 def finish_trial(session: Session, trial_id: str, *, owner: str | None, **values: Any) -> bool:
     """Write a trial's final state; with an owner, only if we still hold the lease."""
     values = json_safe(values)
+    if "error" in values:
+        values["error"] = without_terminal_codes(values["error"])
     if isinstance(values.get("test_metrics"), dict):
         values["test_metrics"] = json_safe(values["test_metrics"])
     stmt = update(Trial).where(Trial.id == trial_id)

@@ -22,6 +22,7 @@ from core.config import Settings, get_settings
 from core.db import get_engine
 from core.errors import ServiceUnavailable
 from core.migrate import schema_problem
+from core.version import __version__
 
 __all__ = ["create_app"]
 
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
 
     app = FastAPI(
         title="archbench",
-        version="1.0.0",
+        version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         # FastAPI's pages load Swagger UI and ReDoc from a CDN: /docs is served from local

@@ -1,4 +1,5 @@
-"""The comparison spec: the body of ``POST /v1/comparisons`` (see shared API.md).
+"""The comparison spec: the body of ``POST /v1/comparisons`` (README, "A tour with curl"; the
+OpenAPI document at ``/openapi.json`` has every field).
 
 Variants are kept as raw JSON objects here and validated by ``models`` in
 ``core.validation``, so that every error, including those inside ``keras_config``, carries
@@ -37,7 +38,7 @@ __all__ = [
     "seed_schedule",
 ]
 
-Optimizer = Literal["adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam"]
+Optimizer = Literal["adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam"]  # core.optimizers
 Loss = Literal["sparse_categorical_crossentropy", "categorical_crossentropy"]
 KerasMetric = Literal["accuracy", "sparse_top_k_categorical_accuracy"]
 PrimaryMetric = Literal["test_accuracy", "test_loss", "best_val_accuracy"]

@@ -13,7 +13,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ArchbenchError, InvalidInput
 
-__all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "PROBLEM_SCHEMAS",
+    "document_problems",
+    "install_problem_handlers",
+    "problem_response",
+]
 
 log = logging.getLogger("archbench.api")
 

@@ -298,18 +298,15 @@ async function refreshTables(view, state) {
   $("#trials tbody", view).replaceChildren(...state.trials.map((t) => el("tr", { "data-id": t.id },
     el("td", {}, t.variant), el("td", {}, t.seed),
     el("td", {}, el("span", { class: `status ${t.status}` }, t.status)),
-    el("td", {}, t.epochs_done), el("td", {}, level(t.test_accuracy, "test_accuracy")),
-    el("td", {}, level(t.test_loss, "test_loss")),
+    el("td", {}, t.epochs_done), el("td", {}, fmt(t.test_accuracy)), el("td", {}, fmt(t.test_loss)),
     el("td", {}, fmt(t.train_seconds, 1)), el("td", {}, t.worker || ""))));
   const r = state.report;
   $("#verdict", view).textContent = r.verdict || "No verdict yet.";
   $("#report-final", view).textContent = r.final ? "(final)" : "(partial: still running)";
-  // Numbers as in report.png and the Markdown report (format.js mirrors core/report_format.py).
-  const m = r.primary_metric || "test_accuracy";
   $("#variants tbody", view).replaceChildren(...(r.variants || []).map((v) => el("tr", {},
-    el("td", {}, v.name), el("td", {}, count(v.n)), el("td", {}, level(v.mean, m)),
-    el("td", {}, gap(v.std, m)), el("td", {}, levelInterval(v.ci95, m)),
-    el("td", {}, count(v.params)))));
+    el("td", {}, v.name), el("td", {}, v.n), el("td", {}, fmt(v.mean)), el("td", {}, fmt(v.std)),
+    el("td", {}, v.ci95 ? `[${fmt(v.ci95[0])}, ${fmt(v.ci95[1])}]` : ""),
+    el("td", {}, v.params === undefined ? "" : v.params))));
   $("#notes", view).replaceChildren(...(r.notes || []).map((n) => el("li", {}, typeof n === "string" ? n : (n.msg || JSON.stringify(n)))));
   drawSpread(view, state);
   drawCurves(view, state);

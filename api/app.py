@@ -16,7 +16,7 @@ from api.docs import install_docs
 from api.limits import BodyLimitMiddleware
 from api.metrics import RequestMetricsMiddleware
 from api.problems import install_problem_handlers
-from api.routes import architectures, comparisons, dashboard, datasets, health, reports
+from api.routes import architectures, comparisons, dashboard, datasets, differences, health, reports
 from api.routes import deliveries as webhook_deliveries
 from core.config import Settings, get_settings
 from core.db import get_engine
@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(RequestMetricsMiddleware, access_log=settings.access_log)
-    for module in (comparisons, reports, architectures, datasets, health, dashboard):
+    for module in (comparisons, reports, differences, architectures, datasets, health, dashboard):
         app.include_router(module.router)
     app.include_router(webhook_deliveries.router)
     # Added last, so it runs first: every other layer sees the path without the slash.

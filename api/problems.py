@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ArchbenchError, InvalidInput
+from core.spec import UNION_TAGS
 
 __all__ = [
     "PROBLEM_JSON",
@@ -45,7 +46,9 @@ def problem_response(exc: ArchbenchError, request: Request | None = None) -> JSO
 def _clean_loc(loc: tuple[Any, ...]) -> list[str | int]:
     out: list[str | int] = []
     for part in loc:
-        if isinstance(part, str) and (part in _PYDANTIC_NOISE or part.startswith("function-")):
+        if isinstance(part, str) and (
+            part in _PYDANTIC_NOISE or part in UNION_TAGS or part.startswith("function-")
+        ):
             continue
         out.append(part if isinstance(part, int) else str(part))
     return out

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.spec import round_progress
 from core.status import ComparisonStatus, TrialStatus
 from core.tables import Comparison, Trial
 from core.timestamps import rfc3339
@@ -83,6 +84,11 @@ class Progress(BaseModel):
     trials_cancelled: int = 0
     epochs_total: int
     epochs_done: int
+    round: int = Field(
+        default=1,
+        description="The round of seeds running (adaptive seeds add rounds; a list is one).",
+    )
+    rounds_max: int = Field(default=1, description="The most rounds the seeds schedule allows.")
 
 
 class ComparisonOut(BaseModel):
@@ -173,6 +179,7 @@ class AnalyzeRequest(BaseModel):
 def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> ComparisonOut:
     """A comparison row and its trial counts as the API resource."""
     path = f"{base}/v1/comparisons/{c.id}"
+    round_now, rounds_max = round_progress(c.spec, c.trials_total)
     return ComparisonOut(
         id=c.id,
         name=c.name,
@@ -189,6 +196,8 @@ def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> Com
             trials_cancelled=counts.get(TrialStatus.CANCELLED, 0),
             epochs_total=c.epochs_total,
             epochs_done=counts.get("epochs_done", 0),
+            round=round_now,
+            rounds_max=rounds_max,
         ),
         error=c.error,
         spec=c.spec,

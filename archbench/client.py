@@ -36,6 +36,9 @@ from archbench._common import (
 from archbench.errors import WaitTimeout, error_from_response, unreachable
 from archbench.notebook import Comparison, Report
 
+# The columns of GET .../predictions (an empty answer still gets them).
+PREDICTION_COLUMNS = ("trial_id", "variant", "seed", "example", "label", "predicted", "p_true")
+
 __all__ = ["AsyncClient", "Client", "Event"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -223,6 +226,29 @@ class Client:
         body = self._request("GET", _path(comparison_id, "/report")).json()
         return to_frame(body["variants"]) if as_frame else Report(body)
 
+    def predictions(self, comparison_id: str, *, variant: str | None = None) -> Any:
+        """The test-set predictions, one row per (trial, test example), as a pandas DataFrame:
+        ``trial_id``, ``variant``, ``seed``, ``example`` (the dataset id, the same across
+        variants and seeds), ``label``, ``predicted``, ``p_true``."""
+        params = {"variant": variant} if variant else {}
+        rows = self._request("GET", _path(comparison_id, "/predictions"), params=params).json()
+        return to_frame(rows["items"], PREDICTION_COLUMNS)
+
+    def similarity(
+        self, comparison_id: str, a: str | None = None, b: str | None = None
+    ) -> dict[str, Any]:
+        """Layer-by-layer linear CKA of ``a`` against ``b`` and each against another seed."""
+        params = {k: v for k, v in (("a", a), ("b", b)) if v}
+        resp = self._request("GET", _path(comparison_id, "/similarity"), params=params)
+        return dict(resp.json())
+
+    def similarity_png(
+        self, comparison_id: str, a: str | None = None, b: str | None = None
+    ) -> bytes:
+        """The three CKA heatmaps (a vs b, a vs a', b vs b') as PNG bytes."""
+        params = {k: v for k, v in (("a", a), ("b", b)) if v}
+        return self._request("GET", _path(comparison_id, "/similarity.png"), params=params).content
+
     def report_text(self, comparison_id: str, format: ReportFormat = "text") -> str:
         """The report rendered by the service as text, Markdown, CSV or JSON."""
         params = {"format": format}
@@ -402,6 +428,21 @@ class AsyncClient:
         """The verdict as a dict, or its per-variant table as a DataFrame with ``as_frame``."""
         body = (await self._request("GET", _path(comparison_id, "/report"))).json()
         return to_frame(body["variants"]) if as_frame else Report(body)
+
+    async def predictions(self, comparison_id: str, *, variant: str | None = None) -> Any:
+        """The test-set predictions, one row per (trial, test example), as a pandas DataFrame
+        (see ``Client.predictions``)."""
+        params = {"variant": variant} if variant else {}
+        resp = await self._request("GET", _path(comparison_id, "/predictions"), params=params)
+        return to_frame(resp.json()["items"], PREDICTION_COLUMNS)
+
+    async def similarity(
+        self, comparison_id: str, a: str | None = None, b: str | None = None
+    ) -> dict[str, Any]:
+        """Layer-by-layer linear CKA of ``a`` against ``b`` and each against another seed."""
+        params = {k: v for k, v in (("a", a), ("b", b)) if v}
+        resp = await self._request("GET", _path(comparison_id, "/similarity"), params=params)
+        return dict(resp.json())
 
     async def report_text(self, comparison_id: str, format: ReportFormat = "text") -> str:
         """The report rendered by the service as text, Markdown, CSV or JSON."""

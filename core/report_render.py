@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from core import report_format as fmt
+from core.differences import differences_table
 
 __all__ = [
     "MIN_SEEDS",
@@ -491,6 +492,12 @@ def render_markdown(report: Report, *, title: str) -> str:
         lines += ["## Pairwise comparisons", ""]
         lines += [md_escape(_pairwise_caption(design)), ""]
         lines += [*_md_table(*_pairwise_table(report)), ""]
+    if report.get("differences"):  # issue 14: core.differences
+        lines += ["## Do they differ?", ""]
+        lines += [
+            f"- {md_escape(d['sentence'])}" for d in report["differences"] if d.get("sentence")
+        ]
+        lines += ["", *_md_table(*differences_table(report["differences"])), ""]
     if report["notes"]:
         lines += ["## Notes", "", *(f"- {md_escape(note)}" for note in report["notes"]), ""]
     return "\n".join(lines)

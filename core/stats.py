@@ -168,7 +168,18 @@ def _nct_interval(t_obs: float, df: float, n: float, level: float = 0.95) -> tup
             hi *= 2
         return float(optimize.brentq(f, lo, hi, xtol=1e-10))
 
-    return (root(1.0 - tail), root(tail))
+    try:
+        lo, hi = root(1.0 - tail), root(tail)
+    except (ValueError, RuntimeError, OverflowError):
+        lo = hi = math.nan
+    if math.isfinite(lo) and math.isfinite(hi):
+        return (lo, hi)
+    # Far in the tail (|t| of tens or more at a few seeds) scipy's noncentral t CDF is NaN and
+    # no root can be bracketed: fall back to the large-sample normal interval of δ
+    # (Hedges & Olkin: var(d) ≈ 1/n + d²/(2 df)).
+    d = t_obs / math.sqrt(n)
+    half = float(stats.norm.ppf(1.0 - tail)) * math.sqrt(1.0 / n + d * d / (2.0 * df))
+    return (d - half, d + half)
 
 
 def hedges_g_paired(

@@ -1,9 +1,11 @@
 """Celery tasks: a message carries a trial id; the task claims the row and trains it.
 
 The flow of one delivery: claim the trial under a lease (a second delivery of a trial that is
-running or done does nothing) ▸ load the dataset and the comparison's fixed split ▸ build and
+running or done does nothing) ▸ load the dataset and the trial's split (its seed's own, or
+the comparison's fixed one) ▸ build and
 fit, writing each epoch as it finishes, renewing the lease, watching for cancel ▸ evaluate ▸
-write the final row ▸ finish the comparison when its last trial ends.
+write the final row ▸ finish the comparison when its last trial ends (or, for adaptive seeds,
+add the next round and enqueue it).
 
 Every way a trial ends here (result, failure, cancel, the attempt limit) removes its checkpoint
 folder; a lost lease leaves it to the new owner. A database that cannot be reached is not the
@@ -36,6 +38,7 @@ from core.config import get_settings
 from core.db import session_scope
 from core.lifecycle import (
     LeaseLost,
+    added_trials,
     attempts_exhausted,
     claim_trial,
     end_unclaimed,
@@ -49,7 +52,8 @@ from core.lifecycle import (
 from core.logging import log_context
 from core.queue import TRAIN_TASK
 from core.reuse import library_versions, trial_hash
-from core.spec import DatasetRef, TrainingSpec
+from core.rounds import enqueue_added
+from core.spec import AnalysisSpec, DatasetRef, TrainingSpec, probe_size_of
 from core.status import Outcome, StopReason, TrialStatus
 from core.sweeper import remove_checkpoint
 from core.tables import Comparison, EpochMetric, Trial
@@ -348,14 +352,24 @@ def _hand_back(trial_id: str, owner: str, exc: BaseException) -> None:
 
 
 def _finalize(comparison_id: str) -> None:
-    """Finish the comparison if its last trial ended (the sweeper does it if this cannot)."""
+    """Finish the comparison if its last trial ended, or send the next round of adaptive seeds
+    it added (the sweeper does either if this cannot)."""
     try:
         with session_scope() as s:
             finalize_comparison(s, comparison_id)
+        added = added_trials(s)
     except Exception as exc:
         if not _transient(exc):
             raise
         log.warning("comparison %s: not finalized, database unreachable (%s)", comparison_id, exc)
+        return
+    if added:
+        try:
+            enqueue_added(added)
+        except Exception as exc:  # the sweeper sends what was not stamped as sent
+            if not _transient(exc):
+                raise
+            log.warning("comparison %s: next round not sent yet (%s)", comparison_id, exc)
 
 
 def _ended_by_us(
@@ -420,12 +434,15 @@ def _train(
     resumed = attempt > 1
     variant = spec["variants"][variant_index]
     from models.spec import parse_variant
+    from worker.analysis import analyse_model, store_analysis
     from worker.datasets import load_dataset, make_split
     from worker.training import train_trial
 
     settings = get_settings()
     dataset_ref = DatasetRef.model_validate(spec["dataset"])
     training = TrainingSpec.model_validate(spec["training"])
+    # Comparisons stored before the analysis existed have no "analysis": the defaults.
+    analysis = AnalysisSpec.model_validate(spec.get("analysis") or {})
     parsed = parse_variant(
         {
             "name": variant["name"],
@@ -471,12 +488,17 @@ def _train(
             upload_dir=settings.data_dir / "uploads",
             upload_path=upload_path_of(comparison_id, dataset_ref.name),
         )
+        # Per-seed design: this seed's own split (the probe set is the comparison's).
         return make_split(
             ds,
             test_split=dataset_ref.test_split,
             validation_split=dataset_ref.validation_split,
             split_seed=dataset_ref.split_seed,
             max_samples=dataset_ref.max_samples,
+            design=dataset_ref.split,
+            seed=seed,
+            # Whether or not similarity is on, so turning it off never changes the split.
+            probe_size=probe_size_of(spec),
         )
 
     split = None if should_stop() else _interruptible(load, should_stop)
@@ -546,6 +568,15 @@ def _train(
         # traced predict function and four batches, ~20-50 ms on a small model).
         measure_inference=True,
         warm_models=settings.warm_models,
+        analyse=(
+            (
+                lambda model, split: analyse_model(
+                    model, split, analysis, batch_size=training.batch_size
+                )
+            )
+            if analysis.predictions or analysis.similarity
+            else None
+        ),
     )
     if result.epochs:
         log.info(
@@ -583,7 +614,7 @@ def _train(
             ]
             if result.best_val_accuracy is not None:
                 candidates.append(result.best_val_accuracy)
-            return finish_trial(
+            ended = finish_trial(
                 s,
                 trial_id,
                 owner=owner,
@@ -601,6 +632,9 @@ def _train(
                 # What really produced this result: the versions this worker trained with.
                 trial_hash=trial_hash(spec, variant_index, seed, library_versions()),
             )
+            if ended:  # the analysis commits with the result, or not at all
+                store_analysis(s, trial_id, result.analysis)
+            return ended
 
     if not _with_db_retries(f"trial {trial_id}: result", commit_result):
         raise LeaseLost(trial_id)

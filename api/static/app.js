@@ -310,6 +310,43 @@ async function refreshTables(view, state) {
   $("#notes", view).replaceChildren(...(r.notes || []).map((n) => el("li", {}, typeof n === "string" ? n : (n.msg || JSON.stringify(n)))));
   drawSpread(view, state);
   drawCurves(view, state);
+  showDifferences(view, state);
+}
+
+// "Do they differ?": each tested pair's sentence, and the CKA heatmaps of the chosen pair
+// (fetched with the key, once per pair and report state, not on every refresh).
+function showDifferences(view, state) {
+  const diffs = (state.report && state.report.differences) || [];
+  const section = $("#differences", view);
+  section.hidden = diffs.length === 0;
+  if (!diffs.length) return;
+  $("#diff-sentences", view).replaceChildren(
+    ...diffs.filter((d) => d.sentence).map((d) => el("li", {}, d.sentence)));
+  const select = $("#diff-pair", view);
+  const pairs = diffs.map((d) => `${d.a}\u0000${d.b}`);
+  if (select.dataset.pairs !== pairs.join("\u0001")) {
+    select.dataset.pairs = pairs.join("\u0001");
+    select.replaceChildren(...diffs.map((d, i) => el("option", { value: String(i) }, `${d.a} vs ${d.b}`)));
+    select.onchange = () => loadHeatmaps(view, state, true);
+  }
+  loadHeatmaps(view, state, false);
+}
+
+async function loadHeatmaps(view, state, force) {
+  const diffs = state.report.differences;
+  const d = diffs[Number($("#diff-pair", view).value || 0)];
+  if (!d) return;
+  const key = `${d.a}\u0000${d.b}\u0000${state.report.final}\u0000${state.trials.length}`;
+  const img = $("#similarity-png", view);
+  if (!force && img.dataset.key === key) return;
+  img.dataset.key = key;
+  const q = new URLSearchParams({ a: d.a, b: d.b });
+  const resp = await api(`/v1/comparisons/${state.id}/similarity.png?${q}`);
+  if (!resp.ok) { img.hidden = true; return; }
+  const old = img.src;
+  img.src = URL.createObjectURL(await resp.blob());
+  img.hidden = false;
+  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
 }
 
 // Server-sent events read with fetch(), so the Authorization header can be sent

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import CI, Service, base_env, free_port, start, stop, wait_http
-from tests.helpers import tiny_spec
+from tests.support.helpers import tiny_spec
+from tests.support.services import CI, Service, base_env, free_port, start, stop, wait_http
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -173,6 +173,20 @@ def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path
     assert links["report.md"].endswith(f"/v1/comparisons/{cid}/report?format=md")
     assert links["metrics.csv"].endswith(f"/v1/comparisons/{cid}/metrics?format=csv")
     assert links["report.png"].endswith(f"/v1/comparisons/{cid}/report.png")
+    assert links["predictions.csv"].endswith(f"/v1/comparisons/{cid}/predictions?format=csv")
+
+    # "Do they differ?": the pair's sentence and its CKA heatmaps (a loaded image).
+    sentence = _wait(driver, lambda d: _texts(d, "#diff-sentences li"), 20, "the differences")[0]
+    assert " disagree on " in sentence, sentence
+    _wait(
+        driver,
+        lambda d: d.execute_script(
+            "const i = document.querySelector('#similarity-png');"
+            " return !i.hidden && i.complete && i.naturalWidth > 0;"
+        ),
+        20,
+        "the CKA heatmaps",
+    )
 
     # The learning curves were drawn: the plot area (left of the legend) holds coloured lines.
     curves = _pixels(

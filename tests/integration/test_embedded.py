@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Service, base_env, free_port, start, stop, wait_http
-from tests.helpers import assert_trained, small_mlp, tiny_spec, wait_done
+from tests.support.helpers import assert_trained, small_mlp, tiny_spec, wait_done
+from tests.support.services import ROOT, Service, base_env, free_port, start, stop, wait_http
 
 pytestmark = [pytest.mark.worker]
 

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import in_process_database
-from tests.helpers import assert_problem, small_mlp, tiny_spec
+from tests.support.helpers import assert_problem, small_mlp, tiny_spec
+from tests.support.services import in_process_database
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ from core.queue import celery_config, enqueue_trials
 from core.spec import ComparisonSpec
 from core.tables import Trial
 from core.validation import validate_comparison
-from tests.conftest import ROOT, Service
-from tests.helpers import small_mlp, tiny_spec, wait_done
+from tests.support.helpers import small_mlp, tiny_spec, wait_done
+from tests.support.services import ROOT, Service
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 

@@ -15,7 +15,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.errors import ArchbenchError, InvalidInput, ServiceUnavailable
 from core.spec import UNION_TAGS
 
-__all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "PROBLEM_SCHEMAS",
+    "document_problems",
+    "install_problem_handlers",
+    "problem_response",
+]
 
 log = logging.getLogger("archbench.api")
 
@@ -119,8 +125,71 @@ def _comparison_body_errors(
         return errors
 
 
+PROBLEM_SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "title": "Problem",
+        "description": "RFC 9457 problem details; ``errors`` locates each bad input (422).",
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "title": "Type"},
+            "title": {"type": "string", "title": "Title"},
+            "status": {"type": "integer", "title": "Status"},
+            "detail": {"type": "string", "title": "Detail"},
+            "instance": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Instance"},
+            "errors": {
+                "type": "array",
+                "title": "Errors",
+                "items": {"$ref": "#/components/schemas/ProblemError"},
+            },
+        },
+        "required": ["type", "title", "status", "detail"],
+    },
+    "ProblemError": {
+        "title": "ProblemError",
+        "description": "One bad input: where (``loc``, from ``body``/``query``/``path``) and why.",
+        "type": "object",
+        "properties": {
+            "loc": {
+                "type": "array",
+                "title": "Loc",
+                "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+            },
+            "msg": {"type": "string", "title": "Msg"},
+        },
+        "required": ["loc", "msg"],
+    },
+}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Say in the OpenAPI document what a 422 really is: ``application/problem+json`` with
+    located ``errors`` (FastAPI documents its own ``HTTPValidationError``, which archbench never
+    sends), so generated clients parse it."""
+    for path in schema.get("paths", {}).values():
+        for op in path.values():
+            responses = op.get("responses") if isinstance(op, dict) else None
+            if responses and "422" in responses:
+                responses["422"] = {
+                    "description": "Invalid input: every error, each located",
+                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas.update(PROBLEM_SCHEMAS)
+    return schema
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Register the handlers that turn every failure into problem+json."""
+    """Register the handlers that turn every failure into problem+json, and document the 422."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(ArchbenchError)
     async def _ours(request: Request, exc: ArchbenchError) -> JSONResponse:

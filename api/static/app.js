@@ -325,8 +325,7 @@ async function refreshTables(view, state) {
   $("#trials tbody", view).replaceChildren(...state.trials.map((t) => el("tr", { "data-id": t.id },
     el("td", {}, t.variant), el("td", {}, t.seed),
     el("td", {}, el("span", { class: `status ${t.status}` }, t.status)),
-    el("td", {}, t.epochs_done), el("td", {}, level(t.test_accuracy, "test_accuracy")),
-    el("td", {}, level(t.test_loss, "test_loss")),
+    el("td", {}, t.epochs_done), el("td", {}, fmt(t.test_accuracy)), el("td", {}, fmt(t.test_loss)),
     el("td", {}, fmt(t.train_seconds, 1)), el("td", {}, t.worker || ""))));
   const r = state.report;
   $("#verdict", view).textContent = r.verdict || "No verdict yet.";

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.helpers import assert_trained, tiny_spec, wait_done
+from tests.support.helpers import assert_trained, small_mlp, tiny_spec, wait_done
 from tests.support.services import ROOT, Service, base_env, free_port, start, stop, wait_http
 
 pytestmark = [pytest.mark.worker]
@@ -289,6 +289,15 @@ def test_a_generated_client_submits_polls_and_reads_the_report(
         spec["reuse"] = True  # trained once per test session at most
         api = gen_client.AuthenticatedClient(base_url=embedded.url, token="unused", timeout=60)
         with api:
+            # A bad body: a typed problem with every located error, not an untyped blob.
+            bad = {**spec, "seeds": [], "variants": [small_mlp("a"), small_mlp("a")]}
+            refused = submit.sync_detailed(client=api, body=models.ComparisonSpec.from_dict(bad))
+            assert refused.status_code == 422
+            assert isinstance(refused.parsed, models.Problem), refused.parsed
+            assert {tuple(e.loc) for e in refused.parsed.errors} >= {
+                ("body", "seeds"),
+                ("body", "variants", 1, "name"),
+            }
             created = submit.sync(client=api, body=models.ComparisonSpec.from_dict(spec))
             assert isinstance(created, models.ComparisonOut), created
             assert created.progress.trials_total == 6

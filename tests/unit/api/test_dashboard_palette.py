@@ -1,34 +1,20 @@
-"""The dashboard writes numbers and colours as the report does: format.js run with node on
-the same numbers as core/report_format.py; the variant colours of app.js and report.png come
-from one table (core/palette.py)."""
+"""The variant colours of the dashboard (app.js) and of report.png come from one table
+(core/palette.py)."""
 
 from __future__ import annotations
 
 import io
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from core import report_format as fmt
 from core.palette import PALETTE, palette_js, variant_colours
 from core.report import EpochPoint, TrialResult
 
 STATIC = Path(__file__).resolve().parents[3] / "api" / "static"
-NUMBERS = [
-    0.9393, 0.93925, 0.125, 0.5, 0.0, 1.0, 0.00004, 0.987654321, 12.3456789, -0.0123,
-    0.3 + 0.6, 2.0 / 3.0, 866570.0, 1234.56785, 0.015, 0.025, 0.00125, -0.0, -0.00001,
-    0.999999, 9.99995, 0.000125, -1234567.891,
-]  # fmt: skip
-# And many more: random values across magnitudes, and exact binary ties (k / 2**n).
-_rng = np.random.default_rng(17)
-NUMBERS += [float(x) for x in _rng.normal(0, 1, 200) * 10.0 ** _rng.integers(-6, 7, 200)]
-NUMBERS += [k / 2**n for k in range(1, 40, 3) for n in (3, 5, 7)]
-COUNTS = [0, 7, 866_570, 1_234_567_890]
 
 
 def _trial(variant: str, seed: int, value: float, params: int) -> TrialResult:
@@ -55,48 +41,12 @@ def _trial(variant: str, seed: int, value: float, params: int) -> TrialResult:
     )
 
 
-def _node(script: str) -> object:
-    node = shutil.which("node") or shutil.which("nodejs")
-    if node is None:
-        pytest.skip("node is not installed: the dashboard's formatter cannot be run here")
-    code = (STATIC / "format.js").read_text() + "\n" + script
-    out = subprocess.run([node, "-e", code], capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
-
-
-def test_format_js_writes_numbers_as_report_format() -> None:
-    got = _node(
-        f"const xs = {json.dumps(NUMBERS)}; const ns = {json.dumps(COUNTS)};"
-        "console.log(JSON.stringify({"
-        "acc: xs.map((x) => level(x, 'test_accuracy')),"
-        "loss: xs.map((x) => level(x, 'test_loss')),"
-        "gap: xs.map((x) => gap(x, 'test_accuracy')),"
-        "signed: xs.map((x) => gap(x, 'test_loss', true)),"
-        "counts: ns.map(count),"
-        "ci: levelInterval([0.9381, 0.9503], 'test_accuracy'),"
-        "none: [level(null, 'test_accuracy'), count(undefined), levelInterval(null, 'x')],"
-        "}));"
-    )
-    assert got == {
-        "acc": [fmt.level(x, "test_accuracy") for x in NUMBERS],
-        "loss": [fmt.level(x, "test_loss") for x in NUMBERS],
-        "gap": [fmt.gap(x, "test_accuracy") for x in NUMBERS],
-        "signed": [fmt.gap(x, "test_loss", signed=True) for x in NUMBERS],
-        "counts": [fmt.count(n) for n in COUNTS],
-        "ci": fmt.level_interval([0.9381, 0.9503], "test_accuracy"),
-        "none": [fmt.DASH, fmt.DASH, fmt.DASH],
-    }
-    assert got["acc"][0] == "93.93%"  # not 0.9393
-    assert got["counts"][2] == "866,570"  # not 866570
-
-
 def test_the_dashboard_takes_its_colours_from_the_palette() -> None:
     app = (STATIC / "app.js").read_text()
     assert not any(colour in app for colour in PALETTE)  # no copy of the table
     assert "PALETTE[i % PALETTE.length]" in app
     index = (STATIC / "index.html").read_text()
     assert index.index("/static/palette.js") < index.index("/static/app.js")
-    assert index.index("/static/format.js") < index.index("/static/app.js")
     assert json.dumps(list(PALETTE)) in palette_js()
 
 
@@ -125,9 +75,7 @@ def test_report_png_draws_each_variant_in_its_palette_colour() -> None:
         assert rgb in present, (name, colour)
 
 
-def test_the_page_can_load_the_palette_and_the_formatter(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_page_can_load_the_palette(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi.testclient import TestClient
 
     from api.app import create_app
@@ -138,6 +86,3 @@ def test_the_page_can_load_the_palette_and_the_formatter(
         assert palette.status_code == 200
         assert palette.headers["content-type"].startswith("text/javascript")
         assert palette.text == palette_js()
-        formatter = client.get("/static/format.js")
-        assert formatter.status_code == 200
-        assert "function level(" in formatter.text

@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from core.palette import variant_colour
 from core.report import TrialResult
 
 __all__ = ["render_png"]
@@ -30,7 +31,7 @@ _LABELS = {
 
 
 def _colour(i: int) -> str:
-    return f"C{i % 10}"
+    return variant_colour(i)  # the dashboard's colour for the same variant (core.palette)
 
 
 def _curves(ax: Any, names: Sequence[str], trials: Sequence[TrialResult]) -> bool:

@@ -4,7 +4,7 @@
 
 const KEY_STORE = "archbench.apiKey";
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+// PALETTE comes from /static/palette.js (core/palette.py): report.png uses the same colours.
 const EXAMPLE = {
   name: "cnn vs mlp",
   dataset: { name: "mnist_5k", max_samples: 600 },
@@ -492,7 +492,7 @@ function variantColors(state) {
   const spec = state.comparison && state.comparison.spec;
   for (const v of (spec && spec.variants) || []) names.push(v.name);
   for (const t of state.trials) if (!names.includes(t.variant)) names.push(t.variant);
-  return new Map(names.map((n, i) => [n, COLORS[i % COLORS.length]]));
+  return new Map(names.map((n, i) => [n, PALETTE[i % PALETTE.length]]));
 }
 
 function drawCurves(view, state) {

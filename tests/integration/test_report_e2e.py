@@ -135,8 +135,8 @@ def _check_curves_and_costs(
         assert v["seconds_per_epoch_mean"] == pytest.approx(statistics.mean(per_epoch))
         train = statistics.mean(t["train_seconds"] for t in mine)
         assert v["train_seconds_mean"] == pytest.approx(train)
-        inference = [t["inference_ms_per_sample"] for t in mine if t["inference_ms_per_sample"]]
-        assert inference, f"{name}: no trial measured inference"
+        inference = [t["inference_ms_per_sample"] for t in mine]
+        assert all(x is not None and x > 0 for x in inference), (name, inference)  # every seed
         assert v["inference_ms_per_sample_mean"] == pytest.approx(statistics.mean(inference))
         assert v["flops"] == mine[0]["flops"]
 
@@ -291,8 +291,8 @@ def test_unknown_comparison_is_a_problem(distributed: Service) -> None:
 
 
 def test_inference_is_timed_by_a_later_seed_when_the_first_fails(distributed: Service) -> None:
-    """The first seed times inference for its variant; when it ended without doing so, the
-    next seed that trains does, so the report still has the figure."""
+    """Every trial that trains times inference, whatever happened to the others: seed 0
+    ended without a measurement, seed 1 has its own, and the report's mean is seed 1's."""
     url = distributed.env["ARCHBENCH_DATABASE_URL"]
     settings = Settings(database_url=url, broker_url=distributed.env["ARCHBENCH_BROKER_URL"])
     spec = tiny_spec("first-seed-fails", seeds=[0, 1], epochs=1, variants=[small_mlp()])

@@ -1,10 +1,12 @@
-"""worker.training: a loss that becomes NaN or infinite stops the trial, which is evaluated
-as it is and says "diverged" (a divergence belongs to the architecture; it is not dropped)."""
+"""worker.training: what a trial's seed fixes (the paired design), and a loss that becomes NaN
+or infinite stops the trial, which is evaluated as it is and says "diverged" (a divergence
+belongs to the architecture; it is not dropped)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -73,3 +75,37 @@ def test_a_diverging_loss_stops_and_is_evaluated_as_it_is(split: Split, tmp_path
     )
     assert again.epochs == []
     assert again.stop_reason == "diverged"
+
+
+def test_the_data_order_follows_the_seed_not_the_architecture(split: Split) -> None:
+    """At seed s every variant sees the same shuffles, however many random numbers building
+    it drew. Two variants whose Dense layers start from the same weights, one with a trailing
+    Dropout whose build draws a seed but which never drops (rate 1e-9): the same losses, so
+    the same batches in the same order. Another seed gives other losses."""
+    base = [
+        {"type": "Flatten"},
+        {"type": "Dense", "units": 16, "activation": "relu"},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ]
+    plain = parse_variant({"name": "plain", "layers": base}).layers
+    extra = parse_variant(
+        {"name": "extra", "layers": [*base, {"type": "Dropout", "rate": 1e-9}]}
+    ).layers
+    assert plain is not None
+    assert extra is not None
+    training = TrainingSpec(epochs=2, batch_size=16)
+
+    def losses(layers: Any, seed: int) -> list[float]:
+        r = train_trial(
+            layers=layers,
+            input_shape=(8, 8, 1),
+            split=split,
+            training=training,
+            seed=seed,
+            warm_models=0,
+        )
+        return [e["loss"] for e in r.epochs]
+
+    first = losses(plain, 1)
+    assert losses(extra, 1) == pytest.approx(first, rel=1e-5)
+    assert losses(plain, 2) != pytest.approx(first, rel=1e-5)

@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from core.errors import AttemptsExhausted, TrialsFailed, without_terminal_codes
 from core.status import ACTIVE, TERMINAL, ComparisonStatus, StopReason, TrialStatus
 from core.tables import Comparison, EpochMetric, Trial, UTCDateTime, utcnow
 
@@ -98,13 +99,9 @@ def unclaimed(session: Session) -> ColumnElement[bool]:
 
 def attempts_exhausted(attempts: int, limit: int) -> dict[str, Any]:
     """The problem stored on a trial that used up its attempts."""
-    return {
-        "type": "https://archbench.dev/problems/attempts-exhausted",
-        "title": "Trial failed",
-        "status": 500,
-        "detail": f"the worker running this trial stopped answering {attempts} times "
-        f"(attempt limit {limit})",
-    }
+    return AttemptsExhausted(
+        f"the worker running this trial stopped answering {attempts} times (attempt limit {limit})"
+    ).to_problem()
 
 
 def claim_trial(
@@ -161,6 +158,8 @@ def end_unclaimed(
     if min_attempts is not None:
         guard.append(Trial.attempts >= min_attempts)
     values.setdefault("finished_at", utcnow())
+    if "error" in values:
+        values["error"] = without_terminal_codes(values["error"])
     result = session.execute(
         update(Trial)
         .where(*guard)
@@ -349,6 +348,8 @@ def json_safe(values: dict[str, Any]) -> dict[str, Any]:
 def finish_trial(session: Session, trial_id: str, *, owner: str | None, **values: Any) -> bool:
     """Write a trial's final state; with an owner, only if we still hold the lease."""
     values = json_safe(values)
+    if "error" in values:
+        values["error"] = without_terminal_codes(values["error"])
     if isinstance(values.get("test_metrics"), dict):
         values["test_metrics"] = json_safe(values["test_metrics"])
     stmt = update(Trial).where(Trial.id == trial_id)
@@ -470,12 +471,9 @@ def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatu
         title, summary = failure_summary(
             counts[TrialStatus.FAILED], succeeded=counts[TrialStatus.SUCCEEDED], ended=ended
         )
-        error = {
-            "type": "https://archbench.dev/problems/trials-failed",
-            "title": title,
-            "status": 500,
-            "detail": f"{summary} First failure ({where}): {first_detail}",
-        }
+        error = TrialsFailed(
+            f"{summary} First failure ({where}): {first_detail}", title=title
+        ).to_problem()
     else:
         status = ComparisonStatus.SUCCEEDED
     result = session.execute(

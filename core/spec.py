@@ -1,4 +1,5 @@
-"""The comparison spec: the body of ``POST /v1/comparisons`` (see shared API.md).
+"""The comparison spec: the body of ``POST /v1/comparisons`` (README, "A tour with curl"; the
+OpenAPI document at ``/openapi.json`` has every field).
 
 Variants are kept as raw JSON objects here and validated by ``models`` in
 ``core.validation``, so that every error, including those inside ``keras_config``, carries
@@ -37,7 +38,7 @@ __all__ = [
     "seed_schedule",
 ]
 
-Optimizer = Literal["adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam"]
+Optimizer = Literal["adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam"]  # core.optimizers
 Loss = Literal["sparse_categorical_crossentropy", "categorical_crossentropy"]
 KerasMetric = Literal["accuracy", "sparse_top_k_categorical_accuracy"]
 PrimaryMetric = Literal["test_accuracy", "test_loss", "best_val_accuracy"]
@@ -184,11 +185,13 @@ DEFAULT_PROBE_SIZE = 512
 
 
 def probe_size_of(spec: dict[str, Any]) -> int:
-    """The probe set a normalised spec asks for: ``analysis.probe_size`` (default 512), whether
-    or not similarity is on, so turning the analysis off never changes a trial's split. Under
-    the per-seed design it is set aside before the seeds' splits (capped at the test set's
-    size), so it changes every trial's training data."""
+    """The probe set a normalised spec asks for: ``analysis.probe_size`` when similarity is on
+    (the defaults: on, 512), else 0. Under the per-seed design it is set aside before the
+    seeds' splits, so it changes every trial's training data (and the reuse key covers it);
+    with similarity off every example is available for the seeds' splits."""
     analysis = spec.get("analysis") or {}
+    if not analysis.get("similarity", True):
+        return 0
     return int(analysis.get("probe_size", DEFAULT_PROBE_SIZE))
 
 

@@ -6,7 +6,7 @@ located in the request (``["body", "variants", 1, "layers", 0, "kernel_size"]``)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,18 +50,135 @@ def limits_of(settings: Settings) -> Limits:
     )
 
 
+def _variant_errors(
+    raw_variants: Sequence[Any], dataset: DatasetInfo | None, settings: Settings
+) -> list[ErrorItem]:
+    """Every variant's own errors, and names used twice: independent of the rest."""
+    errors: list[ErrorItem] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_variants):
+        prefix: list[str | int] = ["body", "variants", i]
+        try:
+            validate_variant(raw, dataset=dataset, settings=settings, prefix=prefix)
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(name, str):
+            if name in seen:
+                errors.append(
+                    {
+                        "loc": [*prefix, "name"],
+                        "msg": f"variant name {name!r} is already used by variant {seen[name]}",
+                    }
+                )
+            else:
+                seen[name] = i
+    return errors
+
+
+def body_errors(
+    raw: Any,
+    schema_errors: Sequence[ErrorItem],
+    settings: Settings,
+    resolve: Callable[[str], DatasetInfo | None] | None = None,
+) -> list[ErrorItem]:
+    """All independent errors of a comparison body that failed its schema: the schema's
+    errors (an empty ``seeds``, say) together with what ``validate_comparison`` would have
+    found in the parts that can still be read (each variant, duplicate names, the dataset),
+    so a client fixes everything in one round. A schema error at the same place as one found
+    here gives way to it (``unknown dataset ...; the datasets are ...`` rather than a regular
+    expression)."""
+    if not isinstance(raw, dict):
+        return list(schema_errors)
+    found: list[ErrorItem] = []
+    dataset: DatasetInfo | None = None
+    ref = raw.get("dataset")
+    name = ref.get("name") if isinstance(ref, dict) else None
+    if isinstance(name, str):
+        try:
+            dataset = dataset_info(name, ["body", "dataset", "name"], resolve)
+        except InvalidInput as exc:
+            found.extend(exc.errors)
+    variants = raw.get("variants")
+    if isinstance(variants, list) and not any(
+        e["loc"][:2] == ["body", "variants"] and len(e["loc"]) == 2 for e in schema_errors
+    ):
+        found.extend(_variant_errors(variants, dataset, settings))
+    at = {tuple(e["loc"]) for e in found}
+    merged = [e for e in schema_errors if tuple(e["loc"]) not in at]
+    for e in found:
+        if e not in merged:
+            merged.append(e)
+    return merged
+
+
+def unknown_dataset_message(name: Any, resolve: Any = None) -> str:
+    """What to say about a dataset name that names nothing: the names that would work (the
+    built-in datasets, and the tenant's uploads when ``resolve`` can list them)."""
+    builtin = ", ".join(BUILTIN_DATASETS)
+    msg = f"unknown dataset {name!r}; the datasets are {builtin}"
+    names = getattr(resolve, "names", None)
+    uploads: list[str] = list(names()) if callable(names) else []
+    if uploads:
+        shown = ", ".join(uploads[:20]) + (
+            f" and {len(uploads) - 20} more" if len(uploads) > 20 else ""
+        )
+        msg += f"; your uploads: {shown}"
+    else:
+        msg += "; or upload:<id> of a dataset you uploaded (POST /v1/datasets; you have none)"
+    return msg
+
+
 def dataset_info(
     name: str,
     loc: list[str | int],
     resolve: Callable[[str], DatasetInfo | None] | None = None,
 ) -> DatasetInfo:
-    """Facts about a built-in dataset, or an upload found by ``resolve``; else a located error."""
+    """Facts about a built-in dataset, or an upload found by ``resolve``; else a located error
+    that lists the names there are."""
     info = BUILTIN_DATASETS.get(name)
     if info is None and resolve is not None:
         info = resolve(name)
     if info is None:
-        raise InvalidInput([{"loc": loc, "msg": f"unknown dataset {name!r}"}])
+        raise InvalidInput([{"loc": loc, "msg": unknown_dataset_message(name, resolve)}])
     return info
+
+
+def _prefix_errors(
+    raw: dict[str, Any], dataset: DatasetInfo | None, settings: Settings
+) -> list[ErrorItem]:
+    """When some layers of a native variant do not parse (a type typo), the shape errors of
+    the layers before the first such layer: they do not depend on it, so they are reported in
+    the same answer instead of after the typo is fixed. Layers after it cannot be checked
+    (their input shape is unknown)."""
+    layers = raw.get("layers")
+    if not isinstance(layers, list) or raw.get("keras_config") is not None:
+        return []
+    good = 0
+    for layer in layers:
+        try:
+            parse_variant({"name": "_", "layers": [layer]})
+        except SpecError:
+            break
+        good += 1
+    if good == 0 or good == len(layers):
+        return []
+    try:
+        head = {"name": "_", "layers": layers[:good]}
+        if "input_shape" in raw:
+            head["input_shape"] = raw["input_shape"]
+        analyze_variant(
+            parse_variant(head),
+            input_shape=dataset.input_shape if dataset else None,
+            limits=None,
+        )
+    except SpecError as exc:
+        return [
+            e
+            for e in exc.errors
+            if len(e["loc"]) >= 2 and e["loc"][0] == "layers" and isinstance(e["loc"][1], int)
+        ]
+    return []
 
 
 def _prefixed(errors: list[ErrorItem], prefix: list[str | int]) -> list[ErrorItem]:
@@ -102,7 +219,13 @@ def validate_variant(
             limits=limits_of(settings),
         )
     except SpecError as exc:
-        raise InvalidInput(_prefixed(exc.errors, prefix)) from None
+        errors = list(exc.errors)
+        if isinstance(raw, dict):
+            seen = {tuple(e["loc"]) for e in errors}
+            errors += [
+                e for e in _prefix_errors(raw, dataset, settings) if tuple(e["loc"]) not in seen
+            ]
+        raise InvalidInput(_prefixed(errors, prefix)) from None
     normalised = {
         "name": variant.name,
         "input_shape": list(input_shape),

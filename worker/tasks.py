@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from core.config import get_settings
 from core.db import session_scope
+from core.errors import TrialFailed
 from core.lifecycle import (
     LeaseLost,
     added_trials,
@@ -146,12 +147,7 @@ def _worker_name() -> str:
 
 def _problem(exc: BaseException) -> dict[str, Any]:
     """A trial failure as a problem object: the exception's type and message, no traceback."""
-    return {
-        "type": "https://archbench.dev/problems/trial-failed",
-        "title": "Trial failed",
-        "status": 500,
-        "detail": f"{type(exc).__name__}: {exc}"[:2000],
-    }
+    return TrialFailed(f"{type(exc).__name__}: {exc}"[:2000]).to_problem()
 
 
 # acks_late and reject_on_worker_lost come from core.queue.celery_config, with their reasons.
@@ -497,7 +493,6 @@ def _train(
             max_samples=dataset_ref.max_samples,
             design=dataset_ref.split,
             seed=seed,
-            # Whether or not similarity is on, so turning it off never changes the split.
             probe_size=probe_size_of(spec),
         )
 

@@ -4,11 +4,8 @@ TensorFlow and Keras are imported inside functions only: the Celery parent proce
 this module, and TensorFlow is not fork-safe.
 
 Input pipeline: ``fit`` on the NumPy arrays directly (Keras shuffles them per epoch under
-the trial seed). Measured on this 2-core CPU machine, model A (conv128, 3x3) on 3,600
-mnist_5k samples, batch 64, steady-state epochs, alternating runs: NumPy arrays 1.05 s
-per epoch (median of 6), ``tf.data`` ``from_tensor_slices().cache().shuffle(seed).batch()
-.prefetch()`` 1.07 s; the difference is inside the machine's noise (0.83-1.45 s per epoch),
-so the simpler path, identical to a plain Keras script, is kept.
+the trial seed), as a plain Keras script does; ``tf.data`` measured no faster
+(bench/README.md, "Measured design decisions").
 
 Stop checks run in ``on_train_batch_begin`` (from the second batch on) and at each epoch
 end, never in ``on_train_batch_end``: a callback that overrides the batch-end hook turns off
@@ -20,16 +17,15 @@ evaluation, so a cancel is honoured within a poll interval in every phase; a run
 stopped is not evaluated (its result would describe a half-trained model).
 
 Warm models: building a new Keras model for every trial means tracing its train, test and
-predict functions again, which costs about as much as training a small model on a few hundred
-samples (measured: a two-epoch trial of a small CNN on 420 digits took 1,130 ms fresh and
-550 ms on a warm model). A
-worker process therefore keeps the last few compiled models (``warm_models``, LRU) keyed by
-everything their traced functions depend on: the layers, input shape, classes, device and the
-compile settings. A trial whose model is warm still builds a new model under its seed, which
-draws the seed's initial weights (and dropout seed-generator states) exactly as a fresh model
-would, copies every variable of it into the warm one, and puts the optimizer's variables back
-to their values from before its first step. Losses are then bit-identical to a fresh model
-(a test checks it with dropout and batch normalization, seeds interleaved).
+predict functions again, which costs about as much as training a small model on a few
+hundred samples (bench/README.md, "Measured design decisions"). A worker process therefore
+keeps the last few compiled models (``warm_models``, LRU) keyed by everything their traced
+functions depend on: the layers, input shape, classes, device and the compile settings. A
+trial whose model is warm still builds a new model under its seed, which draws the seed's
+initial weights (and dropout seed-generator states) exactly as a fresh model would, copies
+every variable of it into the warm one, and puts the optimizer's variables back to their
+values from before its first step. Losses are then bit-identical to a fresh model (a test
+checks it with dropout and batch normalization, seeds interleaved).
 
 Resume: after every finished epoch ``_Checkpoint`` saves the weights (optimizer state
 included) into the trial's checkpoint folder and then ``state.json``, which names them, holds
@@ -75,6 +71,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.optimizers import OPTIMIZERS
 from core.spec import TrainingSpec
 from core.status import StopReason
 from worker.datasets import Split
@@ -85,16 +82,6 @@ if TYPE_CHECKING:
 __all__ = ["OPTIMIZERS", "TrainResult", "train_trial"]
 
 log = logging.getLogger("archbench.worker")
-
-# Our own closed mapping from the spec's optimizer names to keras.optimizers class names.
-OPTIMIZERS: dict[str, str] = {
-    "adam": "Adam",
-    "adamw": "AdamW",
-    "sgd": "SGD",
-    "rmsprop": "RMSprop",
-    "adagrad": "Adagrad",
-    "nadam": "Nadam",
-}
 
 _POLL_SECONDS = 1.0  # between the caller's stop checks (one database query each)
 # The optimizer's variables before its first step; None for all-zero ones (most of them:
@@ -435,15 +422,7 @@ def _optimizer_classes() -> dict[str, Any]:
         Closed.__name__ = Closed.__qualname__ = base.__name__
         return Closed
 
-    classes = {
-        "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
-        "sgd": keras.optimizers.SGD,
-        "rmsprop": keras.optimizers.RMSprop,
-        "adagrad": keras.optimizers.Adagrad,
-        "nadam": keras.optimizers.Nadam,
-    }
-    assert {k: v.__name__ for k, v in classes.items()} == OPTIMIZERS
+    classes = {name: getattr(keras.optimizers, cls) for name, cls in OPTIMIZERS.items()}
     return {name: closed(cls) for name, cls in classes.items()}
 
 

@@ -150,8 +150,8 @@ def test_input_shape_must_match_the_dataset(shape: list[int]) -> None:
 def test_probe_size_follows_the_analysis_settings() -> None:
     assert probe_size_of({}) == 512
     assert probe_size_of({"analysis": {"probe_size": 64}}) == 64
-    # Turning similarity off never changes a trial's split.
-    assert probe_size_of({"analysis": {"similarity": False, "probe_size": 64}}) == 64
+    # Without similarity no probe is set aside: every example is there for the seeds' splits.
+    assert probe_size_of({"analysis": {"similarity": False, "probe_size": 64}}) == 0
 
 
 def test_rounds_of_a_schedule() -> None:
@@ -196,9 +196,17 @@ def test_reuse_key_covers_the_split_design_and_the_reserved_probe() -> None:
     # The probe set is set aside before a per-seed split: its size changes the training data.
     base = validate_comparison(ComparisonSpec.model_validate(spec()), SETTINGS).spec
     bare = {k: v for k, v in base.items() if k != "analysis"}
-    fixed_spec = {**bare, "dataset": {**bare["dataset"], "split": "fixed"}}
     assert trial_hash({**bare, "analysis": {"probe_size": 64}}, 0, 0, {}) != trial_hash(
         bare, 0, 0, {}
+    )
+    no_probe = {**base, "analysis": {"similarity": False}}
+    assert trial_hash(no_probe, 0, 0, {}) != trial_hash(base, 0, 0, {})
+    fixed_spec = {**base, "dataset": {**base["dataset"], "split": "fixed"}}
+    # Under the fixed design the training data is the same either way, but what the trial
+    # stores is not (no Grams without similarity), so the key still covers the analysis: a
+    # trial reused without its Grams would leave the similarity answer empty.
+    assert trial_hash({**fixed_spec, "analysis": {"similarity": False}}, 0, 0, {}) != (
+        trial_hash(fixed_spec, 0, 0, {})
     )
     # A spec stored before the designs existed had the fixed split.
     old = {

@@ -6,7 +6,7 @@ PYTHON ?= python3
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: install up test lint bench clean
+.PHONY: install up test test-fast lint bench clean
 
 install: $(VENV)/.installed
 
@@ -22,10 +22,15 @@ up: install
 test: install
 	$(PY) -m pytest
 
+# The inner loop: no Postgres, Redis, worker processes or training (README "Development").
+test-fast: install
+	$(PY) -m pytest tests/unit -m "not services and not worker and not training and not slow"
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: install
 	cd bench && ../$(PY) analysis_speed.py && ../$(PY) metrics_export.py && \

@@ -31,7 +31,7 @@ __all__ = ["register"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 3
 DEFAULT_URL = "http://127.0.0.1:8000"
-STATUS_EXIT = {
+STATUS_EXIT: dict[str, int] = {
     ComparisonStatus.SUCCEEDED: EXIT_OK,
     ComparisonStatus.FAILED: EXIT_FAILED,
     ComparisonStatus.CANCELLED: EXIT_CANCELLED,

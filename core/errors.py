@@ -8,19 +8,25 @@
     ├── Conflict (409)                         the resource is not in a state that allows this
     ├── PayloadTooLarge (413)                  request body over the limit
     ├── TooManyRequests (429)                  a per-tenant quota; carries Retry-After
-    └── ServiceUnavailable (503)               a dependency (database, broker) is down
+    ├── ServiceUnavailable (503)               a dependency (database, broker) is down
+    ├── TrialFailed (500)                      stored on a trial whose training raised
+    ├── AttemptsExhausted (500)                stored on a trial that used its attempts
+    └── TrialsFailed (500)                     stored on a comparison with failed trials
 
 The api renders every one of them as RFC 9457 ``application/problem+json`` in one handler;
-the worker stores ``to_problem()`` on a failed trial so clients see the same shape.
+the worker and core/lifecycle.py store ``to_problem()`` of the last three on failed trials
+and comparisons, so clients see the same shape.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
     "ArchbenchError",
+    "AttemptsExhausted",
     "Conflict",
     "ErrorItem",
     "IdempotencyMismatch",
@@ -29,13 +35,40 @@ __all__ = [
     "PayloadTooLarge",
     "ServiceUnavailable",
     "TooManyRequests",
+    "TrialFailed",
+    "TrialsFailed",
     "Unauthorized",
+    "without_terminal_codes",
 ]
 
 ErrorItem = dict[str, Any]
 """One located error: ``{"loc": [...], "msg": "..."}``."""
 
 PROBLEM_BASE = "https://archbench.dev/problems/"
+
+# Terminal escape sequences (ANSI CSI such as ``\x1b[1m``, OSC such as hyperlinks, and
+# two-character escapes) and the other C0/C1 control characters but newline and tab. Keras
+# colours its messages; a stored error is read in JSON, CSV, HTML and terminals, never as
+# escape codes.
+_TERMINAL_CODES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC, ended by BEL or ST
+    r"|\x1b[@-Z\\-_]"  # other two-character escapes
+    r"|\x9b[0-?]*[ -/]*[@-~]"  # 8-bit CSI
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def without_terminal_codes(value: Any) -> Any:
+    """``value`` with terminal escape codes removed from every string in it (dicts and lists
+    are walked); anything else is returned as is."""
+    if isinstance(value, str):
+        return _TERMINAL_CODES.sub("", value)
+    if isinstance(value, dict):
+        return {k: without_terminal_codes(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_terminal_codes(v) for v in value]
+    return value
 
 
 class ArchbenchError(Exception):
@@ -153,3 +186,30 @@ class ServiceUnavailable(ArchbenchError):
     status = 503
     slug = "service-unavailable"
     title = "Service unavailable"
+
+
+class TrialFailed(ArchbenchError):
+    """A trial's training raised; stored on the trial (``Trial.error``), never raised."""
+
+    slug = "trial-failed"
+    title = "Trial failed"
+
+
+class AttemptsExhausted(ArchbenchError):
+    """The workers running a trial stopped answering ``max_attempts`` times; stored."""
+
+    slug = "attempts-exhausted"
+    title = "Trial failed"
+
+
+class TrialsFailed(ArchbenchError):
+    """Some trials of a comparison failed; stored on the comparison, with a title that
+    says how many."""
+
+    slug = "trials-failed"
+    title = "Some trials failed"
+
+    def __init__(self, detail: str, *, title: str | None = None) -> None:
+        super().__init__(detail)
+        if title:
+            self.title = title

@@ -365,10 +365,16 @@ def fairness_notes(report: Report) -> list[str]:
     notes: list[str] = []
     if not report["final"]:
         running = sum(v["n_running"] for v in variants)
-        notes.append(
-            f"This report is partial: {_plural(done, 'trial')} finished and {running} still "
-            "queued or running, so the numbers will change."
-        )
+        if running:
+            notes.append(
+                f"This report is partial: {_plural(done, 'trial')} finished and {running} "
+                "still queued or running, so the numbers will change."
+            )
+        else:
+            notes.append(
+                f"This report is interim: the {_plural(done, 'trial')} so far have finished, "
+                "but the comparison has not ended (more seeds may follow)."
+            )
     for v in variants:
         notes.extend(_trial_notes(report, v, anyone=done > 0))
     notes.extend(_design_notes(report))

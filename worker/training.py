@@ -4,11 +4,8 @@ TensorFlow and Keras are imported inside functions only: the Celery parent proce
 this module, and TensorFlow is not fork-safe.
 
 Input pipeline: ``fit`` on the NumPy arrays directly (Keras shuffles them per epoch under
-the trial seed). Measured on this 2-core CPU machine, model A (conv128, 3x3) on 3,600
-mnist_5k samples, batch 64, steady-state epochs, alternating runs: NumPy arrays 1.05 s
-per epoch (median of 6), ``tf.data`` ``from_tensor_slices().cache().shuffle(seed).batch()
-.prefetch()`` 1.07 s; the difference is inside the machine's noise (0.83-1.45 s per epoch),
-so the simpler path, identical to a plain Keras script, is kept.
+the trial seed), as a plain Keras script does; ``tf.data`` measured no faster
+(bench/README.md, "Measured design decisions").
 
 Stop checks run in ``on_train_batch_begin`` (from the second batch on) and at each epoch
 end, never in ``on_train_batch_end``: a callback that overrides the batch-end hook turns off
@@ -20,16 +17,15 @@ evaluation, so a cancel is honoured within a poll interval in every phase; a run
 stopped is not evaluated (its result would describe a half-trained model).
 
 Warm models: building a new Keras model for every trial means tracing its train, test and
-predict functions again, which costs about as much as training a small model on a few hundred
-samples (measured: a two-epoch trial of a small CNN on 420 digits took 1,130 ms fresh and
-550 ms on a warm model). A
-worker process therefore keeps the last few compiled models (``warm_models``, LRU) keyed by
-everything their traced functions depend on: the layers, input shape, classes, device and the
-compile settings. A trial whose model is warm still builds a new model under its seed, which
-draws the seed's initial weights (and dropout seed-generator states) exactly as a fresh model
-would, copies every variable of it into the warm one, and puts the optimizer's variables back
-to their values from before its first step. Losses are then bit-identical to a fresh model
-(a test checks it with dropout and batch normalization, seeds interleaved).
+predict functions again, which costs about as much as training a small model on a few
+hundred samples (bench/README.md, "Measured design decisions"). A worker process therefore
+keeps the last few compiled models (``warm_models``, LRU) keyed by everything their traced
+functions depend on: the layers, input shape, classes, device and the compile settings. A
+trial whose model is warm still builds a new model under its seed, which draws the seed's
+initial weights (and dropout seed-generator states) exactly as a fresh model would, copies
+every variable of it into the warm one, and puts the optimizer's variables back to their
+values from before its first step. Losses are then bit-identical to a fresh model (a test
+checks it with dropout and batch normalization, seeds interleaved).
 
 Resume: after every finished epoch ``_Checkpoint`` saves the weights (optimizer state
 included) into the trial's checkpoint folder and then ``state.json``, which names them, holds
@@ -60,6 +56,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import threading
@@ -74,6 +71,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.optimizers import OPTIMIZERS
 from core.spec import TrainingSpec
 from core.status import StopReason
 from worker.datasets import Split
@@ -84,16 +82,6 @@ if TYPE_CHECKING:
 __all__ = ["OPTIMIZERS", "TrainResult", "train_trial"]
 
 log = logging.getLogger("archbench.worker")
-
-# Our own closed mapping from the spec's optimizer names to keras.optimizers class names.
-OPTIMIZERS: dict[str, str] = {
-    "adam": "Adam",
-    "adamw": "AdamW",
-    "sgd": "SGD",
-    "rmsprop": "RMSprop",
-    "adagrad": "Adagrad",
-    "nadam": "Nadam",
-}
 
 _POLL_SECONDS = 1.0  # between the caller's stop checks (one database query each)
 # The optimizer's variables before its first step; None for all-zero ones (most of them:
@@ -208,6 +196,10 @@ class _Monitor:
                 continue
         row["seconds"] = time.perf_counter() - self._epoch_start
         self.epochs.append(row)
+        if self.stop_reason is None and not math.isfinite(row.get("loss", 0.0)):
+            # The training loss became NaN or infinite: nothing after it can recover, so the
+            # trial stops here and is evaluated as it is (a divergence of the architecture).
+            self.stop_reason = StopReason.DIVERGED
         if save is not None:
             save(epoch + 1, row)
         if self.on_epoch is not None:
@@ -430,15 +422,7 @@ def _optimizer_classes() -> dict[str, Any]:
         Closed.__name__ = Closed.__qualname__ = base.__name__
         return Closed
 
-    classes = {
-        "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
-        "sgd": keras.optimizers.SGD,
-        "rmsprop": keras.optimizers.RMSprop,
-        "adagrad": keras.optimizers.Adagrad,
-        "nadam": keras.optimizers.Nadam,
-    }
-    assert {k: v.__name__ for k, v in classes.items()} == OPTIMIZERS
+    classes = {name: getattr(keras.optimizers, cls) for name, cls in OPTIMIZERS.items()}
     return {name: closed(cls) for name, cls in classes.items()}
 
 
@@ -662,6 +646,7 @@ def train_trial(
         result = _fit_and_evaluate(
             model,
             back_to_the_seed,
+            seed=seed,
             split=split,
             training=training,
             num_classes=num_classes,
@@ -690,6 +675,7 @@ def _fit_and_evaluate(
     model: Any,
     back_to_the_seed: Callable[[], Any],
     *,
+    seed: int,
     split: Split,
     training: TrainingSpec,
     num_classes: int,
@@ -704,6 +690,8 @@ def _fit_and_evaluate(
     measure_inference: bool,
     analyse: Callable[[Any, Split], Any] | None = None,
 ) -> TrainResult:
+    import keras
+
     checkpoint = _Checkpoint(checkpoint_dir, lease_guard) if checkpoint_dir is not None else None
     resume = checkpoint.restore(model) if checkpoint is not None else _Resume()
     if resume is None:  # an unusable checkpoint: from the seed's initial state
@@ -725,6 +713,10 @@ def _fit_and_evaluate(
     )
     t0 = time.perf_counter()
     if not trained and not monitor.check(force=True):
+        # The data order (and every other draw fit makes) follows the trial seed alone, not
+        # how many numbers building this architecture drew: at seed s every variant sees the
+        # same shuffles (a paired design varies the architecture only).
+        keras.utils.set_random_seed(seed)
         model.fit(
             split.x_train,
             _labels(split.y_train, training, num_classes),

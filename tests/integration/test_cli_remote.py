@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, Service, free_port
-from tests.helpers import small_mlp, tiny_spec
+from tests.support.helpers import small_mlp, tiny_spec
+from tests.support.services import ROOT, Service, free_port
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 

@@ -16,8 +16,8 @@ import pytest
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from tests.conftest import ROOT, Service
-from tests.helpers import assert_problem, wait_done
+from tests.support.helpers import assert_problem, wait_done
+from tests.support.services import ROOT, Service
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 

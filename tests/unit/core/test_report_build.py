@@ -442,6 +442,7 @@ _status = st.sampled_from(["succeeded", "succeeded", "succeeded", "failed", "run
 _value = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.just(0.9))
 
 
+@pytest.mark.slow  # 60 random reports: a minute or more on a busy machine
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), _status, _value), min_size=0, max_size=12),

@@ -10,6 +10,7 @@ from sqlalchemy import false, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from core.db import rows_changed
 from core.errors import Conflict, IdempotencyMismatch, TooManyRequests
 from core.lifecycle import LOCK_CONFLICT_TRIES, cancel_queued, finalize_comparison, lock_conflict
 from core.reuse import copy_result, find_reusable, library_versions, trial_hash
@@ -229,7 +230,7 @@ def _cancel(session: Session, comparison: Comparison) -> None:
         .values(cancel_requested=True)
         .execution_options(synchronize_session=False)
     )
-    if not marked.rowcount:  # type: ignore[attr-defined]
+    if not rows_changed(marked):
         session.rollback()
         session.refresh(comparison)
         raise Conflict(f"The comparison already ended ({comparison.status}); nothing to cancel.")

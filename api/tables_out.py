@@ -22,6 +22,8 @@ import pyarrow.parquet as pq
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from core.timestamps import rfc3339
+
 __all__ = [
     "PARQUET_MEDIA_TYPE",
     "TABLE_MEDIA_TYPES",
@@ -45,14 +47,6 @@ TABLE_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
 TABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/json": {}, "text/csv": {}, PARQUET_MEDIA_TYPE: {}}},
 }
-
-
-def rfc3339(value: datetime) -> str:
-    """The one timestamp format of every answer: RFC 3339 in UTC with a ``Z``
-    (``2026-12-03T06:40:17.123456Z``); a naive datetime is taken as UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def table_format(request: Request, fmt: str | None) -> TableFormat:

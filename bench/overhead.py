@@ -42,6 +42,8 @@ def article_spec(epochs: int, seeds: int, samples: int | None) -> dict[str, Any]
     spec["training"]["epochs"] = epochs
     spec["seeds"] = list(range(seeds))
     spec["dataset"]["max_samples"] = samples
+    # The plain loop trains on one fixed split: so does archbench here, on the same samples.
+    spec["dataset"]["split"] = "fixed"
     return spec
 
 

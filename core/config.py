@@ -55,6 +55,21 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(200_000_000, ge=1024)  # POST /v1/datasets, as sent
     max_dataset_bytes: int = Field(1_000_000_000, ge=1024)  # an upload's arrays, uncompressed
     max_active_comparisons_per_tenant: int = Field(20, ge=1)  # queued + running; 429 beyond
+    # Activation memory of one training batch (every layer's output, float32, times the batch
+    # size): a model with few parameters can still need hundreds of GB (see models.analysis).
+    max_activation_bytes: int = Field(8_000_000_000, ge=1)
+    # Uploads validated at once by one api process (each streams its arrays in bounded
+    # memory); 429 beyond.
+    max_concurrent_uploads: int = Field(2, ge=1)
+
+    # Event streams (see api.streams): open ones per tenant and per api process (429 beyond),
+    # and the database reads all of them share (pooled connections they may use at once).
+    max_streams_per_tenant: int = Field(20, ge=1)
+    max_streams: int = Field(500, ge=1)
+    stream_db_readers: int = Field(2, ge=1, le=10)
+
+    # When set, GET /metrics needs `Authorization: Bearer <this token>` (else it is open).
+    metrics_token: str = Field("", repr=False)
 
     # Hot read paths (see api.cache): how far a status poll may lag the database, and how
     # long a found API key stays trusted (a revoked key is refused within it). 0 turns off.
@@ -76,6 +91,10 @@ class Settings(BaseSettings):
     # Compiled models kept per worker process, so the next trial of the same architecture and
     # compile settings skips retracing (see worker.training; same numbers). 0 turns it off.
     warm_models: int = Field(4, ge=0, le=64)
+    # The stored analysis of one trial (issue 14): its test predictions plus one packed Gram
+    # matrix per analysed layer (core.cka). A spec whose estimate exceeds it is refused at
+    # submit (core.validation.analysis_bytes).
+    analysis_max_bytes_per_trial: int = Field(64 * 1024 * 1024, ge=1024)
 
     # Webhooks (a comparison's callback_url): POSTs signed with HMAC-SHA256 under this
     # secret; without a secret the api refuses callback_url (see core.webhooks).

@@ -20,6 +20,7 @@ and comparisons, so clients see the same shape.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,12 +38,37 @@ __all__ = [
     "TrialFailed",
     "TrialsFailed",
     "Unauthorized",
+    "without_terminal_codes",
 ]
 
 ErrorItem = dict[str, Any]
 """One located error: ``{"loc": [...], "msg": "..."}``."""
 
 PROBLEM_BASE = "https://archbench.dev/problems/"
+
+# Terminal escape sequences (ANSI CSI such as ``\x1b[1m``, OSC such as hyperlinks, and
+# two-character escapes) and the other C0/C1 control characters but newline and tab. Keras
+# colours its messages; a stored error is read in JSON, CSV, HTML and terminals, never as
+# escape codes.
+_TERMINAL_CODES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC, ended by BEL or ST
+    r"|\x1b[@-Z\\-_]"  # other two-character escapes
+    r"|\x9b[0-?]*[ -/]*[@-~]"  # 8-bit CSI
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def without_terminal_codes(value: Any) -> Any:
+    """``value`` with terminal escape codes removed from every string in it (dicts and lists
+    are walked); anything else is returned as is."""
+    if isinstance(value, str):
+        return _TERMINAL_CODES.sub("", value)
+    if isinstance(value, dict):
+        return {k: without_terminal_codes(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_terminal_codes(v) for v in value]
+    return value
 
 
 class ArchbenchError(Exception):

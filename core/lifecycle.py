@@ -8,7 +8,9 @@ whose clock runs ahead cannot expire another's lease early, nor one behind keep 
 Lock order: a transaction that writes both takes trial rows first (several: by ascending id)
 and the comparison's row last: the claim updates its trial, then its comparison; a cancel
 locks the queued trials, then marks the comparison; the sweeper updates expired trials in id
-order and finishes comparisons in transactions of their own. The exceptions are the sweeper's
+order and finishes comparisons in transactions of their own (an adaptive comparison's next
+round locks the comparison's row, then inserts its new trials: no existing trial row is
+locked after it). The exceptions are the sweeper's
 bulk stamps (``enqueued_at`` of the trials it re-sends, and the re-send after a broker reset),
 which lock their rows in the plan's order: one of those can still deadlock with a cancel,
 and then the loser is rolled back (``lock_conflict``): a cancel runs again, the sweeper's
@@ -30,13 +32,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.db import rows_changed, upsert_insert
-from core.errors import AttemptsExhausted, TrialsFailed
+from core.errors import AttemptsExhausted, TrialsFailed, without_terminal_codes
 from core.status import ACTIVE, TERMINAL, ComparisonStatus, StopReason, TrialStatus
 from core.tables import Comparison, EpochMetric, Trial, UTCDateTime, utcnow
 
 __all__ = [
     "LOCK_CONFLICT_TRIES",
     "LeaseLost",
+    "added_trials",
     "attempts_exhausted",
     "cancel_queued",
     "claim_trial",
@@ -155,6 +158,8 @@ def end_unclaimed(
     if min_attempts is not None:
         guard.append(Trial.attempts >= min_attempts)
     values.setdefault("finished_at", utcnow())
+    if "error" in values:
+        values["error"] = without_terminal_codes(values["error"])
     result = session.execute(
         update(Trial)
         .where(*guard)
@@ -341,6 +346,8 @@ def json_safe(values: dict[str, Any]) -> dict[str, Any]:
 def finish_trial(session: Session, trial_id: str, *, owner: str | None, **values: Any) -> bool:
     """Write a trial's final state; with an owner, only if we still hold the lease."""
     values = json_safe(values)
+    if "error" in values:
+        values["error"] = without_terminal_codes(values["error"])
     if isinstance(values.get("test_metrics"), dict):
         values["test_metrics"] = json_safe(values["test_metrics"])
     stmt = update(Trial).where(Trial.id == trial_id)
@@ -398,14 +405,53 @@ def failure_summary(failed: int, *, succeeded: int, ended: int) -> tuple[str, st
     )
 
 
+ADDED_TRIALS = "archbench.added_trials"  # session.info key: trials a new round added
+
+
+def added_trials(session: Session) -> list[str]:
+    """The ids of the trials ``finalize_comparison`` added as a new round of seeds in this
+    session (and forgets them): the caller enqueues them once its transaction committed; the
+    sweeper sends any it does not (``enqueued_at`` stays null)."""
+    ids: list[str] = session.info.pop(ADDED_TRIALS, [])
+    return ids
+
+
 def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatus | None:
-    """Mark the comparison finished if no trial is active; returns its final status or None."""
+    """Mark the comparison finished if no trial is active; returns its final status or None.
+
+    An adaptive comparison (``seeds: {min, max, step}``) whose round has ended is not
+    finished while the report says a tested pair needs more seeds: the next round's trials
+    are added instead (``core.rounds``; their ids via ``added_trials``) and None is returned.
+    Its row is locked first (after the trial rows this transaction wrote, as the lock order
+    says), and the trial counts read again under that lock, so two workers that end the last
+    two trials of a round at once add the round once: the second sees the first's new trials.
+    """
     counts = progress_of(session, [comparison_id])[comparison_id]
     if any(counts[s] for s in ACTIVE):
         return None
     comparison = session.get(Comparison, comparison_id)
     if comparison is None or comparison.status not in ACTIVE:
         return None
+    if isinstance(comparison.spec.get("seeds"), dict) and not comparison.cancel_requested:
+        from core.rounds import next_round
+
+        comparison = session.scalar(
+            select(Comparison)
+            .where(Comparison.id == comparison_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if comparison is None or comparison.status not in ACTIVE:
+            return None
+        counts = progress_of(session, [comparison_id])[comparison_id]
+        if any(counts[s] for s in ACTIVE):
+            return None
+        if not counts[TrialStatus.FAILED] and not comparison.cancel_requested:
+            added = next_round(session, comparison)
+            if added is not None:
+                session.info.setdefault(ADDED_TRIALS, []).extend(added)
+                return None
+            counts = progress_of(session, [comparison_id])[comparison_id]
     error: dict[str, Any] | None = None
     if comparison.cancel_requested:
         status = ComparisonStatus.CANCELLED

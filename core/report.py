@@ -56,15 +56,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from core import stats as st
 from core.report_render import MIN_SEEDS, fairness_notes, verdict_sentence
 from core.report_schema import PairDifference
 from core.stats import look_levels, pocock_spending
+from core.status import StopReason
 
 __all__ = [
     "ALPHA",
+    "PAIRWISE_ROW_COLUMNS",
     "PRIMARY_METRICS",
     "REPORT_ROW_COLUMNS",
     "EpochPoint",
@@ -74,6 +76,7 @@ __all__ = [
     "cohens_d",
     "holm_adjust",
     "needs_more_seeds",
+    "pairwise_rows",
     "report_rows",
     "tested_pairs",
     "welch_test",
@@ -95,8 +98,8 @@ DEFAULT_MARGIN = 0.01
 SEQUENTIAL_METHOD = "lan_demets_pocock"
 """``design.sequential`` of an adaptive design: Lan-DeMets spending, Pocock-type function."""
 
-DIVERGED = "diverged"
-STOPPED_EARLY = ("early_stopping", "time_budget")
+DIVERGED = StopReason.DIVERGED
+STOPPED_EARLY = (StopReason.EARLY_STOPPING.value, StopReason.TIME_BUDGET.value)
 _REL_TOL = 1e-12
 
 REPORT_ROW_COLUMNS: tuple[str, ...] = (
@@ -121,8 +124,38 @@ REPORT_ROW_COLUMNS: tuple[str, ...] = (
     "seconds_per_epoch_mean",
     "inference_ms_per_sample_mean",
     "rank",
+    "tier",
+    "n_diverged",
+    "seconds_per_epoch_std",
+    "inference_ms_per_sample_std",
 )
 """The CSV columns of ``report_rows``, in order."""
+
+PAIRWISE_ROW_COLUMNS: tuple[str, ...] = (
+    "a",
+    "b",
+    "n_a",
+    "n_b",
+    "test",
+    "correlation",
+    "diff",
+    "ci95_lo",
+    "ci95_hi",
+    "ci95_adjusted_lo",
+    "ci95_adjusted_hi",
+    "p_value",
+    "p_adjusted",
+    "effect_size",
+    "effect_size_ci95_lo",
+    "effect_size_ci95_hi",
+    "equivalence_p",
+    "equivalence_p_adjusted",
+    "conclusion",
+    "mde",
+    "seeds_needed",
+    "level",
+)
+"""The CSV columns of ``pairwise_rows`` (``?format=csv&table=pairwise``), in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +252,7 @@ def _summarize(values: Sequence[float]) -> _Summary:
     mean, std = _moments(values)
     if n < 2:
         return _Summary(n, mean, None, None, values[0], values[0])
-    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    half = float(special.stdtrit(n - 1, 0.975)) * std / math.sqrt(n)  # t.ppf, faster
     return _Summary(n, mean, std, (mean - half, mean + half), min(values), max(values))
 
 
@@ -479,7 +512,7 @@ def _by_seed(g: _Group) -> dict[int, float]:
 def _correlation(a: Sequence[float], b: Sequence[float]) -> float | None:
     if len(a) < 3 or st.constant(a) or st.constant(b):
         return None
-    return _finite(float(stats.pearsonr(a, b).statistic))
+    return _finite(float(np.corrcoef(a, b)[0, 1]))
 
 
 def _pair_row(
@@ -514,6 +547,24 @@ def _pair_row(
         row["diff"] = _finite(_moments(ga.values)[0] - _moments(gb.values)[0])
     if min(na, nb) < MIN_SEEDS or row["diff"] is None:
         return row
+    try:
+        with np.errstate(all="ignore"):
+            return _tested_row(row, ga, gb, family, level, final_level, margin)
+    except (ArithmeticError, ValueError):
+        # Values beyond float range (never accuracies or losses): no test, stays untested.
+        return row
+
+
+def _tested_row(
+    row: dict[str, Any],
+    ga: _Group,
+    gb: _Group,
+    family: int,
+    level: float,
+    final_level: float,
+    margin: float,
+) -> dict[str, Any]:
+    na, nb = len(ga.values), len(gb.values)
     sa, sb = _by_seed(ga), _by_seed(gb)
     paired = sorted(sa) == sorted(sb)
     adjusted_level = 1.0 - level / family
@@ -532,6 +583,7 @@ def _pair_row(
         va = 0.0 if st.constant(a) else float(np.var(a, ddof=1))
         vb = 0.0 if st.constant(b) else float(np.var(b, ddof=1))
         sd = math.sqrt((va + vb) / 2.0)
+    row = dict(row)
     row.update(
         test="paired_t" if paired else "welch",
         paired=paired,
@@ -773,6 +825,22 @@ def report_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "seconds_per_epoch_mean": v.get("seconds_per_epoch_mean"),
                 "inference_ms_per_sample_mean": v.get("inference_ms_per_sample_mean"),
                 "rank": v.get("rank"),
+                "tier": v.get("tier"),
+                "n_diverged": v.get("n_diverged"),
+                "seconds_per_epoch_std": v.get("seconds_per_epoch_std"),
+                "inference_ms_per_sample_std": v.get("inference_ms_per_sample_std"),
             }
         )
+    return rows
+
+
+def pairwise_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per tested pair for CSV, with the columns of ``PAIRWISE_ROW_COLUMNS``."""
+    rows: list[dict[str, Any]] = []
+    for p in report["pairwise"]:
+        row = {k: p.get(k) for k in PAIRWISE_ROW_COLUMNS}
+        for key in ("ci95", "ci95_adjusted", "effect_size_ci95"):
+            lo, hi = p.get(key) or (None, None)
+            row[f"{key}_lo"], row[f"{key}_hi"] = lo, hi
+        rows.append(row)
     return rows

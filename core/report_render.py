@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from core import report_format as fmt
+from core.differences import differences_table
 
 __all__ = [
     "MIN_SEEDS",
@@ -364,10 +365,16 @@ def fairness_notes(report: Report) -> list[str]:
     notes: list[str] = []
     if not report["final"]:
         running = sum(v["n_running"] for v in variants)
-        notes.append(
-            f"This report is partial: {_plural(done, 'trial')} finished and {running} still "
-            "queued or running, so the numbers will change."
-        )
+        if running:
+            notes.append(
+                f"This report is partial: {_plural(done, 'trial')} finished and {running} "
+                "still queued or running, so the numbers will change."
+            )
+        else:
+            notes.append(
+                f"This report is interim: the {_plural(done, 'trial')} so far have finished, "
+                "but the comparison has not ended (more seeds may follow)."
+            )
     for v in variants:
         notes.extend(_trial_notes(report, v, anyone=done > 0))
     notes.extend(_design_notes(report))
@@ -491,6 +498,12 @@ def render_markdown(report: Report, *, title: str) -> str:
         lines += ["## Pairwise comparisons", ""]
         lines += [md_escape(_pairwise_caption(design)), ""]
         lines += [*_md_table(*_pairwise_table(report)), ""]
+    if report.get("differences"):  # issue 14: core.differences
+        lines += ["## Do they differ?", ""]
+        lines += [
+            f"- {md_escape(d['sentence'])}" for d in report["differences"] if d.get("sentence")
+        ]
+        lines += ["", *_md_table(*differences_table(report["differences"])), ""]
     if report["notes"]:
         lines += ["## Notes", "", *(f"- {md_escape(note)}" for note in report["notes"]), ""]
     return "\n".join(lines)

@@ -156,6 +156,11 @@ class PerClassAccuracy(_Model):
     accuracy_a: float | None = None
     accuracy_b: float | None = None
     p_adjusted: float | None = None
+    # core.differences: Wilson 95% intervals and the test examples behind each accuracy.
+    accuracy_a_ci95: Interval | None = None
+    accuracy_b_ci95: Interval | None = None
+    n_a: int | None = None
+    n_b: int | None = None
 
 
 class PairDifference(BaseModel):
@@ -178,6 +183,15 @@ class PairDifference(BaseModel):
     cka_last_hidden_within_a: float | None = None
     cka_last_hidden_within_b: float | None = None
     sentence: str | None = None
+    # core.differences: the paired seeds and shared examples behind the figures, McNemar
+    # before the Holm adjustment, the NLL of each variant, and whether they differ more
+    # than two seeds of one model (None: not enough data to say).
+    seeds: list[int] | None = None
+    n_examples: int | None = None
+    mcnemar_p: float | None = None
+    nll_a: float | None = None
+    nll_b: float | None = None
+    differs: bool | None = None
 
 
 class Report(_Model):

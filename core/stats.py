@@ -23,6 +23,7 @@ independently.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -30,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, special, stats
-from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
 from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
@@ -79,7 +79,8 @@ def constant(values: Sequence[float]) -> bool:
 
 
 def _interval(diff: float, se: float, df: float, level: float) -> tuple[float, float]:
-    half = float(stats.t.ppf(1.0 - (1.0 - level) / 2.0, df)) * se
+    # scipy.special.stdtrit is scipy.stats.t.ppf without its per-call overhead.
+    half = float(special.stdtrit(df, 1.0 - (1.0 - level) / 2.0)) * se
     return (diff - half, diff + half)
 
 
@@ -114,12 +115,16 @@ def welch_t(a: Sequence[float], b: Sequence[float], adjusted_level: float = 0.95
         return TTest(diff, None, None, None, None, None)
     sa = 0.0 if constant(list(xa)) else float(xa.std(ddof=1))
     sb = 0.0 if constant(list(xb)) else float(xb.std(ddof=1))
-    res = stats.ttest_ind_from_stats(
-        xa.mean(), sa, len(xa), xb.mean(), sb, len(xb), equal_var=False
-    )
-    va, vb = sa * sa / len(xa), sb * sb / len(xb)
-    df = (va + vb) ** 2 / (va * va / (len(xa) - 1) + vb * vb / (len(xb) - 1))
-    se = math.sqrt(va + vb)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = stats.ttest_ind_from_stats(
+            xa.mean(), sa, len(xa), xb.mean(), sb, len(xb), equal_var=False
+        )
+        va, vb = np.float64(sa) ** 2 / len(xa), np.float64(sb) ** 2 / len(xb)
+        df = float((va + vb) ** 2 / (va * va / (len(xa) - 1) + vb * vb / (len(xb) - 1)))
+        se = float(np.sqrt(va + vb))
+    if not all(map(math.isfinite, (df, se, float(res.pvalue), diff))) or se == 0.0:
+        return TTest(diff, None, None, None, None, None)  # beyond float range: no test
     return TTest(
         diff,
         float(res.pvalue),
@@ -155,20 +160,36 @@ def _j(df: float) -> float:
 def _nct_interval(t_obs: float, df: float, n: float, level: float = 0.95) -> tuple[float, float]:
     """The interval of δ whose noncentral t (ncp = δ sqrt(n)) puts t_obs at the tails."""
     tail = (1.0 - level) / 2.0
+    d = t_obs / math.sqrt(n)
+    se = math.sqrt(1.0 / n + d * d / (2.0 * n))
+
+    def cdf(delta: float) -> float:
+        # scipy.special.nctdtr is scipy.stats.nct.cdf without its per-call overhead; far in
+        # the tails it can answer NaN, where the limit is 0 (ncp above t) or 1 (below).
+        nc = delta * math.sqrt(n)
+        value = float(special.nctdtr(df, nc, t_obs))
+        return value if math.isfinite(value) else (0.0 if nc > t_obs else 1.0)
 
     def root(target: float) -> float:
-        def f(delta: float) -> float:
-            return float(stats.nct.cdf(t_obs, df, delta * math.sqrt(n))) - target
+        lo, hi = d - 4.0 * se - 0.5, d + 4.0 * se + 0.5
+        while cdf(lo) - target < 0:
+            lo -= 4.0 * se + 1.0
+        while cdf(hi) - target > 0:
+            hi += 4.0 * se + 1.0
+        return float(optimize.brentq(lambda x: cdf(x) - target, lo, hi, xtol=1e-9))
 
-        span = abs(t_obs) / math.sqrt(n) + 10.0
-        lo, hi = -span, span
-        while f(lo) < 0:
-            lo *= 2
-        while f(hi) > 0:
-            hi *= 2
-        return float(optimize.brentq(f, lo, hi, xtol=1e-10))
-
-    return (root(1.0 - tail), root(tail))
+    try:
+        lo, hi = root(1.0 - tail), root(tail)
+    except (ValueError, RuntimeError, OverflowError):
+        lo = hi = math.nan
+    if math.isfinite(lo) and math.isfinite(hi):
+        return (lo, hi)
+    # Far in the tail (|t| of tens or more at a few seeds) scipy's noncentral t CDF is NaN and
+    # no root can be bracketed: fall back to the large-sample normal interval of δ
+    # (Hedges & Olkin: var(d) ≈ 1/n + d²/(2 df)).
+    d = t_obs / math.sqrt(n)
+    half = float(stats.norm.ppf(1.0 - tail)) * math.sqrt(1.0 / n + d * d / (2.0 * df))
+    return (d - half, d + half)
 
 
 def hedges_g_paired(
@@ -209,10 +230,20 @@ def hedges_g_welch(
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm-adjusted p-values (statsmodels ``multipletests``), in the input order."""
-    if not p_values:
+    """Holm-adjusted p-values, in the input order.
+
+    The step-down of statsmodels ``multipletests(method="holm")`` (the unit tests compare
+    the two), written out with numpy because statsmodels runs a full ``gc.collect()`` on
+    every call: 100+ ms in the api's process, for every report request.
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.size == 0:
         return []
-    return [float(x) for x in multipletests(list(p_values), method="holm")[1]]
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate(np.minimum(1.0, (p.size - np.arange(p.size)) * p[order]))
+    out = np.empty_like(p)
+    out[order] = stepped
+    return [float(x) for x in out]
 
 
 def _solve(analysis: TTestPower | TTestIndPower, **kwargs: float | str | None) -> float | None:
@@ -225,6 +256,15 @@ def _solve(analysis: TTestPower | TTestIndPower, **kwargs: float | str | None) -
     return value if math.isfinite(value) and value > 0 else None
 
 
+@functools.lru_cache(maxsize=4096)
+def _mde_effect(n_a: int, n_b: int, alpha: float, paired: bool) -> float | None:
+    if paired:
+        return _solve(TTestPower(), effect_size=None, nobs=n_a, alpha=alpha, power=POWER)
+    return _solve(
+        TTestIndPower(), effect_size=None, nobs1=n_a, alpha=alpha, power=POWER, ratio=n_b / n_a
+    )
+
+
 def mde(sd: float, n_a: int, n_b: int, alpha: float, *, paired: bool) -> float | None:
     """The smallest true difference detected with 80% power at level ``alpha`` (two-sided).
 
@@ -233,18 +273,49 @@ def mde(sd: float, n_a: int, n_b: int, alpha: float, *, paired: bool) -> float |
     """
     if not sd > 0.0 or min(n_a, n_b) < 2:
         return None
-    if paired:
-        es = _solve(TTestPower(), effect_size=None, nobs=n_a, alpha=alpha, power=POWER)
-    else:
-        es = _solve(
-            TTestIndPower(),
-            effect_size=None,
-            nobs1=n_a,
-            alpha=alpha,
-            power=POWER,
-            ratio=n_b / n_a,
-        )
+    es = _mde_effect(n_a, n_b, alpha, paired)
     return None if es is None else es * sd
+
+
+def _power(es: float, n: np.ndarray, alpha: float, *, paired: bool, alternative: str) -> np.ndarray:
+    """The t-test's power at each n per variant: statsmodels' ``ttest_power`` formula
+    (``TTestPower`` / ``TTestIndPower`` with ratio 1; the unit tests compare them) on
+    scipy.special's noncentral t, which is fast on arrays."""
+    n = n.astype(float)
+    if paired:
+        df, nc = n - 1.0, es * np.sqrt(n)
+    else:
+        df, nc = 2.0 * n - 2.0, es * np.sqrt(n / 2.0)
+    if alternative == "two-sided":
+        crit = special.stdtrit(df, 1.0 - alpha / 2.0)
+        power = 1.0 - special.nctdtr(df, nc, crit) + special.nctdtr(df, nc, -crit)
+        normal = special.ndtr(nc - crit) + special.ndtr(-nc - crit)
+    else:
+        crit = special.stdtrit(df, 1.0 - alpha)
+        power = 1.0 - special.nctdtr(df, nc, crit)
+        normal = special.ndtr(nc - crit)
+    # Far in a tail scipy's noncentral t can answer NaN; there the normal limit is exact
+    # enough (large nc means many seeds, so many degrees of freedom).
+    return np.asarray(np.where(np.isfinite(power), power, normal), dtype=float)
+
+
+def _first_n(es: float, alpha: float, *, paired: bool, alternative: str) -> int | None:
+    """The smallest n (per variant) whose power reaches ``POWER`` (a bisection: power grows
+    with n), or None beyond ``SEEDS_NEEDED_CAP``."""
+
+    def enough(n: int) -> bool:
+        power = _power(es, np.array([n]), alpha, paired=paired, alternative=alternative)[0]
+        return bool(power >= POWER)
+
+    lo, hi = 2, SEEDS_NEEDED_CAP
+    if not enough(hi):
+        return None
+    if enough(lo):
+        return lo
+    while hi - lo > 1:  # enough(hi) and not enough(lo)
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return hi
 
 
 def seeds_needed(
@@ -258,40 +329,17 @@ def seeds_needed(
     """
     if not sd > 0.0:
         return None
-    candidates: list[float] = []
+    candidates: list[int] = []
     gap = abs(diff)
     if gap > 0.0:
-        if paired:
-            n = _solve(TTestPower(), effect_size=gap / sd, nobs=None, alpha=alpha, power=POWER)
-        else:
-            n = _solve(TTestIndPower(), effect_size=gap / sd, nobs1=None, alpha=alpha, power=POWER)
+        n = _first_n(gap / sd, alpha, paired=paired, alternative="two-sided")
         if n is not None:
             candidates.append(n)
     if gap < margin:
-        es = (margin - gap) / sd
-        if paired:
-            n = _solve(
-                TTestPower(),
-                effect_size=es,
-                nobs=None,
-                alpha=alpha,
-                power=POWER,
-                alternative="larger",
-            )
-        else:
-            n = _solve(
-                TTestIndPower(),
-                effect_size=es,
-                nobs1=None,
-                alpha=alpha,
-                power=POWER,
-                alternative="larger",
-            )
+        n = _first_n((margin - gap) / sd, alpha, paired=paired, alternative="larger")
         if n is not None:
             candidates.append(n)
-    if not candidates:
-        return SEEDS_NEEDED_CAP
-    return int(min(SEEDS_NEEDED_CAP, max(2, math.ceil(min(candidates) - 1e-9))))
+    return min(candidates) if candidates else SEEDS_NEEDED_CAP
 
 
 def pocock_spending(t: float, alpha: float) -> float:

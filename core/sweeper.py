@@ -12,7 +12,8 @@ It runs as a thread in every worker's main process (see ``worker.celery_app``), 
 - a ``queued`` trial whose message went missing (say, a worker's claim met a database
   outage and its message was acked or lost anyway) is sent again: one sent over
   ``resend_queued_seconds`` ago while worker processes sit idle (see ``lost_messages``);
-- a comparison whose trials have all ended but which is still open is finished;
+- a comparison whose trials have all ended but which is still open is finished, or, with
+  adaptive seeds, gets its next round (a decision its worker did not live to take);
 - a checkpoint folder (``CHECKPOINT_DIR/<trial id>``) whose trial has ended, or no longer
   exists, is deleted: the sweeper of a worker sees the shared folder and removes what a
   sweeper without it (the api host's) or a cancel in the api left behind.
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.db import rows_changed, session_scope
 from core.lifecycle import (
+    added_trials,
     attempts_exhausted,
     db_now,
     end_unclaimed,
@@ -42,6 +44,7 @@ from core.lifecycle import (
     requeue_expired,
 )
 from core.queue import broker_was_reset, enqueue_trials
+from core.rounds import enqueue_added
 from core.status import ACTIVE, TERMINAL, StopReason, TrialStatus
 from core.tables import Comparison, Trial, WorkerHeartbeat, utcnow
 
@@ -64,6 +67,7 @@ class SweepResult:
     cancelled: list[str] = field(default_factory=list)
     enqueued: list[str] = field(default_factory=list)
     finalized: list[str] = field(default_factory=list)
+    rounds_added: list[str] = field(default_factory=list)
     checkpoints_removed: list[str] = field(default_factory=list)
 
 
@@ -122,11 +126,14 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
     with session_scope() as s:
         pending = list(
             s.scalars(
-                select(Trial.id).where(
+                select(Trial.id)
+                .where(
                     Trial.status == TrialStatus.QUEUED,
                     Trial.enqueued_at.is_(None),
                     Trial.created_at < now - NEVER_ENQUEUED_GRACE,
                 )
+                # Queue order: seed-major, the variants interleaved (core.comparisons).
+                .order_by(Trial.created_at, Trial.comparison_id, Trial.seed, Trial.variant_index)
             )
         )
         pending += [t for t in result.requeued if t not in pending]
@@ -155,6 +162,11 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
         with session_scope() as s:
             if finalize_comparison(s, comparison_id):
                 result.finalized.append(comparison_id)
+        # A round a worker's decision did not add (it died first) is added here, and sent.
+        added = added_trials(s)
+        if added:
+            result.rounds_added.append(comparison_id)
+            result.enqueued += enqueue_added(added, app=app)
     result.checkpoints_removed = remove_ended_checkpoints(settings)
     return result
 

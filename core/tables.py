@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     TypeDecorator,
@@ -36,6 +37,8 @@ __all__ = [
     "EpochMetric",
     "MlflowRun",
     "Trial",
+    "TrialLayerGram",
+    "TrialPrediction",
     "WebhookDelivery",
     "WorkerHeartbeat",
     "new_id",
@@ -265,3 +268,42 @@ class MlflowRun(Base):
     run_id: Mapped[str | None] = mapped_column(String(64))
     tracking_uri: Mapped[str] = mapped_column(String(1000))
     logged_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrialPrediction(Base):
+    """A trial's test-set predictions, written with its result (worker.analysis): one row per
+    trial, arrays as little-endian bytes. ``examples`` (int64) are the dataset ids of the test
+    rows, ``labels`` and ``predicted`` int32, ``probs`` the class probabilities as float16
+    (n x num_classes). Removed with the trial (ON DELETE CASCADE)."""
+
+    __tablename__ = "trial_predictions"
+
+    trial_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    n: Mapped[int]
+    num_classes: Mapped[int]
+    examples: Mapped[bytes] = mapped_column(LargeBinary)
+    labels: Mapped[bytes] = mapped_column(LargeBinary)
+    predicted: Mapped[bytes] = mapped_column(LargeBinary)
+    probs: Mapped[bytes] = mapped_column(LargeBinary)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrialLayerGram(Base):
+    """One layer's centered Gram matrix over the comparison's probe set, packed by
+    ``core.cka.pack_gram`` (float16 upper triangle, n (n + 1) bytes): what linear CKA needs.
+    ``probe_hash`` names the probe examples, so only Grams over the same examples are
+    compared. Removed with the trial (ON DELETE CASCADE)."""
+
+    __tablename__ = "trial_layer_grams"
+
+    trial_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    layer_index: Mapped[int] = mapped_column(primary_key=True)
+    layer: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    probe_size: Mapped[int]
+    probe_hash: Mapped[str] = mapped_column(String(64))
+    gram: Mapped[bytes] = mapped_column(LargeBinary)

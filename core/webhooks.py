@@ -35,6 +35,7 @@ from core.destinations import Refused, allows_private, resolve_public
 from core.reporting import load_report
 from core.status import TERMINAL
 from core.tables import Comparison, WebhookDelivery, utcnow
+from core.timestamps import rfc3339
 
 __all__ = ["EVENT", "backoff", "deliver_due", "payload", "sign"]
 
@@ -64,7 +65,7 @@ def payload(session: Session, comparison: Comparison, settings: Settings) -> dic
         "comparison_id": comparison.id,
         "name": comparison.name,
         "status": comparison.status,
-        "finished_at": comparison.finished_at.isoformat() if comparison.finished_at else None,
+        "finished_at": rfc3339(comparison.finished_at) if comparison.finished_at else None,
         "link": link,
         "report_link": f"{link}/report",
         "error": comparison.error,

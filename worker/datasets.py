@@ -77,6 +77,7 @@ _CIFAR_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
 
 _MAX_DATASETS = 3
 _MAX_SPLITS_PER_DATASET = 4
+_MAX_PER_SEED_SPLITS = 2  # per dataset: each is a copy of the data (cifar10: ~740 MB)
 
 SPLIT_DESIGNS = ("per_seed", "fixed")
 
@@ -221,6 +222,11 @@ def make_split(
         per_ds[key] = split
         while len(per_ds) > _MAX_SPLITS_PER_DATASET:
             per_ds.popitem(last=False)
+        # Each split holds a copy of the data; per-seed splits come one per seed, so only the
+        # newest few are kept (the queue is seed-major: the next trials share this seed).
+        per_seed = [k for k in per_ds if k[4] == "per_seed"]
+        for old in per_seed[: max(0, len(per_seed) - _MAX_PER_SEED_SPLITS)]:
+            del per_ds[old]
     return split
 
 

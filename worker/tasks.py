@@ -1,9 +1,11 @@
 """Celery tasks: a message carries a trial id; the task claims the row and trains it.
 
 The flow of one delivery: claim the trial under a lease (a second delivery of a trial that is
-running or done does nothing) ▸ load the dataset and the comparison's fixed split ▸ build and
+running or done does nothing) ▸ load the dataset and the trial's split (its seed's own, or
+the comparison's fixed one) ▸ build and
 fit, writing each epoch as it finishes, renewing the lease, watching for cancel ▸ evaluate ▸
-write the final row ▸ finish the comparison when its last trial ends.
+write the final row ▸ finish the comparison when its last trial ends (or, for adaptive seeds,
+add the next round and enqueue it).
 
 Every way a trial ends here (result, failure, cancel, the attempt limit) removes its checkpoint
 folder; a lost lease leaves it to the new owner. A database that cannot be reached is not the
@@ -37,6 +39,7 @@ from core.db import session_scope
 from core.errors import TrialFailed
 from core.lifecycle import (
     LeaseLost,
+    added_trials,
     attempts_exhausted,
     claim_trial,
     end_unclaimed,
@@ -50,7 +53,8 @@ from core.lifecycle import (
 from core.logging import log_context
 from core.queue import TRAIN_TASK
 from core.reuse import library_versions, trial_hash
-from core.spec import DatasetRef, TrainingSpec
+from core.rounds import enqueue_added
+from core.spec import AnalysisSpec, DatasetRef, TrainingSpec, probe_size_of
 from core.status import Outcome, StopReason, TrialStatus
 from core.sweeper import remove_checkpoint
 from core.tables import Comparison, EpochMetric, Trial
@@ -344,14 +348,24 @@ def _hand_back(trial_id: str, owner: str, exc: BaseException) -> None:
 
 
 def _finalize(comparison_id: str) -> None:
-    """Finish the comparison if its last trial ended (the sweeper does it if this cannot)."""
+    """Finish the comparison if its last trial ended, or send the next round of adaptive seeds
+    it added (the sweeper does either if this cannot)."""
     try:
         with session_scope() as s:
             finalize_comparison(s, comparison_id)
+        added = added_trials(s)
     except Exception as exc:
         if not _transient(exc):
             raise
         log.warning("comparison %s: not finalized, database unreachable (%s)", comparison_id, exc)
+        return
+    if added:
+        try:
+            enqueue_added(added)
+        except Exception as exc:  # the sweeper sends what was not stamped as sent
+            if not _transient(exc):
+                raise
+            log.warning("comparison %s: next round not sent yet (%s)", comparison_id, exc)
 
 
 def _ended_by_us(
@@ -402,29 +416,6 @@ def _interruptible(load: Callable[[], T], should_stop: Callable[[], str | None])
     return value
 
 
-def _measures_inference(
-    trial_id: str, comparison_id: str, variant_index: int, seed: int, first_seed: int
-) -> bool:
-    """Whether this trial times inference. Its speed does not depend on the seed, so one
-    trial per variant measures it (tracing a predict function costs ~20 ms, as much as all
-    other bookkeeping): the first seed's, or, when that one ended without a measurement
-    (failed or cancelled), any later seed until one has it."""
-    if seed == first_seed:
-        return True
-    with session_scope() as s:
-        siblings = s.execute(
-            select(Trial.seed, Trial.status, Trial.inference_ms_per_sample).where(
-                Trial.comparison_id == comparison_id,
-                Trial.variant_index == variant_index,
-                Trial.id != trial_id,
-            )
-        ).all()
-    if any(t.inference_ms_per_sample is not None for t in siblings):
-        return False
-    first = next((t for t in siblings if t.seed == first_seed), None)
-    return first is None or first.status in (TrialStatus.FAILED, TrialStatus.CANCELLED)
-
-
 def _train(
     trial_id: str,
     comparison_id: str,
@@ -439,12 +430,15 @@ def _train(
     resumed = attempt > 1
     variant = spec["variants"][variant_index]
     from models.spec import parse_variant
+    from worker.analysis import analyse_model, store_analysis
     from worker.datasets import load_dataset, make_split
     from worker.training import train_trial
 
     settings = get_settings()
     dataset_ref = DatasetRef.model_validate(spec["dataset"])
     training = TrainingSpec.model_validate(spec["training"])
+    # Comparisons stored before the analysis existed have no "analysis": the defaults.
+    analysis = AnalysisSpec.model_validate(spec.get("analysis") or {})
     parsed = parse_variant(
         {
             "name": variant["name"],
@@ -490,12 +484,16 @@ def _train(
             upload_dir=settings.data_dir / "uploads",
             upload_path=upload_path_of(comparison_id, dataset_ref.name),
         )
+        # Per-seed design: this seed's own split (the probe set is the comparison's).
         return make_split(
             ds,
             test_split=dataset_ref.test_split,
             validation_split=dataset_ref.validation_split,
             split_seed=dataset_ref.split_seed,
             max_samples=dataset_ref.max_samples,
+            design=dataset_ref.split,
+            seed=seed,
+            probe_size=probe_size_of(spec),
         )
 
     split = None if should_stop() else _interruptible(load, should_stop)
@@ -561,10 +559,19 @@ def _train(
         on_resume=on_resume,
         lease_guard=lease_guard,
         model_name=variant["name"],
-        measure_inference=_measures_inference(
-            trial_id, comparison_id, variant_index, seed, spec["seeds"][0]
-        ),
+        # Every trial times inference, so the report has its spread over seeds (it costs a
+        # traced predict function and four batches, ~20-50 ms on a small model).
+        measure_inference=True,
         warm_models=settings.warm_models,
+        analyse=(
+            (
+                lambda model, split: analyse_model(
+                    model, split, analysis, batch_size=training.batch_size
+                )
+            )
+            if analysis.predictions or analysis.similarity
+            else None
+        ),
     )
     if result.epochs:
         log.info(
@@ -602,7 +609,7 @@ def _train(
             ]
             if result.best_val_accuracy is not None:
                 candidates.append(result.best_val_accuracy)
-            return finish_trial(
+            ended = finish_trial(
                 s,
                 trial_id,
                 owner=owner,
@@ -620,6 +627,9 @@ def _train(
                 # What really produced this result: the versions this worker trained with.
                 trial_hash=trial_hash(spec, variant_index, seed, library_versions()),
             )
+            if ended:  # the analysis commits with the result, or not at all
+                store_analysis(s, trial_id, result.analysis)
+            return ended
 
     if not _with_db_retries(f"trial {trial_id}: result", commit_result):
         raise LeaseLost(trial_id)

@@ -56,6 +56,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import threading
@@ -117,6 +118,8 @@ class TrainResult:
     device: str
     first_epoch: int
     warm_model: bool = False  # reused this process's compiled model (see the module doc)
+    # What ``analyse(model, split)`` returned on the trained model (worker.analysis), or None.
+    analysis: Any = None
 
 
 @dataclass
@@ -193,6 +196,10 @@ class _Monitor:
                 continue
         row["seconds"] = time.perf_counter() - self._epoch_start
         self.epochs.append(row)
+        if self.stop_reason is None and not math.isfinite(row.get("loss", 0.0)):
+            # The training loss became NaN or infinite: nothing after it can recover, so the
+            # trial stops here and is evaluated as it is (a divergence of the architecture).
+            self.stop_reason = StopReason.DIVERGED
         if save is not None:
             save(epoch + 1, row)
         if self.on_epoch is not None:
@@ -593,6 +600,7 @@ def train_trial(
     warm_models: int = 4,
     on_resume: Callable[[int, Mapping[str, float] | None], float] | None = None,
     lease_guard: Callable[[Callable[[], None]], None] | None = None,
+    analyse: Callable[[Any, Split], Any] | None = None,
 ) -> TrainResult:
     """Build (or reuse a warm model, see above), fit and evaluate one trial; exceptions
     propagate to the caller. ``warm_models=0`` builds and compiles a new model every time.
@@ -603,6 +611,8 @@ def train_trial(
     took, which the time budget (``max_seconds``, ``training.max_seconds``) is charged with.
     ``lease_guard(commit)`` runs each checkpoint commit while holding the trial (raising when
     it is no longer ours); the checkpoint folder is left for the caller to remove.
+    ``analyse(model, split)`` runs on the trained, evaluated model (not on a stopped one);
+    its answer is ``TrainResult.analysis``.
     """
     import keras
 
@@ -636,6 +646,7 @@ def train_trial(
         result = _fit_and_evaluate(
             model,
             back_to_the_seed,
+            seed=seed,
             split=split,
             training=training,
             num_classes=num_classes,
@@ -648,6 +659,7 @@ def train_trial(
             max_seconds=max_seconds,
             previous_epochs=previous_epochs,
             measure_inference=measure_inference,
+            analyse=analyse,
         )
     except BaseException as exc:
         if _out_of_memory(exc):
@@ -663,6 +675,7 @@ def _fit_and_evaluate(
     model: Any,
     back_to_the_seed: Callable[[], Any],
     *,
+    seed: int,
     split: Split,
     training: TrainingSpec,
     num_classes: int,
@@ -675,7 +688,10 @@ def _fit_and_evaluate(
     max_seconds: float | None,
     previous_epochs: Sequence[Mapping[str, float]],
     measure_inference: bool,
+    analyse: Callable[[Any, Split], Any] | None = None,
 ) -> TrainResult:
+    import keras
+
     checkpoint = _Checkpoint(checkpoint_dir, lease_guard) if checkpoint_dir is not None else None
     resume = checkpoint.restore(model) if checkpoint is not None else _Resume()
     if resume is None:  # an unusable checkpoint: from the seed's initial state
@@ -697,6 +713,10 @@ def _fit_and_evaluate(
     )
     t0 = time.perf_counter()
     if not trained and not monitor.check(force=True):
+        # The data order (and every other draw fit makes) follows the trial seed alone, not
+        # how many numbers building this architecture drew: at seed s every variant sees the
+        # same shuffles (a paired design varies the architecture only).
+        keras.utils.set_random_seed(seed)
         model.fit(
             split.x_train,
             _labels(split.y_train, training, num_classes),
@@ -759,4 +779,6 @@ def _fit_and_evaluate(
     result.test_accuracy = result.test_metrics.get("accuracy")
     if measure_inference:
         result.inference_ms_per_sample = _inference_ms(model, split.x_test)
+    if analyse is not None:
+        result.analysis = analyse(model, split)
     return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -12,17 +11,21 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import select
 
-from api.deps import ComparisonDep, SessionDep
+from api.deps import ComparisonDep, ComparisonId, SessionDep, TenantDep, find_comparison
 from api.schemas import comparison_out
+from api.streams import EventHub, LimitedStreamingResponse, StreamLimits
+from core.config import get_settings
 from core.db import session_scope
+from core.errors import NotFound
 from core.lifecycle import progress_of
-from core.report import REPORT_ROW_COLUMNS, report_rows
+from core.report import PAIRWISE_ROW_COLUMNS, REPORT_ROW_COLUMNS, pairwise_rows, report_rows
 from core.report_plot import render_png
 from core.report_render import render_markdown, render_text, rows_to_csv
 from core.report_schema import Report
 from core.reporting import load_report
 from core.status import TERMINAL, TrialStatus
 from core.tables import Comparison, EpochMetric, Trial
+from core.timestamps import json_default
 
 __all__ = ["router"]
 
@@ -63,17 +66,26 @@ def report(
     comparison: ComparisonDep,
     session: SessionDep,
     fmt: Annotated[ReportFormat | None, Query(alias="format")] = None,
+    table: Annotated[
+        Literal["variants", "pairwise"],
+        Query(description="CSV only: one row per variant, or one per tested pair."),
+    ] = "variants",
 ) -> Any:
     """Design, variants, pairwise conclusions, tiers, verdict and notes; interim while running.
 
     JSON by default (the ``Report`` schema); ``?format=csv`` (or ``Accept: text/csv``) one row
-    per variant, ``md`` Markdown, ``text`` a terminal table.
+    per variant (``&table=pairwise``: one per tested pair, with its conclusion), ``md``
+    Markdown, ``text`` a terminal table.
     """
     body, _ = load_report(session, comparison)
     kind = _report_format(request, fmt)
     if kind == "csv":
+        if table == "pairwise":
+            csv_text = rows_to_csv(pairwise_rows(body), PAIRWISE_ROW_COLUMNS)
+        else:
+            csv_text = rows_to_csv(report_rows(body), REPORT_ROW_COLUMNS)
         return PlainTextResponse(
-            rows_to_csv(report_rows(body), REPORT_ROW_COLUMNS),
+            csv_text,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="report-{comparison.id}.csv"'},
         )
@@ -101,7 +113,8 @@ def _snapshot(comparison_id: str, epochs_seen: dict[str, int]) -> dict[str, Any]
     """The comparison's state now, and the epoch rows newer than those already sent."""
     with session_scope() as s:
         c = s.get(Comparison, comparison_id)
-        assert c is not None
+        if c is None:
+            raise NotFound(f"No comparison {comparison_id!r}.")
         trials = list(
             s.execute(
                 select(
@@ -147,6 +160,7 @@ def _snapshot(comparison_id: str, epochs_seen: dict[str, int]) -> dict[str, Any]
         counts = progress_of(s, [comparison_id])[comparison_id]
         progress = comparison_out(c, counts).progress.model_dump()
         return {
+            "id": comparison_id,
             "status": c.status,
             "progress": progress,
             "trials": [dict(t) for t in trials],
@@ -156,65 +170,109 @@ def _snapshot(comparison_id: str, epochs_seen: dict[str, int]) -> dict[str, Any]
 
 
 def _sse(event: str, data: Any, event_id: int) -> str:
-    return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+    # Timestamps as everywhere else (core.timestamps): 2026-12-03T06:40:17.123456Z.
+    return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data, default=json_default)}\n\n"
 
 
-async def _events(request: Request, comparison_id: str) -> AsyncIterator[str]:
-    epochs_seen: dict[str, int] = {}
-    trial_status: dict[str, str] = {}
-    started_ids: set[str] = set()
-    last_progress: dict[str, Any] | None = None
-    event_id = 0
-    idle = 0.0
-    while True:
-        snap = await run_in_threadpool(_snapshot, comparison_id, epochs_seen)
+class _Story:
+    """One stream's cursor: turns snapshots into the events this client has not seen yet."""
+
+    def __init__(self) -> None:
+        self.epochs_seen: dict[str, int] = {}
+        self.trial_status: dict[str, str] = {}
+        self.started_ids: set[str] = set()
+        self.last_progress: dict[str, Any] | None = None
+        self.event_id = 0
+        self.finished = False
+
+    def events(self, snap: dict[str, Any]) -> list[str]:
         out: list[tuple[str, Any]] = []
         epochs_of: dict[str, list[dict[str, Any]]] = {}
         for row in snap["epochs"]:
             epochs_of.setdefault(row["trial_id"], []).append(row)
         # Per trial, in story order: started, its new epochs, finished. A trial that went
-        # from queued to finished between two polls (or before the client connected) still
+        # from queued to finished between two reads (or before the client connected) still
         # gets its trial_started, as long as it ever started.
         for t in snap["trials"]:
-            before = trial_status.get(t["id"])
+            before = self.trial_status.get(t["id"])
             now = t["status"]
             started = (
                 now == TrialStatus.RUNNING or t["started_at"] is not None or t["epochs_done"] > 0
             )
-            if t["id"] not in started_ids and started:
-                started_ids.add(t["id"])
+            if t["id"] not in self.started_ids and started:
+                self.started_ids.add(t["id"])
                 out.append(("trial_started", {**t, "status": TrialStatus.RUNNING}))
             for row in epochs_of.get(t["id"], ()):
-                epochs_seen[t["id"]] = max(epochs_seen.get(t["id"], 0), row["epoch"])
-                out.append(("epoch", row))
+                if row["epoch"] > self.epochs_seen.get(t["id"], 0):
+                    self.epochs_seen[t["id"]] = row["epoch"]
+                    out.append(("epoch", row))
             if before != now:
-                trial_status[t["id"]] = now
+                self.trial_status[t["id"]] = now
                 if now in TERMINAL:
                     out.append(("trial_finished", t))
         # A new status alone is news too: the last trial's end and the comparison's own end
-        # can fall in different polls, and a client's last progress must say how it ended.
+        # can fall in different reads, and a client's last progress must say how it ended.
         progress = {"status": snap["status"], **snap["progress"]}
-        if progress != last_progress:
-            last_progress = progress
+        if progress != self.last_progress:
+            self.last_progress = progress
             out.append(("progress", progress))
-        for name, data in out:
-            event_id += 1
-            yield _sse(name, data, event_id)
         if snap["status"] in TERMINAL:
-            event_id += 1
-            yield _sse(
-                "comparison_finished",
-                {"id": comparison_id, "status": snap["status"], "error": snap["error"]},
-                event_id,
+            self.finished = True
+            out.append(
+                (
+                    "comparison_finished",
+                    {"id": snap["id"], "status": snap["status"], "error": snap["error"]},
+                )
             )
-            return
-        if await request.is_disconnected():
-            return
-        idle = 0.0 if out else idle + EVENT_POLL_SECONDS
-        if idle >= KEEPALIVE_SECONDS:
-            idle = 0.0
-            yield ": keep-alive\n\n"
-        await asyncio.sleep(EVENT_POLL_SECONDS)
+        chunks = []
+        for name, data in out:
+            self.event_id += 1
+            chunks.append(_sse(name, data, self.event_id))
+        return chunks
+
+
+async def _events(hub: EventHub, comparison_id: str) -> AsyncIterator[str]:
+    story = _Story()
+    async with hub.subscribe(comparison_id) as subscription:
+        while not story.finished:
+            snap = await subscription.next(KEEPALIVE_SECONDS)
+            if snap is None:
+                return  # the feed dropped this stream (it stopped reading); reconnect replays
+            if snap is False:
+                yield ": keep-alive\n\n"
+                continue
+            assert isinstance(snap, dict)
+            for chunk in story.events(snap):
+                yield chunk
+
+
+def event_hub(app: Any) -> EventHub:
+    """The app's event hub, made on first use (it needs the running event loop)."""
+    hub: EventHub | None = getattr(app.state, "event_hub", None)
+    if hub is None:
+        settings = get_settings()
+        hub = app.state.event_hub = EventHub(
+            _snapshot,
+            interval=EVENT_POLL_SECONDS,
+            readers=settings.stream_db_readers,
+            terminal=frozenset(TERMINAL),
+        )
+    return hub
+
+
+def stream_limits(app: Any) -> StreamLimits:
+    limits: StreamLimits | None = getattr(app.state, "stream_limits", None)
+    if limits is None:
+        settings = get_settings()
+        limits = app.state.stream_limits = StreamLimits(
+            settings.max_streams_per_tenant, settings.max_streams
+        )
+    return limits
+
+
+def _find(tenant: str, comparison_id: str) -> str:
+    with session_scope() as s:
+        return find_comparison(s, tenant, comparison_id).id
 
 
 @router.get(
@@ -222,14 +280,18 @@ async def _events(request: Request, comparison_id: str) -> AsyncIterator[str]:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-def events(request: Request, comparison: ComparisonDep) -> StreamingResponse:
+async def events(request: Request, comparison_id: ComparisonId, tenant: TenantDep) -> Response:
     """Server-sent events: trial_started, epoch, trial_finished, progress, comparison_finished.
 
     The stream first replays what already happened, then follows the comparison live, and
-    ends when it does.
+    ends when it does. Open streams are limited per tenant and per api process (429 beyond).
     """
-    return StreamingResponse(
-        _events(request, comparison.id),
+    found = await run_in_threadpool(_find, tenant, comparison_id)
+    limits = stream_limits(request.app)
+    limits.acquire(tenant)
+    return LimitedStreamingResponse(
+        _events(event_hub(request.app), found),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        release=lambda: limits.release(tenant),
     )

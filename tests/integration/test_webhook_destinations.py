@@ -106,6 +106,16 @@ def test_refused_inside_and_pinned_outside(pg_url: str, monkeypatch: pytest.Monk
         assert row.next_attempt_at is None  # not retried: the answer would be the same
         assert calls == []
 
+        # An IPv6 form of an inside IPv4 address (NAT64 of 127.0.0.1) is judged as that
+        # address at delivery too (issue 15, item 5).
+        nat64 = finished(f"http://[64:ff9b::7f00:1]:{port}/nat64")
+        deliver_due(settings)
+        (row,) = deliveries(nat64)
+        assert not row.delivered
+        assert row.error is not None
+        assert row.error.startswith("refused: 64:ff9b::7f00:1 is not a public address"), row.error
+        assert calls == []
+
         real_getaddrinfo = destinations.socket.getaddrinfo
 
         lookups: list[str] = []

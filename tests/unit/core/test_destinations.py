@@ -38,6 +38,15 @@ def test_private_destinations_are_allowed_in_development_only_by_default() -> No
         "http://[::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://[fd00::1]/hook",
+        # IPv6 forms of inside IPv4 addresses (issue 15, item 5): NAT64, 6to4, IPv4-compatible
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "http://[64:ff9b::a00:1]/hook",
+        "http://[64:ff9b:1::a00:1]/hook",
+        "http://[2002:7f00:1::1]/hook",
+        "http://[2002:a9fe:a9fe::]/hook",
+        "http://[::7f00:1]/hook",
+        "http://[::a9fe:a9fe]/hook",
+        "http://[::ffff:a9fe:a9fe]/hook",
         "http://224.0.0.1/hook",
         "http://localhost:9000/hook",
         "https://api.localhost/hook",
@@ -49,7 +58,16 @@ def test_addresses_inside_are_refused_without_resolving(url: str) -> None:
         resolve_public(url)
 
 
-@pytest.mark.parametrize("url", ["https://8.8.8.8/hook", "https://hooks.example.com/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://8.8.8.8/hook",
+        "https://hooks.example.com/x",
+        "https://[64:ff9b::808:808]/x",  # NAT64 of 8.8.8.8: public
+        "https://[2002:808:808::1]/x",  # 6to4 of 8.8.8.8
+        "https://[2606:4700:4700::1111]/x",
+    ],
+)
 def test_public_addresses_and_names_pass_the_literal_check(url: str) -> None:
     assert literal_refusal(url) is None
 
@@ -65,6 +83,15 @@ def test_a_name_resolving_inside_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
     _resolving_to(monkeypatch, "93.184.216.34", "10.0.0.7")  # one bad answer is enough
     with pytest.raises(Refused, match=r"10\.0\.0\.7"):
         resolve_public("https://hooks.example.com/x")
+
+
+def test_a_name_resolving_to_an_ipv6_form_of_an_inside_address_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for address in ("64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "::7f00:1"):
+        _resolving_to(monkeypatch, address)
+        with pytest.raises(Refused, match="not a public address"):
+            resolve_public("https://hooks.example.com/x")
 
 
 def test_the_post_goes_to_the_checked_address(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -230,3 +230,17 @@ def test_split_built_by_hand_numbers_its_test_rows() -> None:
     s = Split(x, y, x[:0], y[:0], x, y)
     np.testing.assert_array_equal(s.test_index, np.arange(5))
     assert s.x_probe.shape == (0, 2, 2, 1)
+
+
+def test_only_the_newest_per_seed_splits_stay_cached() -> None:
+    """Each split is a copy of the data: a worker keeps two per-seed ones, not one per seed."""
+    ds = indexed()
+    kw = {"test_split": 0.2, "validation_split": 0.1, "split_seed": 0, "design": "per_seed"}
+    splits = [make_split(ds, seed=s, **kw) for s in range(4)]  # type: ignore[arg-type]
+    assert make_split(ds, seed=3, **kw) is splits[3]  # type: ignore[arg-type]
+    assert make_split(ds, seed=2, **kw) is splits[2]  # type: ignore[arg-type]
+    assert make_split(ds, seed=0, **kw) is not splits[0]  # type: ignore[arg-type]
+    fixed = make_split(ds, test_split=0.2, validation_split=0.1, split_seed=0)
+    for s in range(5, 9):
+        make_split(ds, seed=s, **kw)  # type: ignore[arg-type]
+    assert make_split(ds, test_split=0.2, validation_split=0.1, split_seed=0) is fixed

@@ -1,0 +1,71 @@
+"""Stored trial errors carry no terminal codes (issue 15, item 7): Keras colours its messages
+(``\\x1b[1m``), and an error is read in JSON, CSV, the dashboard and terminals. Stripped where
+errors are stored (core.lifecycle), on Postgres, through the worker's own failure path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.helpers import tiny_spec
+from tests.support.services import fresh_database, in_process_database
+
+KERAS_MESSAGE = (
+    'Input 0 of layer \x1b[1m"dense"\x1b[0m is incompatible with the layer: expected axis -1 '
+    "\x1b[32mof input shape\x1b[0m to have value 784\x1b]8;;https://keras.io\x07 (docs)\x1b]8;;\x07"
+    "\nline two\x07"
+)
+CLEAN = (
+    'Input 0 of layer "dense" is incompatible with the layer: expected axis -1 of input shape '
+    "to have value 784 (docs)\nline two"
+)
+
+
+def test_stored_trial_and_comparison_errors_have_no_terminal_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.comparisons import create_comparison
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.lifecycle import end_unclaimed, finalize_comparison, finish_trial
+    from core.spec import ComparisonSpec
+    from core.tables import Comparison, Trial
+    from core.validation import validate_comparison
+    from worker.tasks import _problem
+
+    monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))
+    with fresh_database("archbench_errors") as url, in_process_database(url, monkeypatch):
+        validated = validate_comparison(
+            ComparisonSpec.model_validate(tiny_spec("ansi", seeds=[0], epochs=1)), get_settings()
+        )
+        with session_scope() as s:
+            row, trial_ids, _ = create_comparison(
+                s,
+                tenant="t",
+                validated=validated,
+                idempotency_key=None,
+                request_hash="h",
+                max_active=10,
+            )
+            cid = row.id
+        first, second = trial_ids
+        with session_scope() as s:
+            assert finish_trial(
+                s, first, owner=None, status="failed", error=_problem(ValueError(KERAS_MESSAGE))
+            )
+            assert end_unclaimed(
+                s, second, status="failed", error={"detail": "\x1b[31mred\x1b[0m", "n": 1}
+            )
+        with session_scope() as s:
+            finalize_comparison(s, cid)
+        with session_scope() as s:
+            errors = {t.id: t.error for t in s.query(Trial).filter(Trial.comparison_id == cid)}
+            comparison = s.get(Comparison, cid)
+            assert comparison is not None
+            comparison_error = comparison.error
+    assert errors[first]["detail"] == f"ValueError: {CLEAN}"
+    assert errors[second] == {"detail": "red", "n": 1}
+    assert comparison_error is not None
+    assert "\x1b" not in str(comparison_error)
+    assert CLEAN in comparison_error["detail"]

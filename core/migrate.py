@@ -27,12 +27,14 @@ __all__ = [
 
 SchemaState = Literal["current", "behind", "ahead"]
 
-ROOT = Path(__file__).resolve().parents[1]
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+"""Alembic's script directory, a part of the core package (a wheel carries it)."""
 
 
 def _config(url: str) -> Config:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    """Alembic's configuration, built here: no alembic.ini or source tree is needed."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["database_url"] = normalise_database_url(url)
     return cfg
 

@@ -3,9 +3,9 @@
 #   docker build --target worker -t archbench-worker:latest .   # TensorFlow GPU base image
 # docker-compose.yml builds both. Configuration is by ARCHBENCH_* environment variables only.
 #
-# archbench is installed as a regular package and its source removed: the migrations travel
-# inside the core package, so `archbench migrate` needs no checkout (tests/integration/
-# test_wheel.py runs a wheel the same way, from a directory that is not the source).
+# archbench is installed as a regular package and its source removed: the migrations are a
+# package of the distribution (top-level migrations/), so `archbench migrate` needs no
+# checkout (tests/integration/test_wheel.py runs a wheel the same way, from elsewhere).
 
 # ---- api: the HTTP service, the migrate job and the sweeper (never imports TensorFlow) ----
 FROM python:3.11-slim AS api
@@ -13,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 ARCHBENCH_DA
 RUN useradd --create-home --uid 10001 archbench && mkdir -p /data && chown archbench /data
 # Dependencies first (cached while only the code changes), then the code.
 COPY pyproject.toml README.md /src/
-RUN mkdir -p /src/api /src/core /src/models /src/worker /src/cli /src/archbench \
+RUN mkdir -p /src/api /src/core /src/models /src/worker /src/cli /src/archbench /src/migrations \
  && pip install /src && pip uninstall -y archbench
 COPY . /src
 RUN pip install --no-deps /src && rm -rf /src
@@ -31,7 +31,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 ARCHBENCH_DA
 RUN useradd --create-home --uid 10001 archbench && mkdir -p /data && chown archbench /data
 # The base image brings TensorFlow and CUDA; the worker extra adds the offline datasets.
 COPY pyproject.toml README.md /src/
-RUN mkdir -p /src/api /src/core /src/models /src/worker /src/cli /src/archbench \
+RUN mkdir -p /src/api /src/core /src/models /src/worker /src/cli /src/archbench /src/migrations \
  && pip install '/src[worker]' && pip uninstall -y archbench
 COPY . /src
 RUN pip install --no-deps /src && rm -rf /src

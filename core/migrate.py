@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
+import migrations
 from core.config import normalise_database_url
 from core.db import make_engine
 
@@ -27,8 +28,8 @@ __all__ = [
 
 SchemaState = Literal["current", "behind", "ahead"]
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-"""Alembic's script directory, a part of the core package (a wheel carries it)."""
+MIGRATIONS = Path(migrations.__file__).resolve().parent
+"""Alembic's script directory: the top-level ``migrations`` package (a wheel carries it)."""
 
 
 def _config(url: str) -> Config:

@@ -403,7 +403,7 @@ def test_set_size(spec: ComparisonSpec, dataset: DatasetInfo) -> int:
 
 
 def analysis_probe_size(spec: ComparisonSpec, dataset: DatasetInfo) -> int:
-    """The probe size a comparison gets: as given, or by default 512 capped at the test set
+    """The probe size a comparison gets: as given, or by default 256 capped at the test set
     (only a ``probe_size`` the client chose can be too large)."""
     if "probe_size" in spec.analysis.model_fields_set:
         return spec.analysis.probe_size

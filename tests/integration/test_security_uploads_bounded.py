@@ -185,4 +185,5 @@ def test_a_crafted_header_is_not_echoed(api: SecuredApi) -> None:
         )
     assert body["errors"][0]["loc"] == ["body", "file", "x_train"]
     assert "header cannot be parsed" in body["errors"][0]["msg"]
-    assert "ast." not in json.dumps(body) and " object at 0x" not in json.dumps(body)
+    assert "ast." not in json.dumps(body)
+    assert " object at 0x" not in json.dumps(body)

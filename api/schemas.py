@@ -125,6 +125,12 @@ class AnalyzeRequest(BaseModel):
         ]
     )
     dataset: dict[str, Any] | None = Field(default=None, examples=[{"name": "mnist_5k"}])
+    batch_size: int = Field(
+        default=64,
+        ge=1,
+        le=65536,
+        description="For the activation memory per batch (and its limit), as training uses it.",
+    )
 
 
 def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> ComparisonOut:

@@ -15,7 +15,7 @@ from core.datasets import BUILTIN_DATASETS, DatasetInfo
 from core.destinations import allows_private, literal_refusal
 from core.errors import ErrorItem, InvalidInput
 from core.spec import ComparisonSpec
-from models.analysis import Analysis, Limits, analyze_variant
+from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError
 from models.spec import parse_variant
 
@@ -38,6 +38,7 @@ def limits_of(settings: Settings) -> Limits:
         max_layers=settings.max_layers,
         max_params=settings.max_params,
         max_flops=settings.max_flops,
+        max_activation_bytes=settings.max_activation_bytes,
     )
 
 
@@ -65,6 +66,7 @@ def validate_variant(
     dataset: DatasetInfo | None,
     settings: Settings,
     prefix: list[str | int],
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> tuple[dict[str, Any], Analysis]:
     """Parse and analyse one variant; returns its normalised JSON and its analysis."""
     try:
@@ -74,6 +76,7 @@ def validate_variant(
             input_shape=dataset.input_shape if dataset else None,
             num_classes=dataset.num_classes if dataset else None,
             limits=limits_of(settings),
+            batch_size=batch_size,
         )
     except SpecError as exc:
         raise InvalidInput(_prefixed(exc.errors, prefix)) from None
@@ -171,7 +174,11 @@ def validate_comparison(
         prefix: list[str | int] = [*body, "variants", i]
         try:
             normalised, analysis = validate_variant(
-                raw, dataset=dataset, settings=settings, prefix=prefix
+                raw,
+                dataset=dataset,
+                settings=settings,
+                prefix=prefix,
+                batch_size=spec.training.batch_size,
             )
         except InvalidInput as exc:
             errors.extend(exc.errors)

@@ -26,7 +26,9 @@ def analyze(
     session: SessionDep,
     tenant: TenantDep,
 ) -> dict[str, Any]:
-    """Shapes, parameters, FLOPs and receptive fields of one variant, as Keras would build it."""
+    """Shapes, parameters, FLOPs, receptive fields and activation memory (largest layer output
+    and the sum, per sample and per batch of ``batch_size``) of one variant, as Keras would
+    build it."""
     dataset = None
     if body.dataset is not None:
         try:
@@ -40,6 +42,10 @@ def analyze(
             ) from None
         dataset = dataset_info(ref.name, ["body", "dataset", "name"], resolver_for(session, tenant))
     normalised, analysis = validate_variant(
-        body.variant, dataset=dataset, settings=settings, prefix=["body", "variant"]
+        body.variant,
+        dataset=dataset,
+        settings=settings,
+        prefix=["body", "variant"],
+        batch_size=body.batch_size,
     )
     return {**analysis.to_dict(), "variant": normalised}

@@ -328,3 +328,42 @@ def test_distributed_refuses_to_start_without_auth(api: SecuredApi) -> None:
         wait_http(f"http://127.0.0.1:{port}", proc, log)
     finally:
         stop(proc)
+
+
+def test_activation_memory_is_limited_at_submit_and_shown_by_the_analysis(
+    api: SecuredApi,
+) -> None:
+    """Issue 15, item 2: 20 parameters and 10 FLOPs, but 2.37 GB per sample of activations."""
+    layers = [
+        {"type": "Reshape", "target_shape": [8, 8, 1]},
+        *[{"type": "ZeroPadding2D", "padding": 64}] * 190,
+        {"type": "GlobalAveragePooling2D"},
+        {"type": "Dense", "units": 10},
+    ]
+    spec = {
+        "name": "padding bomb",
+        "dataset": {"name": "digits"},
+        "training": {"epochs": 1, "batch_size": 64},
+        "seeds": [0],
+        "variants": [{"name": "bomb", "layers": layers}],
+    }
+    with api.client("a") as a:
+        body = assert_problem(a.post("/v1/comparisons", json=spec), 422)
+        (error,) = body["errors"]
+        assert error["loc"] == ["body", "variants", 0, "layers", 190]
+        assert "ARCHBENCH_MAX_ACTIVATION_BYTES" in error["msg"]
+        resp = a.post(
+            "/v1/architectures/analyze",
+            json={
+                "variant": {"name": "small", "input_shape": [8, 8, 1], "layers": layers[:3]},
+                "batch_size": 32,
+            },
+        )
+        assert resp.status_code == 200, resp.text
+    act = resp.json()["activations"]
+    per_sample = [8 * 8 * 4, 136 * 136 * 4, 264 * 264 * 4]  # recomputed from the shapes
+    assert act["largest_bytes_per_sample"] == max(per_sample)
+    assert act["total_bytes_per_sample"] == sum(per_sample)
+    assert act["batch_size"] == 32
+    assert act["total_bytes_per_batch"] == 32 * sum(per_sample)
+    assert act["largest_layer"] == "zero_padding2d_1"

@@ -27,6 +27,7 @@ LIMITS = {
     "ARCHBENCH_MAX_FLOPS": "2000000",
     "ARCHBENCH_MAX_BODY_BYTES": "20000",
     "ARCHBENCH_MAX_ACTIVE_COMPARISONS_PER_TENANT": "3",
+    "ARCHBENCH_METRICS_TOKEN": "scrape-secret",
 }
 
 
@@ -56,8 +57,22 @@ def test_missing_wrong_and_malformed_keys_are_401(api: SecuredApi) -> None:
         resp = httpx.get(api.url + "/v1/comparisons", headers=headers, timeout=10)
         assert_problem(resp, 401)
         assert resp.headers["www-authenticate"].startswith("Bearer")
-    for path in ("/healthz", "/openapi.json", "/metrics", "/docs"):
+    for path in ("/healthz", "/openapi.json", "/docs"):
         assert httpx.get(api.url + path, timeout=10).status_code == 200, path
+    # /metrics needs ARCHBENCH_METRICS_TOKEN when it is set (issue 15, item 9); a tenant's
+    # API key is not it.
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Bearer {api.keys['a']}"},
+    ):
+        resp = httpx.get(api.url + "/metrics", headers=headers, timeout=10)
+        assert_problem(resp, 401)
+    resp = httpx.get(
+        api.url + "/metrics", headers={"Authorization": "Bearer scrape-secret"}, timeout=10
+    )
+    assert resp.status_code == 200
+    assert "archbench_http_requests_total" in resp.text
 
 
 ENDPOINTS = [
@@ -320,6 +335,10 @@ def test_distributed_refuses_to_start_without_auth(api: SecuredApi) -> None:
     text = log.read_text()
     assert "refusing to start: a distributed deployment" in text, text[-2000:]
     assert "ARCHBENCH_ALLOW_NO_AUTH" in text
+    # One clear line (issue 15, item 9): not the reason and then uvicorn's traceback.
+    assert "Traceback" not in text, text[-3000:]
+    assert "Application startup failed" not in text
+    assert text.count("refusing to start") == 1, text[-3000:]
 
     port = free_port()
     env["ARCHBENCH_ALLOW_NO_AUTH"] = "true"

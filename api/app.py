@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import AuthMiddleware, check_auth_setup
 from api.cache import TTLCache
@@ -15,12 +16,13 @@ from api.docs import install_docs
 from api.limits import BodyLimitMiddleware
 from api.metrics import RequestMetricsMiddleware
 from api.problems import install_problem_handlers
-from api.routes import architectures, comparisons, dashboard, datasets, health, reports
+from api.routes import architectures, comparisons, dashboard, datasets, differences, health, reports
 from api.routes import deliveries as webhook_deliveries
 from core.config import Settings, get_settings
 from core.db import get_engine
 from core.errors import ServiceUnavailable
 from core.migrate import schema_problem
+from core.version import __version__
 
 __all__ = ["create_app"]
 
@@ -40,6 +42,26 @@ def check_schema(settings: Settings) -> None:
     problem = schema_problem(settings.database_url)
     if problem:
         raise ServiceUnavailable(problem[0].upper() + problem[1:] + ".")
+
+
+class TrailingSlashMiddleware:
+    """``POST /v1/comparisons/`` is ``POST /v1/comparisons``: a trailing slash on an api path
+    is dropped before routing, instead of Starlette's empty 307 (which many clients do not
+    follow for a POST, or follow without the body)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/v1/") and len(path) > 4 and path.endswith("/"):
+                scope = dict(scope)
+                scope["path"] = path.rstrip("/")
+                raw = scope.get("raw_path")
+                if isinstance(raw, bytes) and raw.endswith(b"/"):
+                    scope["raw_path"] = raw.rstrip(b"/")
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> FastAPI:
@@ -65,7 +87,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
 
     app = FastAPI(
         title="archbench",
-        version="1.0.0",
+        version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         # FastAPI's pages load Swagger UI and ReDoc from a CDN: /docs is served from local
@@ -81,7 +103,9 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(RequestMetricsMiddleware, access_log=settings.access_log)
-    for module in (comparisons, reports, architectures, datasets, health, dashboard):
+    for module in (comparisons, reports, differences, architectures, datasets, health, dashboard):
         app.include_router(module.router)
     app.include_router(webhook_deliveries.router)
+    # Added last, so it runs first: every other layer sees the path without the slash.
+    app.add_middleware(TrailingSlashMiddleware)
     return app

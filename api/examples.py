@@ -18,7 +18,16 @@ SUBMIT_EXAMPLES: dict[str, dict[str, Any]] = (
         "article": {
             "summary": "The article: conv128 vs two conv64 vs three conv64, 3 seeds",
             "value": ARTICLE_SPEC,
-        }
+        },
+        "adaptive": {
+            "summary": "The article with adaptive seeds: 3 per variant, more until decided",
+            "value": {
+                **ARTICLE_SPEC,
+                "name": "the article, seeds until decided",
+                "seeds": {"min": 3, "max": 10, "step": 1},
+                "equivalence_margin": 0.01,
+            },
+        },
     }
     if ARTICLE_SPEC
     else {}

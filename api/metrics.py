@@ -42,6 +42,7 @@ from core.config import Settings, get_settings
 from core.db import session_scope
 from core.logging import log_context
 from core.queue import QUEUE
+from core.status import TrialStatus
 from core.tables import Comparison, EpochMetric, Trial, WorkerHeartbeat
 
 __all__ = [
@@ -208,7 +209,7 @@ class DatabaseCollector(Collector):
                 ["worker"],
                 s.execute(
                     select(Trial.worker, func.count())
-                    .where(Trial.status == "running", Trial.worker.is_not(None))
+                    .where(Trial.status == TrialStatus.RUNNING, Trial.worker.is_not(None))
                     .group_by(Trial.worker)
                 ),
             )
@@ -239,7 +240,7 @@ class DatabaseCollector(Collector):
         seen: dict[str, float] = {}
         leases = s.execute(
             select(Trial.worker, func.max(Trial.lease_expires_at))
-            .where(Trial.status == "running", Trial.worker.is_not(None))
+            .where(Trial.status == TrialStatus.RUNNING, Trial.worker.is_not(None))
             .group_by(Trial.worker)
         )
         for worker, expires in leases:
@@ -248,7 +249,10 @@ class DatabaseCollector(Collector):
         epochs = s.execute(
             select(Trial.worker, func.max(EpochMetric.recorded_at))
             .join(Trial, Trial.id == EpochMetric.trial_id)
-            .where(Trial.worker.is_not(None), Trial.status.in_(("running", "succeeded")))
+            .where(
+                Trial.worker.is_not(None),
+                Trial.status.in_((TrialStatus.RUNNING, TrialStatus.SUCCEEDED)),
+            )
             .group_by(Trial.worker)
         )
         for worker, recorded in epochs:

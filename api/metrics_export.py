@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import (
     Float,
     Select,
@@ -38,11 +39,24 @@ from sqlalchemy.orm import Session
 from core.db import session_scope
 from core.tables import EpochMetric, Trial
 
-__all__ = ["metric_columns", "metrics_csv", "metrics_json"]
+__all__ = [
+    "KEYS",
+    "METRIC_KEY_TYPES",
+    "metric_columns",
+    "metrics_csv",
+    "metrics_json",
+    "metrics_rows",
+]
 
 CHUNK_ROWS = 1000
 CHUNK_TRIALS = 25  # Postgres: trials (one string each) fetched per round trip
 KEYS = ("trial_id", "variant", "seed", "epoch")
+METRIC_KEY_TYPES: dict[str, pa.DataType] = {
+    "trial_id": pa.string(),
+    "variant": pa.string(),
+    "seed": pa.int64(),
+    "epoch": pa.int64(),
+}
 
 
 def metric_columns(spec: dict[str, Any]) -> list[str]:
@@ -238,3 +252,35 @@ def metrics_csv(
             out.seek(0)
             out.truncate()
     yield out.getvalue().encode()
+
+
+def metrics_rows(
+    comparison_id: str, value_columns: Sequence[str], variant: str | None
+) -> Iterator[dict[str, Any]]:
+    """The rows of the long-form table as dicts (for Parquet): the JSON answer's fields, in
+    the same order, a missing metric as None; read ``CHUNK_ROWS`` at a time."""
+    with session_scope() as s:
+        q = _base(
+            [
+                Trial.id,
+                Trial.variant,
+                Trial.seed,
+                EpochMetric.epoch,
+                EpochMetric.values,
+                EpochMetric.seconds,
+            ],
+            comparison_id,
+            variant,
+        )
+        for part in s.execute(q.execution_options(yield_per=CHUNK_ROWS)).partitions():
+            for trial_id, name, seed, epoch, values, seconds in part:
+                row: dict[str, Any] = {
+                    "trial_id": trial_id,
+                    "variant": name,
+                    "seed": seed,
+                    "epoch": epoch,
+                }
+                for key in value_columns:
+                    row[key] = (values or {}).get(key)
+                row["seconds"] = seconds
+                yield row

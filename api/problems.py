@@ -6,14 +6,22 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ArchbenchError, InvalidInput, ServiceUnavailable
+from core.spec import UNION_TAGS
 
-__all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "PROBLEM_SCHEMAS",
+    "document_problems",
+    "install_problem_handlers",
+    "problem_response",
+]
 
 log = logging.getLogger("archbench.api")
 
@@ -40,7 +48,9 @@ def problem_response(exc: ArchbenchError, request: Request | None = None) -> JSO
 def _clean_loc(loc: tuple[Any, ...]) -> list[str | int]:
     out: list[str | int] = []
     for part in loc:
-        if isinstance(part, str) and (part in _PYDANTIC_NOISE or part.startswith("function-")):
+        if isinstance(part, str) and (
+            part in _PYDANTIC_NOISE or part in UNION_TAGS or part.startswith("function-")
+        ):
             continue
         out.append(part if isinstance(part, int) else str(part))
     return out
@@ -61,8 +71,125 @@ def validation_errors(errors: Any) -> list[dict[str, Any]]:
     return [{"loc": _clean_loc(tuple(e.get("loc", ()))), "msg": _message(e)} for e in errors]
 
 
+def _json_located(error: dict[str, Any], doc: Any) -> dict[str, Any]:
+    """A JSON syntax error at its line and column (1-based, as editors count), not at a
+    character offset: ``{"loc": ["body"], "msg": "invalid JSON at line 3, column 5: ..."}``."""
+    pos = error["loc"][-1] if error["loc"] and isinstance(error["loc"][-1], int) else None
+    if pos is None or not isinstance(doc, str | bytes):
+        return {**error, "loc": ["body"]}
+    text = doc.decode("utf-8", "replace") if isinstance(doc, bytes) else doc
+    line = text.count("\n", 0, pos) + 1
+    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    reason = error["msg"].removeprefix("invalid JSON: ")
+    return {
+        "loc": ["body"],
+        "msg": f"invalid JSON at line {line}, column {column}: {reason}",
+    }
+
+
+def _not_json(error: dict[str, Any], request: Request) -> dict[str, Any]:
+    """A body that was not read as JSON because its Content-Type does not say JSON: say what
+    to send instead of "Input should be a valid dictionary"."""
+    if error["loc"] != ["body"] or "json" in error["msg"].lower():
+        return error
+    content_type = request.headers.get("content-type")
+    if content_type and "json" in content_type.split(";")[0].lower():
+        return error
+    got = f"Content-Type {content_type.split(';')[0]!r}" if content_type else "no Content-Type"
+    return {
+        "loc": ["body"],
+        "msg": f"send the body as JSON with the header Content-Type: application/json "
+        f"(this request had {got})",
+    }
+
+
+def _comparison_body_errors(
+    request: Request, body: Any, errors: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Every independent error of a comparison body in one answer (core.validation.body_errors):
+    the schema's, and those of the variants and dataset it would have hidden."""
+    from api.deps import DEFAULT_TENANT
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.uploads import resolver_for
+    from core.validation import body_errors
+
+    if not isinstance(body, dict):
+        return errors
+    tenant = str(getattr(request.state, "tenant", None) or DEFAULT_TENANT)
+    try:
+        with session_scope() as session:
+            return body_errors(body, errors, get_settings(), resolver_for(session, tenant))
+    except Exception:  # the schema's errors still stand on their own
+        log.exception("could not collect the other errors of a comparison body")
+        return errors
+
+
+PROBLEM_SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "title": "Problem",
+        "description": "RFC 9457 problem details; ``errors`` locates each bad input (422).",
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "title": "Type"},
+            "title": {"type": "string", "title": "Title"},
+            "status": {"type": "integer", "title": "Status"},
+            "detail": {"type": "string", "title": "Detail"},
+            "instance": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Instance"},
+            "errors": {
+                "type": "array",
+                "title": "Errors",
+                "items": {"$ref": "#/components/schemas/ProblemError"},
+            },
+        },
+        "required": ["type", "title", "status", "detail"],
+    },
+    "ProblemError": {
+        "title": "ProblemError",
+        "description": "One bad input: where (``loc``, from ``body``/``query``/``path``) and why.",
+        "type": "object",
+        "properties": {
+            "loc": {
+                "type": "array",
+                "title": "Loc",
+                "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+            },
+            "msg": {"type": "string", "title": "Msg"},
+        },
+        "required": ["loc", "msg"],
+    },
+}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Say in the OpenAPI document what a 422 really is: ``application/problem+json`` with
+    located ``errors`` (FastAPI documents its own ``HTTPValidationError``, which archbench never
+    sends), so generated clients parse it."""
+    for path in schema.get("paths", {}).values():
+        for op in path.values():
+            responses = op.get("responses") if isinstance(op, dict) else None
+            if responses and "422" in responses:
+                responses["422"] = {
+                    "description": "Invalid input: every error, each located",
+                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas.update(PROBLEM_SCHEMAS)
+    return schema
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Register the handlers that turn every failure into problem+json."""
+    """Register the handlers that turn every failure into problem+json, and document the 422."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(ArchbenchError)
     async def _ours(request: Request, exc: ArchbenchError) -> JSONResponse:
@@ -72,7 +199,15 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem_response(InvalidInput(validation_errors(exc.errors())), request)
+        raw = exc.errors()
+        errors = [
+            _json_located(e, exc.body) if r.get("type") == "json_invalid" else e
+            for r, e in zip(raw, validation_errors(raw), strict=True)
+        ]
+        errors = [_not_json(e, request) for e in errors]
+        if request.method == "POST" and request.url.path.rstrip("/") == "/v1/comparisons":
+            errors = await run_in_threadpool(_comparison_body_errors, request, exc.body, errors)
+        return problem_response(InvalidInput(errors), request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
+from core.spec import round_progress
+from core.status import ComparisonStatus, TrialStatus
 from core.tables import Comparison, Trial
+from core.timestamps import rfc3339
 
 __all__ = [
     "AnalyzeRequest",
@@ -42,6 +46,24 @@ TRIAL_FIELDS = [
     "device",
 ]
 TRIAL_EXTRA_FIELDS = ["epochs_planned", "stop_reason", "inference_ms_per_sample", "reused_from"]
+# Parquet column types of the trials table (a column not named here is text).
+TRIAL_TYPES: dict[str, pa.DataType] = {
+    **dict.fromkeys(
+        ["seed", "attempts", "params", "trainable_params", "flops", "epochs_done"], pa.int64()
+    ),
+    "epochs_planned": pa.int64(),
+    **dict.fromkeys(["started_at", "finished_at"], pa.timestamp("us", tz="UTC")),
+    **dict.fromkeys(
+        [
+            "train_seconds",
+            "test_accuracy",
+            "test_loss",
+            "best_val_accuracy",
+            "inference_ms_per_sample",
+        ],
+        pa.float64(),
+    ),
+}
 
 
 class Page(BaseModel, Generic[T]):
@@ -62,6 +84,11 @@ class Progress(BaseModel):
     trials_cancelled: int = 0
     epochs_total: int
     epochs_done: int
+    round: int = Field(
+        default=1,
+        description="The round of seeds running (adaptive seeds add rounds; a list is one).",
+    )
+    rounds_max: int = Field(default=1, description="The most rounds the seeds schedule allows.")
 
 
 class ComparisonOut(BaseModel):
@@ -69,7 +96,9 @@ class ComparisonOut(BaseModel):
 
     id: str
     name: str
-    status: str
+    status: ComparisonStatus = Field(
+        description="queued -> running -> succeeded | failed | cancelled (the last three end it)"
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -86,7 +115,10 @@ class TrialOut(BaseModel):
     comparison_id: str
     variant: str
     seed: int
-    status: str
+    status: TrialStatus = Field(
+        description="queued -> running -> succeeded | failed | cancelled (running -> queued "
+        "when a worker hands it back)"
+    )
     attempts: int
     params: int | None
     trainable_params: int | None
@@ -109,22 +141,39 @@ class TrialOut(BaseModel):
     error: dict[str, Any] | None
 
 
+_CONV128: dict[str, Any] = {
+    "name": "conv128",
+    "layers": [
+        {"type": "Conv2D", "filters": 128, "kernel_size": [3, 3], "activation": "relu"},
+        {"type": "Flatten"},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ],
+}
+
+
 class AnalyzeRequest(BaseModel):
-    """Body of ``POST /v1/architectures/analyze``."""
+    """Body of ``POST /v1/architectures/analyze``: a variant, and where its input shape comes
+    from (the dataset's, or the variant's own ``input_shape``). Each example is accepted as
+    it stands."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"variant": _CONV128, "dataset": {"name": "mnist_5k"}},
+                {"variant": {**_CONV128, "input_shape": [28, 28, 1]}},
+            ]
+        }
+    )
 
     variant: dict[str, Any] = Field(
-        examples=[
-            {
-                "name": "conv128",
-                "layers": [
-                    {"type": "Conv2D", "filters": 128, "kernel_size": [3, 3], "activation": "relu"},
-                    {"type": "Flatten"},
-                    {"type": "Dense", "units": 10, "activation": "softmax"},
-                ],
-            }
-        ]
+        description="A variant as in a comparison; give `input_shape` in it, or a `dataset`.",
+        examples=[{**_CONV128, "input_shape": [28, 28, 1]}],
     )
-    dataset: dict[str, Any] | None = Field(default=None, examples=[{"name": "mnist_5k"}])
+    dataset: dict[str, Any] | None = Field(
+        default=None,
+        description="The dataset whose input shape and classes the variant is checked against.",
+        examples=[{"name": "mnist_5k"}],
+    )
     batch_size: int = Field(
         default=64,
         ge=1,
@@ -136,6 +185,7 @@ class AnalyzeRequest(BaseModel):
 def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> ComparisonOut:
     """A comparison row and its trial counts as the API resource."""
     path = f"{base}/v1/comparisons/{c.id}"
+    round_now, rounds_max = round_progress(c.spec, c.trials_total)
     return ComparisonOut(
         id=c.id,
         name=c.name,
@@ -145,13 +195,15 @@ def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> Com
         finished_at=c.finished_at,
         progress=Progress(
             trials_total=c.trials_total,
-            trials_succeeded=counts.get("succeeded", 0),
-            trials_failed=counts.get("failed", 0),
-            trials_running=counts.get("running", 0),
-            trials_queued=counts.get("queued", 0),
-            trials_cancelled=counts.get("cancelled", 0),
+            trials_succeeded=counts.get(TrialStatus.SUCCEEDED, 0),
+            trials_failed=counts.get(TrialStatus.FAILED, 0),
+            trials_running=counts.get(TrialStatus.RUNNING, 0),
+            trials_queued=counts.get(TrialStatus.QUEUED, 0),
+            trials_cancelled=counts.get(TrialStatus.CANCELLED, 0),
             epochs_total=c.epochs_total,
             epochs_done=counts.get("epochs_done", 0),
+            round=round_now,
+            rounds_max=rounds_max,
         ),
         error=c.error,
         spec=c.spec,
@@ -172,5 +224,5 @@ def trial_out(t: Trial) -> dict[str, Any]:
     out["error"] = t.error
     for key in ("started_at", "finished_at"):
         if out[key] is not None:
-            out[key] = out[key].isoformat().replace("+00:00", "Z")
+            out[key] = rfc3339(out[key])
     return out

@@ -13,16 +13,19 @@ from archbench.errors import (
     Unauthorized,
     WaitTimeout,
 )
+from archbench.notebook import Comparison, Report
 
 __all__ = [
     "ArchbenchError",
     "AsyncClient",
     "Client",
+    "Comparison",
     "Conflict",
     "Event",
     "InvalidInput",
     "NotFound",
     "PayloadTooLarge",
+    "Report",
     "ServiceUnavailable",
     "TooManyRequests",
     "Unauthorized",

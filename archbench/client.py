@@ -34,6 +34,10 @@ from archbench._common import (
     to_frame,
 )
 from archbench.errors import WaitTimeout, error_from_response, unreachable
+from archbench.notebook import Comparison, Report
+
+# The columns of GET .../predictions (an empty answer still gets them).
+PREDICTION_COLUMNS = ("trial_id", "variant", "seed", "example", "label", "predicted", "p_true")
 
 __all__ = ["AsyncClient", "Client", "Event"]
 
@@ -116,11 +120,13 @@ class Client:
         """Submit a comparison (a dict, a JSON file path, Keras models as variants)."""
         body = build_spec(spec, variants, overrides)
         headers = _submit_headers(idempotency_key)
-        return dict(self._request("POST", "/v1/comparisons", json=body, headers=headers).json())
+        return Comparison(
+            self._request("POST", "/v1/comparisons", json=body, headers=headers).json()
+        )
 
     def get(self, comparison_id: str) -> dict[str, Any]:
         """A comparison's status and progress."""
-        return dict(self._request("GET", _path(comparison_id)).json())
+        return Comparison(self._request("GET", _path(comparison_id)).json())
 
     def list_comparisons(
         self, *, status: str | None = None, name: str | None = None, limit: int = 50
@@ -134,7 +140,7 @@ class Client:
             if cursor:
                 params["cursor"] = cursor
             page = self._request("GET", "/v1/comparisons", params=params).json()
-            out.extend(page["items"])
+            out.extend(Comparison(item) for item in page["items"])
             cursor = page.get("next_cursor")
             if not cursor:
                 break
@@ -142,7 +148,7 @@ class Client:
 
     def cancel(self, comparison_id: str) -> dict[str, Any]:
         """Cancel a comparison; raises Conflict when it already ended."""
-        return dict(self._request("POST", _path(comparison_id, "/cancel")).json())
+        return Comparison(self._request("POST", _path(comparison_id, "/cancel")).json())
 
     def wait(
         self, comparison_id: str, timeout: float | None = None, *, poll: float = 1.0
@@ -218,7 +224,30 @@ class Client:
     def report(self, comparison_id: str, *, as_frame: bool = False) -> Any:
         """The verdict as a dict, or its per-variant table as a DataFrame with ``as_frame``."""
         body = self._request("GET", _path(comparison_id, "/report")).json()
-        return to_frame(body["variants"]) if as_frame else dict(body)
+        return to_frame(body["variants"]) if as_frame else Report(body)
+
+    def predictions(self, comparison_id: str, *, variant: str | None = None) -> Any:
+        """The test-set predictions, one row per (trial, test example), as a pandas DataFrame:
+        ``trial_id``, ``variant``, ``seed``, ``example`` (the dataset id, the same across
+        variants and seeds), ``label``, ``predicted``, ``p_true``."""
+        params = {"variant": variant} if variant else {}
+        rows = self._request("GET", _path(comparison_id, "/predictions"), params=params).json()
+        return to_frame(rows["items"], PREDICTION_COLUMNS)
+
+    def similarity(
+        self, comparison_id: str, a: str | None = None, b: str | None = None
+    ) -> dict[str, Any]:
+        """Layer-by-layer linear CKA of ``a`` against ``b`` and each against another seed."""
+        params = {k: v for k, v in (("a", a), ("b", b)) if v}
+        resp = self._request("GET", _path(comparison_id, "/similarity"), params=params)
+        return dict(resp.json())
+
+    def similarity_png(
+        self, comparison_id: str, a: str | None = None, b: str | None = None
+    ) -> bytes:
+        """The three CKA heatmaps (a vs b, a vs a', b vs b') as PNG bytes."""
+        params = {k: v for k, v in (("a", a), ("b", b)) if v}
+        return self._request("GET", _path(comparison_id, "/similarity.png"), params=params).content
 
     def report_text(self, comparison_id: str, format: ReportFormat = "text") -> str:
         """The report rendered by the service as text, Markdown, CSV or JSON."""
@@ -293,11 +322,11 @@ class AsyncClient:
         body = build_spec(spec, variants, overrides)
         headers = _submit_headers(idempotency_key)
         resp = await self._request("POST", "/v1/comparisons", json=body, headers=headers)
-        return dict(resp.json())
+        return Comparison(resp.json())
 
     async def get(self, comparison_id: str) -> dict[str, Any]:
         """A comparison's status and progress."""
-        return dict((await self._request("GET", _path(comparison_id))).json())
+        return Comparison((await self._request("GET", _path(comparison_id))).json())
 
     async def list_comparisons(
         self, *, status: str | None = None, name: str | None = None, limit: int = 50
@@ -311,7 +340,7 @@ class AsyncClient:
             if cursor:
                 params["cursor"] = cursor
             page = (await self._request("GET", "/v1/comparisons", params=params)).json()
-            out.extend(page["items"])
+            out.extend(Comparison(item) for item in page["items"])
             cursor = page.get("next_cursor")
             if not cursor:
                 break
@@ -319,7 +348,7 @@ class AsyncClient:
 
     async def cancel(self, comparison_id: str) -> dict[str, Any]:
         """Cancel a comparison; raises Conflict when it already ended."""
-        return dict((await self._request("POST", _path(comparison_id, "/cancel"))).json())
+        return Comparison((await self._request("POST", _path(comparison_id, "/cancel"))).json())
 
     async def wait(
         self, comparison_id: str, timeout: float | None = None, *, poll: float = 1.0
@@ -398,7 +427,22 @@ class AsyncClient:
     async def report(self, comparison_id: str, *, as_frame: bool = False) -> Any:
         """The verdict as a dict, or its per-variant table as a DataFrame with ``as_frame``."""
         body = (await self._request("GET", _path(comparison_id, "/report"))).json()
-        return to_frame(body["variants"]) if as_frame else dict(body)
+        return to_frame(body["variants"]) if as_frame else Report(body)
+
+    async def predictions(self, comparison_id: str, *, variant: str | None = None) -> Any:
+        """The test-set predictions, one row per (trial, test example), as a pandas DataFrame
+        (see ``Client.predictions``)."""
+        params = {"variant": variant} if variant else {}
+        resp = await self._request("GET", _path(comparison_id, "/predictions"), params=params)
+        return to_frame(resp.json()["items"], PREDICTION_COLUMNS)
+
+    async def similarity(
+        self, comparison_id: str, a: str | None = None, b: str | None = None
+    ) -> dict[str, Any]:
+        """Layer-by-layer linear CKA of ``a`` against ``b`` and each against another seed."""
+        params = {k: v for k, v in (("a", a), ("b", b)) if v}
+        resp = await self._request("GET", _path(comparison_id, "/similarity"), params=params)
+        return dict(resp.json())
 
     async def report_text(self, comparison_id: str, format: ReportFormat = "text") -> str:
         """The report rendered by the service as text, Markdown, CSV or JSON."""

@@ -8,6 +8,13 @@ plain script's process has TensorFlow imported and the data loaded before its cl
 
 Usage: ``python bench/overhead.py [--mode embedded|distributed|both] [--rounds N]
 [--epochs E] [--seeds S] [--samples N]``. Target: b/a at most 1.05.
+
+``--analysis-cost`` measures instead what "do they differ?" costs (issue 14): the same
+comparison through archbench with ``"analysis"`` off and on (predictions and per-layer Grams
+over the default probe), rounds alternating on one service; target on/off at most 1.05. It
+then trains one trial of each article model per fresh process, analysis off and on, and
+prints each process's peak RSS (the worker's peak memory per trial) and the analysis' own
+peak of NumPy memory (tracemalloc).
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ def article_spec(epochs: int, seeds: int, samples: int | None) -> dict[str, Any]
     spec["training"]["epochs"] = epochs
     spec["seeds"] = list(range(seeds))
     spec["dataset"]["max_samples"] = samples
+    # The plain loop trains on one fixed split: so does archbench here, on the same samples.
+    spec["dataset"]["split"] = "fixed"
     return spec
 
 
@@ -60,6 +69,95 @@ def plain_seconds(spec: dict[str, Any]) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
 
 
+ANALYSIS_OFF = {"predictions": False, "similarity": False}
+
+_ONE_TRIAL = r"""
+import json, resource, sys, time, tracemalloc
+sys.path.insert(0, sys.argv[1])
+from core.spec import AnalysisSpec, TrainingSpec
+from models.spec import parse_variant
+from worker.analysis import analyse_model
+from worker.datasets import load_dataset, make_split
+from worker.training import train_trial
+spec = json.loads(sys.argv[2]); on = sys.argv[3] == "on"
+d = spec["dataset"]
+ds = load_dataset(d["name"], cache_dir=__import__("pathlib").Path(sys.argv[4]))
+split = make_split(ds, test_split=d["test_split"], validation_split=d["validation_split"],
+                   split_seed=d["split_seed"], max_samples=d.get("max_samples"),
+                   probe_size=AnalysisSpec().probe_size)
+variant = parse_variant(spec["variants"][0])
+box = {}
+def analyse(model, s):
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    out = analyse_model(model, s, AnalysisSpec(), batch_size=spec["training"]["batch_size"])
+    box["seconds"] = time.perf_counter() - t0
+    box["numpy_peak"] = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return out
+r = train_trial(layers=variant.layers, input_shape=tuple(ds.input_shape), split=split,
+                training=TrainingSpec.model_validate(spec["training"]), seed=0,
+                analyse=analyse if on else None, warm_models=0, measure_inference=False)
+print(json.dumps({"peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "train_seconds": r.train_seconds, **box}))
+"""
+
+
+def trial_memory(spec: dict[str, Any]) -> None:
+    """Peak RSS of one trial per article model, analysis off and on, each in a fresh process."""
+    with tempfile.TemporaryDirectory() as cache:
+        for variant in spec["variants"]:
+            one = {**spec, "variants": [variant]}
+            row = {}
+            for on in ("off", "on"):
+                out = subprocess.run(
+                    [sys.executable, "-c", _ONE_TRIAL, str(ROOT), json.dumps(one), on, cache],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    cwd=ROOT,
+                )
+                row[on] = json.loads(out.stdout.strip().splitlines()[-1])
+            print(
+                f"{variant['name']}: peak RSS per trial, analysis off "
+                f"{row['off']['peak_rss_kib'] / 1024:.0f} MiB, on "
+                f"{row['on']['peak_rss_kib'] / 1024:.0f} MiB; the analysis took "
+                f"{row['on']['seconds']:.2f} s (training {row['on']['train_seconds']:.2f} s: "
+                f"+{100 * row['on']['seconds'] / row['on']['train_seconds']:.1f}%), "
+                f"its NumPy peak {row['on']['numpy_peak'] / 2**20:.1f} MiB",
+                flush=True,
+            )
+
+
+def analysis_cost(args: Any, spec: dict[str, Any], settings: dict[str, str]) -> int:
+    """archbench with the analysis off and on, alternating; then the memory per trial."""
+    modes = ["embedded", "distributed"] if args.mode == "both" else [args.mode]
+    worst = 0.0
+    for mode in modes:
+        with service(mode, **settings) as svc:
+            warm = article_spec(1, 1, 200)
+            warm["variants"] = [WARM_UP_VARIANT]
+            run_comparison(svc.url, warm)
+            off: list[float] = []
+            on: list[float] = []
+            for _ in range(args.rounds):
+                off.append(
+                    run_comparison(svc.url, {**spec, "reuse": False, "analysis": ANALYSIS_OFF})[0]
+                )
+                on.append(run_comparison(svc.url, {**spec, "reuse": False})[0])
+            best = min(on) / min(off)
+            worst = max(worst, best)
+            ratios = ", ".join(f"{b / a:.3f}" for a, b in zip(off, on, strict=True))
+            print(
+                f"{mode}: analysis off best {min(off):.2f} s, on best {min(on):.2f} s, ratio of "
+                f"best runs on/off {best:.3f} (rounds: {ratios}); target <= {TARGET}",
+                flush=True,
+            )
+    print(f"ratio on/off {worst:.3f} vs target {TARGET}: {'OK' if worst <= TARGET else 'MISSED'}")
+    trial_memory(spec)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the figures and the ratio."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -68,10 +166,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--samples", type=int, default=None)
+    p.add_argument(
+        "--analysis-cost",
+        action="store_true",
+        help="archbench with the analysis off against on, and the peak memory per trial",
+    )
+    p.add_argument(
+        "--trials-only",
+        action="store_true",
+        help="only the per-trial part of --analysis-cost (peak memory, analysis seconds)",
+    )
     add_warm_models_option(p)
     args = p.parse_args(argv)
     settings = warm_models_settings(args)
     spec = article_spec(args.epochs, args.seeds, args.samples)
+    if args.trials_only:
+        trial_memory(spec)
+        return 0
+    if args.analysis_cost:
+        return analysis_cost(args, spec, settings)
     modes = ["embedded", "distributed"] if args.mode == "both" else [args.mode]
     worst = 0.0
     for mode in modes:

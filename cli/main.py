@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -245,8 +245,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return _supervise([subprocess.Popen(argv, env=env) for argv, env in children])
 
 
-def _supervise(procs: list[subprocess.Popen[bytes]]) -> int:
-    """Wait for children; on Ctrl-C or SIGTERM stop them all cleanly."""
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url + "/healthz", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _supervise(
+    procs: list[subprocess.Popen[bytes]],
+    ready: tuple[str, Callable[[], None]] | None = None,
+) -> int:
+    """Wait for children; on Ctrl-C or SIGTERM stop them all cleanly. With ``ready`` (a base
+    URL and a callback), call the callback once, as soon as ``URL/healthz`` answers."""
     stopping = False
 
     def _stop(*_: Any) -> None:
@@ -262,6 +275,9 @@ def _supervise(procs: list[subprocess.Popen[bytes]]) -> int:
                 _err(f"process {p.args!r} exited with {p.returncode}; stopping the others")
                 code = p.returncode or EXIT_FAILED
                 stopping = True
+        if ready is not None and not stopping and _answers(ready[0]):
+            ready[1]()
+            ready = None
         time.sleep(0.2)
     for p in procs:
         if p.poll() is None:
@@ -297,12 +313,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     ]
     for argv, worker_env in up_worker_children(args.workers, cpu=args.cpu, env=env):
         procs.append(subprocess.Popen(argv, env=worker_env))
-    print(
-        f"archbench is up at http://{args.host}:{args.port} (data in {data_dir}, "
-        f"{args.workers} worker(s)); Ctrl-C stops it",
-        flush=True,
-    )
-    return _supervise(procs)
+    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+
+    def announce() -> None:
+        print(
+            f"archbench is up at http://{args.host}:{args.port} (data in {data_dir}, "
+            f"{args.workers} worker(s)); Ctrl-C stops it",
+            flush=True,
+        )
+
+    return _supervise(procs, ready=(url, announce))
 
 
 # Modules that add subcommands: each has ``register(subparsers) -> None``.

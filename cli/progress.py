@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from archbench.client import Client
+from core.status import TrialStatus
 
 __all__ = ["follow", "metrics_text"]
 
@@ -23,9 +24,9 @@ def _counts(d: dict[str, Any], comparison: dict[str, Any]) -> dict[str, Any]:
     p = comparison["progress"]
     return {
         "status": d.get("status", comparison["status"]),
-        "succeeded": int(d.get("trials_succeeded", 0)),
-        "failed": int(d.get("trials_failed", 0)),
-        "running": int(d.get("trials_running", 0)),
+        "trials_succeeded": int(d.get("trials_succeeded", 0)),
+        "trials_failed": int(d.get("trials_failed", 0)),
+        "trials_running": int(d.get("trials_running", 0)),
         "trials_total": int(d.get("trials_total", p["trials_total"])),
         "epochs_done": int(d.get("epochs_done", 0)),
         "epochs_total": int(d.get("epochs_total", p["epochs_total"])),
@@ -33,10 +34,10 @@ def _counts(d: dict[str, Any], comparison: dict[str, Any]) -> dict[str, Any]:
 
 
 def _progress_line(p: dict[str, Any]) -> str:
-    done = p["succeeded"] + p["failed"]
+    done = p["trials_succeeded"] + p["trials_failed"]
     return (
-        f"{p['status']}: trials {done}/{p['trials_total']} done ({p['failed']} failed, "
-        f"{p['running']} running), epochs {p['epochs_done']}/{p['epochs_total']}"
+        f"{p['status']}: trials {done}/{p['trials_total']} done ({p['trials_failed']} failed, "
+        f"{p['trials_running']} running), epochs {p['epochs_done']}/{p['epochs_total']}"
     )
 
 
@@ -93,17 +94,17 @@ def _rich(client: Client, comparison: dict[str, Any], timeout: float | None) -> 
             d = event.data
             if event.event == "progress":
                 c = _counts(d, comparison)
+                done = c["trials_succeeded"] + c["trials_failed"]
                 bar.update(
                     task,
                     completed=c["epochs_done"],
-                    trials=f"{c['succeeded'] + c['failed']}/{c['trials_total']} trials "
-                    f"({c['status']})",
+                    trials=f"{done}/{c['trials_total']} trials ({c['status']})",
                 )
             elif event.event == "epoch":
                 bar.update(
                     task, latest=f"{d['variant']} s{d['seed']} e{d['epoch']} {metrics_text(d)}"
                 )
-            elif event.event == "trial_finished" and d["status"] == "failed":
+            elif event.event == "trial_finished" and d["status"] == TrialStatus.FAILED:
                 console.print(f"[red]{d['variant']} seed {d['seed']} failed[/red]")
             elif event.event == "comparison_finished":
                 # The last progress event (sent on a status change too) drew the final frame.

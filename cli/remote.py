@@ -25,12 +25,17 @@ from archbench.errors import (
     WaitTimeout,
 )
 from cli.progress import follow
+from core.status import ComparisonStatus
 
 __all__ = ["register"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 3
 DEFAULT_URL = "http://127.0.0.1:8000"
-STATUS_EXIT = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
+STATUS_EXIT: dict[str, int] = {
+    ComparisonStatus.SUCCEEDED: EXIT_OK,
+    ComparisonStatus.FAILED: EXIT_FAILED,
+    ComparisonStatus.CANCELLED: EXIT_CANCELLED,
+}
 BAD_INPUT = (InvalidInput, NotFound, Conflict, PayloadTooLarge, Unauthorized)
 
 
@@ -148,9 +153,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write trials.csv, metrics.csv, report.json/.md/.png to --out; log runs to --mlflow."""
-    if not args.out and not args.mlflow:
-        _err("export needs --out DIR, --mlflow URI, or both")
+    """Write trials.csv, metrics.csv, report.json/.md/.png to --out; log runs to --mlflow;
+    write TensorBoard event files to --tensorboard."""
+    if not args.out and not args.mlflow and not args.tensorboard:
+        _err("export needs --out DIR, --mlflow URI or --tensorboard DIR (any of them together)")
         return EXIT_BAD_INPUT
     with _client(args) as client:
         comparison = client.get(args.id)
@@ -165,10 +171,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
             print(f"wrote trials.csv, metrics.csv, report.json, report.md, report.png to {out}")
         if args.mlflow:
-            from core.mlflow_export import export_runs
+            from core.mlflow_export import log_runs
 
             try:
-                runs = export_runs(
+                result = log_runs(
                     args.mlflow,
                     comparison,
                     client.trials(args.id),
@@ -178,7 +184,18 @@ def cmd_export(args: argparse.Namespace) -> int:
             except ImportError as exc:
                 _err(str(exc))
                 return EXIT_FAILED
-            print(f"logged {len(runs)} run(s) to MLflow at {args.mlflow}")
+            print(result.summary(args.mlflow))
+        if args.tensorboard:
+            from core.tensorboard_export import write_event_files
+
+            try:
+                written = write_event_files(
+                    Path(args.tensorboard), client.trials(args.id), client.metrics(args.id)
+                )
+            except ImportError:
+                _err("--tensorboard needs the tensorboard package: pip install tensorboard")
+                return EXIT_FAILED
+            print(written.summary(Path(args.tensorboard)))
     return EXIT_OK
 
 
@@ -220,9 +237,7 @@ def register(sub: Any) -> None:
         if name in ("ls", "status"):
             p.add_argument("--json", action="store_true", help="print the JSON")
         if name == "ls":
-            p.add_argument(
-                "--status", choices=["queued", "running", "succeeded", "failed", "cancelled"]
-            )
+            p.add_argument("--status", choices=[s.value for s in ComparisonStatus])
             p.add_argument("--name", default=None, help="substring of the name")
             p.add_argument("--limit", type=int, default=50)
         if name == "report":
@@ -233,4 +248,9 @@ def register(sub: Any) -> None:
                 "--mlflow", default=None, help="MLflow tracking URI, e.g. sqlite:///m.db"
             )
             p.add_argument("--experiment", default=None, help="MLflow experiment name")
+            p.add_argument(
+                "--tensorboard",
+                default=None,
+                help="folder for TensorBoard event files: one run per trial, step = epoch",
+            )
         p.set_defaults(func=_guarded(func))

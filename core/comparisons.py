@@ -10,18 +10,29 @@ from sqlalchemy import false, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from core.db import rows_changed
 from core.errors import Conflict, IdempotencyMismatch, TooManyRequests
-from core.lifecycle import LOCK_CONFLICT_TRIES, finalize_comparison, lock_conflict
+from core.lifecycle import (
+    LOCK_CONFLICT_TRIES,
+    added_trials,
+    cancel_queued,
+    finalize_comparison,
+    lock_conflict,
+)
 from core.reuse import copy_result, find_reusable, library_versions, trial_hash
-from core.tables import ACTIVE_TRIAL_STATES, Comparison, Trial, utcnow
+from core.spec import seed_schedule
+from core.status import ACTIVE, ComparisonStatus, TrialStatus
+from core.tables import Comparison, Trial, new_id, utcnow
 from core.tenancy import owned
 from core.validation import ValidatedComparison
 
 __all__ = [
     "body_hash",
+    "build_trials",
     "cancel_comparison",
     "check_active_quota",
     "create_comparison",
+    "fill_reused",
     "lock_tenant_quota",
 ]
 
@@ -57,7 +68,7 @@ def create_comparison(
     comparison = Comparison(
         tenant=tenant,
         name=spec["name"],
-        status="queued",
+        status=ComparisonStatus.QUEUED,
         spec=spec,
         analyses=validated.analyses,
         trials_total=validated.trials_total,
@@ -70,13 +81,47 @@ def create_comparison(
         session.flush()  # a concurrent request with the same key fails here, or at commit
     except IntegrityError as exc:
         return _lost_race(session, tenant, idempotency_key, request_hash, exc)
+    trials = build_trials(comparison.id, spec, validated.analyses, initial_seeds(spec))
+    session.add_all(trials)
+    pending_ids = [t.id for t in trials]
+    if spec.get("reuse", True):
+        pending = fill_reused(session, comparison, trials)
+        pending_ids = [t.id for t in pending]
+        if not pending:
+            finalize_comparison(session, comparison.id)  # may add the next round of seeds
+            session.refresh(comparison)
+            pending_ids = added_trials(session)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        return _lost_race(session, tenant, idempotency_key, request_hash, exc)
+    return comparison, pending_ids, True
+
+
+def initial_seeds(spec: dict[str, Any]) -> list[int]:
+    """The seeds a normalised spec starts with: its list, or 0..min-1 of its schedule."""
+    schedule = seed_schedule(spec)
+    return list(range(schedule.min)) if schedule is not None else list(spec["seeds"])
+
+
+def build_trials(
+    comparison_id: str,
+    spec: dict[str, Any],
+    analyses: dict[str, dict[str, Any]],
+    seeds: list[int],
+) -> list[Trial]:
+    """New trial rows for ``seeds`` of every variant, in queue order: seed-major, the variants
+    interleaved (seed 0 of every variant, then seed 1, ...), so that a variant's timing is not
+    confounded with when it ran (a machine warming up, or busy with other work)."""
+    versions = library_versions()
     trials = []
-    for index, variant in enumerate(spec["variants"]):
-        analysis = validated.analyses[variant["name"]]
-        for seed in spec["seeds"]:
+    for seed in seeds:
+        for index, variant in enumerate(spec["variants"]):
+            analysis = analyses[variant["name"]]
             trials.append(
                 Trial(
-                    comparison_id=comparison.id,
+                    id=new_id(),
+                    comparison_id=comparison_id,
                     variant=variant["name"],
                     variant_index=index,
                     seed=seed,
@@ -84,26 +129,15 @@ def create_comparison(
                     trainable_params=analysis["trainable_params"],
                     flops=analysis["flops"],
                     epochs_planned=spec["training"]["epochs"],
+                    trial_hash=trial_hash(spec, index, seed, versions),
                 )
             )
-    versions = library_versions()
-    for trial in trials:
-        trial.trial_hash = trial_hash(spec, trial.variant_index, trial.seed, versions)
-    session.add_all(trials)
-    pending = (
-        _reuse_finished_work(session, comparison, trials) if spec.get("reuse", True) else trials
-    )
-    try:
-        session.commit()
-    except IntegrityError as exc:
-        return _lost_race(session, tenant, idempotency_key, request_hash, exc)
-    return comparison, [t.id for t in pending], True
+    return trials
 
 
-def _reuse_finished_work(
-    session: Session, comparison: Comparison, trials: list[Trial]
-) -> list[Trial]:
-    """Fill trials already trained (same hash, same tenant) from their results; returns the rest."""
+def fill_reused(session: Session, comparison: Comparison, trials: list[Trial]) -> list[Trial]:
+    """Fill trials already trained (same hash, same tenant) from their results; returns the
+    rest, in their order."""
     found = find_reusable(
         session, comparison.tenant, [t.trial_hash for t in trials if t.trial_hash]
     )
@@ -115,11 +149,9 @@ def _reuse_finished_work(
         else:
             copy_result(session, source, trial)
     if len(pending) < len(trials):
-        comparison.started_at = utcnow()
+        if comparison.started_at is None:
+            comparison.started_at = utcnow()
         session.flush()
-        if not pending:
-            finalize_comparison(session, comparison.id)
-            session.refresh(comparison)
     return pending
 
 
@@ -171,7 +203,7 @@ def check_active_quota(session: Session, tenant: str, max_active: int) -> None:
         session.scalar(
             select(func.count())
             .select_from(Comparison)
-            .where(Comparison.tenant == tenant, Comparison.status.in_(ACTIVE_TRIAL_STATES))
+            .where(Comparison.tenant == tenant, Comparison.status.in_(ACTIVE))
         )
         or 0
     )
@@ -217,31 +249,25 @@ def _cancel(session: Session, comparison: Comparison) -> None:
     queued = list(
         session.scalars(
             select(Trial.id)
-            .where(Trial.comparison_id == comparison.id, Trial.status == "queued")
+            .where(Trial.comparison_id == comparison.id, Trial.status == TrialStatus.QUEUED)
             .order_by(Trial.id)
             .with_for_update(key_share=True)  # what an UPDATE takes: FOR NO KEY UPDATE
         )
     )
     marked = session.execute(
         update(Comparison)
-        .where(Comparison.id == comparison.id, Comparison.status.in_(ACTIVE_TRIAL_STATES))
+        .where(Comparison.id == comparison.id, Comparison.status.in_(ACTIVE))
         .values(cancel_requested=True)
         .execution_options(synchronize_session=False)
     )
-    if not marked.rowcount:  # type: ignore[attr-defined]
+    if not rows_changed(marked):
         session.rollback()
         session.refresh(comparison)
         raise Conflict(f"The comparison already ended ({comparison.status}); nothing to cancel.")
     session.expire(comparison)  # finalize_comparison below must read cancel_requested anew
     # Only the rows locked above: a trial queued again since (its lease expired) is not
     # locked, and its next delivery or the sweeper sees cancel_requested and cancels it.
-    if queued:
-        session.execute(
-            update(Trial)
-            .where(Trial.id.in_(queued), Trial.status == "queued")
-            .values(status="cancelled", finished_at=utcnow(), stop_reason="cancelled")
-            .execution_options(synchronize_session=False)
-        )
+    cancel_queued(session, queued)
     session.flush()
     finalize_comparison(session, comparison.id)
     session.commit()

@@ -8,10 +8,14 @@
     ├── Conflict (409)                         the resource is not in a state that allows this
     ├── PayloadTooLarge (413)                  request body over the limit
     ├── TooManyRequests (429)                  a per-tenant quota; carries Retry-After
-    └── ServiceUnavailable (503)               a dependency (database, broker) is down
+    ├── ServiceUnavailable (503)               a dependency (database, broker) is down
+    ├── TrialFailed (500)                      stored on a trial whose training raised
+    ├── AttemptsExhausted (500)                stored on a trial that used its attempts
+    └── TrialsFailed (500)                     stored on a comparison with failed trials
 
 The api renders every one of them as RFC 9457 ``application/problem+json`` in one handler;
-the worker stores ``to_problem()`` on a failed trial so clients see the same shape.
+the worker and core/lifecycle.py store ``to_problem()`` of the last three on failed trials
+and comparisons, so clients see the same shape.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "ArchbenchError",
+    "AttemptsExhausted",
     "Conflict",
     "ErrorItem",
     "IdempotencyMismatch",
@@ -30,6 +35,8 @@ __all__ = [
     "PayloadTooLarge",
     "ServiceUnavailable",
     "TooManyRequests",
+    "TrialFailed",
+    "TrialsFailed",
     "Unauthorized",
     "without_terminal_codes",
 ]
@@ -179,3 +186,30 @@ class ServiceUnavailable(ArchbenchError):
     status = 503
     slug = "service-unavailable"
     title = "Service unavailable"
+
+
+class TrialFailed(ArchbenchError):
+    """A trial's training raised; stored on the trial (``Trial.error``), never raised."""
+
+    slug = "trial-failed"
+    title = "Trial failed"
+
+
+class AttemptsExhausted(ArchbenchError):
+    """The workers running a trial stopped answering ``max_attempts`` times; stored."""
+
+    slug = "attempts-exhausted"
+    title = "Trial failed"
+
+
+class TrialsFailed(ArchbenchError):
+    """Some trials of a comparison failed; stored on the comparison, with a title that
+    says how many."""
+
+    slug = "trials-failed"
+    title = "Some trials failed"
+
+    def __init__(self, detail: str, *, title: str | None = None) -> None:
+        super().__init__(detail)
+        if title:
+            self.title = title

@@ -8,42 +8,53 @@ whose clock runs ahead cannot expire another's lease early, nor one behind keep 
 Lock order: a transaction that writes both takes trial rows first (several: by ascending id)
 and the comparison's row last: the claim updates its trial, then its comparison; a cancel
 locks the queued trials, then marks the comparison; the sweeper updates expired trials in id
-order and finishes comparisons in transactions of their own. The exceptions are the sweeper's
+order and finishes comparisons in transactions of their own (an adaptive comparison's next
+round locks the comparison's row, then inserts its new trials: no existing trial row is
+locked after it). The exceptions are the sweeper's
 bulk stamps (``enqueued_at`` of the trials it re-sends, and the re-send after a broker reset),
 which lock their rows in the plan's order: one of those can still deadlock with a cancel,
 and then the loser is rolled back (``lock_conflict``): a cancel runs again, the sweeper's
 pass ends and the next pass sends again. Nothing is lost either way.
+
+Every change of a trial's or a comparison's ``status`` is a function here (the words are
+``core.status``'s); the callers (the worker, the sweeper, a cancel, a reuse) decide when.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from core.errors import without_terminal_codes
-from core.tables import ACTIVE_TRIAL_STATES, Comparison, EpochMetric, Trial, UTCDateTime, utcnow
+from core.db import rows_changed, upsert_insert
+from core.errors import AttemptsExhausted, TrialsFailed, without_terminal_codes
+from core.status import ACTIVE, TERMINAL, ComparisonStatus, StopReason, TrialStatus
+from core.tables import Comparison, EpochMetric, Trial, UTCDateTime, utcnow
 
 __all__ = [
     "LOCK_CONFLICT_TRIES",
     "LeaseLost",
+    "added_trials",
     "attempts_exhausted",
+    "cancel_queued",
     "claim_trial",
     "db_now",
     "end_unclaimed",
+    "failure_summary",
     "finalize_comparison",
     "finish_trial",
     "json_safe",
     "lock_conflict",
+    "mark_reused",
     "progress_of",
     "release_trial",
     "renew_lease",
+    "requeue_expired",
     "rewind_trial",
     "upsert_epoch",
 ]
@@ -81,20 +92,16 @@ def db_now(session: Session, plus_seconds: float = 0) -> ColumnElement[datetime]
 def unclaimed(session: Session) -> ColumnElement[bool]:
     """A trial nobody holds: queued, or running under a lease that expired (database clock)."""
     return or_(
-        Trial.status == "queued",
-        and_(Trial.status == "running", Trial.lease_expires_at < db_now(session)),
+        Trial.status == TrialStatus.QUEUED,
+        and_(Trial.status == TrialStatus.RUNNING, Trial.lease_expires_at < db_now(session)),
     )
 
 
 def attempts_exhausted(attempts: int, limit: int) -> dict[str, Any]:
     """The problem stored on a trial that used up its attempts."""
-    return {
-        "type": "https://archbench.dev/problems/attempts-exhausted",
-        "title": "Trial failed",
-        "status": 500,
-        "detail": f"the worker running this trial stopped answering {attempts} times "
-        f"(attempt limit {limit})",
-    }
+    return AttemptsExhausted(
+        f"the worker running this trial stopped answering {attempts} times (attempt limit {limit})"
+    ).to_problem()
 
 
 def claim_trial(
@@ -116,7 +123,7 @@ def claim_trial(
         update(Trial)
         .where(*guard)
         .values(
-            status="running",
+            status=TrialStatus.RUNNING,
             attempts=Trial.attempts + 1,
             lease_owner=owner,
             lease_expires_at=db_now(session, lease_seconds),
@@ -125,20 +132,25 @@ def claim_trial(
         )
         .execution_options(synchronize_session=False)
     )
-    claimed = bool(result.rowcount)  # type: ignore[attr-defined]
+    claimed = bool(rows_changed(result))
     if claimed:
         comparison_id = session.scalar(select(Trial.comparison_id).where(Trial.id == trial_id))
         session.execute(
             update(Comparison)
-            .where(Comparison.id == comparison_id, Comparison.status == "queued")
-            .values(status="running", started_at=now)
+            .where(Comparison.id == comparison_id, Comparison.status == ComparisonStatus.QUEUED)
+            .values(status=ComparisonStatus.RUNNING, started_at=now)
             .execution_options(synchronize_session=False)
         )
     return claimed
 
 
 def end_unclaimed(
-    session: Session, trial_id: str, *, status: str, min_attempts: int | None = None, **values: Any
+    session: Session,
+    trial_id: str,
+    *,
+    status: TrialStatus,
+    min_attempts: int | None = None,
+    **values: Any,
 ) -> bool:
     """End a trial that nobody holds (queued, or its lease expired) with ``status``; with
     ``min_attempts``, only one that used at least that many. False when it was not free."""
@@ -154,7 +166,7 @@ def end_unclaimed(
         .values(status=status, lease_owner=None, lease_expires_at=None, **json_safe(values))
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_changed(result))
 
 
 def release_trial(session: Session, trial_id: str, *, owner: str) -> bool:
@@ -162,31 +174,81 @@ def release_trial(session: Session, trial_id: str, *, owner: str) -> bool:
     resumes from its checkpoint); False when it was not ours any more."""
     result = session.execute(
         update(Trial)
-        .where(Trial.id == trial_id, Trial.lease_owner == owner, Trial.status == "running")
-        .values(status="queued", lease_owner=None, lease_expires_at=None, enqueued_at=None)
+        .where(
+            Trial.id == trial_id, Trial.lease_owner == owner, Trial.status == TrialStatus.RUNNING
+        )
+        .values(
+            status=TrialStatus.QUEUED, lease_owner=None, lease_expires_at=None, enqueued_at=None
+        )
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_changed(result))
+
+
+def requeue_expired(session: Session, trial_id: str) -> bool:
+    """Put a running trial whose lease expired (its worker died or hung) back in the queue
+    (the sweeper sends it again; the next attempt resumes from its checkpoint); False when
+    someone got there first."""
+    result = session.execute(
+        update(Trial)
+        .where(
+            Trial.id == trial_id,
+            Trial.status == TrialStatus.RUNNING,
+            Trial.lease_expires_at < db_now(session),
+        )
+        .values(
+            status=TrialStatus.QUEUED, lease_owner=None, lease_expires_at=None, enqueued_at=None
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(rows_changed(result))
+
+
+def cancel_queued(session: Session, trial_ids: Sequence[str]) -> int:
+    """End the still-queued ones of ``trial_ids`` as cancelled; returns how many.
+
+    The caller locked those rows (trials first, by id: the module's lock order) before
+    marking their comparison ``cancel_requested``.
+    """
+    if not trial_ids:
+        return 0
+    result = session.execute(
+        update(Trial)
+        .where(Trial.id.in_(trial_ids), Trial.status == TrialStatus.QUEUED)
+        .values(
+            status=TrialStatus.CANCELLED, finished_at=utcnow(), stop_reason=StopReason.CANCELLED
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return rows_changed(result)
+
+
+def mark_reused(target: Trial, source: Trial) -> None:
+    """``target``, a trial being created, ends at once with ``source``'s result (core.reuse
+    copies the result's fields and epochs)."""
+    target.status = TrialStatus.SUCCEEDED
+    target.reused_from = source.reused_from or source.id
+    target.enqueued_at = utcnow()
 
 
 def renew_lease(session: Session, trial_id: str, *, owner: str, lease_seconds: int) -> None:
     """Extend our lease; raise LeaseLost when the trial is no longer ours."""
     result = session.execute(
         update(Trial)
-        .where(Trial.id == trial_id, Trial.lease_owner == owner, Trial.status == "running")
+        .where(
+            Trial.id == trial_id, Trial.lease_owner == owner, Trial.status == TrialStatus.RUNNING
+        )
         .values(lease_expires_at=db_now(session, lease_seconds))
         .execution_options(synchronize_session=False)
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not rows_changed(result):
         raise LeaseLost(trial_id)
 
 
 def _epoch_insert(
     session: Session, trial_id: str, epoch: int, values: dict[str, Any], seconds: float | None
 ) -> Any:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(EpochMetric).values(
+    return upsert_insert(session, EpochMetric).values(
         trial_id=trial_id,
         epoch=epoch,
         values=json_safe(values),
@@ -297,7 +359,7 @@ def finish_trial(session: Session, trial_id: str, *, owner: str | None, **values
             synchronize_session=False
         )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_changed(result))
 
 
 def progress_of(session: Session, comparison_ids: list[str]) -> dict[str, dict[str, int]]:
@@ -313,15 +375,7 @@ def progress_of(session: Session, comparison_ids: list[str]) -> dict[str, dict[s
         .group_by(Trial.comparison_id, Trial.status)
     ).all()
     out: dict[str, dict[str, int]] = {
-        cid: {
-            "succeeded": 0,
-            "failed": 0,
-            "running": 0,
-            "queued": 0,
-            "cancelled": 0,
-            "epochs_done": 0,
-        }
-        for cid in comparison_ids
+        cid: {**{s.value: 0 for s in TrialStatus}, "epochs_done": 0} for cid in comparison_ids
     }
     for cid, status, count, epochs in rows:
         out[cid][status] = out[cid].get(status, 0) + int(count)
@@ -329,41 +383,101 @@ def progress_of(session: Session, comparison_ids: list[str]) -> dict[str, dict[s
     return out
 
 
-def finalize_comparison(session: Session, comparison_id: str) -> str | None:
-    """Mark the comparison finished if no trial is active; returns its final status or None."""
+def _trials(n: int) -> str:
+    return f"{n} trial" if n == 1 else f"{n} trials"
+
+
+def failure_summary(failed: int, *, succeeded: int, ended: int) -> tuple[str, str]:
+    """The title and first sentence of a failed comparison's problem, true to the counts:
+    what failed, and whether any result is left (none when no trial succeeded)."""
+    if succeeded == 0:
+        title = "All trials failed" if failed == ended else "No trial succeeded"
+        head = (
+            ("The only trial failed" if failed == 1 else f"All {failed} trials failed")
+            if failed == ended
+            else f"{failed} of {_trials(ended)} failed and the rest were cancelled"
+        )
+        return title, f"{head}; there are no results to report."
+    return (
+        "Some trials failed",
+        f"{failed} of {_trials(ended)} failed; the results of the {_trials(succeeded)} "
+        f"that succeeded are kept.",
+    )
+
+
+ADDED_TRIALS = "archbench.added_trials"  # session.info key: trials a new round added
+
+
+def added_trials(session: Session) -> list[str]:
+    """The ids of the trials ``finalize_comparison`` added as a new round of seeds in this
+    session (and forgets them): the caller enqueues them once its transaction committed; the
+    sweeper sends any it does not (``enqueued_at`` stays null)."""
+    ids: list[str] = session.info.pop(ADDED_TRIALS, [])
+    return ids
+
+
+def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatus | None:
+    """Mark the comparison finished if no trial is active; returns its final status or None.
+
+    An adaptive comparison (``seeds: {min, max, step}``) whose round has ended is not
+    finished while the report says a tested pair needs more seeds: the next round's trials
+    are added instead (``core.rounds``; their ids via ``added_trials``) and None is returned.
+    Its row is locked first (after the trial rows this transaction wrote, as the lock order
+    says), and the trial counts read again under that lock, so two workers that end the last
+    two trials of a round at once add the round once: the second sees the first's new trials.
+    """
     counts = progress_of(session, [comparison_id])[comparison_id]
-    if any(counts[s] for s in ACTIVE_TRIAL_STATES):
+    if any(counts[s] for s in ACTIVE):
         return None
     comparison = session.get(Comparison, comparison_id)
-    if comparison is None or comparison.status not in ("queued", "running"):
+    if comparison is None or comparison.status not in ACTIVE:
         return None
+    if isinstance(comparison.spec.get("seeds"), dict) and not comparison.cancel_requested:
+        from core.rounds import next_round
+
+        comparison = session.scalar(
+            select(Comparison)
+            .where(Comparison.id == comparison_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if comparison is None or comparison.status not in ACTIVE:
+            return None
+        counts = progress_of(session, [comparison_id])[comparison_id]
+        if any(counts[s] for s in ACTIVE):
+            return None
+        if not counts[TrialStatus.FAILED] and not comparison.cancel_requested:
+            added = next_round(session, comparison)
+            if added is not None:
+                session.info.setdefault(ADDED_TRIALS, []).extend(added)
+                return None
+            counts = progress_of(session, [comparison_id])[comparison_id]
     error: dict[str, Any] | None = None
     if comparison.cancel_requested:
-        status = "cancelled"
-    elif counts["failed"]:
-        status = "failed"
+        status = ComparisonStatus.CANCELLED
+    elif counts[TrialStatus.FAILED]:
+        status = ComparisonStatus.FAILED
         first = session.scalar(
             select(Trial)
-            .where(Trial.comparison_id == comparison_id, Trial.status == "failed")
+            .where(Trial.comparison_id == comparison_id, Trial.status == TrialStatus.FAILED)
             .order_by(Trial.variant_index, Trial.seed)
             .limit(1)
         )
-        ended = counts["succeeded"] + counts["failed"] + counts["cancelled"]
+        ended = sum(counts[s] for s in TERMINAL)
         where = f"{first.variant}, seed {first.seed}" if first else "?"
         first_detail = (first.error or {}).get("detail", "") if first else ""
-        error = {
-            "type": "https://archbench.dev/problems/trials-failed",
-            "title": "Some trials failed",
-            "status": 500,
-            "detail": f"{counts['failed']} of {ended} trials failed; the others' results are "
-            f"kept. First failure ({where}): {first_detail}",
-        }
+        title, summary = failure_summary(
+            counts[TrialStatus.FAILED], succeeded=counts[TrialStatus.SUCCEEDED], ended=ended
+        )
+        error = TrialsFailed(
+            f"{summary} First failure ({where}): {first_detail}", title=title
+        ).to_problem()
     else:
-        status = "succeeded"
+        status = ComparisonStatus.SUCCEEDED
     result = session.execute(
         update(Comparison)
-        .where(Comparison.id == comparison_id, Comparison.status.in_(("queued", "running")))
+        .where(Comparison.id == comparison_id, Comparison.status.in_(ACTIVE))
         .values(status=status, finished_at=utcnow(), error=error)
         .execution_options(synchronize_session=False)
     )
-    return status if result.rowcount else None  # type: ignore[attr-defined]
+    return status if rows_changed(result) else None

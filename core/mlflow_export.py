@@ -11,13 +11,19 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["architecture_summary", "export_runs", "require_mlflow"]
+from core.status import TERMINAL, TrialStatus
 
-TERMINAL = ("succeeded", "failed", "cancelled")
-RUN_STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
+__all__ = ["ExportResult", "architecture_summary", "export_runs", "log_runs", "require_mlflow"]
+
+RUN_STATUS: dict[str, str] = {
+    TrialStatus.SUCCEEDED: "FINISHED",
+    TrialStatus.FAILED: "FAILED",
+    TrialStatus.CANCELLED: "KILLED",
+}
 FINAL_METRICS = (
     "test_accuracy",
     "test_loss",
@@ -84,6 +90,32 @@ def _params(comparison: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[str
     return {k: str(v)[:500] for k, v in out.items() if v is not None}
 
 
+@dataclass
+class ExportResult:
+    """What an export did: runs it logged now, runs an earlier export had logged (by trial,
+    found by the ``archbench.trial_id`` tag), and trials not ended yet (not logged)."""
+
+    experiment: str
+    new: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    not_ended: int = 0
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [*self.new, *self.existing]
+
+    def summary(self, tracking_uri: str) -> str:
+        """One line for a person: what was new, what was already there, what is to come."""
+        parts = [
+            f"logged {len(self.new)} new run(s) to MLflow at {tracking_uri} "
+            f"(experiment {self.experiment!r})",
+            f"{len(self.existing)} already there from an earlier export",
+        ]
+        if self.not_ended:
+            parts.append(f"{self.not_ended} trial(s) not ended yet (export again later)")
+        return "; ".join(parts)
+
+
 def export_runs(
     tracking_uri: str,
     comparison: Mapping[str, Any],
@@ -93,6 +125,18 @@ def export_runs(
     experiment: str | None = None,
 ) -> list[str]:
     """Log every ended trial as an MLflow run; returns the run ids (existing ones included)."""
+    return log_runs(tracking_uri, comparison, trials, metrics, experiment=experiment).run_ids
+
+
+def log_runs(
+    tracking_uri: str,
+    comparison: Mapping[str, Any],
+    trials: Sequence[Mapping[str, Any]],
+    metrics: Sequence[Mapping[str, Any]],
+    *,
+    experiment: str | None = None,
+) -> ExportResult:
+    """Log every ended trial not logged yet as an MLflow run; what was new and what was not."""
     require_mlflow()
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
@@ -104,9 +148,10 @@ def export_runs(
     curves: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for row in metrics:
         curves[str(row["trial_id"])].append(row)
-    run_ids = []
+    result = ExportResult(experiment=name)
     for trial in trials:
         if trial.get("status") not in TERMINAL:
+            result.not_ended += 1
             continue
         existing = client.search_runs(
             [experiment_id],
@@ -114,7 +159,7 @@ def export_runs(
             max_results=1,
         )
         if existing:
-            run_ids.append(existing[0].info.run_id)
+            result.existing.append(existing[0].info.run_id)
             continue
         tags = {
             "archbench.comparison_id": str(comparison["id"]),
@@ -149,5 +194,5 @@ def export_runs(
         for start in range(0, len(values), 1000):
             client.log_batch(run_id, metrics=values[start : start + 1000])
         client.set_terminated(run_id, status=RUN_STATUS[str(trial["status"])], end_time=stamp)
-        run_ids.append(run_id)
-    return run_ids
+        result.new.append(run_id)
+    return result

@@ -1,32 +1,50 @@
-"""The comparison report: a pure function of the stored trial rows, answered as JSON.
+"""The comparison report: a pure function of the stored trial rows (and the spec), as JSON.
 
-``build_report`` aggregates each variant's primary metric over its succeeded trials, runs
-Welch's t-test on every pair (Holm-adjusted across pairs), and writes a one-sentence
-verdict plus fairness notes. Only ``succeeded`` trials enter the statistics; failed,
-cancelled, queued and running ones are counted and noted.
+``build_report`` aggregates each variant's primary metric over its succeeded trials, tests
+the *tested family* of pairs (``tested_pairs``: every variant against ``baseline``, or all
+pairs), concludes each pair ``a_better``/``b_better``/``equivalent``/``inconclusive``/
+``untested``, groups the variants in tiers and writes the verdict and notes. Only
+``succeeded`` trials enter the statistics; a trial that ended with ``stop_reason ==
+"diverged"`` has succeeded (it is scored as it ended) and is counted in ``n_diverged``.
 
-Choices worth knowing:
+Choices worth knowing (the statistics are in ``core.stats``, the family, looks, conclusions
+and tiers in ``core.report_pairs``):
 
 - ``std`` is the sample standard deviation (ddof=1); ``ci95`` is the t-interval
   ``mean ± t(0.975, n-1)·std/√n``. Both are ``None`` when ``n < 2``.
-- A pair is tested only when both sides have ``n >= MIN_SEEDS`` (3): with two seeds a
-  t-test has one or two degrees of freedom and its verdict is noise, so no test is run and
-  the verdict and notes say so. When both sides are constant
-  (zero spread) no t-test is possible: ``p_value``, ``ci95`` and ``effect_size`` are
-  ``None`` and the pair is not significant; when the constants differ a note says so.
-  A sample counts as constant when its range is within 1e-12 of its magnitude, so
-  float noise never produces a spurious "significant" difference.
-- ``effect_size`` is Cohen's d, ``(mean_a - mean_b) / pooled sd``.
-- ``auc_val_accuracy`` is the normalised area under the validation-accuracy curve: the
-  mean of a trial's per-epoch validation accuracy (unit-spaced epochs, so area / epochs),
-  averaged over trials. It lies in [0, 1] and rewards learning early.
-- ``seconds_per_epoch_mean`` is wall time per epoch as the worker measured it: the training
-  pass plus that epoch's validation pass (and, in epoch 1, tracing); ``train_seconds_mean``
-  is the whole ``fit``. Both come from one device per trial, stored with the trial.
-- ``inference_ms_per_sample_mean`` is timed by one trial per variant (the first seed, or a
-  later one when the first ended without timing it) on the worker's device.
-- ``rank`` is 1-based over variants with data; variants without data are listed last
-  in ``ranking`` and have ``rank: None``.
+- A pair is tested only when both sides have ``n >= MIN_SEEDS`` (3); otherwise its
+  conclusion is ``untested``. When both sides ran the same seeds the test is the paired t
+  (``test: "paired_t"``) on the per-seed differences, whose correlation is reported;
+  otherwise Welch's t (``"welch"``).
+- Superiority p-values are Holm-adjusted over the whole planned family (an untestable pair
+  counts as p = 1, so the family never shrinks while trials run); TOST equivalence p-values
+  against ``equivalence_margin`` are Holm-adjusted the same way. A pair is ``a_better`` /
+  ``b_better`` when its adjusted p is below the look's level, else ``equivalent`` when its
+  adjusted TOST p is, else ``inconclusive``. With no spread at all (every per-seed difference
+  the same, or both sides constant) no test is possible: the pair is ``equivalent`` when
+  the exact difference is inside the margin and ``inconclusive`` otherwise.
+- Sequential seeds (``seeds: {min, max, step}``): look k has ``min + (k-1)·step`` seeds per
+  variant; look k is tested at its increment of the Lan-DeMets Pocock-type spending
+  function ``alpha·ln(1 + (e-1)·t)``, ``t = n_k / n_max`` (a union bound over looks, so the
+  family-wise error stays at most alpha under any stopping rule). The list form is one look
+  at the full alpha. While trials of the current look are still queued or running, the
+  conclusions are withheld (``inconclusive``, ``significant`` false): an interim report
+  never claims a result at any level.
+- ``ci95`` is the unadjusted 95% interval of ``mean(a) - mean(b)``; ``ci95_adjusted`` is the
+  Bonferroni interval at level ``1 - level/m`` (m = family size, level = the look's level):
+  when it excludes zero, the Holm test rejects too.
+- ``effect_size`` is Hedges' g matching the test (``core.stats``), with ``effect_size_ci95``.
+- ``mde``: the true difference detected with 80% power with the present seeds at the
+  look's per-pair level ``level/m``; ``seeds_needed`` (inconclusive pairs only): seeds per
+  variant that would decide the pair with 80% power at the observed spread, at the last
+  look's per-pair level.
+- ``rank`` is a competition rank (exact ties share one); variants with fewer than 3 seeds
+  come after every tested variant whatever their mean. ``tier`` 1 is the best tested
+  variant with every variant no tested pair shows worse than it; then the same over the
+  rest. Untested variants have no tier.
+- ``auc_val_accuracy`` is the normalised area under the validation-accuracy curve.
+- ``seconds_per_epoch_*`` and ``inference_ms_per_sample_*`` are the mean, std and 95%
+  interval over the variant's succeeded trials that timed them.
 - The verdict and notes are written by ``core.report_render`` from this dict alone.
 - Every float in the answer is finite or ``None``: JSON cannot carry NaN or infinity.
 """
@@ -39,12 +57,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
-from core.report_render import MIN_SEEDS, fairness_notes, verdict_sentence
+from core import stats as st
+from core.report_pairs import (
+    ALPHA,
+    SEQUENTIAL_METHOD,
+    as_interval,
+    conclude,
+    current_look,
+    finite,
+    moments,
+    needs_more_seeds,
+    pair_row,
+    plan_of,
+    rank_and_tier,
+    tested_pairs,
+)
+from core.report_render import fairness_notes, verdict_sentence
+from core.report_schema import PairDifference
+from core.status import StopReason
 
 __all__ = [
     "ALPHA",
+    "PAIRWISE_ROW_COLUMNS",
     "PRIMARY_METRICS",
     "REPORT_ROW_COLUMNS",
     "EpochPoint",
@@ -53,7 +89,10 @@ __all__ = [
     "build_report",
     "cohens_d",
     "holm_adjust",
+    "needs_more_seeds",
+    "pairwise_rows",
     "report_rows",
+    "tested_pairs",
     "welch_test",
 ]
 
@@ -64,11 +103,8 @@ PRIMARY_METRICS: Mapping[str, bool] = {
 }
 """Each primary metric the report accepts, mapped to whether higher is better."""
 
-ALPHA = 0.05
-"""Family-wise significance level, applied to Holm-adjusted p-values."""
-
-STOPPED_EARLY = ("early_stopping", "time_budget")
-_REL_TOL = 1e-12
+DIVERGED = StopReason.DIVERGED
+STOPPED_EARLY = (StopReason.EARLY_STOPPING.value, StopReason.TIME_BUDGET.value)
 
 REPORT_ROW_COLUMNS: tuple[str, ...] = (
     "name",
@@ -92,8 +128,38 @@ REPORT_ROW_COLUMNS: tuple[str, ...] = (
     "seconds_per_epoch_mean",
     "inference_ms_per_sample_mean",
     "rank",
+    "tier",
+    "n_diverged",
+    "seconds_per_epoch_std",
+    "inference_ms_per_sample_std",
 )
 """The CSV columns of ``report_rows``, in order."""
+
+PAIRWISE_ROW_COLUMNS: tuple[str, ...] = (
+    "a",
+    "b",
+    "n_a",
+    "n_b",
+    "test",
+    "correlation",
+    "diff",
+    "ci95_lo",
+    "ci95_hi",
+    "ci95_adjusted_lo",
+    "ci95_adjusted_hi",
+    "p_value",
+    "p_adjusted",
+    "effect_size",
+    "effect_size_ci95_lo",
+    "effect_size_ci95_hi",
+    "equivalence_p",
+    "equivalence_p_adjusted",
+    "conclusion",
+    "mde",
+    "seeds_needed",
+    "level",
+)
+"""The CSV columns of ``pairwise_rows`` (``?format=csv&table=pairwise``), in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,37 +225,19 @@ class _Group:
     cancelled: list[int] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
     n_running: int = 0
+    n_diverged: int = 0
     params: int | None = None
     flops: int | None = None
-
-
-def _finite(x: float | None) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _moments(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0.0 for one value or a constant sample)."""
-    n = len(values)
-    lo, hi = min(values), max(values)
-    if hi - lo <= _REL_TOL * max(1.0, abs(lo), abs(hi)):
-        return (lo if lo == hi else math.fsum(values) / n), 0.0
-    # Divide by a power of two (exact) near the largest magnitude so squares cannot overflow.
-    scale = math.ldexp(1.0, math.frexp(max(abs(lo), abs(hi)))[1] - 1)
-    arr = np.asarray(values, dtype=float) / scale
-    return scale * float(arr.mean()), scale * float(arr.std(ddof=1))
 
 
 def _summarize(values: Sequence[float]) -> _Summary:
     n = len(values)
     if n == 0:
         return _Summary(0)
-    mean, std = _moments(values)
+    mean, std = moments(values)
     if n < 2:
         return _Summary(n, mean, None, None, values[0], values[0])
-    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    half = float(special.stdtrit(n - 1, 0.975)) * std / math.sqrt(n)  # t.ppf, faster
     return _Summary(n, mean, std, (mean - half, mean + half), min(values), max(values))
 
 
@@ -199,14 +247,14 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 
 def _present(values: Iterable[float | None]) -> list[float]:
-    return [v for v in (_finite(x) for x in values) if v is not None]
+    return [v for v in (finite(x) for x in values) if v is not None]
 
 
 def welch_test(a: Sequence[float], b: Sequence[float]) -> WelchResult:
     """Welch's t-test (scipy) and the Welch-Satterthwaite 95% interval of mean(a) - mean(b)."""
     if len(a) < 2 or len(b) < 2:
         raise ValueError("Welch's t-test needs at least two values on each side")
-    (ma, sa), (mb, sb) = _moments(a), _moments(b)
+    (ma, sa), (mb, sb) = moments(a), moments(b)
     va, vb = sa * sa / len(a), sb * sb / len(b)
     denom = va * va / (len(a) - 1) + vb * vb / (len(b) - 1)
     df = (va + vb) * (va + vb) / denom if denom > 0.0 else math.nan
@@ -216,7 +264,7 @@ def welch_test(a: Sequence[float], b: Sequence[float]) -> WelchResult:
     # scipy's Welch test from the same moments, so p, CI and the constant-sample rule agree
     # (and scipy never warns about catastrophic cancellation on a near-constant sample).
     welch = stats.ttest_ind_from_stats(ma, sa, len(a), mb, sb, len(b), equal_var=False)
-    p = _finite(welch.pvalue)
+    p = finite(welch.pvalue)
     return WelchResult(ma - mb, (ma - mb - half, ma - mb + half), p, df)
 
 
@@ -224,20 +272,14 @@ def cohens_d(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Cohen's d of a over b with the pooled standard deviation; None when that is zero."""
     if len(a) < 2 or len(b) < 2:
         return None
-    (ma, sa), (mb, sb) = _moments(a), _moments(b)
+    (ma, sa), (mb, sb) = moments(a), moments(b)
     pooled_var = ((len(a) - 1) * sa * sa + (len(b) - 1) * sb * sb) / (len(a) + len(b) - 2)
-    return _finite((ma - mb) / math.sqrt(pooled_var)) if pooled_var > 0.0 else None
+    return finite((ma - mb) / math.sqrt(pooled_var)) if pooled_var > 0.0 else None
 
 
 def holm_adjust(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment of p-values, returned in the input order."""
-    m = len(p_values)
-    adjusted = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(sorted(range(m), key=lambda i: p_values[i])):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
+    """Holm's step-down adjustment of p-values (statsmodels), returned in the input order."""
+    return st.holm(p_values)
 
 
 # --- aggregation ------------------------------------------------------------------------
@@ -259,7 +301,7 @@ def _group(
     g = _Group(name)
     for t in trials:
         if t.status == "succeeded":
-            value = _finite(getattr(t, metric))
+            value = finite(getattr(t, metric))
             if value is None:
                 g.missing.append(t.seed)
             else:
@@ -272,6 +314,8 @@ def _group(
             g.cancelled.append(t.seed)
         elif t.status in ("queued", "running"):
             g.n_running += 1
+        if t.stop_reason == DIVERGED:
+            g.n_diverged += 1
     with_counts = [t for t in g.succeeded if t.params is not None] or list(trials)
     g.params = next((t.params for t in with_counts if t.params is not None), None)
     g.flops = next((t.flops for t in with_counts if t.flops is not None), None)
@@ -282,7 +326,7 @@ def _group(
 
 
 def _val_accuracies(t: TrialResult) -> list[tuple[int, float]]:
-    return [(p.epoch, v) for p in t.curve if (v := _finite(p.val_accuracy)) is not None]
+    return [(p.epoch, v) for p in t.curve if (v := finite(p.val_accuracy)) is not None]
 
 
 def _epochs_to_95pct(t: TrialResult) -> float | None:
@@ -299,7 +343,7 @@ def _auc(t: TrialResult) -> float | None:
 
 
 def _best_val(t: TrialResult) -> float | None:
-    best = _finite(t.best_val_accuracy)
+    best = finite(t.best_val_accuracy)
     points = _val_accuracies(t)
     return best if best is not None else (max(v for _, v in points) if points else None)
 
@@ -313,17 +357,12 @@ def _seconds_per_epoch(t: TrialResult) -> float | None:
     per_epoch = _mean(p.seconds for p in t.curve)
     if per_epoch is not None:
         return per_epoch
-    seconds = _finite(t.train_seconds)
+    seconds = finite(t.train_seconds)
     return seconds / t.epochs_done if seconds is not None and t.epochs_done > 0 else None
 
 
-def _interval(ci: tuple[float, float] | None) -> list[float] | None:
-    """The interval as a JSON list, or None when it is missing or not finite."""
-    return list(ci) if ci is not None and all(map(math.isfinite, ci)) else None
-
-
 def _ci(s: _Summary) -> list[float] | None:
-    return _interval(s.ci95)
+    return as_interval(s.ci95)
 
 
 def _variant_block(g: _Group, info: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -333,6 +372,8 @@ def _variant_block(g: _Group, info: Mapping[str, Any] | None) -> dict[str, Any]:
     best = _summarize(_present(_best_val(t) for t in ok))
     final = _summarize(_present(_final_val(t) for t in ok))
     per_seed = sorted(zip(g.seeds, g.values, strict=True))
+    epoch_time = _summarize(_present(_seconds_per_epoch(t) for t in ok))
+    inference = _summarize(_present(t.inference_ms_per_sample for t in ok))
     return {
         "name": g.name,
         "params": g.params,
@@ -346,7 +387,9 @@ def _variant_block(g: _Group, info: Mapping[str, Any] | None) -> dict[str, Any]:
         "cancelled_seeds": sorted(g.cancelled),
         "seeds_without_metric": sorted(g.missing),
         "stopped_early": {r: sum(t.stop_reason == r for t in ok) for r in STOPPED_EARLY},
+        "n_diverged": g.n_diverged,
         "rank": None,
+        "tier": None,
         "mean": main.mean,
         "std": main.std,
         "ci95": _ci(main),
@@ -360,56 +403,20 @@ def _variant_block(g: _Group, info: Mapping[str, Any] | None) -> dict[str, Any]:
         "auc_val_accuracy": _mean(_auc(t) for t in ok),
         "train_seconds_mean": _mean(t.train_seconds for t in ok),
         "seconds_per_epoch_mean": _mean(_seconds_per_epoch(t) for t in ok),
+        "seconds_per_epoch_std": epoch_time.std,
+        "seconds_per_epoch_ci95": _ci(epoch_time),
         "inference_ms_per_sample_mean": _mean(t.inference_ms_per_sample for t in ok),
+        "inference_ms_per_sample_std": inference.std,
+        "inference_ms_per_sample_ci95": _ci(inference),
         "per_seed": [{"seed": s, "value": v} for s, v in per_seed],
     }
-
-
-def _pairwise(groups: Sequence[_Group]) -> list[dict[str, Any]]:
-    pairs: list[dict[str, Any]] = []
-    for i, ga in enumerate(groups):
-        for gb in groups[i + 1 :]:
-            na, nb = len(ga.values), len(gb.values)
-            row: dict[str, Any] = {
-                "a": ga.name,
-                "b": gb.name,
-                "n_a": na,
-                "n_b": nb,
-                "diff": None,
-                "ci95": None,
-                "df": None,
-                "p_value": None,
-                "p_adjusted": None,
-                "effect_size": None,
-                "significant": False,
-            }
-            if na and nb:
-                row["diff"] = _finite(_moments(ga.values)[0] - _moments(gb.values)[0])
-            if min(na, nb) >= MIN_SEEDS and row["diff"] is not None:
-                w = welch_test(ga.values, gb.values)
-                row["ci95"] = _interval(w.ci95)
-                row["df"] = w.df
-                row["p_value"] = w.p_value
-                row["effect_size"] = cohens_d(ga.values, gb.values)
-            pairs.append(row)
-    tested = [p for p in pairs if p["p_value"] is not None]
-    for p, adj in zip(tested, holm_adjust([p["p_value"] for p in tested]), strict=True):
-        p["p_adjusted"] = adj
-        p["significant"] = adj < ALPHA
-    return pairs
-
-
-def _ranking(variants: Sequence[dict[str, Any]], higher: bool) -> list[str]:
-    with_data = [v for v in variants if v["mean"] is not None]
-    with_data.sort(key=lambda v: -v["mean"] if higher else v["mean"])
-    return [v["name"] for v in with_data] + [v["name"] for v in variants if v["mean"] is None]
 
 
 def _json_safe(value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str | int):
         return value
     if isinstance(value, float | np.floating):
-        return _finite(float(value))
+        return finite(float(value))
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, Mapping):
@@ -427,8 +434,13 @@ def build_report(
     trials: Sequence[TrialResult],
     final: bool,
     variant_info: Mapping[str, Mapping[str, Any]] | None = None,
+    spec: Mapping[str, Any] | None = None,
+    differences: Sequence[PairDifference] = (),
 ) -> dict[str, Any]:
-    """Aggregate trials into the report JSON: variants, pairwise tests, ranking, verdict."""
+    """Aggregate trials into the report JSON: design, variants, pairwise conclusions, tiers,
+    verdict and notes. ``spec`` is the comparison's normalised spec (seeds, baseline,
+    equivalence_margin, dataset.split; defaults when absent); ``differences`` are
+    ``core.report_schema.PairDifference`` models (or dicts) stored as they are."""
     if primary_metric not in PRIMARY_METRICS:
         raise ValueError(f"unknown primary metric {primary_metric!r}")
     higher = PRIMARY_METRICS[primary_metric]
@@ -439,24 +451,66 @@ def build_report(
         by_name[t.variant].append(t)
     groups = [_group(n, by_name[n], primary_metric, info.get(n)) for n in names]
     variants = [_variant_block(g, info.get(g.name)) for g in groups]
-    ranking = _ranking(variants, higher)
-    rank_of = {name: i + 1 for i, name in enumerate(ranking)}
+    plan = plan_of(spec, names)
+    complete = not any(g.n_running for g in groups)
+    looks = current_look(plan, max((len(by_name[n]) for n in names), default=0), complete)
+    family = tested_pairs(names, plan.baseline)
+    group_of = {g.name: g for g in groups}
+    level = float(looks["level"])
+    final_level = float(looks.get("final_level", level))
+    pairs = [
+        pair_row(
+            group_of[a],
+            group_of[b],
+            family=max(1, len(family)),
+            level=level,
+            final_level=final_level,
+            margin=plan.margin,
+        )
+        for a, b in family
+    ]
+    conclude(pairs, higher=higher, level=level, margin=plan.margin, complete=complete)
     for v in variants:
-        v["rank"] = rank_of[v["name"]] if v["n"] else None
+        v["rank"] = None
+        v["tier"] = None
+    ranking = rank_and_tier(variants, pairs, higher)
+    tests = {p["test"] for p in pairs if p["test"] is not None}
+    design = {
+        "split": plan.split,
+        "paired": bool(tests) and tests == {"paired_t"},
+        "test": tests.pop() if len(tests) == 1 else ("mixed" if tests else None),
+        "alpha": ALPHA,
+        "equivalence_margin": plan.margin,
+        "baseline": plan.baseline,
+        "sequential": SEQUENTIAL_METHOD if plan.schedule is not None else None,
+        "looks": looks,
+        "family_size": len(family),
+        "multiplicity": "holm",
+        "interval_adjustment": "bonferroni",
+    }
     report: dict[str, Any] = _json_safe(
         {
             "comparison_id": comparison_id,
             "final": final,
+            "interim": not final,
             "primary_metric": primary_metric,
             "higher_is_better": higher,
+            "design": design,
             "variants": variants,
-            "pairwise": _pairwise(groups),
+            "pairwise": pairs,
             "ranking": ranking,
+            "differences": [_dump(d) for d in differences],
         }
     )
     report["verdict"] = verdict_sentence(report)
     report["notes"] = fairness_notes(report)
     return report
+
+
+def _dump(d: PairDifference | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(d, PairDifference):
+        return d.model_dump(mode="json")
+    return PairDifference.model_validate(d).model_dump(mode="json")
 
 
 def report_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -489,6 +543,22 @@ def report_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "seconds_per_epoch_mean": v.get("seconds_per_epoch_mean"),
                 "inference_ms_per_sample_mean": v.get("inference_ms_per_sample_mean"),
                 "rank": v.get("rank"),
+                "tier": v.get("tier"),
+                "n_diverged": v.get("n_diverged"),
+                "seconds_per_epoch_std": v.get("seconds_per_epoch_std"),
+                "inference_ms_per_sample_std": v.get("inference_ms_per_sample_std"),
             }
         )
+    return rows
+
+
+def pairwise_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per tested pair for CSV, with the columns of ``PAIRWISE_ROW_COLUMNS``."""
+    rows: list[dict[str, Any]] = []
+    for p in report["pairwise"]:
+        row = {k: p.get(k) for k in PAIRWISE_ROW_COLUMNS}
+        for key in ("ci95", "ci95_adjusted", "effect_size_ci95"):
+            lo, hi = p.get(key) or (None, None)
+            row[f"{key}_lo"], row[f"{key}_hi"] = lo, hi
+        rows.append(row)
     return rows

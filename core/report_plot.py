@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from core.palette import variant_colour
 from core.report import TrialResult
 
 __all__ = ["render_png"]
@@ -30,7 +31,7 @@ _LABELS = {
 
 
 def _colour(i: int) -> str:
-    return f"C{i % 10}"
+    return variant_colour(i)  # the dashboard's colour for the same variant (core.palette)
 
 
 def _curves(ax: Any, names: Sequence[str], trials: Sequence[TrialResult]) -> bool:
@@ -59,7 +60,9 @@ def _curves(ax: Any, names: Sequence[str], trials: Sequence[TrialResult]) -> boo
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(alpha=0.3)
     if drawn:
-        ax.legend(loc="lower right", fontsize="small")
+        legend = ax.legend(loc="lower right", fontsize="small")
+        for text in legend.get_texts():
+            text.set_parse_math(False)  # a name is text, never mathtext
         ax.xaxis.get_major_locator().set_params(integer=True)
     return drawn
 
@@ -82,13 +85,23 @@ def _spread(ax: Any, report: Mapping[str, Any]) -> None:
             [i + 0.3], [mean], yerr=yerr, fmt="D", color="black", capsize=5, markersize=5, zorder=3
         )
     ax.set_xticks(
-        range(len(variants)), [v["name"] for v in variants], rotation=20 if len(variants) > 4 else 0
+        range(len(variants)),
+        [_tick(v) for v in variants],
+        rotation=20 if len(variants) > 4 else 0,
     )
+    for label in ax.get_xticklabels():
+        label.set_parse_math(False)
     ax.set_xlim(-0.6, len(variants) - 0.4)
     unit = "" if metric == "test_loss" else " (%)"
     ax.set_ylabel(_LABELS.get(metric, metric) + unit)
     ax.set_title("Per seed (dots), mean and 95% CI (diamond, bars)")
     ax.grid(axis="y", alpha=0.3)
+
+
+def _tick(v: Mapping[str, Any]) -> str:
+    """A variant's tick label: its name, and its tier when it has one."""
+    tier = v.get("tier")
+    return v["name"] if tier is None else f"{v['name']}\ntier {tier}"
 
 
 def _empty(ax: Any, message: str) -> None:
@@ -111,11 +124,13 @@ def render_png(report: Mapping[str, Any], trials: Sequence[TrialResult], *, titl
     else:
         _empty(right, "No finished trials yet")
         right.set_title("Per seed (dots), mean and 95% CI (diamond, bars)")
-    fig.suptitle(" ".join(title.split()), fontsize=14)
+    fig.suptitle(" ".join(title.split()), fontsize=14, parse_math=False)
     caption = textwrap.wrap(str(report.get("verdict", "")), width=150)
     if len(caption) > 4:
         caption = [*caption[:3], caption[3] + " …"]
-    fig.text(0.5, 0.015, "\n".join(caption), ha="center", va="bottom", fontsize=10)
+    fig.text(
+        0.5, 0.015, "\n".join(caption), ha="center", va="bottom", fontsize=10, parse_math=False
+    )
     fig.subplots_adjust(left=0.06, right=0.98, top=0.88, bottom=0.12 + 0.03 * len(caption))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_DPI)

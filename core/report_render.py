@@ -1,38 +1,40 @@
 """The report in words: its verdict and notes, and its Markdown, terminal and CSV forms.
 
 Every function here reads only the JSON dict that ``core.report.build_report`` makes, so
-the words can be regenerated from a stored report. Numbers are written the way a person
-reads them: accuracy levels in percent, accuracy differences in percentage points, loss
-values as plain numbers.
+the words can be regenerated from a stored report. Numbers are written by
+``core.report_format``, one way everywhere.
 
-Verdict rules, in order:
+The verdict is a few plain sentences:
 
 1. No succeeded trial: "No trial has finished yet." (or why nothing can be compared).
 2. One variant with data: its level and interval, and that nothing compares with it.
-3. Fewer than two variants have ``MIN_SEEDS`` seeds: the leader's lead over the
-   runner-up, and that the seeds are too few for a significance test.
-4. Otherwise rules 5 and 6 over the variants with ``MIN_SEEDS`` seeds or more (the only
-   ones tested), followed by the variants left untested with their level and seed count.
-5. No pair significant: the variants are not distinguishable, with the leader's lead
-   (two constant samples that differ: the lead on every seed, and that there is no test).
-6. Otherwise: the leader's significant wins (with CI and Holm-adjusted p), then the
-   variants it cannot be told from, then other significant pairs.
+3. Otherwise one sentence per pair of the tested family, in the family's order (the
+   baseline's pairs first when there is a baseline), each with its conclusion and figures:
+   better (the gap, its 95% interval, the Holm-adjusted p and Hedges' g), equivalent (within
+   the margin, with the TOST p), inconclusive (the interval and the seeds that would decide
+   it), untested (fewer than ``MIN_SEEDS`` seeds), or withheld while the look's trials run.
+4. A sentence per variant whose trials diverged, then each difference's own sentence.
 
-A partial report (``final`` false) gets a prefix that says how many trials finished.
+An interim report (``interim`` true) starts with "Interim", the look and the trials done.
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from core import report_format as fmt
+from core.differences import differences_table
 
 __all__ = [
     "MIN_SEEDS",
     "RATIO_LIMIT",
     "fairness_notes",
+    "md_escape",
     "render_markdown",
     "render_text",
     "rows_to_csv",
@@ -41,58 +43,21 @@ __all__ = [
 
 MIN_SEEDS = 3
 """A variant with fewer finished seeds than this is never tested: no p-value, no
-significance, and the verdict says it was left out."""
+conclusion but ``untested``, no tier, and it ranks after every tested variant."""
 
 RATIO_LIMIT = 2.0
 """Parameter or FLOP counts further apart than this factor get a fairness note."""
 
-_LABELS = {
-    "test_accuracy": "test accuracy",
-    "test_loss": "test loss",
-    "best_val_accuracy": "best validation accuracy",
-}
-
 Report = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class _Words:
-    """How to write the numbers of one report's primary metric."""
-
-    metric: str
-    higher: bool
-
-    @property
-    def accuracy(self) -> bool:
-        return self.metric != "test_loss"
-
-    @property
-    def label(self) -> str:
-        return _LABELS.get(self.metric, self.metric.replace("_", " "))
-
-    def level(self, x: float) -> str:
-        return f"{100 * x:.1f}%" if self.accuracy else f"{x:.4g}"
-
-    def reaches(self, x: float) -> str:
-        return f"{self.level(x)} {self.label}" if self.accuracy else f"a {self.label} of {x:.4g}"
-
-    def gap(self, x: float) -> str:
-        if not self.accuracy:
-            return f"{x:.3g}"
-        return f"{100 * x:.2f}" if abs(100 * x) < 0.1 else f"{100 * x:.1f}"
-
-    def by(self, x: float, *, first: bool = True) -> str:
-        if self.accuracy:
-            return f"{self.gap(x)} points" + (f" of {self.label}" if first else "")
-        return self.gap(x) + (f" in {self.label}" if first else "")
-
-
-def _words(report: Report) -> _Words:
-    return _Words(report["primary_metric"], bool(report["higher_is_better"]))
+def _label(report: Report) -> str:
+    m = str(report["primary_metric"])
+    return fmt.LABELS.get(m, m.replace("_", " "))
 
 
 def _plural(k: int, word: str) -> str:
-    return f"{k} {word}" + ("" if k == 1 else "s")
+    return f"{k:,} {word}" + ("" if k == 1 else "s")
 
 
 def _seeds(ns: Sequence[int]) -> str:
@@ -100,140 +65,173 @@ def _seeds(ns: Sequence[int]) -> str:
     return _plural(lo, "seed") if lo == hi else f"{lo} to {hi} seeds"
 
 
-def _adjusted_p(p: float) -> str:
-    if p < 0.001:
-        return "adjusted p < 0.001"
-    return f"adjusted p = {p:.2f}" if p >= 0.1 else f"adjusted p = {p:.3f}"
-
-
-def _pair(report: Report, x: str, y: str) -> Mapping[str, Any]:
-    return next(p for p in report["pairwise"] if {p["a"], p["b"]} == {x, y})
-
-
-def _advantage(w: _Words, pair: Mapping[str, Any], leader: str) -> tuple[float, list[float] | None]:
-    """The leader's advantage over the other side of a pair and its CI; positive = better."""
-    sign = 1.0 if (pair["a"] == leader) == w.higher else -1.0
-    ci = pair["ci95"]
-    oriented = None if ci is None else sorted((sign * ci[0], sign * ci[1]))
-    return sign * (pair["diff"] or 0.0), oriented
-
-
-def _win(w: _Words, pair: Mapping[str, Any], leader: str, *, first: bool = True) -> str:
-    other = pair["b"] if pair["a"] == leader else pair["a"]
-    adv, ci = _advantage(w, pair, leader)
-    if pair["p_adjusted"] is None or ci is None:
-        return f"{other} by {w.by(adv, first=first)} (no spread across seeds, so no test)"
-    interval = f"95% CI {w.gap(ci[0])} to {w.gap(ci[1])}"
-    return f"{other} by {w.by(adv, first=first)} ({interval}, {_adjusted_p(pair['p_adjusted'])})"
-
-
 def _join(parts: Sequence[str], word: str = "and") -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" {word} " + parts[-1]
 
 
-def _compared(report: Report, w: _Words) -> str:
-    data = [v for v in report["variants"] if v["n"]]
-    ns = [v["n"] for v in data]
-    ranking = report["ranking"]
-    leader = ranking[0]
-    if len(data) == 1:
-        v = data[0]
-        ci = v["ci95"]
-        spread = f"95% CI {w.level(ci[0])} to {w.level(ci[1])}, " if ci else ""
-        alone = "there is no other variant to compare it with"
-        if len(report["variants"]) > 1:
-            alone = "no other variant has a finished trial to compare it with"
-        return f"{leader} reaches {w.reaches(v['mean'])} ({spread}{_seeds(ns)}); {alone}"
-    tested = [v for v in data if v["n"] >= MIN_SEEDS]
-    if len(tested) < 2:
-        runner_up = ranking[1]
-        lead, _ = _advantage(w, _pair(report, leader, runner_up), leader)
-        head = f"{leader} leads {runner_up} by {w.by(lead)}"
-        if lead == 0.0:
-            head = f"{leader} and {runner_up} both reach {w.reaches(data[0]['mean'])}"
+def _by(report: Report, x: float) -> str:
+    """``3.41 points of test accuracy`` / ``0.0123 in test loss``."""
+    m = report["primary_metric"]
+    if m == "test_loss":
+        return f"{fmt.gap(x, m)} in {_label(report)}"
+    return f"{fmt.gap(x, m, unit=True)} of {_label(report)}"
+
+
+def _variant(report: Report, name: str) -> Mapping[str, Any]:
+    return next(v for v in report["variants"] if v["name"] == name)
+
+
+def _oriented(report: Report, p: Mapping[str, Any], winner: str) -> tuple[float, list[float]]:
+    """The winner's advantage and its interval, positive = better."""
+    sign = 1.0 if (p["a"] == winner) == bool(report["higher_is_better"]) else -1.0
+    ci = p["ci95"] or [p["diff"], p["diff"]]
+    return sign * p["diff"], sorted([sign * ci[0], sign * ci[1]])
+
+
+def _stats_clause(report: Report, p: Mapping[str, Any], ci: Sequence[float] | None) -> str:
+    m = report["primary_metric"]
+    parts = []
+    if ci is not None and p["ci95"] is not None:
+        parts.append(f"95% CI {fmt.gap_interval(ci, m)}")
+    if p["p_adjusted"] is not None:
+        parts.append(f"adjusted p {_p(p['p_adjusted'])}")
+    if p["effect_size"] is not None:
+        parts.append(f"Hedges' g {fmt.effect(abs(p['effect_size']))}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _p(p: float) -> str:
+    text = fmt.p_value(p)
+    return text if text.startswith("<") else f"= {text}"
+
+
+def _levels(report: Report, a: str, b: str) -> str:
+    m = report["primary_metric"]
+    va, vb = _variant(report, a), _variant(report, b)
+    return f"{fmt.level(va['mean'], m)} vs {fmt.level(vb['mean'], m)}"
+
+
+def _pair_sentence(report: Report, p: Mapping[str, Any]) -> str:
+    m = report["primary_metric"]
+    a, b, conclusion = p["a"], p["b"], p["conclusion"]
+    design = report.get("design") or {}
+    looks = design.get("looks") or {}
+    margin = design.get("equivalence_margin")
+    ns = f"{_seeds([p['n_a'], p['n_b']])}"
+    if conclusion in ("a_better", "b_better"):
+        winner, loser = (a, b) if conclusion == "a_better" else (b, a)
+        adv, ci = _oriented(report, p, winner)
         return (
-            f"{head}, but there are too few seeds "
-            f"({min(ns)}) for a significance test; run at least {MIN_SEEDS} seeds per variant "
-            "to tell them apart"
+            f"{winner} is better than {loser}: {_levels(report, winner, loser)} "
+            f"{_label(report)}, by {fmt.gap(adv, m, unit=m != 'test_loss')}"
+            f"{_stats_clause(report, p, ci)}, {ns}"
         )
-    names = {v["name"] for v in tested}
-    sentence = _tested(report, w, tested, [n for n in ranking if n in names])
-    few = [v for v in data if v["n"] < MIN_SEEDS]
-    if few:
-        listed = _join(
-            [f"{v['name']} ({w.reaches(v['mean'])} over {_plural(v['n'], 'seed')})" for v in few]
-        )
-        verb = "is" if len(few) == 1 else "are"
-        sentence += f"; {listed} {verb} not tested, with fewer than {MIN_SEEDS} seeds"
-    return sentence
-
-
-def _tested(report: Report, w: _Words, data: Sequence[Mapping[str, Any]], order: list[str]) -> str:
-    """The verdict over the variants with enough seeds for a test, ``order`` best first."""
-    ns = [v["n"] for v in data]
-    leader, runner_up = order[0], order[1]
-    top = _pair(report, leader, runner_up)
-    lead, _ = _advantage(w, top, leader)
-    if not any(p["significant"] for p in report["pairwise"]):
-        if len(data) == 2 and top["p_value"] is None and lead != 0.0:
+    diff_text = f"{a} - {b} = {fmt.gap(p['diff'], m, signed=True, unit=m != 'test_loss')}"
+    if conclusion == "equivalent":
+        within = f"±{fmt.gap(margin, m, unit=m != 'test_loss')}" if margin is not None else ""
+        if p["p_value"] is None:
             return (
-                f"{leader} leads {runner_up} by {w.by(lead)} on every one of "
-                f"{_seeds(ns)} (no spread across seeds, so no test)"
+                f"{a} and {b} are equivalent within {within}: the per-seed difference is "
+                f"{fmt.gap(p['diff'], m, signed=True)} on every one of {ns}, with no spread"
             )
-        if len(data) == 2:
-            head = f"{leader} and {runner_up} are not distinguishable with {_seeds(ns)}"
-        else:
-            head = f"None of the {len(data)} variants is distinguishable from another"
-            head += f" with {_seeds(ns)}"
-        if lead == 0.0:
-            both = w.reaches(data[0]["mean"])
-            return f"{head}: {leader} and {runner_up} both reach {both}"
-        return f"{head}: {leader} leads {_win(w, top, leader)}"
-    others = order[1:]
-    wins = [_pair(report, leader, o) for o in others if _pair(report, leader, o)["significant"]]
-    ties = [o for o in others if not _pair(report, leader, o)["significant"]]
-    clauses: list[str] = []
-    if wins:
-        clauses.append(
-            f"{leader} beats "
-            + _join([_win(w, p, leader, first=i == 0) for i, p in enumerate(wins)])
+        eq = p["equivalence_p_adjusted"]
+        eq_text = f"; adjusted equivalence p {_p(eq)}" if eq is not None else ""
+        ci = p["ci95"]
+        return (
+            f"{a} and {b} are equivalent within {within}: {_levels(report, a, b)} "
+            f"{_label(report)}, {diff_text} (95% CI {fmt.gap_interval(ci, m)}{eq_text}), {ns}"
         )
-    if ties:
-        tie_seeds = _seeds([v["n"] for v in data if v["name"] in (leader, *ties)])
-        if len(ties) == 1:
-            clauses.append(f"{leader} and {ties[0]} are not distinguishable with {tie_seeds}")
-        else:
-            clauses.append(
-                f"{leader} is not distinguishable from {_join(ties, 'or')} with {tie_seeds}"
-            )
-    for p in report["pairwise"]:
-        if p["significant"] and leader not in (p["a"], p["b"]):
-            winner = p["a"] if (p["diff"] > 0) == w.higher else p["b"]
-            clauses.append(f"{winner} beats {_win(w, p, winner, first=not wins)}")
-    return "; ".join(clauses)
+    if conclusion == "untested":
+        few = [x for x, n in ((a, p["n_a"]), (b, p["n_b"])) if n < MIN_SEEDS]
+        who = _join([f"{x} has {_plural(_variant(report, x)['n'], 'seed')}" for x in few])
+        so_far = ""
+        if p["diff"] is not None:
+            so_far = f"; so far {_levels(report, a, b)} {_label(report)}"
+        return f"{a} vs {b} is untested: {who}, fewer than {MIN_SEEDS}{so_far}"
+    if not looks.get("complete", True):
+        return (
+            f"{a} vs {b}: no conclusion until this look's trials end; so far {diff_text} with {ns}"
+        )
+    if p["p_value"] is None:
+        return (
+            f"{a} vs {b} is inconclusive: {diff_text} on every one of {ns}, with no spread "
+            "across seeds, so no test is possible"
+        )
+    needed = p.get("seeds_needed")
+    more = ""
+    if needed is not None:
+        more = f"; about {_plural(needed, 'seed')} per variant would decide it"
+    return (
+        f"{a} vs {b} is inconclusive with {ns}: {diff_text} (95% CI "
+        f"{fmt.gap_interval(p['ci95'], m)}, adjusted p {_p(p['p_adjusted'])}; minimum "
+        f"detectable difference {fmt.gap(p['mde'], m, unit=m != 'test_loss')}){more}"
+    )
 
 
-def verdict_sentence(report: Report) -> str:
-    """The report's verdict: one plain sentence a person can paste."""
+def _alone(report: Report) -> str:
+    m = report["primary_metric"]
+    data = [v for v in report["variants"] if v["n"]]
+    v = data[0]
+    spread = f"95% CI {fmt.level_interval(v['ci95'], m)}, " if v["ci95"] else ""
+    alone = "there is no other variant to compare it with"
+    if len(report["variants"]) > 1:
+        alone = "no other variant has a finished trial to compare it with"
+    return (
+        f"{v['name']} reaches {fmt.level(v['mean'], m)} {_label(report)} "
+        f"({spread}{_plural(v['n'], 'seed')}); {alone}"
+    )
+
+
+def _interim_prefix(report: Report) -> str:
     variants = report["variants"]
     done = sum(v["n"] for v in variants)
     lost = sum(v["n_failed"] + v["n_cancelled"] + len(v["seeds_without_metric"]) for v in variants)
     running = sum(v["n_running"] for v in variants)
+    looks = (report.get("design") or {}).get("looks") or {}
+    look = ""
+    if looks.get("planned", 1) > 1:
+        look = f"look {looks['current']} of {looks['planned']}, "
+    return f"Interim result ({look}{done} of {done + lost + running} trials finished): "
+
+
+def verdict_sentence(report: Report) -> str:
+    """The report's verdict: one plain sentence per tested pair, then divergences."""
+    variants = report["variants"]
+    done = sum(v["n"] for v in variants)
+    lost = sum(v["n_failed"] + v["n_cancelled"] + len(v["seeds_without_metric"]) for v in variants)
     if done == 0:
         if not report["final"] and lost == 0:
             return "No trial has finished yet."
         if not report["final"]:
             return f"No trial has succeeded yet ({lost} failed or cancelled so far)."
         return f"No trial succeeded ({lost} failed or cancelled), so there is nothing to compare."
-    sentence = _compared(report, _words(report))
+    if sum(1 for v in variants if v["n"]) == 1:
+        sentences = [_alone(report)]
+    else:
+        sentences = [_pair_sentence(report, p) for p in report["pairwise"]]
+    for v in variants:
+        if v.get("n_diverged"):
+            total = v["n"] + v["n_failed"] + len(v["seeds_without_metric"])
+            sentences.append(
+                f"{v['name']} diverged (loss not finite) on {v['n_diverged']} of "
+                f"{_plural(total, 'trial')}, scored as they ended"
+            )
+    for d in report.get("differences") or ():
+        if d.get("sentence"):
+            sentences.append(str(d["sentence"]).rstrip("."))
+    text = ". ".join(sentences) + "."
     if not report["final"]:
-        sentence = f"Partial result ({done} of {done + lost + running} trials finished): {sentence}"
-    return sentence + "."
+        text = _interim_prefix(report) + text
+    return text
 
 
-def _trial_notes(report: Report, w: _Words, v: Mapping[str, Any], anyone: bool) -> list[str]:
+# --- notes --------------------------------------------------------------------------------
+
+
+def _trial_notes(report: Report, v: Mapping[str, Any], anyone: bool) -> list[str]:
     notes: list[str] = []
     name, n = v["name"], v["n"]
+    label = _label(report)
     so_far = "" if report["final"] else " so far"
     if n == 0 and anyone:
         notes.append(f"{name} has no finished trial{so_far}, so it is not compared.")
@@ -250,12 +248,18 @@ def _trial_notes(report: Report, w: _Words, v: Mapping[str, Any], anyone: bool) 
     for key, noun, suffix in (
         ("failed_seeds", "failed trial", ""),
         ("cancelled_seeds", "cancelled trial", ""),
-        ("seeds_without_metric", "succeeded trial", f" without a finite {w.label}"),
+        ("seeds_without_metric", "succeeded trial", f" without a finite {label}"),
     ):
         if seeds := v[key]:
             listed = ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
             counted = _plural(len(seeds), noun) + suffix
             notes.append(f"{name}: {counted} ({listed}) left out of the statistics.")
+    if v.get("n_diverged"):
+        notes.append(
+            f"{name}: {_plural(v['n_diverged'], 'trial')} diverged (the training loss became "
+            "NaN or infinite); they count as the variant's results, evaluated as they ended, "
+            "because instability belongs to the architecture."
+        )
     stopped = v["stopped_early"]
     if sum(stopped.values()):
         how = [
@@ -270,7 +274,7 @@ def _trial_notes(report: Report, w: _Words, v: Mapping[str, Any], anyone: bool) 
     return notes
 
 
-def _ratio_notes(report: Report, w: _Words) -> list[str]:
+def _ratio_notes(report: Report) -> list[str]:
     notes: list[str] = []
     variants = report["variants"]
     for what, key, source in (("parameters", "params", "capacity"), ("FLOPs", "flops", "compute")):
@@ -283,179 +287,255 @@ def _ratio_notes(report: Report, w: _Words) -> list[str]:
                 hi, lo = max(xa, xb), min(xa, xb)
                 notes.append(
                     f"{big['name']} has {hi / lo:.1f}x the {what} of {small['name']} "
-                    f"({hi:,} vs {lo:,}): a difference in {w.label} may come from {source}, "
-                    "not from the architecture's design."
+                    f"({hi:,} vs {lo:,}): a difference in {_label(report)} may come from "
+                    f"{source}, not from the architecture's design."
                 )
     return notes
 
 
-def _pair_notes(report: Report, w: _Words) -> list[str]:
+def _pair_notes(report: Report) -> list[str]:
     notes: list[str] = []
-    by_name = {v["name"]: v for v in report["variants"]}
+    m = report["primary_metric"]
+    label = _label(report)
     for p in report["pairwise"]:
-        va, vb, diff = by_name[p["a"]], by_name[p["b"]], p["diff"]
-        if diff is None or va["std"] is None or vb["std"] is None:
+        if p["conclusion"] == "untested" or p["diff"] is None:
             continue
-        spread = max(va["std"], vb["std"])
-        if p["p_value"] is None and diff == 0.0:
+        va, vb, diff = _variant(report, p["a"]), _variant(report, p["b"]), p["diff"]
+        both_constant = va["std"] == 0.0 and vb["std"] == 0.0
+        if p["p_value"] is None and both_constant and diff == 0.0:
             notes.append(
-                f"{p['a']} and {p['b']} gave the same {w.label} ({w.level(va['mean'])}) on "
+                f"{p['a']} and {p['b']} gave the same {label} ({fmt.level(va['mean'], m)}) on "
                 "every seed: with no spread there is nothing to test."
+            )
+        elif p["p_value"] is None and both_constant:
+            notes.append(
+                f"{p['a']} and {p['b']} each gave one {label} on every seed "
+                f"({fmt.level(va['mean'], m)} vs {fmt.level(vb['mean'], m)}): with no spread "
+                "no t-test is possible, so the pair is not marked significant although the "
+                "values differ."
             )
         elif p["p_value"] is None:
             notes.append(
-                f"{p['a']} and {p['b']} each gave one {w.label} on every seed "
-                f"({w.level(va['mean'])} vs {w.level(vb['mean'])}): with no spread no t-test "
-                "is possible, so the pair is not marked significant although the values differ."
+                f"{p['a']} - {p['b']} is {fmt.gap(diff, m, signed=True)} on every seed: the "
+                "per-seed differences have no spread, so no paired t-test is possible."
             )
-        elif not p["significant"] and abs(diff) < spread:
-            notes.append(
-                f"The gap between {p['a']} and {p['b']} ({w.by(abs(diff))}) is smaller than "
-                f"the seed-to-seed spread (std up to {w.by(spread, first=False)}): another set "
-                "of seeds could rank them the other way."
-            )
+        elif p["conclusion"] == "inconclusive" and diff != 0.0:
+            spread = max(va["std"] or 0.0, vb["std"] or 0.0)
+            if abs(diff) < spread:
+                notes.append(
+                    f"The gap between {p['a']} and {p['b']} ({_by(report, abs(diff))}) is "
+                    f"smaller than the seed-to-seed spread (std up to "
+                    f"{fmt.gap(spread, m)}): another set of seeds could rank them the other way."
+                )
+    return notes
+
+
+def _design_notes(report: Report) -> list[str]:
+    notes: list[str] = []
+    design = report.get("design") or {}
+    if report["primary_metric"] == "best_val_accuracy":
+        notes.append(
+            "The primary metric is best_val_accuracy, the best of the validation accuracies "
+            "seen during training: choosing the maximum makes it optimistically biased, and the "
+            "validation data also steered early stopping. test_accuracy is the unbiased measure."
+        )
+    if design.get("split") == "fixed" and report["pairwise"]:
+        notes.append(
+            "The split is fixed for the whole comparison: the intervals cover weight "
+            "initialisation and data order only, not which examples were drawn for testing."
+        )
+    looks = design.get("looks") or {}
+    if not looks.get("complete", True):
+        notes.append(
+            "Conclusions are withheld until every trial of the current look has ended: an "
+            "interim report never claims a difference."
+        )
+    elif report.get("interim") and design.get("sequential"):
+        notes.append(
+            f"Look {looks.get('current')} of {looks.get('planned')}: conclusions are tested at "
+            f"this look's share of alpha ({looks.get('level', 0):.4f}); more seeds may follow."
+        )
     return notes
 
 
 def fairness_notes(report: Report) -> list[str]:
     """The report's notes: partial results, few seeds, lost trials, unequal budgets and sizes."""
-    w = _words(report)
     variants = report["variants"]
     done = sum(v["n"] for v in variants)
     notes: list[str] = []
     if not report["final"]:
         running = sum(v["n_running"] for v in variants)
-        notes.append(
-            f"This report is partial: {_plural(done, 'trial')} finished and {running} still "
-            "queued or running, so the numbers will change."
-        )
+        if running:
+            notes.append(
+                f"This report is partial: {_plural(done, 'trial')} finished and {running} "
+                "still queued or running, so the numbers will change."
+            )
+        else:
+            notes.append(
+                f"This report is interim: the {_plural(done, 'trial')} so far have finished, "
+                "but the comparison has not ended (more seeds may follow)."
+            )
     for v in variants:
-        notes.extend(_trial_notes(report, w, v, anyone=done > 0))
-    notes.extend(_ratio_notes(report, w))
-    notes.extend(_pair_notes(report, w))
+        notes.extend(_trial_notes(report, v, anyone=done > 0))
+    notes.extend(_design_notes(report))
+    notes.extend(_ratio_notes(report))
+    notes.extend(_pair_notes(report))
     return notes
 
 
 # --- tables -----------------------------------------------------------------------------
 
-_DASH = "—"
+_DASH = fmt.DASH
+
+CONCLUSION_WORDS = {
+    "a_better": "A better",
+    "b_better": "B better",
+    "equivalent": "equivalent",
+    "inconclusive": "inconclusive",
+    "untested": "untested",
+}
 
 
-def _level_cell(w: _Words, x: float | None) -> str:
-    if x is None:
+def _mean_cell(m: str, v: Mapping[str, Any]) -> str:
+    mean = fmt.level(v["mean"], m)
+    if v["std"] is not None:
+        mean += f" ± {fmt.gap(v['std'], m)}"
+    return mean
+
+
+def _spread_cell(mean: float | None, std: float | None, digits: int = 2) -> str:
+    if mean is None:
         return _DASH
-    return f"{100 * x:.2f}%" if w.accuracy else f"{x:.4f}"
-
-
-def _spread_cell(w: _Words, x: float) -> str:
-    return f"{100 * x:.2f}" if w.accuracy else f"{x:.4f}"
-
-
-def _interval_cell(w: _Words, ci: Sequence[float] | None, *, signed: bool = False) -> str:
-    if ci is None:
-        return _DASH
-    if w.accuracy:
-        fmt = "{:+.2f}" if signed else "{:.2f}"
-        return f"{fmt.format(100 * ci[0])} to {fmt.format(100 * ci[1])}" + (
-            " pts" if signed else "%"
-        )
-    fmt = "{:+.4f}" if signed else "{:.4f}"
-    return f"{fmt.format(ci[0])} to {fmt.format(ci[1])}"
-
-
-def _count_cell(x: int | None) -> str:
-    return _DASH if x is None else f"{x:,}"
-
-
-def _float_cell(x: float | None, digits: int = 2) -> str:
-    return _DASH if x is None else f"{x:.{digits}f}"
-
-
-def _p_cell(p: float | None) -> str:
-    if p is None:
-        return _DASH
-    return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
+    return f"{mean:,.{digits}f}" + ("" if std is None else f" ± {std:,.{digits}f}")
 
 
 def _variant_table(report: Report) -> tuple[list[str], list[list[str]]]:
-    w = _words(report)
-    headers = ["rank", "variant", "params", "FLOPs", "n", f"{w.label} mean ± std", "95% CI"]
-    headers += ["failed", "running", "s/epoch"]
+    m = report["primary_metric"]
+    headers = ["rank", "tier", "variant", "params", "FLOPs", "n", f"{_label(report)} mean ± std"]
+    headers += ["95% CI", "failed", "diverged", "running", "s/epoch ± std", "ms/sample ± std"]
     by_name = {v["name"]: v for v in report["variants"]}
     rows: list[list[str]] = []
     for name in report["ranking"]:
         v = by_name[name]
-        mean = _level_cell(w, v["mean"])
-        if v["std"] is not None:
-            mean += f" ± {_spread_cell(w, v['std'])}"
         rows.append(
             [
                 _DASH if v["rank"] is None else str(v["rank"]),
+                _DASH if v.get("tier") is None else str(v["tier"]),
                 name,
-                _count_cell(v["params"]),
-                _count_cell(v["flops"]),
-                str(v["n"]),
-                mean,
-                _interval_cell(w, v["ci95"]),
-                str(v["n_failed"]),
-                str(v["n_running"]),
-                _float_cell(v["seconds_per_epoch_mean"]),
+                fmt.count(v["params"]),
+                fmt.count(v["flops"]),
+                fmt.count(v["n"]),
+                _mean_cell(m, v),
+                fmt.level_interval(v["ci95"], m),
+                fmt.count(v["n_failed"]),
+                fmt.count(v.get("n_diverged", 0)),
+                fmt.count(v["n_running"]),
+                _spread_cell(v["seconds_per_epoch_mean"], v.get("seconds_per_epoch_std")),
+                _spread_cell(
+                    v["inference_ms_per_sample_mean"], v.get("inference_ms_per_sample_std"), 3
+                ),
             ]
         )
     return headers, rows
 
 
 def _pairwise_table(report: Report) -> tuple[list[str], list[list[str]]]:
-    w = _words(report)
-    headers = ["A", "B", "A - B", "95% CI", "p", "p (Holm)", "Cohen's d", "significant"]
+    m = report["primary_metric"]
+    headers = ["A", "B", "test", "A - B", "95% CI", "adjusted CI", "p (Holm)", "Hedges' g"]
+    headers += ["TOST p (Holm)", "MDE", "conclusion", "seeds needed"]
     rows: list[list[str]] = []
     for p in report["pairwise"]:
-        diff = p["diff"]
-        if diff is None:
-            diff_cell = _DASH
-        else:
-            diff_cell = f"{100 * diff:+.2f} pts" if w.accuracy else f"{diff:+.4f}"
+        g = fmt.effect(p["effect_size"])
+        if p.get("effect_size_ci95"):
+            g += (
+                f" [{fmt.effect(p['effect_size_ci95'][0])}, {fmt.effect(p['effect_size_ci95'][1])}]"
+            )
         rows.append(
             [
                 p["a"],
                 p["b"],
-                diff_cell,
-                _interval_cell(w, p["ci95"], signed=True),
-                _p_cell(p["p_value"]),
-                _p_cell(p["p_adjusted"]),
-                _float_cell(p["effect_size"]),
-                "yes" if p["significant"] else "no",
+                {"paired_t": "paired t", "welch": "Welch"}.get(p.get("test") or "", _DASH),
+                fmt.gap(p["diff"], m, signed=True),
+                fmt.gap_interval(p["ci95"], m),
+                fmt.gap_interval(p.get("ci95_adjusted"), m),
+                fmt.p_value(p["p_adjusted"]),
+                g,
+                fmt.p_value(p.get("equivalence_p_adjusted")),
+                fmt.gap(p.get("mde"), m),
+                CONCLUSION_WORDS.get(p.get("conclusion") or "", _DASH),
+                fmt.count(p.get("seeds_needed")),
             ]
         )
     return headers, rows
 
 
-def _md(text: str) -> str:
-    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
+
+
+def md_escape(text: str) -> str:
+    """Text made inert in Markdown: HTML escaped, Markdown punctuation backslashed, one line."""
+    flat = " ".join(str(text).split())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(_md(h) for h in headers) + " |"]
+    lines = ["| " + " | ".join(md_escape(h) for h in headers) + " |"]
     lines.append("|" + "|".join(" --- " for _ in headers) + "|")
-    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
     return lines
 
 
 def render_markdown(report: Report, *, title: str) -> str:
-    """A short Markdown report: title, verdict, variant and pairwise tables, notes."""
-    w = _words(report)
-    direction = "higher" if w.higher else "lower"
-    state = "final" if report["final"] else "partial, trials still running"
-    lines = [f"# {' '.join(title.split())}", "", f"**Verdict:** {report['verdict']}", ""]
-    lines += [f"Primary metric: {w.label} ({direction} is better); report {state}.", ""]
+    """A short Markdown report: title, verdict, design, variant and pairwise tables, notes."""
+    direction = "higher" if report["higher_is_better"] else "lower"
+    state = "final" if report["final"] else "interim, trials still running or more to come"
+    design = report.get("design") or {}
+    lines = [f"# {md_escape(title)}", "", f"**Verdict:** {md_escape(report['verdict'])}", ""]
+    lines += [f"Primary metric: {_label(report)} ({direction} is better); report {state}.", ""]
+    lines += [md_escape(_design_line(report, design)), ""]
     lines += ["## Variants", "", *_md_table(*_variant_table(report)), ""]
     if report["pairwise"]:
         lines += ["## Pairwise comparisons", ""]
-        lines += ["Welch's t-test; p-values Holm-adjusted across pairs; Cohen's d.", ""]
+        lines += [md_escape(_pairwise_caption(design)), ""]
         lines += [*_md_table(*_pairwise_table(report)), ""]
+    if report.get("differences"):  # issue 14: core.differences
+        lines += ["## Do they differ?", ""]
+        lines += [
+            f"- {md_escape(d['sentence'])}" for d in report["differences"] if d.get("sentence")
+        ]
+        lines += ["", *_md_table(*differences_table(report["differences"])), ""]
     if report["notes"]:
-        lines += ["## Notes", "", *(f"- {note}" for note in report["notes"]), ""]
+        lines += ["## Notes", "", *(f"- {md_escape(note)}" for note in report["notes"]), ""]
     return "\n".join(lines)
+
+
+def _design_line(report: Report, design: Mapping[str, Any]) -> str:
+    m = report["primary_metric"]
+    looks = design.get("looks") or {}
+    split = {"per_seed": "a split per seed", "fixed": "one fixed split"}.get(
+        design.get("split") or "", str(design.get("split"))
+    )
+    seq = "one look"
+    if design.get("sequential"):
+        seq = (
+            f"look {looks.get('current')} of {looks.get('planned')} "
+            "(Lan-DeMets alpha spending, Pocock-type)"
+        )
+    base = f"baseline {design['baseline']}" if design.get("baseline") else "all pairs"
+    margin = design.get("equivalence_margin")
+    return (
+        f"Design: {split}; {base}; {seq}; alpha {design.get('alpha', 0.05)}; "
+        f"equivalence margin ±{fmt.gap(margin, m)}."
+    )
+
+
+def _pairwise_caption(design: Mapping[str, Any]) -> str:
+    return (
+        "Paired t-test when both sides ran the same seeds, Welch's otherwise; p-values and "
+        "TOST p-values Holm-adjusted across the tested family; 95% CI unadjusted, adjusted "
+        "CI Bonferroni at the look's level; Hedges' g (paired: g_z, the SD of the per-seed "
+        "differences) with its 95% interval; MDE at 80% power."
+    )
 
 
 def _fixed_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

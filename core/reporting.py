@@ -8,10 +8,14 @@ from typing import Any
 from sqlalchemy import Float, column, func, select, true
 from sqlalchemy.orm import Session
 
-from core.report import EpochPoint, TrialResult, build_report
-from core.tables import TERMINAL_STATES, Comparison, EpochMetric, Trial
+from core.differences import compute_differences
+from core.report import EpochPoint, TrialResult, build_report, tested_pairs
+from core.report_schema import PairDifference
+from core.similarity import last_hidden_cka, load_predictions
+from core.status import TERMINAL
+from core.tables import Comparison, EpochMetric, Trial
 
-__all__ = ["load_report", "load_trial_results"]
+__all__ = ["load_differences", "load_report", "load_trial_results"]
 
 
 def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult]:
@@ -83,14 +87,41 @@ def load_report(
 ) -> tuple[dict[str, Any], list[TrialResult]]:
     """The report of a comparison (partial while it runs) and the trial results behind it."""
     trials = load_trial_results(session, comparison.id)
+    differences = [PairDifference.model_validate(d) for d in load_differences(session, comparison)]
     report = build_report(
         comparison_id=comparison.id,
         primary_metric=comparison.spec.get("primary_metric", "test_accuracy"),
         variant_order=[v["name"] for v in comparison.spec["variants"]],
         trials=trials,
-        final=comparison.status in TERMINAL_STATES,
+        final=comparison.status in TERMINAL,
         variant_info=comparison.analyses,
+        spec=comparison.spec,
+        differences=differences,
     )
     report["name"] = comparison.name
     report["status"] = comparison.status
     return report, trials
+
+
+def _noun(dataset: str) -> str:
+    if dataset in ("mnist", "mnist_5k", "digits"):
+        return "test digits"
+    if dataset in ("fashion_mnist", "cifar10"):
+        return "test images"
+    return "test examples"
+
+
+def load_differences(session: Session, comparison: Comparison) -> list[dict[str, Any]]:
+    """Prediction-level differences of each tested pair (core.differences), from the stored
+    predictions and last-hidden-layer Grams; empty when no trial kept predictions."""
+    predictions = load_predictions(session, comparison.id)
+    if not predictions:
+        return []
+    names = [v["name"] for v in comparison.spec["variants"]]
+    pairs = tested_pairs(names, comparison.spec.get("baseline"))
+    return compute_differences(
+        predictions,
+        pairs,
+        cka_last_hidden=last_hidden_cka(session, comparison.id, pairs),
+        noun=_noun(str(comparison.spec.get("dataset", {}).get("name", ""))),
+    )

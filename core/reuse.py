@@ -2,7 +2,10 @@
 determines its result, and a comparison that asks for a trial already trained reuses it.
 
 The hash covers the normalised architecture (layers and input shape), the dataset and its
-split, the training settings, the seed, and the versions of TensorFlow, Keras and NumPy. The
+split (the design, ``per_seed`` or ``fixed``, with its fractions, ``split_seed`` and
+``max_samples``; under the per-seed design also the probe set reserved before the seeds'
+splits, which changes every seed's training data), the training settings, the seed, the
+seeding scheme of the worker (``SEEDING``), and the versions of TensorFlow, Keras and NumPy. The
 api computes it from its own installed versions when a comparison is submitted; a worker that
 trains with other versions rewrites it, so a stored hash always names what really produced
 the result. Reuse is per tenant and can be turned off per comparison (``"reuse": false``).
@@ -19,9 +22,16 @@ from typing import Any
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
-from core.tables import Comparison, EpochMetric, Trial, utcnow
+from core.lifecycle import mark_reused
+from core.spec import probe_size_of
+from core.status import StopReason, TrialStatus
+from core.tables import Comparison, EpochMetric, Trial, TrialLayerGram, TrialPrediction, utcnow
 
-__all__ = ["copy_result", "find_reusable", "library_versions", "trial_hash"]
+__all__ = ["SEEDING", "copy_result", "find_reusable", "library_versions", "trial_hash"]
+
+SEEDING = 2
+"""How the worker turns a trial seed into its random draws; a change makes every earlier result
+unreusable. 2: the seed is set again right before fit, so data order follows the seed alone."""
 
 RESULT_FIELDS = (
     "params",
@@ -60,14 +70,21 @@ def trial_hash(
     """The content hash of one trial of a normalised comparison spec."""
     variant = spec["variants"][variant_index]
     training = {k: v for k, v in spec["training"].items() if k != "max_seconds"}
+    # A spec stored before the split designs existed had today's fixed split.
+    dataset = {"split": "fixed", **spec["dataset"]}
     key = {
         "layers": variant["layers"],
         "input_shape": variant["input_shape"],
-        "dataset": spec["dataset"],
+        "dataset": dataset,
+        "probe_reserved": probe_size_of(spec) if dataset["split"] == "per_seed" else 0,
         "training": training,
         "seed": seed,
+        "seeding": SEEDING,
         "versions": versions,
     }
+    if spec.get("analysis") is not None:
+        # What the trial stores besides its scores (predictions, Grams over the probe set).
+        key["analysis"] = spec["analysis"]
     blob = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -82,9 +99,13 @@ def find_reusable(session: Session, tenant: str, hashes: list[str]) -> dict[str,
         .where(
             Comparison.tenant == tenant,
             Trial.trial_hash.in_(hashes),
-            Trial.status == "succeeded",
-            # Early stopping is part of the recipe; a time budget or a cancel is not.
-            or_(Trial.stop_reason.is_(None), Trial.stop_reason == "early_stopping"),
+            Trial.status == TrialStatus.SUCCEEDED,
+            # Early stopping and a divergence are part of the recipe (the same seed stops the
+            # same way); a time budget or a cancel is not.
+            or_(
+                Trial.stop_reason.is_(None),
+                Trial.stop_reason.in_((StopReason.EARLY_STOPPING, StopReason.DIVERGED)),
+            ),
         )
         .order_by(Trial.finished_at.desc())
     )
@@ -99,11 +120,41 @@ def copy_result(session: Session, source: Trial, target: Trial) -> None:
     """Make ``target`` a finished trial with ``source``'s result and epoch rows."""
     for field in RESULT_FIELDS:
         setattr(target, field, getattr(source, field))
-    target.status = "succeeded"
-    target.reused_from = source.reused_from or source.id
-    target.enqueued_at = utcnow()
+    mark_reused(target, source)
     session.flush()
     _copy_epochs(session, source.id, target.id)
+    _copy_analysis(session, source.id, target.id)
+
+
+def _copy_analysis(session: Session, source_id: str, target_id: str) -> None:
+    """The source's stored predictions and Grams (worker.analysis), under the target."""
+    pred = session.get(TrialPrediction, source_id)
+    if pred is not None:
+        session.add(
+            TrialPrediction(
+                trial_id=target_id,
+                n=pred.n,
+                num_classes=pred.num_classes,
+                examples=pred.examples,
+                labels=pred.labels,
+                predicted=pred.predicted,
+                probs=pred.probs,
+            )
+        )
+    grams = session.scalars(select(TrialLayerGram).where(TrialLayerGram.trial_id == source_id))
+    session.add_all(
+        TrialLayerGram(
+            trial_id=target_id,
+            layer_index=g.layer_index,
+            layer=g.layer,
+            kind=g.kind,
+            probe_size=g.probe_size,
+            probe_hash=g.probe_hash,
+            gram=g.gram,
+        )
+        for g in list(grams)
+    )
+    session.flush()
 
 
 def _copy_epochs(session: Session, source_id: str, target_id: str) -> None:

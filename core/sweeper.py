@@ -12,7 +12,8 @@ It runs as a thread in every worker's main process (see ``worker.celery_app``), 
 - a ``queued`` trial whose message went missing (say, a worker's claim met a database
   outage and its message was acked or lost anyway) is sent again: one sent over
   ``resend_queued_seconds`` ago while worker processes sit idle (see ``lost_messages``);
-- a comparison whose trials have all ended but which is still open is finished;
+- a comparison whose trials have all ended but which is still open is finished, or, with
+  adaptive seeds, gets its next round (a decision its worker did not live to take);
 - a checkpoint folder (``CHECKPOINT_DIR/<trial id>``) whose trial has ended, or no longer
   exists, is deleted: the sweeper of a worker sees the shared folder and removes what a
   sweeper without it (the api host's) or a cancel in the api left behind.
@@ -33,10 +34,19 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.db import session_scope
-from core.lifecycle import attempts_exhausted, db_now, end_unclaimed, finalize_comparison
+from core.db import rows_changed, session_scope
+from core.lifecycle import (
+    added_trials,
+    attempts_exhausted,
+    db_now,
+    end_unclaimed,
+    finalize_comparison,
+    requeue_expired,
+)
 from core.queue import broker_was_reset, enqueue_trials
-from core.tables import TERMINAL_STATES, Comparison, Trial, WorkerHeartbeat, utcnow
+from core.rounds import enqueue_added
+from core.status import ACTIVE, TERMINAL, StopReason, TrialStatus
+from core.tables import Comparison, Trial, WorkerHeartbeat, utcnow
 
 __all__ = ["SweepResult", "remove_checkpoint", "sweep"]
 
@@ -57,6 +67,7 @@ class SweepResult:
     cancelled: list[str] = field(default_factory=list)
     enqueued: list[str] = field(default_factory=list)
     finalized: list[str] = field(default_factory=list)
+    rounds_added: list[str] = field(default_factory=list)
     checkpoints_removed: list[str] = field(default_factory=list)
 
 
@@ -68,39 +79,28 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
         expired = s.execute(
             select(Trial.id, Trial.attempts, Comparison.cancel_requested)
             .join(Comparison, Comparison.id == Trial.comparison_id)
-            .where(Trial.status == "running", Trial.lease_expires_at < db_now(s))
+            .where(Trial.status == TrialStatus.RUNNING, Trial.lease_expires_at < db_now(s))
             .order_by(Trial.id)  # rows locked in id order, as everywhere (core.lifecycle)
         ).all()
         for trial_id, attempts, cancel_requested in expired:
             # Each step is guarded (still nobody's), so a worker or sweeper that got there
             # first wins and this one does nothing.
             if cancel_requested:
-                if end_unclaimed(s, trial_id, status="cancelled", stop_reason="cancelled"):
+                if end_unclaimed(
+                    s, trial_id, status=TrialStatus.CANCELLED, stop_reason=StopReason.CANCELLED
+                ):
                     result.cancelled.append(trial_id)
             elif attempts >= settings.max_attempts:
                 if end_unclaimed(
                     s,
                     trial_id,
-                    status="failed",
+                    status=TrialStatus.FAILED,
                     min_attempts=settings.max_attempts,
                     error=attempts_exhausted(attempts, settings.max_attempts),
                 ):
                     result.failed.append(trial_id)
-            else:
-                done = s.execute(
-                    update(Trial)
-                    .where(
-                        Trial.id == trial_id,
-                        Trial.status == "running",
-                        Trial.lease_expires_at < db_now(s),
-                    )
-                    .values(
-                        status="queued", lease_owner=None, lease_expires_at=None, enqueued_at=None
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                if done.rowcount:  # type: ignore[attr-defined]
-                    result.requeued.append(trial_id)
+            elif requeue_expired(s, trial_id):
+                result.requeued.append(trial_id)
     if result.requeued or result.failed or result.cancelled:
         log.warning(
             "lease expired: requeued %s, failed %s, cancelled %s",
@@ -115,22 +115,25 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
         with session_scope() as s:
             reset = s.execute(
                 update(Trial)
-                .where(Trial.status == "queued", Trial.enqueued_at.is_not(None))
+                .where(Trial.status == TrialStatus.QUEUED, Trial.enqueued_at.is_not(None))
                 .values(enqueued_at=None)
                 .execution_options(synchronize_session=False)
             )
-            result.resent = int(reset.rowcount)  # type: ignore[attr-defined]
+            result.resent = rows_changed(reset)
         if result.resent:
             log.warning("messages may be lost; sending %d queued trials again", result.resent)
 
     with session_scope() as s:
         pending = list(
             s.scalars(
-                select(Trial.id).where(
-                    Trial.status == "queued",
+                select(Trial.id)
+                .where(
+                    Trial.status == TrialStatus.QUEUED,
                     Trial.enqueued_at.is_(None),
                     Trial.created_at < now - NEVER_ENQUEUED_GRACE,
                 )
+                # Queue order: seed-major, the variants interleaved (core.comparisons).
+                .order_by(Trial.created_at, Trial.comparison_id, Trial.seed, Trial.variant_index)
             )
         )
         pending += [t for t in result.requeued if t not in pending]
@@ -154,13 +157,16 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
             )
 
     with session_scope() as s:
-        open_ids = list(
-            s.scalars(select(Comparison.id).where(Comparison.status.in_(("queued", "running"))))
-        )
+        open_ids = list(s.scalars(select(Comparison.id).where(Comparison.status.in_(ACTIVE))))
     for comparison_id in open_ids:
         with session_scope() as s:
             if finalize_comparison(s, comparison_id):
                 result.finalized.append(comparison_id)
+        # A round a worker's decision did not add (it died first) is added here, and sent.
+        added = added_trials(s)
+        if added:
+            result.rounds_added.append(comparison_id)
+            result.enqueued += enqueue_added(added, app=app)
     result.checkpoints_removed = remove_ended_checkpoints(settings)
     return result
 
@@ -186,7 +192,7 @@ def lost_messages(session: Session, settings: Settings, now: datetime) -> list[s
     busy = session.scalar(
         select(func.count())
         .select_from(Trial)
-        .where(Trial.status == "running", Trial.lease_expires_at >= db_now(session))
+        .where(Trial.status == TrialStatus.RUNNING, Trial.lease_expires_at >= db_now(session))
     )
     idle = int(capacity or 0) - int(busy or 0)
     if idle <= 0:
@@ -195,7 +201,7 @@ def lost_messages(session: Session, settings: Settings, now: datetime) -> list[s
         session.scalars(
             select(Trial.id)
             .where(
-                Trial.status == "queued",
+                Trial.status == TrialStatus.QUEUED,
                 Trial.enqueued_at < now - timedelta(seconds=settings.resend_queued_seconds),
             )
             .order_by(Trial.enqueued_at, Trial.id)
@@ -225,7 +231,7 @@ def remove_ended_checkpoints(settings: Settings) -> list[str]:
         status = dict(
             s.execute(select(Trial.id, Trial.status).where(Trial.id.in_(names))).tuples().all()
         )
-    gone = [n for n in names if status.get(n, "deleted") in (*TERMINAL_STATES, "deleted")]
+    gone = [n for n in names if status.get(n, "deleted") in (*TERMINAL, "deleted")]
     for name in gone:
         remove_checkpoint(settings, name)
     if gone:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     TypeDecorator,
@@ -21,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from core.status import ACTIVE, TERMINAL, ComparisonStatus, TrialStatus
 
 __all__ = [
     "ACTIVE_TRIAL_STATES",
@@ -32,6 +37,8 @@ __all__ = [
     "EpochMetric",
     "MlflowRun",
     "Trial",
+    "TrialLayerGram",
+    "TrialPrediction",
     "WebhookDelivery",
     "WorkerHeartbeat",
     "new_id",
@@ -46,8 +53,15 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-TERMINAL_STATES = ("succeeded", "failed", "cancelled")
-ACTIVE_TRIAL_STATES = ("queued", "running")
+# The names code written before core.status used; new code imports core.status.
+TERMINAL_STATES = TERMINAL
+ACTIVE_TRIAL_STATES = ACTIVE
+
+
+def one_of(column: str, words: type[StrEnum]) -> CheckConstraint:
+    """A CHECK that ``column`` holds one of ``words`` (named ``ck_<table>_<column>``)."""
+    listed = ", ".join(f"'{w.value}'" for w in words)
+    return CheckConstraint(f"{column} IN ({listed})", name=column)
 
 
 def utcnow() -> datetime:
@@ -94,7 +108,7 @@ class Comparison(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant: Mapped[str] = mapped_column(String(64), default="default")
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=ComparisonStatus.QUEUED)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     analyses: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -110,6 +124,7 @@ class Comparison(Base):
     __table_args__ = (
         Index("ix_comparisons_tenant_created", "tenant", "created_at", "id"),
         UniqueConstraint("tenant", "idempotency_key"),
+        one_of("status", ComparisonStatus),
     )
 
 
@@ -125,7 +140,7 @@ class Trial(Base):
     variant: Mapped[str] = mapped_column(String(64))
     variant_index: Mapped[int]
     seed: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=TrialStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     params: Mapped[int | None] = mapped_column(BigInteger)
     trainable_params: Mapped[int | None] = mapped_column(BigInteger)
@@ -156,6 +171,7 @@ class Trial(Base):
     __table_args__ = (
         UniqueConstraint("comparison_id", "variant", "seed"),
         Index("ix_trials_status_lease", "status", "lease_expires_at"),
+        one_of("status", TrialStatus),
     )
 
 
@@ -252,3 +268,42 @@ class MlflowRun(Base):
     run_id: Mapped[str | None] = mapped_column(String(64))
     tracking_uri: Mapped[str] = mapped_column(String(1000))
     logged_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrialPrediction(Base):
+    """A trial's test-set predictions, written with its result (worker.analysis): one row per
+    trial, arrays as little-endian bytes. ``examples`` (int64) are the dataset ids of the test
+    rows, ``labels`` and ``predicted`` int32, ``probs`` the class probabilities as float16
+    (n x num_classes). Removed with the trial (ON DELETE CASCADE)."""
+
+    __tablename__ = "trial_predictions"
+
+    trial_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    n: Mapped[int]
+    num_classes: Mapped[int]
+    examples: Mapped[bytes] = mapped_column(LargeBinary)
+    labels: Mapped[bytes] = mapped_column(LargeBinary)
+    predicted: Mapped[bytes] = mapped_column(LargeBinary)
+    probs: Mapped[bytes] = mapped_column(LargeBinary)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrialLayerGram(Base):
+    """One layer's centered Gram matrix over the comparison's probe set, packed by
+    ``core.cka.pack_gram`` (float16 upper triangle, n (n + 1) bytes): what linear CKA needs.
+    ``probe_hash`` names the probe examples, so only Grams over the same examples are
+    compared. Removed with the trial (ON DELETE CASCADE)."""
+
+    __tablename__ = "trial_layer_grams"
+
+    trial_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    layer_index: Mapped[int] = mapped_column(primary_key=True)
+    layer: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    probe_size: Mapped[int]
+    probe_hash: Mapped[str] = mapped_column(String(64))
+    gram: Mapped[bytes] = mapped_column(LargeBinary)

@@ -31,6 +31,7 @@ from core.db import session_scope
 from core.errors import ErrorItem, InvalidInput
 from core.tables import Comparison, Dataset
 from core.tenancy import owned
+from core.timestamps import rfc3339
 
 __all__ = [
     "UPLOAD_PREFIX",
@@ -403,9 +404,28 @@ def upload_info(session: Session, tenant: str, name: str) -> DatasetInfo | None:
     )
 
 
+class _TenantUploads:
+    """Resolves this tenant's uploads by name (``upload:<id>``), and lists them for an
+    error message (``names()``)."""
+
+    def __init__(self, session: Session, tenant: str) -> None:
+        self.session = session
+        self.tenant = tenant
+
+    def __call__(self, name: str) -> DatasetInfo | None:
+        return upload_info(self.session, self.tenant, name)
+
+    def names(self, limit: int = 50) -> list[str]:
+        rows = self.session.scalars(
+            owned(Dataset, self.tenant).order_by(Dataset.created_at.desc()).limit(limit)
+        )
+        return [f"{UPLOAD_PREFIX}{row.id}" + (f" ({row.name})" if row.name else "") for row in rows]
+
+
 def resolver_for(session: Session, tenant: str) -> DatasetResolver:
-    """A function that resolves this tenant's uploads by name, for validation."""
-    return lambda name: upload_info(session, tenant, name)
+    """A function that resolves this tenant's uploads by name, for validation; its
+    ``names()`` lists them."""
+    return _TenantUploads(session, tenant)
 
 
 def dataset_out(row: Dataset) -> dict[str, Any]:
@@ -422,7 +442,7 @@ def dataset_out(row: Dataset) -> dict[str, Any]:
         "builtin": False,
         "size_bytes": row.size_bytes,
         "content_hash": row.content_hash,
-        "created_at": row.created_at.isoformat(),
+        "created_at": rfc3339(row.created_at),
     }
 
 

@@ -6,20 +6,29 @@ located in the request (``["body", "variants", 1, "layers", 0, "kernel_size"]``)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from core.config import Settings
-from core.datasets import BUILTIN_DATASETS, DatasetInfo
+from core.datasets import BUILTIN_DATASETS, DatasetInfo, split_problem
 from core.destinations import allows_private, literal_refusal
 from core.errors import ErrorItem, InvalidInput
-from core.spec import ComparisonSpec
+from core.similarity import analysis_bytes
+from core.spec import ComparisonSpec, SeedSchedule, probe_size_of
 from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError
 from models.spec import parse_variant
 
-__all__ = ["ValidatedComparison", "dataset_info", "validate_comparison", "validate_variant"]
+__all__ = [
+    "ValidatedComparison",
+    "analysis_errors",
+    "analysis_probe_size",
+    "dataset_info",
+    "test_set_size",
+    "validate_comparison",
+    "validate_variant",
+]
 
 
 @dataclass
@@ -42,22 +51,155 @@ def limits_of(settings: Settings) -> Limits:
     )
 
 
+def _variant_errors(
+    raw_variants: Sequence[Any], dataset: DatasetInfo | None, settings: Settings
+) -> list[ErrorItem]:
+    """Every variant's own errors, and names used twice: independent of the rest."""
+    errors: list[ErrorItem] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_variants):
+        prefix: list[str | int] = ["body", "variants", i]
+        try:
+            validate_variant(raw, dataset=dataset, settings=settings, prefix=prefix)
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(name, str):
+            if name in seen:
+                errors.append(
+                    {
+                        "loc": [*prefix, "name"],
+                        "msg": f"variant name {name!r} is already used by variant {seen[name]}",
+                    }
+                )
+            else:
+                seen[name] = i
+    return errors
+
+
+def body_errors(
+    raw: Any,
+    schema_errors: Sequence[ErrorItem],
+    settings: Settings,
+    resolve: Callable[[str], DatasetInfo | None] | None = None,
+) -> list[ErrorItem]:
+    """All independent errors of a comparison body that failed its schema: the schema's
+    errors (an empty ``seeds``, say) together with what ``validate_comparison`` would have
+    found in the parts that can still be read (each variant, duplicate names, the dataset),
+    so a client fixes everything in one round. A schema error at the same place as one found
+    here gives way to it (``unknown dataset ...; the datasets are ...`` rather than a regular
+    expression)."""
+    if not isinstance(raw, dict):
+        return list(schema_errors)
+    found: list[ErrorItem] = []
+    dataset: DatasetInfo | None = None
+    ref = raw.get("dataset")
+    name = ref.get("name") if isinstance(ref, dict) else None
+    if isinstance(name, str):
+        try:
+            dataset = dataset_info(name, ["body", "dataset", "name"], resolve)
+        except InvalidInput as exc:
+            found.extend(exc.errors)
+    variants = raw.get("variants")
+    if isinstance(variants, list) and not any(
+        e["loc"][:2] == ["body", "variants"] and len(e["loc"]) == 2 for e in schema_errors
+    ):
+        found.extend(_variant_errors(variants, dataset, settings))
+    at = {tuple(e["loc"]) for e in found}
+    merged = [e for e in schema_errors if tuple(e["loc"]) not in at]
+    for e in found:
+        if e not in merged:
+            merged.append(e)
+    return merged
+
+
+def unknown_dataset_message(name: Any, resolve: Any = None) -> str:
+    """What to say about a dataset name that names nothing: the names that would work (the
+    built-in datasets, and the tenant's uploads when ``resolve`` can list them)."""
+    builtin = ", ".join(BUILTIN_DATASETS)
+    msg = f"unknown dataset {name!r}; the datasets are {builtin}"
+    names = getattr(resolve, "names", None)
+    uploads: list[str] = list(names()) if callable(names) else []
+    if uploads:
+        shown = ", ".join(uploads[:20]) + (
+            f" and {len(uploads) - 20} more" if len(uploads) > 20 else ""
+        )
+        msg += f"; your uploads: {shown}"
+    else:
+        msg += "; or upload:<id> of a dataset you uploaded (POST /v1/datasets; you have none)"
+    return msg
+
+
 def dataset_info(
     name: str,
     loc: list[str | int],
     resolve: Callable[[str], DatasetInfo | None] | None = None,
 ) -> DatasetInfo:
-    """Facts about a built-in dataset, or an upload found by ``resolve``; else a located error."""
+    """Facts about a built-in dataset, or an upload found by ``resolve``; else a located error
+    that lists the names there are."""
     info = BUILTIN_DATASETS.get(name)
     if info is None and resolve is not None:
         info = resolve(name)
     if info is None:
-        raise InvalidInput([{"loc": loc, "msg": f"unknown dataset {name!r}"}])
+        raise InvalidInput([{"loc": loc, "msg": unknown_dataset_message(name, resolve)}])
     return info
+
+
+def _prefix_errors(
+    raw: dict[str, Any], dataset: DatasetInfo | None, settings: Settings
+) -> list[ErrorItem]:
+    """When some layers of a native variant do not parse (a type typo), the shape errors of
+    the layers before the first such layer: they do not depend on it, so they are reported in
+    the same answer instead of after the typo is fixed. Layers after it cannot be checked
+    (their input shape is unknown)."""
+    layers = raw.get("layers")
+    if not isinstance(layers, list) or raw.get("keras_config") is not None:
+        return []
+    good = 0
+    for layer in layers:
+        try:
+            parse_variant({"name": "_", "layers": [layer]})
+        except SpecError:
+            break
+        good += 1
+    if good == 0 or good == len(layers):
+        return []
+    try:
+        head = {"name": "_", "layers": layers[:good]}
+        if "input_shape" in raw:
+            head["input_shape"] = raw["input_shape"]
+        analyze_variant(
+            parse_variant(head),
+            input_shape=dataset.input_shape if dataset else None,
+            limits=None,
+        )
+    except SpecError as exc:
+        return [
+            e
+            for e in exc.errors
+            if len(e["loc"]) >= 2 and e["loc"][0] == "layers" and isinstance(e["loc"][1], int)
+        ]
+    return []
 
 
 def _prefixed(errors: list[ErrorItem], prefix: list[str | int]) -> list[ErrorItem]:
     return [{"loc": [*prefix, *e["loc"]], "msg": e["msg"]} for e in errors]
+
+
+def _check_input_shape(shape: tuple[int, ...] | None, dataset: DatasetInfo | None) -> None:
+    """The worker feeds the dataset's samples as they are: another input shape fails there."""
+    if shape is None or dataset is None or tuple(shape) == tuple(dataset.input_shape):
+        return
+    raise SpecError(
+        [
+            {
+                "loc": ["input_shape"],
+                "msg": f"input_shape {list(shape)} does not match the samples of "
+                f"{dataset.name}, {list(dataset.input_shape)}; leave it out to use the "
+                "dataset's",
+            }
+        ]
+    )
 
 
 def validate_variant(
@@ -71,6 +213,7 @@ def validate_variant(
     """Parse and analyse one variant; returns its normalised JSON and its analysis."""
     try:
         variant = parse_variant(raw)
+        _check_input_shape(variant.input_shape, dataset)
         layers, input_shape, analysis = analyze_variant(
             variant,
             input_shape=dataset.input_shape if dataset else None,
@@ -79,7 +222,13 @@ def validate_variant(
             batch_size=batch_size,
         )
     except SpecError as exc:
-        raise InvalidInput(_prefixed(exc.errors, prefix)) from None
+        errors = list(exc.errors)
+        if isinstance(raw, dict):
+            seen = {tuple(e["loc"]) for e in errors}
+            errors += [
+                e for e in _prefix_errors(raw, dataset, settings) if tuple(e["loc"]) not in seen
+            ]
+        raise InvalidInput(_prefixed(errors, prefix)) from None
     normalised = {
         "name": variant.name,
         "input_shape": list(input_shape),
@@ -116,7 +265,23 @@ def validate_comparison(
                 f"{settings.max_variants}",
             }
         )
-    if len(spec.seeds) > settings.max_seeds:
+    if isinstance(spec.seeds, SeedSchedule):
+        if spec.seeds.max < spec.seeds.min:
+            errors.append(
+                {
+                    "loc": [*body, "seeds", "max"],
+                    "msg": f"max ({spec.seeds.max}) must be at least min ({spec.seeds.min})",
+                }
+            )
+        elif spec.seeds.max > settings.max_seeds:
+            errors.append(
+                {
+                    "loc": [*body, "seeds", "max"],
+                    "msg": f"{spec.seeds.max} seeds per variant exceeds the limit of "
+                    f"{settings.max_seeds}",
+                }
+            )
+    elif len(spec.seeds) > settings.max_seeds:
         errors.append(
             {
                 "loc": [*body, "seeds"],
@@ -130,15 +295,27 @@ def validate_comparison(
                 "msg": f"{spec.training.epochs} epochs exceeds the limit of {settings.max_epochs}",
             }
         )
-    trial_epochs = len(spec.variants) * len(spec.seeds) * spec.training.epochs
-    if trial_epochs > settings.max_trial_epochs:
+    # An adaptive comparison is limited by the most it can run (max seeds per variant).
+    most_epochs = len(spec.variants) * spec.most_seeds * spec.training.epochs
+    if most_epochs > settings.max_trial_epochs:
         errors.append(
             {
                 "loc": [*body, "training", "epochs"],
-                "msg": f"{trial_epochs:,} trial-epochs (variants x seeds x epochs) exceeds the "
+                "msg": f"{most_epochs:,} trial-epochs (variants x seeds x epochs) exceeds the "
                 f"limit of {settings.max_trial_epochs:,}",
             }
         )
+    if dataset is not None:
+        problem = split_problem(
+            dataset,
+            test_split=spec.dataset.test_split,
+            validation_split=spec.dataset.validation_split,
+            max_samples=spec.dataset.max_samples,
+            design=spec.dataset.split,
+            probe_size=probe_size_of(spec.model_dump(mode="json")),
+        )
+        if problem is not None:
+            errors.append({"loc": [*body, "dataset", problem.field], "msg": problem.msg})
     if spec.training.max_seconds and spec.training.max_seconds > settings.trial_max_seconds:
         errors.append(
             {
@@ -195,16 +372,89 @@ def validate_comparison(
         seen[name] = i
         variants.append(normalised)
         analyses[name] = analysis.to_dict()
+    if spec.baseline is not None and spec.baseline not in seen:
+        names = ", ".join(repr(n) for n in seen) or "none"
+        errors.append(
+            {
+                "loc": [*body, "baseline"],
+                "msg": f"baseline {spec.baseline!r} is not a variant of this comparison "
+                f"(variants: {names})",
+            }
+        )
+    if dataset is not None and not errors:
+        errors.extend(analysis_errors(spec, dataset, variants, settings, body))
     if errors:
         raise InvalidInput(errors)
 
     normalised_spec = spec.model_dump(mode="json")
     normalised_spec["variants"] = variants
+    if dataset is not None:
+        normalised_spec["analysis"]["probe_size"] = analysis_probe_size(spec, dataset)
     if normalised_spec["training"].get("max_seconds") is None:
         normalised_spec["training"]["max_seconds"] = settings.trial_max_seconds
     return ValidatedComparison(
         spec=normalised_spec,
         analyses=analyses,
-        trials_total=len(variants) * len(spec.seeds),
-        epochs_total=trial_epochs,
+        trials_total=len(variants) * len(spec.initial_seeds),
+        epochs_total=len(variants) * len(spec.initial_seeds) * spec.training.epochs,
     )
+
+
+def test_set_size(spec: ComparisonSpec, dataset: DatasetInfo) -> int:
+    """How many test examples each trial gets (worker.datasets.make_split pools every dataset
+    and takes ``round(samples x test_split)`` of the possibly subsampled pool)."""
+    samples = dataset.samples
+    if spec.dataset.max_samples is not None:
+        samples = min(samples, spec.dataset.max_samples)
+    return round(samples * spec.dataset.test_split)
+
+
+def analysis_probe_size(spec: ComparisonSpec, dataset: DatasetInfo) -> int:
+    """The probe size a comparison gets: as given, or by default 256 capped at the test set
+    (only a ``probe_size`` the client chose can be too large)."""
+    if "probe_size" in spec.analysis.model_fields_set:
+        return spec.analysis.probe_size
+    return min(spec.analysis.probe_size, test_set_size(spec, dataset))
+
+
+def analysis_errors(
+    spec: ComparisonSpec,
+    dataset: DatasetInfo,
+    variants: list[dict[str, Any]],
+    settings: Settings,
+    body: list[str | int],
+) -> list[ErrorItem]:
+    """The analysis' submit-time limits: a probe no larger than the test set, and each
+    trial's stored analysis (predictions and Gram matrices) within the server's limit."""
+    analysis = spec.analysis
+    errors: list[ErrorItem] = []
+    n_test = test_set_size(spec, dataset)
+    probe_size = analysis_probe_size(spec, dataset)
+    if analysis.similarity and probe_size > n_test:
+        errors.append(
+            {
+                "loc": [*body, "analysis", "probe_size"],
+                "msg": f"probe_size {analysis.probe_size} is larger than the test set "
+                f"({n_test} examples); use at most {n_test}",
+            }
+        )
+        return errors
+    limit = settings.analysis_max_bytes_per_trial
+    for i, variant in enumerate(variants):
+        need = analysis_bytes(
+            n_test=n_test,
+            num_classes=dataset.num_classes,
+            layers=variant["layers"],
+            predictions=analysis.predictions,
+            probe_size=probe_size if analysis.similarity else 0,
+        )
+        if need > limit:
+            errors.append(
+                {
+                    "loc": [*body, "analysis"],
+                    "msg": f"variant {i} ({variant['name']}) would store about {need:,} bytes "
+                    f"of analysis per trial, over this server's limit of {limit:,} bytes; "
+                    "lower analysis.probe_size or turn predictions or similarity off",
+                }
+            )
+    return errors

@@ -33,7 +33,9 @@ from core.config import Settings
 from core.db import session_scope
 from core.destinations import Refused, allows_private, resolve_public
 from core.reporting import load_report
-from core.tables import TERMINAL_STATES, Comparison, WebhookDelivery, utcnow
+from core.status import TERMINAL
+from core.tables import Comparison, WebhookDelivery, utcnow
+from core.timestamps import rfc3339
 
 __all__ = ["EVENT", "backoff", "deliver_due", "payload", "sign"]
 
@@ -63,7 +65,7 @@ def payload(session: Session, comparison: Comparison, settings: Settings) -> dic
         "comparison_id": comparison.id,
         "name": comparison.name,
         "status": comparison.status,
-        "finished_at": comparison.finished_at.isoformat() if comparison.finished_at else None,
+        "finished_at": rfc3339(comparison.finished_at) if comparison.finished_at else None,
         "link": link,
         "report_link": f"{link}/report",
         "error": comparison.error,
@@ -97,7 +99,7 @@ def _due(session: Session, settings: Settings, now: datetime) -> list[str]:
         select(Comparison.id)
         .outerjoin(agg, agg.c.cid == Comparison.id)
         .where(
-            Comparison.status.in_(TERMINAL_STATES),
+            Comparison.status.in_(TERMINAL),
             Comparison.finished_at >= now - WINDOW,
             url.is_not(None),
             or_(

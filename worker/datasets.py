@@ -2,10 +2,25 @@
 
 Every dataset is pooled into one array of samples (for the Keras downloads the official
 train and test parts are concatenated; an upload's optional ``x_test``/``y_test`` too) and
-split by :func:`make_split` with the comparison's ``split_seed``, so that all datasets
-behave alike and ``test_split`` always means what it says. ``Dataset.x_test`` is kept for
-callers that build a ``Dataset`` with a fixed test set of their own: ``make_split`` then
-uses it as the test split and ignores ``test_split``.
+split by :func:`make_split`, so that all datasets behave alike and ``test_split`` always
+means what it says. Two split designs:
+
+- ``"fixed"``: one stratified train/validation/test split for the whole comparison, drawn
+  with ``split_seed`` (the behaviour before version 1.1, reproduced exactly).
+- ``"per_seed"``: the probe set is reserved first (by ``split_seed``), then every trial seed
+  draws its own stratified train/validation/test split from what is left, so the spread
+  over seeds covers data sampling too.
+
+Example ids (``Split.test_index``, ``Split.probe_index``) are row numbers in the pooled
+dataset (``Dataset.x``), so they are stable across seeds, variants and designs. When a
+``Dataset`` carries a fixed test set of its own (``Dataset.x_test``, built by callers, no
+loader does), test row ``i`` has id ``len(Dataset.y) + i``; the fixed design uses that set
+as the test split and ignores ``test_split``, the per-seed design pools it with the rest.
+
+The probe set (``Split.x_probe``) serves representation similarity (CKA): it is identical
+for every trial of a comparison and never in any seed's training or validation data. Fixed
+design: a stratified subset of the fixed test set. Per-seed design: reserved from the pool
+before the per-seed splits, at most ``test_split`` of the pool.
 
 Nothing here imports TensorFlow or Keras at module import: the Celery parent process
 imports this module and TensorFlow is not fork-safe. Keras is imported only to download.
@@ -22,7 +37,7 @@ import pickle
 import threading
 import zipfile
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -30,12 +45,14 @@ from weakref import WeakKeyDictionary
 import numpy as np
 
 __all__ = [
+    "SPLIT_DESIGNS",
     "Dataset",
     "DatasetError",
     "Split",
     "clear_caches",
     "load_dataset",
     "make_split",
+    "per_seed_random_state",
 ]
 
 _KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -60,6 +77,9 @@ _CIFAR_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
 
 _MAX_DATASETS = 3
 _MAX_SPLITS_PER_DATASET = 4
+_MAX_PER_SEED_SPLITS = 2  # per dataset: each is a copy of the data (cifar10: ~740 MB)
+
+SPLIT_DESIGNS = ("per_seed", "fixed")
 
 
 class DatasetError(Exception):
@@ -79,9 +99,22 @@ class Dataset:
     y_test: np.ndarray | None = None
 
 
+def _no_ids() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
+def _no_rows() -> np.ndarray:
+    return np.zeros((0,), dtype=np.float32)
+
+
 @dataclass(frozen=True, eq=False)
 class Split:
-    """Disjoint train, validation and test parts; validation may be empty."""
+    """Disjoint train, validation and test parts; validation may be empty.
+
+    ``test_index`` is the dataset example id of each test row (see the module docstring);
+    ``x_probe``/``y_probe``/``probe_index`` the probe set, empty when none was asked for.
+    Built by hand without ids, the test rows are numbered ``0..n-1``.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -89,6 +122,17 @@ class Split:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    test_index: np.ndarray = field(default_factory=_no_ids)
+    x_probe: np.ndarray = field(default_factory=_no_rows)
+    y_probe: np.ndarray = field(default_factory=_no_ids)
+    probe_index: np.ndarray = field(default_factory=_no_ids)
+
+    def __post_init__(self) -> None:
+        if len(self.test_index) == 0 and len(self.y_test) > 0:
+            object.__setattr__(self, "test_index", _frozen(np.arange(len(self.y_test))))
+        if len(self.x_probe) == 0 and self.x_probe.shape[1:] != self.x_test.shape[1:]:
+            empty = np.zeros((0, *self.x_test.shape[1:]), dtype=np.float32)
+            object.__setattr__(self, "x_probe", _frozen(empty))
 
 
 _lock = threading.Lock()
@@ -135,21 +179,60 @@ def make_split(
     validation_split: float,
     split_seed: int,
     max_samples: int | None = None,
+    design: str = "fixed",
+    seed: int = 0,
+    probe_size: int = 0,
 ) -> Split:
-    """Split stratified and reproducibly: test, then validation as a fraction of the whole."""
-    key = (test_split, validation_split, split_seed, max_samples)
+    """Split stratified and reproducibly: test, then validation as a fraction of the whole.
+
+    ``design="fixed"`` ignores ``seed``: every trial gets the split of ``split_seed``.
+    ``design="per_seed"`` draws trial seed ``seed``'s own split (see the module docstring).
+    ``max_samples`` subsamples the dataset by ``split_seed`` in both designs, so the pool of
+    examples is the same for every seed. ``probe_size`` asks for a probe set of that many
+    examples (fewer when the design has fewer to spare).
+    """
+    if design not in SPLIT_DESIGNS:
+        raise DatasetError(f"unknown split design {design!r} (one of {', '.join(SPLIT_DESIGNS)})")
+    if probe_size < 0:
+        raise DatasetError("probe_size must be >= 0")
+    key = (
+        test_split,
+        validation_split,
+        split_seed,
+        max_samples,
+        design,
+        seed if design == "per_seed" else 0,
+        probe_size,
+    )
     with _lock:
         per_ds = _splits.setdefault(ds, OrderedDict())
         if key in per_ds:
             per_ds.move_to_end(key)
             return per_ds[key]
-    split = _make_split_uncached(ds, test_split, validation_split, split_seed, max_samples)
+    if design == "fixed":
+        split = _make_split_uncached(
+            ds, test_split, validation_split, split_seed, max_samples, probe_size
+        )
+    else:
+        split = _make_per_seed_split(
+            ds, test_split, validation_split, split_seed, max_samples, seed, probe_size
+        )
     with _lock:
         per_ds = _splits.setdefault(ds, OrderedDict())
         per_ds[key] = split
         while len(per_ds) > _MAX_SPLITS_PER_DATASET:
             per_ds.popitem(last=False)
+        # Each split holds a copy of the data; per-seed splits come one per seed, so only the
+        # newest few are kept (the queue is seed-major: the next trials share this seed).
+        per_seed = [k for k in per_ds if k[4] == "per_seed"]
+        for old in per_seed[: max(0, len(per_seed) - _MAX_PER_SEED_SPLITS)]:
+            del per_ds[old]
     return split
+
+
+def per_seed_random_state(split_seed: int, seed: int) -> int:
+    """The random state of trial seed ``seed``'s split: distinct per (split_seed, seed)."""
+    return int(np.random.SeedSequence([split_seed, seed, 0x5EED]).generate_state(1)[0])
 
 
 # --------------------------------------------------------------------------- splitting
@@ -170,28 +253,56 @@ def _stratified(
     return rest, part
 
 
+def _check_fractions(test_split: float, validation_split: float) -> None:
+    if not 0.0 <= validation_split < 1.0 or not 0.0 < test_split < 1.0:
+        raise DatasetError("test_split must be in (0, 1) and validation_split in [0, 1)")
+
+
+def _subsample(ds: Dataset, split_seed: int, max_samples: int | None) -> np.ndarray:
+    idx = np.arange(len(ds.y))
+    if max_samples is not None and max_samples < len(idx):
+        _, idx = _stratified(idx, ds.y, max_samples, split_seed, "subsample")
+    return np.asarray(idx, dtype=np.int64)
+
+
+def _probe(idx: np.ndarray, y: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``idx`` into (rest, probe): ``size`` rows, stratified when the classes allow."""
+    size = min(size, len(idx))
+    if size <= 0:
+        return idx, idx[:0]
+    if size == len(idx):
+        return idx[:0], idx
+    classes = len(np.unique(y[idx]))
+    if size >= classes and len(idx) - size >= classes:
+        try:
+            return _stratified(idx, y, size, seed, "probe set")
+        except DatasetError:
+            pass  # a class with a single example: fall back to a plain random draw
+    order = np.random.default_rng(seed).permutation(len(idx))
+    return idx[np.sort(order[size:])], idx[np.sort(order[:size])]
+
+
 def _make_split_uncached(
     ds: Dataset,
     test_split: float,
     validation_split: float,
     split_seed: int,
     max_samples: int | None,
+    probe_size: int = 0,
 ) -> Split:
-    if not 0.0 <= validation_split < 1.0 or not 0.0 < test_split < 1.0:
-        raise DatasetError("test_split must be in (0, 1) and validation_split in [0, 1)")
-    n = len(ds.y)
-    idx = np.arange(n)
-    if max_samples is not None and max_samples < n:
-        _, idx = _stratified(idx, ds.y, max_samples, split_seed, "subsample")
+    _check_fractions(test_split, validation_split)
+    idx = _subsample(ds, split_seed, max_samples)
     total = len(idx)
     if ds.x_test is not None and ds.y_test is not None:
         x_test, y_test = ds.x_test, ds.y_test
+        test_index = len(ds.y) + np.arange(len(y_test), dtype=np.int64)
         rest = idx
         whole = total + len(y_test)
     else:
         n_test = round(total * test_split)
         rest, test_idx = _stratified(idx, ds.y, n_test, split_seed, "test split")
         x_test, y_test = ds.x[test_idx], ds.y[test_idx]
+        test_index = np.asarray(test_idx, dtype=np.int64)
         whole = total
     n_val = round(whole * validation_split)
     if n_val > 0:
@@ -200,6 +311,9 @@ def _make_split_uncached(
         train_idx, val_idx = rest, rest[:0]
     if len(train_idx) == 0:
         raise DatasetError("the split leaves no training samples")
+    # The probe: a stratified subset of the test rows (positions into the test arrays).
+    _, probe_pos = _probe(np.arange(len(y_test)), np.asarray(y_test), probe_size, split_seed)
+    probe_pos = np.sort(probe_pos)
     return Split(
         x_train=_frozen(ds.x[train_idx]),
         y_train=_frozen(ds.y[train_idx]),
@@ -207,6 +321,56 @@ def _make_split_uncached(
         y_val=_frozen(ds.y[val_idx]),
         x_test=_frozen(x_test),
         y_test=_frozen(y_test),
+        test_index=_frozen(test_index),
+        x_probe=_frozen(np.asarray(x_test)[probe_pos]),
+        y_probe=_frozen(np.asarray(y_test)[probe_pos]),
+        probe_index=_frozen(test_index[probe_pos]),
+    )
+
+
+def _make_per_seed_split(
+    ds: Dataset,
+    test_split: float,
+    validation_split: float,
+    split_seed: int,
+    max_samples: int | None,
+    seed: int,
+    probe_size: int,
+) -> Split:
+    _check_fractions(test_split, validation_split)
+    x_all, y_all = ds.x, ds.y
+    idx = _subsample(ds, split_seed, max_samples)
+    if ds.x_test is not None and ds.y_test is not None:
+        x_all = np.concatenate([ds.x, ds.x_test])
+        y_all = np.concatenate([ds.y, ds.y_test])
+        idx = np.concatenate([idx, len(ds.y) + np.arange(len(ds.y_test), dtype=np.int64)])
+    # The probe is reserved by split_seed alone, so it is the same for every seed; it takes
+    # at most the test fraction of the pool, so the training data shrinks no more than that.
+    probe_n = min(probe_size, round(len(idx) * test_split))
+    pool, probe_idx = _probe(idx, y_all, probe_n, split_seed)
+    probe_idx = np.sort(probe_idx)
+    state = per_seed_random_state(split_seed, seed)
+    total = len(pool)
+    n_test = round(total * test_split)
+    rest, test_idx = _stratified(pool, y_all, n_test, state, "test split")
+    n_val = round(total * validation_split)
+    if n_val > 0:
+        train_idx, val_idx = _stratified(rest, y_all, n_val, state, "validation split")
+    else:
+        train_idx, val_idx = rest, rest[:0]
+    if len(train_idx) == 0:
+        raise DatasetError("the split leaves no training samples")
+    return Split(
+        x_train=_frozen(x_all[train_idx]),
+        y_train=_frozen(y_all[train_idx]),
+        x_val=_frozen(x_all[val_idx]),
+        y_val=_frozen(y_all[val_idx]),
+        x_test=_frozen(x_all[test_idx]),
+        y_test=_frozen(y_all[test_idx]),
+        test_index=_frozen(np.asarray(test_idx, dtype=np.int64)),
+        x_probe=_frozen(x_all[probe_idx]),
+        y_probe=_frozen(y_all[probe_idx]),
+        probe_index=_frozen(np.asarray(probe_idx, dtype=np.int64)),
     )
 
 

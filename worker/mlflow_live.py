@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.db import session_scope
 from core.mlflow_export import export_runs
-from core.tables import TERMINAL_STATES, Comparison, EpochMetric, MlflowRun, Trial, utcnow
+from core.status import TERMINAL
+from core.tables import Comparison, EpochMetric, MlflowRun, Trial, utcnow
 
 __all__ = ["WINDOW", "due_trials", "log_due"]
 
@@ -75,7 +76,7 @@ def due_trials(
             MlflowRun.trial_id.is_(None),
             and_(MlflowRun.run_id.is_(None), MlflowRun.logged_at < now - CLAIM_TTL),
         ),
-        Trial.status.in_(TERMINAL_STATES),
+        Trial.status.in_(TERMINAL),
         or_(Trial.finished_at >= cutoff, Trial.created_at >= cutoff),
     ]
     if skip:
@@ -117,9 +118,7 @@ def _claim(
     uri = settings.mlflow_tracking_uri[:1000]
     with session_scope() as s:
         ended = list(
-            s.scalars(
-                select(Trial.id).where(Trial.id.in_(trial_ids), Trial.status.in_(TERMINAL_STATES))
-            )
+            s.scalars(select(Trial.id).where(Trial.id.in_(trial_ids), Trial.status.in_(TERMINAL)))
         )
         if not ended:
             return None

@@ -1,9 +1,11 @@
 """Celery tasks: a message carries a trial id; the task claims the row and trains it.
 
 The flow of one delivery: claim the trial under a lease (a second delivery of a trial that is
-running or done does nothing) ▸ load the dataset and the comparison's fixed split ▸ build and
+running or done does nothing) ▸ load the dataset and the trial's split (its seed's own, or
+the comparison's fixed one) ▸ build and
 fit, writing each epoch as it finishes, renewing the lease, watching for cancel ▸ evaluate ▸
-write the final row ▸ finish the comparison when its last trial ends.
+write the final row ▸ finish the comparison when its last trial ends (or, for adaptive seeds,
+add the next round and enqueue it).
 
 Every way a trial ends here (result, failure, cancel, the attempt limit) removes its checkpoint
 folder; a lost lease leaves it to the new owner. A database that cannot be reached is not the
@@ -34,8 +36,10 @@ from sqlalchemy.orm import Session
 
 from core.config import get_settings
 from core.db import session_scope
+from core.errors import TrialFailed
 from core.lifecycle import (
     LeaseLost,
+    added_trials,
     attempts_exhausted,
     claim_trial,
     end_unclaimed,
@@ -49,7 +53,9 @@ from core.lifecycle import (
 from core.logging import log_context
 from core.queue import TRAIN_TASK
 from core.reuse import library_versions, trial_hash
-from core.spec import DatasetRef, TrainingSpec
+from core.rounds import enqueue_added
+from core.spec import AnalysisSpec, DatasetRef, TrainingSpec, probe_size_of
+from core.status import Outcome, StopReason, TrialStatus
 from core.sweeper import remove_checkpoint
 from core.tables import Comparison, EpochMetric, Trial
 from core.uploads import upload_path_of
@@ -141,12 +147,7 @@ def _worker_name() -> str:
 
 def _problem(exc: BaseException) -> dict[str, Any]:
     """A trial failure as a problem object: the exception's type and message, no traceback."""
-    return {
-        "type": "https://archbench.dev/problems/trial-failed",
-        "title": "Trial failed",
-        "status": 500,
-        "detail": f"{type(exc).__name__}: {exc}"[:2000],
-    }
+    return TrialFailed(f"{type(exc).__name__}: {exc}"[:2000]).to_problem()
 
 
 # acks_late and reject_on_worker_lost come from core.queue.celery_config, with their reasons.
@@ -171,10 +172,10 @@ class _Decided:
     variant_index: int
     seed: int
     attempt: int
-    outcome: str | None  # None: claimed, ours to train; else how the trial ended unclaimed
+    outcome: Outcome | None  # None: claimed, ours to train; else how the trial ended unclaimed
 
 
-def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | str:
+def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | Outcome:
     """One transaction decides what this delivery does: cancel, give up, claim, or nothing
     ("missing", "duplicate"). ``retry``: an earlier try may have committed its claim before
     the connection dropped, and a trial running under our own owner is then ours."""
@@ -187,18 +188,18 @@ def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | str:
         ).first()
         if row is None:
             log.warning("trial %s does not exist; dropping the message", trial_id)
-            return "missing"
+            return Outcome.MISSING
         trial, comparison = row.tuple()
-        outcome = None
+        outcome: Outcome | None = None
         attempt = trial.attempts + 1  # read before the claim counts it
         # Each step is one guarded UPDATE: a trial someone holds is never taken or ended.
-        if retry and trial.status == "running" and trial.lease_owner == owner:
+        if retry and trial.status == TrialStatus.RUNNING and trial.lease_owner == owner:
             attempt = trial.attempts  # an earlier try's claim reached the database
             renew_lease(s, trial_id, owner=owner, lease_seconds=settings.lease_seconds)
         elif comparison.cancel_requested and end_unclaimed(
-            s, trial_id, status="cancelled", stop_reason="cancelled"
+            s, trial_id, status=TrialStatus.CANCELLED, stop_reason=StopReason.CANCELLED
         ):
-            outcome = "cancelled"  # a trial of a cancelled comparison never starts
+            outcome = Outcome.CANCELLED  # a trial of a cancelled comparison never starts
         elif claim_trial(
             s,
             trial_id,
@@ -211,11 +212,11 @@ def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | str:
         elif end_unclaimed(
             s,
             trial_id,
-            status="failed",
+            status=TrialStatus.FAILED,
             min_attempts=settings.max_attempts,
             error=attempts_exhausted(trial.attempts, settings.max_attempts),
         ):
-            outcome = "failed"
+            outcome = Outcome.FAILED
         else:
             with log_context(comparison_id=comparison.id):
                 log.info(
@@ -223,7 +224,7 @@ def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | str:
                     trial_id,
                     trial.status,
                 )
-            return "duplicate"
+            return Outcome.DUPLICATE
         return _Decided(
             comparison_id=comparison.id,
             spec=comparison.spec,
@@ -238,7 +239,7 @@ def _run_trial(trial_id: str) -> str:
     owner = f"{_worker_name()}:{uuid.uuid4().hex[:8]}"
     tries = 0
 
-    def decide() -> _Decided | str:
+    def decide() -> _Decided | Outcome:
         nonlocal tries
         tries += 1
         return _decide(trial_id, owner, retry=tries > 1)
@@ -257,7 +258,7 @@ def _run_trial(trial_id: str) -> str:
             exc,
         )
         raise Reject(exc, requeue=True) from exc
-    if isinstance(decided, str):
+    if isinstance(decided, Outcome):
         return decided
     comparison_id, spec = decided.comparison_id, decided.spec
     with log_context(comparison_id=comparison_id):
@@ -296,7 +297,7 @@ def _run_claimed(
     """Train a trial this worker holds the lease of (its ``attempt``-th), and finish its
     comparison if last."""
     settings = get_settings()
-    outcome = "failed"
+    outcome: str = Outcome.FAILED
     budget = float(spec["training"].get("max_seconds") or settings.trial_max_seconds)
     try:
         with _Heartbeat(trial_id, owner, settings.lease_seconds, budget + 3600) as heartbeat:
@@ -305,14 +306,16 @@ def _run_claimed(
             )
     except LeaseLost:
         log.warning("trial %s: lease lost; another worker owns it now", trial_id)
-        return "lease_lost"
+        return Outcome.LEASE_LOST
     except Exception as exc:
         if _transient(exc):
             _hand_back(trial_id, owner, exc)
-            return "retry"
+            return Outcome.RETRY
         log.exception("trial %s failed", trial_id)
         with session_scope() as s:
-            ended = finish_trial(s, trial_id, owner=owner, status="failed", error=_problem(exc))
+            ended = finish_trial(
+                s, trial_id, owner=owner, status=TrialStatus.FAILED, error=_problem(exc)
+            )
         if ended:
             remove_checkpoint(settings, trial_id)
     _finalize(comparison_id)
@@ -345,14 +348,24 @@ def _hand_back(trial_id: str, owner: str, exc: BaseException) -> None:
 
 
 def _finalize(comparison_id: str) -> None:
-    """Finish the comparison if its last trial ended (the sweeper does it if this cannot)."""
+    """Finish the comparison if its last trial ended, or send the next round of adaptive seeds
+    it added (the sweeper does either if this cannot)."""
     try:
         with session_scope() as s:
             finalize_comparison(s, comparison_id)
+        added = added_trials(s)
     except Exception as exc:
         if not _transient(exc):
             raise
         log.warning("comparison %s: not finalized, database unreachable (%s)", comparison_id, exc)
+        return
+    if added:
+        try:
+            enqueue_added(added)
+        except Exception as exc:  # the sweeper sends what was not stamped as sent
+            if not _transient(exc):
+                raise
+            log.warning("comparison %s: next round not sent yet (%s)", comparison_id, exc)
 
 
 def _ended_by_us(
@@ -403,29 +416,6 @@ def _interruptible(load: Callable[[], T], should_stop: Callable[[], str | None])
     return value
 
 
-def _measures_inference(
-    trial_id: str, comparison_id: str, variant_index: int, seed: int, first_seed: int
-) -> bool:
-    """Whether this trial times inference. Its speed does not depend on the seed, so one
-    trial per variant measures it (tracing a predict function costs ~20 ms, as much as all
-    other bookkeeping): the first seed's, or, when that one ended without a measurement
-    (failed or cancelled), any later seed until one has it."""
-    if seed == first_seed:
-        return True
-    with session_scope() as s:
-        siblings = s.execute(
-            select(Trial.seed, Trial.status, Trial.inference_ms_per_sample).where(
-                Trial.comparison_id == comparison_id,
-                Trial.variant_index == variant_index,
-                Trial.id != trial_id,
-            )
-        ).all()
-    if any(t.inference_ms_per_sample is not None for t in siblings):
-        return False
-    first = next((t for t in siblings if t.seed == first_seed), None)
-    return first is None or first.status in ("failed", "cancelled")
-
-
 def _train(
     trial_id: str,
     comparison_id: str,
@@ -440,12 +430,15 @@ def _train(
     resumed = attempt > 1
     variant = spec["variants"][variant_index]
     from models.spec import parse_variant
+    from worker.analysis import analyse_model, store_analysis
     from worker.datasets import load_dataset, make_split
     from worker.training import train_trial
 
     settings = get_settings()
     dataset_ref = DatasetRef.model_validate(spec["dataset"])
     training = TrainingSpec.model_validate(spec["training"])
+    # Comparisons stored before the analysis existed have no "analysis": the defaults.
+    analysis = AnalysisSpec.model_validate(spec.get("analysis") or {})
     parsed = parse_variant(
         {
             "name": variant["name"],
@@ -462,7 +455,7 @@ def _train(
         if heartbeat.lost.is_set():
             raise LeaseLost(trial_id)
         try:
-            return "cancelled" if _cancel_requested(comparison_id) else None
+            return StopReason.CANCELLED if _cancel_requested(comparison_id) else None
         except Exception as exc:
             if not _transient(exc):
                 raise
@@ -472,12 +465,16 @@ def _train(
     def cancelled_now() -> str:
         with session_scope() as s:
             if not finish_trial(
-                s, trial_id, owner=owner, status="cancelled", stop_reason="cancelled"
+                s,
+                trial_id,
+                owner=owner,
+                status=TrialStatus.CANCELLED,
+                stop_reason=StopReason.CANCELLED,
             ):
                 raise LeaseLost(trial_id)
         remove_checkpoint(settings, trial_id)
         log.info("trial %s cancelled before training", trial_id)
-        return "cancelled"
+        return Outcome.CANCELLED
 
     # A cancel is honoured while the data loads too (a first download can take minutes).
     def load() -> Any:
@@ -487,12 +484,16 @@ def _train(
             upload_dir=settings.data_dir / "uploads",
             upload_path=upload_path_of(comparison_id, dataset_ref.name),
         )
+        # Per-seed design: this seed's own split (the probe set is the comparison's).
         return make_split(
             ds,
             test_split=dataset_ref.test_split,
             validation_split=dataset_ref.validation_split,
             split_seed=dataset_ref.split_seed,
             max_samples=dataset_ref.max_samples,
+            design=dataset_ref.split,
+            seed=seed,
+            probe_size=probe_size_of(spec),
         )
 
     split = None if should_stop() else _interruptible(load, should_stop)
@@ -558,10 +559,19 @@ def _train(
         on_resume=on_resume,
         lease_guard=lease_guard,
         model_name=variant["name"],
-        measure_inference=_measures_inference(
-            trial_id, comparison_id, variant_index, seed, spec["seeds"][0]
-        ),
+        # Every trial times inference, so the report has its spread over seeds (it costs a
+        # traced predict function and four batches, ~20-50 ms on a small model).
+        measure_inference=True,
         warm_models=settings.warm_models,
+        analyse=(
+            (
+                lambda model, split: analyse_model(
+                    model, split, analysis, batch_size=training.batch_size
+                )
+            )
+            if analysis.predictions or analysis.similarity
+            else None
+        ),
     )
     if result.epochs:
         log.info(
@@ -578,7 +588,11 @@ def _train(
             trial_id,
             result.first_epoch - 1,
         )
-    status = "cancelled" if result.stop_reason == "cancelled" else "succeeded"
+    status = (
+        TrialStatus.CANCELLED
+        if result.stop_reason == StopReason.CANCELLED
+        else TrialStatus.SUCCEEDED
+    )
 
     tries = 0
 
@@ -595,7 +609,7 @@ def _train(
             ]
             if result.best_val_accuracy is not None:
                 candidates.append(result.best_val_accuracy)
-            return finish_trial(
+            ended = finish_trial(
                 s,
                 trial_id,
                 owner=owner,
@@ -613,6 +627,9 @@ def _train(
                 # What really produced this result: the versions this worker trained with.
                 trial_hash=trial_hash(spec, variant_index, seed, library_versions()),
             )
+            if ended:  # the analysis commits with the result, or not at all
+                store_analysis(s, trial_id, result.analysis)
+            return ended
 
     if not _with_db_retries(f"trial {trial_id}: result", commit_result):
         raise LeaseLost(trial_id)

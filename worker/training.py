@@ -4,11 +4,8 @@ TensorFlow and Keras are imported inside functions only: the Celery parent proce
 this module, and TensorFlow is not fork-safe.
 
 Input pipeline: ``fit`` on the NumPy arrays directly (Keras shuffles them per epoch under
-the trial seed). Measured on this 2-core CPU machine, model A (conv128, 3x3) on 3,600
-mnist_5k samples, batch 64, steady-state epochs, alternating runs: NumPy arrays 1.05 s
-per epoch (median of 6), ``tf.data`` ``from_tensor_slices().cache().shuffle(seed).batch()
-.prefetch()`` 1.07 s; the difference is inside the machine's noise (0.83-1.45 s per epoch),
-so the simpler path, identical to a plain Keras script, is kept.
+the trial seed), as a plain Keras script does; ``tf.data`` measured no faster
+(bench/README.md, "Measured design decisions").
 
 Stop checks run in ``on_train_batch_begin`` (from the second batch on) and at each epoch
 end, never in ``on_train_batch_end``: a callback that overrides the batch-end hook turns off
@@ -20,16 +17,15 @@ evaluation, so a cancel is honoured within a poll interval in every phase; a run
 stopped is not evaluated (its result would describe a half-trained model).
 
 Warm models: building a new Keras model for every trial means tracing its train, test and
-predict functions again, which costs about as much as training a small model on a few hundred
-samples (measured: a two-epoch trial of a small CNN on 420 digits took 1,130 ms fresh and
-550 ms on a warm model). A
-worker process therefore keeps the last few compiled models (``warm_models``, LRU) keyed by
-everything their traced functions depend on: the layers, input shape, classes, device and the
-compile settings. A trial whose model is warm still builds a new model under its seed, which
-draws the seed's initial weights (and dropout seed-generator states) exactly as a fresh model
-would, copies every variable of it into the warm one, and puts the optimizer's variables back
-to their values from before its first step. Losses are then bit-identical to a fresh model
-(a test checks it with dropout and batch normalization, seeds interleaved).
+predict functions again, which costs about as much as training a small model on a few
+hundred samples (bench/README.md, "Measured design decisions"). A worker process therefore
+keeps the last few compiled models (``warm_models``, LRU) keyed by everything their traced
+functions depend on: the layers, input shape, classes, device and the compile settings. A
+trial whose model is warm still builds a new model under its seed, which draws the seed's
+initial weights (and dropout seed-generator states) exactly as a fresh model would, copies
+every variable of it into the warm one, and puts the optimizer's variables back to their
+values from before its first step. Losses are then bit-identical to a fresh model (a test
+checks it with dropout and batch normalization, seeds interleaved).
 
 Resume: after every finished epoch ``_Checkpoint`` saves the weights (optimizer state
 included) into the trial's checkpoint folder and then ``state.json``, which names them, holds
@@ -60,6 +56,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import threading
@@ -74,7 +71,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.optimizers import OPTIMIZERS
 from core.spec import TrainingSpec
+from core.status import StopReason
 from worker.datasets import Split
 
 if TYPE_CHECKING:
@@ -83,16 +82,6 @@ if TYPE_CHECKING:
 __all__ = ["OPTIMIZERS", "TrainResult", "train_trial"]
 
 log = logging.getLogger("archbench.worker")
-
-# Our own closed mapping from the spec's optimizer names to keras.optimizers class names.
-OPTIMIZERS: dict[str, str] = {
-    "adam": "Adam",
-    "adamw": "AdamW",
-    "sgd": "SGD",
-    "rmsprop": "RMSprop",
-    "adagrad": "Adagrad",
-    "nadam": "Nadam",
-}
 
 _POLL_SECONDS = 1.0  # between the caller's stop checks (one database query each)
 # The optimizer's variables before its first step; None for all-zero ones (most of them:
@@ -129,6 +118,8 @@ class TrainResult:
     device: str
     first_epoch: int
     warm_model: bool = False  # reused this process's compiled model (see the module doc)
+    # What ``analyse(model, split)`` returned on the trained model (worker.analysis), or None.
+    analysis: Any = None
 
 
 @dataclass
@@ -153,7 +144,7 @@ class _Monitor:
             return True
         now = time.monotonic()
         if self.deadline is not None and now >= self.deadline:
-            self.stop_reason = "time_budget"
+            self.stop_reason = StopReason.TIME_BUDGET
             return True
         if self.should_stop is not None and (force or now >= self._next_poll):
             return self.ask_caller()
@@ -205,6 +196,10 @@ class _Monitor:
                 continue
         row["seconds"] = time.perf_counter() - self._epoch_start
         self.epochs.append(row)
+        if self.stop_reason is None and not math.isfinite(row.get("loss", 0.0)):
+            # The training loss became NaN or infinite: nothing after it can recover, so the
+            # trial stops here and is evaluated as it is (a divergence of the architecture).
+            self.stop_reason = StopReason.DIVERGED
         if save is not None:
             save(epoch + 1, row)
         if self.on_epoch is not None:
@@ -427,15 +422,7 @@ def _optimizer_classes() -> dict[str, Any]:
         Closed.__name__ = Closed.__qualname__ = base.__name__
         return Closed
 
-    classes = {
-        "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
-        "sgd": keras.optimizers.SGD,
-        "rmsprop": keras.optimizers.RMSprop,
-        "adagrad": keras.optimizers.Adagrad,
-        "nadam": keras.optimizers.Nadam,
-    }
-    assert {k: v.__name__ for k, v in classes.items()} == OPTIMIZERS
+    classes = {name: getattr(keras.optimizers, cls) for name, cls in OPTIMIZERS.items()}
     return {name: closed(cls) for name, cls in classes.items()}
 
 
@@ -613,6 +600,7 @@ def train_trial(
     warm_models: int = 4,
     on_resume: Callable[[int, Mapping[str, float] | None], float] | None = None,
     lease_guard: Callable[[Callable[[], None]], None] | None = None,
+    analyse: Callable[[Any, Split], Any] | None = None,
 ) -> TrainResult:
     """Build (or reuse a warm model, see above), fit and evaluate one trial; exceptions
     propagate to the caller. ``warm_models=0`` builds and compiles a new model every time.
@@ -623,6 +611,8 @@ def train_trial(
     took, which the time budget (``max_seconds``, ``training.max_seconds``) is charged with.
     ``lease_guard(commit)`` runs each checkpoint commit while holding the trial (raising when
     it is no longer ours); the checkpoint folder is left for the caller to remove.
+    ``analyse(model, split)`` runs on the trained, evaluated model (not on a stopped one);
+    its answer is ``TrainResult.analysis``.
     """
     import keras
 
@@ -656,6 +646,7 @@ def train_trial(
         result = _fit_and_evaluate(
             model,
             back_to_the_seed,
+            seed=seed,
             split=split,
             training=training,
             num_classes=num_classes,
@@ -668,6 +659,7 @@ def train_trial(
             max_seconds=max_seconds,
             previous_epochs=previous_epochs,
             measure_inference=measure_inference,
+            analyse=analyse,
         )
     except BaseException as exc:
         if _out_of_memory(exc):
@@ -683,6 +675,7 @@ def _fit_and_evaluate(
     model: Any,
     back_to_the_seed: Callable[[], Any],
     *,
+    seed: int,
     split: Split,
     training: TrainingSpec,
     num_classes: int,
@@ -695,7 +688,10 @@ def _fit_and_evaluate(
     max_seconds: float | None,
     previous_epochs: Sequence[Mapping[str, float]],
     measure_inference: bool,
+    analyse: Callable[[Any, Split], Any] | None = None,
 ) -> TrainResult:
+    import keras
+
     checkpoint = _Checkpoint(checkpoint_dir, lease_guard) if checkpoint_dir is not None else None
     resume = checkpoint.restore(model) if checkpoint is not None else _Resume()
     if resume is None:  # an unusable checkpoint: from the seed's initial state
@@ -717,6 +713,10 @@ def _fit_and_evaluate(
     )
     t0 = time.perf_counter()
     if not trained and not monitor.check(force=True):
+        # The data order (and every other draw fit makes) follows the trial seed alone, not
+        # how many numbers building this architecture drew: at seed s every variant sees the
+        # same shuffles (a paired design varies the architecture only).
+        keras.utils.set_random_seed(seed)
         model.fit(
             split.x_train,
             _labels(split.y_train, training, num_classes),
@@ -733,7 +733,7 @@ def _fit_and_evaluate(
     stopped = monitor.ask_caller()
     stop_reason = monitor.stop_reason
     if stop_reason is None and early is not None and early.stopped_epoch > 0:
-        stop_reason = "early_stopping"
+        stop_reason = StopReason.EARLY_STOPPING
     if trained and not stopped:
         stop_reason = resume.stop_reason
     first_epoch = monitor.first_epoch
@@ -779,4 +779,6 @@ def _fit_and_evaluate(
     result.test_accuracy = result.test_metrics.get("accuracy")
     if measure_inference:
         result.inference_ms_per_sample = _inference_ms(model, split.x_test)
+    if analyse is not None:
+        result.analysis = analyse(model, split)
     return result

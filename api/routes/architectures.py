@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 from api.deps import SessionDep, SettingsDep, TenantDep
 from api.examples import ANALYZE_EXAMPLES
 from api.schemas import AnalyzeRequest
-from core.errors import InvalidInput
+from core.errors import ErrorItem, InvalidInput
 from core.spec import DatasetRef
 from core.uploads import resolver_for
 from core.validation import dataset_info, validate_variant
@@ -28,24 +28,48 @@ def analyze(
 ) -> dict[str, Any]:
     """Shapes, parameters, FLOPs, receptive fields and activation memory (largest layer output
     and the sum, per sample and per batch of ``batch_size``) of one variant, as Keras would
-    build it."""
+    build it.
+
+    The input shape is the variant's ``input_shape``, else the dataset's: send
+    ``{"variant": {...}, "dataset": {"name": "mnist_5k"}}`` or
+    ``{"variant": {"name": ..., "input_shape": [28, 28, 1], "layers": [...]}}``. The dataset's
+    errors and the variant's come in one answer."""
+    errors: list[ErrorItem] = []
     dataset = None
     if body.dataset is not None:
+        name_loc: list[str | int] = ["body", "dataset", "name"]
         try:
-            ref = DatasetRef.model_validate(body.dataset)
+            DatasetRef.model_validate(body.dataset)
         except ValueError as exc:
             from api.problems import validation_errors
 
-            errors = validation_errors(getattr(exc, "errors", list)())
-            raise InvalidInput(
-                [{"loc": ["body", "dataset", *e["loc"]], "msg": e["msg"]} for e in errors]
-            ) from None
-        dataset = dataset_info(ref.name, ["body", "dataset", "name"], resolver_for(session, tenant))
-    normalised, analysis = validate_variant(
-        body.variant,
-        dataset=dataset,
-        settings=settings,
-        prefix=["body", "variant"],
-        batch_size=body.batch_size,
-    )
+            found = validation_errors(getattr(exc, "errors", list)())
+            errors += [
+                {"loc": ["body", "dataset", *e["loc"]], "msg": e["msg"]}
+                for e in found
+                if e["loc"] != ["name"]  # the name is checked below, with the names there are
+            ]
+        name = body.dataset.get("name")
+        if isinstance(name, str):
+            try:
+                dataset = dataset_info(name, name_loc, resolver_for(session, tenant))
+            except InvalidInput as exc:
+                errors += exc.errors
+        else:
+            errors.append({"loc": name_loc, "msg": "a dataset name (a string) is required"})
+    try:
+        normalised, analysis = validate_variant(
+            body.variant,
+            dataset=dataset,
+            settings=settings,
+            prefix=["body", "variant"],
+            batch_size=body.batch_size,
+        )
+    except InvalidInput as exc:
+        if dataset is None and body.dataset is not None:
+            # Without a dataset the input shape is unknown: that is the dataset's error.
+            exc.errors[:] = [e for e in exc.errors if e["loc"][-1:] != ["input_shape"]]
+        raise InvalidInput([*errors, *exc.errors]) from None
+    if errors:
+        raise InvalidInput(errors)
     return {**analysis.to_dict(), "variant": normalised}

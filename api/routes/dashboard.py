@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from core.errors import NotFound
+from core.palette import palette_js
 
 __all__ = ["STATIC_DIR", "router"]
 
@@ -35,6 +36,12 @@ router = APIRouter(include_in_schema=False)
 def index() -> FileResponse:
     """The dashboard's single page."""
     return FileResponse(STATIC_DIR / "index.html", media_type=_TYPES[".html"], headers=_HEADERS)
+
+
+@router.get("/static/palette.js")
+def palette() -> Response:
+    """The variant colours, from the table the PNG uses (core.palette)."""
+    return Response(palette_js(), media_type=_TYPES[".js"], headers=_HEADERS)
 
 
 @router.get("/static/{name}")

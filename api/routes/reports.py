@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import select
 
 from api.deps import ComparisonDep, ComparisonId, SessionDep, TenantDep, find_comparison
@@ -18,11 +18,14 @@ from core.config import get_settings
 from core.db import session_scope
 from core.errors import NotFound
 from core.lifecycle import progress_of
-from core.report import REPORT_ROW_COLUMNS, report_rows
+from core.report import PAIRWISE_ROW_COLUMNS, REPORT_ROW_COLUMNS, pairwise_rows, report_rows
 from core.report_plot import render_png
 from core.report_render import render_markdown, render_text, rows_to_csv
+from core.report_schema import Report
 from core.reporting import load_report
-from core.tables import TERMINAL_STATES, Comparison, EpochMetric, Trial
+from core.status import TERMINAL, TrialStatus
+from core.tables import Comparison, EpochMetric, Trial
+from core.timestamps import json_default
 
 __all__ = ["router"]
 
@@ -46,6 +49,7 @@ def _report_format(request: Request, fmt: ReportFormat | None) -> ReportFormat:
 
 @router.get(
     "/{comparison_id}/report",
+    response_model=Report,
     responses={
         200: {
             "content": {
@@ -62,13 +66,26 @@ def report(
     comparison: ComparisonDep,
     session: SessionDep,
     fmt: Annotated[ReportFormat | None, Query(alias="format")] = None,
-) -> Response:
-    """Means, intervals, pairwise tests, ranking, verdict and notes; partial while running."""
+    table: Annotated[
+        Literal["variants", "pairwise"],
+        Query(description="CSV only: one row per variant, or one per tested pair."),
+    ] = "variants",
+) -> Any:
+    """Design, variants, pairwise conclusions, tiers, verdict and notes; interim while running.
+
+    JSON by default (the ``Report`` schema); ``?format=csv`` (or ``Accept: text/csv``) one row
+    per variant (``&table=pairwise``: one per tested pair, with its conclusion), ``md``
+    Markdown, ``text`` a terminal table.
+    """
     body, _ = load_report(session, comparison)
     kind = _report_format(request, fmt)
     if kind == "csv":
+        if table == "pairwise":
+            csv_text = rows_to_csv(pairwise_rows(body), PAIRWISE_ROW_COLUMNS)
+        else:
+            csv_text = rows_to_csv(report_rows(body), REPORT_ROW_COLUMNS)
         return PlainTextResponse(
-            rows_to_csv(report_rows(body), REPORT_ROW_COLUMNS),
+            csv_text,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="report-{comparison.id}.csv"'},
         )
@@ -78,7 +95,7 @@ def report(
         )
     if kind == "text":
         return PlainTextResponse(render_text(body))
-    return JSONResponse(body)
+    return body
 
 
 @router.get(
@@ -153,7 +170,8 @@ def _snapshot(comparison_id: str, epochs_seen: dict[str, int]) -> dict[str, Any]
 
 
 def _sse(event: str, data: Any, event_id: int) -> str:
-    return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+    # Timestamps as everywhere else (core.timestamps): 2026-12-03T06:40:17.123456Z.
+    return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data, default=json_default)}\n\n"
 
 
 class _Story:
@@ -178,17 +196,19 @@ class _Story:
         for t in snap["trials"]:
             before = self.trial_status.get(t["id"])
             now = t["status"]
-            started = now == "running" or t["started_at"] is not None or t["epochs_done"] > 0
+            started = (
+                now == TrialStatus.RUNNING or t["started_at"] is not None or t["epochs_done"] > 0
+            )
             if t["id"] not in self.started_ids and started:
                 self.started_ids.add(t["id"])
-                out.append(("trial_started", {**t, "status": "running"}))
+                out.append(("trial_started", {**t, "status": TrialStatus.RUNNING}))
             for row in epochs_of.get(t["id"], ()):
                 if row["epoch"] > self.epochs_seen.get(t["id"], 0):
                     self.epochs_seen[t["id"]] = row["epoch"]
                     out.append(("epoch", row))
             if before != now:
                 self.trial_status[t["id"]] = now
-                if now in TERMINAL_STATES:
+                if now in TERMINAL:
                     out.append(("trial_finished", t))
         # A new status alone is news too: the last trial's end and the comparison's own end
         # can fall in different reads, and a client's last progress must say how it ended.
@@ -196,7 +216,7 @@ class _Story:
         if progress != self.last_progress:
             self.last_progress = progress
             out.append(("progress", progress))
-        if snap["status"] in TERMINAL_STATES:
+        if snap["status"] in TERMINAL:
             self.finished = True
             out.append(
                 (
@@ -235,7 +255,7 @@ def event_hub(app: Any) -> EventHub:
             _snapshot,
             interval=EVENT_POLL_SECONDS,
             readers=settings.stream_db_readers,
-            terminal=frozenset(TERMINAL_STATES),
+            terminal=frozenset(TERMINAL),
         )
     return hub
 

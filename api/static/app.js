@@ -4,7 +4,7 @@
 
 const KEY_STORE = "archbench.apiKey";
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+// PALETTE comes from /static/palette.js (core/palette.py): report.png uses the same colours.
 const EXAMPLE = {
   name: "cnn vs mlp",
   dataset: { name: "mnist_5k", max_samples: 600 },
@@ -41,6 +41,46 @@ function fmt(x, digits = 4) {
   if (x === null || x === undefined || x === "") return "";
   return typeof x === "number" ? (Number.isInteger(x) ? String(x) : x.toFixed(digits)) : String(x);
 }
+// Report numbers, written exactly as core/report_format.py writes them (verdict, Markdown,
+// text and PNG): levels 97.53%, differences in points +3.41, loss 0.1234, p 0.012 or
+// < 0.001, effect sizes -1.23, counts 866,570.
+// Python's f"{x:,.{d}f}" exactly: the double's exact value (toFixed(100) is exact) rounded
+// half to even, commas between thousands, the sign of -0 kept. toLocaleString rounds some
+// values differently (0.93925 is 93.92% in Python, 93.93% there).
+function NUM(x, d, group = true) {
+  const negative = x < 0 || Object.is(x, -0);
+  const [whole, frac] = Math.abs(x).toFixed(100).split(".");
+  let kept = BigInt(whole + frac.slice(0, d));
+  const rest = frac.slice(d);
+  if (rest[0] > "5" || (rest[0] === "5" && (/[1-9]/.test(rest.slice(1)) || kept % 2n === 1n))) kept += 1n;
+  const text = kept.toString().padStart(d + 1, "0");
+  const digits = text.slice(0, text.length - d);
+  const int = group ? digits.replace(/\B(?=(\d{3})+(?!\d))/g, ",") : digits;
+  return (negative ? "-" : "") + (d ? `${int}.${text.slice(text.length - d)}` : int);
+}
+const isNum = (x) => typeof x === "number" && Number.isFinite(x);
+const DASH = "\u2014";
+function isLoss(report) { return report && report.primary_metric === "test_loss"; }
+function fmtLevel(x, report) {
+  if (!isNum(x)) return DASH;
+  return isLoss(report) ? NUM(x, 4) : `${NUM(100 * x, 2)}%`;
+}
+function fmtGap(x, report, signed = false) {
+  if (!isNum(x)) return DASH;
+  const text = isLoss(report) ? NUM(x, 4) : NUM(100 * x, 2);
+  return signed && !text.startsWith("-") ? `+${text}` : text;
+}
+function fmtLevelCI(ci, report) { return ci ? `${fmtLevel(ci[0], report)} to ${fmtLevel(ci[1], report)}` : DASH; }
+function fmtGapCI(ci, report) { return ci ? `${fmtGap(ci[0], report, true)} to ${fmtGap(ci[1], report, true)}` : DASH; }
+function fmtP(p) { return isNum(p) ? (p < 0.001 ? "< 0.001" : NUM(p, 3, false)) : DASH; }
+function fmtEffect(g) { return isNum(g) ? NUM(g, 2, false) : DASH; }
+function fmtCount(n) { return isNum(n) ? n.toLocaleString("en-US") : DASH; }
+function fmtSpread(mean, std, d = 2) {
+  if (!isNum(mean)) return DASH;
+  return NUM(mean, d) + (isNum(std) ? ` \u00b1 ${NUM(std, d)}` : "");
+}
+const CONCLUSION_WORDS = { a_better: "A better", b_better: "B better" };
+
 function apiKey() { return sessionStorage.getItem(KEY_STORE) || ""; }
 function authHeaders(extra = {}) {
   const key = apiKey();
@@ -298,18 +338,73 @@ async function refreshTables(view, state) {
   $("#trials tbody", view).replaceChildren(...state.trials.map((t) => el("tr", { "data-id": t.id },
     el("td", {}, t.variant), el("td", {}, t.seed),
     el("td", {}, el("span", { class: `status ${t.status}` }, t.status)),
-    el("td", {}, t.epochs_done), el("td", {}, fmt(t.test_accuracy)), el("td", {}, fmt(t.test_loss)),
+    el("td", {}, t.epochs_done), el("td", {}, fmtLevel(t.test_accuracy, { primary_metric: "test_accuracy" })),
+    el("td", {}, fmtLevel(t.test_loss, { primary_metric: "test_loss" })),
     el("td", {}, fmt(t.train_seconds, 1)), el("td", {}, t.worker || ""))));
   const r = state.report;
   $("#verdict", view).textContent = r.verdict || "No verdict yet.";
-  $("#report-final", view).textContent = r.final ? "(final)" : "(partial: still running)";
-  $("#variants tbody", view).replaceChildren(...(r.variants || []).map((v) => el("tr", {},
-    el("td", {}, v.name), el("td", {}, v.n), el("td", {}, fmt(v.mean)), el("td", {}, fmt(v.std)),
-    el("td", {}, v.ci95 ? `[${fmt(v.ci95[0])}, ${fmt(v.ci95[1])}]` : ""),
-    el("td", {}, v.params === undefined ? "" : v.params))));
+  $("#report-final", view).textContent = r.final ? "(final)" : "(interim: still running)";
+  const d = r.design;
+  $("#design", view).textContent = !d ? "" :
+    `Design: ${d.split === "per_seed" ? "a split per seed" : "one fixed split"}; ` +
+    `${d.baseline ? `baseline ${d.baseline}` : "all pairs"}; ` +
+    `${d.sequential ? `look ${d.looks.current} of ${d.looks.planned} (alpha spending)` : "one look"}; ` +
+    `alpha ${d.alpha}; equivalence margin \u00b1${fmtGap(d.equivalence_margin, r)}.`;
+  const byName = new Map((r.variants || []).map((v) => [v.name, v]));
+  const ordered = (r.ranking || []).map((n) => byName.get(n)).filter(Boolean);
+  $("#variants tbody", view).replaceChildren(...ordered.map((v) => el("tr", {},
+    el("td", {}, v.rank ?? DASH), el("td", {}, v.tier ?? DASH), el("td", {}, v.name),
+    el("td", {}, fmtCount(v.n)), el("td", {}, fmtLevel(v.mean, r)), el("td", {}, fmtGap(v.std, r)),
+    el("td", {}, fmtLevelCI(v.ci95, r)), el("td", {}, fmtCount(v.n_diverged)),
+    el("td", {}, fmtCount(v.params)), el("td", {}, fmtSpread(v.seconds_per_epoch_mean, v.seconds_per_epoch_std)))));
+  $("#pairwise tbody", view).replaceChildren(...(r.pairwise || []).map((p) => el("tr", { class: `conclusion ${p.conclusion}` },
+    el("td", {}, p.a), el("td", {}, p.b),
+    el("td", {}, p.test === "paired_t" ? "paired t" : (p.test === "welch" ? "Welch" : DASH)),
+    el("td", {}, fmtGap(p.diff, r, true)), el("td", {}, fmtGapCI(p.ci95, r)),
+    el("td", {}, fmtGapCI(p.ci95_adjusted, r)), el("td", {}, fmtP(p.p_adjusted)),
+    el("td", {}, fmtEffect(p.effect_size) + (p.effect_size_ci95 ? ` [${fmtEffect(p.effect_size_ci95[0])}, ${fmtEffect(p.effect_size_ci95[1])}]` : "")),
+    el("td", {}, fmtP(p.equivalence_p_adjusted)), el("td", {}, fmtGap(p.mde, r)),
+    el("td", {}, CONCLUSION_WORDS[p.conclusion] || p.conclusion), el("td", {}, fmtCount(p.seeds_needed)))));
   $("#notes", view).replaceChildren(...(r.notes || []).map((n) => el("li", {}, typeof n === "string" ? n : (n.msg || JSON.stringify(n)))));
   drawSpread(view, state);
   drawCurves(view, state);
+  showDifferences(view, state);
+}
+
+// "Do they differ?": each tested pair's sentence, and the CKA heatmaps of the chosen pair
+// (fetched with the key, once per pair and report state, not on every refresh).
+function showDifferences(view, state) {
+  const diffs = (state.report && state.report.differences) || [];
+  const section = $("#differences", view);
+  section.hidden = diffs.length === 0;
+  if (!diffs.length) return;
+  $("#diff-sentences", view).replaceChildren(
+    ...diffs.filter((d) => d.sentence).map((d) => el("li", {}, d.sentence)));
+  const select = $("#diff-pair", view);
+  const pairs = diffs.map((d) => `${d.a}\u0000${d.b}`);
+  if (select.dataset.pairs !== pairs.join("\u0001")) {
+    select.dataset.pairs = pairs.join("\u0001");
+    select.replaceChildren(...diffs.map((d, i) => el("option", { value: String(i) }, `${d.a} vs ${d.b}`)));
+    select.onchange = () => loadHeatmaps(view, state, true);
+  }
+  loadHeatmaps(view, state, false);
+}
+
+async function loadHeatmaps(view, state, force) {
+  const diffs = state.report.differences;
+  const d = diffs[Number($("#diff-pair", view).value || 0)];
+  if (!d) return;
+  const key = `${d.a}\u0000${d.b}\u0000${state.report.final}\u0000${state.trials.length}`;
+  const img = $("#similarity-png", view);
+  if (!force && img.dataset.key === key) return;
+  img.dataset.key = key;
+  const q = new URLSearchParams({ a: d.a, b: d.b });
+  const resp = await api(`/v1/comparisons/${state.id}/similarity.png?${q}`);
+  if (!resp.ok) { img.hidden = true; return; }
+  const old = img.src;
+  img.src = URL.createObjectURL(await resp.blob());
+  img.hidden = false;
+  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
 }
 
 // Server-sent events read with fetch(), so the Authorization header can be sent
@@ -411,7 +506,7 @@ function variantColors(state) {
   const spec = state.comparison && state.comparison.spec;
   for (const v of (spec && spec.variants) || []) names.push(v.name);
   for (const t of state.trials) if (!names.includes(t.variant)) names.push(t.variant);
-  return new Map(names.map((n, i) => [n, COLORS[i % COLORS.length]]));
+  return new Map(names.map((n, i) => [n, PALETTE[i % PALETTE.length]]));
 }
 
 function drawCurves(view, state) {

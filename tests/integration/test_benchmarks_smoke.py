@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.services import ROOT
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import CI, ROOT, Service, base_env, free_port, start, stop, wait_http
-from tests.helpers import tiny_spec
+from tests.support.helpers import tiny_spec
+from tests.support.services import CI, ROOT, Service, base_env, free_port, start, stop, wait_http
 
 ARCHBENCH = [sys.executable, "-m", "cli.main"]
 

@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, Service, free_port
-from tests.helpers import small_mlp, tiny_spec
+from tests.support.helpers import small_mlp, tiny_spec
+from tests.support.services import ROOT, Service, free_port
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 
@@ -72,7 +72,8 @@ def test_submit_wait_ls_status_export_and_mlflow(distributed: Service, tmp_path:
     assert len((out_dir / "metrics.csv").read_text().strip().splitlines()) == 1 + 4
     assert json.loads((out_dir / "report.json").read_text())["comparison_id"] == cid
     assert (out_dir / "report.png").read_bytes().startswith(b"\x89PNG")
-    assert "logged 2 run(s)" in exp.stdout
+    assert "logged 2 new run(s)" in exp.stdout
+    assert "0 already there" in exp.stdout
 
     from mlflow import MlflowClient
 
@@ -95,6 +96,8 @@ def test_submit_wait_ls_status_export_and_mlflow(distributed: Service, tmp_path:
     # Exporting again logs nothing twice.
     again = run(["export", cid, "--mlflow", f"sqlite:///{db}"], env)
     assert again.returncode == 0, again.stderr
+    assert "logged 0 new run(s)" in again.stdout
+    assert "2 already there from an earlier export" in again.stdout
     assert len(ml.search_runs([experiment.experiment_id])) == 2
     # Live logging by the worker: see test_observability_distributed.py.
 

@@ -21,8 +21,8 @@ from archbench import (
     ServiceUnavailable,
     WaitTimeout,
 )
-from tests.conftest import ROOT, Service, free_port
-from tests.helpers import small_mlp, tiny_spec
+from tests.support.helpers import small_mlp, tiny_spec
+from tests.support.services import ROOT, Service, free_port
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 

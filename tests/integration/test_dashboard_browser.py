@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import signal
 import sys
@@ -20,8 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import CI, Service, base_env, free_port, start, stop, wait_http
-from tests.helpers import tiny_spec
+from tests.support.helpers import tiny_spec
+from tests.support.services import CI, Service, base_env, free_port, start, stop, wait_http
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -160,6 +161,14 @@ def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path
     _wait(driver, lambda d: _text(d, "#report-final") == "(final)", 30, "the final report")
     verdict = _text(driver, "#verdict")
     assert verdict not in ("", "No report yet.", "No verdict yet."), verdict
+    # The pairwise table: one seed a variant, so the one pair is untested, and says so.
+    pairs = _texts(driver, "#pairwise tbody tr")
+    assert len(pairs) == 1, pairs
+    assert "untested" in pairs[0], pairs
+    # Numbers are written as the report writes them (core.report_format): 97.53%.
+    means = [r.split()[4] for r in _texts(driver, "#variants tbody tr")]
+    assert all(re.fullmatch(r"\d{1,3}\.\d\d%", m) for m in means), means
+    assert _text(driver, "#design").startswith("Design: ")
     rows = _texts(driver, "#trials tbody tr")
     assert len(rows) == 2, rows
     assert all("succeeded" in r for r in rows), rows
@@ -173,6 +182,20 @@ def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path
     assert links["report.md"].endswith(f"/v1/comparisons/{cid}/report?format=md")
     assert links["metrics.csv"].endswith(f"/v1/comparisons/{cid}/metrics?format=csv")
     assert links["report.png"].endswith(f"/v1/comparisons/{cid}/report.png")
+    assert links["predictions.csv"].endswith(f"/v1/comparisons/{cid}/predictions?format=csv")
+
+    # "Do they differ?": the pair's sentence and its CKA heatmaps (a loaded image).
+    sentence = _wait(driver, lambda d: _texts(d, "#diff-sentences li"), 20, "the differences")[0]
+    assert " disagree on " in sentence, sentence
+    _wait(
+        driver,
+        lambda d: d.execute_script(
+            "const i = document.querySelector('#similarity-png');"
+            " return !i.hidden && i.complete && i.naturalWidth > 0;"
+        ),
+        20,
+        "the CKA heatmaps",
+    )
 
     # The learning curves were drawn: the plot area (left of the legend) holds coloured lines.
     curves = _pixels(

@@ -18,14 +18,14 @@ from core.queue import celery_config, enqueue_trials
 from core.spec import ComparisonSpec
 from core.tables import Comparison, EpochMetric, Trial
 from core.validation import validate_comparison
-from tests.conftest import Service, fresh_database, in_process_database
-from tests.helpers import (
+from tests.support.helpers import (
     assert_problem,
     assert_trained,
     small_mlp,
     tiny_spec,
     wait_done,
 )
+from tests.support.services import Service, fresh_database, in_process_database
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 

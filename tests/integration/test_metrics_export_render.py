@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import insert
 
 from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
-from tests.conftest import fresh_database, in_process_database
+from tests.support.services import fresh_database, in_process_database
 
 pytestmark = [pytest.mark.services]
 

@@ -8,9 +8,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 
 from core.db import make_engine
 from core.migrate import current_revision, downgrade, head_revision, upgrade
+from core.status import TrialStatus
 from core.tables import Base
 
 
@@ -48,6 +50,91 @@ def test_postgres_up_down_up(pg_url: str) -> None:
         # Written as Heroku and many providers hand it out: migrate and make_engine must pick
         # psycopg 3 themselves (SQLAlchemy does not know "postgres://").
         _roundtrip(f"postgres://{base.split('://', 1)[1]}/{name}")
+    finally:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _insert_history(url: str) -> None:
+    """One comparison, trial and epoch row, written as revision 0003 knew them."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO comparisons (id, tenant, name, status, spec, analyses, created_at,"
+                " trials_total, epochs_total, cancel_requested) VALUES ('c1', 'default', 'n',"
+                " 'succeeded', '{}', '{}', '2026-01-01 00:00:00', 1, 1, false)"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO trials (id, comparison_id, variant, variant_index, seed, status,"
+                " attempts, epochs_planned, epochs_done, created_at) VALUES ('t1', 'c1', 'v', 0,"
+                " 0, 'succeeded', 1, 1, 1, '2026-01-01 00:00:00')"
+            )
+            conn.exec_driver_sql(
+                'INSERT INTO epoch_metrics (trial_id, epoch, "values", recorded_at)'
+                " VALUES ('t1', 1, '{}', '2026-01-01 00:00:00')"
+            )
+    finally:
+        engine.dispose()
+
+
+def _rows(url: str) -> tuple[int, int, int]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return tuple(  # type: ignore[return-value]
+                conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar_one()
+                for t in ("comparisons", "trials", "epoch_metrics")
+            )
+    finally:
+        engine.dispose()
+
+
+def _set_status(url: str, table: str, status: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"UPDATE {table} SET status = '{status}'")
+    finally:
+        engine.dispose()
+
+
+def _status_checks(url: str) -> None:
+    """0004_status_checks: the status columns take the five words only, the rows (and the
+    rows that reference them, ON DELETE CASCADE) survive SQLite's table copy both ways, and
+    the downgrade drops the checks."""
+    upgrade(url, "0003")
+    _insert_history(url)
+    upgrade(url, "0004_status_checks")
+    assert _rows(url) == (1, 1, 1)
+    for table in ("comparisons", "trials"):
+        for word in TrialStatus:
+            _set_status(url, table, word)
+        with pytest.raises(IntegrityError):
+            _set_status(url, table, "paused")
+    downgrade(url, "0003")
+    assert _rows(url) == (1, 1, 1)
+    _set_status(url, "trials", "paused")  # no check any more
+    _set_status(url, "trials", "succeeded")
+    upgrade(url)
+    assert current_revision(url) == head_revision()
+
+
+def test_sqlite_status_checks(tmp_path: Path) -> None:
+    _status_checks(f"sqlite:///{tmp_path / 'm.db'}")
+
+
+@pytest.mark.services
+def test_postgres_status_checks(pg_url: str) -> None:
+    import psycopg
+
+    base, _ = pg_url.rsplit("/", 1)
+    name = "archbench_migrations_checks_test"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        _status_checks(f"{base}/{name}")
     finally:
         with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from core.config import Settings, get_settings
 from core.db import session_scope
 from core.tables import Comparison, MlflowRun, Trial, utcnow
-from tests.conftest import fresh_database, in_process_database
+from tests.support.services import fresh_database, in_process_database
 
 pytestmark = [pytest.mark.services]
 

@@ -26,9 +26,9 @@ from sqlalchemy import func, select
 
 from archbench import Client
 from core.tables import MlflowRun, Trial
-from tests.conftest import ROOT, Service, start
-from tests.helpers import small_mlp, tiny_spec, wait_done
-from tests.stack import Stack, process_stack
+from tests.support.helpers import small_mlp, tiny_spec, wait_done
+from tests.support.services import ROOT, Service, start
+from tests.support.stack import Stack, process_stack
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 

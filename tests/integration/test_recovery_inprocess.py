@@ -23,8 +23,8 @@ from sqlalchemy.exc import OperationalError
 from core.config import get_settings
 from core.db import session_scope
 from core.tables import Comparison, EpochMetric, Trial
-from tests.conftest import fresh_database, in_process_database
-from tests.helpers import small_mlp, tiny_spec
+from tests.support.helpers import small_mlp, tiny_spec
+from tests.support.services import fresh_database, in_process_database
 
 pytestmark = [pytest.mark.services]
 

@@ -32,7 +32,7 @@ from core.lifecycle import (
 )
 from core.sweeper import sweep
 from core.tables import Comparison, EpochMetric, Trial, utcnow
-from tests.conftest import fresh_database, in_process_database
+from tests.support.services import fresh_database, in_process_database
 
 pytestmark = [pytest.mark.services]
 

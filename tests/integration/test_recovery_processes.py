@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import select
 
 from core.tables import EpochMetric, utcnow
-from tests.helpers import assert_problem, small_cnn, small_mlp, tiny_spec, wait_done
-from tests.stack import Stack, alive, child_pid, process_stack
+from tests.support.helpers import assert_problem, small_cnn, small_mlp, tiny_spec, wait_done
+from tests.support.stack import Stack, alive, child_pid, process_stack
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 
@@ -259,7 +259,7 @@ def test_a_database_outage_while_a_worker_drains_the_queue_strands_nothing(
     import psycopg
     import redis
 
-    from tests.conftest import PG_ADMIN
+    from tests.support.services import PG_ADMIN
 
     for name in [n for n in stack.procs if n.startswith("w")]:
         stack.kill(name)  # the message must wait in Redis for a worker that meets the outage

@@ -15,16 +15,18 @@ from celery import Celery
 from scipy import stats
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from statsmodels.stats.multitest import multipletests
 
 from core.comparisons import create_comparison
 from core.config import Settings
 from core.db import make_engine
 from core.queue import celery_config, enqueue_trials
+from core.report_render import md_escape
 from core.spec import ComparisonSpec
 from core.tables import Trial
 from core.validation import validate_comparison
-from tests.conftest import ROOT, Service
-from tests.helpers import small_mlp, tiny_spec, wait_done
+from tests.support.helpers import small_mlp, tiny_spec, wait_done
+from tests.support.services import ROOT, Service
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 
@@ -66,9 +68,10 @@ def test_report_matches_the_stored_rows(distributed: Service, article: dict[str,
     assert isinstance(report["verdict"], str)
     assert report["verdict"]
 
-    values: dict[str, list[float]] = {}
+    by_seed: dict[str, dict[int, float]] = {}
     for t in trials:
-        values.setdefault(t["variant"], []).append(t["test_accuracy"])
+        by_seed.setdefault(t["variant"], {})[t["seed"]] = t["test_accuracy"]
+    values = {name: list(xs.values()) for name, xs in by_seed.items()}
     variants = {v["name"]: v for v in report["variants"]}
     for name, xs in values.items():
         v = variants[name]
@@ -91,7 +94,11 @@ def test_report_matches_the_stored_rows(distributed: Service, article: dict[str,
     assert any("6.7x" in n and "conv128" in n for n in report["notes"]), report["notes"]
 
     _check_curves_and_costs(variants, trials, metrics)
-    _check_pairs_and_ranking(report, values)
+    _check_pairs_and_ranking(report, by_seed, report["design"]["equivalence_margin"])
+    spec = json.loads((ROOT / "examples" / "article.json").read_text())
+    assert report["design"]["baseline"] == spec.get("baseline")
+    if spec.get("baseline") == "conv128":  # the verdict answers the article's question first
+        assert report["verdict"].startswith(("conv128 ", "conv64x2 "))
 
 
 def _approx_or_none(x: float | None) -> Any:
@@ -128,46 +135,78 @@ def _check_curves_and_costs(
         assert v["seconds_per_epoch_mean"] == pytest.approx(statistics.mean(per_epoch))
         train = statistics.mean(t["train_seconds"] for t in mine)
         assert v["train_seconds_mean"] == pytest.approx(train)
-        inference = [t["inference_ms_per_sample"] for t in mine if t["inference_ms_per_sample"]]
-        assert inference, f"{name}: no trial measured inference"
+        inference = [t["inference_ms_per_sample"] for t in mine]
+        assert all(x is not None and x > 0 for x in inference), (name, inference)  # every seed
         assert v["inference_ms_per_sample_mean"] == pytest.approx(statistics.mean(inference))
         assert v["flops"] == mine[0]["flops"]
 
 
-def _check_pairs_and_ranking(report: dict[str, Any], values: dict[str, list[float]]) -> None:
-    """Welch intervals and p-values, Holm, Cohen's d, significance and ranking, by hand."""
+def _check_pairs_and_ranking(
+    report: dict[str, Any], values: dict[str, dict[int, float]], margin: float
+) -> None:
+    """Paired t (same seeds) or Welch, Holm, the adjusted interval, TOST, Hedges' g, the
+    conclusion, tiers and ranks, recomputed from ``/trials`` with scipy and statsmodels."""
+    names = list(values)
+    baseline = report["design"]["baseline"]
+    if baseline is not None:
+        family = [(baseline, n) for n in names if n != baseline]
+    else:
+        family = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    assert {(p["a"], p["b"]) for p in report["pairwise"]} == set(family)
+    m = len(family)
     raw: list[float] = []
+    eq_raw: list[float] = []
     for pair in report["pairwise"]:
-        a, b = values[pair["a"]], values[pair["b"]]
+        sa, sb = values[pair["a"]], values[pair["b"]]
+        a, b = list(sa.values()), list(sb.values())
         assert pair["diff"] == pytest.approx(statistics.mean(a) - statistics.mean(b))
-        if pair["p_value"] is None:
-            # Only constant samples on both sides leave a pair of 3-seed variants untested.
-            assert statistics.stdev(a) == pytest.approx(0)
-            assert statistics.stdev(b) == pytest.approx(0)
-            continue
-        welch = stats.ttest_ind(a, b, equal_var=False)
-        assert pair["p_value"] == pytest.approx(welch.pvalue, rel=1e-6)
-        lo, hi = welch.confidence_interval(0.95)
-        assert pair["ci95"] == pytest.approx([lo, hi], rel=1e-6)
-        pooled = np.sqrt((statistics.variance(a) + statistics.variance(b)) / 2)
-        d = (statistics.mean(a) - statistics.mean(b)) / pooled
-        assert pair["effect_size"] == pytest.approx(d, rel=1e-6)
-        raw.append(pair["p_value"])
-    # Holm by hand: sort, multiply by (m - rank), running maximum, capped at 1.
-    m = len(raw)
-    holm: dict[float, float] = {}
-    running = 0.0
-    for rank, p in enumerate(sorted(raw)):
-        running = max(running, min(1.0, (m - rank) * p))
-        holm[p] = running
-    for pair in report["pairwise"]:
-        if pair["p_value"] is not None:
-            assert pair["p_adjusted"] == pytest.approx(holm[pair["p_value"]])
-            assert pair["significant"] is (pair["p_adjusted"] < 0.05)
+        if sorted(sa) == sorted(sb):
+            seeds = sorted(sa)
+            a, b = [sa[s] for s in seeds], [sb[s] for s in seeds]
+            res = stats.ttest_rel(a, b)
+            assert pair["test"] == "paired_t"
+            d = np.subtract(a, b)
+            low = stats.ttest_1samp(d, -margin, alternative="greater").pvalue
+            high = stats.ttest_1samp(d, margin, alternative="less").pvalue
         else:
-            assert pair["significant"] is False
-    means = {name: statistics.mean(xs) for name, xs in values.items()}
+            res = stats.ttest_ind(a, b, equal_var=False)
+            assert pair["test"] == "welch"
+            low = stats.ttest_ind(np.add(a, margin), b, equal_var=False, alternative="greater")
+            high = stats.ttest_ind(np.subtract(a, margin), b, equal_var=False, alternative="less")
+            low, high = low.pvalue, high.pvalue
+        if pair["p_value"] is None:
+            raw.append(1.0)
+            eq_raw.append(1.0)
+            continue
+        assert pair["p_value"] == pytest.approx(res.pvalue, rel=1e-6)
+        assert pair["ci95"] == pytest.approx(list(res.confidence_interval(0.95)), rel=1e-6)
+        adjusted = res.confidence_interval(1 - 0.05 / m)
+        assert pair["ci95_adjusted"] == pytest.approx(list(adjusted), rel=1e-6)
+        assert pair["equivalence_p"] == pytest.approx(max(low, high), rel=1e-6)
+        raw.append(pair["p_value"])
+        eq_raw.append(pair["equivalence_p"])
+    holm = multipletests(raw, method="holm")[1]
+    eq_holm = multipletests(eq_raw, method="holm")[1]
+    for pair, p_adj, q_adj in zip(report["pairwise"], holm, eq_holm, strict=True):
+        if pair["p_value"] is None:
+            continue
+        assert pair["p_adjusted"] == pytest.approx(p_adj)
+        assert pair["equivalence_p_adjusted"] == pytest.approx(q_adj)
+        if p_adj < 0.05:
+            want = "a_better" if pair["diff"] > 0 else "b_better"
+        elif q_adj < 0.05:
+            want = "equivalent"
+        else:
+            want = "inconclusive"
+        assert pair["conclusion"] == want
+        assert pair["significant"] is (want in ("a_better", "b_better"))
+    means = {name: statistics.mean(xs.values()) for name, xs in values.items()}
     assert report["ranking"] == sorted(means, key=lambda n: -means[n])
+    variants = {v["name"]: v for v in report["variants"]}
+    for name in names:
+        better = sum(means[o] > means[name] for o in names)
+        assert variants[name]["rank"] == 1 + better
+    assert variants[report["ranking"][0]]["tier"] == 1
 
 
 def test_report_formats(distributed: Service, article: dict[str, Any]) -> None:
@@ -177,13 +216,34 @@ def test_report_formats(distributed: Service, article: dict[str, Any]) -> None:
         md = client.get(f"/v1/comparisons/{cid}/report", params={"format": "md"})
         text = client.get(f"/v1/comparisons/{cid}/report", params={"format": "text"})
         png = client.get(f"/v1/comparisons/{cid}/report.png")
-        verdict = client.get(f"/v1/comparisons/{cid}/report").json()["verdict"]
+        report = client.get(f"/v1/comparisons/{cid}/report").json()
+        pairs_csv = client.get(
+            f"/v1/comparisons/{cid}/report", params={"format": "csv", "table": "pairwise"}
+        )
+        openapi = client.get("/openapi.json").json()
+    verdict = report["verdict"]
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert {r["tier"] for r in rows} >= {"1"}
+    pair_rows = list(csv.DictReader(io.StringIO(pairs_csv.text)))
+    assert [(r["a"], r["b"], r["conclusion"]) for r in pair_rows] == [
+        (p["a"], p["b"], p["conclusion"]) for p in report["pairwise"]
+    ]
+    # The typed report: /openapi.json documents the new fields.
+    schemas = openapi["components"]["schemas"]
+    assert {"conclusion", "ci95_adjusted", "effect_size_ci95", "mde", "seeds_needed"} <= set(
+        schemas["PairwiseResult"]["properties"]
+    )
+    assert {"tier", "n_diverged"} <= set(schemas["VariantSummary"]["properties"])
+    assert {"interim", "design", "differences"} <= set(schemas["Report"]["properties"])
+    words = {"a_better": "A better", "b_better": "B better"}
+    for p in report["pairwise"]:
+        assert words.get(p["conclusion"], p["conclusion"]) in text.text
+        assert words.get(p["conclusion"], p["conclusion"]) in md.text
     assert as_csv.headers["content-type"].startswith("text/csv")
     assert sorted(r["name"] for r in rows) == ["conv128", "conv64x2", "conv64x3"]
     assert md.headers["content-type"].startswith("text/markdown")
     assert "conv64x3" in md.text
-    assert verdict in md.text
+    assert md_escape(verdict) in md.text
     assert verdict.split(";")[0][:40] in text.text.replace("\n", " ")
     assert png.headers["content-type"] == "image/png"
     from PIL import Image
@@ -231,8 +291,8 @@ def test_unknown_comparison_is_a_problem(distributed: Service) -> None:
 
 
 def test_inference_is_timed_by_a_later_seed_when_the_first_fails(distributed: Service) -> None:
-    """The first seed times inference for its variant; when it ended without doing so, the
-    next seed that trains does, so the report still has the figure."""
+    """Every trial that trains times inference, whatever happened to the others: seed 0
+    ended without a measurement, seed 1 has its own, and the report's mean is seed 1's."""
     url = distributed.env["ARCHBENCH_DATABASE_URL"]
     settings = Settings(database_url=url, broker_url=distributed.env["ARCHBENCH_BROKER_URL"])
     spec = tiny_spec("first-seed-fails", seeds=[0, 1], epochs=1, variants=[small_mlp()])

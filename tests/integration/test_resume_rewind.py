@@ -12,7 +12,7 @@ from core.db import make_engine
 from core.lifecycle import LeaseLost, rewind_trial
 from core.migrate import upgrade
 from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
-from tests.conftest import fresh_database
+from tests.support.services import fresh_database
 
 pytestmark = [pytest.mark.services]
 

@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session
 
 from core.db import make_engine
 from core.tables import EpochMetric
-from tests.conftest import Service
-from tests.helpers import small_mlp, tiny_spec, wait_done
+from tests.support.helpers import small_mlp, tiny_spec, wait_done
+from tests.support.services import Service
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port, start, stop, wait_http
-from tests.helpers import assert_problem, small_mlp, tiny_spec
-from tests.secured import PY, SecuredApi, secured_api
+from tests.support.helpers import assert_problem, small_mlp, tiny_spec
+from tests.support.secured import PY, SecuredApi, secured_api
+from tests.support.services import free_port, start, stop, wait_http
 
 LIMITS = {
     "ARCHBENCH_MAX_VARIANTS": "3",

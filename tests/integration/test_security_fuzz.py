@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import tiny_spec
-from tests.secured import SecuredApi, secured_api
+from tests.support.helpers import tiny_spec
+from tests.support.secured import SecuredApi, secured_api
 
 EXAMPLES = 25  # per operation; the whole run takes well under two minutes on 2 cores
 STREAM_READ_TIMEOUT = 2.0  # seconds without a byte: the stream is alive and idle

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.conftest import fresh_database
-from tests.helpers import small_cnn, tiny_spec
+from tests.support.helpers import small_cnn, tiny_spec
+from tests.support.services import fresh_database
 
 # Functions that turn a name or a config into an object or a model: trapped in every module
 # that binds them (``from x import f`` makes a binding of its own).

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import fresh_database, in_process_database
-from tests.helpers import tiny_spec
+from tests.support.helpers import tiny_spec
+from tests.support.services import fresh_database, in_process_database
 
 pytestmark = pytest.mark.services
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import fresh_database, in_process_database
-from tests.helpers import tiny_spec
+from tests.support.helpers import tiny_spec
+from tests.support.services import fresh_database, in_process_database
 
 THREADS = 6
 LIMIT = 2

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from core.config import Settings
-from tests.conftest import fresh_database, in_process_database
+from tests.support.services import fresh_database, in_process_database
 
 
 @pytest.fixture

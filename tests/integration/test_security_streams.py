@@ -17,8 +17,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.helpers import assert_problem, tiny_spec
-from tests.secured import SecuredApi, secured_api
+from tests.support.helpers import assert_problem, tiny_spec
+from tests.support.secured import SecuredApi, secured_api
 
 POOL = 30  # core.db: pool_size 10 + max_overflow 20
 STREAMS = 40

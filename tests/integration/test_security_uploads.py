@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.conftest import Service
-from tests.helpers import assert_problem, small_mlp, tiny_spec, wait_done
-from tests.secured import SecuredApi, secured_api
+from tests.support.helpers import assert_problem, small_mlp, tiny_spec, wait_done
+from tests.support.secured import SecuredApi, secured_api
+from tests.support.services import Service
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from core.db import make_engine
 from core.tables import Comparison
-from tests.conftest import Service
-from tests.helpers import assert_problem, small_mlp, tiny_spec
+from tests.support.helpers import assert_problem, small_mlp, tiny_spec
+from tests.support.services import Service
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import fresh_database, in_process_database
-from tests.helpers import tiny_spec
+from tests.support.helpers import tiny_spec
+from tests.support.services import fresh_database, in_process_database
 
 KERAS_MESSAGE = (
     'Input 0 of layer \x1b[1m"dense"\x1b[0m is incompatible with the layer: expected axis -1 '

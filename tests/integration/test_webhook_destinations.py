@@ -22,7 +22,7 @@ from sqlalchemy import insert, select
 from core import destinations
 from core.config import Settings
 from core.tables import Comparison, WebhookDelivery, new_id, utcnow
-from tests.conftest import fresh_database, in_process_database
+from tests.support.services import fresh_database, in_process_database
 
 pytestmark = [pytest.mark.services]
 

@@ -18,8 +18,8 @@ from archbench import Client, InvalidInput
 from archbench.webhooks import verify_signature
 from core.config import Settings
 from core.webhooks import backoff, sign
-from tests.conftest import Service, free_port, start, stop, wait_http
-from tests.helpers import small_mlp, tiny_spec
+from tests.support.helpers import small_mlp, tiny_spec
+from tests.support.services import Service, free_port, start, stop, wait_http
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 

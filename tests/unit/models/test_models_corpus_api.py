@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from test_models_malformed import ANALYSIS_CASES, CASES
 
-from tests.conftest import in_process_database
-from tests.helpers import assert_problem, small_mlp, tiny_spec
+from tests.support.helpers import assert_problem, small_mlp, tiny_spec
+from tests.support.services import in_process_database
 
 
 @pytest.fixture(scope="module")

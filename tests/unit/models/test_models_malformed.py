@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import kjson
 import pytest
 
 from models import Limits, SpecError, analyze_variant, layers_from_keras_config, parse_variant
+from tests.support import kjson
 
 C = {"type": "Conv2D", "filters": 8, "kernel_size": 3}
 F = {"type": "Flatten"}

@@ -44,6 +44,9 @@ unit = st.floats(0, 1, exclude_max=True)  # a rate
 finite = st.floats(-1e6, 1e6, allow_nan=False)
 
 
+pytestmark = pytest.mark.slow  # builds a few hundred random Keras models (~30 s)
+
+
 def layer(kind: str, **args: Any) -> st.SearchStrategy[dict[str, Any]]:
     """A layer whose every optional argument is drawn from its domain or left out."""
     required = {k: v for k, v in args.items() if not k.startswith("opt_")}
@@ -130,7 +133,7 @@ def test_random_specs_match_keras(shape: tuple[int, ...], specs: list[dict[str, 
     except SpecError:  # a shape the analysis refuses (a kernel larger than its input...)
         assume(False)
         return
-    keras.utils.clear_session()
+    keras.utils.clear_session(free_memory=False)  # no gc.collect(): 0.8 s a model
     model = build_model(layers, shape)
     assert model.count_params() == analysis.params
     trainable = sum(int(w.numpy().size) for w in model.trainable_weights)

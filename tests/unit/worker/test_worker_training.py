@@ -15,6 +15,8 @@ from worker import training as training_mod
 from worker.datasets import Split, load_dataset, make_split
 from worker.training import TrainResult, train_trial
 
+pytestmark = pytest.mark.training  # fits Keras models in this process
+
 LAYERS = parse_variant(
     {
         "name": "small",

@@ -1,13 +1,13 @@
-"""Fixtures for the report tests: a trial factory."""
+"""A report trial factory: ``TrialResult`` rows with sensible defaults, for the report tests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import pytest
-
 from core.report import EpochPoint, TrialResult
+
+__all__ = ["make_trial"]
 
 
 def make_trial(
@@ -50,9 +50,3 @@ def make_trial(
     }
     fields.update(overrides)
     return TrialResult(**fields)
-
-
-@pytest.fixture(scope="session")
-def trial() -> Callable[..., TrialResult]:
-    """The trial factory (session-scoped: it holds no state, and hypothesis tests use it)."""
-    return make_trial

@@ -102,6 +102,7 @@ def test_holm_caps_at_one_and_handles_empty() -> None:
     assert holm_adjust([]) == []
 
 
+@pytest.mark.slow  # 60 examples through statsmodels
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=12))
 def test_holm_is_monotone_bounded_and_never_below_raw(p_values: list[float]) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+from core.status import TERMINAL
+
 METRIC_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 CSV_COLUMNS = ["trial_id", "variant", "seed", "epoch", *METRIC_KEYS]
 

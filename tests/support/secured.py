@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import (
+from tests.support.services import (
     ROOT,
     base_env,
     free_port,

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from core.db import make_engine
 from core.tables import Trial
-from tests.conftest import (
+from tests.support.services import (
     ROOT,
     base_env,
     free_port,

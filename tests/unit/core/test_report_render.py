@@ -14,7 +14,7 @@ from PIL import Image
 
 from core.report import REPORT_ROW_COLUMNS, TrialResult, build_report, report_rows
 from core.report_plot import render_png
-from core.report_render import render_markdown, render_text, rows_to_csv
+from core.report_render import md_escape, render_markdown, render_text, rows_to_csv
 
 Factory = Callable[..., TrialResult]
 NAMES = ["conv128", "conv64x2", "conv64x3"]
@@ -59,12 +59,12 @@ def _empty_report(final: bool = False) -> dict[str, Any]:
 def test_markdown_has_title_verdict_tables_and_notes(report: dict[str, Any]) -> None:
     text = render_markdown(report, title="conv128 vs two conv64")
     assert text.startswith("# conv128 vs two conv64\n")
-    assert f"**Verdict:** {report['verdict']}" in text
+    assert f"**Verdict:** {md_escape(report['verdict'])}" in text
     assert all(f"| {name} |" in text for name in NAMES)
     assert "## Pairwise comparisons" in text
     assert "| conv128 | conv64x2 |" in text
     assert "866,570" in text
-    assert all(f"- {note}" in text for note in report["notes"])
+    assert all(f"- {md_escape(note)}" in text for note in report["notes"])
 
 
 def test_markdown_escapes_pipes_in_names(trial: Factory) -> None:

@@ -1,0 +1,125 @@
+"""Do they differ? ``/predictions`` (JSON, CSV, Parquet), ``/similarity`` and ``/similarity.png``.
+
+``/predictions`` is streamed one trial at a time (one trial's arrays in memory), with an
+optional ``variant`` filter, as JSON, CSV or Parquet (api.tables_out, like every table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+import pyarrow as pa
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from api.deps import ComparisonDep, SessionDep
+from api.tables_out import TABLE_RESPONSES, stream_table, table_format
+from core.db import session_scope
+from core.errors import InvalidInput
+from core.similarity import PREDICTION_COLUMNS, prediction_rows, similarity
+from core.similarity_plot import render_similarity_png
+from core.spec import NO_NUL
+from core.tables import Comparison
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/comparisons", tags=["differences"])
+
+PredictionFormat = Annotated[
+    Literal["json", "csv", "parquet"] | None,
+    Query(alias="format", description="json (default), csv or parquet"),
+]
+PARQUET_TYPES = {
+    "seed": pa.int64(),
+    "example": pa.int64(),
+    "label": pa.int64(),
+    "predicted": pa.int64(),
+    "p_true": pa.float32(),
+}
+VariantQuery = Annotated[str | None, Query(max_length=64), NO_NUL]
+
+
+def _rows(comparison_id: str, variant: str | None) -> Iterator[dict[str, Any]]:
+    with session_scope() as s:
+        yield from prediction_rows(s, comparison_id, variant)
+
+
+@router.get(
+    "/{comparison_id}/predictions",
+    responses=TABLE_RESPONSES,
+)
+def predictions(
+    request: Request,
+    comparison: ComparisonDep,
+    fmt: PredictionFormat = None,
+    variant: VariantQuery = None,
+) -> StreamingResponse:
+    """One row per (trial, test example) of the succeeded trials that kept predictions:
+    ``trial_id``, ``variant``, ``seed``, ``example`` (the dataset id, the same across variants
+    and seeds), ``label``, ``predicted``, ``p_true`` (the probability given to the label)."""
+    if variant is not None:
+        _check_variant(comparison, variant, "variant")
+    return stream_table(
+        _rows(comparison.id, variant),
+        columns=PREDICTION_COLUMNS,
+        fmt=table_format(request, fmt),
+        types=PARQUET_TYPES,
+        filename=f"predictions-{comparison.id}",
+    )
+
+
+def _names(comparison: Comparison) -> list[str]:
+    return [str(v["name"]) for v in comparison.spec["variants"]]
+
+
+def _check_variant(comparison: Comparison, name: str, field: str) -> None:
+    names = _names(comparison)
+    if name not in names:
+        raise InvalidInput(
+            [{"loc": ["query", field], "msg": f"no variant {name!r} in this comparison ({names})"}]
+        )
+
+
+def _pair(comparison: Comparison, a: str | None, b: str | None) -> tuple[str, str]:
+    """The variants asked for; by default the baseline (or the first variant) and the next."""
+    names = _names(comparison)
+    if a is not None:
+        _check_variant(comparison, a, "a")
+    if b is not None:
+        _check_variant(comparison, b, "b")
+    baseline = comparison.spec.get("baseline")
+    first = a or (baseline if baseline in names else names[0])
+    second = b or next((n for n in names if n != first), first)
+    return first, second
+
+
+@router.get("/{comparison_id}/similarity")
+def similarity_json(
+    comparison: ComparisonDep,
+    session: SessionDep,
+    a: VariantQuery = None,
+    b: VariantQuery = None,
+) -> JSONResponse:
+    """Layer-by-layer linear CKA of ``a`` against ``b`` (rows: a's layers, columns: b's),
+    averaged over the seeds both have; ``within_a`` and ``within_b`` are each variant against
+    itself under another seed, the baseline to read ``cka`` against. Null cells: no data."""
+    first, second = _pair(comparison, a, b)
+    return JSONResponse(similarity(session, comparison.id, first, second))
+
+
+@router.get(
+    "/{comparison_id}/similarity.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def similarity_png(
+    comparison: ComparisonDep,
+    session: SessionDep,
+    a: VariantQuery = None,
+    b: VariantQuery = None,
+) -> Response:
+    """Three heatmaps with layer names: a against b, a against a', b against b'."""
+    first, second = _pair(comparison, a, b)
+    sim = similarity(session, comparison.id, first, second)
+    return Response(render_similarity_png(sim, title=comparison.name), media_type="image/png")

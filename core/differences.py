@@ -1,0 +1,405 @@
+"""Do two variants do something different? Prediction-level differences per tested pair.
+
+Pure functions of the stored test-set predictions (``TrialPredictions``, one per trial) and,
+optionally, the last hidden layers' CKA. Every test is a library function: McNemar's exact
+test is ``statsmodels.stats.contingency_tables.mcnemar(exact=True)``, intervals are Wilson
+score intervals (``statsmodels.stats.proportion.proportion_confint``), the Holm adjustment is
+``core.report.holm_adjust`` (the tests check it against ``statsmodels`` ``multipletests``).
+
+What each figure is (the README's "Reading the differences" says the same for users):
+
+- ``disagreement``: the share of (paired seed, shared test example) where A and B predict
+  different classes. Seeds are paired by value (A's seed 3 against B's seed 3: the same split
+  under either split design); examples line up by their dataset id. The 95% interval is a
+  Wilson interval on the pooled counts: it reflects the sampling of test examples, not the
+  variation between seeds.
+- ``within_a`` / ``within_b``: the same rate between two seeds of one variant (every pair of
+  its seeds, on the test examples both share), the baseline "two runs of one model".
+- ``error_overlap``: of A's errors on the shared examples, the share B also gets wrong.
+- ``mcnemar_p`` / ``mcnemar_p_adjusted``: McNemar's exact test per paired seed (do A and B
+  err on different examples more in one direction than the other, i.e. do their error rates
+  differ on the same examples), combined across seeds by the Bonferroni rule
+  (min p x number of seeds: valid whatever the dependence between seeds, which share test
+  examples), then Holm-adjusted across the tested pairs.
+- ``per_class``: each variant's accuracy per true class over all its seeds with a Wilson
+  interval; the per-class McNemar tests are combined across seeds the same way and
+  Holm-adjusted across the classes of the pair.
+- ``ece_a``/``ece_b``: expected calibration error of the top-label confidence with
+  ``ECE_BINS`` equal-width bins on [0, 1], and ``nll_a``/``nll_b`` the mean negative log
+  likelihood of the true class; each is computed per trial and averaged over seeds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "ECE_BINS",
+    "TrialPredictions",
+    "combine_seed_p",
+    "compute_differences",
+    "difference_sentence",
+    "differences_table",
+    "expected_calibration_error",
+    "mcnemar_exact",
+]
+
+ECE_BINS = 15
+_EPS = 1e-12
+
+
+@dataclass(frozen=True, eq=False)
+class TrialPredictions:
+    """One trial's test-set predictions; rows line up by ``examples`` (dataset ids)."""
+
+    trial_id: str
+    variant: str
+    seed: int
+    examples: npt.NDArray[np.int64]
+    labels: npt.NDArray[np.int64]
+    predicted: npt.NDArray[np.int64]
+    p_true: npt.NDArray[np.float64]
+    confidence: npt.NDArray[np.float64]  # the top class's probability
+
+    @property
+    def correct(self) -> npt.NDArray[np.bool_]:
+        out: npt.NDArray[np.bool_] = self.predicted == self.labels
+        return out
+
+
+def _wilson(k: int, n: int) -> list[float] | None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    if n <= 0:
+        return None
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return [float(lo), float(hi)]
+
+
+def _holm(p: Sequence[float]) -> list[float]:
+    # core.report's Holm (tested there against statsmodels' multipletests, which calls
+    # gc.collect() on every use: 50 ms each on a full heap).
+    from core.report import holm_adjust
+
+    return holm_adjust(list(p))
+
+
+def mcnemar_exact(correct_a: npt.ArrayLike, correct_b: npt.ArrayLike) -> float:
+    """McNemar's exact p-value for two classifiers on the same examples (statsmodels)."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    table = [[int(np.sum(a & b)), int(np.sum(a & ~b))], [int(np.sum(~a & b)), int(np.sum(~a & ~b))]]
+    if table[0][1] + table[1][0] == 0:
+        return 1.0
+    return float(mcnemar(table, exact=True).pvalue)
+
+
+def combine_seed_p(p_values: Sequence[float]) -> float | None:
+    """One p-value from per-seed p-values: Bonferroni (min p x k), valid under any dependence."""
+    if not p_values:
+        return None
+    return float(min(1.0, min(p_values) * len(p_values)))
+
+
+def expected_calibration_error(
+    confidence: npt.ArrayLike, correct: npt.ArrayLike, bins: int = ECE_BINS
+) -> float | None:
+    """Top-label ECE: sum over equal-width confidence bins of (bin share) x |accuracy - mean
+    confidence| (Guo et al. 2017); a confidence of exactly 1 falls in the last bin."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    ok = np.asarray(correct, dtype=np.float64)
+    if len(conf) == 0:
+        return None
+    which = np.clip(np.floor(conf * bins).astype(np.int64), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        m = int(mask.sum())
+        if m:
+            total += m / len(conf) * abs(float(ok[mask].mean()) - float(conf[mask].mean()))
+    return total
+
+
+def _aligned(
+    x: TrialPredictions, y: TrialPredictions
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Row positions in ``x`` and ``y`` of the test examples both hold, in id order."""
+    _, ix, iy = np.intersect1d(x.examples, y.examples, assume_unique=True, return_indices=True)
+    return ix, iy
+
+
+def _disagreement_counts(x: TrialPredictions, y: TrialPredictions) -> tuple[int, int]:
+    ix, iy = _aligned(x, y)
+    return int(np.sum(x.predicted[ix] != y.predicted[iy])), len(ix)
+
+
+def _within(trials: Sequence[TrialPredictions]) -> float | None:
+    k = n = 0
+    for x, y in itertools.combinations(trials, 2):
+        dk, dn = _disagreement_counts(x, y)
+        k, n = k + dk, n + dn
+    return k / n if n else None
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(present)) if present else None
+
+
+def _per_class_accuracy(trials: Sequence[TrialPredictions]) -> dict[int, tuple[int, int]]:
+    counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for t in trials:
+        for label, ok in zip(t.labels.tolist(), t.correct.tolist(), strict=True):
+            counts[label][0] += int(ok)
+            counts[label][1] += 1
+    return {label: (k, n) for label, (k, n) in counts.items()}
+
+
+def _calibration(trials: Sequence[TrialPredictions]) -> tuple[float | None, float | None]:
+    eces = [expected_calibration_error(t.confidence, t.correct) for t in trials]
+    nlls = [
+        float(-np.mean(np.log(np.clip(t.p_true, _EPS, 1.0)))) if len(t.p_true) else None
+        for t in trials
+    ]
+    return _mean(eces), _mean(nlls)
+
+
+def _pair(
+    a: str,
+    b: str,
+    by_variant: Mapping[str, Sequence[TrialPredictions]],
+) -> dict[str, Any]:
+    ta = {t.seed: t for t in by_variant.get(a, ())}
+    tb = {t.seed: t for t in by_variant.get(b, ())}
+    seeds = sorted(set(ta) & set(tb))
+    disagree = shared = a_wrong = both_wrong = 0
+    seed_p: list[float] = []
+    class_p: dict[int, list[float]] = defaultdict(list)
+    for s in seeds:
+        x, y = ta[s], tb[s]
+        ix, iy = _aligned(x, y)
+        if len(ix) == 0:
+            continue
+        ca, cb = x.correct[ix], y.correct[iy]
+        disagree += int(np.sum(x.predicted[ix] != y.predicted[iy]))
+        shared += len(ix)
+        a_wrong += int(np.sum(~ca))
+        both_wrong += int(np.sum(~ca & ~cb))
+        seed_p.append(mcnemar_exact(ca, cb))
+        labels = x.labels[ix]
+        for label in np.unique(labels).tolist():
+            m = labels == label
+            class_p[int(label)].append(mcnemar_exact(ca[m], cb[m]))
+    acc_a = _per_class_accuracy(list(ta.values()))
+    acc_b = _per_class_accuracy(list(tb.values()))
+    labels_all = sorted(set(acc_a) | set(acc_b))
+    combined_class = {label: combine_seed_p(class_p.get(label, [])) for label in labels_all}
+    tested = [label for label in labels_all if combined_class[label] is not None]
+    adjusted = dict(zip(tested, _holm([combined_class[x] or 1.0 for x in tested]), strict=True))
+    per_class = []
+    for label in labels_all:
+        ka, na = acc_a.get(label, (0, 0))
+        kb, nb = acc_b.get(label, (0, 0))
+        per_class.append(
+            {
+                "label": label,
+                "accuracy_a": ka / na if na else None,
+                "accuracy_b": kb / nb if nb else None,
+                "accuracy_a_ci95": _wilson(ka, na),
+                "accuracy_b_ci95": _wilson(kb, nb),
+                "n_a": na,
+                "n_b": nb,
+                "p_adjusted": adjusted.get(label),
+            }
+        )
+    ece_a, nll_a = _calibration(list(ta.values()))
+    ece_b, nll_b = _calibration(list(tb.values()))
+    return {
+        "a": a,
+        "b": b,
+        "seeds": seeds,
+        "n_examples": shared,
+        "disagreement": disagree / shared if shared else None,
+        "disagreement_ci95": _wilson(disagree, shared),
+        "within_a": _within(list(ta.values())),
+        "within_b": _within(list(tb.values())),
+        "error_overlap": both_wrong / a_wrong if a_wrong else None,
+        "mcnemar_p": combine_seed_p(seed_p),
+        "mcnemar_p_adjusted": None,  # filled in across pairs
+        "per_class": per_class,
+        "ece_a": ece_a,
+        "ece_b": ece_b,
+        "nll_a": nll_a,
+        "nll_b": nll_b,
+        "cka_last_hidden": None,
+        "cka_last_hidden_within_a": None,
+        "cka_last_hidden_within_b": None,
+    }
+
+
+def compute_differences(
+    predictions: Sequence[TrialPredictions],
+    pairs: Sequence[tuple[str, str]],
+    *,
+    cka_last_hidden: Mapping[tuple[str, str], Mapping[str, float | None]] | None = None,
+    noun: str = "test examples",
+    alpha: float = 0.05,
+) -> list[dict[str, Any]]:
+    """The differences of each tested pair (A, B), Holm-adjusted across ``pairs``.
+
+    ``cka_last_hidden[(a, b)]`` may give ``{"cka", "within_a", "within_b"}`` (see
+    ``core.similarity``). Pairs without a shared seed come back with None figures.
+    """
+    by_variant: dict[str, list[TrialPredictions]] = defaultdict(list)
+    for t in predictions:
+        by_variant[t.variant].append(t)
+    out = [_pair(a, b, by_variant) for a, b in pairs]
+    tested = [i for i, d in enumerate(out) if d["mcnemar_p"] is not None]
+    for i, p in zip(tested, _holm([out[i]["mcnemar_p"] for i in tested]), strict=True):
+        out[i]["mcnemar_p_adjusted"] = p
+    for d in out:
+        c = (cka_last_hidden or {}).get((d["a"], d["b"]))
+        if c:
+            d["cka_last_hidden"] = c.get("cka")
+            d["cka_last_hidden_within_a"] = c.get("within_a")
+            d["cka_last_hidden_within_b"] = c.get("within_b")
+        d["differs"] = _differs(d, alpha)
+        d["sentence"] = difference_sentence(d, noun=noun, alpha=alpha)
+    return out
+
+
+def _seed_baseline(d: Mapping[str, Any]) -> float | None:
+    return _mean([d.get("within_a"), d.get("within_b")])
+
+
+def _differs(d: Mapping[str, Any], alpha: float) -> bool | None:
+    """True: they disagree more than two seeds of one model do (the interval lies above the
+    larger seed-to-seed rate) or their error rates differ on the same examples (McNemar);
+    False: neither; None: not enough data to say."""
+    ci = d.get("disagreement_ci95")
+    if ci is None:
+        return None
+    p = d.get("mcnemar_p_adjusted")
+    within = [w for w in (d.get("within_a"), d.get("within_b")) if w is not None]
+    above_seeds = bool(within) and ci[0] > max(within)
+    if above_seeds or (p is not None and p < alpha):
+        return True
+    if not within:
+        return None
+    return False
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
+def difference_sentence(
+    d: Mapping[str, Any], *, noun: str = "test examples", alpha: float = 0.05
+) -> str | None:
+    """One plain sentence: how much A and B disagree, against two seeds of one model."""
+    rate, ci = d.get("disagreement"), d.get("disagreement_ci95")
+    if rate is None or ci is None:
+        return None
+    a, b = d["a"], d["b"]
+    parts = [
+        f"{a} and {b} disagree on {_pct(rate)} of {noun} "
+        f"(95% CI {100 * ci[0]:.1f} to {100 * ci[1]:.1f})"
+    ]
+    base = _seed_baseline(d)
+    if base is None:
+        parts[0] += " (no seed-to-seed baseline: it needs two seeds of a variant)"
+    elif base > 0:
+        parts[0] += f", {rate / base:.1f}x the {_pct(base)} between two seeds of one model"
+    else:
+        parts[0] += ", while two seeds of one model never disagree"
+    p = d.get("mcnemar_p_adjusted")
+    if p is not None:
+        parts.append(f"McNemar adjusted p {_p(p)}")
+    c, ca, cb = (
+        d.get("cka_last_hidden"),
+        d.get("cka_last_hidden_within_a"),
+        d.get("cka_last_hidden_within_b"),
+    )
+    if c is not None:
+        within = _mean([ca, cb])
+        cka = f"their last hidden layers have CKA {c:.2f}"
+        if within is not None:
+            cka += f", against {within:.2f} between seeds"
+        parts.append(cka)
+    sentence = "; ".join(parts)
+    verdict = d.get("differs", _differs(d, alpha))
+    if verdict is False:
+        sentence += ": no more different than two seeds of one model"
+    return sentence + "."
+
+
+def _cell(x: float | None, pct: bool = False, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    return f"{100 * x:.1f}%" if pct else f"{x:.{digits}f}"
+
+
+def differences_table(
+    differences: Sequence[Mapping[str, Any]],
+) -> tuple[list[str], list[list[str]]]:
+    """The differences as a table (headers, rows) for the Markdown and text reports."""
+    headers = [
+        "A",
+        "B",
+        "disagree",
+        "95% CI",
+        "A seed vs seed",
+        "B seed vs seed",
+        "A's errors B shares",
+        "McNemar adj. p",
+        "ECE A / B",
+        "NLL A / B",
+        "CKA last hidden (A-B / A-A' / B-B')",
+        "classes that differ",
+    ]
+    rows = []
+    for d in differences:
+        ci = d.get("disagreement_ci95")
+        classes = [
+            str(c["label"])
+            for c in d.get("per_class") or ()
+            if c.get("p_adjusted") is not None and c["p_adjusted"] < 0.05
+        ]
+        rows.append(
+            [
+                str(d.get("a")),
+                str(d.get("b")),
+                _cell(d.get("disagreement"), pct=True),
+                f"{100 * ci[0]:.1f} to {100 * ci[1]:.1f}%" if ci else "n/a",
+                _cell(d.get("within_a"), pct=True),
+                _cell(d.get("within_b"), pct=True),
+                _cell(d.get("error_overlap"), pct=True),
+                _cell(d.get("mcnemar_p_adjusted")),
+                f"{_cell(d.get('ece_a'))} / {_cell(d.get('ece_b'))}",
+                f"{_cell(d.get('nll_a'))} / {_cell(d.get('nll_b'))}",
+                " / ".join(
+                    _cell(d.get(k), digits=2)
+                    for k in (
+                        "cka_last_hidden",
+                        "cka_last_hidden_within_a",
+                        "cka_last_hidden_within_b",
+                    )
+                ),
+                ", ".join(classes) or "none",
+            ]
+        )
+    return headers, rows

@@ -1,0 +1,143 @@
+"""Adaptive seeds: the rounds of a comparison whose ``seeds`` is ``{"min", "max", "step"}``.
+
+A comparison starts with seeds ``0..min-1`` of every variant. When every trial of the current
+round has ended, ``core.lifecycle.finalize_comparison`` asks ``next_round``: the report of the
+trials so far (``core.reporting.load_report``) goes to ``core.report.needs_more_seeds``, and
+while it says some tested pair is undecided and fewer than ``max`` seeds ran, the next
+``step`` seeds of every variant are added (seed-major, like the first round) and the
+comparison stays open. A trial of the new round that an earlier comparison already trained
+is reused at once, and the decision is asked again.
+
+Safety: the caller holds the comparison's row lock and has seen no active trial; the update
+of ``trials_total`` is guarded by its old value as well (SQLite takes no row locks), and a
+(comparison, variant, seed) is unique, so a round is never added twice. A decision lost to a
+crash is taken again by the sweeper, which finalizes every open comparison on each pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import distinct, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from core.db import rows_changed
+from core.spec import seed_schedule
+from core.status import ACTIVE, TrialStatus
+from core.tables import Comparison, Trial
+
+__all__ = ["enqueue_added", "needs_more", "next_round", "seeds_per_variant"]
+
+log = logging.getLogger("archbench.rounds")
+
+
+def seeds_per_variant(session: Session, comparison_id: str) -> int:
+    """How many seeds each variant has now (they are 0..n-1)."""
+    return int(
+        session.scalar(
+            select(func.count(distinct(Trial.seed))).where(Trial.comparison_id == comparison_id)
+        )
+        or 0
+    )
+
+
+def needs_more(session: Session, comparison: Comparison) -> bool:
+    """The report's word on whether the round just ended leaves a tested pair undecided.
+
+    A report that cannot be built or judged ends the schedule with what ran (logged): the
+    comparison must end rather than wait forever. A database error propagates (the sweeper
+    takes the decision again on its next pass)."""
+    from core import report as report_module
+    from core.reporting import load_report
+
+    try:
+        report, _ = load_report(session, comparison)
+        return bool(report_module.needs_more_seeds(report))
+    except SQLAlchemyError:
+        raise
+    except Exception:
+        log.exception("comparison %s: the round's decision failed; ending it", comparison.id)
+        return False
+
+
+def next_round(session: Session, comparison: Comparison) -> list[str] | None:
+    """Add the next round of seeds when the report needs it; returns the ids of the added
+    trials still to train (possibly empty), or None when the schedule is over.
+
+    The caller (``finalize_comparison``) holds the comparison's row lock, has checked that no
+    trial is active, none failed and no cancel was asked for.
+    """
+    from core.comparisons import build_trials, fill_reused
+
+    schedule = seed_schedule(comparison.spec)
+    if schedule is None:
+        return None
+    while True:
+        have = seeds_per_variant(session, comparison.id)
+        target = schedule.next_count(have)
+        if target <= have or not needs_more(session, comparison):
+            return None
+        trials = build_trials(
+            comparison.id, comparison.spec, comparison.analyses, list(range(have, target))
+        )
+        epochs = int(comparison.spec["training"]["epochs"])
+        old_total = comparison.trials_total
+        grown = session.execute(
+            update(Comparison)
+            .where(
+                Comparison.id == comparison.id,
+                Comparison.trials_total == old_total,
+                Comparison.status.in_(ACTIVE),
+                Comparison.cancel_requested.is_(False),
+            )
+            .values(
+                trials_total=old_total + len(trials),
+                epochs_total=Comparison.epochs_total + len(trials) * epochs,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not rows_changed(grown):
+            return []  # another transaction added it (or the comparison ended): not ours
+        session.add_all(trials)
+        session.flush()
+        session.refresh(comparison)
+        pending = (
+            fill_reused(session, comparison, trials)
+            if comparison.spec.get("reuse", True)
+            else trials
+        )
+        log.info(
+            "comparison %s: round %d of %d adds seeds %d..%d per variant (%d to train)",
+            comparison.id,
+            schedule.round_of(target),
+            schedule.rounds_max,
+            have,
+            target - 1,
+            len(pending),
+            extra={"comparison_id": comparison.id},
+        )
+        if pending:
+            return [t.id for t in pending]
+
+
+def enqueue_added(trial_ids: list[str], app: Any = None) -> list[str]:
+    """Send the trials a committed round added, and stamp them sent; returns those sent.
+    What is not sent (a broker outage) keeps ``enqueued_at`` null: the sweeper sends it."""
+    from core.db import session_scope
+    from core.queue import enqueue_trials
+    from core.tables import utcnow
+
+    if not trial_ids:
+        return []
+    sent = enqueue_trials(trial_ids, app=app)
+    if sent:
+        with session_scope() as s:
+            s.execute(
+                update(Trial)
+                .where(Trial.id.in_(sent), Trial.status == TrialStatus.QUEUED)
+                .values(enqueued_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+    return sent

@@ -1,0 +1,224 @@
+"""Prediction-level differences: each figure recomputed independently on synthetic data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+
+from core.differences import (
+    TrialPredictions,
+    combine_seed_p,
+    compute_differences,
+    difference_sentence,
+    expected_calibration_error,
+    mcnemar_exact,
+)
+
+CLASSES = 4
+
+
+def _trial(
+    variant: str,
+    seed: int,
+    examples: np.ndarray,
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    rng: np.random.Generator,
+) -> TrialPredictions:
+    conf = rng.uniform(0.3, 1.0, size=len(labels))
+    p_true = np.where(predicted == labels, conf, (1 - conf) / (CLASSES - 1))
+    return TrialPredictions(
+        trial_id=f"{variant}-{seed}",
+        variant=variant,
+        seed=seed,
+        examples=examples.astype(np.int64),
+        labels=labels.astype(np.int64),
+        predicted=predicted.astype(np.int64),
+        p_true=p_true,
+        confidence=conf,
+    )
+
+
+def _noisy(labels: np.ndarray, error: float, rng: np.random.Generator) -> np.ndarray:
+    wrong = rng.random(len(labels)) < error
+    return np.where(wrong, (labels + rng.integers(1, CLASSES, len(labels))) % CLASSES, labels)
+
+
+def _frame(trials: list[TrialPredictions]) -> pd.DataFrame:
+    return pd.concat(
+        pd.DataFrame(
+            {
+                "variant": t.variant,
+                "seed": t.seed,
+                "example": t.examples,
+                "label": t.labels,
+                "predicted": t.predicted,
+            }
+        )
+        for t in trials
+    )
+
+
+def test_figures_match_an_independent_pandas_computation() -> None:
+    rng = np.random.default_rng(1)
+    trials = []
+    for seed in (0, 1, 2):
+        # Each seed its own test set (per_seed splits), partly overlapping across seeds.
+        examples = np.sort(rng.choice(600, size=300, replace=False))
+        labels = examples % CLASSES
+        trials.append(_trial("a", seed, examples, labels, _noisy(labels, 0.1, rng), rng))
+        trials.append(_trial("b", seed, examples, labels, _noisy(labels, 0.25, rng), rng))
+    [d] = compute_differences(trials, [("a", "b")], noun="digits")
+    df = _frame(trials)
+    m = df[df.variant == "a"].merge(
+        df[df.variant == "b"], on=["seed", "example"], suffixes=("_a", "_b")
+    )
+    assert d["disagreement"] == pytest.approx((m.predicted_a != m.predicted_b).mean())
+    wrong_a = m.predicted_a != m.label_a
+    wrong_b = m.predicted_b != m.label_b
+    assert d["error_overlap"] == pytest.approx((wrong_a & wrong_b).sum() / wrong_a.sum())
+    # Within a: every pair of seeds on the examples both share.
+    a = df[df.variant == "a"]
+    k = n = 0
+    for s, t in [(0, 1), (0, 2), (1, 2)]:
+        j = a[a.seed == s].merge(a[a.seed == t], on="example")
+        k += (j.predicted_x != j.predicted_y).sum()
+        n += len(j)
+    assert d["within_a"] == pytest.approx(k / n)
+    # Per-class accuracy over all seeds.
+    for row in d["per_class"]:
+        sub = a[a.label == row["label"]]
+        assert row["accuracy_a"] == pytest.approx((sub.predicted == sub.label).mean())
+        lo, hi = row["accuracy_a_ci95"]
+        assert lo <= row["accuracy_a"] <= hi
+    # McNemar per seed with statsmodels, Bonferroni across seeds.
+    ps = []
+    for s in (0, 1, 2):
+        ms = m[m.seed == s]
+        ca, cb = ms.predicted_a == ms.label_a, ms.predicted_b == ms.label_b
+        table = [[(ca & cb).sum(), (ca & ~cb).sum()], [(~ca & cb).sum(), (~ca & ~cb).sum()]]
+        ps.append(mcnemar(table, exact=True).pvalue)
+    assert d["mcnemar_p"] == pytest.approx(min(1.0, 3 * min(ps)))
+    assert d["mcnemar_p_adjusted"] == pytest.approx(d["mcnemar_p"])  # one pair: Holm is a no-op
+    assert d["differs"] is True  # error rates 10% against 25%
+    assert d["sentence"].startswith("a and b disagree on ")
+    assert "of digits (95% CI" in d["sentence"]
+    assert "McNemar adjusted p < 0.001" in d["sentence"]
+
+
+def test_holm_across_pairs() -> None:
+    rng = np.random.default_rng(2)
+    examples = np.arange(400)
+    labels = examples % CLASSES
+    trials = [
+        _trial(v, s, examples, labels, _noisy(labels, e, rng), rng)
+        for v, e in [("base", 0.1), ("x", 0.14), ("y", 0.3)]
+        for s in (0, 1)
+    ]
+    out = compute_differences(trials, [("base", "x"), ("base", "y")])
+    raw = [d["mcnemar_p"] for d in out]
+    expected = multipletests(raw, method="holm")[1]
+    assert [d["mcnemar_p_adjusted"] for d in out] == pytest.approx(list(expected))
+
+
+def test_mcnemar_exact_is_statsmodels() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.random(200) < 0.8, rng.random(200) < 0.7
+    table = [[np.sum(a & b), np.sum(a & ~b)], [np.sum(~a & b), np.sum(~a & ~b)]]
+    assert mcnemar_exact(a, b) == pytest.approx(mcnemar(table, exact=True).pvalue)
+    assert mcnemar_exact(a, a) == 1.0
+
+
+def test_combined_mcnemar_holds_its_error_rate_under_the_null() -> None:
+    """Two variants with the same error rate, errors on the same fixed test set across seeds
+    (shared hard examples make the seeds' tests dependent): the per-seed exact McNemar tests
+    combined as compute_differences combines them reject at most alpha of the time
+    (simulation, 1,000 comparisons; the report's figure is the same function, see above)."""
+    rng = np.random.default_rng(4)
+    n, seeds, sims = 300, 3, 1000
+    hard = rng.random(n) < 0.15
+    rejections = 0
+    for _ in range(sims):
+        ps = []
+        for _ in range(seeds):
+            right_a = ~((hard & (rng.random(n) < 0.6)) | (rng.random(n) < 0.05))
+            right_b = ~((hard & (rng.random(n) < 0.6)) | (rng.random(n) < 0.05))
+            ps.append(mcnemar_exact(right_a, right_b))
+        p = combine_seed_p(ps)
+        assert p is not None
+        rejections += p < 0.05
+    assert rejections / sims <= 0.05 + 0.015
+
+
+def test_ece_by_hand() -> None:
+    conf = np.array([0.95, 0.95, 0.55, 0.55])
+    correct = np.array([True, False, True, True])
+    # Bin [0.93, 1.0): accuracy 0.5, confidence 0.95; bin [0.53, 0.6): accuracy 1, conf 0.55.
+    assert expected_calibration_error(conf, correct) == pytest.approx(0.5 * 0.45 + 0.5 * 0.45)
+    assert expected_calibration_error(np.array([1.0]), np.array([True])) == pytest.approx(0.0)
+    assert expected_calibration_error(np.array([]), np.array([])) is None
+
+
+def test_sentence_no_more_different_than_seeds() -> None:
+    d = {
+        "a": "conv64x2",
+        "b": "conv128",
+        "disagreement": 0.024,
+        "disagreement_ci95": [0.02, 0.03],
+        "within_a": 0.025,
+        "within_b": 0.022,
+        "mcnemar_p_adjusted": 0.41,
+        "cka_last_hidden": 0.9,
+        "cka_last_hidden_within_a": 0.92,
+        "cka_last_hidden_within_b": 0.94,
+    }
+    s = difference_sentence(d, noun="test digits")
+    assert s == (
+        "conv64x2 and conv128 disagree on 2.4% of test digits (95% CI 2.0 to 3.0), 1.0x the "
+        "2.4% between two seeds of one model; McNemar adjusted p = 0.410; their last hidden "
+        "layers have CKA 0.90, against 0.93 between seeds: no more different than two seeds "
+        "of one model."
+    )
+    assert combine_seed_p([]) is None
+    assert difference_sentence({"a": "x", "b": "y", "disagreement": None}) is None
+
+
+def test_a_single_seed_says_there_is_no_baseline() -> None:
+    rng = np.random.default_rng(5)
+    examples = np.arange(100)
+    labels = examples % CLASSES
+    trials = [_trial(v, 0, examples, labels, _noisy(labels, 0.1, rng), rng) for v in "ab"]
+    [d] = compute_differences(trials, [("a", "b")])
+    assert d["within_a"] is None
+    assert "no seed-to-seed baseline" in d["sentence"]
+
+
+def test_markdown_report_carries_the_differences() -> None:
+    from core.report import build_report
+    from core.report_render import render_markdown
+    from core.report_schema import PairDifference
+
+    rng = np.random.default_rng(6)
+    examples = np.arange(200)
+    labels = examples % CLASSES
+    trials = [
+        _trial(v, s, examples, labels, _noisy(labels, e, rng), rng)
+        for v, e in [("a", 0.1), ("b", 0.3)]
+        for s in (0, 1)
+    ]
+    diffs = compute_differences(trials, [("a", "b")])
+    report = build_report(
+        comparison_id="c",
+        primary_metric="test_accuracy",
+        variant_order=["a", "b"],
+        trials=[],
+        final=True,
+        differences=[PairDifference.model_validate(d) for d in diffs],
+    )
+    md = render_markdown(report, title="t")
+    assert "## Do they differ?" in md
+    assert f"{100 * diffs[0]['disagreement']:.1f}%" in md
+    assert "| A | B | disagree |" in md

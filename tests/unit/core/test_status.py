@@ -1,0 +1,71 @@
+"""core.status: the state words are the contract's strings, stored as themselves, and the
+tables refuse any other word."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from api.routes.comparisons import StatusFilter
+from core.db import make_engine
+from core.status import ACTIVE, TERMINAL, ComparisonStatus, Outcome, StopReason, TrialStatus
+from core.tables import Base, Comparison, Trial
+
+WORDS = ["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def test_words_are_the_contracts() -> None:
+    assert [s.value for s in TrialStatus] == WORDS
+    assert [s.value for s in ComparisonStatus] == WORDS
+    assert list(typing.get_args(StatusFilter)) == WORDS  # the list filter's OpenAPI enum
+    assert set(TERMINAL) | set(ACTIVE) == set(WORDS)
+    assert not set(TERMINAL) & set(ACTIVE)
+    assert "diverged" in {r.value for r in StopReason}
+    assert {"duplicate", "lease_lost", "retry"} <= {o.value for o in Outcome}
+
+
+def test_members_equal_their_strings() -> None:
+    assert TrialStatus.QUEUED == "queued"
+    assert ComparisonStatus.FAILED == TrialStatus.FAILED
+    assert "cancelled" in TERMINAL
+    assert f"{StopReason.DIVERGED}" == "diverged"
+    assert {TrialStatus.RUNNING: 1}["running"] == 1
+
+
+@pytest.fixture
+def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
+    eng = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+    Base.metadata.create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+def test_stored_as_the_word_and_checked(engine) -> None:  # type: ignore[no-untyped-def]
+    with engine.begin() as conn:
+        conn.execute(
+            Comparison.__table__.insert().values(
+                id="c", name="n", status=ComparisonStatus.RUNNING, spec={}, analyses={}
+            )
+        )
+        conn.execute(
+            Trial.__table__.insert().values(
+                id="t",
+                comparison_id="c",
+                variant="v",
+                variant_index=0,
+                seed=0,
+                epochs_planned=1,
+                status=TrialStatus.SUCCEEDED,
+                stop_reason=StopReason.DIVERGED,
+            )
+        )
+        raw = conn.execute(text("SELECT status, stop_reason FROM trials")).one()
+        assert tuple(raw) == ("succeeded", "diverged")
+        assert conn.scalar(select(Comparison.status)) == "running"
+    for table in ("comparisons", "trials"):
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(f"UPDATE {table} SET status = 'paused'"))

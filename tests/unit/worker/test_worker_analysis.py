@@ -1,0 +1,145 @@
+"""worker.analysis on a real (tiny) trained Keras model, and its storage on SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.cka import cka_features, cka_matrix, unpack_gram
+from core.db import make_engine
+from core.migrate import upgrade
+from core.similarity import decode_predictions
+from core.spec import AnalysisSpec, TrainingSpec
+from core.tables import Comparison, Trial, TrialLayerGram, TrialPrediction
+from models.spec import parse_variant
+from worker.analysis import AnalysisResult, analyse_model, store_analysis
+from worker.datasets import Split, load_dataset, make_split
+from worker.training import train_trial
+
+pytestmark = pytest.mark.training  # fits Keras models in this process
+
+LAYERS = parse_variant(
+    {
+        "name": "small",
+        "layers": [
+            {"type": "Conv2D", "filters": 6, "kernel_size": [3, 3], "activation": "relu"},
+            {"type": "MaxPooling2D", "pool_size": [2, 2]},
+            {"type": "Flatten"},
+            {"type": "Dropout", "rate": 0.2},
+            {"type": "Dense", "units": 12, "activation": "relu"},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ],
+    }
+).layers
+assert LAYERS is not None
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
+    ds = load_dataset("digits", cache_dir=tmp_path_factory.mktemp("cache"))
+    return make_split(ds, test_split=0.2, validation_split=0.1, split_seed=0, max_samples=400)
+
+
+@pytest.fixture(scope="module")
+def trained(split: Split) -> dict[str, Any]:
+    box: dict[str, Any] = {}
+
+    def analyse(model: Any, s: Split) -> AnalysisResult:
+        box["model"] = model
+        return analyse_model(model, s, AnalysisSpec(probe_size=30), batch_size=32)
+
+    result = train_trial(
+        layers=LAYERS,
+        input_shape=(8, 8, 1),
+        split=split,
+        training=TrainingSpec(epochs=1, batch_size=32),
+        seed=0,
+        analyse=analyse,
+        warm_models=0,
+    )
+    box["result"] = result
+    return box
+
+
+def test_predictions_cover_the_test_set_and_match_the_evaluation(
+    split: Split, trained: dict[str, Any]
+) -> None:
+    a: AnalysisResult = trained["result"].analysis
+    assert a.probs is not None
+    assert a.examples is not None
+    assert a.labels is not None
+    assert a.probs.shape == (len(split.y_test), 10)
+    assert len(np.unique(a.examples)) == len(split.y_test)
+    np.testing.assert_array_equal(a.labels, split.y_test)
+    np.testing.assert_allclose(a.probs.sum(axis=1), 1.0, atol=1e-4)
+    accuracy = float(np.mean(a.probs.argmax(axis=1) == a.labels))
+    assert accuracy == pytest.approx(trained["result"].test_accuracy, abs=1e-6)
+
+
+def test_grams_are_the_layers_activations(split: Split, trained: dict[str, Any]) -> None:
+    """Each stored Gram gives the CKA computed straight from the layer's activations (a
+    sub-model of the trained model), so calling layers one by one is the model's forward pass."""
+    import keras
+
+    a: AnalysisResult = trained["result"].analysis
+    model = trained["model"]
+    # Flatten and Dropout are skipped: their CKA would repeat the previous layer's.
+    assert [g.name for g in a.grams] == ["conv2d", "max_pooling2d", "dense", "dense_1"]
+    assert [g.index for g in a.grams] == [0, 1, 4, 5]
+    assert a.probe_size == 30
+    x = split.x_test[:30]
+    acts = [
+        keras.Model(model.inputs, model.layers[g.index].output)
+        .predict(x, verbose=0)
+        .reshape(30, -1)
+        for g in a.grams
+    ]
+    stored = cka_matrix(
+        [unpack_gram(g.gram, 30) for g in a.grams], [unpack_gram(g.gram, 30) for g in a.grams]
+    )
+    direct = np.array([[cka_features(p, q) for q in acts] for p in acts])
+    np.testing.assert_allclose(stored, direct, atol=2e-3)
+    np.testing.assert_allclose(np.diag(stored), 1.0, atol=1e-3)
+
+
+def test_stored_once_replaced_not_doubled_and_removed_with_the_trial(
+    tmp_path: Path, trained: dict[str, Any]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    a: AnalysisResult = trained["result"].analysis
+    with Session(engine) as s:
+        s.add(Comparison(id="c", name="c", spec={}))
+        s.add(Trial(id="t", comparison_id="c", variant="v", variant_index=0, seed=0))
+        s.commit()
+        for _ in range(2):  # a retried commit, or a trial trained again
+            store_analysis(s, "t", a)
+            s.commit()
+        assert s.scalar(select(func.count()).select_from(TrialPrediction)) == 1
+        assert s.scalar(select(func.count()).select_from(TrialLayerGram)) == len(a.grams)
+        row = s.get(TrialPrediction, "t")
+        assert row is not None
+        examples, labels, predicted, probs = decode_predictions(row)
+        np.testing.assert_array_equal(labels, a.labels)
+        np.testing.assert_array_equal(examples, a.examples)
+        np.testing.assert_array_equal(predicted, a.probs.argmax(axis=1))
+        np.testing.assert_allclose(probs, a.probs, atol=1e-3)  # float16
+        s.delete(s.get(Trial, "t"))
+        s.commit()
+        assert s.scalar(select(func.count()).select_from(TrialPrediction)) == 0
+        assert s.scalar(select(func.count()).select_from(TrialLayerGram)) == 0
+    engine.dispose()
+
+
+def test_analysis_off_records_nothing(split: Split, trained: dict[str, Any]) -> None:
+    off = analyse_model(
+        trained["model"], split, AnalysisSpec(predictions=False, similarity=False), batch_size=32
+    )
+    assert off.probs is None
+    assert off.grams == []

@@ -100,8 +100,8 @@ r = train_trial(layers=variant.layers, input_shape=tuple(ds.input_shape), split=
                 analyse=analyse if on else None, warm_models=1, measure_inference=True)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if on:  # the next seed on this worker process: the model is warm, its predict traced
-    from worker.training import _warm
-    model = next(iter(_warm.values()))[0]
+    from worker.warm_models import PROCESS_MODELS
+    model = PROCESS_MODELS.models()[0]
     t0 = time.perf_counter()
     analyse_model(model, split, AnalysisSpec(), batch_size=spec["training"]["batch_size"])
     box["warm_seconds"] = time.perf_counter() - t0

@@ -16,53 +16,18 @@ batch). The caller's ``should_stop`` is also asked right before ``fit`` and righ
 evaluation, so a cancel is honoured within a poll interval in every phase; a run the caller
 stopped is not evaluated (its result would describe a half-trained model).
 
-Warm models: building a new Keras model for every trial means tracing its train, test and
-predict functions again, which costs about as much as training a small model on a few
-hundred samples (bench/README.md, "Measured design decisions"). A worker process therefore
-keeps the last few compiled models (``warm_models``, LRU) keyed by everything their traced
-functions depend on: the layers, input shape, classes, device and the compile settings. A
-trial whose model is warm still builds a new model under its seed, which draws the seed's
-initial weights (and dropout seed-generator states) exactly as a fresh model would, copies
-every variable of it into the warm one, and puts the optimizer's variables back to their
-values from before its first step. Losses are then bit-identical to a fresh model (a test
-checks it with dropout and batch normalization, seeds interleaved).
+Warm models: see worker/warm_models.py (a process keeps its last compiled models).
 
-Resume: after every finished epoch ``_Checkpoint`` saves the weights (optimizer state
-included) into the trial's checkpoint folder and then ``state.json``, which names them, holds
-the epoch count and that epoch's row, and is the commit point: each file is written under a
-temporary name unique to this attempt, flushed to disk and renamed into place, so a worker
-killed at any instant, in the middle of a write included, leaves the previous resume point
-whole (``keras.callbacks.BackupAndRestore`` writes its two files in place, and a kill during
-its save left a torn file that failed the next attempt). The rename happens inside the
-caller's ``lease_guard``, which holds the trial's lease while it runs, so a worker that lost
-the trial cannot move the new owner's resume point. Then the epoch's row is reported; a
-worker that dies between the two leaves a checkpoint one epoch ahead of the rows, and the
-next attempt stores that row from ``state.json`` (``on_resume``) before training on, so the
-rows never run past the checkpoint and none is lost. When training ends by itself (all
-epochs, early stopping, the time budget), ``state.json`` is committed once more as final,
-with the weights to evaluate (EarlyStopping's restored best ones) and the stop reason: an
-attempt that finds it, or a checkpoint at the last planned epoch, goes straight to the
-evaluation, keeping every row. The caller removes the folder once the trial's result is
-committed. When a stop cuts an epoch short, Keras 3.15 still runs validation and calls
-``on_epoch_end`` for the partial epoch; here the partial epoch is neither saved nor reported.
-A resumed run continues with the saved weights and optimizer state, but the RNG streams
-(shuffling, dropout) restart from the trial seed, and EarlyStopping's patience counter starts
-afresh, so a resumed trial is equivalent, not bit-identical, to an uninterrupted one.
+Resume: see worker/checkpoint.py (the atomic resume point, and what a resumed trial
+keeps).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
 import math
-import os
-import shutil
-import threading
 import time
-import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -74,25 +39,25 @@ import numpy as np
 from core.optimizers import OPTIMIZERS
 from core.spec import TrainingSpec
 from core.status import StopReason
+from worker.checkpoint import Checkpoint, Resume
 from worker.datasets import Split
+from worker.warm_models import (
+    PROCESS_MODELS,
+    Snapshot,
+    clear_warm_models,
+    optimizer_snapshot,
+    reset,
+    warm_key,
+)
 
 if TYPE_CHECKING:
     from models.spec import Layer
 
-__all__ = ["OPTIMIZERS", "TrainResult", "train_trial"]
+__all__ = ["OPTIMIZERS", "TrainResult", "clear_warm_models", "train_trial"]
 
 log = logging.getLogger("archbench.worker")
 
 _POLL_SECONDS = 1.0  # between the caller's stop checks (one database query each)
-# The optimizer's variables before its first step; None for all-zero ones (most of them:
-# momenta), so a warm Adam model does not keep twice its size in host memory.
-_Snapshot = list[np.ndarray | None]
-# Compiled models kept warm per process: key -> (model, optimizer variables before step 1).
-# A trial takes its model out while it trains and puts it back only after a clean finish, so
-# two trials never share one model and a failed fit never leaves its model behind.
-_warm: OrderedDict[str, tuple[Any, _Snapshot]] = OrderedDict()
-_warm_lock = threading.Lock()
-_WARM_MAX_PARAMS = 50_000_000  # all warm models of a process together (device memory)
 _INFERENCE_BATCH = 256
 
 
@@ -207,140 +172,8 @@ class _Monitor:
         return self.check()
 
 
-@dataclass
-class _Resume:
-    """What a checkpoint holds: finished epochs, that epoch's row, and whether it is final."""
-
-    epoch: int = 0
-    row: dict[str, float] | None = None
-    final: bool = False
-    stop_reason: str | None = None
-
-
-class _Checkpoint:
-    """A trial's resume point in ``folder``: one finished epoch's weights and ``state.json``.
-
-    ``state.json`` (``{"epoch": n, "weights": "epoch-n-<token>.weights.h5", "row": {...}}``,
-    plus ``"final": true`` and ``"stop_reason"`` once training ended by itself, when new
-    weights are ``epoch-n-<token>-final.weights.h5``) is replaced
-    only after the weights it names are complete on disk, so what it points at is always
-    whole; a file being written when the process died is a temporary one that nothing points
-    at. Every file name this attempt writes carries its own token, so two attempts that
-    overlap (one lost its lease and does not know yet) never write the same file, and the
-    rename of ``state.json`` runs under ``guard`` (the caller's lease check).
-    """
-
-    STATE = "state.json"
-
-    def __init__(self, folder: Path, guard: Callable[[Callable[[], None]], None] | None = None):
-        self.folder = folder
-        self.guard = guard
-        self.token = uuid.uuid4().hex[:12]
-        self.weights: str | None = None  # the committed weights file (saved or restored)
-        self.epoch: int | None = None  # the epoch they hold
-
-    @staticmethod
-    def _commit(tmp: Path, final: Path) -> None:
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-
-    def _save_weights(self, model: Any, epoch: int, suffix: str = "") -> str:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"epoch-{epoch}-{self.token}{suffix}.weights.h5"
-        tmp = self.folder / f"tmp-{name}"  # Keras wants the .weights.h5 suffix
-        model.save_weights(str(tmp), overwrite=True)
-        self._commit(tmp, self.folder / name)
-        return name
-
-    def _commit_state(self, state: dict[str, Any]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f"{self.STATE}.{self.token}.tmp"
-        tmp.write_text(json.dumps(state))
-
-        def rename() -> None:
-            if tmp.exists():  # not yet renamed by an earlier try of this same commit
-                self._commit(tmp, self.folder / self.STATE)
-            dir_fd = os.open(self.folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)  # the renames themselves survive a machine crash
-            finally:
-                os.close(dir_fd)
-
-        if self.guard is not None:
-            self.guard(rename)
-        else:
-            rename()
-        self.weights, self.epoch = state["weights"], state["epoch"]
-        # Only committed weights files (never another attempt's temporary ones), and only
-        # after our own commit under the lease: the older resume points.
-        for old in self.folder.glob("epoch-*.weights.h5"):
-            if old.name != self.weights:
-                old.unlink(missing_ok=True)
-
-    def save(self, model: Any, epochs_done: int, row: Mapping[str, float] | None = None) -> None:
-        """Make ``epochs_done`` finished epochs (and that epoch's ``row``) the resume point."""
-        weights = self._save_weights(model, epochs_done)
-        self._commit_state(
-            {"epoch": epochs_done, "weights": weights, "row": dict(row) if row else None}
-        )
-
-    def finish(self, model: Any, epochs_done: int, stop_reason: str | None, fresh: bool) -> None:
-        """Mark training over: the weights to evaluate (new ones when ``fresh``, or those of
-        the last resume point) and why it ended, so a retry goes straight to evaluation.
-
-        New weights get a name of their own (``-final``): the committed resume point of the
-        same epoch is this attempt's ``epoch-<n>-<token>``, and writing over it would change
-        what the current ``state.json`` points at before the final one is committed.
-        """
-        weights = self.weights
-        if fresh or weights is None or self.epoch != epochs_done:
-            weights = self._save_weights(model, epochs_done, "-final")
-        self._commit_state(
-            {
-                "epoch": epochs_done,
-                "weights": weights,
-                "row": None,
-                "final": True,
-                "stop_reason": stop_reason,
-            }
-        )
-
-    def restore(self, model: Any) -> _Resume | None:
-        """Load the resume point into ``model``; what it holds (epoch 0 when there is none).
-
-        None when one exists but cannot be loaded (a damaged disk, a changed model): the
-        model may then hold part of it, and the caller starts again from a fresh one.
-        """
-        path = self.folder / self.STATE
-        if not path.exists():
-            return _Resume()
-        try:
-            state = json.loads(path.read_text())
-            epoch, name = int(state["epoch"]), Path(state["weights"]).name
-            if model.optimizer is not None and not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
-            model.load_weights(str(self.folder / name))
-        except Exception as exc:
-            log.warning(
-                "checkpoint in %s is unusable (%s); training from scratch", self.folder, exc
-            )
-            return None
-        self.weights, self.epoch = name, epoch
-        row = state.get("row")
-        return _Resume(
-            epoch=epoch,
-            row={k: float(v) for k, v in row.items()} if isinstance(row, dict) else None,
-            final=bool(state.get("final")),
-            stop_reason=state.get("stop_reason"),
-        )
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 def _callbacks(
-    monitor: _Monitor, training: TrainingSpec, checkpoint: _Checkpoint | None
+    monitor: _Monitor, training: TrainingSpec, checkpoint: Checkpoint | None
 ) -> tuple[list[Any], Any]:
     """The Keras callbacks of one fit, and the EarlyStopping among them (or None)."""
     import keras
@@ -490,87 +323,25 @@ def _inference_ms(model: Any, x: np.ndarray) -> float:
     return 1000.0 * best / len(batch)
 
 
-def clear_warm_models() -> None:
-    """Forget this process's warm models (tests, memory pressure)."""
-    with _warm_lock:
-        _warm.clear()
-
-
-def _warm_key(
-    layers: Sequence[Layer],
-    input_shape: tuple[int, ...],
-    training: TrainingSpec,
-    num_classes: int,
-    device: str,
-) -> str:
-    """What a compiled model's traced functions depend on (the seed and data are not)."""
-    payload = {
-        "layers": [layer.model_dump(mode="json") for layer in layers],
-        "input_shape": list(input_shape),
-        "num_classes": num_classes,
-        "device": device,
-        "compile": training.model_dump(
-            mode="json",
-            include={
-                "optimizer",
-                "learning_rate",
-                "loss",
-                "metrics",
-                "jit_compile",
-                "mixed_precision",
-            },
-        ),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _snapshot(optimizer: Any) -> _Snapshot:
-    arrays = [np.array(v.numpy()) for v in optimizer.variables]
-    return [a if np.any(a) else None for a in arrays]
-
-
-def _reset(model: Any, initial: Any, snapshot: _Snapshot) -> None:
-    """Give ``model`` the seed's initial state held by ``initial`` (same architecture)."""
-    for target, source in zip(model.variables, initial.variables, strict=True):
-        target.assign(source.value)
-    for variable, value in zip(model.optimizer.variables, snapshot, strict=True):
-        variable.assign(np.zeros(variable.shape, variable.dtype) if value is None else value)
-
-
 def _start_model(
     initial: Any, key: str, training: TrainingSpec, num_classes: int, warm_models: int
-) -> tuple[Any, _Snapshot | None, bool]:
+) -> tuple[Any, Snapshot | None, bool]:
     """A compiled model holding ``initial``'s weights: the warm one for ``key`` when this
     process has it (its traced functions kept), else ``initial`` compiled. Returns the model,
     its optimizer snapshot (None when models are not kept warm) and whether it was warm."""
     hit = None
     if warm_models > 0:
-        with _warm_lock:
-            hit = _warm.pop(key, None)
+        hit = PROCESS_MODELS.take(key)
     if hit is not None:
         model, snapshot = hit
         if [tuple(v.shape) for v in model.variables] == [tuple(v.shape) for v in initial.variables]:
-            _reset(model, initial, snapshot)
+            reset(model, initial, snapshot)
             return model, snapshot, True
     _compile(initial, training, num_classes)
     if warm_models <= 0:
         return initial, None, False
     initial.optimizer.build(initial.trainable_variables)
-    return initial, _snapshot(initial.optimizer), False
-
-
-def _keep_warm(key: str, model: Any, snapshot: _Snapshot, warm_models: int) -> None:
-    """Put a model back after a clean trial; the least recently used ones go beyond
-    ``warm_models`` models or ``_WARM_MAX_PARAMS`` parameters in all."""
-    params = int(model.count_params())
-    if params > _WARM_MAX_PARAMS:
-        return
-    with _warm_lock:
-        _warm[key] = (model, snapshot)
-        total = sum(int(m.count_params()) for m, _ in _warm.values())
-        while len(_warm) > warm_models or total > _WARM_MAX_PARAMS:
-            _, (gone, _) = _warm.popitem(last=False)
-            total -= int(gone.count_params())
+    return initial, optimizer_snapshot(initial.optimizer), False
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -630,8 +401,8 @@ def train_trial(
     initial = seeded_model()
     if num_classes is None:
         num_classes = int(initial.output_shape[-1])
-    key = _warm_key(layers, tuple(input_shape), training, num_classes, device)
-    snapshot: _Snapshot | None = None
+    key = warm_key(layers, tuple(input_shape), training, num_classes, device)
+    snapshot: Snapshot | None = None
     try:
         model, snapshot, warm = _start_model(initial, key, training, num_classes, warm_models)
 
@@ -640,7 +411,7 @@ def train_trial(
             if snapshot is None:
                 _compile(fresh, training, num_classes)
                 return fresh
-            _reset(model, fresh, snapshot)
+            reset(model, fresh, snapshot)
             return model
 
         result = _fit_and_evaluate(
@@ -666,7 +437,8 @@ def train_trial(
             clear_warm_models()  # give the device memory of every warm model back
         raise
     if snapshot is not None:
-        _keep_warm(key, model, snapshot, warm_models)  # the same object back_to_the_seed resets
+        # The same object back_to_the_seed resets.
+        PROCESS_MODELS.keep(key, model, snapshot, warm_models)
     result.warm_model = warm
     return result
 
@@ -692,10 +464,10 @@ def _fit_and_evaluate(
 ) -> TrainResult:
     import keras
 
-    checkpoint = _Checkpoint(checkpoint_dir, lease_guard) if checkpoint_dir is not None else None
-    resume = checkpoint.restore(model) if checkpoint is not None else _Resume()
+    checkpoint = Checkpoint(checkpoint_dir, lease_guard) if checkpoint_dir is not None else None
+    resume = checkpoint.restore(model) if checkpoint is not None else Resume()
     if resume is None:  # an unusable checkpoint: from the seed's initial state
-        model, resume = back_to_the_seed(), _Resume()
+        model, resume = back_to_the_seed(), Resume()
     spent = on_resume(resume.epoch, resume.row) if on_resume is not None else 0.0
     # Training already ended (final checkpoint, or every planned epoch done): evaluate only.
     trained = resume.final or resume.epoch >= training.epochs

@@ -12,8 +12,10 @@ import pytest
 from core.spec import EarlyStopping, TrainingSpec
 from models.spec import parse_variant
 from worker import training as training_mod
+from worker.checkpoint import Checkpoint
 from worker.datasets import Split, load_dataset, make_split
 from worker.training import TrainResult, train_trial
+from worker.warm_models import PROCESS_MODELS
 
 pytestmark = pytest.mark.training  # fits Keras models in this process
 
@@ -245,7 +247,7 @@ def test_resume_restores_the_optimizer_state(split: Split, tmp_path: Path) -> No
     )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     model.fit(split.x_train, split.y_train, batch_size=32, epochs=1, verbose=0)
-    ckpt = training_mod._Checkpoint(tmp_path / "ckpt")
+    ckpt = Checkpoint(tmp_path / "ckpt")
     ckpt.save(model, 1)
     weights = ckpt.weights
 
@@ -285,7 +287,7 @@ def test_a_checkpoint_commit_runs_under_the_lease_guard(split: Split, tmp_path: 
         guarded.append(1)
         commit()
 
-    ckpt = training_mod._Checkpoint(tmp_path / "ckpt", guard)
+    ckpt = Checkpoint(tmp_path / "ckpt", guard)
     ckpt.save(model, 1)
     assert guarded == [1]
     before = (ckpt.folder / "state.json").read_text()
@@ -293,7 +295,7 @@ def test_a_checkpoint_commit_runs_under_the_lease_guard(split: Split, tmp_path: 
     with pytest.raises(RuntimeError):
         ckpt.save(model, 2)
     assert (ckpt.folder / "state.json").read_text() == before
-    other = training_mod._Checkpoint(tmp_path / "ckpt")
+    other = Checkpoint(tmp_path / "ckpt")
     assert other.token != ckpt.token  # two attempts never write one file name
 
 
@@ -317,7 +319,7 @@ def test_final_weights_never_replace_the_committed_resume_point(
             raise RuntimeError("the final commit never happens (lease lost, worker killed)")
         commit()
 
-    ckpt = training_mod._Checkpoint(tmp_path / "ckpt", guard)
+    ckpt = Checkpoint(tmp_path / "ckpt", guard)
     ckpt.save(model, 1)
     state = (ckpt.folder / "state.json").read_text()
     committed = ckpt.folder / json.loads(state)["weights"]
@@ -333,7 +335,7 @@ def test_final_weights_never_replace_the_committed_resume_point(
         [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
     )
     again.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    assert training_mod._Checkpoint(ckpt.folder).restore(again) is not None
+    assert Checkpoint(ckpt.folder).restore(again) is not None
 
     refuse = False  # committed: the final weights are the resume point, the old ones go
     ckpt.finish(model, 1, "early_stopping", fresh=True)
@@ -548,8 +550,8 @@ def test_a_failed_fit_does_not_keep_its_model_warm(split: Split) -> None:
 
     with pytest.raises(RuntimeError):
         run(split, should_stop=explode)
-    assert not training_mod._warm
+    assert not len(PROCESS_MODELS)
     ok = run(split)
     assert not ok.warm_model  # built afresh, then kept
-    assert len(training_mod._warm) == 1
+    assert len(PROCESS_MODELS) == 1
     assert run(split).warm_model

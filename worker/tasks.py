@@ -432,7 +432,7 @@ def _train(
     from models.spec import parse_variant
     from worker.analysis import analyse_model, store_analysis
     from worker.datasets import load_dataset, make_split
-    from worker.training import train_trial
+    from worker.training import FunctionHooks, train_trial
 
     settings = get_settings()
     dataset_ref = DatasetRef.model_validate(spec["dataset"])
@@ -552,12 +552,14 @@ def _train(
         split=split,
         training=training,
         seed=seed,
-        on_epoch=on_epoch,
-        should_stop=should_stop,
+        hooks=FunctionHooks(
+            on_epoch=on_epoch,
+            should_stop=should_stop,
+            on_resume=on_resume,
+            lease_guard=lease_guard,
+        ),
         checkpoint_dir=checkpoint_dir,
         max_seconds=budget,
-        on_resume=on_resume,
-        lease_guard=lease_guard,
         model_name=variant["name"],
         # Every trial times inference, so the report has its spread over seeds (it costs a
         # traced predict function and four batches, ~20-50 ms on a small model).

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -53,12 +53,77 @@ from worker.warm_models import (
 if TYPE_CHECKING:
     from models.spec import Layer
 
-__all__ = ["OPTIMIZERS", "TrainResult", "clear_warm_models", "train_trial"]
+__all__ = [
+    "OPTIMIZERS",
+    "FunctionHooks",
+    "TrainResult",
+    "TrainingHooks",
+    "clear_warm_models",
+    "train_trial",
+]
 
 log = logging.getLogger("archbench.worker")
 
 _POLL_SECONDS = 1.0  # between the caller's stop checks (one database query each)
 _INFERENCE_BATCH = 256
+
+
+class TrainingHooks(Protocol):
+    """What training asks of its caller while it runs (worker.tasks' trial run implements it;
+    ``FunctionHooks`` wraps plain functions, or none)."""
+
+    def should_stop(self) -> str | None:
+        """A stop reason (a cancel, a lost lease) or None; asked about once a second
+        (``_POLL_SECONDS``), right before ``fit`` and right before the evaluation."""
+        ...
+
+    def on_epoch(self, epoch: int, row: dict[str, float]) -> None:
+        """A finished epoch (1-based) and its row, after its checkpoint is committed."""
+        ...
+
+    def on_resume(self, epochs: int, row: Mapping[str, float] | None) -> float:
+        """Called before training with the finished epochs the checkpoint held (0: none, or
+        it could not be used) and that epoch's row as the checkpoint recorded it (None when
+        it has none); returns the seconds the stored epochs already took, which the time
+        budget (``max_seconds``, ``training.max_seconds``) is charged with."""
+        ...
+
+    def guard_commit(self, commit: Callable[[], None]) -> None:
+        """Run a checkpoint's ``commit`` while holding the trial (raise when it is no longer
+        ours)."""
+        ...
+
+
+class FunctionHooks:
+    """``TrainingHooks`` from plain functions, each optional (tests, benchmarks, scripts):
+    no stop, nothing reported, nothing spent before, commits run as they come."""
+
+    def __init__(
+        self,
+        *,
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+        should_stop: Callable[[], str | None] | None = None,
+        on_resume: Callable[[int, Mapping[str, float] | None], float] | None = None,
+        lease_guard: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
+        self._on_epoch, self._should_stop = on_epoch, should_stop
+        self._on_resume, self._lease_guard = on_resume, lease_guard
+
+    def should_stop(self) -> str | None:
+        return self._should_stop() if self._should_stop is not None else None
+
+    def on_epoch(self, epoch: int, row: dict[str, float]) -> None:
+        if self._on_epoch is not None:
+            self._on_epoch(epoch, row)
+
+    def on_resume(self, epochs: int, row: Mapping[str, float] | None) -> float:
+        return self._on_resume(epochs, row) if self._on_resume is not None else 0.0
+
+    def guard_commit(self, commit: Callable[[], None]) -> None:
+        if self._lease_guard is not None:
+            self._lease_guard(commit)
+        else:
+            commit()
 
 
 @dataclass
@@ -360,8 +425,7 @@ def train_trial(
     split: Split,
     training: TrainingSpec,
     seed: int,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-    should_stop: Callable[[], str | None] | None = None,
+    hooks: TrainingHooks | None = None,
     checkpoint_dir: Path | None = None,
     max_seconds: float | None = None,
     model_name: str = "model",
@@ -369,19 +433,14 @@ def train_trial(
     previous_epochs: Sequence[Mapping[str, float]] = (),
     measure_inference: bool = True,
     warm_models: int = 4,
-    on_resume: Callable[[int, Mapping[str, float] | None], float] | None = None,
-    lease_guard: Callable[[Callable[[], None]], None] | None = None,
     analyse: Callable[[Any, Split], Any] | None = None,
 ) -> TrainResult:
     """Build (or reuse a warm model, see above), fit and evaluate one trial; exceptions
     propagate to the caller. ``warm_models=0`` builds and compiles a new model every time.
 
-    ``on_resume(epochs, row)`` is called before training with the finished epochs the
-    checkpoint held (0: none, or it could not be used) and that epoch's row as the checkpoint
-    recorded it (None when it has none), and returns the seconds the stored epochs already
-    took, which the time budget (``max_seconds``, ``training.max_seconds``) is charged with.
-    ``lease_guard(commit)`` runs each checkpoint commit while holding the trial (raising when
-    it is no longer ours); the checkpoint folder is left for the caller to remove.
+    ``hooks`` (``TrainingHooks``; none by default) is how the run talks to its caller: the
+    stop checks, each epoch's row, the resume, the checkpoint's commits. The checkpoint
+    folder is left for the caller to remove.
     ``analyse(model, split)`` runs on the trained, evaluated model (not on a stopped one);
     its answer is ``TrainResult.analysis``.
     """
@@ -422,11 +481,8 @@ def train_trial(
             training=training,
             num_classes=num_classes,
             device=device,
-            on_epoch=on_epoch,
-            should_stop=should_stop,
-            on_resume=on_resume,
+            hooks=hooks if hooks is not None else FunctionHooks(),
             checkpoint_dir=checkpoint_dir,
-            lease_guard=lease_guard,
             max_seconds=max_seconds,
             previous_epochs=previous_epochs,
             measure_inference=measure_inference,
@@ -452,11 +508,8 @@ def _fit_and_evaluate(
     training: TrainingSpec,
     num_classes: int,
     device: str,
-    on_epoch: Callable[[int, dict[str, float]], None] | None,
-    should_stop: Callable[[], str | None] | None,
-    on_resume: Callable[[int, Mapping[str, float] | None], float] | None,
+    hooks: TrainingHooks,
     checkpoint_dir: Path | None,
-    lease_guard: Callable[[Callable[[], None]], None] | None,
     max_seconds: float | None,
     previous_epochs: Sequence[Mapping[str, float]],
     measure_inference: bool,
@@ -464,19 +517,19 @@ def _fit_and_evaluate(
 ) -> TrainResult:
     import keras
 
-    checkpoint = Checkpoint(checkpoint_dir, lease_guard) if checkpoint_dir is not None else None
+    checkpoint = None if checkpoint_dir is None else Checkpoint(checkpoint_dir, hooks.guard_commit)
     resume = checkpoint.restore(model) if checkpoint is not None else Resume()
     if resume is None:  # an unusable checkpoint: from the seed's initial state
         model, resume = back_to_the_seed(), Resume()
-    spent = on_resume(resume.epoch, resume.row) if on_resume is not None else 0.0
+    spent = hooks.on_resume(resume.epoch, resume.row)
     # Training already ended (final checkpoint, or every planned epoch done): evaluate only.
     trained = resume.final or resume.epoch >= training.epochs
 
     budgets = [b for b in (max_seconds, training.max_seconds) if b is not None]
     start = time.monotonic()
     monitor = _Monitor(
-        on_epoch=on_epoch,
-        should_stop=should_stop,
+        on_epoch=hooks.on_epoch,
+        should_stop=hooks.should_stop,
         deadline=start + max(min(budgets) - spent, 1e-3) if budgets else None,
     )
     callbacks, early = _callbacks(monitor, training, checkpoint)

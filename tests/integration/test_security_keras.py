@@ -223,7 +223,7 @@ def test_resuming_from_a_checkpoint_deserializes_nothing(
     from models.spec import parse_variant
     from worker import training as training_mod
     from worker.datasets import Split
-    from worker.training import clear_warm_models, train_trial
+    from worker.training import FunctionHooks, clear_warm_models, train_trial
 
     monkeypatch.setattr(training_mod, "_POLL_SECONDS", 0.0)  # should_stop asked at every check
     layers, shape, _ = analyze_variant(
@@ -245,8 +245,10 @@ def test_resuming_from_a_checkpoint_deserializes_nothing(
         split=split,
         training=training,
         seed=0,
-        on_epoch=lambda epoch, _: done.append(epoch),
-        should_stop=lambda: "cancelled" if done else None,
+        hooks=FunctionHooks(
+            on_epoch=lambda epoch, _: done.append(epoch),
+            should_stop=lambda: "cancelled" if done else None,
+        ),
         checkpoint_dir=tmp_path,
         warm_models=0,
         measure_inference=False,
@@ -265,7 +267,7 @@ def test_resuming_from_a_checkpoint_deserializes_nothing(
         split=split,
         training=training,
         seed=0,
-        on_resume=on_resume,
+        hooks=FunctionHooks(on_resume=on_resume),
         checkpoint_dir=tmp_path,
         warm_models=0,
         measure_inference=False,

@@ -14,7 +14,7 @@ from models.spec import parse_variant
 from worker import training as training_mod
 from worker.checkpoint import Checkpoint
 from worker.datasets import Split, load_dataset, make_split
-from worker.training import TrainResult, train_trial
+from worker.training import FunctionHooks, TrainResult, train_trial
 from worker.warm_models import PROCESS_MODELS
 
 pytestmark = pytest.mark.training  # fits Keras models in this process
@@ -40,9 +40,18 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
 
 
 def run(split: Split, seed: int = 0, **kw: Any) -> TrainResult:
+    """``train_trial`` on the tiny model; the hooks' functions may be given as keywords."""
     spec = kw.pop("training", None) or TrainingSpec(epochs=2, batch_size=32)
+    names = ("on_epoch", "should_stop", "on_resume", "lease_guard")
+    hooks = FunctionHooks(**{name: kw.pop(name) for name in names if name in kw})
     return train_trial(
-        layers=LAYERS, input_shape=(8, 8, 1), split=split, training=spec, seed=seed, **kw
+        layers=LAYERS,
+        input_shape=(8, 8, 1),
+        split=split,
+        training=spec,
+        seed=seed,
+        hooks=hooks,
+        **kw,
     )
 
 

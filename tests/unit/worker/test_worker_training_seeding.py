@@ -14,7 +14,7 @@ import pytest
 from core.spec import TrainingSpec
 from models.spec import parse_variant
 from worker.datasets import Split, load_dataset, make_split
-from worker.training import train_trial
+from worker.training import FunctionHooks, train_trial
 
 # Linear hidden layers under SGD at learning rate 10: the weights overflow within one epoch.
 pytestmark = pytest.mark.training  # fits Keras models in this process
@@ -49,7 +49,7 @@ def test_a_diverging_loss_stops_and_is_evaluated_as_it_is(split: Split, tmp_path
         split=split,
         training=TRAINING,
         seed=0,
-        on_epoch=lambda epoch, _: seen.append(epoch),
+        hooks=FunctionHooks(on_epoch=lambda epoch, _: seen.append(epoch)),
         checkpoint_dir=tmp_path,
         warm_models=0,
     )

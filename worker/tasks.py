@@ -25,16 +25,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from celery.exceptions import Reject
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from core.config import get_settings
+from core.config import Settings, get_settings
 from core.db import session_scope
 from core.errors import TrialFailed
 from core.lifecycle import (
@@ -61,7 +61,11 @@ from core.tables import Comparison, EpochMetric, Trial
 from core.uploads import upload_path_of
 from worker.celery_app import app
 
-__all__ = ["run_trial", "train_trial_task"]
+if TYPE_CHECKING:
+    from worker.datasets import Split
+    from worker.training import TrainResult
+
+__all__ = ["TrialRun", "run_trial", "train_trial_task"]
 
 log = logging.getLogger("archbench.worker")
 
@@ -301,9 +305,10 @@ def _run_claimed(
     budget = float(spec["training"].get("max_seconds") or settings.trial_max_seconds)
     try:
         with _Heartbeat(trial_id, owner, settings.lease_seconds, budget + 3600) as heartbeat:
-            outcome = _train(
-                trial_id, comparison_id, spec, variant_index, seed, owner, heartbeat, attempt
+            run = TrialRun(
+                trial_id, comparison_id, variant_index, seed, owner, attempt, heartbeat, settings
             )
+            outcome = _train(run, spec)
     except LeaseLost:
         log.warning("trial %s: lease lost; another worker owns it now", trial_id)
         return Outcome.LEASE_LOST
@@ -416,26 +421,189 @@ def _interruptible(load: Callable[[], T], should_stop: Callable[[], str | None])
     return value
 
 
-def _train(
-    trial_id: str,
-    comparison_id: str,
-    spec: dict[str, Any],
-    variant_index: int,
-    seed: int,
-    owner: str,
-    heartbeat: _Heartbeat,
-    attempt: int,
-) -> str:
-    """Load data, train, evaluate and store the result; returns the trial's final status."""
-    resumed = attempt > 1
-    variant = spec["variants"][variant_index]
-    from models.spec import parse_variant
-    from worker.analysis import analyse_model, store_analysis
-    from worker.datasets import load_dataset, make_split
-    from worker.training import FunctionHooks, train_trial
+@dataclass
+class TrialRun:
+    """One claimed attempt at a trial: its ids, the lease it holds (``owner``, renewed by
+    ``heartbeat``) and which attempt it is. It is the ``TrainingHooks`` training talks to
+    (``should_stop``, ``on_epoch``, ``on_resume``, ``guard_commit``: each a guarded write or
+    read under the lease), and ``commit_result`` stores what training produced."""
 
-    settings = get_settings()
+    trial_id: str
+    comparison_id: str
+    variant_index: int
+    seed: int
+    owner: str
+    attempt: int
+    heartbeat: _Heartbeat
+    settings: Settings = field(default_factory=get_settings)
+
+    @property
+    def resumed(self) -> bool:
+        return self.attempt > 1
+
+    def should_stop(self) -> str | None:
+        # Rate-limited by the caller (worker.training asks about once a second).
+        if self.heartbeat.lost.is_set():
+            raise LeaseLost(self.trial_id)
+        try:
+            return StopReason.CANCELLED if _cancel_requested(self.comparison_id) else None
+        except Exception as exc:
+            if not _transient(exc):
+                raise
+            log.warning(
+                "trial %s: cancel check skipped, database unreachable (%s)", self.trial_id, exc
+            )
+            return None
+
+    def cancel_before_training(self) -> str:
+        """End the trial cancelled (nothing trained); its folder goes."""
+        with session_scope() as s:
+            if not finish_trial(
+                s,
+                self.trial_id,
+                owner=self.owner,
+                status=TrialStatus.CANCELLED,
+                stop_reason=StopReason.CANCELLED,
+            ):
+                raise LeaseLost(self.trial_id)
+        remove_checkpoint(self.settings, self.trial_id)
+        log.info("trial %s cancelled before training", self.trial_id)
+        return Outcome.CANCELLED
+
+    def on_resume(self, epochs: int, row: Mapping[str, float] | None) -> float:
+        # The time budget covers the whole trial: an attempt gets what is left of it. A first
+        # attempt has nothing stored and skips the round trip.
+        if not self.resumed and epochs == 0:
+            return 0.0
+
+        def rewind() -> float:
+            with session_scope() as s:
+                return rewind_trial(
+                    s,
+                    self.trial_id,
+                    owner=self.owner,
+                    epoch=epochs,
+                    lease_seconds=self.settings.lease_seconds,
+                    row=row,
+                )
+
+        return _with_db_retries(f"trial {self.trial_id}: rewind", rewind)
+
+    def on_epoch(self, epoch: int, row: dict[str, float]) -> None:
+        values = {k: float(v) for k, v in row.items() if k not in ("seconds", "epoch")}
+
+        def write() -> None:
+            with session_scope() as s:
+                upsert_epoch(
+                    s,
+                    self.trial_id,
+                    owner=self.owner,
+                    epoch=epoch,
+                    values=values,
+                    seconds=row.get("seconds"),
+                    lease_seconds=self.settings.lease_seconds,
+                )
+
+        _with_db_retries(f"trial {self.trial_id}: epoch {epoch}", write)
+
+    def guard_commit(self, commit: Callable[[], None]) -> None:
+        # The checkpoint's commit runs while this transaction holds the trial's row, renewed
+        # for us: a sweeper or claim cannot take the trial between the check and the rename.
+        def guarded() -> None:
+            with session_scope() as s:
+                renew_lease(
+                    s, self.trial_id, owner=self.owner, lease_seconds=self.settings.lease_seconds
+                )
+                commit()
+
+        _with_db_retries(f"trial {self.trial_id}: checkpoint", guarded)
+
+    def commit_result(self, result: TrainResult, status: TrialStatus, trial_hash: str) -> None:
+        """Store the trial's result (and its analysis, in the same transaction), retried while
+        the database is away; raises LeaseLost when the trial is no longer ours."""
+        from worker.analysis import store_analysis
+
+        tries = 0
+
+        def commit() -> bool:
+            nonlocal tries
+            tries += 1
+            with session_scope() as s:
+                if tries > 1 and _ended_by_us(
+                    s, self.trial_id, status, self.attempt, result.train_seconds
+                ):
+                    return True  # an earlier try committed; only its answer was lost
+                # Over every stored epoch, including those trained before a resume.
+                stored = s.scalars(
+                    select(EpochMetric.values).where(EpochMetric.trial_id == self.trial_id)
+                )
+                candidates = [
+                    float(v["val_accuracy"]) for v in stored if v.get("val_accuracy") is not None
+                ]
+                if result.best_val_accuracy is not None:
+                    candidates.append(result.best_val_accuracy)
+                ended = finish_trial(
+                    s,
+                    self.trial_id,
+                    owner=self.owner,
+                    status=status,
+                    params=result.params,
+                    trainable_params=result.trainable_params,
+                    train_seconds=result.train_seconds,
+                    test_accuracy=result.test_accuracy,
+                    test_loss=result.test_loss,
+                    test_metrics=result.test_metrics or None,  # None: stopped, not evaluated
+                    best_val_accuracy=max(candidates) if candidates else None,
+                    inference_ms_per_sample=result.inference_ms_per_sample,
+                    stop_reason=result.stop_reason,
+                    device=result.device,
+                    trial_hash=trial_hash,
+                )
+                if ended:  # the analysis commits with the result, or not at all
+                    store_analysis(s, self.trial_id, result.analysis)
+                return ended
+
+        if not _with_db_retries(f"trial {self.trial_id}: result", commit):
+            raise LeaseLost(self.trial_id)
+
+
+def _load_split(run: TrialRun, spec: dict[str, Any]) -> Split | None:
+    """The trial's split (its seed's own in the per-seed design; the probe set is the
+    comparison's); None when a cancel came first. A cancel is honoured while the data loads
+    too (a first download can take minutes)."""
+    from worker.datasets import load_dataset, make_split
+
     dataset_ref = DatasetRef.model_validate(spec["dataset"])
+
+    def load() -> Split:
+        ds = load_dataset(
+            dataset_ref.name,
+            cache_dir=run.settings.dataset_cache,
+            upload_dir=run.settings.data_dir / "uploads",
+            upload_path=upload_path_of(run.comparison_id, dataset_ref.name),
+        )
+        return make_split(
+            ds,
+            test_split=dataset_ref.test_split,
+            validation_split=dataset_ref.validation_split,
+            split_seed=dataset_ref.split_seed,
+            max_samples=dataset_ref.max_samples,
+            design=dataset_ref.split,
+            seed=run.seed,
+            probe_size=probe_size_of(spec),
+        )
+
+    return None if run.should_stop() else _interruptible(load, run.should_stop)
+
+
+def _train(run: TrialRun, spec: dict[str, Any]) -> str:
+    """Load data, train, evaluate and store the result; returns the trial's final status."""
+    variant = spec["variants"][run.variant_index]
+    from models.spec import parse_variant
+    from worker.analysis import analyse_model
+    from worker.training import train_trial
+
+    trial_id = run.trial_id
     training = TrainingSpec.model_validate(spec["training"])
     # Comparisons stored before the analysis existed have no "analysis": the defaults.
     analysis = AnalysisSpec.model_validate(spec.get("analysis") or {})
@@ -447,124 +615,25 @@ def _train(
         }
     )
     assert parsed.layers is not None
-    checkpoint_dir = Path(settings.checkpoints) / trial_id
-    budget = float(training.max_seconds or settings.trial_max_seconds)
 
-    def should_stop() -> str | None:
-        # Rate-limited by the caller (worker.training asks about once a second).
-        if heartbeat.lost.is_set():
-            raise LeaseLost(trial_id)
-        try:
-            return StopReason.CANCELLED if _cancel_requested(comparison_id) else None
-        except Exception as exc:
-            if not _transient(exc):
-                raise
-            log.warning("trial %s: cancel check skipped, database unreachable (%s)", trial_id, exc)
-            return None
-
-    def cancelled_now() -> str:
-        with session_scope() as s:
-            if not finish_trial(
-                s,
-                trial_id,
-                owner=owner,
-                status=TrialStatus.CANCELLED,
-                stop_reason=StopReason.CANCELLED,
-            ):
-                raise LeaseLost(trial_id)
-        remove_checkpoint(settings, trial_id)
-        log.info("trial %s cancelled before training", trial_id)
-        return Outcome.CANCELLED
-
-    # A cancel is honoured while the data loads too (a first download can take minutes).
-    def load() -> Any:
-        ds = load_dataset(
-            dataset_ref.name,
-            cache_dir=settings.dataset_cache,
-            upload_dir=settings.data_dir / "uploads",
-            upload_path=upload_path_of(comparison_id, dataset_ref.name),
-        )
-        # Per-seed design: this seed's own split (the probe set is the comparison's).
-        return make_split(
-            ds,
-            test_split=dataset_ref.test_split,
-            validation_split=dataset_ref.validation_split,
-            split_seed=dataset_ref.split_seed,
-            max_samples=dataset_ref.max_samples,
-            design=dataset_ref.split,
-            seed=seed,
-            probe_size=probe_size_of(spec),
-        )
-
-    split = None if should_stop() else _interruptible(load, should_stop)
+    split = _load_split(run, spec)
     if split is None:
-        return cancelled_now()
-
-    def on_resume(epochs: int, row: Mapping[str, float] | None) -> float:
-        # The time budget covers the whole trial: an attempt gets what is left of it. A first
-        # attempt has nothing stored and skips the round trip.
-        if not resumed and epochs == 0:
-            return 0.0
-
-        def rewind() -> float:
-            with session_scope() as s:
-                return rewind_trial(
-                    s,
-                    trial_id,
-                    owner=owner,
-                    epoch=epochs,
-                    lease_seconds=settings.lease_seconds,
-                    row=row,
-                )
-
-        return _with_db_retries(f"trial {trial_id}: rewind", rewind)
-
-    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
-        values = {k: float(v) for k, v in logs.items() if k not in ("seconds", "epoch")}
-
-        def write() -> None:
-            with session_scope() as s:
-                upsert_epoch(
-                    s,
-                    trial_id,
-                    owner=owner,
-                    epoch=epoch,
-                    values=values,
-                    seconds=logs.get("seconds"),
-                    lease_seconds=settings.lease_seconds,
-                )
-
-        _with_db_retries(f"trial {trial_id}: epoch {epoch}", write)
-
-    def lease_guard(commit: Callable[[], None]) -> None:
-        # The checkpoint's commit runs while this transaction holds the trial's row, renewed
-        # for us: a sweeper or claim cannot take the trial between the check and the rename.
-        def guarded() -> None:
-            with session_scope() as s:
-                renew_lease(s, trial_id, owner=owner, lease_seconds=settings.lease_seconds)
-                commit()
-
-        _with_db_retries(f"trial {trial_id}: checkpoint", guarded)
+        return run.cancel_before_training()
 
     result = train_trial(
         layers=parsed.layers,
         input_shape=tuple(variant["input_shape"]),
         split=split,
         training=training,
-        seed=seed,
-        hooks=FunctionHooks(
-            on_epoch=on_epoch,
-            should_stop=should_stop,
-            on_resume=on_resume,
-            lease_guard=lease_guard,
-        ),
-        checkpoint_dir=checkpoint_dir,
-        max_seconds=budget,
+        seed=run.seed,
+        hooks=run,
+        checkpoint_dir=Path(run.settings.checkpoints) / trial_id,
+        max_seconds=float(training.max_seconds or run.settings.trial_max_seconds),
         model_name=variant["name"],
         # Every trial times inference, so the report has its spread over seeds (it costs a
         # traced predict function and four batches, ~20-50 ms on a small model).
         measure_inference=True,
-        warm_models=settings.warm_models,
+        warm_models=run.settings.warm_models,
         analyse=(
             (
                 lambda model, split: analyse_model(
@@ -595,47 +664,11 @@ def _train(
         if result.stop_reason == StopReason.CANCELLED
         else TrialStatus.SUCCEEDED
     )
-
-    tries = 0
-
-    def commit_result() -> bool:
-        nonlocal tries
-        tries += 1
-        with session_scope() as s:
-            if tries > 1 and _ended_by_us(s, trial_id, status, attempt, result.train_seconds):
-                return True  # an earlier try committed; only its answer was lost
-            # Over every stored epoch, including those trained before a resume.
-            stored = s.scalars(select(EpochMetric.values).where(EpochMetric.trial_id == trial_id))
-            candidates = [
-                float(v["val_accuracy"]) for v in stored if v.get("val_accuracy") is not None
-            ]
-            if result.best_val_accuracy is not None:
-                candidates.append(result.best_val_accuracy)
-            ended = finish_trial(
-                s,
-                trial_id,
-                owner=owner,
-                status=status,
-                params=result.params,
-                trainable_params=result.trainable_params,
-                train_seconds=result.train_seconds,
-                test_accuracy=result.test_accuracy,
-                test_loss=result.test_loss,
-                test_metrics=result.test_metrics or None,  # None: stopped, not evaluated
-                best_val_accuracy=max(candidates) if candidates else None,
-                inference_ms_per_sample=result.inference_ms_per_sample,
-                stop_reason=result.stop_reason,
-                device=result.device,
-                # What really produced this result: the versions this worker trained with.
-                trial_hash=trial_hash(spec, variant_index, seed, library_versions()),
-            )
-            if ended:  # the analysis commits with the result, or not at all
-                store_analysis(s, trial_id, result.analysis)
-            return ended
-
-    if not _with_db_retries(f"trial {trial_id}: result", commit_result):
-        raise LeaseLost(trial_id)
+    # What really produced this result: the versions this worker trained with.
+    run.commit_result(
+        result, status, trial_hash(spec, run.variant_index, run.seed, library_versions())
+    )
     # The result is committed: nothing will resume this trial (a cancelled one included).
-    remove_checkpoint(settings, trial_id)
+    remove_checkpoint(run.settings, trial_id)
     log.info("trial %s %s: test_accuracy=%s", trial_id, status, result.test_accuracy)
     return status

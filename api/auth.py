@@ -127,7 +127,7 @@ def _exposure(settings: Settings) -> str | None:
     return None
 
 
-def check_auth_setup(settings: Settings) -> None:
+def check_auth_setup(settings: Settings, *, quiet: bool = False) -> None:
     """Refuse to serve a shared deployment without keys; embedded, only warn. Needs a migrated
     database.
 
@@ -140,7 +140,16 @@ def check_auth_setup(settings: Settings) -> None:
       ``archbench keys create --tenant NAME`` first).
 
     The embedded default (SQLite, ``archbench up``) may run with auth off; it logs that.
+    ``quiet``: log nothing (the CLI checks before serving and prints the one line itself).
     """
+    if quiet:
+        log_state = log.disabled
+        log.disabled = True
+        try:
+            check_auth_setup(settings)
+        finally:
+            log.disabled = log_state
+        return
     exposed = _exposure(settings)
     if not settings.auth:
         if exposed and not settings.allow_no_auth:

@@ -174,6 +174,12 @@ class AnalyzeRequest(BaseModel):
         description="The dataset whose input shape and classes the variant is checked against.",
         examples=[{"name": "mnist_5k"}],
     )
+    batch_size: int = Field(
+        default=64,
+        ge=1,
+        le=65536,
+        description="For the activation memory per batch (and its limit), as training uses it.",
+    )
 
 
 def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> ComparisonOut:

@@ -146,6 +146,7 @@ def analysis_cost(args: Any, spec: dict[str, Any], settings: dict[str, str]) -> 
         with service(mode, **settings) as svc:
             warm = article_spec(1, 1, 200)
             warm["variants"] = [WARM_UP_VARIANT]
+            warm.pop("baseline", None)  # the article's baseline is not the warm-up's variant
             run_comparison(svc.url, warm)
             off: list[float] = []
             on: list[float] = []
@@ -203,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             # later rounds find them warm in the worker (see worker.training).
             warm = article_spec(1, 1, 200)
             warm["variants"] = [WARM_UP_VARIANT]
+            warm.pop("baseline", None)  # the article's baseline is not the warm-up's variant
             run_comparison(svc.url, warm)
             plain: list[float] = []
             served: list[float] = []

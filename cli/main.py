@@ -98,6 +98,15 @@ def cmd_api(args: argparse.Namespace) -> int:
     if problem:
         _err(problem)
         return EXIT_FAILED
+    from api.auth import UnsafeConfiguration, check_auth_setup
+
+    try:
+        # Here, not only in the app's start-up, where uvicorn would follow the reason with
+        # its whole traceback: a refused start is one line.
+        check_auth_setup(get_settings(), quiet=True)
+    except UnsafeConfiguration as exc:
+        _err(str(exc))
+        return EXIT_FAILED
     uvicorn.run(
         "api.app:create_app",
         factory=True,

@@ -10,6 +10,7 @@ from sqlalchemy import false, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from core.db import rows_changed
 from core.errors import Conflict, IdempotencyMismatch, TooManyRequests
 from core.lifecycle import (
     LOCK_CONFLICT_TRIES,
@@ -259,7 +260,7 @@ def _cancel(session: Session, comparison: Comparison) -> None:
         .values(cancel_requested=True)
         .execution_options(synchronize_session=False)
     )
-    if not marked.rowcount:  # type: ignore[attr-defined]
+    if not rows_changed(marked):
         session.rollback()
         session.refresh(comparison)
         raise Conflict(f"The comparison already ended ({comparison.status}); nothing to cancel.")

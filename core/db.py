@@ -6,14 +6,23 @@ import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import get_settings, normalise_database_url
 
-__all__ = ["dispose_engine", "get_engine", "get_sessionmaker", "make_engine", "session_scope"]
+__all__ = [
+    "dispose_engine",
+    "get_engine",
+    "get_sessionmaker",
+    "make_engine",
+    "rows_changed",
+    "session_scope",
+    "upsert_insert",
+]
 
 
 def make_engine(url: str) -> Engine:
@@ -78,3 +87,18 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def upsert_insert(session: Session, entity: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into ``entity`` (a table or mapped class) in the session's dialect, which
+    has ``on_conflict_do_update`` / ``on_conflict_do_nothing``: the one place that branches
+    between Postgres and SQLite for an upsert (both spell it ``ON CONFLICT``)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(entity)
+    return sqlite.insert(entity)
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (``rowcount``, which SQLAlchemy types on
+    ``CursorResult`` only, what ``Session.execute`` returns for those statements)."""
+    return int(cast("CursorResult[Any]", result).rowcount)

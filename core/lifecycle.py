@@ -28,10 +28,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from core.db import rows_changed, upsert_insert
 from core.errors import AttemptsExhausted, TrialsFailed, without_terminal_codes
 from core.status import ACTIVE, TERMINAL, ComparisonStatus, StopReason, TrialStatus
 from core.tables import Comparison, EpochMetric, Trial, UTCDateTime, utcnow
@@ -132,7 +132,7 @@ def claim_trial(
         )
         .execution_options(synchronize_session=False)
     )
-    claimed = bool(result.rowcount)  # type: ignore[attr-defined]
+    claimed = bool(rows_changed(result))
     if claimed:
         comparison_id = session.scalar(select(Trial.comparison_id).where(Trial.id == trial_id))
         session.execute(
@@ -166,7 +166,7 @@ def end_unclaimed(
         .values(status=status, lease_owner=None, lease_expires_at=None, **json_safe(values))
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_changed(result))
 
 
 def release_trial(session: Session, trial_id: str, *, owner: str) -> bool:
@@ -182,7 +182,7 @@ def release_trial(session: Session, trial_id: str, *, owner: str) -> bool:
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_changed(result))
 
 
 def requeue_expired(session: Session, trial_id: str) -> bool:
@@ -201,7 +201,7 @@ def requeue_expired(session: Session, trial_id: str) -> bool:
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_changed(result))
 
 
 def cancel_queued(session: Session, trial_ids: Sequence[str]) -> int:
@@ -220,7 +220,7 @@ def cancel_queued(session: Session, trial_ids: Sequence[str]) -> int:
         )
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rows_changed(result)
 
 
 def mark_reused(target: Trial, source: Trial) -> None:
@@ -241,16 +241,14 @@ def renew_lease(session: Session, trial_id: str, *, owner: str, lease_seconds: i
         .values(lease_expires_at=db_now(session, lease_seconds))
         .execution_options(synchronize_session=False)
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not rows_changed(result):
         raise LeaseLost(trial_id)
 
 
 def _epoch_insert(
     session: Session, trial_id: str, epoch: int, values: dict[str, Any], seconds: float | None
 ) -> Any:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(EpochMetric).values(
+    return upsert_insert(session, EpochMetric).values(
         trial_id=trial_id,
         epoch=epoch,
         values=json_safe(values),
@@ -361,7 +359,7 @@ def finish_trial(session: Session, trial_id: str, *, owner: str | None, **values
             synchronize_session=False
         )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_changed(result))
 
 
 def progress_of(session: Session, comparison_ids: list[str]) -> dict[str, dict[str, int]]:
@@ -482,4 +480,4 @@ def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatu
         .values(status=status, finished_at=utcnow(), error=error)
         .execution_options(synchronize_session=False)
     )
-    return status if result.rowcount else None  # type: ignore[attr-defined]
+    return status if rows_changed(result) else None

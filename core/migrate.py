@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
+import migrations
 from core.config import normalise_database_url
 from core.db import make_engine
 
@@ -27,12 +28,14 @@ __all__ = [
 
 SchemaState = Literal["current", "behind", "ahead"]
 
-ROOT = Path(__file__).resolve().parents[1]
+MIGRATIONS = Path(migrations.__file__).resolve().parent
+"""Alembic's script directory: the top-level ``migrations`` package (a wheel carries it)."""
 
 
 def _config(url: str) -> Config:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    """Alembic's configuration, built here: no alembic.ini or source tree is needed."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["database_url"] = normalise_database_url(url)
     return cfg
 

@@ -7,7 +7,8 @@ pairs), concludes each pair ``a_better``/``b_better``/``equivalent``/``inconclus
 ``succeeded`` trials enter the statistics; a trial that ended with ``stop_reason ==
 "diverged"`` has succeeded (it is scored as it ended) and is counted in ``n_diverged``.
 
-Choices worth knowing (the statistics themselves are in ``core.stats``):
+Choices worth knowing (the statistics are in ``core.stats``, the family, looks, conclusions
+and tiers in ``core.report_pairs``):
 
 - ``std`` is the sample standard deviation (ddof=1); ``ci95`` is the t-interval
   ``mean ± t(0.975, n-1)·std/√n``. Both are ``None`` when ``n < 2``.
@@ -59,9 +60,22 @@ import numpy as np
 from scipy import special, stats
 
 from core import stats as st
-from core.report_render import MIN_SEEDS, fairness_notes, verdict_sentence
+from core.report_pairs import (
+    ALPHA,
+    SEQUENTIAL_METHOD,
+    as_interval,
+    conclude,
+    current_look,
+    finite,
+    moments,
+    needs_more_seeds,
+    pair_row,
+    plan_of,
+    rank_and_tier,
+    tested_pairs,
+)
+from core.report_render import fairness_notes, verdict_sentence
 from core.report_schema import PairDifference
-from core.stats import look_levels, pocock_spending
 from core.status import StopReason
 
 __all__ = [
@@ -89,18 +103,8 @@ PRIMARY_METRICS: Mapping[str, bool] = {
 }
 """Each primary metric the report accepts, mapped to whether higher is better."""
 
-ALPHA = 0.05
-"""Family-wise significance level, applied to Holm-adjusted p-values."""
-
-DEFAULT_MARGIN = 0.01
-"""``equivalence_margin`` when the spec has none: one point of accuracy."""
-
-SEQUENTIAL_METHOD = "lan_demets_pocock"
-"""``design.sequential`` of an adaptive design: Lan-DeMets spending, Pocock-type function."""
-
 DIVERGED = StopReason.DIVERGED
 STOPPED_EARLY = (StopReason.EARLY_STOPPING.value, StopReason.TIME_BUDGET.value)
-_REL_TOL = 1e-12
 
 REPORT_ROW_COLUMNS: tuple[str, ...] = (
     "name",
@@ -226,30 +230,11 @@ class _Group:
     flops: int | None = None
 
 
-def _finite(x: float | None) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _moments(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0.0 for one value or a constant sample)."""
-    n = len(values)
-    lo, hi = min(values), max(values)
-    if hi - lo <= _REL_TOL * max(1.0, abs(lo), abs(hi)):
-        return (lo if lo == hi else math.fsum(values) / n), 0.0
-    # Divide by a power of two (exact) near the largest magnitude so squares cannot overflow.
-    scale = math.ldexp(1.0, math.frexp(max(abs(lo), abs(hi)))[1] - 1)
-    arr = np.asarray(values, dtype=float) / scale
-    return scale * float(arr.mean()), scale * float(arr.std(ddof=1))
-
-
 def _summarize(values: Sequence[float]) -> _Summary:
     n = len(values)
     if n == 0:
         return _Summary(0)
-    mean, std = _moments(values)
+    mean, std = moments(values)
     if n < 2:
         return _Summary(n, mean, None, None, values[0], values[0])
     half = float(special.stdtrit(n - 1, 0.975)) * std / math.sqrt(n)  # t.ppf, faster
@@ -262,14 +247,14 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 
 def _present(values: Iterable[float | None]) -> list[float]:
-    return [v for v in (_finite(x) for x in values) if v is not None]
+    return [v for v in (finite(x) for x in values) if v is not None]
 
 
 def welch_test(a: Sequence[float], b: Sequence[float]) -> WelchResult:
     """Welch's t-test (scipy) and the Welch-Satterthwaite 95% interval of mean(a) - mean(b)."""
     if len(a) < 2 or len(b) < 2:
         raise ValueError("Welch's t-test needs at least two values on each side")
-    (ma, sa), (mb, sb) = _moments(a), _moments(b)
+    (ma, sa), (mb, sb) = moments(a), moments(b)
     va, vb = sa * sa / len(a), sb * sb / len(b)
     denom = va * va / (len(a) - 1) + vb * vb / (len(b) - 1)
     df = (va + vb) * (va + vb) / denom if denom > 0.0 else math.nan
@@ -279,7 +264,7 @@ def welch_test(a: Sequence[float], b: Sequence[float]) -> WelchResult:
     # scipy's Welch test from the same moments, so p, CI and the constant-sample rule agree
     # (and scipy never warns about catastrophic cancellation on a near-constant sample).
     welch = stats.ttest_ind_from_stats(ma, sa, len(a), mb, sb, len(b), equal_var=False)
-    p = _finite(welch.pvalue)
+    p = finite(welch.pvalue)
     return WelchResult(ma - mb, (ma - mb - half, ma - mb + half), p, df)
 
 
@@ -287,9 +272,9 @@ def cohens_d(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Cohen's d of a over b with the pooled standard deviation; None when that is zero."""
     if len(a) < 2 or len(b) < 2:
         return None
-    (ma, sa), (mb, sb) = _moments(a), _moments(b)
+    (ma, sa), (mb, sb) = moments(a), moments(b)
     pooled_var = ((len(a) - 1) * sa * sa + (len(b) - 1) * sb * sb) / (len(a) + len(b) - 2)
-    return _finite((ma - mb) / math.sqrt(pooled_var)) if pooled_var > 0.0 else None
+    return finite((ma - mb) / math.sqrt(pooled_var)) if pooled_var > 0.0 else None
 
 
 def holm_adjust(p_values: Sequence[float]) -> list[float]:
@@ -316,7 +301,7 @@ def _group(
     g = _Group(name)
     for t in trials:
         if t.status == "succeeded":
-            value = _finite(getattr(t, metric))
+            value = finite(getattr(t, metric))
             if value is None:
                 g.missing.append(t.seed)
             else:
@@ -341,7 +326,7 @@ def _group(
 
 
 def _val_accuracies(t: TrialResult) -> list[tuple[int, float]]:
-    return [(p.epoch, v) for p in t.curve if (v := _finite(p.val_accuracy)) is not None]
+    return [(p.epoch, v) for p in t.curve if (v := finite(p.val_accuracy)) is not None]
 
 
 def _epochs_to_95pct(t: TrialResult) -> float | None:
@@ -358,7 +343,7 @@ def _auc(t: TrialResult) -> float | None:
 
 
 def _best_val(t: TrialResult) -> float | None:
-    best = _finite(t.best_val_accuracy)
+    best = finite(t.best_val_accuracy)
     points = _val_accuracies(t)
     return best if best is not None else (max(v for _, v in points) if points else None)
 
@@ -372,17 +357,12 @@ def _seconds_per_epoch(t: TrialResult) -> float | None:
     per_epoch = _mean(p.seconds for p in t.curve)
     if per_epoch is not None:
         return per_epoch
-    seconds = _finite(t.train_seconds)
+    seconds = finite(t.train_seconds)
     return seconds / t.epochs_done if seconds is not None and t.epochs_done > 0 else None
 
 
-def _interval(ci: tuple[float, float] | None) -> list[float] | None:
-    """The interval as a JSON list, or None when it is missing or not finite."""
-    return list(ci) if ci is not None and all(map(math.isfinite, ci)) else None
-
-
 def _ci(s: _Summary) -> list[float] | None:
-    return _interval(s.ci95)
+    return as_interval(s.ci95)
 
 
 def _variant_block(g: _Group, info: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -432,259 +412,11 @@ def _variant_block(g: _Group, info: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
-# --- the tested family, the design and its looks ------------------------------------------
-
-
-def tested_pairs(names: Sequence[str], baseline: str | None) -> list[tuple[str, str]]:
-    """The tested family: every other variant against ``baseline`` (baseline first in each
-    pair), or every pair in submission order when there is no baseline (or it is unknown)."""
-    names = list(dict.fromkeys(names))
-    if baseline is not None and baseline in names:
-        return [(baseline, n) for n in names if n != baseline]
-    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What the spec says about the design, with the defaults of API.md 1.1."""
-
-    split: str
-    baseline: str | None
-    margin: float
-    schedule: list[int] | None  # seeds per variant at each look (adaptive), or None (a list)
-    n_seeds: int | None  # the list form's length
-
-
-def _plan(spec: Mapping[str, Any] | None, names: Sequence[str]) -> _Plan:
-    spec = spec or {}
-    dataset = spec.get("dataset") or {}
-    # A stored spec without ``split`` predates per-seed splits: it ran on one fixed split.
-    split = str(dataset.get("split", "fixed")) if isinstance(dataset, Mapping) else "fixed"
-    baseline = spec.get("baseline")
-    baseline = baseline if isinstance(baseline, str) and baseline in names else None
-    margin = _finite(spec.get("equivalence_margin")) or DEFAULT_MARGIN
-    margin = margin if margin > 0 else DEFAULT_MARGIN
-    seeds = spec.get("seeds")
-    schedule: list[int] | None = None
-    n_seeds: int | None = None
-    if isinstance(seeds, Mapping):
-        lo, hi = int(seeds.get("min", 3)), int(seeds.get("max", 20))
-        step = max(1, int(seeds.get("step", 1)))
-        hi = max(lo, hi)
-        schedule = [lo + k * step for k in range(math.ceil((hi - lo) / step))] + [hi]
-    elif isinstance(seeds, Sequence) and not isinstance(seeds, str):
-        n_seeds = len(seeds)
-    return _Plan(split, baseline, margin, schedule, n_seeds)
-
-
-def _looks(plan: _Plan, planned: int, complete: bool) -> dict[str, Any]:
-    """The current look: its number, the looks planned, and its own testing level."""
-    if plan.schedule is None:
-        return {
-            "current": 1,
-            "planned": 1,
-            "complete": complete,
-            "seeds_per_variant": [plan.n_seeds if plan.n_seeds is not None else planned],
-            "level": ALPHA,
-            "alpha_spent": ALPHA,
-        }
-    ns = plan.schedule
-    k = next((i for i, n in enumerate(ns) if n >= planned), len(ns) - 1)
-    levels = look_levels(ns, ALPHA)
-    return {
-        "current": k + 1,
-        "planned": len(ns),
-        "complete": complete,
-        "seeds_per_variant": ns,
-        "level": levels[k],
-        "alpha_spent": pocock_spending(ns[k] / ns[-1], ALPHA),
-        "final_level": levels[-1],
-    }
-
-
-# --- pairs --------------------------------------------------------------------------------
-
-
-def _by_seed(g: _Group) -> dict[int, float]:
-    return dict(zip(g.seeds, g.values, strict=True))
-
-
-def _correlation(a: Sequence[float], b: Sequence[float]) -> float | None:
-    if len(a) < 3 or st.constant(a) or st.constant(b):
-        return None
-    return _finite(float(np.corrcoef(a, b)[0, 1]))
-
-
-def _pair_row(
-    ga: _Group, gb: _Group, *, family: int, level: float, final_level: float, margin: float
-) -> dict[str, Any]:
-    na, nb = len(ga.values), len(gb.values)
-    row: dict[str, Any] = {
-        "a": ga.name,
-        "b": gb.name,
-        "n_a": na,
-        "n_b": nb,
-        "test": None,
-        "paired": False,
-        "correlation": None,
-        "diff": None,
-        "ci95": None,
-        "ci95_adjusted": None,
-        "df": None,
-        "p_value": None,
-        "p_adjusted": None,
-        "significant": False,
-        "effect_size": None,
-        "effect_size_ci95": None,
-        "equivalence_p": None,
-        "equivalence_p_adjusted": None,
-        "conclusion": "untested",
-        "mde": None,
-        "seeds_needed": None,
-        "level": None,
-    }
-    if na and nb:
-        row["diff"] = _finite(_moments(ga.values)[0] - _moments(gb.values)[0])
-    if min(na, nb) < MIN_SEEDS or row["diff"] is None:
-        return row
-    try:
-        with np.errstate(all="ignore"):
-            return _tested_row(row, ga, gb, family, level, final_level, margin)
-    except (ArithmeticError, ValueError):
-        # Values beyond float range (never accuracies or losses): no test, stays untested.
-        return row
-
-
-def _tested_row(
-    row: dict[str, Any],
-    ga: _Group,
-    gb: _Group,
-    family: int,
-    level: float,
-    final_level: float,
-    margin: float,
-) -> dict[str, Any]:
-    na, nb = len(ga.values), len(gb.values)
-    sa, sb = _by_seed(ga), _by_seed(gb)
-    paired = sorted(sa) == sorted(sb)
-    adjusted_level = 1.0 - level / family
-    if paired:
-        seeds = sorted(sa)
-        a, b = [sa[s] for s in seeds], [sb[s] for s in seeds]
-        t = st.paired_t(a, b, adjusted_level)
-        g = st.hedges_g_paired(a, b)
-        d = np.asarray(a) - np.asarray(b)
-        sd = 0.0 if st.constant(list(d)) else float(d.std(ddof=1))
-        row["correlation"] = _correlation(a, b)
-    else:
-        a, b = ga.values, gb.values
-        t = st.welch_t(a, b, adjusted_level)
-        g = st.hedges_g_welch(a, b)
-        va = 0.0 if st.constant(a) else float(np.var(a, ddof=1))
-        vb = 0.0 if st.constant(b) else float(np.var(b, ddof=1))
-        sd = math.sqrt((va + vb) / 2.0)
-    row = dict(row)
-    row.update(
-        test="paired_t" if paired else "welch",
-        paired=paired,
-        diff=_finite(t.diff),
-        ci95=_interval(t.ci95),
-        ci95_adjusted=_interval(t.ci_adjusted),
-        df=_finite(t.df),
-        p_value=_finite(t.p),
-        effect_size=None if g is None else _finite(g[0]),
-        effect_size_ci95=None if g is None else _interval(g[1]),
-        equivalence_p=st.tost(a, b, margin, paired=paired),
-        mde=st.mde(sd, na, nb, level / family, paired=paired),
-        level=level,
-        _sd=sd,
-        _final_level=final_level / family,
-    )
-    return row
-
-
-def _conclude(
-    rows: list[dict[str, Any]], *, higher: bool, level: float, margin: float, complete: bool
-) -> None:
-    """Holm over the whole planned family (an untestable pair counts as p = 1), then each
-    pair's conclusion at the look's level."""
-    sup = st.holm([1.0 if r["p_value"] is None else r["p_value"] for r in rows])
-    eq = st.holm([1.0 if r["equivalence_p"] is None else r["equivalence_p"] for r in rows])
-    for r, p_sup, p_eq in zip(rows, sup, eq, strict=True):
-        sd = r.pop("_sd", None)
-        final_level = r.pop("_final_level", None)
-        if r["test"] is None:
-            continue
-        r["p_adjusted"] = None if r["p_value"] is None else p_sup
-        r["equivalence_p_adjusted"] = None if r["equivalence_p"] is None else p_eq
-        diff = r["diff"]
-        if not complete:
-            r["conclusion"] = "inconclusive"  # withheld until every trial of the look ends
-        elif r["p_value"] is not None and p_sup < level:
-            r["conclusion"] = "a_better" if (diff > 0) == higher else "b_better"
-        elif r["equivalence_p"] is not None and p_eq < level:
-            r["conclusion"] = "equivalent"
-        elif r["p_value"] is None and abs(diff) < margin:
-            # No spread at all and the exact difference is inside the margin.
-            r["conclusion"] = "equivalent"
-        else:
-            r["conclusion"] = "inconclusive"
-        r["significant"] = r["conclusion"] in ("a_better", "b_better")
-        if r["conclusion"] == "inconclusive" and complete and sd and final_level:
-            r["seeds_needed"] = st.seeds_needed(diff, sd, margin, final_level, paired=r["paired"])
-
-
-def _ordered(variants: Sequence[dict[str, Any]], higher: bool) -> list[dict[str, Any]]:
-    """Variants with enough seeds for a test first, then the rest with data, then none;
-    best mean first within each; exact ties keep submission order."""
-    key = {v["name"]: i for i, v in enumerate(variants)}
-
-    def sort_key(v: dict[str, Any]) -> tuple[int, float, int]:
-        if v["mean"] is None:
-            return (2, 0.0, key[v["name"]])
-        group = 0 if v["n"] >= MIN_SEEDS else 1
-        return (group, -v["mean"] if higher else v["mean"], key[v["name"]])
-
-    return sorted(variants, key=sort_key)
-
-
-def _rank_and_tier(
-    variants: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any]], higher: bool
-) -> list[str]:
-    """Fill ``rank`` (competition ranking: exact ties share one) and ``tier``; the ranking."""
-    ordered = _ordered(variants, higher)
-    with_data = [v for v in ordered if v["mean"] is not None]
-    for i, v in enumerate(with_data):
-        prev = with_data[i - 1] if i else None
-        same = (
-            prev is not None
-            and prev["mean"] == v["mean"]
-            and ((prev["n"] >= MIN_SEEDS) == (v["n"] >= MIN_SEEDS))
-        )
-        v["rank"] = prev["rank"] if same and prev is not None else i + 1
-    beaten: set[tuple[str, str]] = set()  # (winner, loser) by a tested pair's conclusion
-    for p in pairs:
-        if p["conclusion"] == "a_better":
-            beaten.add((p["a"], p["b"]))
-        elif p["conclusion"] == "b_better":
-            beaten.add((p["b"], p["a"]))
-    remaining = [v for v in with_data if v["n"] >= MIN_SEEDS]
-    tier = 1
-    while remaining:
-        leader = remaining[0]
-        group = [leader] + [v for v in remaining[1:] if (leader["name"], v["name"]) not in beaten]
-        for v in group:
-            v["tier"] = tier
-        remaining = [v for v in remaining if v not in group]
-        tier += 1
-    return [v["name"] for v in ordered]
-
-
 def _json_safe(value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str | int):
         return value
     if isinstance(value, float | np.floating):
-        return _finite(float(value))
+        return finite(float(value))
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, Mapping):
@@ -719,15 +451,15 @@ def build_report(
         by_name[t.variant].append(t)
     groups = [_group(n, by_name[n], primary_metric, info.get(n)) for n in names]
     variants = [_variant_block(g, info.get(g.name)) for g in groups]
-    plan = _plan(spec, names)
+    plan = plan_of(spec, names)
     complete = not any(g.n_running for g in groups)
-    looks = _looks(plan, max((len(by_name[n]) for n in names), default=0), complete)
+    looks = current_look(plan, max((len(by_name[n]) for n in names), default=0), complete)
     family = tested_pairs(names, plan.baseline)
     group_of = {g.name: g for g in groups}
     level = float(looks["level"])
     final_level = float(looks.get("final_level", level))
     pairs = [
-        _pair_row(
+        pair_row(
             group_of[a],
             group_of[b],
             family=max(1, len(family)),
@@ -737,11 +469,11 @@ def build_report(
         )
         for a, b in family
     ]
-    _conclude(pairs, higher=higher, level=level, margin=plan.margin, complete=complete)
+    conclude(pairs, higher=higher, level=level, margin=plan.margin, complete=complete)
     for v in variants:
         v["rank"] = None
         v["tier"] = None
-    ranking = _rank_and_tier(variants, pairs, higher)
+    ranking = rank_and_tier(variants, pairs, higher)
     tests = {p["test"] for p in pairs if p["test"] is not None}
     design = {
         "split": plan.split,
@@ -779,20 +511,6 @@ def _dump(d: PairDifference | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(d, PairDifference):
         return d.model_dump(mode="json")
     return PairDifference.model_validate(d).model_dump(mode="json")
-
-
-def needs_more_seeds(report: Any) -> bool:
-    """True when the design is adaptive, the last look is not reached, the current look's
-    trials have all ended, and some tested pair is ``inconclusive``."""
-    if not isinstance(report, Mapping):
-        report = report.model_dump(mode="json")
-    design = report.get("design") or {}
-    looks = design.get("looks") or {}
-    if design.get("sequential") is None or not looks.get("complete", False):
-        return False
-    if int(looks.get("current", 1)) >= int(looks.get("planned", 1)):
-        return False
-    return any(p.get("conclusion") == "inconclusive" for p in report.get("pairwise", ()))
 
 
 def report_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from sqlalchemy import distinct, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from core.db import rows_changed
 from core.spec import seed_schedule
 from core.status import ACTIVE, TrialStatus
 from core.tables import Comparison, Trial
@@ -97,7 +98,7 @@ def next_round(session: Session, comparison: Comparison) -> list[str] | None:
             )
             .execution_options(synchronize_session=False)
         )
-        if not grown.rowcount:  # type: ignore[attr-defined]
+        if not rows_changed(grown):
             return []  # another transaction added it (or the comparison ended): not ours
         session.add_all(trials)
         session.flush()

@@ -34,7 +34,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.db import session_scope
+from core.db import rows_changed, session_scope
 from core.lifecycle import (
     added_trials,
     attempts_exhausted,
@@ -119,7 +119,7 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
                 .values(enqueued_at=None)
                 .execution_options(synchronize_session=False)
             )
-            result.resent = int(reset.rowcount)  # type: ignore[attr-defined]
+            result.resent = rows_changed(reset)
         if result.resent:
             log.warning("messages may be lost; sending %d queued trials again", result.resent)
 

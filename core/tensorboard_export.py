@@ -21,10 +21,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.status import TERMINAL
+
 __all__ = ["TensorBoardResult", "run_dir", "write_event_files"]
 
 ROW_KEYS = {"trial_id", "variant", "seed", "epoch"}
-TERMINAL = ("succeeded", "failed", "cancelled")
 FINAL_METRICS = ("test_accuracy", "test_loss", "best_val_accuracy")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import zipfile
 import zlib
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from numpy.lib.npyio import NpzFile
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -50,7 +48,6 @@ __all__ = [
 UPLOAD_PREFIX = "upload:"
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_CLASSES = 10_000
-CHUNK = 1 << 16  # rows per chunk when scanning for NaN/inf
 ZIP_MAGIC = b"PK\x03\x04"  # a zip archive's first local file header (np.savez writes one)
 NPY_MAGIC = b"\x93NUMPY"
 
@@ -74,29 +71,173 @@ def _fail(msg: str, *parts: str) -> InvalidInput:
     return InvalidInput([{"loc": _loc(*parts), "msg": msg}])
 
 
-def _read_arrays(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        raise _fail("not an .npz file (a zip archive of .npy arrays, as np.savez writes)") from None
-    total = sum(i.file_size for i in infos)
-    if total > max_bytes:
-        raise _fail(
-            f"the arrays take {total:,} bytes uncompressed, over the limit of {max_bytes:,} "
-            "(ARCHBENCH_MAX_DATASET_BYTES)"
-        )
-    members = {i.filename.removesuffix(".npy") for i in infos}
-    errors: list[ErrorItem] = [
-        {"loc": _loc(k), "msg": "missing: the .npz file must hold x_train and y_train"}
-        for k in ("x_train", "y_train")
-        if k not in members
-    ]
-    if ("x_test" in members) != ("y_test" in members):
-        k = "y_test" if "x_test" in members else "x_test"
-        errors.append({"loc": _loc(k), "msg": "missing: x_test and y_test come together"})
+READ_BYTES = 1 << 20  # bytes of array data decoded at a time: validation memory is bounded
+WRITE_LEVEL = 1  # deflate level of the re-written file: fast, and zeros still shrink 1000x
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the same arrays always give the same file (and hash)
+
+
+class _Header:
+    """What an ``.npy`` header declares."""
+
+    def __init__(self, shape: tuple[int, ...], fortran: bool, dtype: np.dtype[Any]) -> None:
+        self.shape = shape
+        self.fortran = fortran
+        self.dtype = dtype
+
+    @property
+    def count(self) -> int:
+        n = 1
+        for dim in self.shape:
+            n *= dim
+        return n
+
+
+def _members(zf: zipfile.ZipFile) -> tuple[dict[str, zipfile.ZipInfo], list[dict[str, str]]]:
+    """The array members by key, and the members that are dropped (with why). Two members
+    for one key (``x_train`` and ``x_train.npy``) are refused: which one np.load would read
+    is an accident of naming, and the checked one must be the stored one."""
+    found: dict[str, zipfile.ZipInfo] = {}
+    dropped: list[dict[str, str]] = []
+    errors: list[ErrorItem] = []
+    for info in zf.infolist():
+        name = info.filename
+        key = name.removesuffix(".npy")
+        if key not in ARRAYS:
+            why = (
+                "a path, not an array name"
+                if "/" in name or "\\" in name or name.startswith(".")
+                else "not one of x_train, y_train, x_test, y_test"
+            )
+            dropped.append({"member": name[:200], "reason": f"{why}: not stored"})
+            continue
+        if key in found:
+            errors.append(
+                {"loc": _loc(key), "msg": f"appears twice ({found[key].filename} and {name})"}
+            )
+            continue
+        found[key] = info
     if errors:
         raise InvalidInput(errors)
+    return found, dropped
+
+
+def _read_header(fp: IO[bytes], member_size: int, max_bytes: int) -> _Header | str:
+    """The header at the start of ``fp``, or what is wrong with it. numpy's own messages are
+    never echoed (a crafted header made them print ``<ast.Call object at 0x...>``)."""
+    magic = fp.read(len(NPY_MAGIC) + 2)
+    if len(magic) < len(NPY_MAGIC) + 2 or not magic.startswith(NPY_MAGIC):
+        return "is not a .npy array"
+    version = (magic[-2], magic[-1])
+    try:
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+        else:
+            return f"uses .npy format version {version[0]}.{version[1]}; only 1.0 and 2.0 are read"
+    except (ValueError, SyntaxError, TypeError, KeyError, OverflowError, RecursionError):
+        return "its .npy header cannot be parsed (it must be a dict literal as numpy writes)"
+    if dtype.hasobject:
+        return "holds pickled Python objects, which are never loaded"
+    if dtype.itemsize == 0 or dtype.fields is not None or dtype.subdtype is not None:
+        return f"must be a numeric array, not dtype {dtype}"
+    if any(int(dim) < 0 for dim in shape):
+        return f"its header declares a negative dimension: shape {tuple(shape)}"
+    header = _Header(tuple(int(d) for d in shape), bool(fortran), dtype)
+    declared = header.count * dtype.itemsize
+    data_bytes = member_size - fp.tell()
+    if declared > max_bytes:
+        return (
+            f"its header declares shape {header.shape} of {dtype} ({declared:,} bytes), over "
+            f"the limit of {max_bytes:,} (ARCHBENCH_MAX_DATASET_BYTES)"
+        )
+    if declared > data_bytes:
+        return (
+            f"its header declares shape {header.shape} of {dtype} ({declared:,} bytes) but the "
+            f"member holds only {max(data_bytes, 0):,} bytes of data"
+        )
+    return header
+
+
+def _shape_problem(key: str, h: _Header) -> str | None:
+    if key.startswith("x"):
+        if h.dtype.kind not in "biuf":
+            return f"must be a numeric array, not dtype {h.dtype}"
+        if len(h.shape) not in (2, 3, 4):
+            return f"must have shape (N, F), (N, H, W) or (N, H, W, C); got {h.shape}"
+        if h.shape[0] == 0 or 0 in h.shape[1:]:
+            return f"is empty (shape {h.shape})"
+        return None
+    if not (len(h.shape) == 1 or (len(h.shape) == 2 and h.shape[1] == 1)):
+        return f"must be class labels of shape (N,); got {h.shape}"
+    if h.dtype.kind not in "iuf":
+        return f"must be integer class labels, not dtype {h.dtype}"
+    if h.shape[0] == 0:
+        return "is empty"
+    return None
+
+
+class _LabelScan:
+    """Label checks and class counts, a chunk at a time."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(0, dtype=np.int64)
+        self.problem: str | None = None
+
+    def feed(self, y: np.ndarray) -> None:
+        if self.problem or not len(y):
+            return
+        if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+            self.problem = "must be whole-number class labels"
+            return
+        if float(y.min()) < 0 or float(y.max()) >= MAX_CLASSES:
+            self.problem = f"labels must lie in 0..{MAX_CLASSES - 1}"
+            return
+        chunk = np.bincount(y.astype(np.int64))
+        if len(chunk) > len(self.counts):
+            chunk[: len(self.counts)] += self.counts
+            self.counts = chunk
+        else:
+            self.counts[: len(chunk)] += chunk
+
+
+def _copy_checked(
+    key: str, h: _Header, src: IO[bytes], out: zipfile.ZipFile
+) -> tuple[str | None, np.ndarray | None]:
+    """Stream one member's data into ``out`` as a fresh ``.npy``, checking each chunk; the
+    problem found (or None) and, for labels, the class counts."""
+    info = zipfile.ZipInfo(key + ".npy", date_time=FIXED_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    scan = _LabelScan() if key.startswith("y") else None
+    itemsize = h.dtype.itemsize
+    left = h.count * itemsize
+    per_read = max(itemsize, READ_BYTES - READ_BYTES % itemsize)
+    with out.open(info, "w", force_zip64=True) as dst:
+        header = {
+            "descr": np.lib.format.dtype_to_descr(h.dtype),
+            "fortran_order": h.fortran,
+            "shape": h.shape,
+        }
+        np.lib.format.write_array_header_2_0(dst, header)
+        while left:
+            data = src.read(min(per_read, left))
+            if not data or len(data) % itemsize:
+                return "ends before the data its header declares", None
+            left -= len(data)
+            values = np.frombuffer(data, dtype=h.dtype)
+            if scan is not None:
+                scan.feed(values)
+                if scan.problem:
+                    return scan.problem, None
+            elif h.dtype.kind == "f" and not np.isfinite(values).all():
+                return "holds NaN or infinite values", None
+            dst.write(data)
+    return None, scan.counts if scan is not None else None
+
+
+def _rewrite(path: Path, dest: Path, max_bytes: int) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Check ``path`` a chunk at a time and write the checked arrays, and nothing else, to
+    ``dest``; the headers and label counts by key, and the dropped members."""
     with path.open("rb") as fh:
         if fh.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
             # np.load would read a file that starts as a .npy (an .npy + zip polyglot) as one
@@ -105,73 +246,48 @@ def _read_arrays(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
                 "not an .npz file (a zip archive of .npy arrays, as np.savez writes): it does "
                 "not start as a zip archive"
             )
-    errors = _check_headers(path, members, max_bytes)
-    if errors:
-        raise InvalidInput(errors)
-    arrays: dict[str, np.ndarray] = {}
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, NpzFile):  # the magic above says it cannot be; never trust
-            raise _fail("not an .npz file (a zip archive of .npy arrays, as np.savez writes)")
-        with loaded as npz:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        raise _fail("not an .npz file (a zip archive of .npy arrays, as np.savez writes)") from None
+    with zf:
+        found, dropped = _members(zf)
+        total = sum(i.file_size for i in found.values())
+        if total > max_bytes:
+            raise _fail(
+                f"the arrays take {total:,} bytes uncompressed, over the limit of {max_bytes:,} "
+                "(ARCHBENCH_MAX_DATASET_BYTES)"
+            )
+        errors: list[ErrorItem] = [
+            {"loc": _loc(k), "msg": "missing: the .npz file must hold x_train and y_train"}
+            for k in ("x_train", "y_train")
+            if k not in found
+        ]
+        if ("x_test" in found) != ("y_test" in found):
+            k = "y_test" if "x_test" in found else "x_test"
+            errors.append({"loc": _loc(k), "msg": "missing: x_test and y_test come together"})
+        if errors:
+            raise InvalidInput(errors)
+        headers: dict[str, _Header] = {}
+        counts: dict[str, np.ndarray] = {}
+        with zipfile.ZipFile(dest, "w", compresslevel=WRITE_LEVEL) as out:
             for key in ARRAYS:
-                if key not in members:
+                if key not in found:
                     continue
+                info = found[key]
+                header: _Header | None = None
                 try:
-                    value: Any = npz[key]
-                except ValueError as exc:
-                    msg = str(exc)
-                    if "allow_pickle" in msg or "pickle" in msg.lower():
-                        msg = "holds pickled Python objects, which are never loaded"
-                    errors.append({"loc": _loc(key), "msg": f"cannot be read: {msg}"})
-                    continue
-                except (
-                    MemoryError,
-                    OSError,
-                    EOFError,
-                    zipfile.BadZipFile,
-                    zlib.error,
-                    io.UnsupportedOperation,
-                    NotImplementedError,
-                    RuntimeError,
-                ) as exc:
-                    errors.append({"loc": _loc(key), "msg": f"cannot be read: {exc}"})
-                    continue
-                if not isinstance(value, np.ndarray):
-                    errors.append({"loc": _loc(key), "msg": "is not a .npy array"})
-                    continue
-                arrays[key] = value
-    except (MemoryError, OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise _fail(f"cannot be read: {exc}") from None
-    if errors:
-        raise InvalidInput(errors)
-    return arrays
-
-
-def _member_name(names: set[str], key: str) -> str:
-    """The zip member ``np.load(...)[key]`` opens: ``key`` itself if present, else ``key.npy``."""
-    return key if key in names else key + ".npy"
-
-
-def _check_headers(path: Path, members: set[str], max_bytes: int) -> list[ErrorItem]:
-    """Read each array's ``.npy`` header (never its data) and check what it declares.
-
-    numpy allocates the whole array a header declares before it reads a byte of data, so a
-    tiny member claiming shape ``(10**11, 8)`` would raise MemoryError (or take the memory).
-    The declared size must fit in the member (its uncompressed size from the zip directory,
-    which zipfile never reads past) and within ``max_bytes``.
-    """
-    errors: list[ErrorItem] = []
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            for key in ARRAYS:
-                if key not in members:
-                    continue
-                info = zf.getinfo(_member_name(names, key))
-                try:
-                    with zf.open(info) as fp:
-                        problem = _header_problem(fp, info.file_size, max_bytes)
+                    with zf.open(info) as src:
+                        got = _read_header(src, info.file_size, max_bytes)
+                        if isinstance(got, str):
+                            errors.append({"loc": _loc(key), "msg": got})
+                            continue
+                        header = got
+                        problem = _shape_problem(key, got)
+                        if problem is None:
+                            problem, label_counts = _copy_checked(key, got, src, out)
+                            if label_counts is not None:
+                                counts[key] = label_counts
                 except (
                     OSError,
                     EOFError,
@@ -181,135 +297,61 @@ def _check_headers(path: Path, members: set[str], max_bytes: int) -> list[ErrorI
                     NotImplementedError,
                     RuntimeError,
                 ) as exc:
-                    problem = f"cannot be read: {exc}"
+                    problem = f"cannot be read ({type(exc).__name__})"
                 if problem:
                     errors.append({"loc": _loc(key), "msg": problem})
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
-        return [{"loc": _loc(), "msg": f"cannot be read: {exc}"}]
-    return errors
+                elif header is not None:
+                    headers[key] = header
+        if errors:
+            raise InvalidInput(errors)
+    return {"headers": headers, "counts": counts}, dropped
 
 
-def _header_problem(fp: IO[bytes], member_size: int, max_bytes: int) -> str | None:
-    """What is wrong with the ``.npy`` header at the start of ``fp``, or None."""
-    magic = fp.read(len(NPY_MAGIC) + 2)
-    if len(magic) < len(NPY_MAGIC) + 2 or not magic.startswith(NPY_MAGIC):
-        return "is not a .npy array"
-    version = (magic[-2], magic[-1])
-    if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
-    elif version == (2, 0):
-        shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
-    else:
-        return f"uses .npy format version {version[0]}.{version[1]}; only 1.0 and 2.0 are read"
-    if dtype.hasobject:
-        return "holds pickled Python objects, which are never loaded"
-    if dtype.itemsize == 0:
-        return f"must be a numeric array, not dtype {dtype}"
-    if any(int(dim) < 0 for dim in shape):
-        return f"its header declares a negative dimension: shape {tuple(shape)}"
-    count = 1
-    for dim in shape:
-        count *= int(dim)
-    declared = count * dtype.itemsize
-    data_bytes = member_size - fp.tell()
-    if declared > max_bytes:
-        return (
-            f"its header declares shape {tuple(shape)} of {dtype} ({declared:,} bytes), over "
-            f"the limit of {max_bytes:,} (ARCHBENCH_MAX_DATASET_BYTES)"
-        )
-    if declared > data_bytes:
-        return (
-            f"its header declares shape {tuple(shape)} of {dtype} ({declared:,} bytes) but the "
-            f"member holds only {max(data_bytes, 0):,} bytes of data"
-        )
-    return None
-
-
-def _check_inputs(key: str, x: np.ndarray) -> list[ErrorItem]:
-    if x.dtype.kind not in "biuf":
-        return [{"loc": _loc(key), "msg": f"must be a numeric array, not dtype {x.dtype}"}]
-    if x.ndim not in (2, 3, 4):
-        return [
-            {
-                "loc": _loc(key),
-                "msg": f"must have shape (N, F), (N, H, W) or (N, H, W, C); got {x.shape}",
-            }
-        ]
-    if len(x) == 0 or 0 in x.shape[1:]:
-        return [{"loc": _loc(key), "msg": f"is empty (shape {x.shape})"}]
-    if x.dtype.kind == "f":
-        for start in range(0, len(x), CHUNK):
-            if not np.isfinite(x[start : start + CHUNK]).all():
-                return [{"loc": _loc(key), "msg": "holds NaN or infinite values"}]
-    return []
-
-
-def _labels(key: str, y: np.ndarray) -> tuple[np.ndarray | None, list[ErrorItem]]:
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        return None, [
-            {"loc": _loc(key), "msg": f"must be class labels of shape (N,); got {y.shape}"}
-        ]
-    if y.dtype.kind == "f":
-        if not (np.isfinite(y).all() and (y == np.round(y)).all()):
-            return None, [{"loc": _loc(key), "msg": "must be whole-number class labels"}]
-        if len(y) and (y.min() < 0 or y.max() >= MAX_CLASSES):
-            return None, [{"loc": _loc(key), "msg": f"labels must lie in 0..{MAX_CLASSES - 1}"}]
-        y = y.astype(np.int64)
-    if y.dtype.kind not in "iu":
-        return None, [
-            {"loc": _loc(key), "msg": f"must be integer class labels, not dtype {y.dtype}"}
-        ]
-    if len(y) == 0:
-        return None, [{"loc": _loc(key), "msg": "is empty"}]
-    if int(y.min()) < 0 or int(y.max()) >= MAX_CLASSES:
-        return None, [{"loc": _loc(key), "msg": f"labels must lie in 0..{MAX_CLASSES - 1}"}]
-    return y.astype(np.int64), []
-
-
-def inspect_npz(path: Path, *, max_bytes: int) -> UploadFacts:
-    """Check an uploaded ``.npz``; its facts, or InvalidInput with every located error."""
-    arrays = _read_arrays(path, max_bytes)
+def inspect_npz(
+    path: Path, *, max_bytes: int, dest: Path | None = None
+) -> tuple[UploadFacts, list[dict[str, str]]]:
+    """Check an uploaded ``.npz`` in bounded memory and write its checked arrays, and only
+    those, to ``dest`` (a fresh .npz; a scratch file when None). Its facts and the members
+    dropped (extra arrays, path-like names), or InvalidInput with every located error."""
+    scratch = dest or path.with_name(path.name + ".checked")
+    try:
+        found, dropped = _rewrite(path, scratch, max_bytes)
+    finally:
+        if dest is None:
+            with contextlib.suppress(FileNotFoundError):
+                scratch.unlink()
+    headers: dict[str, _Header] = found["headers"]
+    label_counts: dict[str, np.ndarray] = found["counts"]
     errors: list[ErrorItem] = []
-    labels: dict[str, np.ndarray] = {}
-    pairs = [("x_train", "y_train")] + ([("x_test", "y_test")] if "x_test" in arrays else [])
+    pairs = [("x_train", "y_train")] + ([("x_test", "y_test")] if "x_test" in headers else [])
     for xk, yk in pairs:
-        x_errors = _check_inputs(xk, arrays[xk])
-        y, y_errors = _labels(yk, arrays[yk])
-        errors += x_errors + y_errors
-        if y is not None:
-            labels[yk] = y
-            if not x_errors and len(arrays[xk]) != len(y):
-                errors.append(
-                    {
-                        "loc": _loc(yk),
-                        "msg": f"has {len(y)} labels but {xk} has {len(arrays[xk])} samples",
-                    }
-                )
-    x_train = arrays["x_train"]
-    if "x_test" in arrays and arrays["x_test"].shape[1:] != x_train.shape[1:]:
+        n_x, n_y = headers[xk].shape[0], headers[yk].shape[0]
+        if n_x != n_y:
+            errors.append({"loc": _loc(yk), "msg": f"has {n_y} labels but {xk} has {n_x} samples"})
+    x_train = headers["x_train"]
+    if "x_test" in headers and headers["x_test"].shape[1:] != x_train.shape[1:]:
         errors.append(
             {
                 "loc": _loc("x_test"),
-                "msg": f"samples of shape {arrays['x_test'].shape[1:]} differ from x_train's "
+                "msg": f"samples of shape {headers['x_test'].shape[1:]} differ from x_train's "
                 f"{x_train.shape[1:]}",
             }
         )
     if errors:
         raise InvalidInput(errors)
-    y_train = labels["y_train"]
-    num_classes = int(y_train.max()) + 1
+    train_counts = label_counts["y_train"]
+    num_classes = len(train_counts)
     if num_classes < 2:
         raise _fail("needs at least 2 classes (labels 0 and 1 at least)", "y_train")
-    if "y_test" in labels and int(labels["y_test"].max()) >= num_classes:
+    test_counts = label_counts.get("y_test")
+    if test_counts is not None and len(test_counts) > num_classes:
         raise _fail(
-            f"label {int(labels['y_test'].max())} is not among y_train's classes "
-            f"0..{num_classes - 1}",
+            f"label {len(test_counts) - 1} is not among y_train's classes 0..{num_classes - 1}",
             "y_test",
         )
-    y_all = np.concatenate(list(labels.values()))
-    counts = np.bincount(y_all, minlength=num_classes)
+    counts = train_counts.copy()
+    if test_counts is not None:
+        counts[: len(test_counts)] += test_counts
     thin = [c for c in range(num_classes) if counts[c] < 2]
     if thin:
         raise _fail(
@@ -317,9 +359,10 @@ def inspect_npz(path: Path, *, max_bytes: int) -> UploadFacts:
             f"{num_classes - 1} needs at least 2 for a stratified split",
             "y_train",
         )
-    shape = tuple(int(d) for d in x_train.shape[1:])
+    shape = x_train.shape[1:]
     input_shape = (*shape, 1) if len(shape) == 2 else shape
-    return UploadFacts(input_shape=input_shape, num_classes=num_classes, samples=len(y_all))
+    facts = UploadFacts(input_shape=input_shape, num_classes=num_classes, samples=int(counts.sum()))
+    return facts, dropped
 
 
 def sha256_file(path: Path) -> str:

@@ -16,7 +16,7 @@ from core.destinations import allows_private, literal_refusal
 from core.errors import ErrorItem, InvalidInput
 from core.similarity import analysis_bytes
 from core.spec import ComparisonSpec, SeedSchedule, probe_size_of
-from models.analysis import Analysis, Limits, analyze_variant
+from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError
 from models.spec import parse_variant
 
@@ -47,6 +47,7 @@ def limits_of(settings: Settings) -> Limits:
         max_layers=settings.max_layers,
         max_params=settings.max_params,
         max_flops=settings.max_flops,
+        max_activation_bytes=settings.max_activation_bytes,
     )
 
 
@@ -207,6 +208,7 @@ def validate_variant(
     dataset: DatasetInfo | None,
     settings: Settings,
     prefix: list[str | int],
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> tuple[dict[str, Any], Analysis]:
     """Parse and analyse one variant; returns its normalised JSON and its analysis."""
     try:
@@ -217,6 +219,7 @@ def validate_variant(
             input_shape=dataset.input_shape if dataset else None,
             num_classes=dataset.num_classes if dataset else None,
             limits=limits_of(settings),
+            batch_size=batch_size,
         )
     except SpecError as exc:
         errors = list(exc.errors)
@@ -348,7 +351,11 @@ def validate_comparison(
         prefix: list[str | int] = [*body, "variants", i]
         try:
             normalised, analysis = validate_variant(
-                raw, dataset=dataset, settings=settings, prefix=prefix
+                raw,
+                dataset=dataset,
+                settings=settings,
+                prefix=prefix,
+                batch_size=spec.training.batch_size,
             )
         except InvalidInput as exc:
             errors.extend(exc.errors)

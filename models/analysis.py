@@ -25,7 +25,16 @@ from models.errors import ErrorDict, SpecError, err
 from models.keras_import import layers_from_keras_config
 from models.spec import Layer, Variant
 
-__all__ = ["Analysis", "LayerAnalysis", "Limits", "analyze", "analyze_variant", "layer_names"]
+__all__ = [
+    "Activations",
+    "Analysis",
+    "LayerAnalysis",
+    "Limits",
+    "activations_of",
+    "analyze",
+    "analyze_variant",
+    "layer_names",
+]
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,9 @@ class Limits:
     max_layers: int
     max_params: int
     max_flops: int
+    # Activation memory of one training batch (every layer's float32 output for
+    # ``batch_size`` samples, as training keeps them for the backward pass); None: no limit.
+    max_activation_bytes: int | None = None
 
 
 @dataclass
@@ -61,6 +73,7 @@ class Analysis:
     non_trainable_params: int
     flops: int
     layers: list[LayerAnalysis] = field(default_factory=list)
+    activations: Activations | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (API.md, Analysis)."""
@@ -70,6 +83,43 @@ class Analysis:
         for layer in out["layers"]:
             layer["output_shape"] = list(layer["output_shape"])
         return out
+
+
+BYTES_PER_VALUE = 4  # float32, what archbench trains in
+DEFAULT_BATCH_SIZE = 64  # core.spec's training.batch_size default
+
+
+@dataclass
+class Activations:
+    """Memory the layer outputs take: the largest one and the sum, per sample and per batch.
+
+    Parameter and FLOP counts miss this: 190 ZeroPadding2D(64) layers have no parameters and
+    no FLOPs, yet their last output is 24,328 x 24,328 (2.37 GB per sample)."""
+
+    largest_layer: str | None
+    largest_layer_index: int | None
+    largest_bytes_per_sample: int
+    total_bytes_per_sample: int
+    batch_size: int
+    largest_bytes_per_batch: int
+    total_bytes_per_batch: int
+
+
+def activations_of(layers: Sequence[LayerAnalysis], batch_size: int) -> Activations:
+    """The activation memory of ``layers`` (their outputs, float32) for ``batch_size``."""
+    sizes = [math.prod(layer.output_shape) * BYTES_PER_VALUE for layer in layers]
+    largest = max(range(len(sizes)), key=sizes.__getitem__) if sizes else None
+    top = sizes[largest] if largest is not None else 0
+    total = sum(sizes)
+    return Activations(
+        largest_layer=layers[largest].name if largest is not None else None,
+        largest_layer_index=largest,
+        largest_bytes_per_sample=top,
+        total_bytes_per_sample=total,
+        batch_size=batch_size,
+        largest_bytes_per_batch=top * batch_size,
+        total_bytes_per_batch=total * batch_size,
+    )
 
 
 class _Bad(Exception):
@@ -324,6 +374,7 @@ def analyze(
     *,
     num_classes: int | None = None,
     limits: Limits | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Analysis:
     """Infer every layer's shape and counts, or raise ``SpecError`` with located problems."""
     errors: list[ErrorDict] = []
@@ -358,9 +409,36 @@ def analyze(
             errors.append(
                 err(["layers"], f"{flops:,} FLOPs exceeds the limit of {limits.max_flops:,}")
             )
+    activations = activations_of(out, batch_size)
+    if (
+        limits is not None
+        and limits.max_activation_bytes is not None
+        and activations.total_bytes_per_batch > limits.max_activation_bytes
+    ):
+        j = activations.largest_layer_index
+        errors.append(
+            err(
+                ["layers", j] if j is not None else ["layers"],
+                f"the layer outputs take {activations.total_bytes_per_batch:,} bytes per batch "
+                f"of {batch_size} (float32; {activations.total_bytes_per_sample:,} per sample), "
+                f"over the limit of {limits.max_activation_bytes:,} "
+                f"(ARCHBENCH_MAX_ACTIVATION_BYTES); the largest is this layer's output "
+                f"{_fmt(out[j].output_shape) if j is not None else ''}, "
+                f"{activations.largest_bytes_per_sample:,} bytes per sample",
+            )
+        )
     if errors:
         raise SpecError(errors)
-    return Analysis(tuple(input_shape), final, params, trainable, params - trainable, flops, out)
+    return Analysis(
+        tuple(input_shape),
+        final,
+        params,
+        trainable,
+        params - trainable,
+        flops,
+        out,
+        activations,
+    )
 
 
 def analyze_variant(
@@ -369,6 +447,7 @@ def analyze_variant(
     input_shape: tuple[int, ...] | None,
     num_classes: int | None = None,
     limits: Limits | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> tuple[list[Layer], tuple[int, ...], Analysis]:
     """Resolve a variant's layers and input shape, then analyse it.
 
@@ -388,5 +467,7 @@ def analyze_variant(
     return (
         layers,
         tuple(shape),
-        analyze(layers, tuple(shape), num_classes=num_classes, limits=limits),
+        analyze(
+            layers, tuple(shape), num_classes=num_classes, limits=limits, batch_size=batch_size
+        ),
     )

@@ -93,3 +93,17 @@ def distributed(
     finally:
         for proc in svc.procs.values():
             stop(proc)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``make test-fast`` (ARCHBENCH_TEST_NO_TRAINING=1) a test that fits a Keras model
+    fails, so a training test without its ``training`` marker cannot slow the fast tier."""
+    if os.environ.get("ARCHBENCH_TEST_NO_TRAINING") != "1":
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("this test trains a model: mark it @pytest.mark.training")
+
+    keras.Model.fit = refuse

@@ -26,7 +26,9 @@ def analyze(
     session: SessionDep,
     tenant: TenantDep,
 ) -> dict[str, Any]:
-    """Shapes, parameters, FLOPs and receptive fields of one variant, as Keras would build it.
+    """Shapes, parameters, FLOPs, receptive fields and activation memory (largest layer output
+    and the sum, per sample and per batch of ``batch_size``) of one variant, as Keras would
+    build it.
 
     The input shape is the variant's ``input_shape``, else the dataset's: send
     ``{"variant": {...}, "dataset": {"name": "mnist_5k"}}`` or
@@ -57,7 +59,11 @@ def analyze(
             errors.append({"loc": name_loc, "msg": "a dataset name (a string) is required"})
     try:
         normalised, analysis = validate_variant(
-            body.variant, dataset=dataset, settings=settings, prefix=["body", "variant"]
+            body.variant,
+            dataset=dataset,
+            settings=settings,
+            prefix=["body", "variant"],
+            batch_size=body.batch_size,
         )
     except InvalidInput as exc:
         if dataset is None and body.dataset is not None:

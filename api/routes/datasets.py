@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import threading
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +17,7 @@ from api.deps import SessionDep, SettingsDep, TenantDep
 from api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.schemas import Page
 from core.datasets import BUILTIN_DATASETS
-from core.errors import InvalidInput, PayloadTooLarge
+from core.errors import InvalidInput, PayloadTooLarge, TooManyRequests
 from core.spec import NO_NUL
 from core.tables import Dataset
 from core.tenancy import owned
@@ -26,6 +28,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 COPY_CHUNK = 1 << 20
+UPLOAD_RETRY_AFTER_SECONDS = 5
 
 
 @router.get("", response_model=Page[dict[str, Any]])
@@ -69,9 +72,13 @@ def list_datasets(
     "",
     status_code=201,
     responses={
-        201: {"description": "The dataset, usable by this tenant as its `name`."},
+        201: {
+            "description": "The dataset, usable by this tenant as its `name`; `dropped` lists "
+            "the members that were not stored (anything but x_train, y_train, x_test, y_test)."
+        },
         413: {"description": "Over ARCHBENCH_MAX_UPLOAD_BYTES."},
         422: {"description": "Not a valid .npz dataset; `errors` say where."},
+        429: {"description": "Over ARCHBENCH_MAX_CONCURRENT_UPLOADS uploads being checked."},
     },
 )
 def upload_dataset(
@@ -90,13 +97,25 @@ def upload_dataset(
     folder = settings.data_dir / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".incoming-{uuid.uuid4().hex}.npz"
+    checked = folder / f".checked-{uuid.uuid4().hex}.npz"
+    gate = _upload_gate(settings.max_concurrent_uploads)
+    if not gate.acquire(blocking=False):
+        raise TooManyRequests(
+            f"This api process is already checking {settings.max_concurrent_uploads} uploads "
+            "(ARCHBENCH_MAX_CONCURRENT_UPLOADS); retry shortly.",
+            headers={"Retry-After": str(UPLOAD_RETRY_AFTER_SECONDS)},
+        )
     try:
-        size = _copy_limited(file, tmp, settings.max_upload_bytes)
-        facts = inspect_npz(tmp, max_bytes=settings.max_dataset_bytes)
-        content_hash, relative = store_upload(settings, tmp)
+        _copy_limited(file, tmp, settings.max_upload_bytes)
+        # Checked a chunk at a time; only the checked arrays are written, and stored.
+        facts, dropped = inspect_npz(tmp, max_bytes=settings.max_dataset_bytes, dest=checked)
+        size = checked.stat().st_size
+        content_hash, relative = store_upload(settings, checked)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        gate.release()
+        for path in (tmp, checked):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
     row = Dataset(
         tenant=tenant,
         name=name,
@@ -109,7 +128,13 @@ def upload_dataset(
     )
     session.add(row)
     session.commit()
-    return dataset_out(row)
+    return {**dataset_out(row), "dropped": dropped}
+
+
+@functools.cache
+def _upload_gate(slots: int) -> threading.BoundedSemaphore:
+    """Uploads being checked at once in this process (each takes a few MB and a core)."""
+    return threading.BoundedSemaphore(slots)
 
 
 def _copy_limited(upload: UploadFile, dest: Path, limit: int) -> int:

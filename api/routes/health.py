@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
+from api.deps import SettingsDep
 from api.metrics import CONTENT_TYPE, render_metrics
 from core.db import get_engine
+from core.errors import Unauthorized
 from core.migrate import schema_state
 from core.queue import client_app
 
@@ -59,9 +64,30 @@ def readyz() -> JSONResponse:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}},
+    responses={
+        200: {"content": {"text/plain": {}}},
+        401: {
+            "description": "ARCHBENCH_METRICS_TOKEN is set and was not sent",
+            "content": {"application/problem+json": {}},
+        },
+    },
 )
-def metrics() -> Response:
+def metrics(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> Response:
     """Prometheus text format: requests by route, comparisons and trials by status, queue depth,
-    running trials per worker, epoch durations and worker heartbeats (see ``api.metrics``)."""
+    running trials per worker, epoch durations and worker heartbeats (see ``api.metrics``).
+
+    With ``ARCHBENCH_METRICS_TOKEN`` set, a scrape must send ``Authorization: Bearer <token>``
+    (401 otherwise); without it /metrics is open (API keys are for tenants, not scrapers)."""
+    token = settings.metrics_token
+    if token:
+        scheme, _, sent = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            sent.strip().encode(), token.encode()
+        ):
+            raise Unauthorized(
+                "/metrics needs `Authorization: Bearer <ARCHBENCH_METRICS_TOKEN>`.",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
     return Response(render_metrics(), media_type=CONTENT_TYPE)

@@ -44,7 +44,20 @@ function fmt(x, digits = 4) {
 // Report numbers, written exactly as core/report_format.py writes them (verdict, Markdown,
 // text and PNG): levels 97.53%, differences in points +3.41, loss 0.1234, p 0.012 or
 // < 0.001, effect sizes -1.23, counts 866,570.
-const NUM = (x, d) => x.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
+// Python's f"{x:,.{d}f}" exactly: the double's exact value (toFixed(100) is exact) rounded
+// half to even, commas between thousands, the sign of -0 kept. toLocaleString rounds some
+// values differently (0.93925 is 93.92% in Python, 93.93% there).
+function NUM(x, d, group = true) {
+  const negative = x < 0 || Object.is(x, -0);
+  const [whole, frac] = Math.abs(x).toFixed(100).split(".");
+  let kept = BigInt(whole + frac.slice(0, d));
+  const rest = frac.slice(d);
+  if (rest[0] > "5" || (rest[0] === "5" && (/[1-9]/.test(rest.slice(1)) || kept % 2n === 1n))) kept += 1n;
+  const text = kept.toString().padStart(d + 1, "0");
+  const digits = text.slice(0, text.length - d);
+  const int = group ? digits.replace(/\B(?=(\d{3})+(?!\d))/g, ",") : digits;
+  return (negative ? "-" : "") + (d ? `${int}.${text.slice(text.length - d)}` : int);
+}
 const isNum = (x) => typeof x === "number" && Number.isFinite(x);
 const DASH = "\u2014";
 function isLoss(report) { return report && report.primary_metric === "test_loss"; }
@@ -55,12 +68,12 @@ function fmtLevel(x, report) {
 function fmtGap(x, report, signed = false) {
   if (!isNum(x)) return DASH;
   const text = isLoss(report) ? NUM(x, 4) : NUM(100 * x, 2);
-  return signed && x >= 0 ? `+${text}` : text;
+  return signed && !text.startsWith("-") ? `+${text}` : text;
 }
 function fmtLevelCI(ci, report) { return ci ? `${fmtLevel(ci[0], report)} to ${fmtLevel(ci[1], report)}` : DASH; }
 function fmtGapCI(ci, report) { return ci ? `${fmtGap(ci[0], report, true)} to ${fmtGap(ci[1], report, true)}` : DASH; }
-function fmtP(p) { return isNum(p) ? (p < 0.001 ? "< 0.001" : p.toFixed(3)) : DASH; }
-function fmtEffect(g) { return isNum(g) ? g.toFixed(2) : DASH; }
+function fmtP(p) { return isNum(p) ? (p < 0.001 ? "< 0.001" : NUM(p, 3, false)) : DASH; }
+function fmtEffect(g) { return isNum(g) ? NUM(g, 2, false) : DASH; }
 function fmtCount(n) { return isNum(n) ? n.toLocaleString("en-US") : DASH; }
 function fmtSpread(mean, std, d = 2) {
   if (!isNum(mean)) return DASH;
@@ -325,7 +338,8 @@ async function refreshTables(view, state) {
   $("#trials tbody", view).replaceChildren(...state.trials.map((t) => el("tr", { "data-id": t.id },
     el("td", {}, t.variant), el("td", {}, t.seed),
     el("td", {}, el("span", { class: `status ${t.status}` }, t.status)),
-    el("td", {}, t.epochs_done), el("td", {}, fmt(t.test_accuracy)), el("td", {}, fmt(t.test_loss)),
+    el("td", {}, t.epochs_done), el("td", {}, fmtLevel(t.test_accuracy, { primary_metric: "test_accuracy" })),
+    el("td", {}, fmtLevel(t.test_loss, { primary_metric: "test_loss" })),
     el("td", {}, fmt(t.train_seconds, 1)), el("td", {}, t.worker || ""))));
   const r = state.report;
   $("#verdict", view).textContent = r.verdict || "No verdict yet.";

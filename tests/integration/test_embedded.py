@@ -215,17 +215,41 @@ def test_readme_cli_lines_run(embedded: Service, tmp_path: Path) -> None:
     assert {p.name for p in (tmp_path / "results").iterdir()} >= {"trials.csv", "report.png"}
     with (tmp_path / "results" / "trials.csv").open() as fh:
         timed = [row["inference_ms_per_sample"] for row in csv.DictReader(fh)]
-    assert len(timed) == 4
+    quick = json.loads((ROOT / "examples" / "quick.json").read_text())
+    n = len(quick["variants"]) * len(quick["seeds"])
+    assert len(timed) == n
     assert all(float(x) > 0 for x in timed), timed  # every seed, not one per variant
-    assert "logged 4 new run(s)" in out
-    assert "wrote 4 new TensorBoard run(s)" in out
+    assert f"logged {n} new run(s)" in out
+    assert f"wrote {n} new TensorBoard run(s)" in out
     runs = sorted(
         p.parent.relative_to(tmp_path / "runs")
         for p in (tmp_path / "runs").glob("*/*/events.out.tfevents.*")
     )
-    assert [str(r) for r in runs] == ["cnn/seed0", "cnn/seed1", "mlp/seed0", "mlp/seed1"]
+    assert [str(r) for r in runs] == sorted(
+        f"{v['name']}/seed{seed}" for v in quick["variants"] for seed in quick["seeds"]
+    )
 
     # Exporting again: nothing is written twice, and the command says what was there.
+    # TensorBoard's own reader finds each trial's curve, step = epoch, as the api has it.
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.util import tensor_util
+
+    with embedded.client() as client:
+        trials = client.get(f"/v1/comparisons/{cid}/trials").json()["items"]
+        metrics = client.get(f"/v1/comparisons/{cid}/metrics").json()["items"]
+    for t in trials:
+        acc = event_accumulator.EventAccumulator(
+            str(tmp_path / "runs" / t["variant"] / f"seed{t['seed']}"),
+            size_guidance={event_accumulator.TENSORS: 0},
+        ).Reload()
+        read = {
+            e.step: float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors("loss")
+        }
+        want = {m["epoch"]: m["loss"] for m in metrics if m["trial_id"] == t["id"]}
+        assert read.keys() == want.keys() == set(range(1, quick["training"]["epochs"] + 1))
+        for epoch, loss in want.items():
+            assert read[epoch] == pytest.approx(loss, rel=1e-6)  # stored as float32
+
     # The same comparison in a notebook: the client's objects render as HTML.
     from archbench.client import Client
 
@@ -233,16 +257,17 @@ def test_readme_cli_lines_run(embedded: Service, tmp_path: Path) -> None:
         shown = ab.get(cid)._repr_html_()
         report = ab.report(cid)
     assert "succeeded" in shown
-    assert "epochs 8/8 (100%)" in shown
+    epochs = n * quick["training"]["epochs"]
+    assert f"epochs {epochs}/{epochs} (100%)" in shown
     assert html.escape(str(report["verdict"]).split(":")[0]) in report._repr_html_()
 
     exports = [line for line in script.splitlines() if line.startswith("archbench export")]
     again = bash("\n".join([script.splitlines()[0], f"ID={cid}", *exports[1:]]))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "logged 0 new run(s)" in again.stdout
-    assert "4 already there from an earlier export" in again.stdout
+    assert f"{n} already there from an earlier export" in again.stdout
     assert "wrote 0 new TensorBoard run(s)" in again.stdout
-    assert "4 already there" in again.stdout
+    assert f"{n} already there" in again.stdout
 
 
 def test_a_generated_client_submits_polls_and_reads_the_report(

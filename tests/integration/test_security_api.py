@@ -27,6 +27,7 @@ LIMITS = {
     "ARCHBENCH_MAX_FLOPS": "2000000",
     "ARCHBENCH_MAX_BODY_BYTES": "20000",
     "ARCHBENCH_MAX_ACTIVE_COMPARISONS_PER_TENANT": "3",
+    "ARCHBENCH_METRICS_TOKEN": "scrape-secret",
 }
 
 
@@ -56,8 +57,22 @@ def test_missing_wrong_and_malformed_keys_are_401(api: SecuredApi) -> None:
         resp = httpx.get(api.url + "/v1/comparisons", headers=headers, timeout=10)
         assert_problem(resp, 401)
         assert resp.headers["www-authenticate"].startswith("Bearer")
-    for path in ("/healthz", "/openapi.json", "/metrics", "/docs"):
+    for path in ("/healthz", "/openapi.json", "/docs"):
         assert httpx.get(api.url + path, timeout=10).status_code == 200, path
+    # /metrics needs ARCHBENCH_METRICS_TOKEN when it is set (issue 15, item 9); a tenant's
+    # API key is not it.
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Bearer {api.keys['a']}"},
+    ):
+        resp = httpx.get(api.url + "/metrics", headers=headers, timeout=10)
+        assert_problem(resp, 401)
+    resp = httpx.get(
+        api.url + "/metrics", headers={"Authorization": "Bearer scrape-secret"}, timeout=10
+    )
+    assert resp.status_code == 200
+    assert "archbench_http_requests_total" in resp.text
 
 
 ENDPOINTS = [
@@ -320,6 +335,10 @@ def test_distributed_refuses_to_start_without_auth(api: SecuredApi) -> None:
     text = log.read_text()
     assert "refusing to start: a distributed deployment" in text, text[-2000:]
     assert "ARCHBENCH_ALLOW_NO_AUTH" in text
+    # One clear line (issue 15, item 9): not the reason and then uvicorn's traceback.
+    assert "Traceback" not in text, text[-3000:]
+    assert "Application startup failed" not in text
+    assert text.count("refusing to start") == 1, text[-3000:]
 
     port = free_port()
     env["ARCHBENCH_ALLOW_NO_AUTH"] = "true"
@@ -328,3 +347,42 @@ def test_distributed_refuses_to_start_without_auth(api: SecuredApi) -> None:
         wait_http(f"http://127.0.0.1:{port}", proc, log)
     finally:
         stop(proc)
+
+
+def test_activation_memory_is_limited_at_submit_and_shown_by_the_analysis(
+    api: SecuredApi,
+) -> None:
+    """Issue 15, item 2: 20 parameters and 10 FLOPs, but 2.37 GB per sample of activations."""
+    layers = [
+        {"type": "Reshape", "target_shape": [8, 8, 1]},
+        *[{"type": "ZeroPadding2D", "padding": 64}] * 190,
+        {"type": "GlobalAveragePooling2D"},
+        {"type": "Dense", "units": 10},
+    ]
+    spec = {
+        "name": "padding bomb",
+        "dataset": {"name": "digits"},
+        "training": {"epochs": 1, "batch_size": 64},
+        "seeds": [0],
+        "variants": [{"name": "bomb", "layers": layers}],
+    }
+    with api.client("a") as a:
+        body = assert_problem(a.post("/v1/comparisons", json=spec), 422)
+        (error,) = body["errors"]
+        assert error["loc"] == ["body", "variants", 0, "layers", 190]
+        assert "ARCHBENCH_MAX_ACTIVATION_BYTES" in error["msg"]
+        resp = a.post(
+            "/v1/architectures/analyze",
+            json={
+                "variant": {"name": "small", "input_shape": [8, 8, 1], "layers": layers[:3]},
+                "batch_size": 32,
+            },
+        )
+        assert resp.status_code == 200, resp.text
+    act = resp.json()["activations"]
+    per_sample = [8 * 8 * 4, 136 * 136 * 4, 264 * 264 * 4]  # recomputed from the shapes
+    assert act["largest_bytes_per_sample"] == max(per_sample)
+    assert act["total_bytes_per_sample"] == sum(per_sample)
+    assert act["batch_size"] == 32
+    assert act["total_bytes_per_batch"] == 32 * sum(per_sample)
+    assert act["largest_layer"] == "zero_padding2d_1"

@@ -150,6 +150,7 @@ def test_input_shape_must_match_the_dataset(shape: list[int]) -> None:
 def test_probe_size_follows_the_analysis_settings() -> None:
     assert probe_size_of({}) == 256
     assert probe_size_of({"analysis": {"probe_size": 64}}) == 64
+    # Without similarity no probe is set aside: every example is there for the seeds' splits.
     assert probe_size_of({"analysis": {"similarity": False, "probe_size": 64}}) == 0
 
 
@@ -192,9 +193,12 @@ def test_reuse_key_covers_the_split_design_and_the_reserved_probe() -> None:
     per_seed, fixed = h(), h(dataset={"split": "fixed"})
     assert per_seed != fixed
     assert h(dataset={"split_seed": 1}) != per_seed
-    # The probe set is set aside before a per-seed split (it changes the training data), but
-    # under the fixed design it is a part of the test set (the training data is the same).
+    # The probe set is set aside before a per-seed split: its size changes the training data.
     base = validate_comparison(ComparisonSpec.model_validate(spec()), SETTINGS).spec
+    bare = {k: v for k, v in base.items() if k != "analysis"}
+    assert trial_hash({**bare, "analysis": {"probe_size": 64}}, 0, 0, {}) != trial_hash(
+        bare, 0, 0, {}
+    )
     no_probe = {**base, "analysis": {"similarity": False}}
     assert trial_hash(no_probe, 0, 0, {}) != trial_hash(base, 0, 0, {})
     fixed_spec = {**base, "dataset": {**base["dataset"], "split": "fixed"}}

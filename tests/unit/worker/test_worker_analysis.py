@@ -21,6 +21,8 @@ from worker.analysis import AnalysisResult, analyse_model, store_analysis
 from worker.datasets import Split, load_dataset, make_split
 from worker.training import train_trial
 
+pytestmark = pytest.mark.training  # fits Keras models in this process
+
 LAYERS = parse_variant(
     {
         "name": "small",

@@ -17,6 +17,8 @@ from worker.datasets import Split, load_dataset, make_split
 from worker.training import train_trial
 
 # Linear hidden layers under SGD at learning rate 10: the weights overflow within one epoch.
+pytestmark = pytest.mark.training  # fits Keras models in this process
+
 _UNSTABLE = parse_variant(
     {
         "name": "unstable",

@@ -100,7 +100,6 @@ r = train_trial(layers=variant.layers, input_shape=tuple(ds.input_shape), split=
                 training=TrainingSpec.model_validate(spec["training"]), seed=0,
                 analyse=analyse if on else None, predict_test=on, warm_models=1,
                 measure_inference=True)
-off_eval = None
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if on:  # the next seed on this worker process: the model is warm, its predict traced
     from worker.training import _scores_from, _warm

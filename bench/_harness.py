@@ -192,7 +192,8 @@ def run_comparison(url: str, spec: dict[str, Any], timeout: float = 3600) -> tup
     with httpx.Client(base_url=url, timeout=60) as client:
         t0 = time.perf_counter()
         resp = client.post("/v1/comparisons", json=spec)
-        resp.raise_for_status()
+        if resp.is_error:
+            raise SystemExit(f"submit refused ({resp.status_code}): {resp.text}")
         cid = resp.json()["id"]
         while True:
             status = client.get(f"/v1/comparisons/{cid}").json()["status"]

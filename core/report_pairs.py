@@ -283,7 +283,12 @@ def conclude(
             r["conclusion"] = "inconclusive"
         r["significant"] = r["conclusion"] in ("a_better", "b_better")
         if r["conclusion"] == "inconclusive" and complete and sd and final_level:
-            r["seeds_needed"] = st.seeds_needed(diff, sd, margin, final_level, paired=r["paired"])
+            try:
+                r["seeds_needed"] = st.seeds_needed(
+                    diff, sd, margin, final_level, paired=r["paired"]
+                )
+            except (ArithmeticError, ValueError):  # spreads beyond float range: no estimate
+                r["seeds_needed"] = None
 
 
 def _ordered(variants: Sequence[dict[str, Any]], higher: bool) -> list[dict[str, Any]]:

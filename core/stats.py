@@ -327,7 +327,7 @@ def seeds_needed(
     for the TOST to show ``|diff| < margin`` (each one-sided test at level ``alpha``; only
     when ``|diff| < margin``). Capped at ``SEEDS_NEEDED_CAP``; None without spread.
     """
-    if not sd > 0.0:
+    if not (sd > 0.0 and math.isfinite(sd) and math.isfinite(diff)):
         return None
     candidates: list[int] = []
     gap = abs(diff)

@@ -18,6 +18,7 @@ from statsmodels.stats.multitest import multipletests
 
 from tests.support.helpers import assert_problem, wait_done
 from tests.support.services import ROOT, Service
+from worker.datasets import load_dataset, make_split
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 
@@ -42,7 +43,8 @@ def article(distributed: Service) -> dict[str, Any]:
         assert done["status"] == "succeeded", done
         trials = client.get(f"/v1/comparisons/{cid}/trials").json()["items"]
         report = client.get(f"/v1/comparisons/{cid}/report").json()
-    return {"id": cid, "spec": spec, "trials": trials, "report": report}
+    design = report["design"]["split"]
+    return {"id": cid, "spec": spec, "trials": trials, "report": report, "design": design}
 
 
 def _predictions(client: Any, cid: str) -> pd.DataFrame:
@@ -52,7 +54,7 @@ def _predictions(client: Any, cid: str) -> pd.DataFrame:
 
 
 def test_predictions_for_every_trial_and_test_example(
-    distributed: Service, article: dict[str, Any]
+    distributed: Service, article: dict[str, Any], tmp_path: Path
 ) -> None:
     cid = article["id"]
     with distributed.client() as client:
@@ -70,11 +72,26 @@ def test_predictions_for_every_trial_and_test_example(
         "predicted",
         "p_true",
     ]
-    n_test = round(SAMPLES * article["spec"]["dataset"]["test_split"])
+    # Every test example of every trial: the ids are those of the split the worker made
+    # (worker.datasets, recomputed here with the comparison's split design and probe).
+    d = article["spec"]["dataset"]
+    ds = load_dataset("mnist_5k", cache_dir=tmp_path)
     assert set(df.trial_id) == {t["id"] for t in article["trials"]}
+    by_id = {t["id"]: t for t in article["trials"]}
     for trial_id, rows in df.groupby("trial_id"):
-        assert len(rows) == n_test, trial_id
-        assert rows.example.is_unique
+        split = make_split(
+            ds,
+            test_split=d["test_split"],
+            validation_split=d["validation_split"],
+            split_seed=d["split_seed"],
+            max_samples=SAMPLES,
+            design=article["design"],
+            seed=by_id[trial_id]["seed"],
+            probe_size=PROBE,
+        )
+        assert sorted(rows.example) == sorted(split.test_index.tolist()), trial_id
+        truth = dict(zip(split.test_index.tolist(), split.y_test.tolist(), strict=True))
+        assert [truth[e] for e in rows.example] == rows.label.tolist()
     # The same seed sees the same test examples in every variant (ids line up).
     for _, rows in df.groupby("seed"):
         sets = [frozenset(r.example) for _, r in rows.groupby("variant")]
@@ -103,9 +120,9 @@ def test_report_differences_recomputed_from_predictions(
         df = _predictions(client, article["id"])
     differences = article["report"]["differences"]
     names = [v["name"] for v in article["spec"]["variants"]]
-    assert [(d["a"], d["b"]) for d in differences] == [
-        (a, b) for i, a in enumerate(names) for b in names[i + 1 :]
-    ]
+    baseline = article["spec"]["baseline"]  # the baseline's pairs are the tested family
+    assert baseline == names[0]
+    assert [(d["a"], d["b"]) for d in differences] == [(baseline, n) for n in names[1:]]
     raw = []
     for d in differences:
         a, b = df[df.variant == d["a"]], df[df.variant == d["b"]]

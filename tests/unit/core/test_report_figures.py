@@ -8,12 +8,15 @@ typed model.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import optimize, special, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
@@ -342,3 +345,60 @@ def test_reports_validate_against_the_typed_model() -> None:
     with_diff = _build(_trials({"a": A, "b": B}), differences=[diff])
     assert with_diff["differences"][0]["disagreement"] == 0.1
     assert with_diff["verdict"].endswith("a and b disagree on 10%.")
+
+
+_spec = st.fixed_dictionaries(
+    {
+        "seeds": st.one_of(
+            st.lists(st.integers(0, 9), min_size=1, max_size=6, unique=True),
+            st.builds(
+                lambda lo, extra, step: {"min": lo, "max": lo + extra, "step": step},
+                st.integers(1, 5),
+                st.integers(0, 10),
+                st.integers(1, 4),
+            ),
+        ),
+        "baseline": st.sampled_from([None, "a", "b", "zz"]),
+        "equivalence_margin": st.sampled_from([0.0001, 0.01, 0.5]),
+        "dataset": st.sampled_from([{}, {"split": "per_seed"}, {"split": "fixed"}]),
+    }
+)
+_row = st.tuples(
+    st.sampled_from(["a", "b", "c"]),
+    st.integers(0, 12),
+    st.sampled_from(["succeeded", "succeeded", "succeeded", "failed", "running"]),
+    st.one_of(st.none(), st.floats(0.0, 1.0), st.sampled_from([0.5, 0.9])),
+    st.sampled_from([None, None, "diverged", "early_stopping"]),
+)
+
+
+@pytest.mark.slow  # 80 random reports
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_row, max_size=30), _spec, st.booleans())
+def test_any_spec_and_trials_give_a_report_the_typed_model_accepts(
+    rows: list[tuple[str, int, str, float | None, str | None]],
+    spec: dict[str, Any],
+    final: bool,
+) -> None:
+    seen: set[tuple[str, int]] = set()
+    trials = []
+    for variant, seed, status, value, stop in rows:
+        if (variant, seed) in seen:
+            continue
+        seen.add((variant, seed))
+        trials.append(make_trial(variant, seed, value, status=status, stop_reason=stop))
+    report = build_report(
+        comparison_id="c",
+        primary_metric="test_accuracy",
+        variant_order=["a", "b", "c"],
+        trials=trials,
+        final=final,
+        spec=spec,
+    )
+    json.dumps(report, allow_nan=False)
+    Report.model_validate(report)  # the api's response_model: never a 500
+    for p in report["pairwise"]:
+        assert p["significant"] == (p["conclusion"] in ("a_better", "b_better"))
+        if p["conclusion"] in ("untested", "a_better", "b_better", "equivalent"):
+            assert p["seeds_needed"] is None
+    assert isinstance(needs_more_seeds(report), bool)

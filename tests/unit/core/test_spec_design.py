@@ -148,7 +148,7 @@ def test_input_shape_must_match_the_dataset(shape: list[int]) -> None:
 
 
 def test_probe_size_follows_the_analysis_settings() -> None:
-    assert probe_size_of({}) == 512
+    assert probe_size_of({}) == 256
     assert probe_size_of({"analysis": {"probe_size": 64}}) == 64
     # Without similarity no probe is set aside: every example is there for the seeds' splits.
     assert probe_size_of({"analysis": {"similarity": False, "probe_size": 64}}) == 0

@@ -142,6 +142,7 @@ class EventHub:
         self.interval = interval
         self.terminal = terminal
         self._gate = asyncio.Semaphore(readers)
+        self.loop = asyncio.get_running_loop()
         self.feeds: dict[str, _Feed] = {}
         self.reads = 0  # database reads made, for tests and the benchmark
 

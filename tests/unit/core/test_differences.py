@@ -222,3 +222,48 @@ def test_markdown_report_carries_the_differences() -> None:
     assert "## Do they differ?" in md
     assert f"{100 * diffs[0]['disagreement']:.1f}%" in md
     assert "| A | B | disagree |" in md
+
+
+def test_disagreement_interval_covers_when_seeds_share_the_test_examples() -> None:
+    """Under the fixed split every seed scores the same test examples, and a hard example is
+    disagreed on by most seeds: the rows of one example are not independent draws. The
+    interval (test-example sampling) must cover the population rate ~95% of the time; a
+    Wilson interval on the pooled (seed, example) rows covers ~80%."""
+    rng = np.random.default_rng(5)
+    n, seeds, reps = 200, 5, 200
+    truth = 0.9 * 0.01 + 0.1 * 0.8
+    covered = 0
+    for _ in range(reps):
+        q = np.where(rng.random(n) < 0.1, 0.8, 0.01)  # this test set's examples
+        examples, labels = np.arange(n), np.arange(n) % CLASSES
+        trials = []
+        for s in range(seeds):
+            flip = rng.random(n) < q
+            trials.append(_trial("a", s, examples, labels, labels, rng))
+            trials.append(_trial("b", s, examples, labels, (labels + flip) % CLASSES, rng))
+        [d] = compute_differences(trials, [("a", "b")])
+        lo, hi = d["disagreement_ci95"]
+        covered += lo <= truth <= hi
+    assert covered / reps >= 0.9
+
+
+def test_per_class_interval_covers_when_seeds_share_the_test_examples() -> None:
+    """The per-class accuracy interval pools a variant's seeds the same way: under the fixed
+    split one hard example is one draw, however many seeds score it."""
+    rng = np.random.default_rng(6)
+    n, seeds, reps = 400, 5, 200
+    truth = 1.0 - (0.9 * 0.01 + 0.1 * 0.8)
+    covered = 0
+    for _ in range(reps):
+        q = np.where(rng.random(n) < 0.1, 0.8, 0.01)  # each example's error rate
+        examples, labels = np.arange(n), np.arange(n) % CLASSES
+        trials = []
+        for s in range(seeds):
+            wrong = rng.random(n) < q
+            trials.append(_trial("a", s, examples, labels, (labels + wrong) % CLASSES, rng))
+            trials.append(_trial("b", s, examples, labels, labels, rng))
+        [d] = compute_differences(trials, [("a", "b")])
+        row = next(r for r in d["per_class"] if r["label"] == 0)
+        lo, hi = row["accuracy_a_ci95"]
+        covered += lo <= truth <= hi
+    assert covered / reps >= 0.9

@@ -97,7 +97,7 @@ class VariantSummary(_Model):
     stopped_early: dict[str, int]
     rank: int | None = Field(description="Competition rank: exact ties share one.")
     tier: int | None = Field(
-        description="1 = the best tested variant and those not shown worse than it."
+        description="1 = the best tested variant and those no tested pair separates from the tier."
     )
     mean: float | None
     std: float | None

@@ -325,7 +325,7 @@ def _seed_baseline(d: Mapping[str, Any]) -> float | None:
 def _differs(d: Mapping[str, Any], alpha: float) -> bool | None:
     """True: they disagree more than two seeds of one model do (the interval lies above the
     larger seed-to-seed rate) or their error rates differ on the same examples (McNemar);
-    False: neither; None: not enough data to say."""
+    False: neither is shown (not evidence that they are alike); None: not enough data."""
     ci = d.get("disagreement_ci95")
     if ci is None:
         return None
@@ -383,7 +383,7 @@ def difference_sentence(
     sentence = "; ".join(parts)
     verdict = d.get("differs", _differs(d, alpha))
     if verdict is False:
-        sentence += ": no more different than two seeds of one model"
+        sentence += ": not shown to differ more than two seeds of one model do"
     return sentence + "."
 
 

@@ -179,8 +179,8 @@ def test_sentence_no_more_different_than_seeds() -> None:
     assert s == (
         "conv64x2 and conv128 disagree on 2.4% of test digits (95% CI 2.0 to 3.0), 1.0x the "
         "2.4% between two seeds of one model; McNemar adjusted p = 0.410; their last hidden "
-        "layers have CKA 0.90, against 0.93 between seeds: no more different than two seeds "
-        "of one model."
+        "layers have CKA 0.90, against 0.93 between seeds: not shown to differ more than two "
+        "seeds of one model do."
     )
     assert combine_seed_p([]) is None
     assert difference_sentence({"a": "x", "b": "y", "disagreement": None}) is None
@@ -267,3 +267,22 @@ def test_per_class_interval_covers_when_seeds_share_the_test_examples() -> None:
         lo, hi = row["accuracy_a_ci95"]
         covered += lo <= truth <= hi
     assert covered / reps >= 0.9
+
+
+def test_an_undetected_difference_is_not_called_no_difference() -> None:
+    """1.5x the seed-to-seed rate with an interval that reaches below it is "not shown to
+    differ", never "no more different": failing to reject is not evidence of no effect."""
+    d = {
+        "a": "a",
+        "b": "b",
+        "disagreement": 0.036,
+        "disagreement_ci95": [0.022, 0.058],
+        "within_a": 0.024,
+        "within_b": 0.024,
+        "mcnemar_p_adjusted": 0.2,
+    }
+    s = difference_sentence(d)
+    assert s is not None
+    assert "1.5x the 2.4%" in s
+    assert "no more different" not in s
+    assert s.endswith(": not shown to differ more than two seeds of one model do.")

@@ -14,6 +14,7 @@ from core.db import make_engine
 from core.migrate import current_revision, downgrade, head_revision, upgrade
 from core.status import TrialStatus
 from core.tables import Base
+from tests.support.services import fresh_database
 
 
 def _roundtrip(url: str) -> None:
@@ -125,16 +126,6 @@ def test_sqlite_status_checks(tmp_path: Path) -> None:
 
 
 @pytest.mark.services
-def test_postgres_status_checks(pg_url: str) -> None:
-    import psycopg
-
-    base, _ = pg_url.rsplit("/", 1)
-    name = "archbench_migrations_checks_test"
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        _status_checks(f"{base}/{name}")
-    finally:
-        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def test_postgres_status_checks() -> None:
+    with fresh_database("archbench_migrations_checks") as url:
+        _status_checks(url)

@@ -15,6 +15,7 @@ from api.cache import TTLCache
 from api.docs import install_docs
 from api.limits import BodyLimitMiddleware
 from api.metrics import RequestMetricsMiddleware
+from api.openapi_answers import install_problem_answers
 from api.problems import install_problem_handlers
 from api.routes import architectures, comparisons, dashboard, datasets, differences, health, reports
 from api.routes import deliveries as webhook_deliveries
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     for module in (comparisons, reports, differences, architectures, datasets, health, dashboard):
         app.include_router(module.router)
     app.include_router(webhook_deliveries.router)
+    install_problem_answers(app)
     # Added last, so it runs first: every other layer sees the path without the slash.
     app.add_middleware(TrailingSlashMiddleware)
     return app

@@ -35,6 +35,7 @@ __all__ = ["EventHub", "LimitedStreamingResponse", "StreamLimits", "Subscription
 log = logging.getLogger("archbench.api")
 
 QUEUE_LIMIT = 64
+IDLE_FACTOR = 4  # an unchanged comparison is read every 0.5, 1, 2, 2, ... s
 RETRY_AFTER_SECONDS = 30
 
 Snapshot = dict[str, Any]
@@ -141,6 +142,7 @@ class EventHub:
         self.interval = interval
         self.terminal = terminal
         self._gate = asyncio.Semaphore(readers)
+        self.loop = asyncio.get_running_loop()
         self.feeds: dict[str, _Feed] = {}
         self.reads = 0  # database reads made, for tests and the benchmark
 
@@ -171,6 +173,7 @@ class EventHub:
     async def _run(self, feed: _Feed) -> None:
         seen: dict[str, int] = {}
         last: tuple[Any, ...] | None = None
+        delay = self.interval
         while True:
             try:
                 snap = await self.read(feed.comparison_id, seen)
@@ -185,7 +188,11 @@ class EventHub:
             feed.has_read = True
             key = (snap["status"], snap["progress"], snap["trials"], snap["error"])
             ended = snap["status"] in self.terminal
-            if snap["epochs"] or key != last or ended:
+            changed = bool(snap["epochs"]) or key != last
+            # Nothing happening (a queued comparison, a long epoch): read less often, up to
+            # IDLE_FACTOR times the interval; the first change brings it back.
+            delay = self.interval if changed else min(delay * 2, self.interval * IDLE_FACTOR)
+            if changed or ended:
                 last = key
                 for sub in list(feed.subscribers):
                     self._offer(feed, sub, snap)
@@ -195,7 +202,7 @@ class EventHub:
                 if self.feeds.get(feed.comparison_id) is feed:
                     del self.feeds[feed.comparison_id]
                 return
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(delay)
 
     @staticmethod
     def _offer(feed: _Feed, sub: _Subscriber, snap: Snapshot | None) -> None:

@@ -87,23 +87,36 @@ split = make_split(ds, test_split=d["test_split"], validation_split=d["validatio
                    probe_size=AnalysisSpec().probe_size)
 variant = parse_variant(spec["variants"][0])
 box = {}
-def analyse(model, s):
+def analyse(model, s, probs):
     tracemalloc.start()
     t0 = time.perf_counter()
-    out = analyse_model(model, s, AnalysisSpec(), batch_size=spec["training"]["batch_size"])
+    out = analyse_model(model, s, AnalysisSpec(), batch_size=spec["training"]["batch_size"],
+                        probs=probs)
     box["seconds"] = time.perf_counter() - t0
     box["numpy_peak"] = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return out
 r = train_trial(layers=variant.layers, input_shape=tuple(ds.input_shape), split=split,
                 training=TrainingSpec.model_validate(spec["training"]), seed=0,
-                analyse=analyse if on else None, warm_models=1, measure_inference=True)
+                analyse=analyse if on else None, predict_test=on, warm_models=1,
+                measure_inference=True)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if on:  # the next seed on this worker process: the model is warm, its predict traced
-    from worker.training import _warm
+    from worker.training import _scores_from, _warm
     model = next(iter(_warm.values()))[0]
+    bs = spec["training"]["batch_size"]
+    training = TrainingSpec.model_validate(spec["training"])
+    # The evaluation as analysis-off runs it, against the one predict pass analysis-on runs
+    # (the predict pass is the evaluation then: the extra is the Grams and the rest).
     t0 = time.perf_counter()
-    analyse_model(model, split, AnalysisSpec(), batch_size=spec["training"]["batch_size"])
+    model.evaluate(split.x_test, split.y_test, batch_size=bs, verbose=0)
+    box["evaluate_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    probs = model.predict(split.x_test, batch_size=bs, verbose=0)
+    _scores_from(model, training, int(probs.shape[1]), split.y_test, probs)
+    box["predict_scores_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    analyse_model(model, split, AnalysisSpec(), batch_size=bs, probs=probs)
     box["warm_seconds"] = time.perf_counter() - t0
 print(json.dumps({"peak_rss_kib": peak, "train_seconds": r.train_seconds, **box}))
 """
@@ -133,7 +146,9 @@ def trial_memory(spec: dict[str, Any]) -> None:
                 f"{row['on']['train_seconds']:.2f} s of training (+"
                 f"{100 * row['on']['seconds'] / row['on']['train_seconds']:.1f}% / +"
                 f"{100 * row['on']['warm_seconds'] / row['on']['train_seconds']:.1f}%); "
-                f"NumPy peak {row['on']['numpy_peak'] / 2**20:.1f} MiB",
+                f"NumPy peak {row['on']['numpy_peak'] / 2**20:.1f} MiB; evaluate "
+                f"{row['on']['evaluate_seconds']:.2f} s against predict + scores "
+                f"{row['on']['predict_scores_seconds']:.2f} s",
                 flush=True,
             )
 

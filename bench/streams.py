@@ -91,16 +91,21 @@ async def _run(url: str, streams: int, comparisons: int, clients: int, seconds: 
         lists: list[float] = []
         statuses: list[int] = []
         until = time.perf_counter() + seconds
+        # The pollers get a client of their own: httpx's pool scans its connections on every
+        # request, and 200 held streams in it would slow the client, not the api.
+        poll_limits = httpx.Limits(max_connections=clients + 4)
+        pollers = httpx.AsyncClient(base_url=url, timeout=120, limits=poll_limits)
         await asyncio.gather(
             *(
-                _poll(client, "/v1/comparisons?limit=5", until, lists, statuses)
+                _poll(pollers, "/v1/comparisons?limit=5", until, lists, statuses)
                 if n % 10 == 0
                 else _poll(
-                    client, f"/v1/comparisons/{ids[n % comparisons]}", until, polls, statuses
+                    pollers, f"/v1/comparisons/{ids[n % comparisons]}", until, polls, statuses
                 )
                 for n in range(clients)
             )
         )
+        await pollers.aclose()
         stop.set()
         await asyncio.gather(*holders, return_exceptions=True)
     every = polls + lists

@@ -11,7 +11,9 @@ What each figure is (the README's "Reading the differences" says the same for us
 - ``disagreement``: the share of (paired seed, shared test example) where A and B predict
   different classes. Seeds are paired by value (A's seed 3 against B's seed 3: the same split
   under either split design); examples line up by their dataset id. The 95% interval is a
-  Wilson interval on the pooled counts: it reflects the sampling of test examples, not the
+  Wilson interval on the pooled counts at the effective sample size of rows clustered by
+  example (one test example scored under several seeds, as under the fixed split, is one
+  draw of an example, not several): it reflects the sampling of test examples, not the
   variation between seeds.
 - ``within_a`` / ``within_b``: the same rate between two seeds of one variant (every pair of
   its seeds, on the test examples both share), the baseline "two runs of one model".
@@ -22,8 +24,9 @@ What each figure is (the README's "Reading the differences" says the same for us
   (min p x number of seeds: valid whatever the dependence between seeds, which share test
   examples), then Holm-adjusted across the tested pairs.
 - ``per_class``: each variant's accuracy per true class over all its seeds with a Wilson
-  interval; the per-class McNemar tests are combined across seeds the same way and
-  Holm-adjusted across the classes of the pair.
+  interval (rows clustered by example, as for ``disagreement``); the per-class McNemar
+  tests are combined across seeds the same way and Holm-adjusted across the classes of the
+  pair.
 - ``ece_a``/``ece_b``: expected calibration error of the top-label confidence with
   ``ECE_BINS`` equal-width bins on [0, 1], and ``nll_a``/``nll_b`` the mean negative log
   likelihood of the true class; each is computed per trial and averaged over seeds.
@@ -75,12 +78,31 @@ class TrialPredictions:
         return out
 
 
-def _wilson(k: int, n: int) -> list[float] | None:
+def _clustered_wilson(ids: npt.ArrayLike, hits: npt.ArrayLike) -> list[float] | None:
+    """Wilson interval of the share of ``hits`` when rows of the same example id (the same test
+    example under several seeds) are not independent: Wilson at the effective sample size
+    n / deff, with the design effect deff of the ratio estimator clustered by example
+    (cluster-robust variance over the binomial one, at least 1). Rows of distinct examples
+    give deff n / (n - 1): the plain Wilson interval, to rounding. With every row a hit or
+    none, each example counts once."""
+    ids_a = np.asarray(ids)
+    h = np.asarray(hits, dtype=np.float64)
+    n = len(h)
+    if n == 0:
+        return None
+    _, cluster = np.unique(ids_a, return_inverse=True)
+    k = np.bincount(cluster, weights=h)
+    m = np.bincount(cluster).astype(np.float64)
+    groups, rate = len(m), float(h.mean())
+    binomial = rate * (1.0 - rate) / n
+    if binomial > 0.0 and groups > 1:
+        robust = groups / (groups - 1) * float(np.sum((k - rate * m) ** 2)) / n**2
+        n_eff = n / max(1.0, robust / binomial)
+    else:
+        n_eff = float(groups)
     from statsmodels.stats.proportion import proportion_confint
 
-    if n <= 0:
-        return None
-    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    lo, hi = proportion_confint(rate * n_eff, n_eff, alpha=0.05, method="wilson")
     return [float(lo), float(hi)]
 
 
@@ -156,13 +178,24 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return float(np.mean(present)) if present else None
 
 
-def _per_class_accuracy(trials: Sequence[TrialPredictions]) -> dict[int, tuple[int, int]]:
-    counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for t in trials:
-        for label, ok in zip(t.labels.tolist(), t.correct.tolist(), strict=True):
-            counts[label][0] += int(ok)
-            counts[label][1] += 1
-    return {label: (k, n) for label, (k, n) in counts.items()}
+def _per_class_accuracy(
+    trials: Sequence[TrialPredictions],
+) -> dict[int, tuple[int, int, list[float] | None]]:
+    """label -> (correct, rows, Wilson interval with rows clustered by example id)."""
+    if not trials:
+        return {}
+    ids = np.concatenate([t.examples for t in trials])
+    labels = np.concatenate([t.labels for t in trials])
+    correct = np.concatenate([t.correct for t in trials])
+    out: dict[int, tuple[int, int, list[float] | None]] = {}
+    for label in np.unique(labels).tolist():
+        m = labels == label
+        out[int(label)] = (
+            int(correct[m].sum()),
+            int(m.sum()),
+            _clustered_wilson(ids[m], correct[m]),
+        )
+    return out
 
 
 def _calibration(trials: Sequence[TrialPredictions]) -> tuple[float | None, float | None]:
@@ -183,6 +216,8 @@ def _pair(
     tb = {t.seed: t for t in by_variant.get(b, ())}
     seeds = sorted(set(ta) & set(tb))
     disagree = shared = a_wrong = both_wrong = 0
+    ids: list[npt.NDArray[np.int64]] = []
+    flags: list[npt.NDArray[np.bool_]] = []
     seed_p: list[float] = []
     class_p: dict[int, list[float]] = defaultdict(list)
     for s in seeds:
@@ -191,7 +226,10 @@ def _pair(
         if len(ix) == 0:
             continue
         ca, cb = x.correct[ix], y.correct[iy]
-        disagree += int(np.sum(x.predicted[ix] != y.predicted[iy]))
+        differ = x.predicted[ix] != y.predicted[iy]
+        ids.append(x.examples[ix])
+        flags.append(differ)
+        disagree += int(np.sum(differ))
         shared += len(ix)
         a_wrong += int(np.sum(~ca))
         both_wrong += int(np.sum(~ca & ~cb))
@@ -208,15 +246,15 @@ def _pair(
     adjusted = dict(zip(tested, _holm([combined_class[x] or 1.0 for x in tested]), strict=True))
     per_class = []
     for label in labels_all:
-        ka, na = acc_a.get(label, (0, 0))
-        kb, nb = acc_b.get(label, (0, 0))
+        ka, na, ci_a = acc_a.get(label, (0, 0, None))
+        kb, nb, ci_b = acc_b.get(label, (0, 0, None))
         per_class.append(
             {
                 "label": label,
                 "accuracy_a": ka / na if na else None,
                 "accuracy_b": kb / nb if nb else None,
-                "accuracy_a_ci95": _wilson(ka, na),
-                "accuracy_b_ci95": _wilson(kb, nb),
+                "accuracy_a_ci95": ci_a,
+                "accuracy_b_ci95": ci_b,
                 "n_a": na,
                 "n_b": nb,
                 "p_adjusted": adjusted.get(label),
@@ -230,7 +268,9 @@ def _pair(
         "seeds": seeds,
         "n_examples": shared,
         "disagreement": disagree / shared if shared else None,
-        "disagreement_ci95": _wilson(disagree, shared),
+        "disagreement_ci95": _clustered_wilson(np.concatenate(ids), np.concatenate(flags))
+        if ids
+        else None,
         "within_a": _within(list(ta.values())),
         "within_b": _within(list(tb.values())),
         "error_overlap": both_wrong / a_wrong if a_wrong else None,
@@ -285,7 +325,7 @@ def _seed_baseline(d: Mapping[str, Any]) -> float | None:
 def _differs(d: Mapping[str, Any], alpha: float) -> bool | None:
     """True: they disagree more than two seeds of one model do (the interval lies above the
     larger seed-to-seed rate) or their error rates differ on the same examples (McNemar);
-    False: neither; None: not enough data to say."""
+    False: neither is shown (not evidence that they are alike); None: not enough data."""
     ci = d.get("disagreement_ci95")
     if ci is None:
         return None
@@ -343,7 +383,7 @@ def difference_sentence(
     sentence = "; ".join(parts)
     verdict = d.get("differs", _differs(d, alpha))
     if verdict is False:
-        sentence += ": no more different than two seeds of one model"
+        sentence += ": not shown to differ more than two seeds of one model do"
     return sentence + "."
 
 

@@ -40,7 +40,8 @@ and tiers in ``core.report_pairs``):
   look's per-pair level.
 - ``rank`` is a competition rank (exact ties share one); variants with fewer than 3 seeds
   come after every tested variant whatever their mean. ``tier`` 1 is the best tested
-  variant with every variant no tested pair shows worse than it; then the same over the
+  variant with, best first, every variant no tested pair shows different from one already
+  in the tier (so no tier holds a significantly different pair); then the same over the
   rest. Untested variants have no tier.
 - ``auc_val_accuracy`` is the normalised area under the validation-accuracy curve.
 - ``seconds_per_epoch_*`` and ``inference_ms_per_sample_*`` are the mean, std and 95%

@@ -328,8 +328,14 @@ def rank_and_tier(
     remaining = [v for v in with_data if v["n"] >= MIN_SEEDS]
     tier = 1
     while remaining:
-        leader = remaining[0]
-        group = [leader] + [v for v in remaining[1:] if (leader["name"], v["name"]) not in beaten]
+        # Best first, a variant joins unless a tested pair shows it apart from one already in
+        # the tier (against a baseline, the leader may have no test against it).
+        group = [remaining[0]]
+        for v in remaining[1:]:
+            if not any(
+                (g["name"], v["name"]) in beaten or (v["name"], g["name"]) in beaten for g in group
+            ):
+                group.append(v)
         for v in group:
             v["tier"] = tier
         remaining = [v for v in remaining if v not in group]

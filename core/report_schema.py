@@ -97,7 +97,7 @@ class VariantSummary(_Model):
     stopped_early: dict[str, int]
     rank: int | None = Field(description="Competition rank: exact ties share one.")
     tier: int | None = Field(
-        description="1 = the best tested variant and those not shown worse than it."
+        description="1 = the best tested variant and those no tested pair separates from the tier."
     )
     mean: float | None
     std: float | None
@@ -184,8 +184,8 @@ class PairDifference(BaseModel):
     cka_last_hidden_within_b: float | None = None
     sentence: str | None = None
     # core.differences: the paired seeds and shared examples behind the figures, McNemar
-    # before the Holm adjustment, the NLL of each variant, and whether they differ more
-    # than two seeds of one model (None: not enough data to say).
+    # before the Holm adjustment, the NLL of each variant, and whether they are shown to differ
+    # more than two seeds of one model (False: not shown; None: not enough data to say).
     seeds: list[int] | None = None
     n_examples: int | None = None
     mcnemar_p: float | None = None

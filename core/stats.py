@@ -14,7 +14,8 @@ independently.
   per-seed differences, the standardiser of the paired t), interval from the noncentral
   t distribution of ``t = d_z * sqrt(n)``. Unpaired: Bonett's (2008) ``d`` standardised by
   ``sqrt((sa² + sb²) / 2)`` (no equal-variance assumption, like Welch), small-sample
-  corrected by ``1 - 3 / (4 (na + nb) - 9)``, with Bonett's normal-approximation interval.
+  corrected by ``1 - 3 / (4 (na + nb) - 9)``, with Bonett's normal-approximation interval
+  (centred on the unadjusted d, as Bonett computes it).
 - ``mde`` / ``seeds_needed``: power analysis (statsmodels ``TTestPower`` /
   ``TTestIndPower``) at 80% power.
 - ``pocock_spending`` / ``look_levels``: Lan-DeMets alpha spending with the Pocock-type
@@ -226,7 +227,9 @@ def hedges_g_welch(
     )
     g = (1.0 - 3.0 / (4.0 * (na + nb) - 9.0)) * d
     half = float(stats.norm.ppf(0.975)) * math.sqrt(var)
-    return g, (g - half, g + half)
+    # Bonett's interval is centred on the unadjusted d (his statpsych ``ci.stdmean2``); the
+    # bias adjustment is for the point estimate only.
+    return g, (d - half, d + half)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

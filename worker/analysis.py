@@ -112,13 +112,20 @@ def _layer_grams(model: Any, x: np.ndarray) -> list[LayerGram]:
 
 
 def analyse_model(
-    model: Any, split: Split, analysis: AnalysisSpec, *, batch_size: int
+    model: Any,
+    split: Split,
+    analysis: AnalysisSpec,
+    *,
+    batch_size: int,
+    probs: np.ndarray | None = None,
 ) -> AnalysisResult:
-    """Predictions on the test set and per-layer Grams over the probe set, as asked."""
+    """Predictions on the test set (``probs`` when the evaluation already made them) and
+    per-layer Grams over the probe set, as asked."""
     t0 = time.perf_counter()
     result = AnalysisResult()
     if analysis.predictions and len(split.y_test):
-        probs = np.asarray(model.predict(split.x_test, batch_size=batch_size, verbose=0))
+        if probs is None:
+            probs = np.asarray(model.predict(split.x_test, batch_size=batch_size, verbose=0))
         result.examples = _test_ids(split)
         result.labels = np.asarray(split.y_test, dtype=np.int64)
         result.probs = probs.astype(np.float32)

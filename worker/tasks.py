@@ -565,13 +565,15 @@ def _train(
         warm_models=settings.warm_models,
         analyse=(
             (
-                lambda model, split: analyse_model(
-                    model, split, analysis, batch_size=training.batch_size
+                lambda model, split, probs: analyse_model(
+                    model, split, analysis, batch_size=training.batch_size, probs=probs
                 )
             )
             if analysis.predictions or analysis.similarity
             else None
         ),
+        # The evaluation's one pass over the test set also gives the predictions.
+        predict_test=analysis.predictions,
     )
     if result.epochs:
         log.info(

@@ -118,7 +118,7 @@ class TrainResult:
     device: str
     first_epoch: int
     warm_model: bool = False  # reused this process's compiled model (see the module doc)
-    # What ``analyse(model, split)`` returned on the trained model (worker.analysis), or None.
+    # What ``analyse(model, split, probs)`` returned on the trained model (worker.analysis).
     analysis: Any = None
 
 
@@ -600,7 +600,8 @@ def train_trial(
     warm_models: int = 4,
     on_resume: Callable[[int, Mapping[str, float] | None], float] | None = None,
     lease_guard: Callable[[Callable[[], None]], None] | None = None,
-    analyse: Callable[[Any, Split], Any] | None = None,
+    analyse: Callable[[Any, Split, np.ndarray | None], Any] | None = None,
+    predict_test: bool = False,
 ) -> TrainResult:
     """Build (or reuse a warm model, see above), fit and evaluate one trial; exceptions
     propagate to the caller. ``warm_models=0`` builds and compiles a new model every time.
@@ -611,8 +612,11 @@ def train_trial(
     took, which the time budget (``max_seconds``, ``training.max_seconds``) is charged with.
     ``lease_guard(commit)`` runs each checkpoint commit while holding the trial (raising when
     it is no longer ours); the checkpoint folder is left for the caller to remove.
-    ``analyse(model, split)`` runs on the trained, evaluated model (not on a stopped one);
-    its answer is ``TrainResult.analysis``.
+    ``analyse(model, split, probs)`` runs on the trained, evaluated model (not on a stopped
+    one); its answer is ``TrainResult.analysis``. ``predict_test``: evaluate through one
+    ``predict`` over the test set, the scores computed from its probabilities with the same
+    loss, regularization and metric objects (see ``_scores_from``), and hand the
+    probabilities to ``analyse`` (one forward pass over the test set instead of two).
     """
     import keras
 
@@ -660,6 +664,7 @@ def train_trial(
             previous_epochs=previous_epochs,
             measure_inference=measure_inference,
             analyse=analyse,
+            predict_test=predict_test,
         )
     except BaseException as exc:
         if _out_of_memory(exc):
@@ -688,7 +693,8 @@ def _fit_and_evaluate(
     max_seconds: float | None,
     previous_epochs: Sequence[Mapping[str, float]],
     measure_inference: bool,
-    analyse: Callable[[Any, Split], Any] | None = None,
+    analyse: Callable[[Any, Split, np.ndarray | None], Any] | None = None,
+    predict_test: bool = False,
 ) -> TrainResult:
     import keras
 
@@ -767,18 +773,62 @@ def _fit_and_evaluate(
             model, epochs_done, stop_reason, fresh=monitor.interrupted or restored_best
         )
 
-    scores = model.evaluate(
-        split.x_test,
-        _labels(split.y_test, training, num_classes),
-        batch_size=training.batch_size,
-        verbose=0,
-        return_dict=True,
-    )
+    probs: np.ndarray | None = None
+    if predict_test and len(split.y_test):
+        probs = np.asarray(model.predict(split.x_test, batch_size=training.batch_size, verbose=0))
+        scores = _scores_from(model, training, num_classes, split.y_test, probs)
+    else:
+        scores = model.evaluate(
+            split.x_test,
+            _labels(split.y_test, training, num_classes),
+            batch_size=training.batch_size,
+            verbose=0,
+            return_dict=True,
+        )
     result.test_metrics = {k: float(v) for k, v in scores.items()}
     result.test_loss = result.test_metrics["loss"]
     result.test_accuracy = result.test_metrics.get("accuracy")
     if measure_inference:
         result.inference_ms_per_sample = _inference_ms(model, split.x_test)
     if analyse is not None:
-        result.analysis = analyse(model, split)
+        result.analysis = analyse(model, split, probs)
     return result
+
+
+def _scores_from(
+    model: Any, training: TrainingSpec, num_classes: int, y: np.ndarray, probs: np.ndarray
+) -> dict[str, float]:
+    """What ``model.evaluate`` returns, from the test probabilities: the compiled loss (a mean
+    over examples, as evaluate's batch means weighted by batch size are) plus the layers'
+    regularization losses, and each compiled metric (objects made as in ``_compile``). The
+    same numbers up to float32 rounding (tests/unit/worker/test_worker_analysis.py)."""
+    import keras
+
+    labels = _labels(y, training, num_classes)
+    sparse = training.loss == "sparse_categorical_crossentropy"
+    loss_fn = (
+        keras.losses.SparseCategoricalCrossentropy()
+        if sparse
+        else keras.losses.CategoricalCrossentropy()
+    )
+    loss = float(keras.ops.convert_to_numpy(loss_fn(labels, probs)))
+    loss += sum(float(keras.ops.convert_to_numpy(x)) for x in model.losses)
+    out = {"loss": loss}
+    for name in training.metrics:
+        if name == "accuracy":
+            metric = (
+                keras.metrics.SparseCategoricalAccuracy
+                if sparse
+                else keras.metrics.CategoricalAccuracy
+            )(name=name)
+        elif name == "sparse_top_k_categorical_accuracy":
+            metric = (
+                keras.metrics.SparseTopKCategoricalAccuracy
+                if sparse
+                else keras.metrics.TopKCategoricalAccuracy
+            )(name=name)
+        else:  # a new KerasMetric must be added here and in _compile
+            raise AssertionError(f"no Keras metric object for {name!r}")
+        metric.update_state(labels, probs)
+        out[name] = float(keras.ops.convert_to_numpy(metric.result()))
+    return out

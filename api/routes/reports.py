@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -249,7 +250,8 @@ async def _events(hub: EventHub, comparison_id: str) -> AsyncIterator[str]:
 def event_hub(app: Any) -> EventHub:
     """The app's event hub, made on first use (it needs the running event loop)."""
     hub: EventHub | None = getattr(app.state, "event_hub", None)
-    if hub is None:
+    # One hub per event loop: a test client may serve the same app from a new loop.
+    if hub is None or hub.loop is not asyncio.get_running_loop():
         settings = get_settings()
         hub = app.state.event_hub = EventHub(
             _snapshot,

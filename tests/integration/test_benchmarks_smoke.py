@@ -54,3 +54,17 @@ def test_metrics_export_smoke(pg_url: str, redis_url: str) -> None:
     out = bench("metrics_export.py", "--sizes", "2,4", "--epochs", "5", "--repeat", "1")
     assert "trials" in out
     assert "json ms" in out
+
+
+def test_streams_smoke(pg_url: str, redis_url: str) -> None:
+    out = bench(
+        "streams.py", "--streams", "6", "--comparisons", "2", "--clients", "4", "--seconds", "2"
+    )
+    assert "6 of 6 open" in out
+    assert "5xx: 0" in out
+
+
+def test_upload_memory_smoke(pg_url: str, redis_url: str) -> None:
+    out = bench("upload_memory.py", "--rows", "20000", "--cols", "4")
+    assert "HTTP 201" in out
+    assert "above idle" in out

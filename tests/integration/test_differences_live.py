@@ -206,3 +206,22 @@ def test_probe_larger_than_the_test_set_is_refused_before_anything_is_queued(
         after = client.get("/v1/comparisons").json()["items"]
     assert body["errors"][0]["loc"] == ["body", "analysis", "probe_size"]
     assert [c["id"] for c in after] == [c["id"] for c in before]
+
+
+def test_client_returns_predictions_as_a_dataframe(
+    distributed: Service, article: dict[str, Any]
+) -> None:
+    from archbench import Client
+
+    cid = article["id"]
+    with distributed.client() as client:
+        expected = _predictions(client, cid)
+    with Client(distributed.url) as ab:
+        frame = ab.predictions(cid)
+        only = ab.predictions(cid, variant="conv64x2")
+        sim = ab.similarity(cid, "conv128", "conv64x2")
+    assert isinstance(frame, pd.DataFrame)
+    pd.testing.assert_frame_equal(frame, expected)
+    assert set(only.variant) == {"conv64x2"}
+    assert len(only) == int((expected.variant == "conv64x2").sum())
+    assert sim["layers_a"] == ["conv2d", "dense"]

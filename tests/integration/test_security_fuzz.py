@@ -87,11 +87,31 @@ def _check(where: str, status: int, ctype: str, text: str, failures: list[str]) 
         failures.append(f"{where} -> {status}: content-type {ctype!r}")
 
 
-def _send(case: Any, base_url: str, headers: dict[str, str]) -> tuple[int, str, str]:
-    """Send a case; an event stream is read up to STREAM_CAP bytes or an idle read timeout."""
+def _conformance(case: Any, response: Any, where: str, failures: list[str]) -> None:
+    """schemathesis's own checks: the status is documented for the operation, and the
+    content type is one documented for that status (issue 15, item 8)."""
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        status_code_conformance,
+    )
+
+    try:
+        case.validate_response(response, checks=[status_code_conformance, content_type_conformance])
+    except (Exception, BaseExceptionGroup) as exc:  # AssertionError, FailureGroup
+        failures.append(f"{where} -> {response.status_code}: not as documented: {exc}"[:600])
+
+
+def _send(
+    case: Any, base_url: str, headers: dict[str, str], failures: list[str] | None = None
+) -> tuple[int, str, str]:
+    """Send a case; an event stream is read up to STREAM_CAP bytes or an idle read timeout.
+    With ``failures``, the answer is also checked against the document."""
     if not case.path.endswith("/events"):
         response = case.call(base_url=base_url, headers=headers, timeout=30)
         ctype = (response.headers.get("content-type") or [""])[0]
+        if failures is not None:
+            where = f"{case.method} {case.formatted_path} {case.query}"
+            _conformance(case, response, where, failures)
         return response.status_code, ctype, response.content.decode("utf-8", "replace")
     import requests
 
@@ -138,7 +158,7 @@ def _fuzz(
             params = case.path_parameters or {}
             if existing and comparison_id and "comparison_id" in params:
                 params["comparison_id"] = comparison_id
-            status, ctype, text = _send(case, api.url, headers)
+            status, ctype, text = _send(case, api.url, headers, failures)
             statuses.append(status)
             _check(
                 f"{case.method} {case.formatted_path} {case.query}", status, ctype, text, failures

@@ -179,8 +179,8 @@ def test_sentence_no_more_different_than_seeds() -> None:
     assert s == (
         "conv64x2 and conv128 disagree on 2.4% of test digits (95% CI 2.0 to 3.0), 1.0x the "
         "2.4% between two seeds of one model; McNemar adjusted p = 0.410; their last hidden "
-        "layers have CKA 0.90, against 0.93 between seeds: no more different than two seeds "
-        "of one model."
+        "layers have CKA 0.90, against 0.93 between seeds: not shown to differ more than two "
+        "seeds of one model do."
     )
     assert combine_seed_p([]) is None
     assert difference_sentence({"a": "x", "b": "y", "disagreement": None}) is None
@@ -222,3 +222,67 @@ def test_markdown_report_carries_the_differences() -> None:
     assert "## Do they differ?" in md
     assert f"{100 * diffs[0]['disagreement']:.1f}%" in md
     assert "| A | B | disagree |" in md
+
+
+def test_disagreement_interval_covers_when_seeds_share_the_test_examples() -> None:
+    """Under the fixed split every seed scores the same test examples, and a hard example is
+    disagreed on by most seeds: the rows of one example are not independent draws. The
+    interval (test-example sampling) must cover the population rate ~95% of the time; a
+    Wilson interval on the pooled (seed, example) rows covers ~80%."""
+    rng = np.random.default_rng(5)
+    n, seeds, reps = 200, 5, 200
+    truth = 0.9 * 0.01 + 0.1 * 0.8
+    covered = 0
+    for _ in range(reps):
+        q = np.where(rng.random(n) < 0.1, 0.8, 0.01)  # this test set's examples
+        examples, labels = np.arange(n), np.arange(n) % CLASSES
+        trials = []
+        for s in range(seeds):
+            flip = rng.random(n) < q
+            trials.append(_trial("a", s, examples, labels, labels, rng))
+            trials.append(_trial("b", s, examples, labels, (labels + flip) % CLASSES, rng))
+        [d] = compute_differences(trials, [("a", "b")])
+        lo, hi = d["disagreement_ci95"]
+        covered += lo <= truth <= hi
+    assert covered / reps >= 0.9
+
+
+def test_per_class_interval_covers_when_seeds_share_the_test_examples() -> None:
+    """The per-class accuracy interval pools a variant's seeds the same way: under the fixed
+    split one hard example is one draw, however many seeds score it."""
+    rng = np.random.default_rng(6)
+    n, seeds, reps = 400, 5, 200
+    truth = 1.0 - (0.9 * 0.01 + 0.1 * 0.8)
+    covered = 0
+    for _ in range(reps):
+        q = np.where(rng.random(n) < 0.1, 0.8, 0.01)  # each example's error rate
+        examples, labels = np.arange(n), np.arange(n) % CLASSES
+        trials = []
+        for s in range(seeds):
+            wrong = rng.random(n) < q
+            trials.append(_trial("a", s, examples, labels, (labels + wrong) % CLASSES, rng))
+            trials.append(_trial("b", s, examples, labels, labels, rng))
+        [d] = compute_differences(trials, [("a", "b")])
+        row = next(r for r in d["per_class"] if r["label"] == 0)
+        lo, hi = row["accuracy_a_ci95"]
+        covered += lo <= truth <= hi
+    assert covered / reps >= 0.9
+
+
+def test_an_undetected_difference_is_not_called_no_difference() -> None:
+    """1.5x the seed-to-seed rate with an interval that reaches below it is "not shown to
+    differ", never "no more different": failing to reject is not evidence of no effect."""
+    d = {
+        "a": "a",
+        "b": "b",
+        "disagreement": 0.036,
+        "disagreement_ci95": [0.022, 0.058],
+        "within_a": 0.024,
+        "within_b": 0.024,
+        "mcnemar_p_adjusted": 0.2,
+    }
+    s = difference_sentence(d)
+    assert s is not None
+    assert "1.5x the 2.4%" in s
+    assert "no more different" not in s
+    assert s.endswith(": not shown to differ more than two seeds of one model do.")

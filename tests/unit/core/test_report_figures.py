@@ -183,7 +183,8 @@ def test_welch_figures_when_the_seeds_differ() -> None:
     g = (1 - 3 / (4 * (na + nb) - 9)) * d
     assert p["effect_size"] == pytest.approx(g, rel=1e-9)
     z = stats.norm.ppf(0.975)
-    assert p["effect_size_ci95"] == pytest.approx([g - z * math.sqrt(var), g + z * math.sqrt(var)])
+    # Bonett's interval is centred on the unadjusted d (statpsych's ci.stdmean2).
+    assert p["effect_size_ci95"] == pytest.approx([d - z * math.sqrt(var), d + z * math.sqrt(var)])
     es = TTestIndPower().solve_power(
         effect_size=None, nobs1=na, alpha=0.05, power=0.8, ratio=nb / na
     )
@@ -246,7 +247,7 @@ def test_tiers_and_ranks_from_the_conclusions() -> None:
     assert report["ranking"] == ["z", "x", "y", "w", "few"]
     assert [by[n]["rank"] for n in report["ranking"]] == [1, 2, 2, 4, 5]
     # Recompute the tiers from the pairwise conclusions: best first, a tier is the best
-    # remaining variant with every variant no tested pair shows worse than it.
+    # remaining variant with every variant no tested pair shows apart from one in the tier.
     beaten = set()
     for p in report["pairwise"]:
         if p["conclusion"] == "a_better":
@@ -255,7 +256,10 @@ def test_tiers_and_ranks_from_the_conclusions() -> None:
             beaten.add((p["b"], p["a"]))
     remaining, tier, expected = ["z", "x", "y", "w"], 1, {}
     while remaining:
-        group = [remaining[0]] + [v for v in remaining[1:] if (remaining[0], v) not in beaten]
+        group = [remaining[0]]
+        for v in remaining[1:]:
+            if all((g, v) not in beaten and (v, g) not in beaten for g in group):
+                group.append(v)
         expected.update(dict.fromkeys(group, tier))
         remaining = [v for v in remaining if v not in group]
         tier += 1
@@ -402,3 +406,22 @@ def test_any_spec_and_trials_give_a_report_the_typed_model_accepts(
         if p["conclusion"] in ("untested", "a_better", "b_better", "equivalent"):
             assert p["seeds_needed"] is None
     assert isinstance(needs_more_seeds(report), bool)
+
+
+def test_a_tier_never_holds_a_significantly_different_pair() -> None:
+    """Against a baseline only the baseline's pairs are tested: the leader (better than the
+    baseline by an undecided margin) has no test against a variant the baseline clearly
+    beats, yet that variant must not share the baseline's tier."""
+    values = {
+        "base": [0.900, 0.910, 0.905, 0.895, 0.902],
+        "top": [0.915, 0.905, 0.912, 0.899, 0.910],
+        "low": [0.700, 0.712, 0.705, 0.690, 0.703],
+    }
+    report = _build(_trials(values), {"baseline": "base", "seeds": [0, 1, 2, 3, 4]})
+    by = {v["name"]: v for v in report["variants"]}
+    assert _pair(report, "base", "low")["conclusion"] == "a_better"
+    assert _pair(report, "base", "top")["conclusion"] != "b_better"
+    for p in report["pairwise"]:
+        if p["conclusion"] in ("a_better", "b_better"):
+            assert by[p["a"]]["tier"] != by[p["b"]]["tier"], p
+    assert (by["top"]["tier"], by["base"]["tier"], by["low"]["tier"]) == (1, 1, 2)

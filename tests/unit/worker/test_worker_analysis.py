@@ -49,9 +49,10 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
 def trained(split: Split) -> dict[str, Any]:
     box: dict[str, Any] = {}
 
-    def analyse(model: Any, s: Split) -> AnalysisResult:
+    def analyse(model: Any, s: Split, probs: np.ndarray | None) -> AnalysisResult:
         box["model"] = model
-        return analyse_model(model, s, AnalysisSpec(probe_size=30), batch_size=32)
+        box["probs"] = probs
+        return analyse_model(model, s, AnalysisSpec(probe_size=30), batch_size=32, probs=probs)
 
     result = train_trial(
         layers=LAYERS,
@@ -60,6 +61,7 @@ def trained(split: Split) -> dict[str, Any]:
         training=TrainingSpec(epochs=1, batch_size=32),
         seed=0,
         analyse=analyse,
+        predict_test=True,
         warm_models=0,
     )
     box["result"] = result
@@ -143,3 +145,65 @@ def test_analysis_off_records_nothing(split: Split, trained: dict[str, Any]) -> 
     )
     assert off.probs is None
     assert off.grams == []
+
+
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "categorical_crossentropy"])
+def test_scores_from_one_predict_pass_are_evaluates(split: Split, loss: str) -> None:
+    """With predict_test the test scores come from the predictions (one forward pass over the
+    test set for both): the same loss (regularization included) and metrics as evaluate."""
+    import keras
+
+    from worker.training import _labels, _scores_from
+
+    layers = parse_variant(
+        {
+            "name": "reg",
+            "layers": [
+                {"type": "Flatten"},
+                {
+                    "type": "Dense",
+                    "units": 16,
+                    "activation": "relu",
+                    "kernel_regularizer": {"l2": 0.01},
+                },
+                {"type": "Dense", "units": 10, "activation": "softmax"},
+            ],
+        }
+    ).layers
+    assert layers is not None
+    training = TrainingSpec(
+        epochs=1,
+        batch_size=32,
+        loss=loss,
+        metrics=["accuracy", "sparse_top_k_categorical_accuracy"],
+    )
+    box: dict[str, Any] = {}
+
+    def keep(model: Any, s: Split, probs: np.ndarray | None) -> None:
+        box["model"], box["probs"] = model, probs
+
+    result = train_trial(
+        layers=layers,
+        input_shape=(8, 8, 1),
+        split=split,
+        training=training,
+        seed=1,
+        analyse=keep,
+        predict_test=True,
+        warm_models=0,
+    )
+    model = box["model"]
+    assert box["probs"] is not None
+    assert sum(float(keras.ops.convert_to_numpy(x)) for x in model.losses) > 0  # regularized
+    expected = model.evaluate(
+        split.x_test,
+        _labels(split.y_test, training, 10),
+        batch_size=32,
+        verbose=0,
+        return_dict=True,
+    )
+    assert set(result.test_metrics) == set(expected)
+    for key, value in expected.items():
+        assert result.test_metrics[key] == pytest.approx(float(value), rel=1e-5, abs=1e-6), key
+    again = _scores_from(model, training, 10, split.y_test, box["probs"])
+    assert again == result.test_metrics

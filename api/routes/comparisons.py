@@ -45,10 +45,10 @@ from api.schemas import (
 from api.tables_out import TABLE_RESPONSES, stream_table, table_format
 from core.comparisons import body_hash, cancel_comparison, create_comparison
 from core.db import session_scope
+from core.dispatch import dispatch
 from core.lifecycle import progress_of
-from core.queue import enqueue_trials
 from core.spec import NO_NUL, ComparisonSpec
-from core.tables import Comparison, Trial, utcnow
+from core.tables import Comparison, Trial
 from core.tenancy import owned
 from core.uploads import resolver_for
 from core.validation import validate_comparison
@@ -92,12 +92,7 @@ def submit(
         max_active=settings.max_active_comparisons_per_tenant,
     )
     if created:
-        sent = enqueue_trials(trial_ids)
-        if sent:
-            now = utcnow()
-            for trial in session.scalars(select(Trial).where(Trial.id.in_(sent))):
-                trial.enqueued_at = now
-            session.commit()
+        dispatch(trial_ids)
         log.info(
             "comparison submitted: %d trials, %d to train",
             comparison.trials_total,

@@ -23,14 +23,6 @@ from api.deps import (
     find_comparison,
 )
 from api.examples import SUBMIT_EXAMPLES, SUBMITTED_RESPONSES
-from api.metrics_export import (
-    KEYS,
-    METRIC_KEY_TYPES,
-    metric_columns,
-    metrics_csv,
-    metrics_json,
-    metrics_rows,
-)
 from api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.schemas import (
     TRIAL_EXTRA_FIELDS,
@@ -53,6 +45,14 @@ from core.comparisons import (
 from core.db import session_scope
 from core.dispatch import dispatch
 from core.lifecycle import progress_of
+from core.metrics_export import (
+    KEYS,
+    METRIC_KEY_TYPES,
+    metric_columns,
+    metrics_csv,
+    metrics_json,
+    metrics_rows,
+)
 from core.spec import NO_NUL, ComparisonSpec
 from core.tables import Comparison
 from core.uploads import resolver_for

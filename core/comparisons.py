@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import false, func, select, update
@@ -31,9 +33,12 @@ __all__ = [
     "build_trials",
     "cancel_comparison",
     "check_active_quota",
+    "comparisons_page",
     "create_comparison",
     "fill_reused",
     "lock_tenant_quota",
+    "trial_key",
+    "trials_in_order",
 ]
 
 RETRY_AFTER_SECONDS = 30
@@ -272,3 +277,66 @@ def _cancel(session: Session, comparison: Comparison) -> None:
     finalize_comparison(session, comparison.id)
     session.commit()
     session.refresh(comparison)
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def comparisons_page(
+    session: Session,
+    tenant: str,
+    *,
+    status: str | None = None,
+    name: str | None = None,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+) -> tuple[list[Comparison], bool]:
+    """A page of the tenant's comparisons, newest first, and whether there are more.
+
+    ``status`` filters exactly, ``name`` by substring (case-insensitive, taken literally);
+    ``after`` is the (created_at, id) of the last comparison of the previous page."""
+    q = owned(Comparison, tenant)
+    if status:
+        q = q.where(Comparison.status == status)
+    if name:
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        q = q.where(Comparison.name.ilike(f"%{escaped}%", escape="\\"))
+    if after:
+        created_at, last_id = after
+        q = q.where(
+            (Comparison.created_at < created_at)
+            | ((Comparison.created_at == created_at) & (Comparison.id < last_id))
+        )
+    rows = list(
+        session.scalars(
+            q.order_by(Comparison.created_at.desc(), Comparison.id.desc()).limit(limit + 1)
+        )
+    )
+    return rows[:limit], len(rows) > limit
+
+
+def trials_in_order(
+    session: Session,
+    comparison_id: str,
+    *,
+    after: tuple[int, int] | None = None,
+    limit: int | None = None,
+) -> Iterator[Trial]:
+    """A comparison's trials by (variant_index, seed), from after ``after`` (that key of the
+    last trial of the previous page), at most ``limit`` of them."""
+    q = select(Trial).where(Trial.comparison_id == comparison_id)
+    if after:
+        q = q.where(
+            (Trial.variant_index > after[0])
+            | ((Trial.variant_index == after[0]) & (Trial.seed > after[1]))
+        )
+    q = q.order_by(Trial.variant_index, Trial.seed)
+    if limit:
+        q = q.limit(limit)
+    yield from session.scalars(q)
+
+
+def trial_key(session: Session, trial_id: str) -> tuple[int, int]:
+    """The (variant_index, seed) a page of trials continues after."""
+    trial = session.get_one(Trial, trial_id)
+    return trial.variant_index, int(trial.seed)

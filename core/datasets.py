@@ -1,11 +1,27 @@
-"""What the api needs to know about datasets without loading them: shapes and class counts."""
+"""What the api needs to know about datasets without loading them: shapes and class counts.
+
+The dataset registry: ``BUILTIN_DATASETS`` names every built-in dataset once. The spec's
+accepted names (``DATASET_NAME``, core/spec.py) are built from it, and the worker's loaders
+(``worker.datasets._LOADERS``) are keyed by it and checked against it when imported, so a
+new dataset is an entry here and its loader there.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
-__all__ = ["BUILTIN_DATASETS", "DatasetInfo", "SplitProblem", "split_problem"]
+__all__ = [
+    "BUILTIN_DATASETS",
+    "DATASET_NAME",
+    "UPLOAD_PREFIX",
+    "DatasetInfo",
+    "SplitProblem",
+    "split_problem",
+]
+
+UPLOAD_PREFIX = "upload:"  # an uploaded dataset is named upload:<id>
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,14 @@ BUILTIN_DATASETS: dict[str, DatasetInfo] = {
         ),
     )
 }
+
+
+# The dataset names a spec may give: a built-in one or an upload (its id: hex digits, dashes).
+DATASET_NAME = (
+    "^("
+    + "|".join([*map(re.escape, BUILTIN_DATASETS), re.escape(UPLOAD_PREFIX)])
+    + "[0-9a-f-]{1,64})$"
+)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from core.db import rows_changed
 from core.spec import seed_schedule
-from core.status import ACTIVE, TrialStatus
+from core.status import ACTIVE
 from core.tables import Comparison, Trial
 
 __all__ = ["enqueue_added", "needs_more", "next_round", "seeds_per_variant"]
@@ -123,21 +123,8 @@ def next_round(session: Session, comparison: Comparison) -> list[str] | None:
 
 
 def enqueue_added(trial_ids: list[str], app: Any = None) -> list[str]:
-    """Send the trials a committed round added, and stamp them sent; returns those sent.
-    What is not sent (a broker outage) keeps ``enqueued_at`` null: the sweeper sends it."""
-    from core.db import session_scope
-    from core.queue import enqueue_trials
-    from core.tables import utcnow
+    """Send the trials a committed round added, and stamp them sent (``core.dispatch``);
+    returns those sent."""
+    from core.dispatch import dispatch
 
-    if not trial_ids:
-        return []
-    sent = enqueue_trials(trial_ids, app=app)
-    if sent:
-        with session_scope() as s:
-            s.execute(
-                update(Trial)
-                .where(Trial.id.in_(sent), Trial.status == TrialStatus.QUEUED)
-                .values(enqueued_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-    return sent
+    return dispatch(trial_ids, app=app)

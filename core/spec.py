@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from core.datasets import DATASET_NAME
+
 __all__ = [
     "NO_NUL",
     "UNION_TAGS",
@@ -55,8 +57,6 @@ def _no_nul(v: str | None) -> str | None:
 NO_NUL = AfterValidator(_no_nul)
 """For every free-text string a client sends: Postgres text cannot hold NUL, so one would
 end as a database error; it is refused at the field instead (``Annotated[str, NO_NUL]``)."""
-
-DATASET_NAME = r"^(mnist_5k|digits|mnist|fashion_mnist|cifar10|upload:[0-9a-f-]{1,64})$"
 
 
 class _Strict(BaseModel):

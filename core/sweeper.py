@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.db import rows_changed, session_scope
+from core.dispatch import dispatch
 from core.lifecycle import (
     added_trials,
     attempts_exhausted,
@@ -43,7 +44,7 @@ from core.lifecycle import (
     finalize_comparison,
     requeue_expired,
 )
-from core.queue import broker_was_reset, enqueue_trials
+from core.queue import broker_was_reset
 from core.rounds import enqueue_added
 from core.status import ACTIVE, TERMINAL, StopReason, TrialStatus
 from core.tables import Comparison, Trial, WorkerHeartbeat, utcnow
@@ -140,15 +141,7 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
         result.resent_lost = [t for t in lost_messages(s, settings, now) if t not in pending]
         pending += result.resent_lost
     if pending:
-        sent = enqueue_trials(pending, app=app)
-        if sent:
-            with session_scope() as s:
-                s.execute(
-                    update(Trial)
-                    .where(Trial.id.in_(sent))
-                    .values(enqueued_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
+        sent = dispatch(pending, app=app)
         result.enqueued = sent
         if result.resent_lost:
             log.warning(

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
-from core.datasets import DatasetInfo
+from core.datasets import UPLOAD_PREFIX, DatasetInfo
 from core.db import session_scope
 from core.errors import ErrorItem, InvalidInput
 from core.tables import Comparison, Dataset
@@ -45,7 +45,6 @@ __all__ = [
     "upload_path_of",
 ]
 
-UPLOAD_PREFIX = "upload:"
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_CLASSES = 10_000
 ZIP_MAGIC = b"PK\x03\x04"  # a zip archive's first local file header (np.savez writes one)

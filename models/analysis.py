@@ -23,6 +23,7 @@ from typing import Any
 from models import spec as s
 from models.errors import ErrorDict, SpecError, err
 from models.keras_import import layers_from_keras_config
+from models.shapes import Bad, Walker, fmt
 from models.spec import Layer, Variant
 
 __all__ = [
@@ -122,15 +123,6 @@ def activations_of(layers: Sequence[LayerAnalysis], batch_size: int) -> Activati
     )
 
 
-class _Bad(Exception):
-    """A shape problem in one layer: (argument or None, message)."""
-
-    def __init__(self, msg: str, arg: str | None = None) -> None:
-        super().__init__(msg)
-        self.arg = arg
-        self.msg = msg
-
-
 def _snake(name: str) -> str:
     """Keras's default layer name for a class name (Conv2D -> conv2d, ReLU -> re_lu)."""
     out = ""
@@ -155,199 +147,6 @@ def layer_names(layers: Sequence[Layer]) -> list[str]:
         seen[base] = n + 1
         names.append(base if n == 0 else f"{base}_{n}")
     return names
-
-
-def _x(dims: Sequence[int]) -> str:
-    return "x".join(str(d) for d in dims)
-
-
-def _fmt(shape: tuple[int, ...]) -> str:
-    return "(None, " + ", ".join(str(d) for d in shape) + ")"
-
-
-def _need_rank(layer: Layer, shape: tuple[int, ...], rank: int, what: str) -> None:
-    if len(shape) == rank:
-        return
-    hint = ""
-    if rank == 3 and len(shape) == 2:
-        hint = f"; for one-channel images give input_shape {[*shape, 1]}"
-    elif rank == 3 and len(shape) == 4 - 3:
-        hint = "; it gets a flat vector (add Reshape first)"
-    raise _Bad(
-        f"{layer.type} needs a {rank + 1}-D input (batch, {what}) but gets {_fmt(shape)}{hint}"
-    )
-
-
-def _window(n: int, k: int, stride: int, dilation: int, padding: str, arg: str, i: int) -> int:
-    """Output length of a sliding window along one axis."""
-    eff = dilation * (k - 1) + 1
-    if padding == "valid":
-        if eff > n:
-            raise _Bad(f"{_axis(arg, i)} {eff} is larger than its input {n}", arg)
-        return (n - eff) // stride + 1
-    return (n - 1) // stride + 1  # "same" and "causal"
-
-
-def _axis(arg: str, i: int) -> str:
-    return f"{arg.replace('_', ' ')} (axis {i})"
-
-
-def _windows(
-    shape: tuple[int, ...], size: tuple[int, ...], strides: tuple[int, ...],
-    dilation: tuple[int, ...], padding: str, arg: str,
-) -> tuple[int, ...]:  # fmt: skip
-    spatial = shape[:-1]
-    eff = tuple(d * (k - 1) + 1 for k, d in zip(size, dilation, strict=True))
-    if padding == "valid" and any(e > n for e, n in zip(eff, spatial, strict=True)):
-        kind = "kernel" if arg == "kernel_size" else "pool"
-        raise _Bad(
-            f"{kind} {_x(eff)} is larger than its input {_x(spatial)}",
-            arg,
-        )
-    return tuple(
-        _window(n, k, st, d, padding, arg, i)
-        for i, (n, k, st, d) in enumerate(zip(spatial, size, strides, dilation, strict=True))
-    )
-
-
-class _Walker:
-    """Carries the tensor shape and the receptive-field state through the layers."""
-
-    def __init__(self, input_shape: tuple[int, ...]) -> None:
-        self.input_shape = input_shape
-        self.shape = input_shape
-        n_spatial = len(input_shape) - 1
-        self.rf: list[int] | None = [1] * n_spatial if n_spatial else None
-        self.jump: list[int] = [1] * n_spatial
-        self.mixed = False
-
-    def field_after(
-        self, size: tuple[int, ...], strides: tuple[int, ...], dil: tuple[int, ...]
-    ) -> None:
-        if self.rf is None or self.mixed or len(size) != len(self.rf):
-            return
-        for ax, (k, st, d) in enumerate(zip(size, strides, dil, strict=True)):
-            self.rf[ax] += (d * (k - 1)) * self.jump[ax]
-            self.jump[ax] *= st
-
-    def mix(self) -> None:
-        if self.rf is not None:
-            self.mixed = True
-            self.rf = list(self.input_shape[:-1])
-
-    def step(self, layer: Layer) -> tuple[tuple[int, ...], int, int, int]:
-        """Return (output shape, params, trainable params, flops) for one layer."""
-        sh = self.shape
-        if isinstance(layer, s.Conv2DSpec | s.SeparableConv2DSpec | s.DepthwiseConv2DSpec):
-            _need_rank(layer, sh, 3, "height, width, channels")
-            hw = _windows(
-                sh,
-                layer.kernel_size,
-                layer.strides,
-                layer.dilation_rate,
-                layer.padding,
-                "kernel_size",
-            )
-            cin, kk, pos = sh[-1], math.prod(layer.kernel_size), math.prod(hw)
-            self.field_after(layer.kernel_size, layer.strides, layer.dilation_rate)
-            bias = layer.use_bias
-            if isinstance(layer, s.Conv2DSpec):
-                out, w, fl = layer.filters, kk * cin * layer.filters, pos * layer.filters * kk * cin
-            elif isinstance(layer, s.DepthwiseConv2DSpec):
-                out = cin * layer.depth_multiplier
-                w, fl = kk * out, pos * out * kk
-            else:
-                mid = cin * layer.depth_multiplier
-                out = layer.filters
-                w = kk * mid + mid * out
-                fl = pos * (mid * kk + mid * out)
-            p = w + (out if bias else 0)
-            return (*hw, out), p, p, fl
-        if isinstance(layer, s.Conv1DSpec):
-            _need_rank(layer, sh, 2, "steps, channels")
-            (n,) = _windows(
-                sh,
-                layer.kernel_size,
-                layer.strides,
-                layer.dilation_rate,
-                layer.padding,
-                "kernel_size",
-            )
-            self.field_after(layer.kernel_size, layer.strides, layer.dilation_rate)
-            k, cin = layer.kernel_size[0], sh[-1]
-            p = k * cin * layer.filters + (layer.filters if layer.use_bias else 0)
-            return (n, layer.filters), p, p, n * layer.filters * k * cin
-        if isinstance(
-            layer,
-            s.MaxPooling2DSpec
-            | s.AveragePooling2DSpec
-            | s.MaxPooling1DSpec
-            | s.AveragePooling1DSpec,
-        ):
-            rank = len(layer.pool_size) + 1
-            _need_rank(
-                layer, sh, rank, "height, width, channels" if rank == 3 else "steps, channels"
-            )
-            strides = layer.strides or layer.pool_size
-            ones = (1,) * len(layer.pool_size)
-            spatial = _windows(sh, layer.pool_size, strides, ones, layer.padding, "pool_size")
-            self.field_after(layer.pool_size, strides, ones)
-            return (*spatial, sh[-1]), 0, 0, 0
-        if isinstance(
-            layer,
-            s.GlobalAveragePooling2DSpec
-            | s.GlobalMaxPooling2DSpec
-            | s.GlobalAveragePooling1DSpec
-            | s.GlobalMaxPooling1DSpec,
-        ):
-            rank = 3 if layer.type.endswith("2D") else 2
-            _need_rank(
-                layer, sh, rank, "height, width, channels" if rank == 3 else "steps, channels"
-            )
-            self.mix()
-            return ((1,) * (rank - 1) + (sh[-1],) if layer.keepdims else (sh[-1],)), 0, 0, 0
-        if isinstance(layer, s.FlattenSpec):
-            self.mix() if len(sh) > 1 else None
-            return (math.prod(sh),), 0, 0, 0
-        if isinstance(layer, s.DenseSpec):
-            p = sh[-1] * layer.units + (layer.units if layer.use_bias else 0)
-            return (*sh[:-1], layer.units), p, p, math.prod(sh) * layer.units
-        if isinstance(layer, s.SpatialDropout2DSpec | s.ZeroPadding2DSpec):
-            _need_rank(layer, sh, 3, "height, width, channels")
-            if isinstance(layer, s.ZeroPadding2DSpec):
-                (t, b), (left, r) = layer.padding
-                return (sh[0] + t + b, sh[1] + left + r, sh[2]), 0, 0, 0
-            return sh, 0, 0, 0
-        if isinstance(layer, s.BatchNormalizationSpec):
-            c = sh[-1]
-            trainable = c * (int(layer.center) + int(layer.scale))
-            return sh, trainable + 2 * c, trainable, 0
-        if isinstance(layer, s.LayerNormalizationSpec):
-            trainable = sh[-1] * (int(layer.center) + int(layer.scale))
-            return sh, trainable, trainable, 0
-        if isinstance(layer, s.ReshapeSpec):
-            return self.reshape(layer.target_shape), 0, 0, 0
-        # Dropout, Activation, ReLU, LeakyReLU, Rescaling: elementwise, shape unchanged.
-        return sh, 0, 0, 0
-
-    def reshape(self, target: tuple[int, ...]) -> tuple[int, ...]:
-        size = math.prod(self.shape)
-        known = math.prod(d for d in target if d != -1)
-        if -1 in target:
-            if size % known:
-                raise _Bad(
-                    f"cannot reshape {_fmt(self.shape)} ({size:,} values) into {list(target)}",
-                    "target_shape",
-                )
-            target = tuple(size // known if d == -1 else d for d in target)
-        elif known != size:
-            raise _Bad(
-                f"cannot reshape {_fmt(self.shape)} ({size:,} values) into {list(target)}"
-                f" ({known:,} values)",
-                "target_shape",
-            )
-        self.mix()
-        return target
 
 
 def _final_error(layers: Sequence[Layer], final: tuple[int, ...], classes: int) -> ErrorDict:
@@ -382,12 +181,12 @@ def analyze(
         errors.append(
             err(["layers"], f"{len(layers):,} layers exceeds the limit of {limits.max_layers:,}")
         )
-    walker = _Walker(tuple(input_shape))
+    walker = Walker(tuple(input_shape))
     out: list[LayerAnalysis] = []
     for i, (layer, name) in enumerate(zip(layers, layer_names(layers), strict=True)):
         try:
-            shape, params, trainable, flops = walker.step(layer)
-        except _Bad as bad:
+            shape, params, trainable, flops = layer.infer(walker)  # its type's rule
+        except Bad as bad:
             loc: list[str | int] = ["layers", i, *([bad.arg] if bad.arg else [])]
             errors.append(err(loc, bad.msg))
             raise SpecError(errors) from None
@@ -423,7 +222,7 @@ def analyze(
                 f"of {batch_size} (float32; {activations.total_bytes_per_sample:,} per sample), "
                 f"over the limit of {limits.max_activation_bytes:,} "
                 f"(ARCHBENCH_MAX_ACTIVATION_BYTES); the largest is this layer's output "
-                f"{_fmt(out[j].output_shape) if j is not None else ''}, "
+                f"{fmt(out[j].output_shape) if j is not None else ''}, "
                 f"{activations.largest_bytes_per_sample:,} bytes per sample",
             )
         )

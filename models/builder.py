@@ -1,7 +1,8 @@
 """Build an uncompiled ``keras.Sequential`` from validated layer specs.
 
 The only module of ``models`` that touches Keras, and only inside ``build_model``. Each
-whitelisted type maps to its Keras class through our own table, and every argument Keras
+registered type (``models.spec.LAYER_TYPES``) builds the ``keras.layers`` class of its name,
+looked up for the registry's names only, never for a name from input, and every argument Keras
 would otherwise resolve by name (initializers, activations, regularizers) is passed as an
 object from our own closed tables: a layer given ``"glorot_uniform"`` calls
 ``keras.initializers.get``, which goes through ``deserialize_keras_object``; given
@@ -18,44 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from models.analysis import layer_names
 from models.errors import SpecError, err
-from models.spec import Layer, Regularizer
+from models.spec import LAYER_TYPES, Layer, Regularizer
 
 if TYPE_CHECKING:
     import keras
 
 __all__ = ["build_model"]
-
-
-def _classes() -> dict[str, Any]:
-    """Map our layer types to Keras classes (explicit, never by getattr on input)."""
-    from keras import layers as kl
-
-    return {
-        "Conv2D": kl.Conv2D,
-        "SeparableConv2D": kl.SeparableConv2D,
-        "DepthwiseConv2D": kl.DepthwiseConv2D,
-        "Conv1D": kl.Conv1D,
-        "MaxPooling2D": kl.MaxPooling2D,
-        "AveragePooling2D": kl.AveragePooling2D,
-        "MaxPooling1D": kl.MaxPooling1D,
-        "AveragePooling1D": kl.AveragePooling1D,
-        "GlobalAveragePooling2D": kl.GlobalAveragePooling2D,
-        "GlobalMaxPooling2D": kl.GlobalMaxPooling2D,
-        "GlobalAveragePooling1D": kl.GlobalAveragePooling1D,
-        "GlobalMaxPooling1D": kl.GlobalMaxPooling1D,
-        "Flatten": kl.Flatten,
-        "Dense": kl.Dense,
-        "Dropout": kl.Dropout,
-        "SpatialDropout2D": kl.SpatialDropout2D,
-        "BatchNormalization": kl.BatchNormalization,
-        "LayerNormalization": kl.LayerNormalization,
-        "Activation": kl.Activation,
-        "ReLU": kl.ReLU,
-        "LeakyReLU": kl.LeakyReLU,
-        "ZeroPadding2D": kl.ZeroPadding2D,
-        "Rescaling": kl.Rescaling,
-        "Reshape": kl.Reshape,
-    }
 
 
 def _initializers() -> dict[str, Any]:
@@ -164,8 +133,10 @@ def build_model(
 ) -> keras.Model:
     """Return the built, uncompiled ``keras.Sequential`` for ``layers`` on ``input_shape``."""
     import keras
+    from keras import layers as kl
 
-    classes, initializers, activations = _classes(), _initializers(), _activations()
+    classes = {name: getattr(kl, name) for name in LAYER_TYPES}  # the registry's names only
+    initializers, activations = _initializers(), _activations()
     built: list[Any] = [keras.Input(shape=tuple(input_shape))]
     # Under a mixed policy (float16/bfloat16 compute) the last layer computes in float32, as
     # Keras's mixed-precision guide advises: a softmax and the loss in half precision lose

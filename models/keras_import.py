@@ -241,7 +241,7 @@ def _layer(reader: _Reader, raw: Any, loc: Loc) -> Layer | None:
     if not ok:
         return None
     try:
-        return model.model_validate(args)  # type: ignore[return-value]
+        return model.model_validate(args)
     except ValidationError as exc:
         for e in exc.errors():
             if not (e["loc"] and e["loc"][0] in refused):

@@ -1,5 +1,13 @@
 """The declarative architecture language: one pydantic model per whitelisted Keras layer.
 
+The layer registry: each layer type is one class here, registered once with ``@register``
+(as Keras registers a layer class), and that class is all there is to know about it: its
+arguments (the pydantic fields), its Keras class (its ``type`` is the name of a
+``keras.layers`` class, which ``models.builder`` resolves for the names of this closed
+registry, never for input; ``models.keras_import`` reads configs by the same name) and its
+analysis rule (``infer``: output shape, parameters, FLOPs and receptive
+field, for ``models.analysis``). Adding a layer type is adding one class here.
+
 Argument names are Keras's own. Every value is bounded, every string is an enum, and the
 set of layer types is closed (``LAYER_TYPES``); nothing here resolves a class from user
 input. ``parse_variant`` validates a variant and raises ``SpecError`` with clean locations.
@@ -16,9 +24,10 @@ Initializers: kernels take any of ``INITIALIZERS``; 1-D weights (biases, normali
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import (
     BaseModel,
@@ -32,6 +41,7 @@ from pydantic import (
 )
 
 from models.errors import ErrorDict, SpecError, err
+from models.shapes import Step, Walker, need_rank, windows
 
 __all__ = [
     "ACTIVATIONS",
@@ -57,6 +67,7 @@ __all__ = [
     "InitializerName",
     "Layer",
     "LayerNormalizationSpec",
+    "LayerSpec",
     "LeakyReLUSpec",
     "MaxPooling1DSpec",
     "MaxPooling2DSpec",
@@ -70,6 +81,7 @@ __all__ = [
     "VectorInitializerName",
     "ZeroPadding2DSpec",
     "parse_variant",
+    "register",
 ]
 
 ActivationName = Literal[
@@ -184,11 +196,34 @@ class Regularizer(BaseModel):
 Reg = Regularizer | None
 
 
-class _Layer(BaseModel):
+class LayerSpec(BaseModel):
+    """A registered layer type: its arguments, its Keras class and its analysis rule."""
+
     model_config = ConfigDict(extra="forbid")
+    if TYPE_CHECKING:  # every registered subclass narrows it to its own Literal
+        type: str
+
+    def infer(self, walker: Walker) -> Step:
+        """Return (output shape, params, trainable params, flops); elementwise by default."""
+        return walker.shape, 0, 0, 0
 
 
-class _Conv(_Layer):
+# Every registered layer type by its ``type`` (the name of its Keras class), in the order
+# they are registered: the discriminated union ``Layer`` and every error message list them so.
+LAYER_TYPES: dict[str, type[LayerSpec]] = {}
+_T = TypeVar("_T", bound=LayerSpec)
+
+
+def register(cls: type[_T]) -> type[_T]:
+    """Register a layer type (a class decorator); its ``type`` default is its name."""
+    name = cls.model_fields["type"].default
+    if not isinstance(name, str) or name in LAYER_TYPES:
+        raise AssertionError(f"layer type {name!r} has no name or is registered twice")
+    LAYER_TYPES[name] = cls
+    return cls
+
+
+class _Conv(LayerSpec):
     strides: Pair = (1, 1)
     padding: Literal["valid", "same"] = "valid"
     dilation_rate: Pair = (1, 1)
@@ -205,7 +240,23 @@ class _Conv(_Layer):
             raise ValueError("Keras does not support strides > 1 together with dilation_rate > 1")
         return value
 
+    def weights(self, cin: int, kk: int, pos: int) -> tuple[int, int, int]:
+        """Return (output channels, weights without bias, flops) for the 2-D convolution."""
+        raise NotImplementedError
 
+    def infer(self, walker: Walker) -> Step:
+        sh = walker.shape
+        need_rank(self.type, sh, 3, "height, width, channels")
+        kernel_size: tuple[int, ...] = getattr(self, "kernel_size")  # noqa: B009 - every subclass has one
+        hw = windows(sh, kernel_size, self.strides, self.dilation_rate, self.padding, "kernel_size")
+        cin, kk, pos = sh[-1], math.prod(kernel_size), math.prod(hw)
+        walker.field_after(kernel_size, self.strides, self.dilation_rate)
+        out, w, fl = self.weights(cin, kk, pos)
+        p = w + (out if self.use_bias else 0)
+        return (*hw, out), p, p, fl
+
+
+@register
 class Conv2DSpec(_Conv):
     """keras.layers.Conv2D (channels_last, groups=1)."""
 
@@ -215,7 +266,11 @@ class Conv2DSpec(_Conv):
     kernel_initializer: InitializerName = "glorot_uniform"
     kernel_regularizer: Reg = None
 
+    def weights(self, cin: int, kk: int, pos: int) -> tuple[int, int, int]:
+        return self.filters, kk * cin * self.filters, pos * self.filters * kk * cin
 
+
+@register
 class SeparableConv2DSpec(_Conv):
     """keras.layers.SeparableConv2D."""
 
@@ -228,7 +283,13 @@ class SeparableConv2DSpec(_Conv):
     depthwise_regularizer: Reg = None
     pointwise_regularizer: Reg = None
 
+    def weights(self, cin: int, kk: int, pos: int) -> tuple[int, int, int]:
+        mid = cin * self.depth_multiplier
+        out = self.filters
+        return out, kk * mid + mid * out, pos * (mid * kk + mid * out)
 
+
+@register
 class DepthwiseConv2DSpec(_Conv):
     """keras.layers.DepthwiseConv2D."""
 
@@ -238,8 +299,13 @@ class DepthwiseConv2DSpec(_Conv):
     depthwise_initializer: InitializerName = "glorot_uniform"
     depthwise_regularizer: Reg = None
 
+    def weights(self, cin: int, kk: int, pos: int) -> tuple[int, int, int]:
+        out = cin * self.depth_multiplier
+        return out, kk * out, pos * out * kk
 
-class Conv1DSpec(_Layer):
+
+@register
+class Conv1DSpec(LayerSpec):
     """keras.layers.Conv1D (channels_last, groups=1)."""
 
     type: Literal["Conv1D"] = "Conv1D"
@@ -257,8 +323,40 @@ class Conv1DSpec(_Layer):
 
     _strides_or_dilation = _Conv._strides_or_dilation
 
+    def infer(self, walker: Walker) -> Step:
+        sh = walker.shape
+        need_rank(self.type, sh, 2, "steps, channels")
+        (n,) = windows(
+            sh, self.kernel_size, self.strides, self.dilation_rate, self.padding, "kernel_size"
+        )
+        walker.field_after(self.kernel_size, self.strides, self.dilation_rate)
+        k, cin = self.kernel_size[0], sh[-1]
+        p = k * cin * self.filters + (self.filters if self.use_bias else 0)
+        return (n, self.filters), p, p, n * self.filters * k * cin
 
-class _Pool2D(_Layer):
+
+def _pool(
+    kind: str, walker: Walker, size: tuple[int, ...], strides: tuple[int, ...] | None, padding: str
+) -> Step:
+    """The rule of a (1-D or 2-D) max or average pooling layer."""
+    sh, rank = walker.shape, len(size) + 1
+    need_rank(kind, sh, rank, "height, width, channels" if rank == 3 else "steps, channels")
+    strides = strides or size
+    ones = (1,) * len(size)
+    spatial = windows(sh, size, strides, ones, padding, "pool_size")
+    walker.field_after(size, strides, ones)
+    return (*spatial, sh[-1]), 0, 0, 0
+
+
+def _global_pool(kind: str, walker: Walker, rank: int, keepdims: bool) -> Step:
+    """The rule of a global pooling layer over a rank-``rank`` input."""
+    sh = walker.shape
+    need_rank(kind, sh, rank, "height, width, channels" if rank == 3 else "steps, channels")
+    walker.mix()
+    return ((1,) * (rank - 1) + (sh[-1],) if keepdims else (sh[-1],)), 0, 0, 0
+
+
+class _Pool2D(LayerSpec):
     pool_size: Pair = (2, 2)
     strides: Pair | None = None
     padding: Literal["valid", "same"] = "valid"
@@ -269,20 +367,25 @@ class _Pool2D(_Layer):
             self.strides = self.pool_size  # Keras's rule; explicit so round trips compare equal
         return self
 
+    def infer(self, walker: Walker) -> Step:
+        return _pool(self.type, walker, self.pool_size, self.strides, self.padding)
 
+
+@register
 class MaxPooling2DSpec(_Pool2D):
     """keras.layers.MaxPooling2D."""
 
     type: Literal["MaxPooling2D"] = "MaxPooling2D"
 
 
+@register
 class AveragePooling2DSpec(_Pool2D):
     """keras.layers.AveragePooling2D."""
 
     type: Literal["AveragePooling2D"] = "AveragePooling2D"
 
 
-class _Pool1D(_Layer):
+class _Pool1D(LayerSpec):
     pool_size: Single = (2,)
     strides: Single | None = None
     padding: Literal["valid", "same"] = "valid"
@@ -293,54 +396,83 @@ class _Pool1D(_Layer):
             self.strides = self.pool_size
         return self
 
+    def infer(self, walker: Walker) -> Step:
+        return _pool(self.type, walker, self.pool_size, self.strides, self.padding)
 
+
+@register
 class MaxPooling1DSpec(_Pool1D):
     """keras.layers.MaxPooling1D."""
 
     type: Literal["MaxPooling1D"] = "MaxPooling1D"
 
 
+@register
 class AveragePooling1DSpec(_Pool1D):
     """keras.layers.AveragePooling1D."""
 
     type: Literal["AveragePooling1D"] = "AveragePooling1D"
 
 
-class GlobalAveragePooling2DSpec(_Layer):
+@register
+class GlobalAveragePooling2DSpec(LayerSpec):
     """keras.layers.GlobalAveragePooling2D."""
 
     type: Literal["GlobalAveragePooling2D"] = "GlobalAveragePooling2D"
     keepdims: bool = False
 
+    def infer(self, walker: Walker) -> Step:
+        return _global_pool(self.type, walker, 3, self.keepdims)
 
-class GlobalMaxPooling2DSpec(_Layer):
+
+@register
+class GlobalMaxPooling2DSpec(LayerSpec):
     """keras.layers.GlobalMaxPooling2D."""
 
     type: Literal["GlobalMaxPooling2D"] = "GlobalMaxPooling2D"
     keepdims: bool = False
 
+    def infer(self, walker: Walker) -> Step:
+        return _global_pool(self.type, walker, 3, self.keepdims)
 
-class GlobalAveragePooling1DSpec(_Layer):
+
+@register
+class GlobalAveragePooling1DSpec(LayerSpec):
     """keras.layers.GlobalAveragePooling1D."""
 
     type: Literal["GlobalAveragePooling1D"] = "GlobalAveragePooling1D"
     keepdims: bool = False
 
+    def infer(self, walker: Walker) -> Step:
+        return _global_pool(self.type, walker, 2, self.keepdims)
 
-class GlobalMaxPooling1DSpec(_Layer):
+
+@register
+class GlobalMaxPooling1DSpec(LayerSpec):
     """keras.layers.GlobalMaxPooling1D."""
 
     type: Literal["GlobalMaxPooling1D"] = "GlobalMaxPooling1D"
     keepdims: bool = False
 
+    def infer(self, walker: Walker) -> Step:
+        return _global_pool(self.type, walker, 2, self.keepdims)
 
-class FlattenSpec(_Layer):
+
+@register
+class FlattenSpec(LayerSpec):
     """keras.layers.Flatten."""
 
     type: Literal["Flatten"] = "Flatten"
 
+    def infer(self, walker: Walker) -> Step:
+        sh = walker.shape
+        if len(sh) > 1:
+            walker.mix()
+        return (math.prod(sh),), 0, 0, 0
 
-class DenseSpec(_Layer):
+
+@register
+class DenseSpec(LayerSpec):
     """keras.layers.Dense (applies to the last axis)."""
 
     type: Literal["Dense"] = "Dense"
@@ -352,22 +484,34 @@ class DenseSpec(_Layer):
     kernel_regularizer: Reg = None
     bias_regularizer: Reg = None
 
+    def infer(self, walker: Walker) -> Step:
+        sh = walker.shape
+        p = sh[-1] * self.units + (self.units if self.use_bias else 0)
+        return (*sh[:-1], self.units), p, p, math.prod(sh) * self.units
 
-class DropoutSpec(_Layer):
+
+@register
+class DropoutSpec(LayerSpec):
     """keras.layers.Dropout."""
 
     type: Literal["Dropout"] = "Dropout"
     rate: Rate
 
 
-class SpatialDropout2DSpec(_Layer):
+@register
+class SpatialDropout2DSpec(LayerSpec):
     """keras.layers.SpatialDropout2D."""
 
     type: Literal["SpatialDropout2D"] = "SpatialDropout2D"
     rate: Rate
 
+    def infer(self, walker: Walker) -> Step:
+        need_rank(self.type, walker.shape, 3, "height, width, channels")
+        return walker.shape, 0, 0, 0
 
-class BatchNormalizationSpec(_Layer):
+
+@register
+class BatchNormalizationSpec(LayerSpec):
     """keras.layers.BatchNormalization over the last axis."""
 
     type: Literal["BatchNormalization"] = "BatchNormalization"
@@ -382,8 +526,14 @@ class BatchNormalizationSpec(_Layer):
     beta_regularizer: Reg = None
     gamma_regularizer: Reg = None
 
+    def infer(self, walker: Walker) -> Step:
+        c = walker.shape[-1]
+        trainable = c * (int(self.center) + int(self.scale))
+        return walker.shape, trainable + 2 * c, trainable, 0
 
-class LayerNormalizationSpec(_Layer):
+
+@register
+class LayerNormalizationSpec(LayerSpec):
     """keras.layers.LayerNormalization over the last axis."""
 
     type: Literal["LayerNormalization"] = "LayerNormalization"
@@ -395,15 +545,21 @@ class LayerNormalizationSpec(_Layer):
     beta_regularizer: Reg = None
     gamma_regularizer: Reg = None
 
+    def infer(self, walker: Walker) -> Step:
+        trainable = walker.shape[-1] * (int(self.center) + int(self.scale))
+        return walker.shape, trainable, trainable, 0
 
-class ActivationSpec(_Layer):
+
+@register
+class ActivationSpec(LayerSpec):
     """keras.layers.Activation."""
 
     type: Literal["Activation"] = "Activation"
     activation: Activation
 
 
-class ReLUSpec(_Layer):
+@register
+class ReLUSpec(LayerSpec):
     """keras.layers.ReLU."""
 
     type: Literal["ReLU"] = "ReLU"
@@ -412,7 +568,8 @@ class ReLUSpec(_Layer):
     threshold: Annotated[float, Field(ge=0.0, le=1e6)] = 0.0
 
 
-class LeakyReLUSpec(_Layer):
+@register
+class LeakyReLUSpec(LayerSpec):
     """keras.layers.LeakyReLU."""
 
     type: Literal["LeakyReLU"] = "LeakyReLU"
@@ -442,7 +599,8 @@ def _padding_2d(value: Any) -> Any:
     return tuple(tuple(p) for p in value)
 
 
-class ZeroPadding2DSpec(_Layer):
+@register
+class ZeroPadding2DSpec(LayerSpec):
     """keras.layers.ZeroPadding2D."""
 
     type: Literal["ZeroPadding2D"] = "ZeroPadding2D"
@@ -451,8 +609,15 @@ class ZeroPadding2DSpec(_Layer):
         (1, 1),
     )
 
+    def infer(self, walker: Walker) -> Step:
+        sh = walker.shape
+        need_rank(self.type, sh, 3, "height, width, channels")
+        (t, b), (left, r) = self.padding
+        return (sh[0] + t + b, sh[1] + left + r, sh[2]), 0, 0, 0
 
-class RescalingSpec(_Layer):
+
+@register
+class RescalingSpec(LayerSpec):
     """keras.layers.Rescaling (scalar scale and offset)."""
 
     type: Literal["Rescaling"] = "Rescaling"
@@ -477,30 +642,21 @@ def _target_shape(value: Any) -> Any:
     return tuple(value)
 
 
-class ReshapeSpec(_Layer):
+@register
+class ReshapeSpec(LayerSpec):
     """keras.layers.Reshape (one dimension may be -1)."""
 
     type: Literal["Reshape"] = "Reshape"
     target_shape: Annotated[tuple[int, ...], BeforeValidator(_target_shape)]
 
+    def infer(self, walker: Walker) -> Step:
+        return walker.reshape(self.target_shape), 0, 0, 0
 
-Layer = Annotated[
-    Union[  # noqa: UP007 - a discriminated union reads best spelled out
-        Conv2DSpec, SeparableConv2DSpec, DepthwiseConv2DSpec, Conv1DSpec,
-        MaxPooling2DSpec, AveragePooling2DSpec, MaxPooling1DSpec, AveragePooling1DSpec,
-        GlobalAveragePooling2DSpec, GlobalMaxPooling2DSpec,
-        GlobalAveragePooling1DSpec, GlobalMaxPooling1DSpec,
-        FlattenSpec, DenseSpec, DropoutSpec, SpatialDropout2DSpec,
-        BatchNormalizationSpec, LayerNormalizationSpec,
-        ActivationSpec, ReLUSpec, LeakyReLUSpec, ZeroPadding2DSpec, RescalingSpec, ReshapeSpec,
-    ],
-    Field(discriminator="type"),
-]  # fmt: skip
 
-LAYER_TYPES: dict[str, type[BaseModel]] = {
-    cls.model_fields["type"].default: cls
-    for cls in Layer.__origin__.__args__  # type: ignore[attr-defined]
-}
+if TYPE_CHECKING:
+    Layer = LayerSpec
+else:  # the discriminated union of every registered type, built from the registry
+    Layer = Annotated[Union[tuple(LAYER_TYPES.values())], Field(discriminator="type")]  # noqa: UP007
 
 
 def _input_shape(value: Any) -> Any:

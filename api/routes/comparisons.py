@@ -11,7 +11,6 @@ import pyarrow as pa
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.cache import TTLCache
@@ -24,14 +23,6 @@ from api.deps import (
     find_comparison,
 )
 from api.examples import SUBMIT_EXAMPLES, SUBMITTED_RESPONSES
-from api.metrics_export import (
-    KEYS,
-    METRIC_KEY_TYPES,
-    metric_columns,
-    metrics_csv,
-    metrics_json,
-    metrics_rows,
-)
 from api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.schemas import (
     TRIAL_EXTRA_FIELDS,
@@ -43,13 +34,27 @@ from api.schemas import (
     trial_out,
 )
 from api.tables_out import TABLE_RESPONSES, stream_table, table_format
-from core.comparisons import body_hash, cancel_comparison, create_comparison
+from core.comparisons import (
+    body_hash,
+    cancel_comparison,
+    comparisons_page,
+    create_comparison,
+    trial_key,
+    trials_in_order,
+)
 from core.db import session_scope
+from core.dispatch import dispatch
 from core.lifecycle import progress_of
-from core.queue import enqueue_trials
+from core.metrics_export import (
+    KEYS,
+    METRIC_KEY_TYPES,
+    metric_columns,
+    metrics_csv,
+    metrics_json,
+    metrics_rows,
+)
 from core.spec import NO_NUL, ComparisonSpec
-from core.tables import Comparison, Trial, utcnow
-from core.tenancy import owned
+from core.tables import Comparison
 from core.uploads import resolver_for
 from core.validation import validate_comparison
 
@@ -92,12 +97,7 @@ def submit(
         max_active=settings.max_active_comparisons_per_tenant,
     )
     if created:
-        sent = enqueue_trials(trial_ids)
-        if sent:
-            now = utcnow()
-            for trial in session.scalars(select(Trial).where(Trial.id.in_(sent))):
-                trial.enqueued_at = now
-            session.commit()
+        dispatch(trial_ids)
         log.info(
             "comparison submitted: %d trials, %d to train",
             comparison.trials_total,
@@ -121,25 +121,10 @@ def list_comparisons(
     cursor: CursorQuery = None,
 ) -> Page[ComparisonOut]:
     """Comparisons, newest first."""
-    q = owned(Comparison, tenant)
-    if status:
-        q = q.where(Comparison.status == status)
-    if name:
-        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        q = q.where(Comparison.name.ilike(f"%{escaped}%", escape="\\"))
-    if cursor:
-        created_at, last_id = decode_cursor(cursor, (datetime, str))
-        q = q.where(
-            (Comparison.created_at < created_at)
-            | ((Comparison.created_at == created_at) & (Comparison.id < last_id))
-        )
-    rows = list(
-        session.scalars(
-            q.order_by(Comparison.created_at.desc(), Comparison.id.desc()).limit(limit + 1)
-        )
+    after = decode_cursor(cursor, (datetime, str)) if cursor else None
+    rows, more = comparisons_page(
+        session, tenant, status=status, name=name, limit=limit, after=after
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
     counts = progress_of(session, [r.id for r in rows]) if rows else {}
     next_cursor = (
         encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more and rows else None
@@ -220,16 +205,7 @@ def trials(
 
     def rows() -> Iterator[dict[str, Any]]:
         with session_scope() as s:
-            q = select(Trial).where(Trial.comparison_id == comparison_id)
-            if after:
-                q = q.where(
-                    (Trial.variant_index > after[0])
-                    | ((Trial.variant_index == after[0]) & (Trial.seed > after[1]))
-                )
-            q = q.order_by(Trial.variant_index, Trial.seed)
-            if limit:
-                q = q.limit(limit)
-            for t in s.scalars(q):
+            for t in trials_in_order(s, comparison_id, after=after, limit=limit):
                 yield trial_out(t)
 
     if limit:
@@ -237,9 +213,7 @@ def trials(
         page = list(rows())
         if len(page) == limit:
             with session_scope() as s:
-                last = s.scalar(select(Trial).where(Trial.id == page[-1]["id"]))
-                assert last is not None
-                holder["next"] = encode_cursor(last.variant_index, int(last.seed))
+                holder["next"] = encode_cursor(*trial_key(s, page[-1]["id"]))
         return stream_table(
             page,
             columns=TRIAL_FIELDS + TRIAL_EXTRA_FIELDS,

@@ -238,7 +238,7 @@ def test_trials_are_committed_before_they_are_enqueued(
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from api.routes import comparisons as route
+    from core import dispatch as dispatching
     from core.queue import client_app
 
     broker = tmp_path / "broker.db"  # the embedded SQL broker: real, and nobody consumes it
@@ -246,7 +246,7 @@ def test_trials_are_committed_before_they_are_enqueued(
     monkeypatch.setenv("ARCHBENCH_BROKER_URL", f"sqla+sqlite:///{broker}")
     monkeypatch.setenv("ARCHBENCH_ALLOW_NO_AUTH", "true")  # keys are not what this tests
     seen: list[tuple[int, int]] = []
-    real_enqueue = route.enqueue_trials
+    real_enqueue = dispatching.enqueue_trials  # what the submit route's dispatch sends with
 
     with fresh_database("archbench_enqueue") as url, in_process_database(url, monkeypatch):
         outside = make_engine(url)
@@ -264,7 +264,7 @@ def test_trials_are_committed_before_they_are_enqueued(
             seen.append((len(trials), comparisons or 0))
             return real_enqueue(trial_ids, app)
 
-        monkeypatch.setattr(route, "enqueue_trials", enqueue_after_commit)
+        monkeypatch.setattr(dispatching, "enqueue_trials", enqueue_after_commit)
         client_app.cache_clear()
         try:
             with TestClient(create_app()) as client:

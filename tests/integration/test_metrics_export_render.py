@@ -77,7 +77,7 @@ def store(comparison_id: str) -> None:
 
 
 def render(comparison_id: str, variant: str | None) -> tuple[bytes, bytes]:
-    from api.metrics_export import metrics_csv, metrics_json
+    from core.metrics_export import metrics_csv, metrics_json
 
     return (
         b"".join(metrics_json(comparison_id, COLUMNS, variant)),

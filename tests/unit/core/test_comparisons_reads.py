@@ -1,0 +1,79 @@
+"""core.comparisons' reads: the comparison list (filters, keyset pages, tenancy) and the
+trials in (variant, seed) order, on a real SQLite database built from the tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from core.comparisons import comparisons_page, trial_key, trials_in_order
+from core.tables import Base, Comparison, Trial
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        yield s
+    engine.dispose()
+
+
+def _comparisons(s: Session) -> list[str]:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    names = ["a_b", "axb", "100%", "plain", "other tenant's a_b"]
+    for i, name in enumerate(names):
+        s.add(
+            Comparison(
+                id=f"c{i}",
+                tenant="b" if "tenant" in name else "a",
+                name=name,
+                status="running" if i % 2 else "queued",
+                spec={},
+                created_at=t0 + timedelta(minutes=i // 2),  # ties broken by id
+            )
+        )
+    s.commit()
+    return names
+
+
+def test_pages_walk_every_comparison_newest_first_once(session: Session) -> None:
+    _comparisons(session)
+    seen: list[str] = []
+    after = None
+    while True:
+        rows, more = comparisons_page(session, "a", limit=1, after=after)
+        seen += [r.id for r in rows]
+        if not more:
+            break
+        after = (rows[-1].created_at, rows[-1].id)
+    assert seen == ["c3", "c2", "c1", "c0"]  # c4 is tenant b's
+
+
+def test_the_name_filter_takes_wildcards_literally_and_status_exactly(session: Session) -> None:
+    _comparisons(session)
+    assert [r.name for r in comparisons_page(session, "a", name="_", limit=10)[0]] == ["a_b"]
+    assert [r.name for r in comparisons_page(session, "a", name="%", limit=10)[0]] == ["100%"]
+    assert [r.name for r in comparisons_page(session, "a", name="A_B", limit=10)[0]] == ["a_b"]
+    running = comparisons_page(session, "a", status="running", limit=10)[0]
+    assert sorted(r.id for r in running) == ["c1", "c3"]
+
+
+def test_trials_come_variant_then_seed_and_page_after_a_key(session: Session) -> None:
+    session.add(Comparison(id="c", tenant="a", name="n", spec={}))
+    for v, seed in [(1, 5), (0, 7), (1, 2), (0, 3)]:
+        session.add(
+            Trial(id=f"t{v}{seed}", comparison_id="c", variant=f"v{v}", variant_index=v, seed=seed)
+        )
+    session.commit()
+    order = [(t.variant_index, t.seed) for t in trials_in_order(session, "c")]
+    assert order == [(0, 3), (0, 7), (1, 2), (1, 5)]
+    first = list(trials_in_order(session, "c", limit=2))
+    key = trial_key(session, first[-1].id)
+    assert key == (0, 7)
+    rest = [(t.variant_index, t.seed) for t in trials_in_order(session, "c", after=key)]
+    assert rest == [(1, 2), (1, 5)]

@@ -25,6 +25,8 @@ by well under 1e-3 (tests/unit/core/test_cka.py measures it).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 
@@ -120,6 +122,13 @@ def pack_gram(gram: npt.ArrayLike) -> bytes:
     return v.astype("<f2").tobytes()
 
 
+@functools.lru_cache(maxsize=8)
+def _triangle(n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], Array]:
+    """Rows, columns and weights (1 on the diagonal, sqrt(2) off it) of the packed triangle."""
+    rows, cols = np.triu_indices(n)
+    return rows, cols, np.where(rows == cols, 1.0, np.sqrt(2.0))
+
+
 def unpack_gram(blob: bytes, n: int) -> Array:
     """The stored centered Gram, debiased (``debias_gram``), as a unit-norm weighted upper
     triangle: the dot product of two is debiased CKA (a zero vector for a constant layer;
@@ -131,11 +140,11 @@ def unpack_gram(blob: bytes, n: int) -> Array:
         )
     if n < 4:
         return np.full(len(v), np.nan)
-    rows, cols = np.triu_indices(n)
-    weight = np.where(rows == cols, 1.0, np.sqrt(2.0))
+    rows, cols, weight = _triangle(n)
     k = np.zeros((n, n))
-    k[rows, cols] = v / weight
-    k[cols, rows] = v / weight
+    v /= weight
+    k[rows, cols] = v
+    k[cols, rows] = v
     v = debias_gram(k)[rows, cols] * weight
     norm = float(np.linalg.norm(v))
     out: Array = v / norm if norm > 0 else v

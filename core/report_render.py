@@ -92,7 +92,7 @@ def _stats_clause(report: Report, p: Mapping[str, Any], ci: Sequence[float] | No
     m = report["primary_metric"]
     parts = []
     if ci is not None and p["ci95"] is not None:
-        parts.append(f"95% CI {fmt.gap_interval(ci, m)}")
+        parts.append(f"unadjusted 95% CI {fmt.gap_interval(ci, m)}")
     if p["p_adjusted"] is not None:
         parts.append(f"adjusted p {_p(p['p_adjusted'])}")
     if p["effect_size"] is not None:
@@ -139,7 +139,8 @@ def _pair_sentence(report: Report, p: Mapping[str, Any]) -> str:
         ci = p["ci95"]
         return (
             f"{a} and {b} are equivalent within {within}: {_levels(report, a, b)} "
-            f"{_label(report)}, {diff_text} (95% CI {fmt.gap_interval(ci, m)}{eq_text}), {ns}"
+            f"{_label(report)}, {diff_text} (unadjusted 95% CI {fmt.gap_interval(ci, m)}"
+            f"{eq_text}), {ns}"
         )
     if conclusion == "untested":
         few = [x for x, n in ((a, p["n_a"]), (b, p["n_b"])) if n < MIN_SEEDS]
@@ -162,7 +163,7 @@ def _pair_sentence(report: Report, p: Mapping[str, Any]) -> str:
     if needed is not None:
         more = f"; about {_plural(needed, 'seed')} per variant would decide it"
     return (
-        f"{a} vs {b} is inconclusive with {ns}: {diff_text} (95% CI "
+        f"{a} vs {b} is inconclusive with {ns}: {diff_text} (unadjusted 95% CI "
         f"{fmt.gap_interval(p['ci95'], m)}, adjusted p {_p(p['p_adjusted'])}; minimum "
         f"detectable difference {fmt.gap(p['mde'], m, unit=m != 'test_loss')}){more}"
     )

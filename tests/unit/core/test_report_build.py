@@ -146,7 +146,7 @@ def test_clear_winner_verdict_names_winner_loser_and_adjusted_p(trial: Factory) 
     verdict = report["verdict"]
     assert verdict.startswith(
         "conv64x3 is better than conv128: 97.70% vs 94.13% test accuracy, by 3.57 points "
-        "(95% CI +2.20 to +4.93; adjusted p = 0.008; Hedges' g "
+        "(unadjusted 95% CI +2.20 to +4.93; adjusted p = 0.008; Hedges' g "
     )
     assert verdict.endswith(", 3 seeds.")
     assert verdict.count(". ") == 0  # one pair, one sentence
@@ -471,3 +471,24 @@ def test_any_input_gives_json_safe_consistent_report(
         assert p["significant"] == (p["conclusion"] in ("a_better", "b_better"))
     assert "a" in render_text(report)
     assert "| a |" in render_markdown(report, title="any")
+
+
+def test_an_unadjusted_interval_is_labelled_in_the_verdict(trial: Factory) -> None:
+    """Issue 13: "not distinguishable (95% CI 0.6 to 8.4, adjusted p = 0.093)". An
+    inconclusive pair of a family of three whose unadjusted interval excludes zero must say
+    that interval is unadjusted, next to the adjusted p."""
+    values = {
+        "a": [0.896, 0.892, 0.911, 0.889, 0.894],
+        "b": [0.924, 0.927, 0.919, 0.901, 0.901],
+        "c": [0.941, 0.938, 0.946, 0.963, 0.952],
+    }
+    trials = [t for name, xs in values.items() for t in _seeds(trial, name, xs)]
+    report = _build(trials, order=list(values))
+    p = report["pairwise"][0]
+    assert p["conclusion"] == "inconclusive"
+    assert p["ci95"][1] < 0 < p["ci95_adjusted"][1]
+    assert "(95% CI" not in report["verdict"]
+    assert (
+        "a vs b is inconclusive with 5 seeds: a - b = -1.80 points (unadjusted 95% CI "
+        in (report["verdict"])
+    )

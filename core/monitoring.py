@@ -45,28 +45,26 @@ def trials_by_status(s: Session) -> list[tuple[str, int]]:
     ]
 
 
-def running_by_worker(s: Session) -> list[tuple[str, int]]:
-    """(worker process "host:pid", running trials) of each process running some."""
+def _over_running_trials(s: Session, value: Any) -> list[tuple[str, Any]]:
+    """(worker process "host:pid", ``value`` aggregated over its running trials)."""
     return [
-        (str(w), n)  # never None: the query leaves those out
-        for w, n in s.execute(
-            select(Trial.worker, func.count())
+        (str(w), v)  # never None: the query leaves those out
+        for w, v in s.execute(
+            select(Trial.worker, value)
             .where(Trial.status == TrialStatus.RUNNING, Trial.worker.is_not(None))
             .group_by(Trial.worker)
         ).tuples()
     ]
+
+
+def running_by_worker(s: Session) -> list[tuple[str, int]]:
+    """(worker process "host:pid", running trials) of each process running some."""
+    return _over_running_trials(s, func.count())
 
 
 def lease_expiry_by_worker(s: Session) -> list[tuple[str, datetime | None]]:
     """(worker process, the latest lease expiry of its running trials)."""
-    return [
-        (str(w), e)  # never None: the query leaves those out
-        for w, e in s.execute(
-            select(Trial.worker, func.max(Trial.lease_expires_at))
-            .where(Trial.status == TrialStatus.RUNNING, Trial.worker.is_not(None))
-            .group_by(Trial.worker)
-        ).tuples()
-    ]
+    return _over_running_trials(s, func.max(Trial.lease_expires_at))
 
 
 def last_epoch_by_worker(s: Session) -> list[tuple[str, datetime | None]]:

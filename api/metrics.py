@@ -35,15 +35,23 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import case, create_engine, func, select, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from core.config import Settings, get_settings
 from core.db import session_scope
 from core.logging import log_context
+from core.monitoring import (
+    comparisons_by_status,
+    epoch_durations,
+    last_epoch_by_worker,
+    lease_expiry_by_worker,
+    running_by_worker,
+    trials_by_process,
+    trials_by_status,
+    worker_heartbeats,
+)
 from core.queue import QUEUE
-from core.status import TrialStatus
-from core.tables import Comparison, EpochMetric, Trial, WorkerHeartbeat
 
 __all__ = [
     "CONTENT_TYPE",
@@ -195,23 +203,19 @@ class DatabaseCollector(Collector):
                 "archbench_comparisons",
                 "Comparisons by status.",
                 ["status"],
-                s.execute(select(Comparison.status, func.count()).group_by(Comparison.status)),
+                comparisons_by_status(s),
             )
             yield _gauge(
                 "archbench_trials",
                 "Trials by status.",
                 ["status"],
-                s.execute(select(Trial.status, func.count()).group_by(Trial.status)),
+                trials_by_status(s),
             )
             yield _gauge(
                 "archbench_worker_running_trials",
                 "Running trials by worker process (host:pid).",
                 ["worker"],
-                s.execute(
-                    select(Trial.worker, func.count())
-                    .where(Trial.status == TrialStatus.RUNNING, Trial.worker.is_not(None))
-                    .group_by(Trial.worker)
-                ),
+                running_by_worker(s),
             )
             yield self._heartbeats(s, settings)
             yield from self._workers(s)
@@ -238,24 +242,10 @@ class DatabaseCollector(Collector):
             labels=["worker"],
         )
         seen: dict[str, float] = {}
-        leases = s.execute(
-            select(Trial.worker, func.max(Trial.lease_expires_at))
-            .where(Trial.status == TrialStatus.RUNNING, Trial.worker.is_not(None))
-            .group_by(Trial.worker)
-        )
-        for worker, expires in leases:
+        for worker, expires in lease_expiry_by_worker(s):
             if expires is not None:
                 seen[worker] = _ts(expires) - settings.lease_seconds
-        epochs = s.execute(
-            select(Trial.worker, func.max(EpochMetric.recorded_at))
-            .join(Trial, Trial.id == EpochMetric.trial_id)
-            .where(
-                Trial.worker.is_not(None),
-                Trial.status.in_((TrialStatus.RUNNING, TrialStatus.SUCCEEDED)),
-            )
-            .group_by(Trial.worker)
-        )
-        for worker, recorded in epochs:
+        for worker, recorded in last_epoch_by_worker(s):
             if recorded is not None:
                 seen[worker] = max(seen.get(worker, 0.0), _ts(recorded))
         for worker, ts in sorted(seen.items()):
@@ -276,17 +266,7 @@ class DatabaseCollector(Collector):
             labels=["worker", "pid"],
         )
         owner: dict[str, str] = {}  # "host:pid" of a process -> its worker's name
-        rows = s.execute(
-            select(
-                WorkerHeartbeat.name,
-                WorkerHeartbeat.hostname,
-                WorkerHeartbeat.pid,
-                WorkerHeartbeat.concurrency,
-                WorkerHeartbeat.processes,
-                WorkerHeartbeat.last_seen,
-            ).order_by(WorkerHeartbeat.name, WorkerHeartbeat.pid)
-        )
-        for name, host, pid, concurrency, processes, last_seen in rows:
+        for name, host, pid, concurrency, processes, last_seen in worker_heartbeats(s):
             beats.add_metric([name, str(pid)], _ts(last_seen))
             slots.add_metric([name, str(pid)], float(concurrency))
             for p in [pid, *(processes or [])]:
@@ -300,25 +280,17 @@ class DatabaseCollector(Collector):
         )
         counts: dict[tuple[str, str], float] = {}
         if owner:
-            for process, status, n in s.execute(
-                select(Trial.worker, Trial.status, func.count())
-                .where(Trial.worker.in_(list(owner)))
-                .group_by(Trial.worker, Trial.status)
-            ):
+            for process, status, n in trials_by_process(s, list(owner)):
                 key = (owner[process], status)
                 counts[key] = counts.get(key, 0.0) + float(n)
-        for (name, status), n in sorted(counts.items()):
-            trials.add_metric([name, status], n)
+        for (name, status), total in sorted(counts.items()):
+            trials.add_metric([name, status], total)
         yield trials
 
     @staticmethod
     def _epoch_histogram(s: Any) -> Metric:
         """Every stored epoch's duration, as a cumulative histogram (one aggregate query)."""
-        secs = EpochMetric.seconds
-        columns: list[Any] = [func.count(secs), func.coalesce(func.sum(secs), 0.0)]
-        columns += [func.sum(case((secs <= b, 1), else_=0)) for b in EPOCH_BUCKETS]
-        row = s.execute(select(*columns).where(secs.is_not(None))).one()
-        count, total, cumulative = int(row[0]), float(row[1]), [int(x or 0) for x in row[2:]]
+        count, total, cumulative = epoch_durations(s, EPOCH_BUCKETS)
         buckets = [(_le(b), float(n)) for b, n in zip(EPOCH_BUCKETS, cumulative, strict=True)]
         buckets.append(("+Inf", float(count)))
         h = HistogramMetricFamily(

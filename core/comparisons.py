@@ -24,7 +24,7 @@ from core.lifecycle import (
 from core.reuse import copy_result, find_reusable, library_versions, trial_hash
 from core.spec import seed_schedule
 from core.status import ACTIVE, ComparisonStatus, TrialStatus
-from core.tables import Comparison, Trial, new_id, utcnow
+from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
 from core.tenancy import owned
 from core.validation import ValidatedComparison
 
@@ -38,6 +38,7 @@ __all__ = [
     "fill_reused",
     "lock_tenant_quota",
     "trial_key",
+    "trial_states",
     "trials_in_order",
 ]
 
@@ -340,3 +341,56 @@ def trial_key(session: Session, trial_id: str) -> tuple[int, int]:
     """The (variant_index, seed) a page of trials continues after."""
     trial = session.get_one(Trial, trial_id)
     return trial.variant_index, int(trial.seed)
+
+
+def trial_states(session: Session, comparison_id: str) -> list[dict[str, Any]]:
+    """Each trial's state as the event stream shows it, by (variant_index, seed)."""
+    return [
+        dict(row)
+        for row in session.execute(
+            select(
+                Trial.id,
+                Trial.variant,
+                Trial.seed,
+                Trial.status,
+                Trial.started_at,
+                Trial.epochs_done,
+                Trial.test_accuracy,
+                Trial.test_loss,
+                Trial.error,
+            )
+            .where(Trial.comparison_id == comparison_id)
+            .order_by(Trial.variant_index, Trial.seed)
+        ).mappings()
+    ]
+
+
+def epochs_since(
+    session: Session, trials: list[dict[str, Any]], epochs_seen: dict[str, int]
+) -> list[dict[str, Any]]:
+    """The epoch rows of ``trials`` (``trial_states``) after the last one seen of each, by
+    trial and epoch: the trial's id, variant and seed, the epoch, its metrics and seconds."""
+    new_epochs: list[dict[str, Any]] = []
+    behind = [t["id"] for t in trials if t["epochs_done"] > epochs_seen.get(t["id"], 0)]
+    if not behind:
+        return new_epochs
+    rows = session.execute(
+        select(EpochMetric.trial_id, EpochMetric.epoch, EpochMetric.values, EpochMetric.seconds)
+        .where(EpochMetric.trial_id.in_(behind))
+        .order_by(EpochMetric.trial_id, EpochMetric.epoch)
+    )
+    by_id = {t["id"]: t for t in trials}
+    for trial_id, epoch, values, seconds in rows:
+        if epoch > epochs_seen.get(trial_id, 0):
+            t = by_id[trial_id]
+            new_epochs.append(
+                {
+                    "trial_id": trial_id,
+                    "variant": t["variant"],
+                    "seed": t["seed"],
+                    "epoch": epoch,
+                    **values,
+                    "seconds": seconds,
+                }
+            )
+    return new_epochs

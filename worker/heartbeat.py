@@ -19,9 +19,8 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 
-from core.db import session_scope
+from core.db import session_scope, upsert_insert
 from core.tables import WorkerHeartbeat, utcnow
 
 __all__ = ["STALE_AFTER", "Heartbeat", "beat", "forget", "pool_description"]
@@ -44,9 +43,7 @@ def beat(name: str, concurrency: int, processes: list[int]) -> None:
         "last_seen": now,
     }
     with session_scope() as s:
-        dialect = s.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(WorkerHeartbeat).values(**row)
+        stmt = upsert_insert(s, WorkerHeartbeat).values(**row)
         stmt = stmt.on_conflict_do_update(
             index_elements=["hostname", "pid"],
             set_={

@@ -23,11 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.db import session_scope
+from core.db import session_scope, upsert_insert
 from core.mlflow_export import export_runs
 from core.status import TERMINAL
 from core.tables import Comparison, EpochMetric, MlflowRun, Trial, utcnow
@@ -122,13 +121,12 @@ def _claim(
         )
         if not ended:
             return None
-        insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
         rows = [
             {"trial_id": t, "run_id": None, "tracking_uri": uri, "logged_at": now} for t in ended
         ]
         ours = set(
             s.scalars(
-                insert(MlflowRun)
+                upsert_insert(s, MlflowRun)
                 .values(rows)
                 .on_conflict_do_nothing(index_elements=[MlflowRun.trial_id])
                 .returning(MlflowRun.trial_id)

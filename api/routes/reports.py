@@ -10,11 +10,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
-from sqlalchemy import select
 
 from api.deps import ComparisonDep, ComparisonId, SessionDep, TenantDep, find_comparison
 from api.schemas import comparison_out
 from api.streams import EventHub, LimitedStreamingResponse, StreamLimits
+from core.comparisons import epochs_since, trial_states
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import NotFound
@@ -25,7 +25,7 @@ from core.report_render import render_markdown, render_text, rows_to_csv
 from core.report_schema import Report
 from core.reporting import load_report
 from core.status import TERMINAL, TrialStatus
-from core.tables import Comparison, EpochMetric, Trial
+from core.tables import Comparison
 from core.timestamps import json_default
 
 __all__ = ["router"]
@@ -116,47 +116,8 @@ def _snapshot(comparison_id: str, epochs_seen: dict[str, int]) -> dict[str, Any]
         c = s.get(Comparison, comparison_id)
         if c is None:
             raise NotFound(f"No comparison {comparison_id!r}.")
-        trials = list(
-            s.execute(
-                select(
-                    Trial.id,
-                    Trial.variant,
-                    Trial.seed,
-                    Trial.status,
-                    Trial.started_at,
-                    Trial.epochs_done,
-                    Trial.test_accuracy,
-                    Trial.test_loss,
-                    Trial.error,
-                )
-                .where(Trial.comparison_id == comparison_id)
-                .order_by(Trial.variant_index, Trial.seed)
-            ).mappings()
-        )
-        new_epochs = []
-        behind = [t["id"] for t in trials if t["epochs_done"] > epochs_seen.get(t["id"], 0)]
-        if behind:
-            rows = s.execute(
-                select(
-                    EpochMetric.trial_id, EpochMetric.epoch, EpochMetric.values, EpochMetric.seconds
-                )
-                .where(EpochMetric.trial_id.in_(behind))
-                .order_by(EpochMetric.trial_id, EpochMetric.epoch)
-            )
-            by_id = {t["id"]: t for t in trials}
-            for trial_id, epoch, values, seconds in rows:
-                if epoch > epochs_seen.get(trial_id, 0):
-                    t = by_id[trial_id]
-                    new_epochs.append(
-                        {
-                            "trial_id": trial_id,
-                            "variant": t["variant"],
-                            "seed": t["seed"],
-                            "epoch": epoch,
-                            **values,
-                            "seconds": seconds,
-                        }
-                    )
+        trials = trial_states(s, comparison_id)
+        new_epochs = epochs_since(s, trials, epochs_seen)
         # The same fields as the comparison resource's ``progress``.
         counts = progress_of(s, [comparison_id])[comparison_id]
         progress = comparison_out(c, counts).progress.model_dump()
@@ -164,7 +125,7 @@ def _snapshot(comparison_id: str, epochs_seen: dict[str, int]) -> dict[str, Any]
             "id": comparison_id,
             "status": c.status,
             "progress": progress,
-            "trials": [dict(t) for t in trials],
+            "trials": trials,
             "epochs": new_epochs,
             "error": c.error,
         }

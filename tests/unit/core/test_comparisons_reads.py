@@ -10,8 +10,14 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from core.comparisons import comparisons_page, trial_key, trials_in_order
-from core.tables import Base, Comparison, Trial
+from core.comparisons import (
+    comparisons_page,
+    epochs_since,
+    trial_key,
+    trial_states,
+    trials_in_order,
+)
+from core.tables import Base, Comparison, EpochMetric, Trial
 
 
 @pytest.fixture
@@ -77,3 +83,26 @@ def test_trials_come_variant_then_seed_and_page_after_a_key(session: Session) ->
     assert key == (0, 7)
     rest = [(t.variant_index, t.seed) for t in trials_in_order(session, "c", after=key)]
     assert rest == [(1, 2), (1, 5)]
+
+
+def test_the_stream_reads_each_epoch_once_after_the_last_seen(session: Session) -> None:
+    session.add(Comparison(id="c", tenant="a", name="n", spec={}))
+    session.add(Trial(id="t1", comparison_id="c", variant="b", variant_index=1, seed=0))
+    session.add(
+        Trial(id="t0", comparison_id="c", variant="a", variant_index=0, seed=4, epochs_done=2)
+    )
+    for epoch in (1, 2):
+        session.add(
+            EpochMetric(trial_id="t0", epoch=epoch, values={"loss": 1.0 / epoch}, seconds=0.5)
+        )
+    session.commit()
+    trials = trial_states(session, "c")
+    assert [(t["id"], t["variant"], t["epochs_done"]) for t in trials] == [
+        ("t0", "a", 2),
+        ("t1", "b", 0),
+    ]
+    assert epochs_since(session, trials, {"t0": 1}) == [
+        {"trial_id": "t0", "variant": "a", "seed": 4, "epoch": 2, "loss": 0.5, "seconds": 0.5}
+    ]
+    assert [e["epoch"] for e in epochs_since(session, trials, {})] == [1, 2]
+    assert epochs_since(session, trials, {"t0": 2}) == []

@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from core.report_format import level, level_interval
+
 __all__ = [
     "ECE_BINS",
     "TrialPredictions",
@@ -340,7 +342,8 @@ def _differs(d: Mapping[str, Any], alpha: float) -> bool | None:
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+    # The report's one number format (core.report_format): 4.17%, as in the verdict's scores.
+    return level(x, "test_accuracy")
 
 
 def _p(p: float) -> str:
@@ -357,7 +360,7 @@ def difference_sentence(
     a, b = d["a"], d["b"]
     parts = [
         f"{a} and {b} disagree on {_pct(rate)} of {noun} "
-        f"(95% CI {100 * ci[0]:.1f} to {100 * ci[1]:.1f})"
+        f"(95% CI {level_interval(ci, 'test_accuracy')})"
     ]
     base = _seed_baseline(d)
     if base is None:
@@ -390,7 +393,7 @@ def difference_sentence(
 def _cell(x: float | None, pct: bool = False, digits: int = 3) -> str:
     if x is None:
         return "n/a"
-    return f"{100 * x:.1f}%" if pct else f"{x:.{digits}f}"
+    return _pct(x) if pct else f"{x:.{digits}f}"
 
 
 def differences_table(
@@ -424,7 +427,7 @@ def differences_table(
                 str(d.get("a")),
                 str(d.get("b")),
                 _cell(d.get("disagreement"), pct=True),
-                f"{100 * ci[0]:.1f} to {100 * ci[1]:.1f}%" if ci else "n/a",
+                level_interval(ci, "test_accuracy") if ci else "n/a",
                 _cell(d.get("within_a"), pct=True),
                 _cell(d.get("within_b"), pct=True),
                 _cell(d.get("error_overlap"), pct=True),

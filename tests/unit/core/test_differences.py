@@ -177,8 +177,8 @@ def test_sentence_no_more_different_than_seeds() -> None:
     }
     s = difference_sentence(d, noun="test digits")
     assert s == (
-        "conv64x2 and conv128 disagree on 2.4% of test digits (95% CI 2.0 to 3.0), 1.0x the "
-        "2.4% between two seeds of one model; McNemar adjusted p = 0.410; their last hidden "
+        "conv64x2 and conv128 disagree on 2.40% of test digits (95% CI 2.00% to 3.00%), 1.0x "
+        "the 2.35% between two seeds of one model; McNemar adjusted p = 0.410; their last hidden "
         "layers have CKA 0.90, against 0.93 between seeds: not shown to differ more than two "
         "seeds of one model do."
     )
@@ -220,7 +220,8 @@ def test_markdown_report_carries_the_differences() -> None:
     )
     md = render_markdown(report, title="t")
     assert "## Do they differ?" in md
-    assert f"{100 * diffs[0]['disagreement']:.1f}%" in md
+    # The report's one number format: two decimals, as the scores in the verdict.
+    assert f"{100 * diffs[0]['disagreement']:.2f}%" in md
     assert "| A | B | disagree |" in md
 
 
@@ -283,6 +284,6 @@ def test_an_undetected_difference_is_not_called_no_difference() -> None:
     }
     s = difference_sentence(d)
     assert s is not None
-    assert "1.5x the 2.4%" in s
+    assert "1.5x the 2.40%" in s
     assert "no more different" not in s
     assert s.endswith(": not shown to differ more than two seeds of one model do.")

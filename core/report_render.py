@@ -526,7 +526,7 @@ def _design_line(report: Report, design: Mapping[str, Any]) -> str:
     margin = design.get("equivalence_margin")
     return (
         f"Design: {split}; {base}; {seq}; alpha {design.get('alpha', 0.05)}; "
-        f"equivalence margin ±{fmt.gap(margin, m)}."
+        f"equivalence margin ±{fmt.gap(margin, m, unit=True)}."
     )
 
 

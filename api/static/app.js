@@ -349,7 +349,8 @@ async function refreshTables(view, state) {
     `Design: ${d.split === "per_seed" ? "a split per seed" : "one fixed split"}; ` +
     `${d.baseline ? `baseline ${d.baseline}` : "all pairs"}; ` +
     `${d.sequential ? `look ${d.looks.current} of ${d.looks.planned} (alpha spending)` : "one look"}; ` +
-    `alpha ${d.alpha}; equivalence margin \u00b1${fmtGap(d.equivalence_margin, r)}.`;
+    `alpha ${d.alpha}; equivalence margin \u00b1${fmtGap(d.equivalence_margin, r)}` +
+    `${isLoss(r) ? "" : (fmtGap(d.equivalence_margin, r) === "1.00" ? " point" : " points")}.`;
   const byName = new Map((r.variants || []).map((v) => [v.name, v]));
   const ordered = (r.ranking || []).map((n) => byName.get(n)).filter(Boolean);
   $("#variants tbody", view).replaceChildren(...ordered.map((v) => el("tr", {},

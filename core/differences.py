@@ -296,11 +296,15 @@ def compute_differences(
     cka_last_hidden: Mapping[tuple[str, str], Mapping[str, float | None]] | None = None,
     noun: str = "test examples",
     alpha: float = 0.05,
+    interim: bool = False,
 ) -> list[dict[str, Any]]:
     """The differences of each tested pair (A, B), Holm-adjusted across ``pairs``.
 
     ``cka_last_hidden[(a, b)]`` may give ``{"cka", "within_a", "within_b"}`` (see
     ``core.similarity``). Pairs without a shared seed come back with None figures.
+    ``interim`` (trials still to come): the figures are shown, but ``differs`` is None and the
+    sentence claims nothing, since a test at the nominal alpha on a partial set of seeds, read
+    again as seeds arrive, would be peeking.
     """
     by_variant: dict[str, list[TrialPredictions]] = defaultdict(list)
     for t in predictions:
@@ -315,8 +319,11 @@ def compute_differences(
             d["cka_last_hidden"] = c.get("cka")
             d["cka_last_hidden_within_a"] = c.get("within_a")
             d["cka_last_hidden_within_b"] = c.get("within_b")
-        d["differs"] = _differs(d, alpha)
-        d["sentence"] = difference_sentence(d, noun=noun, alpha=alpha)
+        d["differs"] = None if interim else _differs(d, alpha)
+        sentence = difference_sentence(d, noun=noun, alpha=alpha)
+        if interim and sentence is not None:
+            sentence = f"So far (interim, more trials to come; no claim yet): {sentence}"
+        d["sentence"] = sentence
     return out
 
 

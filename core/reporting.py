@@ -124,4 +124,5 @@ def load_differences(session: Session, comparison: Comparison) -> list[dict[str,
         pairs,
         cka_last_hidden=last_hidden_cka(session, comparison.id, pairs),
         noun=_noun(str(comparison.spec.get("dataset", {}).get("name", ""))),
+        interim=comparison.status not in TERMINAL,
     )

@@ -287,3 +287,23 @@ def test_an_undetected_difference_is_not_called_no_difference() -> None:
     assert "1.5x the 2.40%" in s
     assert "no more different" not in s
     assert s.endswith(": not shown to differ more than two seeds of one model do.")
+
+
+def test_an_interim_report_claims_no_difference_yet() -> None:
+    """While trials are still to come the figures are shown but nothing is claimed: a McNemar
+    test at the nominal alpha, read again at every poll, would be peeking."""
+    rng = np.random.default_rng(2)
+    examples = np.arange(400)
+    labels = examples % CLASSES
+    trials = [
+        _trial(v, s, examples, labels, _noisy(labels, e, rng), rng)
+        for v, e in [("base", 0.1), ("y", 0.4)]
+        for s in (0, 1)
+    ]
+    [final] = compute_differences(trials, [("base", "y")])
+    [interim] = compute_differences(trials, [("base", "y")], interim=True)
+    assert final["differs"] is True
+    assert interim["differs"] is None
+    assert interim["disagreement"] == final["disagreement"]
+    assert interim["sentence"].startswith("So far (interim, more trials to come; no claim yet): ")
+    assert "not shown to differ" not in interim["sentence"]

@@ -3,6 +3,7 @@ from setuptools), with a setuptools that understands it; `make up PORT=...` reac
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -27,15 +28,24 @@ def test_license_is_an_spdx_string_and_setuptools_is_new_enough() -> None:
 def test_make_up_passes_port_and_host() -> None:
     if shutil.which("make") is None:
         pytest.fail("make is needed for the README's commands")
+    # Run as a top-level make even under `make test` (whose MAKELEVEL/MAKEFLAGS would make
+    # this a sub-make that prints "Entering/Leaving directory" lines around the recipe).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     out = subprocess.run(
-        ["make", "-n", "up", "PORT=8123", "HOST=0.0.0.0"],
+        ["make", "--no-print-directory", "-n", "up", "PORT=8123", "HOST=0.0.0.0"],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     assert out.strip().splitlines()[-1].endswith("archbench up --host 0.0.0.0 --port 8123")
     default = subprocess.run(
-        ["make", "-n", "up"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "up"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert default.strip().splitlines()[-1].endswith("archbench up --host 127.0.0.1 --port 8000")

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_TENANT",
     "ComparisonDep",
     "ComparisonId",
+    "ComparisonOnlyDep",
     "SessionDep",
     "SettingsDep",
     "TenantDep",
@@ -87,3 +88,14 @@ def _comparison(comparison_id: ComparisonId, session: SessionDep, tenant: Tenant
 
 
 ComparisonDep = Annotated[Comparison, Depends(_comparison)]
+
+
+def _comparison_only(comparison_id: ComparisonId, tenant: TenantDep) -> Comparison:
+    """The comparison of the path, within the tenant, looked up in a short session that is
+    closed before the endpoint runs: for streamed answers, which must not hold the request's
+    pooled connection while a client reads (the row's columns stay loaded)."""
+    with session_scope() as session:
+        return find_comparison(session, tenant, comparison_id)
+
+
+ComparisonOnlyDep = Annotated[Comparison, Depends(_comparison_only)]

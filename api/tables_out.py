@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ __all__ = [
     "TABLE_MEDIA_TYPES",
     "TableFormat",
     "parquet_chunks",
+    "prefetched",
     "rfc3339",
     "stream_table",
     "table_format",
@@ -86,8 +88,8 @@ def _cell(value: Any) -> Any:
 
 def _json_chunks(rows: Iterable[Mapping[str, Any]], next_cursor: str | None) -> Iterator[bytes]:
     dumps = json.JSONEncoder(default=_json_default, allow_nan=False).encode
-    yield b'{"items": ['
-    buf: list[str] = []
+    # The opening goes out with the first rows (not alone), so the first chunk is a read.
+    buf: list[str] = ['{"items": [']
     first = True
     for row in rows:
         buf.append(("" if first else ",") + dumps(row))
@@ -196,6 +198,17 @@ def parquet_chunks(
     yield sink.drain()
 
 
+def prefetched(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks`` with its first chunk already read, here, before the response starts: the
+    read that takes a pooled connection happens while an error can still be an answer (a pool
+    timeout is a 503 problem+json with Retry-After, not a body cut off after a 200)."""
+    try:
+        first = next(chunks)
+    except StopIteration:
+        return iter(())
+    return itertools.chain((first,), chunks)
+
+
 def stream_table(
     rows: Iterable[Mapping[str, Any]],
     *,
@@ -212,14 +225,20 @@ def stream_table(
     Parquet."""
     kind: TableFormat = fmt or ("csv" if csv_out else "json")
     if kind == "json":
-        return StreamingResponse(_json_chunks(rows, next_cursor), media_type="application/json")
+        return StreamingResponse(
+            prefetched(_json_chunks(rows, next_cursor)), media_type="application/json"
+        )
     headers = {"Content-Disposition": f'attachment; filename="{filename}.{kind}"'}
     if next_cursor:
         headers["X-Next-Cursor"] = next_cursor
     if kind == "csv":
         return StreamingResponse(
-            _csv_chunks(rows, columns), media_type="text/csv; charset=utf-8", headers=headers
+            prefetched(_csv_chunks(rows, columns)),
+            media_type="text/csv; charset=utf-8",
+            headers=headers,
         )
     return StreamingResponse(
-        parquet_chunks(rows, columns, types), media_type=PARQUET_MEDIA_TYPE, headers=headers
+        prefetched(parquet_chunks(rows, columns, types)),
+        media_type=PARQUET_MEDIA_TYPE,
+        headers=headers,
     )

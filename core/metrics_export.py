@@ -176,7 +176,7 @@ def metrics_json(
     comparison_id: str, value_columns: Sequence[str], variant: str | None
 ) -> Iterator[bytes]:
     """``{"items": [...], "next_cursor": null}``, one JSON object per epoch row."""
-    yield b'{"items": ['
+    head = '{"items": ['  # sent with the first read (see ``metrics_csv``)
     with session_scope() as s:
         if _dialect(s) == "postgresql":
             q = _per_trial(
@@ -207,9 +207,9 @@ def metrics_json(
         first = True
         for part in result.scalars().partitions():
             text = ",".join(part)
-            yield (text if first else "," + text).encode()
+            yield (head + text if first else "," + text).encode()
             first = False
-    yield b'], "next_cursor": null}'
+    yield ((head if first else "") + '], "next_cursor": null}').encode()
 
 
 def metrics_csv(
@@ -221,7 +221,6 @@ def metrics_csv(
     writer.writerow([*KEYS, *value_columns, "seconds"])
     with session_scope() as s:
         if _dialect(s) == "postgresql":
-            yield out.getvalue().encode()
             q = _per_trial(
                 functools.partial(_pg_csv_row, value_columns),
                 "\n",
@@ -229,7 +228,10 @@ def metrics_csv(
                 comparison_id,
                 variant,
             )
+            # Read first, then the header: the first chunk is a read (see api.tables_out's
+            # ``prefetched``: a pool timeout becomes a 503 before the answer starts).
             result = s.execute(q.execution_options(yield_per=CHUNK_TRIALS))
+            yield out.getvalue().encode()
             for part in result.scalars().partitions():
                 yield ("\n".join(part) + "\n").encode()
             return

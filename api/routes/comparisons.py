@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from api.cache import TTLCache
 from api.deps import (
-    ComparisonDep,
     ComparisonId,
+    ComparisonOnlyDep,
     SessionDep,
     SettingsDep,
     TenantDep,
@@ -33,7 +33,7 @@ from api.schemas import (
     comparison_out,
     trial_out,
 )
-from api.tables_out import TABLE_RESPONSES, stream_table, table_format
+from api.tables_out import TABLE_RESPONSES, prefetched, stream_table, table_format
 from core.comparisons import (
     body_hash,
     cancel_comparison,
@@ -187,12 +187,15 @@ async def cancel(request: Request, comparison_id: ComparisonId, tenant: TenantDe
     return Response(body, status_code=202, media_type="application/json")
 
 
+TRIAL_CHUNK = 500
+
+
 @router.get(
     "/{comparison_id}/trials", responses=TABLE_RESPONSES, response_model=Page[dict[str, Any]]
 )
 def trials(
     request: Request,
-    comparison: ComparisonDep,
+    comparison: ComparisonOnlyDep,
     fmt: FormatQuery = None,
     limit: Annotated[int | None, Query(ge=1, le=500)] = None,
     cursor: CursorQuery = None,
@@ -204,9 +207,20 @@ def trials(
     holder: dict[str, str | None] = {"next": None}
 
     def rows() -> Iterator[dict[str, Any]]:
-        with session_scope() as s:
-            for t in trials_in_order(s, comparison_id, after=after, limit=limit):
-                yield trial_out(t)
+        # One short session per TRIAL_CHUNK trials (keyset from the last one read): no pooled
+        # connection is held while the client reads.
+        key, left = after, limit
+        while left is None or left > 0:
+            size = TRIAL_CHUNK if left is None else min(TRIAL_CHUNK, left)
+            with session_scope() as s:
+                chunk = list(trials_in_order(s, comparison_id, after=key, limit=size))
+                out = [trial_out(t) for t in chunk]
+            yield from out
+            if len(chunk) < size:
+                return
+            key = (chunk[-1].variant_index, int(chunk[-1].seed))
+            if left is not None:
+                left -= len(chunk)
 
     if limit:
         # Paging needs the cursor before streaming; a page is small, so materialise it.
@@ -236,7 +250,7 @@ def trials(
 )
 def metrics(
     request: Request,
-    comparison: ComparisonDep,
+    comparison: ComparisonOnlyDep,
     fmt: FormatQuery = None,
     variant: Annotated[str | None, Query(max_length=64), NO_NUL] = None,
 ) -> StreamingResponse:
@@ -253,10 +267,10 @@ def metrics(
         )
     if kind == "csv":
         return StreamingResponse(
-            metrics_csv(comparison.id, columns, variant),
+            prefetched(metrics_csv(comparison.id, columns, variant)),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="metrics-{comparison.id}.csv"'},
         )
     return StreamingResponse(
-        metrics_json(comparison.id, columns, variant), media_type="application/json"
+        prefetched(metrics_json(comparison.id, columns, variant)), media_type="application/json"
     )

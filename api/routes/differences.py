@@ -13,7 +13,7 @@ import pyarrow as pa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from api.deps import ComparisonDep, SessionDep
+from api.deps import ComparisonDep, ComparisonOnlyDep, SessionDep
 from api.tables_out import TABLE_RESPONSES, stream_table, table_format
 from core.db import session_scope
 from core.errors import InvalidInput
@@ -51,7 +51,7 @@ def _rows(comparison_id: str, variant: str | None) -> Iterator[dict[str, Any]]:
 )
 def predictions(
     request: Request,
-    comparison: ComparisonDep,
+    comparison: ComparisonOnlyDep,
     fmt: PredictionFormat = None,
     variant: VariantQuery = None,
 ) -> StreamingResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -57,11 +58,14 @@ def test_metrics_export_smoke(pg_url: str, redis_url: str) -> None:
 
 
 def test_streams_smoke(pg_url: str, redis_url: str) -> None:
-    out = bench(
-        "streams.py", "--streams", "6", "--comparisons", "2", "--clients", "4", "--seconds", "2"
-    )
+    small = ["--streams", "6", "--comparisons", "2", "--clients", "4", "--seconds", "2"]
+    out = bench("streams.py", *small, "--poller", "python")
     assert "6 of 6 open" in out
     assert "5xx: 0" in out
+    if shutil.which("wrk"):  # the default poller where installed (apt-get install wrk)
+        out = bench("streams.py", *small, "--poller", "wrk")
+        assert "polling (wrk) with 6 streams open" in out
+        assert "errors: none" in out
 
 
 def test_upload_memory_smoke(pg_url: str, redis_url: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -281,3 +282,33 @@ def warm_models_settings(args: Any) -> dict[str, str]:
     if args.warm_models is None:
         return {}
     return {"ARCHBENCH_WARM_MODELS": str(args.warm_models)}
+
+
+def wrk_command(url: str, connections: int, seconds: float) -> list[str]:
+    """wrk (a C load generator, so the CPU is left to the api) on ``url``: 2 threads."""
+    return [
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{int(seconds)}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        url,
+    ]
+
+
+def wrk_figures(out: str) -> tuple[float, dict[str, float], list[str]]:
+    """wrk's requests/s, its latency percentiles in ms (``{"50%": ..., "99%": ...}``) and its
+    error lines (non-2xx answers, socket errors)."""
+    rps = float(next(ln.split()[1] for ln in out.splitlines() if ln.startswith("Requests/sec")))
+    pct: dict[str, float] = {}
+    for ln in out.splitlines():
+        parts = ln.split()
+        if len(parts) == 2 and parts[0] in ("50%", "75%", "90%", "99%"):
+            m = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", parts[1])  # 812.00us, 8.90ms, 1.20s
+            if m:
+                scale = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[m.group(2)]
+                pct[parts[0]] = float(m.group(1)) * scale
+    errors = [ln.strip() for ln in out.splitlines() if "Non-2xx" in ln or "Socket errors" in ln]
+    return rps, pct, errors

@@ -22,7 +22,7 @@ import threading
 import time
 
 import httpx
-from _harness import api_on_postgres
+from _harness import api_on_postgres, wrk_command, wrk_figures
 from many_small import tiny_spec
 
 TARGET_P99_MS = 50.0
@@ -119,33 +119,14 @@ def _wrk(url: str, clients: int, submitters: int, seconds: float) -> None:
     for t in threads:
         t.start()
     out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{clients}",
-            f"-d{int(seconds)}s",
-            "--latency",
-            "--timeout",
-            "10s",
-            f"{url}/v1/comparisons/{cid}",
-        ],
+        wrk_command(f"{url}/v1/comparisons/{cid}", clients, seconds),
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     for t in threads:
         t.join()
-    rps = float(next(ln.split()[1] for ln in out.splitlines() if ln.startswith("Requests/sec")))
-    pct = {}
-    for ln in out.splitlines():
-        parts = ln.split()
-        if len(parts) == 2 and parts[0] in ("50%", "99%"):
-            value, unit = (
-                float(parts[1][:-2] if parts[1].endswith("ms") else parts[1][:-1]),
-                ("ms" if parts[1].endswith("ms") else parts[1][-1]),
-            )
-            pct[parts[0]] = value * {"ms": 1.0, "s": 1000.0, "us": 0.001}.get(unit, 1.0)
-    errors = [ln.strip() for ln in out.splitlines() if "Non-2xx" in ln or "Socket errors" in ln]
+    rps, pct, errors = wrk_figures(out)
     print(
         f"polling (wrk): {rps:.0f} requests/s, p50 {pct.get('50%', float('nan')):.1f} ms, "
         f"p99 {pct.get('99%', float('nan')):.1f} ms ({clients} connections, {seconds:.0f} s)"

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import shutil
 import statistics
 import sys
 import time
 
 import httpx
-from _harness import api_on_postgres
+from _harness import api_on_postgres, wrk_command, wrk_figures
 from many_small import tiny_spec
 
 TARGET_P99_MS = 100.0
@@ -71,27 +70,10 @@ async def _wrk_poll(url: str, ids: list[str], clients: int, seconds: float, open
     """Poll status with wrk (a C load generator, as api_load.py does): the Python pollers spend
     the 2 cores themselves, and their own p99 without any stream open is several hundred ms."""
     proc = await asyncio.create_subprocess_exec(
-        "wrk",
-        "-t2",
-        f"-c{clients}",
-        f"-d{int(seconds)}s",
-        "--latency",
-        "--timeout",
-        "10s",
-        f"{url}/v1/comparisons/{ids[0]}",
+        *wrk_command(f"{url}/v1/comparisons/{ids[0]}", clients, seconds),
         stdout=asyncio.subprocess.PIPE,
     )
-    out = (await proc.communicate())[0].decode()
-    rps = float(next(ln.split()[1] for ln in out.splitlines() if ln.startswith("Requests/sec")))
-    pct: dict[str, float] = {}
-    for ln in out.splitlines():
-        parts = ln.split()
-        if len(parts) == 2 and parts[0] in ("50%", "99%"):
-            m = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", parts[1])  # wrk: 812.00us, 8.90ms, 1.20s
-            if m:
-                scale = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[m.group(2)]
-                pct[parts[0]] = float(m.group(1)) * scale
-    bad = [ln.strip() for ln in out.splitlines() if "Non-2xx" in ln or "Socket errors" in ln]
+    rps, pct, bad = wrk_figures((await proc.communicate())[0].decode())
     p99 = pct.get("99%", float("nan"))
     print(
         f"polling (wrk) with {open_} streams open: {rps:.0f} requests/s, p50 "

@@ -54,6 +54,15 @@ def article_spec(epochs: int, seeds: int, samples: int | None) -> dict[str, Any]
     return spec
 
 
+def warm_up_spec() -> dict[str, Any]:
+    """One trial of a model that is not the article's, on its data: TensorFlow imported and the
+    data cached in the worker before anything is timed."""
+    spec = article_spec(1, 1, 200)
+    spec["variants"] = [WARM_UP_VARIANT]
+    spec.pop("baseline", None)  # the article's baseline is not the warm-up's variant
+    return spec
+
+
 def plain_seconds(spec: dict[str, Any]) -> float:
     """Seconds of the plain Keras loop, in a fresh process."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
@@ -160,10 +169,7 @@ def analysis_cost(args: Any, spec: dict[str, Any], settings: dict[str, str]) -> 
     worst = 0.0
     for mode in modes:
         with service(mode, **settings) as svc:
-            warm = article_spec(1, 1, 200)
-            warm["variants"] = [WARM_UP_VARIANT]
-            warm.pop("baseline", None)  # the article's baseline is not the warm-up's variant
-            run_comparison(svc.url, warm)
+            run_comparison(svc.url, warm_up_spec())
             off: list[float] = []
             on: list[float] = []
             for _ in range(args.rounds):
@@ -218,10 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             # TensorFlow imported and the data cached in the worker, with a model that is not
             # one of the article's: round 1 traces each article model once (its first seed),
             # later rounds find them warm in the worker (see worker.training).
-            warm = article_spec(1, 1, 200)
-            warm["variants"] = [WARM_UP_VARIANT]
-            warm.pop("baseline", None)  # the article's baseline is not the warm-up's variant
-            run_comparison(svc.url, warm)
+            run_comparison(svc.url, warm_up_spec())
             plain: list[float] = []
             served: list[float] = []
             for _ in range(args.rounds):

@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.helpers import tiny_spec
-from tests.support.services import fresh_database, in_process_database
+from tests.support.services import in_process_api
 
 RFC3339_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
 LOOKS_LIKE_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
@@ -30,33 +30,8 @@ LOOKS_LIKE_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
 def client(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient]:
-    from api.app import create_app
-    from core.queue import client_app
-
-    monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("ARCHBENCH_ALLOW_NO_AUTH", "true")
-    monkeypatch.setenv("ARCHBENCH_BROKER_URL", f"sqla+sqlite:///{tmp_path / 'broker.db'}")
-    with (
-        fresh_database("archbench_ts") if request.param == "postgres" else _sqlite(tmp_path) as url,
-        in_process_database(url, monkeypatch),
-    ):
-        client_app.cache_clear()
-        try:
-            with TestClient(create_app()) as c:
-                yield c
-        finally:
-            client_app.cache_clear()
-
-
-class _sqlite:
-    def __init__(self, tmp: Path) -> None:
-        self.url = f"sqlite:///{tmp / 'archbench.db'}"
-
-    def __enter__(self) -> str:
-        return self.url
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+    with in_process_api(request.param, tmp_path, monkeypatch, "archbench_ts") as c:
+        yield c
 
 
 def _times(value: Any) -> list[str]:

@@ -17,9 +17,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = os.environ.get("CI", "").lower() == "true"
@@ -78,6 +82,34 @@ def in_process_database(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
         get_engine().dispose()
         for cache in (get_settings, get_engine, get_sessionmaker):
             cache.cache_clear()
+
+
+@contextlib.contextmanager
+def in_process_api(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefix: str = "archbench_test"
+) -> Iterator[TestClient]:
+    """The api in this process (auth off, an embedded broker under ``tmp_path``) on a migrated
+    database: ``database`` is "sqlite" (a file under ``tmp_path``) or "postgres" (fresh)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from core.queue import client_app
+
+    monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ARCHBENCH_ALLOW_NO_AUTH", "true")
+    monkeypatch.setenv("ARCHBENCH_BROKER_URL", f"sqla+sqlite:///{tmp_path / 'broker.db'}")
+    with (
+        fresh_database(prefix)
+        if database == "postgres"
+        else contextlib.nullcontext(f"sqlite:///{tmp_path / 'archbench.db'}") as url,
+        in_process_database(url, monkeypatch),
+    ):
+        client_app.cache_clear()
+        try:
+            with TestClient(create_app()) as c:
+                yield c
+        finally:
+            client_app.cache_clear()
 
 
 @dataclass

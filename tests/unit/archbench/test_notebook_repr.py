@@ -6,33 +6,15 @@ from html.parser import HTMLParser
 
 from archbench.notebook import Comparison, Report
 from core import report_format as fmt
-from core.report import EpochPoint, TrialResult, build_report
+from core.report import TrialResult, build_report
+from tests.support.trials import make_trial
 
 VOID = {"br", "hr", "img", "meta", "input"}
 
 
 def _trial(variant: str, seed: int, value: float, params: int) -> TrialResult:
     """A succeeded trial whose test accuracy is ``value``, with three rising epochs."""
-    curve = tuple(
-        EpochPoint(epoch=i + 1, val_accuracy=v, val_loss=1 - v, accuracy=v, loss=1 - v, seconds=2.0)
-        for i, v in enumerate((value - 0.1, value - 0.02, value))
-    )
-    return TrialResult(
-        variant=variant,
-        seed=seed,
-        status="succeeded",
-        params=params,
-        flops=10 * params,
-        test_accuracy=value,
-        test_loss=1 - value,
-        best_val_accuracy=value,
-        train_seconds=6.0,
-        epochs_done=3,
-        epochs_planned=3,
-        stop_reason=None,
-        inference_ms_per_sample=0.05,
-        curve=curve,
-    )
+    return make_trial(variant, seed, value, params=params, flops=10 * params)
 
 
 class _Checker(HTMLParser):

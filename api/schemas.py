@@ -8,7 +8,6 @@ from typing import Any, Generic, TypeVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.spec import round_progress
 from core.status import ComparisonStatus, TrialStatus
 from core.tables import Comparison, Trial
 from core.timestamps import rfc3339
@@ -185,7 +184,7 @@ class AnalyzeRequest(BaseModel):
 def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> ComparisonOut:
     """A comparison row and its trial counts as the API resource."""
     path = f"{base}/v1/comparisons/{c.id}"
-    round_now, rounds_max = round_progress(c.spec, c.trials_total)
+    round_now, rounds_max = c.spec.round_progress(c.trials_total)
     return ComparisonOut(
         id=c.id,
         name=c.name,
@@ -206,7 +205,7 @@ def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> Com
             rounds_max=rounds_max,
         ),
         error=c.error,
-        spec=c.spec,
+        spec=c.spec.dump(),
         links={
             "self": path,
             "trials": f"{path}/trials",

@@ -36,19 +36,25 @@ def populate(url: str, trials: int, epochs: int) -> str:
     from sqlalchemy import insert
 
     from core.db import make_engine
+    from core.spec import StoredSpec
     from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
 
     engine = make_engine(url)
     variants = [f"v{i}" for i in range(5)]
     cid = new_id()
-    spec = {
-        "name": "export",
-        "dataset": {"name": "mnist_5k"},
-        "seeds": list(range(trials // 5)),
-        "primary_metric": "test_accuracy",
-        "training": {"epochs": epochs, "metrics": ["accuracy"]},
-        "variants": [{"name": v, "layers": []} for v in variants],
-    }
+    spec = StoredSpec.load(
+        {
+            "name": "export",
+            "dataset": {"name": "mnist_5k"},
+            "seeds": list(range(trials // 5)),
+            "primary_metric": "test_accuracy",
+            "training": {"epochs": epochs, "metrics": ["accuracy"]},
+            "variants": [
+                {"name": v, "input_shape": [28, 28, 1], "layers": [{"type": "Flatten"}]}
+                for v in variants
+            ],
+        }
+    )
     now = utcnow()
     rng = random.Random(0)
     with engine.begin() as conn:

@@ -22,7 +22,7 @@ from core.lifecycle import (
     lock_conflict,
 )
 from core.reuse import copy_result, find_reusable, library_versions, trial_hash
-from core.spec import seed_schedule
+from core.spec import StoredSpec
 from core.status import ACTIVE, ComparisonStatus, TrialStatus
 from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
 from core.tenancy import owned
@@ -73,7 +73,7 @@ def create_comparison(
     spec = validated.spec
     comparison = Comparison(
         tenant=tenant,
-        name=spec["name"],
+        name=spec.name,
         status=ComparisonStatus.QUEUED,
         spec=spec,
         analyses=validated.analyses,
@@ -87,10 +87,10 @@ def create_comparison(
         session.flush()  # a concurrent request with the same key fails here, or at commit
     except IntegrityError as exc:
         return _lost_race(session, tenant, idempotency_key, request_hash, exc)
-    trials = build_trials(comparison.id, spec, validated.analyses, initial_seeds(spec))
+    trials = build_trials(comparison.id, spec, validated.analyses, spec.initial_seeds)
     session.add_all(trials)
     pending_ids = [t.id for t in trials]
-    if spec.get("reuse", True):
+    if spec.reuse:
         pending = fill_reused(session, comparison, trials)
         pending_ids = [t.id for t in pending]
         if not pending:
@@ -104,15 +104,9 @@ def create_comparison(
     return comparison, pending_ids, True
 
 
-def initial_seeds(spec: dict[str, Any]) -> list[int]:
-    """The seeds a normalised spec starts with: its list, or 0..min-1 of its schedule."""
-    schedule = seed_schedule(spec)
-    return list(range(schedule.min)) if schedule is not None else list(spec["seeds"])
-
-
 def build_trials(
     comparison_id: str,
-    spec: dict[str, Any],
+    spec: StoredSpec,
     analyses: dict[str, dict[str, Any]],
     seeds: list[int],
 ) -> list[Trial]:
@@ -122,19 +116,19 @@ def build_trials(
     versions = library_versions()
     trials = []
     for seed in seeds:
-        for index, variant in enumerate(spec["variants"]):
-            analysis = analyses[variant["name"]]
+        for index, variant in enumerate(spec.variants):
+            analysis = analyses[variant.name]
             trials.append(
                 Trial(
                     id=new_id(),
                     comparison_id=comparison_id,
-                    variant=variant["name"],
+                    variant=variant.name,
                     variant_index=index,
                     seed=seed,
                     params=analysis["params"],
                     trainable_params=analysis["trainable_params"],
                     flops=analysis["flops"],
-                    epochs_planned=spec["training"]["epochs"],
+                    epochs_planned=spec.training.epochs,
                     trial_hash=trial_hash(spec, index, seed, versions),
                 )
             )

@@ -432,7 +432,7 @@ def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatu
     comparison = session.get(Comparison, comparison_id)
     if comparison is None or comparison.status not in ACTIVE:
         return None
-    if isinstance(comparison.spec.get("seeds"), dict) and not comparison.cancel_requested:
+    if comparison.spec.schedule is not None and not comparison.cancel_requested:
         from core.rounds import next_round
 
         comparison = session.scalar(

@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from core.db import session_scope
+from core.spec import StoredSpec
 from core.tables import EpochMetric, Trial
 
 __all__ = [
@@ -59,9 +60,9 @@ METRIC_KEY_TYPES: dict[str, pa.DataType] = {
 }
 
 
-def metric_columns(spec: dict[str, Any]) -> list[str]:
+def metric_columns(spec: StoredSpec) -> list[str]:
     """The metric columns of a comparison, from its training spec: loss, metrics, val_*."""
-    names = ["loss", *spec["training"].get("metrics", ["accuracy"])]
+    names = ["loss", *spec.training.metrics]
     return [*names, *(f"val_{n}" for n in names)]
 
 

@@ -77,6 +77,7 @@ from core.report_pairs import (
 )
 from core.report_render import fairness_notes, verdict_sentence
 from core.report_schema import PairDifference
+from core.spec import Design
 from core.status import StopReason
 
 __all__ = [
@@ -435,12 +436,12 @@ def build_report(
     trials: Sequence[TrialResult],
     final: bool,
     variant_info: Mapping[str, Mapping[str, Any]] | None = None,
-    spec: Mapping[str, Any] | None = None,
+    design: Design | None = None,
     differences: Sequence[PairDifference] = (),
 ) -> dict[str, Any]:
     """Aggregate trials into the report JSON: design, variants, pairwise conclusions, tiers,
-    verdict and notes. ``spec`` is the comparison's normalised spec (seeds, baseline,
-    equivalence_margin, dataset.split; defaults when absent); ``differences`` are
+    verdict and notes. ``design`` is the comparison's (``StoredSpec.design``: seeds, baseline,
+    equivalence_margin, split; ``Design()``'s defaults without one); ``differences`` are
     ``core.report_schema.PairDifference`` models (or dicts) stored as they are."""
     if primary_metric not in PRIMARY_METRICS:
         raise ValueError(f"unknown primary metric {primary_metric!r}")
@@ -452,7 +453,7 @@ def build_report(
         by_name[t.variant].append(t)
     groups = [_group(n, by_name[n], primary_metric, info.get(n)) for n in names]
     variants = [_variant_block(g, info.get(g.name)) for g in groups]
-    plan = plan_of(spec, names)
+    plan = plan_of(design, names)
     complete = not any(g.n_running for g in groups)
     looks = current_look(plan, max((len(by_name[n]) for n in names), default=0), complete)
     family = tested_pairs(names, plan.baseline)
@@ -476,7 +477,7 @@ def build_report(
         v["tier"] = None
     ranking = rank_and_tier(variants, pairs, higher)
     tests = {p["test"] for p in pairs if p["test"] is not None}
-    design = {
+    design_out = {
         "split": plan.split,
         "paired": bool(tests) and tests == {"paired_t"},
         "test": tests.pop() if len(tests) == 1 else ("mixed" if tests else None),
@@ -496,7 +497,7 @@ def build_report(
             "interim": not final,
             "primary_metric": primary_metric,
             "higher_is_better": higher,
-            "design": design,
+            "design": design_out,
             "variants": variants,
             "pairwise": pairs,
             "ranking": ranking,

@@ -20,11 +20,11 @@ import numpy as np
 
 from core import stats as st
 from core.report_render import MIN_SEEDS
+from core.spec import DEFAULT_MARGIN, Design, SeedSchedule
 from core.stats import look_levels, pocock_spending
 
 __all__ = [
     "ALPHA",
-    "DEFAULT_MARGIN",
     "SEQUENTIAL_METHOD",
     "Plan",
     "Sample",
@@ -43,7 +43,6 @@ __all__ = [
 ALPHA = 0.05
 """Family-wise significance level, applied to Holm-adjusted p-values."""
 
-DEFAULT_MARGIN = 0.01
 """``equivalence_margin`` when the spec has none: one point of accuracy."""
 
 SEQUENTIAL_METHOD = "lan_demets_pocock"
@@ -105,27 +104,23 @@ class Plan:
     n_seeds: int | None  # the list form's length
 
 
-def plan_of(spec: Mapping[str, Any] | None, names: Sequence[str]) -> Plan:
-    """The design the spec asks for, with API.md 1.1's defaults where a key is absent."""
-    spec = spec or {}
-    dataset = spec.get("dataset") or {}
-    # A stored spec without ``split`` predates per-seed splits: it ran on one fixed split.
-    split = str(dataset.get("split", "fixed")) if isinstance(dataset, Mapping) else "fixed"
-    baseline = spec.get("baseline")
-    baseline = baseline if isinstance(baseline, str) and baseline in names else None
-    margin = finite(spec.get("equivalence_margin")) or DEFAULT_MARGIN
+def plan_of(design: Design | None, names: Sequence[str]) -> Plan:
+    """The plan of a comparison's design (``Design()`` when there is none): a baseline that
+    names no variant is none, and a margin that is not a positive number the default."""
+    design = design or Design()
+    baseline = design.baseline if design.baseline in names else None
+    margin = finite(design.equivalence_margin) or DEFAULT_MARGIN
     margin = margin if margin > 0 else DEFAULT_MARGIN
-    seeds = spec.get("seeds")
+    seeds = design.seeds
     schedule: list[int] | None = None
     n_seeds: int | None = None
-    if isinstance(seeds, Mapping):
-        lo, hi = int(seeds.get("min", 3)), int(seeds.get("max", 20))
-        step = max(1, int(seeds.get("step", 1)))
-        hi = max(lo, hi)
+    if isinstance(seeds, SeedSchedule):
+        lo, step = seeds.min, seeds.step
+        hi = max(lo, seeds.max)
         schedule = [lo + k * step for k in range(math.ceil((hi - lo) / step))] + [hi]
-    elif isinstance(seeds, Sequence) and not isinstance(seeds, str):
+    elif seeds is not None:
         n_seeds = len(seeds)
-    return Plan(split, baseline, margin, schedule, n_seeds)
+    return Plan(design.split, baseline, margin, schedule, n_seeds)
 
 
 def current_look(plan: Plan, planned: int, complete: bool) -> dict[str, Any]:

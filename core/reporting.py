@@ -90,12 +90,12 @@ def load_report(
     differences = [PairDifference.model_validate(d) for d in load_differences(session, comparison)]
     report = build_report(
         comparison_id=comparison.id,
-        primary_metric=comparison.spec.get("primary_metric", "test_accuracy"),
-        variant_order=[v["name"] for v in comparison.spec["variants"]],
+        primary_metric=comparison.spec.primary_metric,
+        variant_order=comparison.spec.variant_names,
         trials=trials,
         final=comparison.status in TERMINAL,
         variant_info=comparison.analyses,
-        spec=comparison.spec,
+        design=comparison.spec.design,
         differences=differences,
     )
     report["name"] = comparison.name
@@ -117,12 +117,11 @@ def load_differences(session: Session, comparison: Comparison) -> list[dict[str,
     predictions = load_predictions(session, comparison.id)
     if not predictions:
         return []
-    names = [v["name"] for v in comparison.spec["variants"]]
-    pairs = tested_pairs(names, comparison.spec.get("baseline"))
+    pairs = tested_pairs(comparison.spec.variant_names, comparison.spec.baseline)
     return compute_differences(
         predictions,
         pairs,
         cka_last_hidden=last_hidden_cka(session, comparison.id, pairs),
-        noun=_noun(str(comparison.spec.get("dataset", {}).get("name", ""))),
+        noun=_noun(comparison.spec.dataset.name),
         interim=comparison.status not in TERMINAL,
     )

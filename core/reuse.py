@@ -23,7 +23,7 @@ from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from core.lifecycle import mark_reused
-from core.spec import probe_size_of
+from core.spec import StoredSpec
 from core.status import StopReason, TrialStatus
 from core.tables import Comparison, EpochMetric, Trial, TrialLayerGram, TrialPrediction, utcnow
 
@@ -65,26 +65,25 @@ def library_versions() -> dict[str, str | None]:
 
 
 def trial_hash(
-    spec: dict[str, Any], variant_index: int, seed: int, versions: dict[str, str | None]
+    spec: StoredSpec, variant_index: int, seed: int, versions: dict[str, str | None]
 ) -> str:
-    """The content hash of one trial of a normalised comparison spec."""
-    variant = spec["variants"][variant_index]
-    training = {k: v for k, v in spec["training"].items() if k != "max_seconds"}
-    # A spec stored before the split designs existed had today's fixed split.
-    dataset = {"split": "fixed", **spec["dataset"]}
-    key = {
-        "layers": variant["layers"],
-        "input_shape": variant["input_shape"],
-        "dataset": dataset,
-        "probe_reserved": probe_size_of(spec) if dataset["split"] == "per_seed" else 0,
-        "training": training,
+    """The content hash of one trial of a stored comparison spec (its JSON, as stored: the
+    hashes of trials stored earlier stay what they were)."""
+    variant = spec.variants[variant_index]
+    key: dict[str, Any] = {
+        "layers": variant.layers,
+        "input_shape": list(variant.input_shape),
+        # A spec stored before the split designs existed loads with the fixed split it had.
+        "dataset": spec.dataset.model_dump(mode="json"),
+        "probe_reserved": spec.probe_reserved if spec.dataset.split == "per_seed" else 0,
+        "training": spec.training.model_dump(mode="json", exclude={"max_seconds"}),
         "seed": seed,
         "seeding": SEEDING,
         "versions": versions,
     }
-    if spec.get("analysis") is not None:
+    if spec.analysis is not None:
         # What the trial stores besides its scores (predictions, Grams over the probe set).
-        key["analysis"] = spec["analysis"]
+        key["analysis"] = spec.analysis.model_dump(mode="json")
     blob = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -24,7 +24,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.db import rows_changed
-from core.spec import seed_schedule
 from core.status import ACTIVE
 from core.tables import Comparison, Trial
 
@@ -71,7 +70,7 @@ def next_round(session: Session, comparison: Comparison) -> list[str] | None:
     """
     from core.comparisons import build_trials, fill_reused
 
-    schedule = seed_schedule(comparison.spec)
+    schedule = comparison.spec.schedule
     if schedule is None:
         return None
     while True:
@@ -82,7 +81,7 @@ def next_round(session: Session, comparison: Comparison) -> list[str] | None:
         trials = build_trials(
             comparison.id, comparison.spec, comparison.analyses, list(range(have, target))
         )
-        epochs = int(comparison.spec["training"]["epochs"])
+        epochs = comparison.spec.training.epochs
         old_total = comparison.trials_total
         grown = session.execute(
             update(Comparison)
@@ -103,11 +102,7 @@ def next_round(session: Session, comparison: Comparison) -> list[str] | None:
         session.add_all(trials)
         session.flush()
         session.refresh(comparison)
-        pending = (
-            fill_reused(session, comparison, trials)
-            if comparison.spec.get("reuse", True)
-            else trials
-        )
+        pending = fill_reused(session, comparison, trials) if comparison.spec.reuse else trials
         log.info(
             "comparison %s: round %d of %d adds seeds %d..%d per variant (%d to train)",
             comparison.id,

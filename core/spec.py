@@ -23,21 +23,24 @@ from pydantic import (
 )
 
 from core.datasets import DATASET_NAME
+from models.spec import Variant, parse_variant
 
 __all__ = [
+    "DEFAULT_MARGIN",
     "NO_NUL",
     "UNION_TAGS",
     "AnalysisSpec",
     "ComparisonSpec",
     "DatasetRef",
+    "Design",
     "EarlyStopping",
     "PrimaryMetric",
     "SeedSchedule",
     "SplitDesign",
+    "StoredSpec",
+    "StoredVariant",
     "TrainingSpec",
-    "probe_size_of",
-    "round_progress",
-    "seed_schedule",
+    "initial_seeds_of",
 ]
 
 Optimizer = Literal["adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam"]  # core.optimizers
@@ -185,32 +188,12 @@ Seeds = Annotated[
 # conv128 (86,528 activations in its one hidden layer) spent more on it than on training
 # (bench/README.md); it also leaves more examples for training under the per-seed design.
 DEFAULT_PROBE_SIZE = 256
+DEFAULT_MARGIN = 0.01
 
 
-def probe_size_of(spec: dict[str, Any]) -> int:
-    """The probe set a normalised spec asks for: ``analysis.probe_size`` when similarity is on
-    (the defaults: on, 256), else 0. Under the per-seed design it is set aside before the
-    seeds' splits, so it changes every trial's training data (and the reuse key covers it);
-    with similarity off every example is available for the seeds' splits."""
-    analysis = spec.get("analysis") or {}
-    if not analysis.get("similarity", True):
-        return 0
-    return int(analysis.get("probe_size", DEFAULT_PROBE_SIZE))
-
-
-def seed_schedule(spec: dict[str, Any]) -> SeedSchedule | None:
-    """The adaptive schedule of a normalised spec, or None for a list of seeds."""
-    seeds = spec.get("seeds")
-    return SeedSchedule.model_validate(seeds) if isinstance(seeds, dict) else None
-
-
-def round_progress(spec: dict[str, Any], trials_total: int) -> tuple[int, int]:
-    """(round, rounds_max) of a stored comparison from its trial count: 1 and 1 for a list."""
-    schedule = seed_schedule(spec)
-    variants = spec.get("variants")
-    if schedule is None or not isinstance(variants, list) or not variants:
-        return 1, 1
-    return schedule.round_of(trials_total // len(variants)), schedule.rounds_max
+def initial_seeds_of(seeds: list[int] | SeedSchedule) -> list[int]:
+    """The seeds every variant starts with: the whole list, or 0..min-1 of a schedule."""
+    return list(range(seeds.min)) if isinstance(seeds, SeedSchedule) else list(seeds)
 
 
 class AnalysisSpec(_Strict):
@@ -223,6 +206,13 @@ class AnalysisSpec(_Strict):
     predictions: bool = True
     similarity: bool = True
     probe_size: Annotated[int, Field(ge=2, le=4096)] = DEFAULT_PROBE_SIZE
+
+    @property
+    def probe_reserved(self) -> int:
+        """The probe set's size when similarity is on, else 0. Under the per-seed design it is
+        set aside before the seeds' splits, so it changes every trial's training data (and
+        the reuse key covers it); with similarity off every example is available."""
+        return self.probe_size if self.similarity else 0
 
 
 class ComparisonSpec(_Strict):
@@ -256,7 +246,7 @@ class ComparisonSpec(_Strict):
             description="The difference, in the primary metric's units, within which two "
             "variants count as equivalent (TOST).",
         ),
-    ] = 0.01
+    ] = DEFAULT_MARGIN
     variants: Annotated[list[dict[str, Any]], Field(min_length=1)]
     callback_url: Annotated[str | None, Field(max_length=2000), NO_NUL] = None
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
@@ -288,11 +278,130 @@ class ComparisonSpec(_Strict):
     @property
     def initial_seeds(self) -> list[int]:
         """The seeds every variant starts with (the whole list, or 0..min-1)."""
-        if isinstance(self.seeds, SeedSchedule):
-            return list(range(self.seeds.min))
-        return list(self.seeds)
+        return initial_seeds_of(self.seeds)
 
     @property
     def most_seeds(self) -> int:
         """The most seeds per variant this comparison can run (for the limits)."""
         return self.seeds.max if isinstance(self.seeds, SeedSchedule) else len(self.seeds)
+
+
+# --------------------------------------------------------------------------- as stored
+
+
+class StoredVariant(_Strict):
+    """One variant as validated and stored: its name, the input shape it was checked against,
+    and its layers in native form (a ``keras_config`` is converted at submit; ``source`` says
+    which the client sent).
+
+    The layers stay the architecture's JSON document, each a ``models.spec`` layer dumped
+    with every default: ``models`` owns their types and parses them where a model is built
+    (``parse``, in the worker). A stored architecture that no longer builds (a bug, a layer a
+    newer Keras refuses) thus fails its own trials, not every read of its comparison.
+    """
+
+    name: str
+    input_shape: tuple[int, ...]
+    layers: list[dict[str, Any]]
+    source: Literal["layers", "keras_config"] = "layers"
+
+    def parse(self) -> Variant:
+        """The variant as ``models`` types it (``SpecError`` when a layer does not parse)."""
+        return parse_variant(
+            {"name": self.name, "input_shape": list(self.input_shape), "layers": self.layers}
+        )
+
+
+class Design(_Strict):
+    """What a comparison's spec says about its statistical design: all the report reads of
+    it. Built without a spec (``Design()``): one fixed split, no baseline, the default margin,
+    and ``seeds`` unknown (None)."""
+
+    split: SplitDesign = "fixed"
+    baseline: str | None = None
+    equivalence_margin: float = DEFAULT_MARGIN
+    seeds: list[int] | SeedSchedule | None = None
+
+
+class StoredSpec(_Strict):
+    """A comparison's spec as validated and stored (``Comparison.spec``), parsed once where it
+    is read from the database and passed to every layer as this model.
+
+    It is the request (``ComparisonSpec``) normalised: every default filled in, each variant
+    in native layers with its input shape, ``analysis.probe_size`` the size the comparison
+    got and ``training.max_seconds`` the budget it got. Specs stored by earlier versions
+    load as what they ran: without ``dataset.split`` (before 1.1) on the fixed split, and
+    without ``analysis`` (before the analysis existed) as None; the worker then records the
+    defaults (``analysis_or_default``) and the reuse key leaves it out.
+    """
+
+    name: str
+    dataset: DatasetRef
+    training: TrainingSpec
+    seeds: Seeds
+    primary_metric: PrimaryMetric = "test_accuracy"
+    baseline: str | None = None
+    equivalence_margin: float = DEFAULT_MARGIN
+    variants: list[StoredVariant]
+    callback_url: str | None = None
+    analysis: AnalysisSpec | None = None
+    reuse: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _before_split_designs(cls, data: Any) -> Any:
+        dataset = data.get("dataset") if isinstance(data, dict) else None
+        if isinstance(dataset, dict) and "split" not in dataset:
+            return {**data, "dataset": {**dataset, "split": "fixed"}}
+        return data
+
+    @classmethod
+    def load(cls, stored: dict[str, Any]) -> StoredSpec:
+        """The model of a spec as the database holds it (JSON)."""
+        return cls.model_validate(stored)
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON the database holds, and the api shows (``model_dump(mode="json")``)."""
+        return self.model_dump(mode="json")
+
+    @property
+    def variant_names(self) -> list[str]:
+        return [v.name for v in self.variants]
+
+    @property
+    def schedule(self) -> SeedSchedule | None:
+        """The adaptive schedule, or None for a list of seeds."""
+        return self.seeds if isinstance(self.seeds, SeedSchedule) else None
+
+    @property
+    def initial_seeds(self) -> list[int]:
+        """The seeds every variant starts with (the whole list, or 0..min-1)."""
+        return initial_seeds_of(self.seeds)
+
+    @property
+    def analysis_or_default(self) -> AnalysisSpec:
+        """What each trial records: the stored analysis, or the defaults for a spec stored
+        before the analysis existed."""
+        return self.analysis if self.analysis is not None else AnalysisSpec()
+
+    @property
+    def probe_reserved(self) -> int:
+        """The probe set this comparison's trials use (0 with similarity off)."""
+        return self.analysis_or_default.probe_reserved
+
+    @property
+    def design(self) -> Design:
+        """The statistical design, for the report."""
+        return Design(
+            split=self.dataset.split,
+            baseline=self.baseline,
+            equivalence_margin=self.equivalence_margin,
+            seeds=self.seeds,
+        )
+
+    def round_progress(self, trials_total: int) -> tuple[int, int]:
+        """(round, rounds_max) from the comparison's trial count: 1 and 1 for a list."""
+        schedule = self.schedule
+        if schedule is None or not self.variants:
+            return 1, 1
+        return schedule.round_of(trials_total // len(self.variants)), schedule.rounds_max

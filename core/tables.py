@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.spec import StoredSpec
 from core.status import ACTIVE, TERMINAL, ComparisonStatus, TrialStatus
 
 __all__ = [
@@ -93,6 +94,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class SpecJSON(TypeDecorator[StoredSpec]):
+    """A comparison's spec: JSON in the database, a ``core.spec.StoredSpec`` in Python. It is
+    parsed here, once per row read, and every layer reads the typed model; JSON paths in SQL
+    (``Comparison.spec["callback_url"]``) work as on plain JSON."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: StoredSpec | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, StoredSpec):
+            raise TypeError(
+                f"Comparison.spec takes a core.spec.StoredSpec, not {type(value).__name__} "
+                "(StoredSpec.load(json) parses stored JSON)"
+            )
+        return value.dump()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> StoredSpec | None:
+        return None if value is None else StoredSpec.load(value)
+
+
 class Base(DeclarativeBase):
     """Declarative base with a naming convention, so migrations name constraints predictably."""
 
@@ -109,7 +132,7 @@ class Comparison(Base):
     tenant: Mapped[str] = mapped_column(String(64), default="default")
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default=ComparisonStatus.QUEUED)
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec: Mapped[StoredSpec] = mapped_column(SpecJSON)
     analyses: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]

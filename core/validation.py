@@ -15,7 +15,7 @@ from core.datasets import BUILTIN_DATASETS, DatasetInfo, split_problem
 from core.destinations import allows_private, literal_refusal
 from core.errors import ErrorItem, InvalidInput
 from core.similarity import analysis_bytes
-from core.spec import ComparisonSpec, SeedSchedule, probe_size_of
+from core.spec import ComparisonSpec, SeedSchedule, StoredSpec, StoredVariant
 from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError
 from models.spec import parse_variant
@@ -35,7 +35,7 @@ __all__ = [
 class ValidatedComparison:
     """A comparison that passed validation, normalised for storage."""
 
-    spec: dict[str, Any]
+    spec: StoredSpec
     analyses: dict[str, dict[str, Any]]
     trials_total: int
     epochs_total: int
@@ -209,8 +209,8 @@ def validate_variant(
     settings: Settings,
     prefix: list[str | int],
     batch_size: int = DEFAULT_BATCH_SIZE,
-) -> tuple[dict[str, Any], Analysis]:
-    """Parse and analyse one variant; returns its normalised JSON and its analysis."""
+) -> tuple[StoredVariant, Analysis]:
+    """Parse and analyse one variant; returns it normalised for storage, and its analysis."""
     try:
         variant = parse_variant(raw)
         _check_input_shape(variant.input_shape, dataset)
@@ -229,12 +229,12 @@ def validate_variant(
                 e for e in _prefix_errors(raw, dataset, settings) if tuple(e["loc"]) not in seen
             ]
         raise InvalidInput(_prefixed(errors, prefix)) from None
-    normalised = {
-        "name": variant.name,
-        "input_shape": list(input_shape),
-        "layers": [layer.model_dump(mode="json") for layer in layers],
-        "source": "keras_config" if variant.keras_config is not None else "layers",
-    }
+    normalised = StoredVariant(
+        name=variant.name,
+        input_shape=input_shape,
+        layers=[layer.model_dump(mode="json") for layer in layers],
+        source="keras_config" if variant.keras_config is not None else "layers",
+    )
     return normalised, analysis
 
 
@@ -312,7 +312,7 @@ def validate_comparison(
             validation_split=spec.dataset.validation_split,
             max_samples=spec.dataset.max_samples,
             design=spec.dataset.split,
-            probe_size=probe_size_of(spec.model_dump(mode="json")),
+            probe_size=spec.analysis.probe_reserved,
         )
         if problem is not None:
             errors.append({"loc": [*body, "dataset", problem.field], "msg": problem.msg})
@@ -344,7 +344,7 @@ def validate_comparison(
                 }
             )
 
-    variants: list[dict[str, Any]] = []
+    variants: list[StoredVariant] = []
     analyses: dict[str, dict[str, Any]] = {}
     seen: dict[str, int] = {}
     for i, raw in enumerate(spec.variants):
@@ -360,7 +360,7 @@ def validate_comparison(
         except InvalidInput as exc:
             errors.extend(exc.errors)
             continue
-        name = normalised["name"]
+        name = normalised.name
         if name in seen:
             errors.append(
                 {
@@ -386,14 +386,24 @@ def validate_comparison(
     if errors:
         raise InvalidInput(errors)
 
-    normalised_spec = spec.model_dump(mode="json")
-    normalised_spec["variants"] = variants
+    recorded = spec.analysis
     if dataset is not None:
-        normalised_spec["analysis"]["probe_size"] = analysis_probe_size(spec, dataset)
-    if normalised_spec["training"].get("max_seconds") is None:
-        normalised_spec["training"]["max_seconds"] = settings.trial_max_seconds
+        recorded = recorded.model_copy(
+            update={"probe_size": analysis_probe_size(spec, dataset)}, deep=True
+        )
+    stored = StoredSpec.model_validate(
+        {
+            **dict(spec),
+            "variants": variants,
+            "analysis": recorded,
+            "training": spec.training.model_copy(
+                update={"max_seconds": spec.training.max_seconds or settings.trial_max_seconds},
+                deep=True,
+            ),
+        }
+    )
     return ValidatedComparison(
-        spec=normalised_spec,
+        spec=stored,
         analyses=analyses,
         trials_total=len(variants) * len(spec.initial_seeds),
         epochs_total=len(variants) * len(spec.initial_seeds) * spec.training.epochs,
@@ -420,7 +430,7 @@ def analysis_probe_size(spec: ComparisonSpec, dataset: DatasetInfo) -> int:
 def analysis_errors(
     spec: ComparisonSpec,
     dataset: DatasetInfo,
-    variants: list[dict[str, Any]],
+    variants: list[StoredVariant],
     settings: Settings,
     body: list[str | int],
 ) -> list[ErrorItem]:
@@ -444,7 +454,7 @@ def analysis_errors(
         need = analysis_bytes(
             n_test=n_test,
             num_classes=dataset.num_classes,
-            layers=variant["layers"],
+            layers=variant.layers,
             predictions=analysis.predictions,
             probe_size=probe_size if analysis.similarity else 0,
         )
@@ -452,7 +462,7 @@ def analysis_errors(
             errors.append(
                 {
                     "loc": [*body, "analysis"],
-                    "msg": f"variant {i} ({variant['name']}) would store about {need:,} bytes "
+                    "msg": f"variant {i} ({variant.name}) would store about {need:,} bytes "
                     f"of analysis per trial, over this server's limit of {limit:,} bytes; "
                     "lower analysis.probe_size or turn predictions or similarity off",
                 }

@@ -126,7 +126,7 @@ def _attempt(settings: Settings, comparison_id: str, client: httpx.Client) -> di
             .where(Comparison.id == comparison_id)
             .with_for_update(skip_locked=True)
         )
-        if locked is None or not locked.spec.get("callback_url"):
+        if locked is None or not locked.spec.callback_url:
             return None
         rows = list(
             s.scalars(
@@ -139,7 +139,7 @@ def _attempt(settings: Settings, comparison_id: str, client: httpx.Client) -> di
             return None
         if rows and (rows[-1].next_attempt_at is None or rows[-1].next_attempt_at > now):
             return None
-        url = str(locked.spec["callback_url"])
+        url = locked.spec.callback_url
         body = json.dumps(
             payload(s, locked, settings), sort_keys=True, separators=(",", ":"), default=str
         ).encode()

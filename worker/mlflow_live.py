@@ -154,7 +154,7 @@ def _claim(
         )
         comparison = s.get(Comparison, comparison_id)
         assert comparison is not None
-        info = {"id": comparison.id, "name": comparison.name, "spec": comparison.spec}
+        info = {"id": comparison.id, "name": comparison.name, "spec": comparison.spec.dump()}
         epochs = [
             {"trial_id": trial_id, "epoch": epoch, **values, "seconds": seconds}
             for trial_id, epoch, values, seconds in s.execute(

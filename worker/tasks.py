@@ -54,7 +54,7 @@ from core.logging import log_context
 from core.queue import TRAIN_TASK
 from core.reuse import library_versions, trial_hash
 from core.rounds import enqueue_added
-from core.spec import AnalysisSpec, DatasetRef, TrainingSpec, probe_size_of
+from core.spec import StoredSpec
 from core.status import Outcome, StopReason, TrialStatus
 from core.sweeper import remove_checkpoint
 from core.tables import Comparison, EpochMetric, Trial
@@ -172,7 +172,7 @@ class _Decided:
     """What the claim transaction decided for a delivery it did not drop."""
 
     comparison_id: str
-    spec: dict[str, Any]
+    spec: StoredSpec
     variant_index: int
     seed: int
     attempt: int
@@ -273,7 +273,7 @@ def _run_trial(trial_id: str) -> str:
         log.info(
             "trial %s claimed: %s seed %d (attempt %d)",
             trial_id,
-            spec["variants"][decided.variant_index]["name"],
+            spec.variants[decided.variant_index].name,
             decided.seed,
             decided.attempt,
         )
@@ -291,7 +291,7 @@ def _run_trial(trial_id: str) -> str:
 def _run_claimed(
     trial_id: str,
     comparison_id: str,
-    spec: dict[str, Any],
+    spec: StoredSpec,
     variant_index: int,
     seed: int,
     owner: str,
@@ -302,7 +302,7 @@ def _run_claimed(
     comparison if last."""
     settings = get_settings()
     outcome: str = Outcome.FAILED
-    budget = float(spec["training"].get("max_seconds") or settings.trial_max_seconds)
+    budget = float(spec.training.max_seconds or settings.trial_max_seconds)
     try:
         with _Heartbeat(trial_id, owner, settings.lease_seconds, budget + 3600) as heartbeat:
             run = TrialRun(
@@ -567,13 +567,13 @@ class TrialRun:
             raise LeaseLost(self.trial_id)
 
 
-def _load_split(run: TrialRun, spec: dict[str, Any]) -> Split | None:
+def _load_split(run: TrialRun, spec: StoredSpec) -> Split | None:
     """The trial's split (its seed's own in the per-seed design; the probe set is the
     comparison's); None when a cancel came first. A cancel is honoured while the data loads
     too (a first download can take minutes)."""
     from worker.datasets import load_dataset, make_split
 
-    dataset_ref = DatasetRef.model_validate(spec["dataset"])
+    dataset_ref = spec.dataset  # a spec stored before 1.1 loads with its fixed split
 
     def load() -> Split:
         ds = load_dataset(
@@ -590,30 +590,23 @@ def _load_split(run: TrialRun, spec: dict[str, Any]) -> Split | None:
             max_samples=dataset_ref.max_samples,
             design=dataset_ref.split,
             seed=run.seed,
-            probe_size=probe_size_of(spec),
+            probe_size=spec.probe_reserved,
         )
 
     return None if run.should_stop() else _interruptible(load, run.should_stop)
 
 
-def _train(run: TrialRun, spec: dict[str, Any]) -> str:
+def _train(run: TrialRun, spec: StoredSpec) -> str:
     """Load data, train, evaluate and store the result; returns the trial's final status."""
-    variant = spec["variants"][run.variant_index]
-    from models.spec import parse_variant
+    variant = spec.variants[run.variant_index]
     from worker.analysis import analyse_model
     from worker.training import train_trial
 
     trial_id = run.trial_id
-    training = TrainingSpec.model_validate(spec["training"])
+    training = spec.training
     # Comparisons stored before the analysis existed have no "analysis": the defaults.
-    analysis = AnalysisSpec.model_validate(spec.get("analysis") or {})
-    parsed = parse_variant(
-        {
-            "name": variant["name"],
-            "input_shape": variant["input_shape"],
-            "layers": variant["layers"],
-        }
-    )
+    analysis = spec.analysis_or_default
+    parsed = variant.parse()
     assert parsed.layers is not None
 
     split = _load_split(run, spec)
@@ -622,14 +615,14 @@ def _train(run: TrialRun, spec: dict[str, Any]) -> str:
 
     result = train_trial(
         layers=parsed.layers,
-        input_shape=tuple(variant["input_shape"]),
+        input_shape=variant.input_shape,
         split=split,
         training=training,
         seed=run.seed,
         hooks=run,
         checkpoint_dir=Path(run.settings.checkpoints) / trial_id,
         max_seconds=float(training.max_seconds or run.settings.trial_max_seconds),
-        model_name=variant["name"],
+        model_name=variant.name,
         # Every trial times inference, so the report has its spread over seeds (it costs a
         # traced predict function and four batches, ~20-50 ms on a small model).
         measure_inference=True,

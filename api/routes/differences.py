@@ -70,7 +70,7 @@ def predictions(
 
 
 def _names(comparison: Comparison) -> list[str]:
-    return [str(v["name"]) for v in comparison.spec["variants"]]
+    return comparison.spec.variant_names
 
 
 def _check_variant(comparison: Comparison, name: str, field: str) -> None:
@@ -88,7 +88,7 @@ def _pair(comparison: Comparison, a: str | None, b: str | None) -> tuple[str, st
         _check_variant(comparison, a, "a")
     if b is not None:
         _check_variant(comparison, b, "b")
-    baseline = comparison.spec.get("baseline")
+    baseline = comparison.spec.baseline
     first = a or (baseline if baseline in names else names[0])
     second = b or next((n for n in names if n != first), first)
     return first, second

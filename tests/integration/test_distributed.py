@@ -141,7 +141,7 @@ def test_failing_trial_keeps_the_others(distributed: Service) -> None:
     spec = ComparisonSpec.model_validate(tiny_spec("one-fails", seeds=[0], epochs=1))
     validated = validate_comparison(spec, settings)
     # Corrupt one variant as stored, as a bug or a bad row would: the worker must contain it.
-    validated.spec["variants"][1]["layers"][1]["type"] = "NoSuchLayer"
+    validated.spec.variants[1].layers[1]["type"] = "NoSuchLayer"
     with _db(distributed) as db:
         comparison, trial_ids, _ = create_comparison(
             db, tenant="default", validated=validated, idempotency_key=None, request_hash="x"

@@ -99,7 +99,7 @@ def test_openapi_examples_are_the_articles_and_valid(embedded: Service, tmp_path
     validated = validate_comparison(
         ComparisonSpec.model_validate(examples["article"]["value"]), Settings(data_dir=tmp_path)
     )
-    assert len(validated.spec["variants"]) * len(validated.spec["seeds"]) == 9
+    assert len(validated.spec.variants) * len(validated.spec.initial_seeds) == 9
 
 
 def _readme_tour(section: str = "tour") -> str:

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import insert
 
 from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
+from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database, in_process_database
 
 pytestmark = [pytest.mark.services]
@@ -37,7 +38,7 @@ def store(comparison_id: str) -> None:
                 tenant="default",
                 name="render",
                 status="succeeded",
-                spec={"training": {"metrics": ["accuracy"]}},
+                spec=stored_spec(),
                 analyses={},
                 created_at=now,
                 trials_total=8,

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from core.config import Settings, get_settings
 from core.db import session_scope
 from core.tables import Comparison, MlflowRun, Trial, utcnow
+from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database, in_process_database
 
 pytestmark = [pytest.mark.services]
@@ -37,7 +38,7 @@ def ended(name: str) -> tuple[str, str]:
             tenant="default",
             name=name,
             status="succeeded",
-            spec={},
+            spec=stored_spec(),
             trials_total=1,
             epochs_total=1,
             finished_at=utcnow(),

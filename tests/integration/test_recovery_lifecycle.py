@@ -32,6 +32,7 @@ from core.lifecycle import (
 )
 from core.sweeper import sweep
 from core.tables import Comparison, EpochMetric, Trial, utcnow
+from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database, in_process_database
 
 pytestmark = [pytest.mark.services]
@@ -68,7 +69,7 @@ def make_trial(
             tenant="default",
             name="life",
             status=comparison_status,
-            spec={},
+            spec=stored_spec(),
             trials_total=1,
             epochs_total=3,
             cancel_requested=cancel_requested,

@@ -12,6 +12,7 @@ from core.db import make_engine
 from core.lifecycle import LeaseLost, rewind_trial
 from core.migrate import upgrade
 from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
+from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database
 
 pytestmark = [pytest.mark.services]
@@ -29,7 +30,7 @@ def test_rewind_keeps_the_resume_point_and_charges_its_seconds(pg_url: str) -> N
                     tenant="default",
                     name="rewind",
                     status="running",
-                    spec={},
+                    spec=stored_spec(),
                     analyses={},
                     created_at=now,
                     trials_total=1,

@@ -26,7 +26,7 @@ from core.comparisons import cancel_comparison, create_comparison
 from core.config import Settings, get_settings
 from core.db import session_scope
 from core.lifecycle import added_trials, finalize_comparison
-from core.spec import ComparisonSpec, round_progress
+from core.spec import ComparisonSpec
 from core.sweeper import sweep
 from core.tables import Comparison, Trial
 from core.validation import validate_comparison
@@ -141,7 +141,7 @@ def test_rounds_add_step_seeds_seed_major_up_to_max(
     assert order == [(s, v) for s in (0, 1) for v in ("a", "b", "c")]
     c = comparison(cid)
     assert (c.trials_total, c.epochs_total) == (6, 12)
-    assert round_progress(c.spec, c.trials_total) == (1, 3)
+    assert c.spec.round_progress(c.trials_total) == (1, 3)
 
     end_all(cid)
     status, added = finalize(cid)
@@ -158,14 +158,14 @@ def test_rounds_add_step_seeds_seed_major_up_to_max(
     c = comparison(cid)
     assert c.status == "queued"  # never succeeded between rounds
     assert (c.trials_total, c.epochs_total) == (12, 24)
-    assert round_progress(c.spec, c.trials_total) == (2, 3)
+    assert c.spec.round_progress(c.trials_total) == (2, 3)
 
     end_all(cid)
     status, added = finalize(cid)
     assert status is None
     assert len(added) == 3  # step 2 would pass max 5: only seed 4
     assert [r[:2] for r in rows(cid)[12:]] == [(4, "a"), (4, "b"), (4, "c")]
-    assert round_progress(comparison(cid).spec, comparison(cid).trials_total) == (3, 3)
+    assert comparison(cid).spec.round_progress(comparison(cid).trials_total) == (3, 3)
 
     end_all(cid)
     status, added = finalize(cid)

@@ -201,7 +201,7 @@ def test_keras_deserialization_is_never_called(
         tiny_spec("trap", variants=variants, seeds=[0], epochs=1, samples=200)
     )
     validated = validate_comparison(spec, get_settings())
-    assert validated.spec["variants"][1]["source"] == "keras_config"
+    assert validated.spec.variants[1].source == "keras_config"
     with session_scope() as s:
         _, trial_ids, created = create_comparison(
             s, tenant="default", validated=validated, idempotency_key=None, request_hash="x"

@@ -22,6 +22,7 @@ from sqlalchemy import insert, select
 from core import destinations
 from core.config import Settings
 from core.tables import Comparison, WebhookDelivery, new_id, utcnow
+from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database, in_process_database
 
 pytestmark = [pytest.mark.services]
@@ -62,7 +63,7 @@ def finished(callback_url: str) -> str:
                 tenant="default",
                 name="hook",
                 status="succeeded",
-                spec={"variants": [], "callback_url": callback_url},
+                spec=stored_spec(callback_url=callback_url),
                 analyses={},
                 created_at=now,
                 finished_at=now,

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from core.spec import StoredSpec
 from core.status import TERMINAL
 
 METRIC_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
@@ -37,6 +38,22 @@ def small_mlp(name: str = "mlp") -> dict[str, Any]:
             {"type": "Dense", "units": 10, "activation": "softmax"},
         ],
     }
+
+
+def stored_spec(name: str = "stored", **fields: Any) -> StoredSpec:
+    """A spec as the database holds it, for the rows a test writes itself: ``small_cnn`` and
+    ``small_mlp`` on mnist_5k, seeds [0, 1], and ``fields`` over the top."""
+    variants = [{**v, "input_shape": [28, 28, 1]} for v in (small_cnn(), small_mlp())]
+    return StoredSpec.load(
+        {
+            "name": name,
+            "dataset": {"name": "mnist_5k", "split": "per_seed"},
+            "training": {},
+            "seeds": [0, 1],
+            "variants": variants,
+            **fields,
+        }
+    )
 
 
 def tiny_spec(

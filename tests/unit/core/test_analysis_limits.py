@@ -40,7 +40,7 @@ def _settings(**kw: Any) -> Settings:
 
 def test_default_probe_is_capped_at_the_test_set() -> None:
     v = validate_comparison(_spec(), _settings())
-    assert v.spec["analysis"] == {"predictions": True, "similarity": True, "probe_size": 100}
+    assert v.spec.dump()["analysis"] == {"predictions": True, "similarity": True, "probe_size": 100}
 
 
 def test_an_explicit_probe_larger_than_the_test_set_is_located() -> None:

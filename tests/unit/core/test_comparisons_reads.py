@@ -18,6 +18,7 @@ from core.comparisons import (
     trials_in_order,
 )
 from core.tables import Base, Comparison, EpochMetric, Trial
+from tests.support.helpers import stored_spec
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def _comparisons(s: Session) -> list[str]:
                 tenant="b" if "tenant" in name else "a",
                 name=name,
                 status="running" if i % 2 else "queued",
-                spec={},
+                spec=stored_spec(),
                 created_at=t0 + timedelta(minutes=i // 2),  # ties broken by id
             )
         )
@@ -70,7 +71,7 @@ def test_the_name_filter_takes_wildcards_literally_and_status_exactly(session: S
 
 
 def test_trials_come_variant_then_seed_and_page_after_a_key(session: Session) -> None:
-    session.add(Comparison(id="c", tenant="a", name="n", spec={}))
+    session.add(Comparison(id="c", tenant="a", name="n", spec=stored_spec()))
     for v, seed in [(1, 5), (0, 7), (1, 2), (0, 3)]:
         session.add(
             Trial(id=f"t{v}{seed}", comparison_id="c", variant=f"v{v}", variant_index=v, seed=seed)
@@ -86,7 +87,7 @@ def test_trials_come_variant_then_seed_and_page_after_a_key(session: Session) ->
 
 
 def test_the_stream_reads_each_epoch_once_after_the_last_seen(session: Session) -> None:
-    session.add(Comparison(id="c", tenant="a", name="n", spec={}))
+    session.add(Comparison(id="c", tenant="a", name="n", spec=stored_spec()))
     session.add(Trial(id="t1", comparison_id="c", variant="b", variant_index=1, seed=0))
     session.add(
         Trial(id="t0", comparison_id="c", variant="a", variant_index=0, seed=4, epochs_done=2)

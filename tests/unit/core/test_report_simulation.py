@@ -28,6 +28,7 @@ import pytest
 from scipy.stats import binomtest
 
 from core.report import TrialResult, build_report, needs_more_seeds
+from core.spec import Design
 
 NAMES = ("a", "b", "c")
 BETTER = ("a_better", "b_better")
@@ -66,7 +67,7 @@ def _report(
         variant_order=NAMES,
         trials=trials,
         final=final,
-        spec=spec,
+        design=Design.model_validate(spec),
     )
 
 

@@ -9,12 +9,12 @@ import pytest
 from pydantic import ValidationError
 
 from api.problems import validation_errors
-from core.comparisons import build_trials, initial_seeds
+from core.comparisons import build_trials
 from core.config import Settings
 from core.errors import InvalidInput
-from core.spec import ComparisonSpec, SeedSchedule, probe_size_of, round_progress
+from core.spec import AnalysisSpec, ComparisonSpec, SeedSchedule, StoredSpec
 from core.validation import validate_comparison
-from tests.support.helpers import small_cnn, small_mlp
+from tests.support.helpers import small_cnn, small_mlp, stored_spec
 
 SETTINGS = Settings(database_url="sqlite://", data_dir="/tmp/archbench-unused")
 
@@ -57,26 +57,26 @@ def locs(body: dict[str, Any], settings: Settings = SETTINGS) -> list[list[Any]]
 
 def test_defaults_are_in_the_normalised_spec() -> None:
     v = validate_comparison(ComparisonSpec.model_validate(spec()), SETTINGS)
-    assert v.spec["dataset"]["split"] == "per_seed"
-    assert v.spec["seeds"] == [0, 1, 2]
-    assert v.spec["baseline"] is None
-    assert v.spec["equivalence_margin"] == 0.01
+    assert v.spec.dataset.split == "per_seed"
+    assert v.spec.seeds == [0, 1, 2]
+    assert v.spec.baseline is None
+    assert v.spec.equivalence_margin == 0.01
     fixed = validate_comparison(
         ComparisonSpec.model_validate(spec(dataset={"split": "fixed"}, baseline="b")), SETTINGS
     )
-    assert fixed.spec["dataset"]["split"] == "fixed"
-    assert fixed.spec["baseline"] == "b"
+    assert fixed.spec.dataset.split == "fixed"
+    assert fixed.spec.baseline == "b"
 
 
 def test_seed_schedule_is_normalised_and_starts_with_min_seeds() -> None:
     v = validate_comparison(
         ComparisonSpec.model_validate(spec(seeds={"min": 3, "max": 7})), SETTINGS
     )
-    assert v.spec["seeds"] == {"min": 3, "max": 7, "step": 1}
-    assert initial_seeds(v.spec) == [0, 1, 2]
+    assert v.spec.dump()["seeds"] == {"min": 3, "max": 7, "step": 1}
+    assert v.spec.initial_seeds == [0, 1, 2]
     assert v.trials_total == 2 * 3
     assert v.epochs_total == 2 * 3 * 2
-    assert initial_seeds({"seeds": [5, 9]}) == [5, 9]
+    assert stored_spec(seeds=[5, 9]).initial_seeds == [5, 9]
 
 
 @pytest.mark.parametrize(
@@ -148,10 +148,11 @@ def test_input_shape_must_match_the_dataset(shape: list[int]) -> None:
 
 
 def test_probe_size_follows_the_analysis_settings() -> None:
-    assert probe_size_of({}) == 256
-    assert probe_size_of({"analysis": {"probe_size": 64}}) == 64
+    assert stored_spec(analysis=None).probe_reserved == 256  # stored before the analysis
+    assert stored_spec(analysis={"probe_size": 64}).probe_reserved == 64
     # Without similarity no probe is set aside: every example is there for the seeds' splits.
-    assert probe_size_of({"analysis": {"similarity": False, "probe_size": 64}}) == 0
+    assert AnalysisSpec(similarity=False, probe_size=64).probe_reserved == 0
+    assert stored_spec(analysis={"similarity": False, "probe_size": 64}).probe_reserved == 0
 
 
 def test_rounds_of_a_schedule() -> None:
@@ -160,9 +161,9 @@ def test_rounds_of_a_schedule() -> None:
     assert [s.round_of(n) for n in (3, 6, 9, 10)] == [1, 2, 3, 4]
     assert [s.next_count(n) for n in (3, 6, 9, 10)] == [6, 9, 10, 10]
     assert SeedSchedule(min=3, max=3).rounds_max == 1
-    two = {"seeds": {"min": 3, "max": 10, "step": 3}, "variants": [{}, {}]}
-    assert round_progress(two, 12) == (2, 4)
-    assert round_progress({"seeds": [0, 1], "variants": [{}]}, 2) == (1, 1)
+    two = stored_spec(seeds={"min": 3, "max": 10, "step": 3})  # two variants
+    assert two.round_progress(12) == (2, 4)
+    assert stored_spec(seeds=[0, 1]).round_progress(2) == (1, 1)
 
 
 def test_trials_are_queued_seed_major_interleaving_variants() -> None:
@@ -193,24 +194,24 @@ def test_reuse_key_covers_the_split_design_and_the_reserved_probe() -> None:
     per_seed, fixed = h(), h(dataset={"split": "fixed"})
     assert per_seed != fixed
     assert h(dataset={"split_seed": 1}) != per_seed
+
+    def stored(json: dict[str, Any]) -> str:
+        return trial_hash(StoredSpec.load(json), 0, 0, {})
+
     # The probe set is set aside before a per-seed split: its size changes the training data.
-    base = validate_comparison(ComparisonSpec.model_validate(spec()), SETTINGS).spec
+    base = validate_comparison(ComparisonSpec.model_validate(spec()), SETTINGS).spec.dump()
     bare = {k: v for k, v in base.items() if k != "analysis"}
-    assert trial_hash({**bare, "analysis": {"probe_size": 64}}, 0, 0, {}) != trial_hash(
-        bare, 0, 0, {}
-    )
+    assert stored({**bare, "analysis": {"probe_size": 64}}) != stored(bare)
     no_probe = {**base, "analysis": {"similarity": False}}
-    assert trial_hash(no_probe, 0, 0, {}) != trial_hash(base, 0, 0, {})
+    assert stored(no_probe) != stored(base)
     fixed_spec = {**base, "dataset": {**base["dataset"], "split": "fixed"}}
     # Under the fixed design the training data is the same either way, but what the trial
     # stores is not (no Grams without similarity), so the key still covers the analysis: a
     # trial reused without its Grams would leave the similarity answer empty.
-    assert trial_hash({**fixed_spec, "analysis": {"similarity": False}}, 0, 0, {}) != (
-        trial_hash(fixed_spec, 0, 0, {})
-    )
+    assert stored({**fixed_spec, "analysis": {"similarity": False}}) != stored(fixed_spec)
     # A spec stored before the designs existed had the fixed split.
     old = {
         **fixed_spec,
         "dataset": {k: v for k, v in fixed_spec["dataset"].items() if k != "split"},
     }
-    assert trial_hash(old, 0, 0, {}) == trial_hash(fixed_spec, 0, 0, {})
+    assert stored(old) == stored(fixed_spec)

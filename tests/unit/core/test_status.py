@@ -14,6 +14,7 @@ from api.routes.comparisons import StatusFilter
 from core.db import make_engine
 from core.status import ACTIVE, TERMINAL, ComparisonStatus, Outcome, StopReason, TrialStatus
 from core.tables import Base, Comparison, Trial
+from tests.support.helpers import stored_spec
 
 WORDS = ["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -48,7 +49,7 @@ def test_stored_as_the_word_and_checked(engine) -> None:  # type: ignore[no-unty
     with engine.begin() as conn:
         conn.execute(
             Comparison.__table__.insert().values(
-                id="c", name="n", status=ComparisonStatus.RUNNING, spec={}, analyses={}
+                id="c", name="n", status=ComparisonStatus.RUNNING, spec=stored_spec(), analyses={}
             )
         )
         conn.execute(

@@ -17,6 +17,7 @@ from core.similarity import decode_predictions
 from core.spec import AnalysisSpec, TrainingSpec
 from core.tables import Comparison, Trial, TrialLayerGram, TrialPrediction
 from models.spec import parse_variant
+from tests.support.helpers import stored_spec
 from worker.analysis import AnalysisResult, analyse_model, store_analysis
 from worker.datasets import Split, load_dataset, make_split
 from worker.training import train_trial
@@ -117,7 +118,7 @@ def test_stored_once_replaced_not_doubled_and_removed_with_the_trial(
     engine = make_engine(url)
     a: AnalysisResult = trained["result"].analysis
     with Session(engine) as s:
-        s.add(Comparison(id="c", name="c", spec={}))
+        s.add(Comparison(id="c", name="c", spec=stored_spec()))
         s.add(Trial(id="t", comparison_id="c", variant="v", variant_index=0, seed=0))
         s.commit()
         for _ in range(2):  # a retried commit, or a trial trained again

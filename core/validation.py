@@ -249,106 +249,149 @@ def validate_comparison(
     ``resolve`` finds the tenant's uploaded datasets (``core.uploads.resolver_for``).
     """
     errors: list[ErrorItem] = []
-    body: list[str | int] = ["body"]
     try:
         dataset: DatasetInfo | None = dataset_info(
-            spec.dataset.name, [*body, "dataset", "name"], resolve
+            spec.dataset.name, [*BODY, "dataset", "name"], resolve
         )
     except InvalidInput as exc:
         errors.extend(exc.errors)
         dataset = None
+    errors += _limit_errors(spec, settings)
+    if dataset is not None:
+        errors += _split_errors(spec, dataset)
+    errors += _time_errors(spec, settings)
+    errors += _callback_errors(spec, settings)
+    variants, analyses, variant_errors = _normalised_variants(spec, dataset, settings)
+    errors += variant_errors
+    if dataset is not None and not errors:
+        errors.extend(analysis_errors(spec, dataset, variants, settings, BODY))
+    if errors:
+        raise InvalidInput(errors)
+    return ValidatedComparison(
+        spec=_stored(spec, dataset, variants, settings),
+        analyses=analyses,
+        trials_total=len(variants) * len(spec.initial_seeds),
+        epochs_total=len(variants) * len(spec.initial_seeds) * spec.training.epochs,
+    )
+
+
+BODY: list[str | int] = ["body"]
+"""Where a comparison's fields are in the request (``["body", "seeds", "max"]``)."""
+
+
+def _over(loc: list[str | int], msg: str) -> ErrorItem:
+    return {"loc": [*BODY, *loc], "msg": msg}
+
+
+def _limit_errors(spec: ComparisonSpec, settings: Settings) -> list[ErrorItem]:
+    """This server's limits: variants, seeds, epochs, trial-epochs and the time budget."""
+    errors: list[ErrorItem] = []
     if len(spec.variants) > settings.max_variants:
         errors.append(
-            {
-                "loc": [*body, "variants"],
-                "msg": f"{len(spec.variants)} variants exceeds the limit of "
-                f"{settings.max_variants}",
-            }
+            _over(
+                ["variants"],
+                f"{len(spec.variants)} variants exceeds the limit of {settings.max_variants}",
+            )
         )
     if isinstance(spec.seeds, SeedSchedule):
         if spec.seeds.max < spec.seeds.min:
             errors.append(
-                {
-                    "loc": [*body, "seeds", "max"],
-                    "msg": f"max ({spec.seeds.max}) must be at least min ({spec.seeds.min})",
-                }
+                _over(
+                    ["seeds", "max"],
+                    f"max ({spec.seeds.max}) must be at least min ({spec.seeds.min})",
+                )
             )
         elif spec.seeds.max > settings.max_seeds:
             errors.append(
-                {
-                    "loc": [*body, "seeds", "max"],
-                    "msg": f"{spec.seeds.max} seeds per variant exceeds the limit of "
-                    f"{settings.max_seeds}",
-                }
+                _over(
+                    ["seeds", "max"],
+                    f"{spec.seeds.max} seeds per variant exceeds the limit of {settings.max_seeds}",
+                )
             )
     elif len(spec.seeds) > settings.max_seeds:
         errors.append(
-            {
-                "loc": [*body, "seeds"],
-                "msg": f"{len(spec.seeds)} seeds exceeds the limit of {settings.max_seeds}",
-            }
+            _over(["seeds"], f"{len(spec.seeds)} seeds exceeds the limit of {settings.max_seeds}")
         )
     if spec.training.epochs > settings.max_epochs:
         errors.append(
-            {
-                "loc": [*body, "training", "epochs"],
-                "msg": f"{spec.training.epochs} epochs exceeds the limit of {settings.max_epochs}",
-            }
+            _over(
+                ["training", "epochs"],
+                f"{spec.training.epochs} epochs exceeds the limit of {settings.max_epochs}",
+            )
         )
     # An adaptive comparison is limited by the most it can run (max seeds per variant).
     most_epochs = len(spec.variants) * spec.most_seeds * spec.training.epochs
     if most_epochs > settings.max_trial_epochs:
         errors.append(
-            {
-                "loc": [*body, "training", "epochs"],
-                "msg": f"{most_epochs:,} trial-epochs (variants x seeds x epochs) exceeds the "
+            _over(
+                ["training", "epochs"],
+                f"{most_epochs:,} trial-epochs (variants x seeds x epochs) exceeds the "
                 f"limit of {settings.max_trial_epochs:,}",
-            }
-        )
-    if dataset is not None:
-        problem = split_problem(
-            dataset,
-            test_split=spec.dataset.test_split,
-            validation_split=spec.dataset.validation_split,
-            max_samples=spec.dataset.max_samples,
-            design=spec.dataset.split,
-            probe_size=spec.analysis.probe_reserved,
-        )
-        if problem is not None:
-            errors.append({"loc": [*body, "dataset", problem.field], "msg": problem.msg})
-    if spec.training.max_seconds and spec.training.max_seconds > settings.trial_max_seconds:
-        errors.append(
-            {
-                "loc": [*body, "training", "max_seconds"],
-                "msg": f"{spec.training.max_seconds} s exceeds the server's ceiling of "
-                f"{settings.trial_max_seconds} s per trial",
-            }
-        )
-
-    if spec.callback_url and not settings.webhook_secret:
-        errors.append(
-            {
-                "loc": [*body, "callback_url"],
-                "msg": "webhooks are off on this server: it has no ARCHBENCH_WEBHOOK_SECRET "
-                "to sign them with",
-            }
-        )
-    elif spec.callback_url and not allows_private(settings):
-        reason = literal_refusal(spec.callback_url)
-        if reason:
-            errors.append(
-                {
-                    "loc": [*body, "callback_url"],
-                    "msg": f"callback_url must be a public address: {reason} "
-                    "(ARCHBENCH_WEBHOOK_ALLOW_PRIVATE is off on this server)",
-                }
             )
+        )
+    return errors
 
+
+def _split_errors(spec: ComparisonSpec, dataset: DatasetInfo) -> list[ErrorItem]:
+    """A split that leaves some class without an example where a trial needs one."""
+    problem = split_problem(
+        dataset,
+        test_split=spec.dataset.test_split,
+        validation_split=spec.dataset.validation_split,
+        max_samples=spec.dataset.max_samples,
+        design=spec.dataset.split,
+        probe_size=spec.analysis.probe_reserved,
+    )
+    return [] if problem is None else [_over(["dataset", problem.field], problem.msg)]
+
+
+def _time_errors(spec: ComparisonSpec, settings: Settings) -> list[ErrorItem]:
+    if spec.training.max_seconds and spec.training.max_seconds > settings.trial_max_seconds:
+        return [
+            _over(
+                ["training", "max_seconds"],
+                f"{spec.training.max_seconds} s exceeds the server's ceiling of "
+                f"{settings.trial_max_seconds} s per trial",
+            )
+        ]
+    return []
+
+
+def _callback_errors(spec: ComparisonSpec, settings: Settings) -> list[ErrorItem]:
+    """A callback this server cannot sign, or (unless allowed) a private address."""
+    if not spec.callback_url:
+        return []
+    if not settings.webhook_secret:
+        return [
+            _over(
+                ["callback_url"],
+                "webhooks are off on this server: it has no ARCHBENCH_WEBHOOK_SECRET "
+                "to sign them with",
+            )
+        ]
+    reason = None if allows_private(settings) else literal_refusal(spec.callback_url)
+    if reason:
+        return [
+            _over(
+                ["callback_url"],
+                f"callback_url must be a public address: {reason} "
+                "(ARCHBENCH_WEBHOOK_ALLOW_PRIVATE is off on this server)",
+            )
+        ]
+    return []
+
+
+def _normalised_variants(
+    spec: ComparisonSpec, dataset: DatasetInfo | None, settings: Settings
+) -> tuple[list[StoredVariant], dict[str, dict[str, Any]], list[ErrorItem]]:
+    """Every variant validated and normalised, with its analysis, by name; and the errors of
+    those that failed, names used twice and a baseline that names none of them."""
+    errors: list[ErrorItem] = []
     variants: list[StoredVariant] = []
     analyses: dict[str, dict[str, Any]] = {}
     seen: dict[str, int] = {}
     for i, raw in enumerate(spec.variants):
-        prefix: list[str | int] = [*body, "variants", i]
+        prefix: list[str | int] = [*BODY, "variants", i]
         try:
             normalised, analysis = validate_variant(
                 raw,
@@ -375,23 +418,29 @@ def validate_comparison(
     if spec.baseline is not None and spec.baseline not in seen:
         names = ", ".join(repr(n) for n in seen) or "none"
         errors.append(
-            {
-                "loc": [*body, "baseline"],
-                "msg": f"baseline {spec.baseline!r} is not a variant of this comparison "
+            _over(
+                ["baseline"],
+                f"baseline {spec.baseline!r} is not a variant of this comparison "
                 f"(variants: {names})",
-            }
+            )
         )
-    if dataset is not None and not errors:
-        errors.extend(analysis_errors(spec, dataset, variants, settings, body))
-    if errors:
-        raise InvalidInput(errors)
+    return variants, analyses, errors
 
+
+def _stored(
+    spec: ComparisonSpec,
+    dataset: DatasetInfo | None,
+    variants: list[StoredVariant],
+    settings: Settings,
+) -> StoredSpec:
+    """The spec to store: the request with its variants normalised, the probe size the
+    comparison gets and the time budget it gets."""
     recorded = spec.analysis
     if dataset is not None:
         recorded = recorded.model_copy(
             update={"probe_size": analysis_probe_size(spec, dataset)}, deep=True
         )
-    stored = StoredSpec.model_validate(
+    return StoredSpec.model_validate(
         {
             **dict(spec),
             "variants": variants,
@@ -401,12 +450,6 @@ def validate_comparison(
                 deep=True,
             ),
         }
-    )
-    return ValidatedComparison(
-        spec=stored,
-        analyses=analyses,
-        trials_total=len(variants) * len(spec.initial_seeds),
-        epochs_total=len(variants) * len(spec.initial_seeds) * spec.training.epochs,
     )
 
 

@@ -46,7 +46,7 @@ def populate(url: str, trials: int, epochs: int) -> str:
         {
             "name": "export",
             "dataset": {"name": "mnist_5k"},
-            "seeds": list(range(trials // 5)),
+            "seeds": list(range(max(1, -(-trials // 5)))),
             "primary_metric": "test_accuracy",
             "training": {"epochs": epochs, "metrics": ["accuracy"]},
             "variants": [

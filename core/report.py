@@ -77,7 +77,7 @@ from core.report_pairs import (
 )
 from core.report_render import fairness_notes, verdict_sentence
 from core.report_schema import PairDifference
-from core.spec import Design
+from core.spec import DesignSpec
 from core.status import StopReason
 
 __all__ = [
@@ -436,12 +436,12 @@ def build_report(
     trials: Sequence[TrialResult],
     final: bool,
     variant_info: Mapping[str, Mapping[str, Any]] | None = None,
-    design: Design | None = None,
+    design: DesignSpec | None = None,
     differences: Sequence[PairDifference] = (),
 ) -> dict[str, Any]:
     """Aggregate trials into the report JSON: design, variants, pairwise conclusions, tiers,
     verdict and notes. ``design`` is the comparison's (``StoredSpec.design``: seeds, baseline,
-    equivalence_margin, split; ``Design()``'s defaults without one); ``differences`` are
+    equivalence_margin, split; ``DesignSpec()``'s defaults without one); ``differences`` are
     ``core.report_schema.PairDifference`` models (or dicts) stored as they are."""
     if primary_metric not in PRIMARY_METRICS:
         raise ValueError(f"unknown primary metric {primary_metric!r}")

@@ -20,7 +20,7 @@ import numpy as np
 
 from core import stats as st
 from core.report_render import MIN_SEEDS
-from core.spec import DEFAULT_MARGIN, Design, SeedSchedule
+from core.spec import DEFAULT_MARGIN, DesignSpec, SeedSchedule
 from core.stats import look_levels, pocock_spending
 
 __all__ = [
@@ -104,10 +104,10 @@ class Plan:
     n_seeds: int | None  # the list form's length
 
 
-def plan_of(design: Design | None, names: Sequence[str]) -> Plan:
-    """The plan of a comparison's design (``Design()`` when there is none): a baseline that
+def plan_of(design: DesignSpec | None, names: Sequence[str]) -> Plan:
+    """The plan of a comparison's design (``DesignSpec()`` when there is none): a baseline that
     names no variant is none, and a margin that is not a positive number the default."""
-    design = design or Design()
+    design = design or DesignSpec()
     baseline = design.baseline if design.baseline in names else None
     margin = finite(design.equivalence_margin) or DEFAULT_MARGIN
     margin = margin if margin > 0 else DEFAULT_MARGIN

@@ -32,7 +32,7 @@ __all__ = [
     "AnalysisSpec",
     "ComparisonSpec",
     "DatasetRef",
-    "Design",
+    "DesignSpec",
     "EarlyStopping",
     "PrimaryMetric",
     "SeedSchedule",
@@ -312,9 +312,9 @@ class StoredVariant(_Strict):
         )
 
 
-class Design(_Strict):
+class DesignSpec(_Strict):
     """What a comparison's spec says about its statistical design: all the report reads of
-    it. Built without a spec (``Design()``): one fixed split, no baseline, the default margin,
+    it. Built without a spec (``DesignSpec()``): one fixed split, no baseline, the default margin,
     and ``seeds`` unknown (None)."""
 
     split: SplitDesign = "fixed"
@@ -390,9 +390,9 @@ class StoredSpec(_Strict):
         return self.analysis_or_default.probe_reserved
 
     @property
-    def design(self) -> Design:
+    def design(self) -> DesignSpec:
         """The statistical design, for the report."""
-        return Design(
+        return DesignSpec(
             split=self.dataset.split,
             baseline=self.baseline,
             equivalence_margin=self.equivalence_margin,

@@ -24,7 +24,7 @@ from statsmodels.stats.power import TTestIndPower, TTestPower
 from core.report import TrialResult, build_report, needs_more_seeds
 from core.report import tested_pairs as family  # not test_*: pytest would collect it
 from core.report_schema import PairDifference, Report
-from core.spec import Design
+from core.spec import DesignSpec
 from core.stats import holm, look_levels
 from tests.support.trials import make_trial
 
@@ -55,7 +55,7 @@ def _build(
         variant_order=names,
         trials=trials,
         final=kw.pop("final", True),
-        design=None if spec is None else Design.model_validate(spec),
+        design=None if spec is None else DesignSpec.model_validate(spec),
         **kw,
     )
 
@@ -398,7 +398,7 @@ def test_any_spec_and_trials_give_a_report_the_typed_model_accepts(
         variant_order=["a", "b", "c"],
         trials=trials,
         final=final,
-        design=Design.model_validate(spec),
+        design=DesignSpec.model_validate(spec),
     )
     json.dumps(report, allow_nan=False)
     Report.model_validate(report)  # the api's response_model: never a 500

@@ -28,7 +28,7 @@ import pytest
 from scipy.stats import binomtest
 
 from core.report import TrialResult, build_report, needs_more_seeds
-from core.spec import Design
+from core.spec import DesignSpec
 
 NAMES = ("a", "b", "c")
 BETTER = ("a_better", "b_better")
@@ -67,7 +67,7 @@ def _report(
         variant_order=NAMES,
         trials=trials,
         final=final,
-        design=Design.model_validate(spec),
+        design=DesignSpec.model_validate(spec),
     )
 
 

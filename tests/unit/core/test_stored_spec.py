@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from api.examples import SUBMIT_EXAMPLES
 from core.config import Settings
 from core.reuse import trial_hash
-from core.spec import AnalysisSpec, ComparisonSpec, Design, SeedSchedule, StoredSpec
+from core.spec import AnalysisSpec, ComparisonSpec, DesignSpec, SeedSchedule, StoredSpec
 from core.tables import Base, Comparison
 from core.validation import validate_comparison
 from tests.support.helpers import small_cnn, small_mlp, stored_spec, tiny_spec
@@ -92,7 +92,7 @@ def test_a_spec_stored_by_1_0_loads_as_what_it_ran(stored_json: dict[str, Any]) 
     assert loaded.dataset.split == "fixed"  # not today's default, per_seed
     assert loaded.analysis is None
     assert loaded.analysis_or_default == AnalysisSpec()
-    assert loaded.design == Design(split="fixed", seeds=old["seeds"])
+    assert loaded.design == DesignSpec(split="fixed", seeds=old["seeds"])
     assert loaded.schedule is None
     assert loaded.baseline is None
     assert loaded.equivalence_margin == 0.01
@@ -109,7 +109,7 @@ def test_the_design_the_report_reads() -> None:
     spec = stored_spec(
         seeds={"min": 3, "max": 10, "step": 3}, baseline="cnn", equivalence_margin=0.5
     )
-    assert spec.design == Design(
+    assert spec.design == DesignSpec(
         split="per_seed",
         baseline="cnn",
         equivalence_margin=0.5,

@@ -174,6 +174,9 @@ class PairDifference(BaseModel):
     disagreement_ci95: Interval | None = None
     within_a: float | None = None
     within_b: float | None = None
+    within: float | None = None
+    beyond_seeds_p: float | None = None
+    beyond_seeds_p_adjusted: float | None = None
     error_overlap: float | None = None
     mcnemar_p_adjusted: float | None = None
     per_class: list[PerClassAccuracy] | None = None
@@ -185,7 +188,8 @@ class PairDifference(BaseModel):
     sentence: str | None = None
     # core.differences: the paired seeds and shared examples behind the figures, McNemar
     # before the Holm adjustment, the NLL of each variant, and whether they are shown to differ
-    # more than two seeds of one model (False: not shown; None: not enough data to say).
+    # more than two seeds of one model (``beyond_seeds_p_adjusted`` < 0.05; False: not shown;
+    # None: fewer than three paired seeds, or trials still to come).
     seeds: list[int] | None = None
     n_examples: int | None = None
     mcnemar_p: float | None = None

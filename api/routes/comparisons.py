@@ -54,6 +54,7 @@ from core.metrics_export import (
     metrics_rows,
 )
 from core.spec import NO_NUL, ComparisonSpec
+from core.status import ComparisonStatus
 from core.tables import Comparison
 from core.uploads import resolver_for
 from core.validation import validate_comparison
@@ -71,9 +72,6 @@ FormatQuery = Annotated[
         "(text/csv, application/vnd.apache.parquet)",
     ),
 ]
-# A Literal, not ComparisonStatus, so the OpenAPI document keeps its inline enum; the test
-# tests/unit/core/test_status.py keeps the two in step.
-StatusFilter = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 @router.post("", status_code=202, response_model=ComparisonOut, responses=SUBMITTED_RESPONSES)
@@ -113,7 +111,7 @@ def submit(
 def list_comparisons(
     session: SessionDep,
     tenant: TenantDep,
-    status: StatusFilter | None = None,
+    status: ComparisonStatus | None = None,
     name: Annotated[
         str | None, Query(max_length=200, description="Substring of the name"), NO_NUL
     ] = None,

@@ -24,7 +24,6 @@ import httpx
 
 from archbench._common import (
     RETRY_STATUSES,
-    TERMINAL,
     Event,
     EventFilter,
     Reconnect,
@@ -35,6 +34,7 @@ from archbench._common import (
 )
 from archbench.errors import WaitTimeout, error_from_response, unreachable
 from archbench.notebook import Comparison, Report
+from archbench.status import TERMINAL
 
 # The columns of GET .../predictions (an empty answer still gets them).
 PREDICTION_COLUMNS = ("trial_id", "variant", "seed", "example", "label", "predicted", "p_true")

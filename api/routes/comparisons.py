@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import pyarrow as pa
 from fastapi import APIRouter, Body, Header, Query, Request, Response
@@ -63,6 +63,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/comparisons", tags=["comparisons"])
 log = logging.getLogger("archbench.api")
+_Route = TypeVar("_Route", bound=Callable[..., Any])
 
 FormatQuery = Annotated[
     Literal["json", "csv", "parquet"] | None,
@@ -188,9 +189,12 @@ async def cancel(request: Request, comparison_id: ComparisonId, tenant: TenantDe
 TRIAL_CHUNK = 500
 
 
-@router.get(
-    "/{comparison_id}/trials", responses=TABLE_RESPONSES, response_model=Page[dict[str, Any]]
-)
+def _table_route(path: str) -> Callable[[_Route], _Route]:
+    """A GET that answers a table: a JSON page, CSV or Parquet, documented alike."""
+    return router.get(path, responses=TABLE_RESPONSES, response_model=Page[dict[str, Any]])
+
+
+@_table_route("/{comparison_id}/trials")
 def trials(
     request: Request,
     comparison: ComparisonOnlyDep,
@@ -243,9 +247,7 @@ def trials(
     )
 
 
-@router.get(
-    "/{comparison_id}/metrics", responses=TABLE_RESPONSES, response_model=Page[dict[str, Any]]
-)
+@_table_route("/{comparison_id}/metrics")
 def metrics(
     request: Request,
     comparison: ComparisonOnlyDep,

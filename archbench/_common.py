@@ -13,7 +13,6 @@ from typing import Any
 __all__ = [
     "RECONNECT_SECONDS",
     "RETRY_STATUSES",
-    "TERMINAL",
     "Event",
     "EventFilter",
     "Reconnect",
@@ -23,8 +22,6 @@ __all__ = [
     "keras_variant",
     "to_frame",
 ]
-
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 SpecSource = Mapping[str, Any] | str | os.PathLike[str]
 """A comparison spec: a dict, or the path of a JSON file holding one."""

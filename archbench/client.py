@@ -24,7 +24,6 @@ import httpx
 
 from archbench._common import (
     RETRY_STATUSES,
-    TERMINAL,
     Event,
     EventFilter,
     Reconnect,
@@ -35,6 +34,7 @@ from archbench._common import (
 )
 from archbench.errors import WaitTimeout, error_from_response, unreachable
 from archbench.notebook import Comparison, Report
+from archbench.status import TERMINAL
 
 # The columns of GET .../predictions (an empty answer still gets them).
 PREDICTION_COLUMNS = ("trial_id", "variant", "seed", "example", "label", "predicted", "p_true")
@@ -72,6 +72,111 @@ def _stream_timeout(deadline: float | None) -> httpx.Timeout:
     left = _remaining(deadline)
     read = 60.0 if left is None else max(0.1, min(left, 60.0))
     return httpx.Timeout(30.0, read=read)
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+# The logic of list_comparisons, wait and events lives below, once for both clients; the
+# clients' methods only do the I/O (a request, a stream, a sleep), each in its own way.
+
+
+class _Listing:
+    """``list_comparisons``'s paging: the next page's query until ``limit`` items are in or
+    the pages end."""
+
+    def __init__(self, status: str | None, name: str | None, limit: int) -> None:
+        self.items: list[dict[str, Any]] = []
+        self._filters = {k: v for k, v in (("status", status), ("name", name)) if v}
+        self._limit = limit
+        self._cursor: str | None = None
+        self._more = True
+
+    def query(self) -> dict[str, Any] | None:
+        """The next page's query parameters; None when done."""
+        if not self._more or len(self.items) >= self._limit:
+            return None
+        params: dict[str, Any] = {"limit": min(500, self._limit - len(self.items))}
+        params.update(self._filters)
+        if self._cursor:
+            params["cursor"] = self._cursor
+        return params
+
+    def add(self, page: Mapping[str, Any]) -> None:
+        """Take a page the query was answered with."""
+        self.items.extend(Comparison(item) for item in page["items"])
+        self._cursor = page.get("next_cursor")
+        self._more = bool(self._cursor)
+
+
+def _poll_pause(
+    comparison_id: str,
+    comparison: dict[str, Any],
+    deadline: float | None,
+    timeout: float | None,
+    poll: float,
+) -> float | None:
+    """``wait``'s step: None when the comparison has ended, else the seconds to sleep before
+    the next poll; raises WaitTimeout when the time is up."""
+    if comparison["status"] in TERMINAL:
+        return None
+    left = _remaining(deadline)
+    if left is not None and left <= 0:
+        raise WaitTimeout(comparison_id, float(timeout or 0), comparison)
+    return poll if left is None else max(0.0, min(poll, left))
+
+
+class _Follow:
+    """``events``'s decisions: which events are new, when a refused or lost stream is tried
+    again (and after how long), and when the time is up."""
+
+    def __init__(self, url: str, comparison_id: str, timeout: float | None) -> None:
+        self.url, self.comparison_id, self.timeout = url, comparison_id, timeout
+        self.path = _path(comparison_id, "/events")
+        self._deadline = _deadline(timeout)
+        self._fresh, self._retry = EventFilter(), Reconnect(self._deadline)
+        self._parser = SseParser()
+        self._wait: float | None = 0.0
+
+    def attempt(self) -> httpx.Timeout:
+        """A new try at the stream; returns the timeouts to open it with."""
+        self._wait = 0.0
+        return _stream_timeout(self._deadline)
+
+    def refused(self, resp: httpx.Response) -> None:
+        """The stream was answered with an error (its body read): try again later, or raise."""
+        self._wait = self._retry.backoff() if resp.status_code in RETRY_STATUSES else None
+        if self._wait is None:
+            raise error_from_response(resp)
+
+    def opened(self) -> None:
+        """The stream is open."""
+        self._retry.connected()
+        self._parser = SseParser()
+
+    def feed(self, line: str) -> Event | None:
+        """The event this line of the stream completes, if it is new."""
+        event = self._parser.feed(line)
+        return event if event is not None and self._fresh.is_new(event) else None
+
+    def lost(self, exc: httpx.TransportError) -> None:
+        """The connection failed: try again later, or raise."""
+        self._wait = self._retry.backoff()
+        if self._wait is None:
+            raise unreachable(self.url, exc) from exc
+
+    def check_time(self) -> None:
+        """Raise WaitTimeout when the time is up."""
+        left = _remaining(self._deadline)
+        if left is not None and left <= 0:
+            raise WaitTimeout(self.comparison_id, float(self.timeout or 0), None)
+
+    def pause(self) -> float:
+        """After a try: the seconds to wait before the next (0: none); raises WaitTimeout when
+        the time is up."""
+        self.check_time()
+        return self._wait or 0.0
 
 
 class Client:
@@ -132,19 +237,10 @@ class Client:
         self, *, status: str | None = None, name: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
         """Comparisons, newest first, following pages up to ``limit`` items."""
-        out: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while len(out) < limit:
-            params: dict[str, Any] = {"limit": min(500, limit - len(out))}
-            params.update({k: v for k, v in (("status", status), ("name", name)) if v})
-            if cursor:
-                params["cursor"] = cursor
-            page = self._request("GET", "/v1/comparisons", params=params).json()
-            out.extend(Comparison(item) for item in page["items"])
-            cursor = page.get("next_cursor")
-            if not cursor:
-                break
-        return out
+        listing = _Listing(status, name, limit)
+        while (params := listing.query()) is not None:
+            listing.add(self._request("GET", "/v1/comparisons", params=params).json())
+        return listing.items
 
     def cancel(self, comparison_id: str) -> dict[str, Any]:
         """Cancel a comparison; raises Conflict when it already ended."""
@@ -154,15 +250,13 @@ class Client:
         self, comparison_id: str, timeout: float | None = None, *, poll: float = 1.0
     ) -> dict[str, Any]:
         """Poll until the comparison ends; raises WaitTimeout after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = _deadline(timeout)
         while True:
             comparison = self.get(comparison_id)
-            if comparison["status"] in TERMINAL:
+            pause = _poll_pause(comparison_id, comparison, deadline, timeout, poll)
+            if pause is None:
                 return comparison
-            left = _remaining(deadline)
-            if left is not None and left <= 0:
-                raise WaitTimeout(comparison_id, float(timeout or 0), comparison)
-            time.sleep(poll if left is None else max(0.0, min(poll, left)))
+            time.sleep(pause)
 
     def events(self, comparison_id: str, timeout: float | None = None) -> Iterator[Event]:
         """Follow the comparison's server-sent events until ``comparison_finished``.
@@ -171,41 +265,26 @@ class Client:
         (or for two minutes without one); the events the new stream replays are dropped, so
         each one arrives once.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        fresh, retry = EventFilter(), Reconnect(deadline)
+        follow = _Follow(self.url, comparison_id, timeout)
         while True:
-            wait: float | None = 0.0
             try:
-                with self._http.stream(
-                    "GET", _path(comparison_id, "/events"), timeout=_stream_timeout(deadline)
-                ) as resp:
+                with self._http.stream("GET", follow.path, timeout=follow.attempt()) as resp:
                     if resp.status_code >= 400:
                         resp.read()
-                        wait = retry.backoff() if resp.status_code in RETRY_STATUSES else None
-                        if wait is None:
-                            raise error_from_response(resp)
+                        follow.refused(resp)
                     else:
-                        retry.connected()
-                        parser = SseParser()
+                        follow.opened()
                         for line in resp.iter_lines():
-                            event = parser.feed(line)
-                            if event is not None and fresh.is_new(event):
+                            if (event := follow.feed(line)) is not None:
                                 yield event
                                 if event.event == "comparison_finished":
                                     return
-                            left = _remaining(deadline)
-                            if left is not None and left <= 0:
-                                raise WaitTimeout(comparison_id, float(timeout or 0), None)
+                            follow.check_time()
             except httpx.ReadTimeout:
                 pass
             except httpx.TransportError as exc:
-                wait = retry.backoff()
-                if wait is None:
-                    raise unreachable(self.url, exc) from exc
-            left = _remaining(deadline)
-            if left is not None and left <= 0:
-                raise WaitTimeout(comparison_id, float(timeout or 0), None)
-            if wait:
+                follow.lost(exc)
+            if wait := follow.pause():
                 time.sleep(wait)
 
     def trials(self, comparison_id: str, *, as_frame: bool = False) -> Any:
@@ -332,19 +411,10 @@ class AsyncClient:
         self, *, status: str | None = None, name: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
         """Comparisons, newest first, following pages up to ``limit`` items."""
-        out: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while len(out) < limit:
-            params: dict[str, Any] = {"limit": min(500, limit - len(out))}
-            params.update({k: v for k, v in (("status", status), ("name", name)) if v})
-            if cursor:
-                params["cursor"] = cursor
-            page = (await self._request("GET", "/v1/comparisons", params=params)).json()
-            out.extend(Comparison(item) for item in page["items"])
-            cursor = page.get("next_cursor")
-            if not cursor:
-                break
-        return out
+        listing = _Listing(status, name, limit)
+        while (params := listing.query()) is not None:
+            listing.add((await self._request("GET", "/v1/comparisons", params=params)).json())
+        return listing.items
 
     async def cancel(self, comparison_id: str) -> dict[str, Any]:
         """Cancel a comparison; raises Conflict when it already ended."""
@@ -354,15 +424,13 @@ class AsyncClient:
         self, comparison_id: str, timeout: float | None = None, *, poll: float = 1.0
     ) -> dict[str, Any]:
         """Poll until the comparison ends; raises WaitTimeout after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = _deadline(timeout)
         while True:
             comparison = await self.get(comparison_id)
-            if comparison["status"] in TERMINAL:
+            pause = _poll_pause(comparison_id, comparison, deadline, timeout, poll)
+            if pause is None:
                 return comparison
-            left = _remaining(deadline)
-            if left is not None and left <= 0:
-                raise WaitTimeout(comparison_id, float(timeout or 0), comparison)
-            await asyncio.sleep(poll if left is None else max(0.0, min(poll, left)))
+            await asyncio.sleep(pause)
 
     async def events(
         self, comparison_id: str, timeout: float | None = None
@@ -373,41 +441,26 @@ class AsyncClient:
         (or for two minutes without one); the events the new stream replays are dropped, so
         each one arrives once.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        fresh, retry = EventFilter(), Reconnect(deadline)
+        follow = _Follow(self.url, comparison_id, timeout)
         while True:
-            wait: float | None = 0.0
             try:
-                async with self._http.stream(
-                    "GET", _path(comparison_id, "/events"), timeout=_stream_timeout(deadline)
-                ) as resp:
+                async with self._http.stream("GET", follow.path, timeout=follow.attempt()) as resp:
                     if resp.status_code >= 400:
                         await resp.aread()
-                        wait = retry.backoff() if resp.status_code in RETRY_STATUSES else None
-                        if wait is None:
-                            raise error_from_response(resp)
+                        follow.refused(resp)
                     else:
-                        retry.connected()
-                        parser = SseParser()
+                        follow.opened()
                         async for line in resp.aiter_lines():
-                            event = parser.feed(line)
-                            if event is not None and fresh.is_new(event):
+                            if (event := follow.feed(line)) is not None:
                                 yield event
                                 if event.event == "comparison_finished":
                                     return
-                            left = _remaining(deadline)
-                            if left is not None and left <= 0:
-                                raise WaitTimeout(comparison_id, float(timeout or 0), None)
+                            follow.check_time()
             except httpx.ReadTimeout:
                 pass
             except httpx.TransportError as exc:
-                wait = retry.backoff()
-                if wait is None:
-                    raise unreachable(self.url, exc) from exc
-            left = _remaining(deadline)
-            if left is not None and left <= 0:
-                raise WaitTimeout(comparison_id, float(timeout or 0), None)
-            if wait:
+                follow.lost(exc)
+            if wait := follow.pause():
                 await asyncio.sleep(wait)
 
     async def trials(self, comparison_id: str, *, as_frame: bool = False) -> Any:

@@ -14,15 +14,17 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from archbench.status import ComparisonStatus
+
 __all__ = ["Comparison", "Report"]
 
 DASH = "\u2014"
-_STATUS_COLOURS = {
-    "queued": "#6b7280",
-    "running": "#2563eb",
-    "succeeded": "#16a34a",
-    "failed": "#dc2626",
-    "cancelled": "#ca8a04",
+_STATUS_COLOURS: dict[str, str] = {
+    ComparisonStatus.QUEUED: "#6b7280",
+    ComparisonStatus.RUNNING: "#2563eb",
+    ComparisonStatus.SUCCEEDED: "#16a34a",
+    ComparisonStatus.FAILED: "#dc2626",
+    ComparisonStatus.CANCELLED: "#ca8a04",
 }
 
 

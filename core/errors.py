@@ -72,11 +72,31 @@ def without_terminal_codes(value: Any) -> Any:
 
 
 class ArchbenchError(Exception):
-    """Base of every error archbench raises on purpose."""
+    """Base of every error archbench raises on purpose.
+
+    A subclass names its problem in its class line: ``class NotFound(ArchbenchError,
+    status=404, slug="not-found", title="Not found")``; what it leaves out it inherits.
+    """
 
     status: int = 500
     slug: str = "internal-error"
     title: str = "Internal error"
+
+    def __init_subclass__(
+        cls,
+        *,
+        status: int | None = None,
+        slug: str | None = None,
+        title: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if slug is not None:
+            cls.slug = slug
+        if title is not None:
+            cls.title = title
 
     def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail or self.title)
@@ -101,12 +121,8 @@ class ArchbenchError(Exception):
         return body
 
 
-class InvalidInput(ArchbenchError):
+class InvalidInput(ArchbenchError, status=422, slug="invalid-input", title="Invalid input"):
     """The request is well-formed HTTP but its content cannot be accepted."""
-
-    status = 422
-    slug = "invalid-input"
-    title = "Invalid input"
 
     def __init__(self, errors: Sequence[ErrorItem], detail: str | None = None) -> None:
         self.errors = [{"loc": list(e["loc"]), "msg": str(e["msg"])} for e in errors]
@@ -127,11 +143,12 @@ class InvalidInput(ArchbenchError):
         return body
 
 
-class IdempotencyMismatch(InvalidInput):
+class IdempotencyMismatch(
+    InvalidInput,
+    slug="idempotency-key-reused",
+    title="Idempotency-Key reused with a different body",
+):
     """The same Idempotency-Key was sent with a different body."""
-
-    slug = "idempotency-key-reused"
-    title = "Idempotency-Key reused with a different body"
 
     def __init__(self) -> None:
         super().__init__(
@@ -140,74 +157,47 @@ class IdempotencyMismatch(InvalidInput):
         )
 
 
-class Unauthorized(ArchbenchError):
+class Unauthorized(ArchbenchError, status=401, slug="unauthorized", title="Unauthorized"):
     """Missing or invalid credentials."""
 
-    status = 401
-    slug = "unauthorized"
-    title = "Unauthorized"
 
-
-class NotFound(ArchbenchError):
+class NotFound(ArchbenchError, status=404, slug="not-found", title="Not found"):
     """The resource does not exist, or belongs to another tenant."""
 
-    status = 404
-    slug = "not-found"
-    title = "Not found"
 
-
-class Conflict(ArchbenchError):
+class Conflict(ArchbenchError, status=409, slug="conflict", title="Conflict"):
     """The resource's state does not allow the operation."""
 
-    status = 409
-    slug = "conflict"
-    title = "Conflict"
 
-
-class PayloadTooLarge(ArchbenchError):
+class PayloadTooLarge(
+    ArchbenchError, status=413, slug="payload-too-large", title="Payload too large"
+):
     """The request body exceeds the configured limit."""
 
-    status = 413
-    slug = "payload-too-large"
-    title = "Payload too large"
 
-
-class TooManyRequests(ArchbenchError):
+class TooManyRequests(
+    ArchbenchError, status=429, slug="too-many-requests", title="Too many requests"
+):
     """A per-tenant quota is exhausted."""
 
-    status = 429
-    slug = "too-many-requests"
-    title = "Too many requests"
 
-
-class ServiceUnavailable(ArchbenchError):
+class ServiceUnavailable(
+    ArchbenchError, status=503, slug="service-unavailable", title="Service unavailable"
+):
     """A dependency is down."""
 
-    status = 503
-    slug = "service-unavailable"
-    title = "Service unavailable"
 
-
-class TrialFailed(ArchbenchError):
+class TrialFailed(ArchbenchError, slug="trial-failed", title="Trial failed"):
     """A trial's training raised; stored on the trial (``Trial.error``), never raised."""
 
-    slug = "trial-failed"
-    title = "Trial failed"
 
-
-class AttemptsExhausted(ArchbenchError):
+class AttemptsExhausted(ArchbenchError, slug="attempts-exhausted", title="Trial failed"):
     """The workers running a trial stopped answering ``max_attempts`` times; stored."""
 
-    slug = "attempts-exhausted"
-    title = "Trial failed"
 
-
-class TrialsFailed(ArchbenchError):
+class TrialsFailed(ArchbenchError, slug="trials-failed", title="Some trials failed"):
     """Some trials of a comparison failed; stored on the comparison, with a title that
     says how many."""
-
-    slug = "trials-failed"
-    title = "Some trials failed"
 
     def __init__(self, detail: str, *, title: str | None = None) -> None:
         super().__init__(detail)

@@ -78,7 +78,7 @@ from core.report_pairs import (
 from core.report_render import fairness_notes, verdict_sentence
 from core.report_schema import PairDifference
 from core.spec import DesignSpec
-from core.status import StopReason
+from core.status import ACTIVE, StopReason, TrialStatus
 
 __all__ = [
     "ALPHA",
@@ -302,7 +302,7 @@ def _group(
 ) -> _Group:
     g = _Group(name)
     for t in trials:
-        if t.status == "succeeded":
+        if t.status == TrialStatus.SUCCEEDED:
             value = finite(getattr(t, metric))
             if value is None:
                 g.missing.append(t.seed)
@@ -310,11 +310,11 @@ def _group(
                 g.succeeded.append(t)
                 g.values.append(value)
                 g.seeds.append(t.seed)
-        elif t.status == "failed":
+        elif t.status == TrialStatus.FAILED:
             g.failed.append(t.seed)
-        elif t.status == "cancelled":
+        elif t.status == TrialStatus.CANCELLED:
             g.cancelled.append(t.seed)
-        elif t.status in ("queued", "running"):
+        elif t.status in ACTIVE:
             g.n_running += 1
         if t.stop_reason == DIVERGED:
             g.n_diverged += 1

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from core.palette import variant_colour
 from core.report import TrialResult
+from core.status import TrialStatus
 
 __all__ = ["render_png"]
 
@@ -40,7 +41,7 @@ def _curves(ax: Any, names: Sequence[str], trials: Sequence[TrialResult]) -> boo
     for i, name in enumerate(names):
         per_epoch: dict[int, list[float]] = {}
         for t in trials:
-            if t.variant != name or t.status != "succeeded":
+            if t.variant != name or t.status != TrialStatus.SUCCEEDED:
                 continue
             for p in t.curve:
                 if p.val_accuracy is not None and np.isfinite(p.val_accuracy):

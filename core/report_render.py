@@ -29,6 +29,7 @@ from typing import Any
 
 from core import report_format as fmt
 from core.differences import differences_table
+from core.status import StopReason
 
 __all__ = [
     "MIN_SEEDS",
@@ -264,7 +265,8 @@ def _trial_notes(report: Report, v: Mapping[str, Any], anyone: bool) -> list[str
     stopped = v["stopped_early"]
     if sum(stopped.values()):
         how = [
-            f"{k} by " + ("early stopping" if reason == "early_stopping" else "the time budget")
+            f"{k} by "
+            + ("early stopping" if reason == StopReason.EARLY_STOPPING else "the time budget")
             for reason, k in stopped.items()
             if k
         ]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, Union
 
 from pydantic import (
     BaseModel,
@@ -356,10 +356,14 @@ def _global_pool(kind: str, walker: Walker, rank: int, keepdims: bool) -> Step:
     return ((1,) * (rank - 1) + (sh[-1],) if keepdims else (sh[-1],)), 0, 0, 0
 
 
-class _Pool2D(LayerSpec):
-    pool_size: Pair = (2, 2)
-    strides: Pair | None = None
-    padding: Literal["valid", "same"] = "valid"
+class _Pool(LayerSpec):
+    """A 1-D or 2-D max or average pooling layer; its subclass declares the fields (their
+    order is the schema's)."""
+
+    if TYPE_CHECKING:
+        pool_size: tuple[int, ...]
+        strides: tuple[int, ...] | None
+        padding: str
 
     @model_validator(mode="after")
     def _default_strides(self) -> Any:
@@ -369,6 +373,12 @@ class _Pool2D(LayerSpec):
 
     def infer(self, walker: Walker) -> Step:
         return _pool(self.type, walker, self.pool_size, self.strides, self.padding)
+
+
+class _Pool2D(_Pool):
+    pool_size: Pair = (2, 2)
+    strides: Pair | None = None
+    padding: Literal["valid", "same"] = "valid"
 
 
 @register
@@ -385,19 +395,10 @@ class AveragePooling2DSpec(_Pool2D):
     type: Literal["AveragePooling2D"] = "AveragePooling2D"
 
 
-class _Pool1D(LayerSpec):
+class _Pool1D(_Pool):
     pool_size: Single = (2,)
     strides: Single | None = None
     padding: Literal["valid", "same"] = "valid"
-
-    @model_validator(mode="after")
-    def _default_strides(self) -> Any:
-        if self.strides is None:
-            self.strides = self.pool_size
-        return self
-
-    def infer(self, walker: Walker) -> Step:
-        return _pool(self.type, walker, self.pool_size, self.strides, self.padding)
 
 
 @register
@@ -414,48 +415,46 @@ class AveragePooling1DSpec(_Pool1D):
     type: Literal["AveragePooling1D"] = "AveragePooling1D"
 
 
+class _GlobalPool(LayerSpec):
+    # ``type`` is declared here (a str; each subclass narrows it) to stay the first field.
+    type: str
+    rank: ClassVar[int]  # of the input: 3 (height, width, channels) or 2 (steps, channels)
+    keepdims: bool = False
+
+    def infer(self, walker: Walker) -> Step:
+        return _global_pool(self.type, walker, self.rank, self.keepdims)
+
+
 @register
-class GlobalAveragePooling2DSpec(LayerSpec):
+class GlobalAveragePooling2DSpec(_GlobalPool):
     """keras.layers.GlobalAveragePooling2D."""
 
     type: Literal["GlobalAveragePooling2D"] = "GlobalAveragePooling2D"
-    keepdims: bool = False
-
-    def infer(self, walker: Walker) -> Step:
-        return _global_pool(self.type, walker, 3, self.keepdims)
+    rank = 3
 
 
 @register
-class GlobalMaxPooling2DSpec(LayerSpec):
+class GlobalMaxPooling2DSpec(_GlobalPool):
     """keras.layers.GlobalMaxPooling2D."""
 
     type: Literal["GlobalMaxPooling2D"] = "GlobalMaxPooling2D"
-    keepdims: bool = False
-
-    def infer(self, walker: Walker) -> Step:
-        return _global_pool(self.type, walker, 3, self.keepdims)
+    rank = 3
 
 
 @register
-class GlobalAveragePooling1DSpec(LayerSpec):
+class GlobalAveragePooling1DSpec(_GlobalPool):
     """keras.layers.GlobalAveragePooling1D."""
 
     type: Literal["GlobalAveragePooling1D"] = "GlobalAveragePooling1D"
-    keepdims: bool = False
-
-    def infer(self, walker: Walker) -> Step:
-        return _global_pool(self.type, walker, 2, self.keepdims)
+    rank = 2
 
 
 @register
-class GlobalMaxPooling1DSpec(LayerSpec):
+class GlobalMaxPooling1DSpec(_GlobalPool):
     """keras.layers.GlobalMaxPooling1D."""
 
     type: Literal["GlobalMaxPooling1D"] = "GlobalMaxPooling1D"
-    keepdims: bool = False
-
-    def infer(self, walker: Walker) -> Step:
-        return _global_pool(self.type, walker, 2, self.keepdims)
+    rank = 2
 
 
 @register

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -53,13 +54,23 @@ def _after_fork(**_: Any) -> None:
     dispose_engine()
 
 
+def _every(seconds: float, work: Callable[[], object], failed: str) -> None:
+    """Run ``work`` every ``seconds`` until the worker shuts down; a pass that raises is
+    logged (``failed``) and the next one comes on time."""
+    while not _stop_sweeper.wait(seconds):
+        try:
+            work()
+        except Exception:
+            log.exception(failed)
+
+
 def _sweep_forever() -> None:
     settings = get_settings()
-    while not _stop_sweeper.wait(settings.sweep_seconds):
-        try:
-            sweep(settings, app=app)
-        except Exception:
-            log.exception("sweep failed; trying again in %.0f s", settings.sweep_seconds)
+    _every(
+        settings.sweep_seconds,
+        lambda: sweep(settings, app=app),
+        f"sweep failed; trying again in {settings.sweep_seconds:.0f} s",
+    )
 
 
 def _deliver_webhooks_forever() -> None:
@@ -67,11 +78,11 @@ def _deliver_webhooks_forever() -> None:
     from core.webhooks import deliver_due
 
     settings = get_settings()
-    while not _stop_sweeper.wait(settings.webhook_poll_seconds):
-        try:
-            deliver_due(settings)
-        except Exception:
-            log.exception("webhook delivery pass failed; trying again")
+    _every(
+        settings.webhook_poll_seconds,
+        lambda: deliver_due(settings),
+        "webhook delivery pass failed; trying again",
+    )
 
 
 def _log_to_mlflow_forever() -> None:
@@ -79,11 +90,11 @@ def _log_to_mlflow_forever() -> None:
     from worker.mlflow_live import log_due
 
     settings = get_settings()
-    while not _stop_sweeper.wait(settings.mlflow_poll_seconds):
-        try:
-            log_due(settings)
-        except Exception:
-            log.exception("MLflow logging pass failed; trying again")
+    _every(
+        settings.mlflow_poll_seconds,
+        lambda: log_due(settings),
+        "MLflow logging pass failed; trying again",
+    )
 
 
 @worker_ready.connect

@@ -324,13 +324,11 @@ def _optimizer_classes() -> dict[str, Any]:
     return {name: closed(cls) for name, cls in classes.items()}
 
 
-def _compile(model: Any, training: TrainingSpec, num_classes: int) -> None:
-    """Compile with objects only: the optimizer, loss and metrics come from closed tables,
-    never as names for Keras to look up (which would go through its deserialization). Each
-    is the object Keras itself makes for the name, so the numbers are the same."""
+def _loss_and_metrics(training: TrainingSpec) -> tuple[Any, list[Any]]:
+    """The loss object and one metric object per ``training.metrics`` name, fresh, for
+    ``_compile`` and ``_scores_from`` alike."""
     import keras
 
-    optimizer = _optimizer_classes()[training.optimizer](learning_rate=training.learning_rate)
     sparse = training.loss == "sparse_categorical_crossentropy"
     loss = (
         keras.losses.SparseCategoricalCrossentropy()
@@ -343,21 +341,29 @@ def _compile(model: Any, training: TrainingSpec, num_classes: int) -> None:
         # loss, one-hot labels with the categorical one (see _labels); never binary, as the
         # output has num_classes >= 2 units.
         if name == "accuracy":
-            accuracy = (
+            metric = (
                 keras.metrics.SparseCategoricalAccuracy
                 if sparse
                 else keras.metrics.CategoricalAccuracy
             )
-            metrics.append(accuracy(name=name))
         elif name == "sparse_top_k_categorical_accuracy":
-            top_k = (
+            metric = (
                 keras.metrics.SparseTopKCategoricalAccuracy
                 if sparse
                 else keras.metrics.TopKCategoricalAccuracy
             )
-            metrics.append(top_k(name=name))
         else:  # a new KerasMetric must be added here first
             raise AssertionError(f"no Keras metric object for {name!r}")
+        metrics.append(metric(name=name))
+    return loss, metrics
+
+
+def _compile(model: Any, training: TrainingSpec, num_classes: int) -> None:
+    """Compile with objects only: the optimizer, loss and metrics come from closed tables,
+    never as names for Keras to look up (which would go through its deserialization). Each
+    is the object Keras itself makes for the name, so the numbers are the same."""
+    optimizer = _optimizer_classes()[training.optimizer](learning_rate=training.learning_rate)
+    loss, metrics = _loss_and_metrics(training)
     model.compile(
         optimizer=optimizer,
         loss=loss,
@@ -625,35 +631,16 @@ def _scores_from(
 ) -> dict[str, float]:
     """What ``model.evaluate`` returns, from the test probabilities: the compiled loss (a mean
     over examples, as evaluate's batch means weighted by batch size are) plus the layers'
-    regularization losses, and each compiled metric (objects made as in ``_compile``). The
+    regularization losses, and each compiled metric (objects made as for ``_compile``). The
     same numbers up to float32 rounding (tests/unit/worker/test_worker_analysis.py)."""
     import keras
 
     labels = _labels(y, training, num_classes)
-    sparse = training.loss == "sparse_categorical_crossentropy"
-    loss_fn = (
-        keras.losses.SparseCategoricalCrossentropy()
-        if sparse
-        else keras.losses.CategoricalCrossentropy()
-    )
+    loss_fn, metrics = _loss_and_metrics(training)
     loss = float(keras.ops.convert_to_numpy(loss_fn(labels, probs)))
     loss += sum(float(keras.ops.convert_to_numpy(x)) for x in model.losses)
     out = {"loss": loss}
-    for name in training.metrics:
-        if name == "accuracy":
-            metric = (
-                keras.metrics.SparseCategoricalAccuracy
-                if sparse
-                else keras.metrics.CategoricalAccuracy
-            )(name=name)
-        elif name == "sparse_top_k_categorical_accuracy":
-            metric = (
-                keras.metrics.SparseTopKCategoricalAccuracy
-                if sparse
-                else keras.metrics.TopKCategoricalAccuracy
-            )(name=name)
-        else:  # a new KerasMetric must be added here and in _compile
-            raise AssertionError(f"no Keras metric object for {name!r}")
+    for name, metric in zip(training.metrics, metrics, strict=True):
         metric.update_state(labels, probs)
         out[name] = float(keras.ops.convert_to_numpy(metric.result()))
     return out

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import pyarrow as pa
 from fastapi import APIRouter, Body, Header, Query, Request, Response
@@ -54,6 +54,7 @@ from core.metrics_export import (
     metrics_rows,
 )
 from core.spec import NO_NUL, ComparisonSpec
+from core.status import ComparisonStatus
 from core.tables import Comparison
 from core.uploads import resolver_for
 from core.validation import validate_comparison
@@ -62,6 +63,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/comparisons", tags=["comparisons"])
 log = logging.getLogger("archbench.api")
+_Route = TypeVar("_Route", bound=Callable[..., Any])
 
 FormatQuery = Annotated[
     Literal["json", "csv", "parquet"] | None,
@@ -71,9 +73,6 @@ FormatQuery = Annotated[
         "(text/csv, application/vnd.apache.parquet)",
     ),
 ]
-# A Literal, not ComparisonStatus, so the OpenAPI document keeps its inline enum; the test
-# tests/unit/core/test_status.py keeps the two in step.
-StatusFilter = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 @router.post("", status_code=202, response_model=ComparisonOut, responses=SUBMITTED_RESPONSES)
@@ -113,7 +112,7 @@ def submit(
 def list_comparisons(
     session: SessionDep,
     tenant: TenantDep,
-    status: StatusFilter | None = None,
+    status: ComparisonStatus | None = None,
     name: Annotated[
         str | None, Query(max_length=200, description="Substring of the name"), NO_NUL
     ] = None,
@@ -190,9 +189,12 @@ async def cancel(request: Request, comparison_id: ComparisonId, tenant: TenantDe
 TRIAL_CHUNK = 500
 
 
-@router.get(
-    "/{comparison_id}/trials", responses=TABLE_RESPONSES, response_model=Page[dict[str, Any]]
-)
+def _table_route(path: str) -> Callable[[_Route], _Route]:
+    """A GET that answers a table: a JSON page, CSV or Parquet, documented alike."""
+    return router.get(path, responses=TABLE_RESPONSES, response_model=Page[dict[str, Any]])
+
+
+@_table_route("/{comparison_id}/trials")
 def trials(
     request: Request,
     comparison: ComparisonOnlyDep,
@@ -245,9 +247,7 @@ def trials(
     )
 
 
-@router.get(
-    "/{comparison_id}/metrics", responses=TABLE_RESPONSES, response_model=Page[dict[str, Any]]
-)
+@_table_route("/{comparison_id}/metrics")
 def metrics(
     request: Request,
     comparison: ComparisonOnlyDep,

@@ -12,7 +12,7 @@ import pytest
 from core.db import session_scope
 from core.status import ComparisonStatus
 from core.tables import Comparison
-from tests.support.helpers import assert_problem
+from tests.support.helpers import assert_problem, stored_spec
 from tests.support.services import in_process_api
 
 
@@ -37,7 +37,7 @@ def test_status_filter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
         with session_scope() as s:
             for word in ComparisonStatus:
-                s.add(Comparison(name=f"c-{word}", status=word, spec={}))
+                s.add(Comparison(name=f"c-{word}", status=word, spec=stored_spec()))
         for word in ComparisonStatus:
             listed = client.get("/v1/comparisons", params={"status": word.value})
             assert listed.status_code == 200, listed.text

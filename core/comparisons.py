@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from core.status import ACTIVE, ComparisonStatus, TrialStatus
 from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
 from core.tenancy import owned
 from core.validation import ValidatedComparison
+from models.analysis import Analysis
 
 __all__ = [
     "body_hash",
@@ -107,7 +108,7 @@ def create_comparison(
 def build_trials(
     comparison_id: str,
     spec: StoredSpec,
-    analyses: dict[str, dict[str, Any]],
+    analyses: Mapping[str, Analysis],
     seeds: list[int],
 ) -> list[Trial]:
     """New trial rows for ``seeds`` of every variant, in queue order: seed-major, the variants
@@ -125,9 +126,9 @@ def build_trials(
                     variant=variant.name,
                     variant_index=index,
                     seed=seed,
-                    params=analysis["params"],
-                    trainable_params=analysis["trainable_params"],
-                    flops=analysis["flops"],
+                    params=analysis.params,
+                    trainable_params=analysis.trainable_params,
+                    flops=analysis.flops,
                     epochs_planned=spec.training.epochs,
                     trial_hash=trial_hash(spec, index, seed, versions),
                 )

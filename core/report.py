@@ -79,6 +79,7 @@ from core.report_render import fairness_notes, verdict_sentence
 from core.report_schema import PairDifference
 from core.spec import DesignSpec
 from core.status import ACTIVE, StopReason, TrialStatus
+from models.analysis import Analysis
 
 __all__ = [
     "ALPHA",
@@ -297,9 +298,7 @@ def _variant_names(variant_order: Sequence[str], trials: Sequence[TrialResult]) 
     return names
 
 
-def _group(
-    name: str, trials: Sequence[TrialResult], metric: str, info: Mapping[str, Any] | None
-) -> _Group:
+def _group(name: str, trials: Sequence[TrialResult], metric: str, info: Analysis | None) -> _Group:
     g = _Group(name)
     for t in trials:
         if t.status == TrialStatus.SUCCEEDED:
@@ -322,8 +321,8 @@ def _group(
     g.params = next((t.params for t in with_counts if t.params is not None), None)
     g.flops = next((t.flops for t in with_counts if t.flops is not None), None)
     if info is not None:
-        g.params = g.params if g.params is not None else info.get("params")
-        g.flops = g.flops if g.flops is not None else info.get("flops")
+        g.params = g.params if g.params is not None else info.params
+        g.flops = g.flops if g.flops is not None else info.flops
     return g
 
 
@@ -367,7 +366,7 @@ def _ci(s: _Summary) -> list[float] | None:
     return as_interval(s.ci95)
 
 
-def _variant_block(g: _Group, info: Mapping[str, Any] | None) -> dict[str, Any]:
+def _variant_block(g: _Group, info: Analysis | None) -> dict[str, Any]:
     ok = g.succeeded
     main = _summarize(g.values)
     loss = _summarize(_present(t.test_loss for t in ok))
@@ -380,7 +379,7 @@ def _variant_block(g: _Group, info: Mapping[str, Any] | None) -> dict[str, Any]:
         "name": g.name,
         "params": g.params,
         "flops": g.flops,
-        "analysis": dict(info) if info is not None else None,
+        "analysis": info.to_dict() if info is not None else None,
         "n": main.n,
         "n_failed": len(g.failed),
         "n_cancelled": len(g.cancelled),
@@ -435,7 +434,7 @@ def build_report(
     variant_order: Sequence[str],
     trials: Sequence[TrialResult],
     final: bool,
-    variant_info: Mapping[str, Mapping[str, Any]] | None = None,
+    variant_info: Mapping[str, Analysis] | None = None,
     design: DesignSpec | None = None,
     differences: Sequence[PairDifference] = (),
 ) -> dict[str, Any]:

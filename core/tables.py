@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -27,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.spec import StoredSpec
 from core.status import ACTIVE, TERMINAL, ComparisonStatus, TrialStatus
+from models.analysis import Analysis
 
 __all__ = [
     "ACTIVE_TRIAL_STATES",
@@ -116,6 +118,26 @@ class SpecJSON(TypeDecorator[StoredSpec]):
         return None if value is None else StoredSpec.load(value)
 
 
+_ANALYSES = TypeAdapter(dict[str, Analysis])
+
+
+class AnalysesJSON(TypeDecorator[dict[str, Analysis]]):
+    """A comparison's variant analyses (shapes, parameters, FLOPs, activation memory, by
+    variant name): JSON in the database, ``models.analysis.Analysis`` objects in Python.
+    Analyses stored before the activation memory existed load with ``activations`` None."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: dict[str, Analysis] | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return {name: analysis.to_dict() for name, analysis in value.items()}
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dict[str, Analysis] | None:
+        return None if value is None else _ANALYSES.validate_python(value)
+
+
 class Base(DeclarativeBase):
     """Declarative base with a naming convention, so migrations name constraints predictably."""
 
@@ -133,7 +155,7 @@ class Comparison(Base):
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default=ComparisonStatus.QUEUED)
     spec: Mapped[StoredSpec] = mapped_column(SpecJSON)
-    analyses: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    analyses: Mapped[dict[str, Analysis]] = mapped_column(AnalysesJSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

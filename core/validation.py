@@ -36,7 +36,7 @@ class ValidatedComparison:
     """A comparison that passed validation, normalised for storage."""
 
     spec: StoredSpec
-    analyses: dict[str, dict[str, Any]]
+    analyses: dict[str, Analysis]
     trials_total: int
     epochs_total: int
 
@@ -383,12 +383,12 @@ def _callback_errors(spec: ComparisonSpec, settings: Settings) -> list[ErrorItem
 
 def _normalised_variants(
     spec: ComparisonSpec, dataset: DatasetInfo | None, settings: Settings
-) -> tuple[list[StoredVariant], dict[str, dict[str, Any]], list[ErrorItem]]:
+) -> tuple[list[StoredVariant], dict[str, Analysis], list[ErrorItem]]:
     """Every variant validated and normalised, with its analysis, by name; and the errors of
     those that failed, names used twice and a baseline that names none of them."""
     errors: list[ErrorItem] = []
     variants: list[StoredVariant] = []
-    analyses: dict[str, dict[str, Any]] = {}
+    analyses: dict[str, Analysis] = {}
     seen: dict[str, int] = {}
     for i, raw in enumerate(spec.variants):
         prefix: list[str | int] = [*BODY, "variants", i]
@@ -414,7 +414,7 @@ def _normalised_variants(
             continue
         seen[name] = i
         variants.append(normalised)
-        analyses[name] = analysis.to_dict()
+        analyses[name] = analysis
     if spec.baseline is not None and spec.baseline not in seen:
         names = ", ".join(repr(n) for n in seen) or "none"
         errors.append(

@@ -15,6 +15,7 @@ from scipy import stats
 
 from core.report import REPORT_ROW_COLUMNS, TrialResult, build_report, report_rows
 from core.report_render import render_markdown, render_text
+from models.analysis import Analysis
 
 Factory = Callable[..., TrialResult]
 ORDER = ["conv128", "conv64x2", "conv64x3"]
@@ -315,11 +316,19 @@ def test_params_ratio_note_uses_the_articles_counts(article: list[TrialResult]) 
 
 def test_flops_ratio_note_and_variant_info_fallback(trial: Factory) -> None:
     trials = _seeds(trial, "a", [0.9, 0.91, 0.92], params=1000, flops=1000)
-    info = {"b": {"params": 1500, "flops": 5000}}
-    report = _build(trials, order=["a", "b"], variant_info=info)
+    analysis = Analysis(
+        input_shape=(4,),
+        output_shape=(10,),
+        params=1500,
+        trainable_params=1500,
+        non_trainable_params=0,
+        flops=5000,
+    )
+    report = _build(trials, order=["a", "b"], variant_info={"b": analysis})
     b = _variant(report, "b")
     assert (b["params"], b["flops"], b["n"], b["mean"], b["rank"]) == (1500, 5000, 0, None, None)
-    assert b["analysis"] == {"params": 1500, "flops": 5000}
+    assert b["analysis"] == analysis.to_dict()
+    assert b["analysis"]["params"] == 1500
     assert "b has 5.0x the FLOPs of a (5,000 vs 1,000)" in " ".join(report["notes"])
     assert not any("the parameters of" in n for n in report["notes"])
     assert report["ranking"] == ["a", "b"]

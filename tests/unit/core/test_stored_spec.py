@@ -174,3 +174,24 @@ def test_only_the_model_is_written(session: Session) -> None:
     session.add(Comparison(id="c", name="n", spec=stored_spec().dump()))  # type: ignore[arg-type]
     with pytest.raises(StatementError, match=re.escape("takes a core.spec.StoredSpec, not dict")):
         session.commit()
+
+
+def test_the_analyses_column_reads_the_models_analyses(session: Session) -> None:
+    """Comparison.analyses holds models.analysis.Analysis by variant; the JSON is what the api
+    showed before (Analysis.to_dict), and an analysis stored by 1.0 (no activation memory)
+    loads with ``activations`` None."""
+    validated = validate_comparison(ComparisonSpec.model_validate(tiny_spec()), SETTINGS)
+    session.add(Comparison(id="c", name="n", spec=validated.spec, analyses=validated.analyses))
+    session.commit()
+    raw = session.execute(select(type_coerce(Comparison.analyses, JSON))).scalar_one()
+    assert raw == {name: a.to_dict() for name, a in validated.analyses.items()}
+    session.expunge_all()
+    assert session.get_one(Comparison, "c").analyses == validated.analyses
+    old = {name: {k: v for k, v in a.items() if k != "activations"} for name, a in raw.items()}
+    session.execute(update(Comparison).values(analyses=type_coerce(old, JSON)))
+    session.commit()
+    session.expunge_all()
+    loaded = session.get_one(Comparison, "c").analyses
+    assert loaded["cnn"].activations is None
+    assert loaded["cnn"].params == validated.analyses["cnn"].params
+    assert loaded["cnn"].layers[0].output_shape == (26, 26, 4)

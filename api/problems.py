@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import ArchbenchError, InvalidInput, ServiceUnavailable
+from core.errors import ArchbenchError, ErrorItem, InvalidInput, ServiceUnavailable
 from core.spec import UNION_TAGS
 
 __all__ = [
@@ -66,12 +66,12 @@ def _message(err: dict[str, Any]) -> str:
     return msg
 
 
-def validation_errors(errors: Any) -> list[dict[str, Any]]:
+def validation_errors(errors: Any) -> list[ErrorItem]:
     """pydantic/FastAPI errors as our located errors."""
     return [{"loc": _clean_loc(tuple(e.get("loc", ()))), "msg": _message(e)} for e in errors]
 
 
-def _json_located(error: dict[str, Any], doc: Any) -> dict[str, Any]:
+def _json_located(error: ErrorItem, doc: Any) -> ErrorItem:
     """A JSON syntax error at its line and column (1-based, as editors count), not at a
     character offset: ``{"loc": ["body"], "msg": "invalid JSON at line 3, column 5: ..."}``."""
     pos = error["loc"][-1] if error["loc"] and isinstance(error["loc"][-1], int) else None
@@ -87,7 +87,7 @@ def _json_located(error: dict[str, Any], doc: Any) -> dict[str, Any]:
     }
 
 
-def _not_json(error: dict[str, Any], request: Request) -> dict[str, Any]:
+def _not_json(error: ErrorItem, request: Request) -> ErrorItem:
     """A body that was not read as JSON because its Content-Type does not say JSON: say what
     to send instead of "Input should be a valid dictionary"."""
     if error["loc"] != ["body"] or "json" in error["msg"].lower():
@@ -104,8 +104,8 @@ def _not_json(error: dict[str, Any], request: Request) -> dict[str, Any]:
 
 
 def _comparison_body_errors(
-    request: Request, body: Any, errors: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    request: Request, body: Any, errors: list[ErrorItem]
+) -> list[ErrorItem]:
     """Every independent error of a comparison body in one answer (core.validation.body_errors):
     the schema's, and those of the variants and dataset it would have hidden."""
     from api.deps import DEFAULT_TENANT

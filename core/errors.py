@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 __all__ = [
     "ArchbenchError",
@@ -33,6 +33,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "PayloadTooLarge",
+    "Problem",
     "ServiceUnavailable",
     "TooManyRequests",
     "TrialFailed",
@@ -41,8 +42,26 @@ __all__ = [
     "without_terminal_codes",
 ]
 
-ErrorItem = dict[str, Any]
-"""One located error: ``{"loc": [...], "msg": "..."}``."""
+
+class ErrorItem(TypedDict):
+    """One located error: where in the request (``["body", "variants", 1, "name"]``), and
+    what is wrong there."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(TypedDict):
+    """An RFC 9457 problem document: what the api answers for an error, and what a failed
+    trial or comparison stores (``Trial.error``, ``Comparison.error``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: NotRequired[str]
+    errors: NotRequired[list[ErrorItem]]
+
 
 PROBLEM_BASE = "https://archbench.dev/problems/"
 
@@ -108,9 +127,9 @@ class ArchbenchError(Exception):
         """The problem type URI."""
         return PROBLEM_BASE + self.slug
 
-    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+    def to_problem(self, instance: str | None = None) -> Problem:
         """The RFC 9457 problem object for this error."""
-        body: dict[str, Any] = {
+        body: Problem = {
             "type": self.type,
             "title": self.title,
             "status": self.status,
@@ -125,7 +144,9 @@ class InvalidInput(ArchbenchError, status=422, slug="invalid-input", title="Inva
     """The request is well-formed HTTP but its content cannot be accepted."""
 
     def __init__(self, errors: Sequence[ErrorItem], detail: str | None = None) -> None:
-        self.errors = [{"loc": list(e["loc"]), "msg": str(e["msg"])} for e in errors]
+        self.errors: list[ErrorItem] = [
+            {"loc": list(e["loc"]), "msg": str(e["msg"])} for e in errors
+        ]
         if detail is None:
             first = self.errors[0] if self.errors else None
             detail = (
@@ -136,7 +157,7 @@ class InvalidInput(ArchbenchError, status=422, slug="invalid-input", title="Inva
             )
         super().__init__(detail)
 
-    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+    def to_problem(self, instance: str | None = None) -> Problem:
         """The problem object, with the located errors."""
         body = super().to_problem(instance)
         body["errors"] = self.errors

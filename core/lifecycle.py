@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.db import rows_changed, upsert_insert
-from core.errors import AttemptsExhausted, TrialsFailed, without_terminal_codes
+from core.errors import AttemptsExhausted, Problem, TrialsFailed, without_terminal_codes
 from core.status import ACTIVE, TERMINAL, ComparisonStatus, StopReason, TrialStatus
 from core.tables import Comparison, EpochMetric, Trial, UTCDateTime, utcnow
 
@@ -97,7 +97,7 @@ def unclaimed(session: Session) -> ColumnElement[bool]:
     )
 
 
-def attempts_exhausted(attempts: int, limit: int) -> dict[str, Any]:
+def attempts_exhausted(attempts: int, limit: int) -> Problem:
     """The problem stored on a trial that used up its attempts."""
     return AttemptsExhausted(
         f"the worker running this trial stopped answering {attempts} times (attempt limit {limit})"
@@ -452,7 +452,7 @@ def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatu
                 session.info.setdefault(ADDED_TRIALS, []).extend(added)
                 return None
             counts = progress_of(session, [comparison_id])[comparison_id]
-    error: dict[str, Any] | None = None
+    error: Problem | None = None
     if comparison.cancel_requested:
         status = ComparisonStatus.CANCELLED
     elif counts[TrialStatus.FAILED]:
@@ -465,7 +465,7 @@ def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatu
         )
         ended = sum(counts[s] for s in TERMINAL)
         where = f"{first.variant}, seed {first.seed}" if first else "?"
-        first_detail = (first.error or {}).get("detail", "") if first else ""
+        first_detail = first.error.get("detail", "") if first is not None and first.error else ""
         title, summary = failure_summary(
             counts[TrialStatus.FAILED], succeeded=counts[TrialStatus.SUCCEEDED], ended=ended
         )

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.errors import Problem
 from core.spec import StoredSpec
 from core.status import ACTIVE, TERMINAL, ComparisonStatus, TrialStatus
 from models.analysis import Analysis
@@ -159,7 +160,7 @@ class Comparison(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[Problem | None] = mapped_column(JSON)
     trials_total: Mapped[int] = mapped_column(default=0)
     epochs_total: Mapped[int] = mapped_column(default=0)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
@@ -205,7 +206,7 @@ class Trial(Base):
     stop_reason: Mapped[str | None] = mapped_column(String(32))
     worker: Mapped[str | None] = mapped_column(String(200))
     device: Mapped[str | None] = mapped_column(String(200))
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[Problem | None] = mapped_column(JSON)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
     # Content hash of everything that determines the result (normalised architecture,

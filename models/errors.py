@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TypedDict
 
 __all__ = ["ErrorDict", "Loc", "SpecError", "err"]
 
 Loc = list[str | int]
-ErrorDict = dict[str, Any]
+
+
+class ErrorDict(TypedDict):
+    """One located error: where in the variant (``["layers", 0, "kernel_size"]``), and what
+    is wrong there (the same shape as ``core.errors.ErrorItem``)."""
+
+    loc: Loc
+    msg: str
 
 
 def err(loc: Sequence[str | int], msg: str) -> ErrorDict:

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
 from core.db import session_scope
-from core.errors import TrialFailed
+from core.errors import Problem, TrialFailed
 from core.lifecycle import (
     LeaseLost,
     added_trials,
@@ -149,7 +149,7 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _problem(exc: BaseException) -> dict[str, Any]:
+def _problem(exc: BaseException) -> Problem:
     """A trial failure as a problem object: the exception's type and message, no traceback."""
     return TrialFailed(f"{type(exc).__name__}: {exc}"[:2000]).to_problem()
 

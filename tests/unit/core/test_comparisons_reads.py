@@ -3,11 +3,8 @@ trials in (variant, seed) order, on a real SQLite database built from the tables
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from core.comparisons import (
@@ -17,17 +14,8 @@ from core.comparisons import (
     trial_states,
     trials_in_order,
 )
-from core.tables import Base, Comparison, EpochMetric, Trial
+from core.tables import Comparison, EpochMetric, Trial
 from tests.support.helpers import stored_spec
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    engine = create_engine("sqlite://")
-    Base.metadata.create_all(engine)
-    with Session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 def _comparisons(s: Session) -> list[str]:

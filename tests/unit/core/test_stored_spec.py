@@ -13,11 +13,10 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, create_engine, select, type_coerce, update
+from sqlalchemy import JSON, select, type_coerce, update
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
@@ -25,7 +24,7 @@ from api.examples import SUBMIT_EXAMPLES
 from core.config import Settings
 from core.reuse import trial_hash
 from core.spec import AnalysisSpec, ComparisonSpec, DesignSpec, SeedSchedule, StoredSpec
-from core.tables import Base, Comparison
+from core.tables import Comparison
 from core.validation import validate_comparison
 from tests.support.helpers import small_cnn, small_mlp, stored_spec, tiny_spec
 from tests.support.stored import dict_hash, legacy_of
@@ -127,15 +126,6 @@ def test_a_variant_parses_to_the_models_layers() -> None:
         layer["type"] for layer in small_cnn()["layers"]
     ]
     assert parsed.input_shape == (28, 28, 1)
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    engine = create_engine("sqlite://")
-    Base.metadata.create_all(engine)
-    with Session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 def test_the_column_stores_json_and_reads_the_model(session: Session) -> None:

@@ -603,7 +603,32 @@ def _fit_and_evaluate(
         checkpoint.finish(
             model, epochs_done, stop_reason, fresh=monitor.interrupted or restored_best
         )
+    return _evaluate(
+        model,
+        split,
+        training,
+        num_classes,
+        result,
+        predict_test=predict_test,
+        measure_inference=measure_inference,
+        analyse=analyse,
+    )
 
+
+def _evaluate(
+    model: Any,
+    split: Split,
+    training: TrainingSpec,
+    num_classes: int,
+    result: TrainResult,
+    *,
+    predict_test: bool,
+    measure_inference: bool,
+    analyse: Callable[[Any, Split, np.ndarray | None], Any] | None,
+) -> TrainResult:
+    """The trained model's test scores (from one predict pass when ``predict_test``: the
+    analysis reuses its probabilities), its inference time and its analysis, into
+    ``result``."""
     probs: np.ndarray | None = None
     if predict_test and len(split.y_test):
         probs = np.asarray(model.predict(split.x_test, batch_size=training.batch_size, verbose=0))

@@ -173,6 +173,7 @@ def pair_row(
         "n_b": nb,
         "test": None,
         "paired": False,
+        "n_paired": None,
         "correlation": None,
         "diff": None,
         "ci95": None,
@@ -213,10 +214,16 @@ def _tested_row(
 ) -> dict[str, Any]:
     na, nb = len(ga.values), len(gb.values)
     sa, sb = _by_seed(ga), _by_seed(gb)
-    paired = sorted(sa) == sorted(sb)
+    # Paired over the seeds both have: a seed gives both variants the same split, the same
+    # data order and the same initial draws, and pairing removes that shared variance. A seed
+    # only one of them has (the other's trial failed, or it ran other seeds) is left out of
+    # the paired test; with fewer than MIN_SEEDS shared, Welch over all of each.
+    common = sorted(set(sa) & set(sb))
+    paired = len(common) >= MIN_SEEDS
     adjusted_level = 1.0 - level / family
     if paired:
-        seeds = sorted(sa)
+        seeds = common
+        na = nb = len(seeds)
         a, b = [sa[s] for s in seeds], [sb[s] for s in seeds]
         t = st.paired_t(a, b, adjusted_level)
         g = st.hedges_g_paired(a, b)
@@ -234,6 +241,7 @@ def _tested_row(
     row.update(
         test="paired_t" if paired else "welch",
         paired=paired,
+        n_paired=na if paired else None,
         diff=finite(t.diff),
         ci95=as_interval(t.ci95),
         ci95_adjusted=as_interval(t.ci_adjusted),

@@ -534,7 +534,7 @@ def _design_line(report: Report, design: Mapping[str, Any]) -> str:
 
 def _pairwise_caption(design: Mapping[str, Any]) -> str:
     return (
-        "Paired t-test when both sides ran the same seeds, Welch's otherwise; p-values and "
+        "Paired t-test over the seeds both sides have (3 or more), Welch's otherwise; p-values and "
         "TOST p-values Holm-adjusted across the tested family; 95% CI unadjusted, adjusted "
         "CI Bonferroni at the look's level; Hedges' g (paired: g_z, the SD of the per-seed "
         "differences) with its 95% interval; MDE at 80% power."

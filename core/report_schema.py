@@ -129,6 +129,11 @@ class PairwiseResult(_Model):
     n_b: int
     test: Literal["paired_t", "welch"] | None
     paired: bool
+    n_paired: int | None = Field(
+        default=None,
+        description="The seeds both variants have, over which the paired test ran (a seed "
+        "only one has is left out); null for Welch.",
+    )
     correlation: float | None = Field(description="Pearson r of the per-seed values (paired).")
     diff: float | None = Field(description="mean(a) - mean(b).")
     ci95: Interval | None = Field(description="Unadjusted 95% interval of diff.")

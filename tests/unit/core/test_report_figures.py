@@ -155,6 +155,28 @@ def test_conclusions_and_seeds_needed_follow_the_adjusted_tests() -> None:
     assert {p["conclusion"] for p in report["pairwise"]} >= {"inconclusive"}
 
 
+def test_partly_matched_seeds_are_paired_over_the_seeds_both_have() -> None:
+    """b's seed 4 failed (it is missing): the paired t runs over seeds 0-3, which both have,
+    as scipy's ttest_rel on those pairs; with only two shared seeds it is Welch over all."""
+    trials = _trials({"a": A, "b": B[:4]})
+    report = _build(trials, {"equivalence_margin": MARGIN})
+    p = report["pairwise"][0]
+    a, b = np.array(A[:4]), np.array(B[:4])
+    res = stats.ttest_rel(a, b)
+    assert (p["test"], p["paired"], p["n_paired"]) == ("paired_t", True, 4)
+    assert (p["n_a"], p["n_b"]) == (5, 4)
+    assert p["p_value"] == pytest.approx(res.pvalue, rel=1e-9)
+    assert p["diff"] == pytest.approx(float(np.mean(a - b)), rel=1e-9)
+    ci = res.confidence_interval(0.95)
+    assert p["ci95"] == pytest.approx([ci.low, ci.high], rel=1e-9)
+    assert p["correlation"] == pytest.approx(float(np.corrcoef(a, b)[0, 1]), rel=1e-9)
+    two_shared = _trials({"a": A, "b": B[:4]}, {"b": [0, 1, 12, 13]})
+    q = _build(two_shared, {"equivalence_margin": MARGIN})["pairwise"][0]
+    assert (q["test"], q["paired"], q["n_paired"]) == ("welch", False, None)
+    welch = stats.ttest_ind(np.array(A), b, equal_var=False)
+    assert q["p_value"] == pytest.approx(welch.pvalue, rel=1e-9)
+
+
 def test_welch_figures_when_the_seeds_differ() -> None:
     # b ran other seeds than a: unpaired, Welch.
     trials = _trials({"a": A, "b": B[:4]}, {"b": [10, 11, 12, 13]})

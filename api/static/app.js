@@ -395,7 +395,9 @@ async function loadHeatmaps(view, state, force) {
   const diffs = state.report.differences;
   const d = diffs[Number($("#diff-pair", view).value || 0)];
   if (!d) return;
-  const key = `${d.a}\u0000${d.b}\u0000${state.report.final}\u0000${state.trials.length}`;
+  // Redrawn when a trial succeeds (its Grams join the averages), not only at the end.
+  const done = state.trials.filter((t) => t.status === "succeeded").length;
+  const key = `${d.a}\u0000${d.b}\u0000${state.report.final}\u0000${done}`;
   const img = $("#similarity-png", view);
   if (!force && img.dataset.key === key) return;
   img.dataset.key = key;

@@ -87,7 +87,7 @@ class _Listing:
     the pages end."""
 
     def __init__(self, status: str | None, name: str | None, limit: int) -> None:
-        self.items: list[dict[str, Any]] = []
+        self.items: list[Comparison] = []
         self._filters = {k: v for k, v in (("status", status), ("name", name)) if v}
         self._limit = limit
         self._cursor: str | None = None
@@ -221,7 +221,7 @@ class Client:
         variants: Variants = None,
         idempotency_key: str | None = None,
         **overrides: Any,
-    ) -> dict[str, Any]:
+    ) -> Comparison:
         """Submit a comparison (a dict, a JSON file path, Keras models as variants)."""
         body = build_spec(spec, variants, overrides)
         headers = _submit_headers(idempotency_key)
@@ -229,26 +229,26 @@ class Client:
             self._request("POST", "/v1/comparisons", json=body, headers=headers).json()
         )
 
-    def get(self, comparison_id: str) -> dict[str, Any]:
+    def get(self, comparison_id: str) -> Comparison:
         """A comparison's status and progress."""
         return Comparison(self._request("GET", _path(comparison_id)).json())
 
     def list_comparisons(
         self, *, status: str | None = None, name: str | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
+    ) -> list[Comparison]:
         """Comparisons, newest first, following pages up to ``limit`` items."""
         listing = _Listing(status, name, limit)
         while (params := listing.query()) is not None:
             listing.add(self._request("GET", "/v1/comparisons", params=params).json())
         return listing.items
 
-    def cancel(self, comparison_id: str) -> dict[str, Any]:
+    def cancel(self, comparison_id: str) -> Comparison:
         """Cancel a comparison; raises Conflict when it already ended."""
         return Comparison(self._request("POST", _path(comparison_id, "/cancel")).json())
 
     def wait(
         self, comparison_id: str, timeout: float | None = None, *, poll: float = 1.0
-    ) -> dict[str, Any]:
+    ) -> Comparison:
         """Poll until the comparison ends; raises WaitTimeout after ``timeout`` seconds."""
         deadline = _deadline(timeout)
         while True:
@@ -396,33 +396,33 @@ class AsyncClient:
         variants: Variants = None,
         idempotency_key: str | None = None,
         **overrides: Any,
-    ) -> dict[str, Any]:
+    ) -> Comparison:
         """Submit a comparison (a dict, a JSON file path, Keras models as variants)."""
         body = build_spec(spec, variants, overrides)
         headers = _submit_headers(idempotency_key)
         resp = await self._request("POST", "/v1/comparisons", json=body, headers=headers)
         return Comparison(resp.json())
 
-    async def get(self, comparison_id: str) -> dict[str, Any]:
+    async def get(self, comparison_id: str) -> Comparison:
         """A comparison's status and progress."""
         return Comparison((await self._request("GET", _path(comparison_id))).json())
 
     async def list_comparisons(
         self, *, status: str | None = None, name: str | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
+    ) -> list[Comparison]:
         """Comparisons, newest first, following pages up to ``limit`` items."""
         listing = _Listing(status, name, limit)
         while (params := listing.query()) is not None:
             listing.add((await self._request("GET", "/v1/comparisons", params=params)).json())
         return listing.items
 
-    async def cancel(self, comparison_id: str) -> dict[str, Any]:
+    async def cancel(self, comparison_id: str) -> Comparison:
         """Cancel a comparison; raises Conflict when it already ended."""
         return Comparison((await self._request("POST", _path(comparison_id, "/cancel"))).json())
 
     async def wait(
         self, comparison_id: str, timeout: float | None = None, *, poll: float = 1.0
-    ) -> dict[str, Any]:
+    ) -> Comparison:
         """Poll until the comparison ends; raises WaitTimeout after ``timeout`` seconds."""
         deadline = _deadline(timeout)
         while True:

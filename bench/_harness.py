@@ -97,9 +97,10 @@ def _wait_up(url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 12
 
 
 @contextlib.contextmanager
-def service(mode: str, workers: int = 1, **settings: str) -> Iterator[Running]:
+def service(mode: str, workers: int = 1, /, **settings: str) -> Iterator[Running]:
     """archbench in ``mode`` "embedded" (archbench up) or "distributed" (Postgres + Redis),
-    with extra ``ARCHBENCH_*`` ``settings``."""
+    with extra ``ARCHBENCH_*`` ``settings`` (environment names, so ``mode`` and ``workers`` are
+    positional: a setting can never be taken for one of them)."""
     py = [sys.executable, "-m", "cli.main"]
     with tempfile.TemporaryDirectory(prefix=f"archbench-bench-{mode}-") as tmp:
         data_dir = Path(tmp)

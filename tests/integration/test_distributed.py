@@ -246,7 +246,7 @@ def test_trials_are_committed_before_they_are_enqueued(
     monkeypatch.setenv("ARCHBENCH_BROKER_URL", f"sqla+sqlite:///{broker}")
     monkeypatch.setenv("ARCHBENCH_ALLOW_NO_AUTH", "true")  # keys are not what this tests
     seen: list[tuple[int, int]] = []
-    real_enqueue = dispatching.enqueue_trials  # what the submit route's dispatch sends with
+    real_enqueue = enqueue_trials  # what the submit route's dispatch sends with
 
     with fresh_database("archbench_enqueue") as url, in_process_database(url, monkeypatch):
         outside = make_engine(url)

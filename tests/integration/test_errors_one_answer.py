@@ -44,7 +44,8 @@ def _locs(body: dict[str, Any]) -> list[list[Any]]:
 
 
 def _msg(body: dict[str, Any], loc: list[Any]) -> str:
-    return next(e["msg"] for e in body["errors"] if e["loc"] == loc)
+    msg: str = next(e["msg"] for e in body["errors"] if e["loc"] == loc)
+    return msg
 
 
 def test_an_empty_seeds_list_does_not_hide_a_duplicate_name(client: TestClient) -> None:

@@ -83,7 +83,7 @@ def _rows(url: str) -> tuple[int, int, int]:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return tuple(  # type: ignore[return-value]
+            return tuple(
                 conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar_one()
                 for t in ("comparisons", "trials", "epoch_metrics")
             )

@@ -73,6 +73,7 @@ def test_a_refused_comparison_is_skipped_and_no_row_is_locked_during_the_export(
     from mlflow import MlflowClient
 
     import worker.mlflow_live as mlflow_live
+    from core.mlflow_export import export_runs
 
     store = MlflowClient(tracking_uri=live.mlflow_tracking_uri)
     refused_exp = store.create_experiment("archbench/refused")
@@ -80,7 +81,7 @@ def test_a_refused_comparison_is_skipped_and_no_row_is_locked_during_the_export(
     refused, refused_trial = ended("refused")  # the older: first in the pass
     fine, fine_trial = ended("fine")
 
-    real_export = mlflow_live.export_runs
+    real_export = export_runs  # the one worker.mlflow_live exports with
     exported: list[str] = []
     locked: list[str] = []
 
@@ -105,8 +106,10 @@ def test_a_refused_comparison_is_skipped_and_no_row_is_locked_during_the_export(
     assert locked == []
     assert run_id(refused_trial) is None  # nothing recorded: due again later
     assert run_id(fine_trial) not in (None, "placeholder")
+    fine_experiment = store.get_experiment_by_name("archbench/fine")
+    assert fine_experiment is not None
     [run] = store.search_runs(
-        [store.get_experiment_by_name("archbench/fine").experiment_id],
+        [fine_experiment.experiment_id],
         filter_string=f"tags.`archbench.trial_id` = '{fine_trial}'",
     )
     assert run.info.run_id == run_id(fine_trial)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.config import get_settings
 from core.db import session_scope
+from core.lifecycle import finish_trial, upsert_epoch
 from core.tables import Comparison, EpochMetric, Trial
 from tests.support.helpers import small_mlp, tiny_spec
 from tests.support.services import fresh_database, in_process_database
@@ -87,7 +88,7 @@ def test_a_database_outage_hands_the_trial_back_and_it_resumes(
     import worker.tasks as tasks
 
     _, tid = submit()
-    real_upsert = tasks.upsert_epoch
+    real_upsert = upsert_epoch  # the one worker.tasks writes with
 
     def upsert(session: Any, trial_id: str, **kw: Any) -> None:
         if kw["epoch"] == 2:
@@ -122,7 +123,7 @@ def test_a_claim_whose_commit_lost_its_answer_is_still_ours(
     import worker.tasks as tasks
 
     _, tid = submit()
-    real_scope = tasks.session_scope
+    real_scope = session_scope  # the one worker.tasks opens
     ended: list[int] = []
 
     @contextmanager
@@ -148,7 +149,7 @@ def test_a_result_whose_commit_lost_its_answer_is_not_a_lost_lease(
     import worker.tasks as tasks
 
     cid, tid = submit()
-    real_scope, real_finish = tasks.session_scope, tasks.finish_trial
+    real_scope, real_finish = session_scope, finish_trial  # the ones worker.tasks uses
     wrote: list[str] = []
 
     def finish(session: Any, trial_id: str, **kw: Any) -> bool:

@@ -272,7 +272,7 @@ def test_a_claim_that_cannot_reach_the_database_puts_its_message_back(
     monkeypatch.setattr(tasks, "DB_RETRY_DELAYS", (0.0, 0.0))
     _, tid = make_trial("queued", attempts=0)
     tries: list[str] = []
-    real_claim = tasks.claim_trial
+    real_claim = claim_trial  # the one worker.tasks claims with
 
     def claim(*args: Any, **kw: Any) -> bool:
         tries.append(args[1])

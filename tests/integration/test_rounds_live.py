@@ -53,6 +53,7 @@ def spec(name: str, variants: list[dict[str, Any]], **over: Any) -> dict[str, An
 
 
 def pair(report: dict[str, Any]) -> dict[str, Any]:
+    only: dict[str, Any]
     [only] = report["pairwise"]
     return only
 

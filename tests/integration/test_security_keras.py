@@ -101,7 +101,7 @@ def _bindings(function: Any) -> list[tuple[Any, str]]:
     return found
 
 
-def _subclasses(cls: type) -> Iterator[type]:
+def _subclasses(cls: type[object]) -> Iterator[type[object]]:
     yield cls
     for sub in cls.__subclasses__():
         yield from _subclasses(sub)

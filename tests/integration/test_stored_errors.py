@@ -30,6 +30,7 @@ def test_stored_trial_and_comparison_errors_have_no_terminal_codes(
     from core.db import session_scope
     from core.lifecycle import end_unclaimed, finalize_comparison, finish_trial
     from core.spec import ComparisonSpec
+    from core.status import TrialStatus
     from core.tables import Comparison, Trial
     from core.validation import validate_comparison
     from worker.tasks import _problem
@@ -55,7 +56,7 @@ def test_stored_trial_and_comparison_errors_have_no_terminal_codes(
                 s, first, owner=None, status="failed", error=_problem(ValueError(KERAS_MESSAGE))
             )
             assert end_unclaimed(
-                s, second, status="failed", error={"detail": "\x1b[31mred\x1b[0m", "n": 1}
+                s, second, status=TrialStatus.FAILED, error={"detail": "\x1b[31mred\x1b[0m", "n": 1}
             )
         with session_scope() as s:
             finalize_comparison(s, cid)
@@ -64,7 +65,9 @@ def test_stored_trial_and_comparison_errors_have_no_terminal_codes(
             comparison = s.get(Comparison, cid)
             assert comparison is not None
             comparison_error = comparison.error
-    assert errors[first]["detail"] == f"ValueError: {CLEAN}"
+    first_error = errors[first]
+    assert first_error is not None
+    assert first_error["detail"] == f"ValueError: {CLEAN}"
     assert errors[second] == {"detail": "red", "n": 1}
     assert comparison_error is not None
     assert "\x1b" not in str(comparison_error)

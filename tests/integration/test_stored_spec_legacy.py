@@ -11,6 +11,7 @@ data, the report's design, the resource the api shows and the trial's reuse key.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -61,9 +62,11 @@ def test_a_1_0_comparison_trains_and_reports_on_its_fixed_split(worker_db: None)
     assert tasks.run_trial(tid) == "succeeded"
 
     ds = load_dataset("mnist_5k", cache_dir=get_settings().dataset_cache)
-    common = {"test_split": 0.2, "validation_split": 0.1, "split_seed": 0, "max_samples": 200}
-    fixed = make_split(ds, **common, design="fixed", seed=0, probe_size=256)
-    per_seed = make_split(ds, **common, design="per_seed", seed=0, probe_size=256)
+    split = partial(
+        make_split, ds, test_split=0.2, validation_split=0.1, split_seed=0, max_samples=200
+    )
+    fixed = split(design="fixed", seed=0, probe_size=256)
+    per_seed = split(design="per_seed", seed=0, probe_size=256)
     assert set(fixed.test_index) != set(per_seed.test_index)  # the check can tell them apart
     with session_scope() as s:
         examples, *_ = decode_predictions(s.get_one(TrialPrediction, tid))

@@ -117,7 +117,7 @@ def test_refused_inside_and_pinned_outside(pg_url: str, monkeypatch: pytest.Monk
         assert row.error.startswith("refused: 64:ff9b::7f00:1 is not a public address"), row.error
         assert calls == []
 
-        real_getaddrinfo = destinations.socket.getaddrinfo
+        real_getaddrinfo = socket.getaddrinfo  # the module core.destinations resolves with
 
         lookups: list[str] = []
 
@@ -129,7 +129,7 @@ def test_refused_inside_and_pinned_outside(pg_url: str, monkeypatch: pytest.Monk
                 raise socket.gaierror("hooks.test asked twice: the POST was not pinned")
             return real_getaddrinfo("127.0.0.1", *args, **kwargs)
 
-        monkeypatch.setattr(destinations.socket, "getaddrinfo", resolve)
+        monkeypatch.setattr(socket, "getaddrinfo", resolve)
         monkeypatch.setattr(destinations, "_blocked", lambda address: False)
         outside = finished(f"http://hooks.test:{port}/outside")
         deliver_due(settings)

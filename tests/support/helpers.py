@@ -12,6 +12,7 @@ import httpx
 
 from core.spec import StoredSpec
 from core.status import TERMINAL
+from models.spec import LayerSpec, parse_variant
 
 METRIC_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 CSV_COLUMNS = ["trial_id", "variant", "seed", "epoch", *METRIC_KEYS]
@@ -38,6 +39,13 @@ def small_mlp(name: str = "mlp") -> dict[str, Any]:
             {"type": "Dense", "units": 10, "activation": "softmax"},
         ],
     }
+
+
+def native_layers(variant: dict[str, Any]) -> list[LayerSpec]:
+    """The parsed ``layers`` of a variant given as native layers (not a ``keras_config``)."""
+    layers = parse_variant(variant).layers
+    assert layers is not None, "a variant of native layers"
+    return layers
 
 
 def stored_spec(name: str = "stored", **fields: Any) -> StoredSpec:
@@ -84,7 +92,7 @@ def tiny_spec(
 def wait_done(client: httpx.Client, comparison_id: str, timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        c = client.get(f"/v1/comparisons/{comparison_id}").json()
+        c: dict[str, Any] = client.get(f"/v1/comparisons/{comparison_id}").json()
         if c["status"] in TERMINAL:
             return c
         if time.monotonic() > deadline:
@@ -95,7 +103,7 @@ def wait_done(client: httpx.Client, comparison_id: str, timeout: float = 300) ->
 def assert_problem(resp: httpx.Response, status: int) -> dict[str, Any]:
     assert resp.status_code == status, resp.text
     assert resp.headers["content-type"].startswith("application/problem+json"), resp.headers
-    body = resp.json()
+    body: dict[str, Any] = resp.json()
     assert {"type", "title", "status", "detail"} <= body.keys()
     assert body["status"] == status
     assert "Traceback" not in resp.text
@@ -109,7 +117,8 @@ def assert_trained(
     (variant, seed), params and FLOPs equal to the analysis, epochs 1..N once each with finite
     metric values, the device recorded, and the same rows as CSV. Returns the trials."""
     epochs = spec["training"]["epochs"]
-    trials = client.get(f"/v1/comparisons/{comparison_id}/trials").json()["items"]
+    listing = client.get(f"/v1/comparisons/{comparison_id}/trials").json()
+    trials: list[dict[str, Any]] = listing["items"]
     assert sorted((t["variant"], t["seed"]) for t in trials) == sorted(
         (v["name"], seed) for v in spec["variants"] for seed in spec["seeds"]
     )

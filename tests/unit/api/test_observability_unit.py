@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 
 from api.app import create_app
 from api.metrics import queue_depth
@@ -79,9 +80,9 @@ def test_queue_depth_gives_up_fast_on_an_unreachable_broker(tmp_path: Path) -> N
     assert time.monotonic() - start < 5
 
 
-def _asgi_get(app: object, *paths: str) -> list[httpx.Response]:
+def _asgi_get(app: FastAPI, *paths: str) -> list[httpx.Response]:
     async def go() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://archbench") as c:
             return [await c.get(p) for p in paths]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from api.tables_out import prefetched, stream_table
+from api.tables_out import TableFormat, prefetched, stream_table
 
 
 def _timing_out() -> Iterator[dict[str, Any]]:
@@ -18,9 +18,9 @@ def _timing_out() -> Iterator[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "parquet"])
-def test_the_first_read_happens_before_the_response(fmt: str) -> None:
+def test_the_first_read_happens_before_the_response(fmt: TableFormat) -> None:
     with pytest.raises(PoolTimeout):
-        stream_table(_timing_out(), columns=["a"], filename="t", fmt=fmt)  # type: ignore[arg-type]
+        stream_table(_timing_out(), columns=["a"], filename="t", fmt=fmt)
 
 
 def test_prefetched_keeps_every_chunk() -> None:

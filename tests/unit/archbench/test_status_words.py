@@ -11,10 +11,13 @@ def test_client_words_are_the_servers() -> None:
     assert [(s.name, s.value) for s in client.ComparisonStatus] == [
         (s.name, s.value) for s in server.ComparisonStatus
     ]
-    assert set(client.TERMINAL) == set(server.TERMINAL)
+    # Two enum classes: compared as the str they both are.
+    client_terminal: set[str] = set(client.TERMINAL)
+    assert client_terminal == set(server.TERMINAL)
 
 
 def test_members_equal_the_json_strings() -> None:
-    assert client.ComparisonStatus.SUCCEEDED == "succeeded"
+    succeeded: str = client.ComparisonStatus.SUCCEEDED  # held as the str it is, as in JSON
+    assert succeeded == "succeeded"
     assert "cancelled" in client.TERMINAL
     assert "running" not in client.TERMINAL

@@ -12,7 +12,7 @@ from core.similarity import analysis_bytes
 from core.spec import ComparisonSpec
 from core.validation import validate_comparison
 
-CONV = {
+CONV: dict[str, Any] = {
     "name": "conv",
     "layers": [
         {"type": "Conv2D", "filters": 4, "kernel_size": [3, 3], "activation": "relu"},

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from core import destinations
 from core.config import Settings
 from core.destinations import Refused, allows_private, literal_refusal, resolve_public
 from core.errors import InvalidInput
@@ -76,7 +75,7 @@ def _resolving_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> None:
     def fake(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
 
-    monkeypatch.setattr(destinations.socket, "getaddrinfo", fake)
+    monkeypatch.setattr(socket, "getaddrinfo", fake)  # the module core.destinations resolves with
 
 
 def test_a_name_resolving_inside_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from PIL import Image
 
-from core.report import build_report
+from core.report import TrialResult, build_report
 from core.report_plot import render_png
 from core.report_render import md_escape, render_markdown
 from tests.support.trials import make_trial
@@ -16,7 +17,7 @@ NESTED = "$" + "x^{" * 40 + "x" + "}" * 40 + "$"
 EVIL = [r"$\frac{a$", NESTED, "<img src=x onerror=alert(1)>", "a|b*c_[d](e)#"]
 
 
-def _report(names: list[str]) -> tuple[dict, list]:
+def _report(names: list[str]) -> tuple[dict[str, Any], list[TrialResult]]:
     trials = [
         make_trial(n, s, 0.9 + 0.01 * i + 0.001 * s) for i, n in enumerate(names) for s in range(3)
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,7 @@ MARGIN = 0.02
 
 
 def _trials(
-    values: dict[str, Sequence[float]], seeds: dict[str, Sequence[int]] | None = None
+    values: Mapping[str, Sequence[float]], seeds: Mapping[str, Sequence[int]] | None = None
 ) -> list[TrialResult]:
     seeds = seeds or {}
     return [
@@ -65,13 +65,15 @@ def _pair(report: dict[str, Any], a: str, b: str) -> dict[str, Any]:
 
 
 def _hedges_j(df: float) -> float:
-    return special.gamma(df / 2) / (math.sqrt(df / 2) * special.gamma((df - 1) / 2))
+    return float(special.gamma(df / 2) / (math.sqrt(df / 2) * special.gamma((df - 1) / 2)))
 
 
 def _nct_ci(t_obs: float, df: float, n: int) -> tuple[float, float]:
     def solve(q: float) -> float:
-        return optimize.brentq(
-            lambda d: stats.nct.cdf(t_obs, df, d * math.sqrt(n)) - q, -50, 50, xtol=1e-12
+        return float(
+            optimize.brentq(
+                lambda d: stats.nct.cdf(t_obs, df, d * math.sqrt(n)) - q, -50, 50, xtol=1e-12
+            )
         )
 
     return solve(0.975), solve(0.025)

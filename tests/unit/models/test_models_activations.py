@@ -8,7 +8,7 @@ import pytest
 
 from models.analysis import Limits, analyze
 from models.errors import SpecError
-from models.spec import parse_variant
+from models.spec import LayerSpec, parse_variant
 
 PADDINGS = 190
 
@@ -22,12 +22,12 @@ def padding_bomb() -> list[dict[str, object]]:
     ]
 
 
-def _layers() -> list[object]:
+def _layers() -> list[LayerSpec]:
     return list(parse_variant({"name": "bomb", "layers": padding_bomb()}).layers or [])
 
 
 def test_the_padding_bomb_has_few_params_but_huge_activations() -> None:
-    analysis = analyze(_layers(), (64,), num_classes=10, batch_size=64)  # type: ignore[arg-type]
+    analysis = analyze(_layers(), (64,), num_classes=10, batch_size=64)
     assert analysis.params == 20
     side = 8 + 128 * PADDINGS
     assert side == 24_328
@@ -48,7 +48,7 @@ def test_the_padding_bomb_has_few_params_but_huge_activations() -> None:
 def test_the_limit_refuses_it_at_the_largest_layer() -> None:
     limits = Limits(500, 10**9, 10**12, max_activation_bytes=8_000_000_000)
     with pytest.raises(SpecError) as caught:
-        analyze(_layers(), (64,), num_classes=10, limits=limits, batch_size=64)  # type: ignore[arg-type]
+        analyze(_layers(), (64,), num_classes=10, limits=limits, batch_size=64)
     (error,) = caught.value.errors
     assert error["loc"] == ["layers", PADDINGS]
     assert "ARCHBENCH_MAX_ACTIVATION_BYTES" in error["msg"]

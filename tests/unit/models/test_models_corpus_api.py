@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from test_models_malformed import ANALYSIS_CASES, CASES
 
 from tests.support.helpers import assert_problem, small_mlp, tiny_spec
+from tests.support.malformed import ANALYSIS_CASES, CASES
 from tests.support.services import in_process_database
 
 

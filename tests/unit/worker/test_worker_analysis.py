@@ -17,14 +17,14 @@ from core.similarity import decode_predictions
 from core.spec import AnalysisSpec, TrainingSpec
 from core.tables import Comparison, Trial, TrialLayerGram, TrialPrediction
 from models.spec import parse_variant
-from tests.support.helpers import stored_spec
+from tests.support.helpers import native_layers, stored_spec
 from worker.analysis import AnalysisResult, analyse_model, store_analysis
 from worker.datasets import Split, load_dataset, make_split
 from worker.training import train_trial
 
 pytestmark = pytest.mark.training  # fits Keras models in this process
 
-LAYERS = parse_variant(
+LAYERS = native_layers(
     {
         "name": "small",
         "layers": [
@@ -36,8 +36,7 @@ LAYERS = parse_variant(
             {"type": "Dense", "units": 10, "activation": "softmax"},
         ],
     }
-).layers
-assert LAYERS is not None
+)
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +128,7 @@ def test_stored_once_replaced_not_doubled_and_removed_with_the_trial(
         row = s.get(TrialPrediction, "t")
         assert row is not None
         examples, labels, predicted, probs = decode_predictions(row)
+        assert a.probs is not None  # predict_test=True
         np.testing.assert_array_equal(labels, a.labels)
         np.testing.assert_array_equal(examples, a.examples)
         np.testing.assert_array_equal(predicted, a.probs.argmax(axis=1))

@@ -227,6 +227,7 @@ def test_corrupt_cached_file(tmp_path: Path) -> None:
 
 
 def _upload(tmp_path: Path, **arrays: np.ndarray) -> str:
+    # numpy's stub lets any ** key reach its bool keyword allow_pickle; ours are array names.
     np.savez(tmp_path / "abc-123.npz", **arrays)  # type: ignore[arg-type]
     return "upload:abc-123"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -163,14 +165,14 @@ def test_per_seed_probe_is_the_same_for_every_seed_and_never_trained_on() -> Non
 
 def test_per_seed_is_reproducible_and_depends_on_split_seed() -> None:
     ds = indexed()
-    kw = {"test_split": 0.2, "validation_split": 0.1, "design": "per_seed", "seed": 2}
-    a = make_split(ds, split_seed=0, **kw)  # type: ignore[arg-type]
+    split = partial(make_split, ds, test_split=0.2, validation_split=0.1, design="per_seed", seed=2)
+    a = split(split_seed=0)
     clear_caches()
-    b = make_split(ds, split_seed=0, **kw)  # type: ignore[arg-type]
+    b = split(split_seed=0)
     assert a is not b
     for name in ("x_train", "y_train", "x_val", "x_test", "test_index", "probe_index"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    c = make_split(ds, split_seed=1, **kw)  # type: ignore[arg-type]
+    c = split(split_seed=1)
     assert not np.array_equal(np.sort(a.test_index), np.sort(c.test_index))
 
 
@@ -235,12 +237,14 @@ def test_split_built_by_hand_numbers_its_test_rows() -> None:
 def test_only_the_newest_per_seed_splits_stay_cached() -> None:
     """Each split is a copy of the data: a worker keeps two per-seed ones, not one per seed."""
     ds = indexed()
-    kw = {"test_split": 0.2, "validation_split": 0.1, "split_seed": 0, "design": "per_seed"}
-    splits = [make_split(ds, seed=s, **kw) for s in range(4)]  # type: ignore[arg-type]
-    assert make_split(ds, seed=3, **kw) is splits[3]  # type: ignore[arg-type]
-    assert make_split(ds, seed=2, **kw) is splits[2]  # type: ignore[arg-type]
-    assert make_split(ds, seed=0, **kw) is not splits[0]  # type: ignore[arg-type]
+    per_seed = partial(
+        make_split, ds, test_split=0.2, validation_split=0.1, split_seed=0, design="per_seed"
+    )
+    splits = [per_seed(seed=s) for s in range(4)]
+    assert per_seed(seed=3) is splits[3]
+    assert per_seed(seed=2) is splits[2]
+    assert per_seed(seed=0) is not splits[0]
     fixed = make_split(ds, test_split=0.2, validation_split=0.1, split_seed=0)
     for s in range(5, 9):
-        make_split(ds, seed=s, **kw)  # type: ignore[arg-type]
+        per_seed(seed=s)
     assert make_split(ds, test_split=0.2, validation_split=0.1, split_seed=0) is fixed

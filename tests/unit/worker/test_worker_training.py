@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.spec import EarlyStopping, TrainingSpec
-from models.spec import parse_variant
+from tests.support.helpers import native_layers
 from worker import training as training_mod
 from worker.checkpoint import Checkpoint
 from worker.datasets import Split, load_dataset, make_split
@@ -19,7 +19,7 @@ from worker.warm_models import PROCESS_MODELS
 
 pytestmark = pytest.mark.training  # fits Keras models in this process
 
-LAYERS = parse_variant(
+LAYERS = native_layers(
     {
         "name": "small",
         "layers": [
@@ -28,8 +28,7 @@ LAYERS = parse_variant(
             {"type": "Dense", "units": 10, "activation": "softmax"},
         ],
     }
-).layers
-assert LAYERS is not None
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +65,13 @@ def test_trial_trains_and_reports_each_epoch(split: Split) -> None:
     assert r.first_epoch == 1
     assert r.stop_reason is None
     assert 0.0 <= (r.test_accuracy or -1) <= 1.0
+    assert r.test_loss is not None
     assert np.isfinite(r.test_loss)
     assert r.test_metrics["loss"] == r.test_loss
     assert r.params == r.trainable_params == (3 * 3 * 8 + 8) + (6 * 6 * 8 * 10 + 10)
     assert r.best_val_accuracy == max(logs["val_accuracy"] for _, logs in seen)
     assert r.train_seconds > 0
+    assert r.inference_ms_per_sample is not None
     assert r.inference_ms_per_sample > 0
     assert r.device in ("CPU",) or r.device.startswith("GPU:0")
 
@@ -422,6 +423,7 @@ def test_mixed_precision_and_jit_options(split: Split) -> None:
     assert keras.config.dtype_policy().name == before  # the worker's next trial is unaffected
     assert mixed.test_accuracy is not None
     assert mixed.test_metrics["sparse_top_k_categorical_accuracy"] >= mixed.test_accuracy
+    assert mixed.test_loss is not None
     assert np.isfinite(mixed.test_loss)
     plain = run(split, training=TrainingSpec(epochs=1, batch_size=32, jit_compile=False))
     assert plain.test_loss != mixed.test_loss  # bfloat16 compute really was used
@@ -434,7 +436,7 @@ def test_inference_is_measured_only_when_asked(split: Split) -> None:
     assert measured > 0
 
 
-REGULARISED = parse_variant(
+REGULARISED = native_layers(
     {
         "name": "regularised",
         "layers": [
@@ -446,8 +448,7 @@ REGULARISED = parse_variant(
             {"type": "Dense", "units": 10, "activation": "softmax"},
         ],
     }
-).layers
-assert REGULARISED is not None
+)
 
 
 def _plain_keras(split: Split, seed: int) -> list[float]:

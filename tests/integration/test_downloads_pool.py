@@ -182,6 +182,9 @@ def _rows_in(body: bytes, fmt: str) -> int:
         ("metrics", "json"),
         ("metrics", "csv"),
         ("metrics", "parquet"),
+        # One reader for every format (prediction_rows); its Parquet is too small here.
+        ("predictions", "json"),
+        ("predictions", "csv"),
     ],
 )
 def test_a_paused_download_holds_no_pooled_connection(

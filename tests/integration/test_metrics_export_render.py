@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import insert
+from sqlalchemy.pool import QueuePool
 
 from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
 from tests.support.services import fresh_database, in_process_database
@@ -169,6 +170,7 @@ def test_short_reads_give_the_same_table_whatever_their_size(
     reads that end inside a trial, on its last epoch, or on trials without rows give the
     bytes (and Parquet rows) of one read of everything, in the same order."""
     from core import metrics_export
+    from core.db import get_engine
 
     cid = new_id()
     with (
@@ -192,3 +194,16 @@ def test_short_reads_give_the_same_table_whatever_their_size(
             monkeypatch.setattr(metrics_export, "CHUNK_ROWS", rows)
             for variant, expected in whole.items():
                 assert every_format(cid, variant) == expected, (trials, rows, variant)
+        # Between reads no connection is held: the reads' sessions are closed before the rows
+        # are handed on (a slow client cannot pin one).
+        pool = get_engine().pool
+        assert isinstance(pool, QueuePool)
+        for read in (metrics_export.metrics_json, metrics_export.metrics_csv):
+            chunks = read(cid, COLUMNS, None)
+            assert next(chunks)
+            assert pool.checkedout() == 0, read.__name__
+            chunks.close()
+        rows = metrics_export.metrics_rows(cid, COLUMNS, None)
+        assert next(rows)
+        assert pool.checkedout() == 0
+        rows.close()

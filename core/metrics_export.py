@@ -25,11 +25,11 @@ from typing import Any
 
 import pyarrow as pa
 from sqlalchemy import (
-    ColumnElement,
     Float,
     Select,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     column,
@@ -202,17 +202,18 @@ def _pg_batches(
 ) -> Iterator[list[str]]:
     """Each trial's rows as one string (``_per_trial``), ``CHUNK_TRIALS`` trials per short
     session: the session is closed before the strings are handed on."""
+    # Built once, each read binds its trials. On epoch_metrics' own column, which its primary
+    # key indexes (on trials.id, Postgres scans the whole of epoch_metrics for each read).
+    q = _per_trial(render, separator, value_columns, comparison_id, variant).where(
+        EpochMetric.trial_id.in_(bindparam("trials", expanding=True))
+    )
     after: TrialKey | None = None
     while True:
         texts: list[str] = []
         with session_scope() as s:
             window = _trial_window(s, comparison_id, variant, after)
             if window:
-                q = _per_trial(render, separator, value_columns, comparison_id, variant)
-                # On epoch_metrics' own column, which its primary key indexes (on trials.id,
-                # Postgres scans the whole of epoch_metrics for each read).
-                q = q.where(EpochMetric.trial_id.in_([t for _, _, t in window]))
-                texts = list(s.scalars(q))
+                texts = list(s.scalars(q, {"trials": [t for _, _, t in window]}))
         if texts:
             yield texts
         if len(window) < CHUNK_TRIALS:
@@ -233,6 +234,21 @@ def _row_batches(
     window follows the trials' size (which only costs, never changes the answer): once a
     batch fills up, the next window holds about ``CHUNK_ROWS`` rows again; after a window
     whose rows were all read, it doubles."""
+    # Built once, each read binds its trials. On epoch_metrics' own columns, as ranges of its
+    # primary key: the window's trials, or the rest of the trial being read and the others.
+    chunk = CHUNK_ROWS
+    q = (
+        select(*columns)
+        .select_from(Trial)
+        .join(EpochMetric, EpochMetric.trial_id == Trial.id)
+        .order_by(*TRIAL_ORDER, EpochMetric.epoch)
+        .limit(chunk)
+    )
+    others = EpochMetric.trial_id.in_(bindparam("trials", expanding=True))
+    rest_of_trial = and_(
+        EpochMetric.trial_id == bindparam("trial"), EpochMetric.epoch > bindparam("epoch")
+    )
+    from_start, resumed = q.where(others), q.where(or_(rest_of_trial, others))
     trial: TrialKey | None = None
     epoch: int | None = None  # the last epoch read of ``trial``, which may have more
     width = CHUNK_TRIALS  # trials in the next window
@@ -243,29 +259,17 @@ def _row_batches(
             window = _trial_window(
                 s, comparison_id, variant, trial, inclusive=epoch is not None, limit=width
             )
-            if window:
-                # On epoch_metrics' own columns, as ranges of its primary key: the rest of the
-                # trial being read, and the window's other trials.
-                ids = [t for _, _, t in window]
-                where: ColumnElement[bool] = EpochMetric.trial_id.in_(ids)
-                if trial is not None and epoch is not None:
-                    where = or_(
-                        and_(EpochMetric.trial_id == trial[2], EpochMetric.epoch > epoch),
-                        EpochMetric.trial_id.in_([t for t in ids if t != trial[2]]),
-                    )
-                q = (
-                    select(*columns)
-                    .select_from(Trial)
-                    .join(EpochMetric, EpochMetric.trial_id == Trial.id)
-                    .where(where)
-                    .order_by(*TRIAL_ORDER, EpochMetric.epoch)
-                    .limit(CHUNK_ROWS)
-                )
-                rows = list(s.execute(q))
+            ids = [t for _, _, t in window]
+            if trial is not None and epoch is not None:
+                rest = [t for t in ids if t != trial[2]]
+                params = {"trial": trial[2], "epoch": epoch, "trials": rest}
+                rows = list(s.execute(resumed, params))
+            elif window:
+                rows = list(s.execute(from_start, {"trials": ids}))
         if rows:
             yield rows
-        if len(rows) == CHUNK_ROWS:
-            touched = [t for _, _, t in window].index(rows[-1][at_trial]) + 1
+        if len(rows) == chunk:
+            touched = ids.index(rows[-1][at_trial]) + 1
             trial, epoch = window[touched - 1], rows[-1][at_epoch]
             # As many trials as this batch needed, and one more (short trials); only the one
             # being read while a trial is longer than a batch.

@@ -3,8 +3,9 @@
 A download (``/metrics``, ``/predictions``) is read in short sessions, one bounded batch
 each, so no pooled connection is held while a slow client reads the answer (as ``/trials``
 does). Each read continues after the last trial (or the last row of a trial) the previous
-one returned: the order must be total and must not depend on a session, hence the trial id
-after (variant index, seed), which alone are unique within a comparison.
+one returned, so the order must be total: (variant index, seed) already are unique within a
+comparison (as its trials' (variant, seed) are), and the trial id after them makes the order
+total without relying on that.
 """
 
 from __future__ import annotations

@@ -24,12 +24,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from core.cka import cka_matrix, packed_bytes, unpack_gram
+from core.db import session_scope
 from core.differences import TrialPredictions
 from core.status import TrialStatus
+from core.table_reads import TRIAL_ORDER, TrialKey, trials_after
 from core.tables import Trial, TrialLayerGram, TrialPrediction
 
 __all__ = [
@@ -121,42 +123,54 @@ def _p_true(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return out
 
 
+def _with_predictions(comparison_id: str, variant: str | None, *columns: Any) -> Select[Any]:
+    """``columns`` of the succeeded trials that stored predictions, in the tables' order."""
+    q = (
+        select(*columns)
+        .select_from(Trial)
+        .join(TrialPrediction, TrialPrediction.trial_id == Trial.id)
+        .where(Trial.comparison_id == comparison_id, Trial.status == TrialStatus.SUCCEEDED)
+        .order_by(*TRIAL_ORDER)
+    )
+    return q if variant is None else q.where(Trial.variant == variant)
+
+
 def _trials_with_predictions(
     session: Session, comparison_id: str, variant: str | None = None
 ) -> list[tuple[str, str, int]]:
-    q = (
-        select(Trial.id, Trial.variant, Trial.seed)
-        .join(TrialPrediction, TrialPrediction.trial_id == Trial.id)
-        .where(Trial.comparison_id == comparison_id, Trial.status == TrialStatus.SUCCEEDED)
-        .order_by(Trial.variant_index, Trial.seed)
-    )
-    if variant is not None:
-        q = q.where(Trial.variant == variant)
+    q = _with_predictions(comparison_id, variant, Trial.id, Trial.variant, Trial.seed)
     return [(t, v, int(s)) for t, v, s in session.execute(q)]
 
 
-def prediction_rows(
-    session: Session, comparison_id: str, variant: str | None = None
-) -> Iterator[dict[str, Any]]:
-    """One row per (trial, test example), one trial's arrays in memory at a time."""
-    for trial_id, name, seed in _trials_with_predictions(session, comparison_id, variant):
-        row = session.get(TrialPrediction, trial_id)
-        if row is None:
-            continue
-        examples, labels, predicted, probs = decode_predictions(row)
+def prediction_rows(comparison_id: str, variant: str | None = None) -> Iterator[dict[str, Any]]:
+    """One row per (trial, test example), one trial's arrays in memory at a time. Each trial
+    is read in a short session of its own (the next one after the last read, in the tables'
+    order), closed before its rows are yielded: no pooled connection is held while they are
+    sent."""
+    after: TrialKey | None = None
+    while True:
+        with session_scope() as session:
+            q = _with_predictions(comparison_id, variant, *TRIAL_ORDER, Trial.variant)
+            if after is not None:
+                q = q.where(trials_after(after))
+            found = session.execute(q.add_columns(TrialPrediction).limit(1)).first()
+            if found is None:
+                return
+            variant_index, seed, trial_id, name, stored = found
+            examples, labels, predicted, probs = decode_predictions(stored)
+        after = (int(variant_index), int(seed), str(trial_id))
         p_true = _p_true(labels, probs)
-        session.expunge(row)
-        for e, y, p, q in zip(
+        for e, y, p, q_true in zip(
             examples.tolist(), labels.tolist(), predicted.tolist(), p_true.tolist(), strict=True
         ):
             yield {
                 "trial_id": trial_id,
                 "variant": name,
-                "seed": seed,
+                "seed": int(seed),
                 "example": e,
                 "label": y,
                 "predicted": p,
-                "p_true": round(q, 4),
+                "p_true": round(q_true, 4),
             }
 
 

@@ -1,13 +1,13 @@
 """Do they differ? ``/predictions`` (JSON, CSV, Parquet), ``/similarity`` and ``/similarity.png``.
 
-``/predictions`` is streamed one trial at a time (one trial's arrays in memory), with an
-optional ``variant`` filter, as JSON, CSV or Parquet (api.tables_out, like every table).
+``/predictions`` is streamed one trial at a time (one trial's arrays in memory, each read in a
+short session of its own), with an optional ``variant`` filter, as JSON, CSV or Parquet
+(api.tables_out, like every table).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import pyarrow as pa
 from fastapi import APIRouter, Query, Request
@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from api.deps import ComparisonDep, ComparisonOnlyDep, SessionDep
 from api.tables_out import TABLE_RESPONSES, stream_table, table_format
-from core.db import session_scope
 from core.errors import InvalidInput
 from core.similarity import PREDICTION_COLUMNS, prediction_rows, similarity
 from core.similarity_plot import render_similarity_png
@@ -40,11 +39,6 @@ PARQUET_TYPES = {
 VariantQuery = Annotated[str | None, Query(max_length=64), NO_NUL]
 
 
-def _rows(comparison_id: str, variant: str | None) -> Iterator[dict[str, Any]]:
-    with session_scope() as s:
-        yield from prediction_rows(s, comparison_id, variant)
-
-
 @router.get(
     "/{comparison_id}/predictions",
     responses=TABLE_RESPONSES,
@@ -61,7 +55,7 @@ def predictions(
     if variant is not None:
         _check_variant(comparison, variant, "variant")
     return stream_table(
-        _rows(comparison.id, variant),
+        prediction_rows(comparison.id, variant),
         columns=PREDICTION_COLUMNS,
         fmt=table_format(request, fmt),
         types=PARQUET_TYPES,

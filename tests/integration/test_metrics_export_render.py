@@ -8,13 +8,17 @@ included.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert
+from sqlalchemy.pool import QueuePool
 
 from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
 from tests.support.helpers import stored_spec
@@ -125,3 +129,85 @@ def test_postgres_renders_the_same_bytes_as_the_row_path(
     assert len(rows) == 24
     assert {r["variant"] for r in rows} == set(VARIANTS)
     assert rows[1]["val_loss"] == ""  # epoch 2 has no validation values
+
+
+def add_trials_without_epochs(comparison_id: str) -> None:
+    """Five queued trials in the middle of the table's order (variant 1, seeds 2 to 6): reads
+    whose trials have no rows at all."""
+    from core.db import session_scope
+
+    with session_scope() as s:
+        for seed in range(2, 7):
+            s.execute(
+                insert(Trial).values(
+                    id=new_id(),
+                    comparison_id=comparison_id,
+                    variant=VARIANTS[1],
+                    variant_index=1,
+                    seed=seed,
+                    status="queued",
+                    attempts=0,
+                    epochs_planned=3,
+                    epochs_done=0,
+                    created_at=utcnow(),
+                )
+            )
+
+
+def every_format(comparison_id: str, variant: str | None) -> tuple[bytes, bytes, list[Any]]:
+    from core.metrics_export import metrics_csv, metrics_json, metrics_rows
+
+    return (
+        b"".join(metrics_json(comparison_id, COLUMNS, variant)),
+        b"".join(metrics_csv(comparison_id, COLUMNS, variant)),
+        list(metrics_rows(comparison_id, COLUMNS, variant)),
+    )
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_short_reads_give_the_same_table_whatever_their_size(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table is read in short sessions of CHUNK_TRIALS trials and at most CHUNK_ROWS rows;
+    reads that end inside a trial, on its last epoch, or on trials without rows give the
+    bytes (and Parquet rows) of one read of everything, in the same order."""
+    from core import metrics_export
+    from core.db import get_engine
+
+    cid = new_id()
+    with (
+        fresh_database("archbench_reads")
+        if database == "postgres"
+        else contextlib.nullcontext(f"sqlite:///{tmp_path / 'reads.db'}") as url,
+        in_process_database(url, monkeypatch),
+    ):
+        store(cid)
+        add_trials_without_epochs(cid)
+        whole = {v: every_format(cid, v) for v in (None, VARIANTS[1])}
+        items = json.loads(whole[None][0])["items"]
+        assert len(items) == 24
+        assert [(m["variant"], m["seed"], m["epoch"]) for m in items[6:9]] == [
+            (VARIANTS[1], 0, 1),
+            (VARIANTS[1], 0, 2),
+            (VARIANTS[1], 0, 3),
+        ]
+        for trials, rows in [(1, 1), (2, 3), (3, 4), (4, 2), (2, 1000)]:
+            monkeypatch.setattr(metrics_export, "CHUNK_TRIALS", trials)
+            monkeypatch.setattr(metrics_export, "CHUNK_ROWS", rows)
+            for variant, expected in whole.items():
+                assert every_format(cid, variant) == expected, (trials, rows, variant)
+        # Between reads no connection is held: the reads' sessions are closed before the rows
+        # are handed on (a slow client cannot pin one).
+        pool = get_engine().pool
+        assert isinstance(pool, QueuePool)
+        for read in (metrics_export.metrics_json, metrics_export.metrics_csv):
+            chunks = read(cid, COLUMNS, None)
+            assert isinstance(chunks, Generator)
+            assert next(chunks)
+            assert pool.checkedout() == 0, read.__name__
+            chunks.close()
+        dict_rows = metrics_export.metrics_rows(cid, COLUMNS, None)
+        assert isinstance(dict_rows, Generator)
+        assert next(dict_rows)
+        assert pool.checkedout() == 0
+        dict_rows.close()

@@ -178,50 +178,35 @@ def _aligned(
     return ix, iy
 
 
-def _disagreement_counts(x: TrialPredictions, y: TrialPredictions) -> tuple[int, int]:
+Rows = tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]
+"""Rows of two trials on the test examples both share: each row's example id, and whether the
+two predict different classes there."""
+
+
+def _rows(x: TrialPredictions, y: TrialPredictions) -> Rows:
     ix, iy = _aligned(x, y)
-    return int(np.sum(x.predicted[ix] != y.predicted[iy])), len(ix)
+    return x.examples[ix], x.predicted[ix] != y.predicted[iy]
 
 
-def _within_rows(
-    trials: Sequence[TrialPredictions],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """Every pair of the variant's seeds on the test examples both share: each row's example
-    id, and whether the two seeds predict different classes there."""
-    ids: list[npt.NDArray[np.int64]] = [np.zeros(0, dtype=np.int64)]
-    flags: list[npt.NDArray[np.bool_]] = [np.zeros(0, dtype=bool)]
-    for x, y in itertools.combinations(trials, 2):
-        ix, iy = _aligned(x, y)
-        ids.append(x.examples[ix])
-        flags.append(x.predicted[ix] != y.predicted[iy])
+def _joined(parts: Sequence[Rows]) -> Rows:
+    ids = [np.zeros(0, dtype=np.int64), *(p[0] for p in parts)]
+    flags = [np.zeros(0, dtype=bool), *(p[1] for p in parts)]
     return np.concatenate(ids), np.concatenate(flags)
+
+
+def _within_rows(trials: Sequence[TrialPredictions]) -> Rows:
+    """Every pair of the variant's seeds on the test examples both share."""
+    return _joined([_rows(x, y) for x, y in itertools.combinations(trials, 2)])
 
 
 def _rate(flags: npt.NDArray[np.bool_]) -> float | None:
     return float(flags.mean()) if len(flags) else None
 
 
-def _cross_rows(
-    ta: Mapping[int, TrialPredictions], tb: Mapping[int, TrialPredictions], seeds: Sequence[int]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """A against B on each paired seed, on the test examples both share."""
-    ids: list[npt.NDArray[np.int64]] = [np.zeros(0, dtype=np.int64)]
-    flags: list[npt.NDArray[np.bool_]] = [np.zeros(0, dtype=bool)]
-    for s in seeds:
-        ix, iy = _aligned(ta[s], tb[s])
-        ids.append(ta[s].examples[ix])
-        flags.append(ta[s].predicted[ix] != tb[s].predicted[iy])
-    return np.concatenate(ids), np.concatenate(flags)
-
-
-def _beyond(
-    ta: Mapping[int, TrialPredictions], tb: Mapping[int, TrialPredictions], seeds: Sequence[int]
-) -> tuple[float, float] | None:
-    """(A-B rate minus seed-to-seed rate, its variance over test examples) on ``seeds``."""
-    c_ids, c_flags = _cross_rows(ta, tb, seeds)
-    wa = _within_rows([ta[s] for s in seeds])
-    wb = _within_rows([tb[s] for s in seeds])
-    w_ids, w_flags = np.concatenate([wa[0], wb[0]]), np.concatenate([wa[1], wb[1]])
+def _difference_and_variance(cross: Rows, within: Rows) -> tuple[float, float] | None:
+    """(cross rate minus seed-to-seed rate, its variance over test examples)."""
+    c_ids, c_flags = cross
+    w_ids, w_flags = within
     n_c, n_w = len(c_flags), len(w_flags)
     if n_c == 0 or n_w == 0:
         return None
@@ -233,6 +218,14 @@ def _beyond(
     u -= np.bincount(cluster[n_c:], weights=(fw - rate_w) / n_w, minlength=g)
     var = g / (g - 1) * float(np.sum(u**2)) if g > 1 else 0.0
     return rate_c - rate_w, var
+
+
+def _difference(cross: Sequence[Rows], within: Sequence[Rows]) -> float | None:
+    """Cross rate minus seed-to-seed rate, from counts alone (for the jackknife)."""
+    n_c, n_w = sum(len(f) for _, f in cross), sum(len(f) for _, f in within)
+    if n_c == 0 or n_w == 0:
+        return None
+    return sum(int(f.sum()) for _, f in cross) / n_c - sum(int(f.sum()) for _, f in within) / n_w
 
 
 def beyond_seeds_p(
@@ -250,17 +243,34 @@ def beyond_seeds_p(
     examples as clusters, both rates in one sum, so the covariance of rates read on the same
     examples counts) and the seeds (the leave-one-seed-out jackknife of D: a seed's luck,
     a run that is better or worse overall, moves its cross and seed-to-seed rows together).
-    Their sum counts the per-row noise twice, which errs on the safe side. The jackknife needs
+    Each counts the per-row noise, so the larger of the two is used, not their sum (which
+    counts it twice; both were checked by simulation, see the tests). The jackknife needs
     three paired seeds: with fewer, a difference between the architectures cannot be told
     from the luck of two runs, and the answer is None."""
     seeds = sorted(set(ta) & set(tb))
     k = len(seeds)
-    whole = _beyond(ta, tb, seeds) if k >= 3 else None
+    if k < 3:
+        return None
+    # Each pair of trials is aligned once; the jackknife reuses the rows.
+    cross = {s: _rows(ta[s], tb[s]) for s in seeds}
+    within = {
+        (s, u): (_rows(ta[s], ta[u]), _rows(tb[s], tb[u]))
+        for s, u in itertools.combinations(seeds, 2)
+    }
+    whole = _difference_and_variance(
+        _joined(list(cross.values())), _joined([r for pair in within.values() for r in pair])
+    )
     if whole is None:
         return None
     diff, var_examples = whole
-    leave_out = [_beyond(ta, tb, [x for x in seeds if x != s]) for s in seeds]
-    d = np.array([v[0] for v in leave_out if v is not None])
+    leave_out = [
+        _difference(
+            [rows for x, rows in cross.items() if x != s],
+            [r for key, pair in within.items() if s not in key for r in pair],
+        )
+        for s in seeds
+    ]
+    d = np.array([v for v in leave_out if v is not None])
     if len(d) != k:
         return None
     var_seeds = (k - 1) / k * float(np.sum((d - d.mean()) ** 2))
@@ -315,8 +325,7 @@ def _pair(
     tb = {t.seed: t for t in by_variant.get(b, ())}
     seeds = sorted(set(ta) & set(tb))
     disagree = shared = a_wrong = both_wrong = 0
-    ids: list[npt.NDArray[np.int64]] = [np.zeros(0, dtype=np.int64)]
-    flags: list[npt.NDArray[np.bool_]] = [np.zeros(0, dtype=bool)]
+    cross_parts: list[Rows] = []
     seed_p: list[float] = []
     class_p: dict[int, list[float]] = defaultdict(list)
     for s in seeds:
@@ -326,8 +335,7 @@ def _pair(
             continue
         ca, cb = x.correct[ix], y.correct[iy]
         differ = x.predicted[ix] != y.predicted[iy]
-        ids.append(x.examples[ix])
-        flags.append(differ)
+        cross_parts.append((x.examples[ix], differ))
         disagree += int(np.sum(differ))
         shared += len(ix)
         a_wrong += int(np.sum(~ca))
@@ -362,11 +370,8 @@ def _pair(
     ece_a, nll_a = _calibration(list(ta.values()))
     ece_b, nll_b = _calibration(list(tb.values()))
     within_a, within_b = _within_rows(list(ta.values())), _within_rows(list(tb.values()))
-    within = (
-        np.concatenate([within_a[0], within_b[0]]),
-        np.concatenate([within_a[1], within_b[1]]),
-    )
-    cross = (np.concatenate(ids), np.concatenate(flags))
+    within = _joined([within_a, within_b])
+    cross = _joined(cross_parts)
     return {
         "a": a,
         "b": b,

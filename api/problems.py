@@ -110,8 +110,8 @@ def _comparison_body_errors(
     the schema's, and those of the variants and dataset it would have hidden."""
     from api.deps import DEFAULT_TENANT
     from core.config import get_settings
+    from core.data.uploads import resolver_for
     from core.db import session_scope
-    from core.uploads import resolver_for
     from core.validation import body_errors
 
     if not isinstance(body, dict):

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from core.datasets import DATASET_NAME
+from core.data.datasets import DATASET_NAME
 from models.spec import Variant, parse_variant
 
 __all__ = [

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.config import Settings
-from core.datasets import BUILTIN_DATASETS, DatasetInfo, split_problem
+from core.data.datasets import BUILTIN_DATASETS, DatasetInfo, split_problem
 from core.destinations import allows_private, literal_refusal
 from core.errors import ErrorItem, InvalidInput
 from core.similarity import analysis_bytes
@@ -246,7 +246,7 @@ def validate_comparison(
 ) -> ValidatedComparison:
     """Validate every variant and limit; raise one InvalidInput with all located errors.
 
-    ``resolve`` finds the tenant's uploaded datasets (``core.uploads.resolver_for``).
+    ``resolve`` finds the tenant's uploaded datasets (``core.data.uploads.resolver_for``).
     """
     errors: list[ErrorItem] = []
     try:

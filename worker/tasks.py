@@ -35,6 +35,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
+from core.data.uploads import upload_path_of
 from core.db import session_scope
 from core.errors import Problem, TrialFailed
 from core.lifecycle import (
@@ -58,7 +59,6 @@ from core.spec import StoredSpec
 from core.status import Outcome, StopReason, TrialStatus
 from core.sweeper import remove_checkpoint
 from core.tables import Comparison, EpochMetric, Trial
-from core.uploads import upload_path_of
 from worker.celery_app import app
 
 if TYPE_CHECKING:

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Body
 from api.deps import SessionDep, SettingsDep, TenantDep
 from api.examples import ANALYZE_EXAMPLES
 from api.schemas import AnalyzeRequest
+from core.data.uploads import resolver_for
 from core.errors import ErrorItem, InvalidInput
 from core.spec import DatasetRef
-from core.uploads import resolver_for
 from core.validation import dataset_info, validate_variant
 
 __all__ = ["router"]

@@ -42,6 +42,7 @@ from core.comparisons import (
     trial_key,
     trials_in_order,
 )
+from core.data.uploads import resolver_for
 from core.db import session_scope
 from core.dispatch import dispatch
 from core.lifecycle import progress_of
@@ -56,7 +57,6 @@ from core.metrics_export import (
 from core.spec import NO_NUL, ComparisonSpec
 from core.status import ComparisonStatus
 from core.tables import Comparison
-from core.uploads import resolver_for
 from core.validation import validate_comparison
 
 __all__ = ["router"]

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
-from core.datasets import UPLOAD_PREFIX, DatasetInfo
+from core.data.datasets import UPLOAD_PREFIX, DatasetInfo
 from core.db import session_scope
 from core.errors import ErrorItem, InvalidInput
 from core.tables import Comparison, Dataset

@@ -20,9 +20,9 @@ from api.problems import install_problem_handlers
 from api.routes import architectures, comparisons, dashboard, datasets, differences, health, reports
 from api.routes import deliveries as webhook_deliveries
 from core.config import Settings, get_settings
-from core.db import get_engine
 from core.errors import ServiceUnavailable
-from core.migrate import schema_problem
+from core.store.db import get_engine
+from core.store.migrate import schema_problem
 from core.version import __version__
 
 __all__ = ["create_app"]

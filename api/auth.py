@@ -18,8 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.cache import TTLCache
 from api.problems import PROBLEM_JSON
 from core.config import Settings
-from core.db import session_scope
 from core.errors import ArchbenchError, ServiceUnavailable, Unauthorized
+from core.store.db import session_scope
 from core.tenancy import active_key_count, tenant_for_key
 
 __all__ = [

@@ -11,9 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
-from core.db import session_scope
 from core.errors import NotFound, Unauthorized
-from core.tables import Comparison
+from core.store.db import session_scope
+from core.store.tables import Comparison
 from core.tenancy import owned
 
 __all__ = [

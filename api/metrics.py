@@ -39,7 +39,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from core.config import Settings, get_settings
-from core.db import session_scope
 from core.logging import log_context
 from core.monitoring import (
     comparisons_by_status,
@@ -52,6 +51,7 @@ from core.monitoring import (
     worker_heartbeats,
 )
 from core.queue import QUEUE
+from core.store.db import session_scope
 
 __all__ = [
     "CONTENT_TYPE",

@@ -111,7 +111,7 @@ def _comparison_body_errors(
     from api.deps import DEFAULT_TENANT
     from core.config import get_settings
     from core.data.uploads import resolver_for
-    from core.db import session_scope
+    from core.store.db import session_scope
     from core.validation import body_errors
 
     if not isinstance(body, dict):

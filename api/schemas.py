@@ -9,7 +9,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.status import ComparisonStatus, TrialStatus
-from core.tables import Comparison, Trial
+from core.store.tables import Comparison, Trial
 from core.timestamps import rfc3339
 
 __all__ = [

@@ -35,9 +35,9 @@ def populate(url: str, trials: int, epochs: int) -> str:
     """Store one finished comparison with ``trials`` trials of ``epochs`` epochs each."""
     from sqlalchemy import insert
 
-    from core.db import make_engine
     from core.spec import StoredSpec
-    from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
+    from core.store.db import make_engine
+    from core.store.tables import Comparison, EpochMetric, Trial, new_id, utcnow
 
     engine = make_engine(url)
     variants = [f"v{i}" for i in range(5)]

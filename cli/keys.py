@@ -19,7 +19,7 @@ def _err(msg: str) -> None:
 
 def cmd_create(args: argparse.Namespace) -> int:
     """Create a key for a tenant and print it once; only its hash is stored."""
-    from core.db import session_scope
+    from core.store.db import session_scope
     from core.tenancy import create_key
 
     if not TENANT.match(args.tenant):
@@ -47,7 +47,7 @@ def _row(k: Any) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """List keys (never the keys themselves: their id, tenant, name and first characters)."""
-    from core.db import session_scope
+    from core.store.db import session_scope
     from core.tenancy import list_keys
 
     with session_scope() as session:
@@ -64,8 +64,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_revoke(args: argparse.Namespace) -> int:
     """Revoke a key by id; requests with it are refused within ARCHBENCH_KEY_CACHE_SECONDS."""
-    from core.db import session_scope
     from core.errors import NotFound
+    from core.store.db import session_scope
     from core.tenancy import revoke_key
 
     try:

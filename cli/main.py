@@ -58,7 +58,7 @@ def _database_ready(url: str, *, migrate: bool) -> str | None:
     """
     from sqlalchemy.exc import ArgumentError, DBAPIError
 
-    from core.migrate import schema_problem, schema_state, upgrade
+    from core.store.migrate import schema_problem, schema_state, upgrade
 
     try:
         if migrate:
@@ -79,7 +79,7 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     if problem:
         _err(problem)
         return EXIT_FAILED
-    from core.migrate import head_revision
+    from core.store.migrate import head_revision
 
     print(f"database at revision {head_revision()} (head)")
     return EXIT_OK
@@ -221,7 +221,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import DBAPIError
 
     from core.config import get_settings
-    from core.migrate import schema_problem
+    from core.store.migrate import schema_problem
 
     # A worker on a schema it does not match would take message after message and hand each
     # back: refuse to start, as the api does. A database that cannot be reached right now is

@@ -171,7 +171,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
             print(f"wrote trials.csv, metrics.csv, report.json, report.md, report.png to {out}")
         if args.mlflow:
-            from core.mlflow_export import log_runs
+            from core.exports.mlflow import log_runs
 
             try:
                 result = log_runs(
@@ -186,7 +186,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 return EXIT_FAILED
             print(result.summary(args.mlflow))
         if args.tensorboard:
-            from core.tensorboard_export import write_event_files
+            from core.exports.tensorboard import write_event_files
 
             try:
                 written = write_event_files(

@@ -12,7 +12,6 @@ from sqlalchemy import false, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from core.db import rows_changed
 from core.errors import Conflict, IdempotencyMismatch, TooManyRequests
 from core.lifecycle import (
     LOCK_CONFLICT_TRIES,
@@ -24,7 +23,8 @@ from core.lifecycle import (
 from core.reuse import copy_result, find_reusable, library_versions, trial_hash
 from core.spec import StoredSpec
 from core.status import ACTIVE, ComparisonStatus, TrialStatus
-from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
+from core.store.db import rows_changed
+from core.store.tables import Comparison, EpochMetric, Trial, new_id, utcnow
 from core.tenancy import owned
 from core.validation import ValidatedComparison
 from models.analysis import Analysis

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     max_streams_per_tenant: int = Field(20, ge=1)
     max_streams: int = Field(500, ge=1)
     stream_db_readers: int = Field(2, ge=1, le=10)
-    # The database pool of each process (core.db): connections kept, extra ones allowed at
+    # The database pool of each process (core.store.db): connections kept, extra ones allowed at
     # once, and seconds a request waits for one before it is a 503 with Retry-After.
     db_pool_size: int = Field(10, ge=1)
     db_max_overflow: int = Field(20, ge=0)

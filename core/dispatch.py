@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import update
 
-from core.db import session_scope
 from core.queue import enqueue_trials
 from core.status import TrialStatus
-from core.tables import Trial, utcnow
+from core.store.db import session_scope
+from core.store.tables import Trial, utcnow
 
 __all__ = ["dispatch"]
 

@@ -31,10 +31,10 @@ from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, upd
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from core.db import rows_changed, upsert_insert
 from core.errors import AttemptsExhausted, Problem, TrialsFailed, without_terminal_codes
 from core.status import ACTIVE, TERMINAL, ComparisonStatus, StopReason, TrialStatus
-from core.tables import Comparison, EpochMetric, Trial, UTCDateTime, utcnow
+from core.store.db import rows_changed, upsert_insert
+from core.store.tables import Comparison, EpochMetric, Trial, UTCDateTime, utcnow
 
 __all__ = [
     "LOCK_CONFLICT_TRIES",

@@ -13,7 +13,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from core.status import TrialStatus
-from core.tables import Comparison, EpochMetric, Trial, WorkerHeartbeat
+from core.store.tables import Comparison, EpochMetric, Trial, WorkerHeartbeat
 
 __all__ = [
     "comparisons_by_status",

@@ -13,7 +13,7 @@ from core.report import EpochPoint, TrialResult, build_report, tested_pairs
 from core.report_schema import PairDifference
 from core.similarity import last_hidden_cka, load_predictions
 from core.status import TERMINAL
-from core.tables import Comparison, EpochMetric, Trial
+from core.store.tables import Comparison, EpochMetric, Trial
 
 __all__ = ["load_differences", "load_report", "load_trial_results"]
 

@@ -25,7 +25,14 @@ from sqlalchemy.orm import Session
 from core.lifecycle import mark_reused
 from core.spec import StoredSpec
 from core.status import StopReason, TrialStatus
-from core.tables import Comparison, EpochMetric, Trial, TrialLayerGram, TrialPrediction, utcnow
+from core.store.tables import (
+    Comparison,
+    EpochMetric,
+    Trial,
+    TrialLayerGram,
+    TrialPrediction,
+    utcnow,
+)
 
 __all__ = ["SEEDING", "copy_result", "find_reusable", "library_versions", "trial_hash"]
 

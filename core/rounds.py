@@ -23,9 +23,9 @@ from sqlalchemy import distinct, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from core.db import rows_changed
 from core.status import ACTIVE
-from core.tables import Comparison, Trial
+from core.store.db import rows_changed
+from core.store.tables import Comparison, Trial
 
 __all__ = ["enqueue_added", "needs_more", "next_round", "seeds_per_variant"]
 

@@ -28,11 +28,11 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from core.cka import cka_matrix, packed_bytes, unpack_gram
-from core.db import session_scope
 from core.differences import TrialPredictions
 from core.status import TrialStatus
-from core.table_reads import TRIAL_ORDER, TrialKey, trials_after
-from core.tables import Trial, TrialLayerGram, TrialPrediction
+from core.store.db import session_scope
+from core.store.table_reads import TRIAL_ORDER, TrialKey, trials_after
+from core.store.tables import Trial, TrialLayerGram, TrialPrediction
 
 __all__ = [
     "PREDICTION_COLUMNS",

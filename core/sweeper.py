@@ -34,7 +34,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.db import rows_changed, session_scope
 from core.dispatch import dispatch
 from core.lifecycle import (
     added_trials,
@@ -47,7 +46,8 @@ from core.lifecycle import (
 from core.queue import broker_was_reset
 from core.rounds import enqueue_added
 from core.status import ACTIVE, TERMINAL, StopReason, TrialStatus
-from core.tables import Comparison, Trial, WorkerHeartbeat, utcnow
+from core.store.db import rows_changed, session_scope
+from core.store.tables import Comparison, Trial, WorkerHeartbeat, utcnow
 
 __all__ = ["SweepResult", "remove_checkpoint", "sweep"]
 

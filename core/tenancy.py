@@ -16,7 +16,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
-from core.tables import ApiKey, Comparison, Dataset, utcnow
+from core.store.tables import ApiKey, Comparison, Dataset, utcnow
 
 __all__ = [
     "KEY_PREFIX",

@@ -2,7 +2,7 @@
 
 REST resources (pydantic writes aware datetimes this way), table rows (JSON, CSV), the event
 stream, webhooks and uploads all write ``2026-12-03T06:40:17.123456Z``; Parquet stores a UTC
-timestamp type. A naive datetime is taken as UTC (SQLite drops the zone; core.tables reads it
+timestamp type. A naive datetime is taken as UTC (SQLite drops the zone; core.store.tables reads it
 back aware anyway).
 """
 

@@ -30,11 +30,11 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.db import session_scope
 from core.destinations import Refused, allows_private, resolve_public
 from core.reporting import load_report
 from core.status import TERMINAL
-from core.tables import Comparison, WebhookDelivery, utcnow
+from core.store.db import session_scope
+from core.store.tables import Comparison, WebhookDelivery, utcnow
 from core.timestamps import rfc3339
 
 __all__ = ["EVENT", "backoff", "deliver_due", "payload", "sign"]

@@ -1,2 +1,2 @@
 """Alembic's revisions for archbench, a package so that an installed wheel carries them
-(``core.migrate`` finds them by import, not through the source tree)."""
+(``core.store.migrate`` finds them by import, not through the source tree)."""

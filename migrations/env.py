@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 
 from core.config import get_settings
-from core.db import make_engine
-from core.tables import Base
+from core.store.db import make_engine
+from core.store.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

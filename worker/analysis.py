@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from core.cka import pack_gram
 from core.similarity import SKIPPED_LAYER_TYPES, encode_predictions, probe_hash
 from core.spec import AnalysisSpec
-from core.tables import TrialLayerGram
+from core.store.tables import TrialLayerGram
 from worker.datasets import Split
 
 __all__ = ["AnalysisResult", "LayerGram", "analyse_model", "store_analysis"]
@@ -143,7 +143,7 @@ def store_analysis(session: Session, trial_id: str, result: AnalysisResult | Non
     """Replace the trial's stored analysis with ``result`` (in the caller's transaction: the
     one that commits the trial's result). Replacing, not adding: a retried commit or a
     trial trained again never doubles it."""
-    from core.tables import TrialPrediction
+    from core.store.tables import TrialPrediction
 
     session.execute(delete(TrialPrediction).where(TrialPrediction.trial_id == trial_id))
     session.execute(delete(TrialLayerGram).where(TrialLayerGram.trial_id == trial_id))

@@ -24,9 +24,9 @@ from celery.signals import (
 )
 
 from core.config import get_settings
-from core.db import dispose_engine
 from core.logging import configure_logging
 from core.queue import celery_config, tune_sql_transport
+from core.store.db import dispose_engine
 from core.sweeper import sweep
 from worker.heartbeat import Heartbeat, pool_description
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy import delete
 
-from core.db import session_scope, upsert_insert
-from core.tables import WorkerHeartbeat, utcnow
+from core.store.db import session_scope, upsert_insert
+from core.store.tables import WorkerHeartbeat, utcnow
 
 __all__ = ["STALE_AFTER", "Heartbeat", "beat", "forget", "pool_description"]
 

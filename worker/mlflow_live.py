@@ -1,5 +1,5 @@
 """Live MLflow logging: with ``ARCHBENCH_MLFLOW_TRACKING_URI`` set, every ended trial is logged
-as an MLflow run (see ``core.mlflow_export``), however it ended.
+as an MLflow run (see ``core.exports.mlflow``), however it ended.
 
 Driven from the database, like webhook delivery: every worker's main process runs ``log_due``
 every ``mlflow_poll_seconds``. A pass finds ended trials with no row in ``mlflow_runs`` (or an
@@ -10,7 +10,7 @@ without a run id (``ON CONFLICT DO NOTHING ... RETURNING``: several workers neve
 same trial), logs them with no transaction open, then records the run ids; if MLflow fails, the
 placeholders are dropped and that comparison is tried again after a backoff while the others
 are logged. A placeholder left by an exporter that died expires after ``CLAIM_TTL``;
-``core.mlflow_export`` skips a trial whose run is already in the store (tagged with its id),
+``core.exports.mlflow`` skips a trial whose run is already in the store (tagged with its id),
 so a crash in between costs no duplicate.
 """
 
@@ -26,10 +26,10 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.db import session_scope, upsert_insert
-from core.mlflow_export import export_runs
+from core.exports.mlflow import export_runs
 from core.status import TERMINAL
-from core.tables import Comparison, EpochMetric, MlflowRun, Trial, utcnow
+from core.store.db import session_scope, upsert_insert
+from core.store.tables import Comparison, EpochMetric, MlflowRun, Trial, utcnow
 
 __all__ = ["WINDOW", "due_trials", "log_due"]
 

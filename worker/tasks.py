@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
 from core.data.uploads import upload_path_of
-from core.db import session_scope
 from core.errors import Problem, TrialFailed
 from core.lifecycle import (
     LeaseLost,
@@ -57,8 +56,9 @@ from core.reuse import library_versions, trial_hash
 from core.rounds import enqueue_added
 from core.spec import StoredSpec
 from core.status import Outcome, StopReason, TrialStatus
+from core.store.db import session_scope
+from core.store.tables import Comparison, EpochMetric, Trial
 from core.sweeper import remove_checkpoint
-from core.tables import Comparison, EpochMetric, Trial
 from worker.celery_app import app
 
 if TYPE_CHECKING:

@@ -43,10 +43,8 @@ from core.comparisons import (
     trials_in_order,
 )
 from core.data.uploads import resolver_for
-from core.db import session_scope
 from core.dispatch import dispatch
-from core.lifecycle import progress_of
-from core.metrics_export import (
+from core.exports.metrics import (
     KEYS,
     METRIC_KEY_TYPES,
     metric_columns,
@@ -54,9 +52,11 @@ from core.metrics_export import (
     metrics_json,
     metrics_rows,
 )
+from core.lifecycle import progress_of
 from core.spec import NO_NUL, ComparisonSpec
 from core.status import ComparisonStatus
-from core.tables import Comparison
+from core.store.db import session_scope
+from core.store.tables import Comparison
 from core.validation import validate_comparison
 
 __all__ = ["router"]

@@ -20,7 +20,7 @@ from core.data.datasets import BUILTIN_DATASETS
 from core.data.uploads import dataset_out, inspect_npz, store_upload
 from core.errors import InvalidInput, PayloadTooLarge, TooManyRequests
 from core.spec import NO_NUL
-from core.tables import Dataset
+from core.store.tables import Dataset
 from core.tenancy import owned
 
 __all__ = ["router"]

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from api.deps import ComparisonDep, SessionDep
 from api.paging import LimitQuery
 from api.schemas import Page
-from core.tables import WebhookDelivery
+from core.store.tables import WebhookDelivery
 
 __all__ = ["DeliveryOut", "router"]
 

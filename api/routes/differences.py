@@ -19,7 +19,7 @@ from core.errors import InvalidInput
 from core.similarity import PREDICTION_COLUMNS, prediction_rows, similarity
 from core.similarity_plot import render_similarity_png
 from core.spec import NO_NUL
-from core.tables import Comparison
+from core.store.tables import Comparison
 
 __all__ = ["router"]
 

@@ -11,10 +11,10 @@ from sqlalchemy import text
 
 from api.deps import SettingsDep
 from api.metrics import CONTENT_TYPE, render_metrics
-from core.db import get_engine
 from core.errors import Unauthorized
-from core.migrate import schema_state
 from core.queue import client_app
+from core.store.db import get_engine
+from core.store.migrate import schema_state
 
 __all__ = ["router"]
 

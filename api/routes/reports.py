@@ -16,7 +16,6 @@ from api.schemas import comparison_out
 from api.streams import EventHub, LimitedStreamingResponse, StreamLimits
 from core.comparisons import epochs_since, trial_states
 from core.config import get_settings
-from core.db import session_scope
 from core.errors import NotFound
 from core.lifecycle import progress_of
 from core.report import PAIRWISE_ROW_COLUMNS, REPORT_ROW_COLUMNS, pairwise_rows, report_rows
@@ -25,7 +24,8 @@ from core.report_render import render_markdown, render_text, rows_to_csv
 from core.report_schema import Report
 from core.reporting import load_report
 from core.status import TERMINAL, TrialStatus
-from core.tables import Comparison
+from core.store.db import session_scope
+from core.store.tables import Comparison
 from core.timestamps import json_default
 
 __all__ = ["router"]

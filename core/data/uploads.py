@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
 from core.data.datasets import UPLOAD_PREFIX, DatasetInfo
-from core.db import session_scope
 from core.errors import ErrorItem, InvalidInput
-from core.tables import Comparison, Dataset
+from core.store.db import session_scope
+from core.store.tables import Comparison, Dataset
 from core.tenancy import owned
 from core.timestamps import rfc3339
 

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from core.comparisons import create_comparison
 from core.config import Settings
-from core.db import make_engine
 from core.queue import celery_config, enqueue_trials
 from core.spec import ComparisonSpec
-from core.tables import Comparison, EpochMetric, Trial
+from core.store.db import make_engine
+from core.store.tables import Comparison, EpochMetric, Trial
 from core.validation import validate_comparison
 from tests.support.helpers import (
     assert_problem,
@@ -199,7 +199,7 @@ def _race_claims(engine: Any, trial_id: str) -> dict[str, bool]:
 
 def test_concurrent_claims_of_one_trial_have_one_winner() -> None:
     """Two deliveries of one trial arriving at once: exactly one claim succeeds, each time."""
-    from core.migrate import upgrade
+    from core.store.migrate import upgrade
 
     with fresh_database("archbench_claims") as url:
         upgrade(url)

@@ -120,7 +120,7 @@ BIG_EXAMPLES = 3000  # test predictions per trial: 180,000 rows
 def big_comparison(api: SecuredApi) -> str:
     """A comparison whose 60 trials all succeeded with ``BIG_EPOCHS`` epochs and
     ``BIG_EXAMPLES`` stored predictions each, written straight into the api's database."""
-    from core import metrics_export
+    from core.exports import metrics as metrics_export
     from core.similarity import encode_predictions
 
     spec = tiny_spec("dl-big", seeds=BIG_SEEDS, epochs=1)  # the epochs are written below
@@ -134,7 +134,7 @@ def big_comparison(api: SecuredApi) -> str:
         trial_ids = [
             r[0] for r in conn.execute("SELECT id FROM trials WHERE comparison_id = %s", (cid,))
         ]
-        # More than one short read of every kind (see core.metrics_export).
+        # More than one short read of every kind (see core.exports.metrics).
         assert len(trial_ids) > metrics_export.CHUNK_TRIALS
         assert len(trial_ids) * BIG_EPOCHS > 2 * metrics_export.CHUNK_ROWS
         conn.execute(

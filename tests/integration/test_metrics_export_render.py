@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.pool import QueuePool
 
-from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
+from core.store.tables import Comparison, EpochMetric, Trial, new_id, utcnow
 from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database, in_process_database
 
@@ -32,7 +32,7 @@ TRIAL_IDS = [new_id() for _ in range(8)]  # the same rows in both databases
 
 
 def store(comparison_id: str) -> None:
-    from core.db import session_scope
+    from core.store.db import session_scope
 
     now = utcnow()
     with session_scope() as s:
@@ -82,7 +82,7 @@ def store(comparison_id: str) -> None:
 
 
 def render(comparison_id: str, variant: str | None) -> tuple[bytes, bytes]:
-    from core.metrics_export import metrics_csv, metrics_json
+    from core.exports.metrics import metrics_csv, metrics_json
 
     return (
         b"".join(metrics_json(comparison_id, COLUMNS, variant)),
@@ -134,7 +134,7 @@ def test_postgres_renders_the_same_bytes_as_the_row_path(
 def add_trials_without_epochs(comparison_id: str) -> None:
     """Five queued trials in the middle of the table's order (variant 1, seeds 2 to 6): reads
     whose trials have no rows at all."""
-    from core.db import session_scope
+    from core.store.db import session_scope
 
     with session_scope() as s:
         for seed in range(2, 7):
@@ -155,7 +155,7 @@ def add_trials_without_epochs(comparison_id: str) -> None:
 
 
 def every_format(comparison_id: str, variant: str | None) -> tuple[bytes, bytes, list[Any]]:
-    from core.metrics_export import metrics_csv, metrics_json, metrics_rows
+    from core.exports.metrics import metrics_csv, metrics_json, metrics_rows
 
     return (
         b"".join(metrics_json(comparison_id, COLUMNS, variant)),
@@ -171,8 +171,8 @@ def test_short_reads_give_the_same_table_whatever_their_size(
     """The table is read in short sessions of CHUNK_TRIALS trials and at most CHUNK_ROWS rows;
     reads that end inside a trial, on its last epoch, or on trials without rows give the
     bytes (and Parquet rows) of one read of everything, in the same order."""
-    from core import metrics_export
-    from core.db import get_engine
+    from core.exports import metrics as metrics_export
+    from core.store.db import get_engine
 
     cid = new_id()
     with (

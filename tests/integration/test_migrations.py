@@ -1,4 +1,5 @@
-"""Alembic migrations: up and down on SQLite and Postgres, and no drift from core/tables.py."""
+"""Alembic migrations: up and down on SQLite and Postgres, and no drift from the tables
+(core/store/tables.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
-from core.db import make_engine
-from core.migrate import current_revision, downgrade, head_revision, upgrade
 from core.status import TrialStatus
-from core.tables import Base
+from core.store.db import make_engine
+from core.store.migrate import current_revision, downgrade, head_revision, upgrade
+from core.store.tables import Base
 from tests.support.services import fresh_database
 
 
@@ -24,7 +25,7 @@ def _roundtrip(url: str) -> None:
     try:
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-        assert diff == [], f"core/tables.py and the migrations disagree: {diff}"
+        assert diff == [], f"core/store/tables.py and the migrations disagree: {diff}"
         assert {"comparisons", "trials", "epoch_metrics"} <= set(inspect(engine).get_table_names())
     finally:
         engine.dispose()

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from core.config import Settings, get_settings
-from core.db import session_scope
-from core.tables import Comparison, MlflowRun, Trial, utcnow
+from core.store.db import session_scope
+from core.store.tables import Comparison, MlflowRun, Trial, utcnow
 from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database, in_process_database
 
@@ -73,7 +73,7 @@ def test_a_refused_comparison_is_skipped_and_no_row_is_locked_during_the_export(
     from mlflow import MlflowClient
 
     import worker.mlflow_live as mlflow_live
-    from core.mlflow_export import export_runs
+    from core.exports.mlflow import export_runs
 
     store = MlflowClient(tracking_uri=live.mlflow_tracking_uri)
     refused_exp = store.create_experiment("archbench/refused")

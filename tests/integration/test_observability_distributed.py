@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from archbench import Client
-from core.tables import MlflowRun, Trial
+from core.store.tables import MlflowRun, Trial
 from tests.support.helpers import small_mlp, tiny_spec, wait_done
 from tests.support.services import ROOT, Service, start
 from tests.support.stack import Stack, process_stack

@@ -47,9 +47,9 @@ def _times(value: Any) -> list[str]:
 
 def _finish(comparison_id: str) -> None:
     """Trials ended as a worker ends them, and the comparison finished."""
-    from core.db import session_scope
     from core.lifecycle import finalize_comparison
-    from core.tables import EpochMetric, Trial
+    from core.store.db import session_scope
+    from core.store.tables import EpochMetric, Trial
 
     start = datetime(2026, 12, 3, 6, 40, 17, tzinfo=UTC)  # a whole second: no microseconds
     with session_scope() as s:
@@ -97,8 +97,8 @@ def test_every_answer_writes_timestamps_one_way(client: TestClient) -> None:
     seen["events"] = _times(events)
 
     from core.config import get_settings
-    from core.db import session_scope
-    from core.tables import Comparison
+    from core.store.db import session_scope
+    from core.store.tables import Comparison
     from core.webhooks import payload
 
     with session_scope() as s:

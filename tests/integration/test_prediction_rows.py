@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.pool import QueuePool
 
-from core.tables import Comparison, Trial, new_id, utcnow
+from core.store.tables import Comparison, Trial, new_id, utcnow
 from tests.support.helpers import small_mlp, stored_spec
 from tests.support.services import fresh_database, in_process_database
 
@@ -42,8 +42,8 @@ def store(comparison_id: str) -> list[dict[str, Any]]:
     """Two variants x two seeds, written out of order, that kept predictions; a failed trial
     that did too and a succeeded one that did not (neither is a row). Returns the expected
     rows, in order: variant index, then seed."""
-    from core.db import session_scope
     from core.similarity import encode_predictions
+    from core.store.db import session_scope
 
     rng = np.random.default_rng(3)
     now = utcnow()
@@ -114,8 +114,8 @@ def store(comparison_id: str) -> list[dict[str, Any]]:
 
 
 def test_every_stored_prediction_in_order_and_no_connection_held(database: None) -> None:
-    from core.db import get_engine
     from core.similarity import prediction_rows
+    from core.store.db import get_engine
 
     cid = new_id()
     expected = store(cid)

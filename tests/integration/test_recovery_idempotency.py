@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.db import make_engine
-from core.tables import Comparison, EpochMetric, Trial
+from core.store.db import make_engine
+from core.store.tables import Comparison, EpochMetric, Trial
 from tests.support.helpers import assert_problem, small_mlp, tiny_spec, wait_done
 from tests.support.services import Service
 

@@ -21,9 +21,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from core.config import get_settings
-from core.db import session_scope
 from core.lifecycle import finish_trial, upsert_epoch
-from core.tables import Comparison, EpochMetric, Trial
+from core.store.db import session_scope
+from core.store.tables import Comparison, EpochMetric, Trial
 from tests.support.helpers import small_mlp, tiny_spec
 from tests.support.services import fresh_database, in_process_database
 

@@ -21,7 +21,6 @@ from sqlalchemy import event, func, select, text, update
 
 from core.comparisons import cancel_comparison
 from core.config import Settings, get_settings
-from core.db import session_scope
 from core.errors import Conflict
 from core.lifecycle import (
     LeaseLost,
@@ -30,8 +29,9 @@ from core.lifecycle import (
     renew_lease,
     upsert_epoch,
 )
+from core.store.db import session_scope
+from core.store.tables import Comparison, EpochMetric, Trial, utcnow
 from core.sweeper import sweep
-from core.tables import Comparison, EpochMetric, Trial, utcnow
 from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database, in_process_database
 
@@ -335,7 +335,7 @@ def pg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
 
 def _deadlocks() -> int:
     """Deadlocks Postgres detected in this database so far (backends report at exit)."""
-    from core.db import get_engine
+    from core.store.db import get_engine
 
     get_engine().dispose()  # every pooled backend exits and flushes its statistics
     time.sleep(0.5)
@@ -353,7 +353,7 @@ def test_claims_and_cancels_at_once_never_deadlock(pg: Settings) -> None:
     """A worker claiming a trial of a queued comparison while its user cancels it: both take
     the trial's row and the comparison's, in one order, so neither waits for the other in a
     cycle. Every statement is slowed down to make the two interleave."""
-    from core.db import get_engine
+    from core.store.db import get_engine
 
     pairs = []
     for _ in range(10):

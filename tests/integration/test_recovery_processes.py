@@ -20,7 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from core.tables import EpochMetric, utcnow
+from core.store.tables import EpochMetric, utcnow
 from tests.support.helpers import assert_problem, small_cnn, small_mlp, tiny_spec, wait_done
 from tests.support.stack import Stack, alive, child_pid, process_stack
 

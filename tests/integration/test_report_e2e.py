@@ -19,11 +19,11 @@ from statsmodels.stats.multitest import multipletests
 
 from core.comparisons import create_comparison
 from core.config import Settings
-from core.db import make_engine
 from core.queue import celery_config, enqueue_trials
 from core.report_render import md_escape
 from core.spec import ComparisonSpec
-from core.tables import Trial
+from core.store.db import make_engine
+from core.store.tables import Trial
 from core.validation import validate_comparison
 from tests.support.helpers import small_mlp, tiny_spec, wait_done
 from tests.support.services import ROOT, Service

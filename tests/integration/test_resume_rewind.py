@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from core.db import make_engine
 from core.lifecycle import LeaseLost, rewind_trial
-from core.migrate import upgrade
-from core.tables import Comparison, EpochMetric, Trial, new_id, utcnow
+from core.store.db import make_engine
+from core.store.migrate import upgrade
+from core.store.tables import Comparison, EpochMetric, Trial, new_id, utcnow
 from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database
 

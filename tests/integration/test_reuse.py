@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.db import make_engine
-from core.tables import EpochMetric
+from core.store.db import make_engine
+from core.store.tables import EpochMetric
 from tests.support.helpers import small_mlp, tiny_spec, wait_done
 from tests.support.services import Service
 

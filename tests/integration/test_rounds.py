@@ -24,11 +24,11 @@ from sqlalchemy.exc import OperationalError
 import core.report
 from core.comparisons import cancel_comparison, create_comparison
 from core.config import Settings, get_settings
-from core.db import session_scope
 from core.lifecycle import added_trials, finalize_comparison
 from core.spec import ComparisonSpec
+from core.store.db import session_scope
+from core.store.tables import Comparison, Trial
 from core.sweeper import sweep
-from core.tables import Comparison, Trial
 from core.validation import validate_comparison
 from tests.support.helpers import small_cnn, small_mlp
 from tests.support.services import fresh_database, in_process_database

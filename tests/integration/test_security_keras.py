@@ -58,8 +58,8 @@ RESOLVERS = [
 @pytest.fixture
 def in_process_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from core.config import get_settings
-    from core.db import get_engine, get_sessionmaker
-    from core.migrate import upgrade
+    from core.store.db import get_engine, get_sessionmaker
+    from core.store.migrate import upgrade
 
     with fresh_database("archbench_sec") as url:
         monkeypatch.setenv("ARCHBENCH_DATABASE_URL", url)
@@ -185,9 +185,9 @@ def test_keras_deserialization_is_never_called(
 ) -> None:
     from core.comparisons import create_comparison
     from core.config import get_settings
-    from core.db import session_scope
     from core.spec import ComparisonSpec
-    from core.tables import Trial
+    from core.store.db import session_scope
+    from core.store.tables import Trial
     from core.validation import validate_comparison
     from worker.tasks import run_trial
     from worker.training import clear_warm_models

@@ -44,10 +44,10 @@ def test_concurrent_submits_never_pass_the_quota(
 ) -> None:
     import core.comparisons
     from core.config import get_settings
-    from core.db import session_scope
     from core.errors import TooManyRequests
     from core.spec import ComparisonSpec
-    from core.tables import Comparison
+    from core.store.db import session_scope
+    from core.store.tables import Comparison
     from core.validation import validate_comparison
 
     counted = core.comparisons.check_active_quota

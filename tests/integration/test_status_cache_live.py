@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from core.db import make_engine
-from core.tables import Comparison
+from core.store.db import make_engine
+from core.store.tables import Comparison
 from tests.support.helpers import assert_problem, small_mlp, tiny_spec
 from tests.support.services import Service
 

@@ -27,11 +27,11 @@ def test_stored_trial_and_comparison_errors_have_no_terminal_codes(
 ) -> None:
     from core.comparisons import create_comparison
     from core.config import get_settings
-    from core.db import session_scope
     from core.lifecycle import end_unclaimed, finalize_comparison, finish_trial
     from core.spec import ComparisonSpec
     from core.status import TrialStatus
-    from core.tables import Comparison, Trial
+    from core.store.db import session_scope
+    from core.store.tables import Comparison, Trial
     from core.validation import validate_comparison
     from worker.tasks import _problem
 

@@ -21,12 +21,12 @@ from sqlalchemy import JSON, type_coerce, update
 from api.schemas import comparison_out
 from core.comparisons import create_comparison
 from core.config import get_settings
-from core.db import session_scope
 from core.reporting import load_report
 from core.reuse import library_versions
 from core.similarity import decode_predictions
 from core.spec import ComparisonSpec
-from core.tables import Comparison, Trial, TrialPrediction
+from core.store.db import session_scope
+from core.store.tables import Comparison, Trial, TrialPrediction
 from core.validation import validate_comparison
 from tests.support.helpers import small_mlp, tiny_spec
 from tests.support.services import fresh_database, in_process_database

@@ -35,8 +35,8 @@ def client(
 def _fill(comparison_id: str) -> None:
     """Results as a worker records them: one trial still queued (nulls everywhere), the
     others finished with epochs; one epoch lacks a metric (a null in every format)."""
-    from core.db import session_scope
-    from core.tables import EpochMetric, Trial
+    from core.store.db import session_scope
+    from core.store.tables import EpochMetric, Trial
 
     start = datetime(2026, 12, 3, 6, 40, 17, 123456, tzinfo=UTC)
     with session_scope() as s:

@@ -21,7 +21,7 @@ from sqlalchemy import insert, select
 
 from core import destinations
 from core.config import Settings
-from core.tables import Comparison, WebhookDelivery, new_id, utcnow
+from core.store.tables import Comparison, WebhookDelivery, new_id, utcnow
 from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database, in_process_database
 
@@ -53,7 +53,7 @@ def receiver() -> Iterator[tuple[int, list[dict[str, str]]]]:
 
 
 def finished(callback_url: str) -> str:
-    from core.db import session_scope
+    from core.store.db import session_scope
 
     cid, now = new_id(), utcnow()
     with session_scope() as s:
@@ -76,7 +76,7 @@ def finished(callback_url: str) -> str:
 
 
 def deliveries(cid: str) -> list[WebhookDelivery]:
-    from core.db import session_scope
+    from core.store.db import session_scope
 
     with session_scope() as s:
         rows = list(s.scalars(select(WebhookDelivery).where(WebhookDelivery.comparison_id == cid)))

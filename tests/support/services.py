@@ -69,8 +69,8 @@ def fresh_database(prefix: str = "archbench_test") -> Iterator[str]:
 def in_process_database(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Point this process's settings, engine and sessions at ``url`` (migrated), then back."""
     from core.config import get_settings
-    from core.db import get_engine, get_sessionmaker
-    from core.migrate import upgrade
+    from core.store.db import get_engine, get_sessionmaker
+    from core.store.migrate import upgrade
 
     monkeypatch.setenv("ARCHBENCH_DATABASE_URL", url)
     for cache in (get_settings, get_engine, get_sessionmaker):

@@ -24,8 +24,8 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.db import make_engine
-from core.tables import Trial
+from core.store.db import make_engine
+from core.store.tables import Trial
 from tests.support.services import (
     ROOT,
     base_env,

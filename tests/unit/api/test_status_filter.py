@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from core.db import session_scope
 from core.status import ComparisonStatus
-from core.tables import Comparison
+from core.store.db import session_scope
+from core.store.tables import Comparison
 from tests.support.helpers import assert_problem, stored_spec
 from tests.support.services import in_process_api
 

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from core.report import TrialResult
-from core.tables import Base
+from core.store.tables import Base
 from tests.support.trials import make_trial
 
 

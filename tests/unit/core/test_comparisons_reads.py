@@ -14,7 +14,7 @@ from core.comparisons import (
     trial_states,
     trials_in_order,
 )
-from core.tables import Comparison, EpochMetric, Trial
+from core.store.tables import Comparison, EpochMetric, Trial
 from tests.support.helpers import stored_spec
 
 

@@ -1,14 +1,15 @@
 """Postgres URLs as people write them reach the installed driver (psycopg 3) everywhere:
-settings, ``make_engine`` (used by the api, workers and Alembic's env.py) and ``core.migrate``.
+settings, ``make_engine`` (used by the api, workers and Alembic's env.py) and
+``core.store.migrate``.
 SQLAlchemy 2.0 maps a bare ``postgresql://`` to psycopg2 and does not know ``postgres://``."""
 
 from __future__ import annotations
 
 import pytest
 
-from core import migrate
 from core.config import normalise_database_url
-from core.db import make_engine
+from core.store import migrate
+from core.store.db import make_engine
 
 WRITTEN = [
     "postgres://u:pw@db.example:5433/archbench",

@@ -1,4 +1,4 @@
-"""core.db's upsert_insert and rows_changed on SQLite (Postgres: the lifecycle tests)."""
+"""core.store.db's upsert_insert and rows_changed on SQLite (Postgres: the lifecycle tests)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from core.db import make_engine, rows_changed, upsert_insert
-from core.tables import Base, WorkerHeartbeat, utcnow
+from core.store.db import make_engine, rows_changed, upsert_insert
+from core.store.tables import Base, WorkerHeartbeat, utcnow
 
 
 def test_upsert_and_rows_changed(tmp_path: Path) -> None:

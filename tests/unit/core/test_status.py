@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import Engine, Table, select, text
 from sqlalchemy.exc import IntegrityError
 
-from core.db import make_engine
 from core.status import ACTIVE, TERMINAL, ComparisonStatus, Outcome, StopReason, TrialStatus
-from core.tables import Base, Comparison, Trial
+from core.store.db import make_engine
+from core.store.tables import Base, Comparison, Trial
 from tests.support.helpers import stored_spec
 
 WORDS = ["queued", "running", "succeeded", "failed", "cancelled"]

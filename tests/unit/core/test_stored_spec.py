@@ -24,7 +24,7 @@ from api.examples import SUBMIT_EXAMPLES
 from core.config import Settings
 from core.reuse import trial_hash
 from core.spec import AnalysisSpec, ComparisonSpec, DesignSpec, SeedSchedule, StoredSpec
-from core.tables import Comparison
+from core.store.tables import Comparison
 from core.validation import validate_comparison
 from tests.support.helpers import small_cnn, small_mlp, stored_spec, tiny_spec
 from tests.support.stored import dict_hash, legacy_of

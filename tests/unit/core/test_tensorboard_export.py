@@ -11,7 +11,7 @@ import numpy as np
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
-from core.tensorboard_export import write_event_files
+from core.exports.tensorboard import write_event_files
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -99,7 +99,7 @@ def test_one_run_per_trial_step_is_epoch(tmp_path: Path) -> None:
 def test_writing_does_not_import_tensorflow(tmp_path: Path) -> None:
     code = (
         "import sys; from pathlib import Path; "
-        "from core.tensorboard_export import write_event_files; "
+        "from core.exports.tensorboard import write_event_files; "
         "write_event_files(Path(sys.argv[1]), "
         "[{'id': 't', 'variant': 'v', 'seed': 0, 'status': 'succeeded'}], "
         "[{'trial_id': 't', 'variant': 'v', 'seed': 0, 'epoch': 1, 'loss': 0.5}]); "

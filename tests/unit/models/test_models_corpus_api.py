@@ -31,8 +31,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
 
 def stored() -> tuple[int, int]:
-    from core.db import get_sessionmaker
-    from core.tables import Comparison, Trial
+    from core.store.db import get_sessionmaker
+    from core.store.tables import Comparison, Trial
 
     with get_sessionmaker()() as session:
         return (

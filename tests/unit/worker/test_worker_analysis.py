@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.cka import cka_features, cka_matrix, unpack_gram
-from core.db import make_engine
-from core.migrate import upgrade
 from core.similarity import decode_predictions
 from core.spec import AnalysisSpec, TrainingSpec
-from core.tables import Comparison, Trial, TrialLayerGram, TrialPrediction
+from core.store.db import make_engine
+from core.store.migrate import upgrade
+from core.store.tables import Comparison, Trial, TrialLayerGram, TrialPrediction
 from models.spec import parse_variant
 from tests.support.helpers import native_layers, stored_spec
 from worker.analysis import AnalysisResult, analyse_model, store_analysis

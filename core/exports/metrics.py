@@ -10,7 +10,7 @@ JSON object per row (``json_object``) or plain scalar columns that ``csv.writer`
 
 Each read is a short session of its own, one bounded batch (``CHUNK_TRIALS`` trials, at most
 ``CHUNK_ROWS`` rows of them), resumed after the last trial or (trial, epoch) read
-(``core.table_reads``): no pooled connection is held while a slow client reads the answer.
+(``core.store.table_reads``): no pooled connection is held while a slow client reads the answer.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
-from core.db import get_engine, session_scope
 from core.spec import StoredSpec
-from core.table_reads import TRIAL_ORDER, TrialKey, trials_after
-from core.tables import EpochMetric, Trial
+from core.store.db import get_engine, session_scope
+from core.store.table_reads import TRIAL_ORDER, TrialKey, trials_after
+from core.store.tables import EpochMetric, Trial
 
 __all__ = [
     "KEYS",

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_
 
-from core.tables import Trial
+from core.store.tables import Trial
 
 __all__ = ["TRIAL_ORDER", "TrialKey", "trials_after"]
 

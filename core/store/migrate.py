@@ -13,7 +13,7 @@ from alembic.util import CommandError
 
 import migrations
 from core.config import normalise_database_url
-from core.db import make_engine
+from core.store.db import make_engine
 
 __all__ = [
     "SchemaState",

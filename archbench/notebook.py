@@ -4,7 +4,7 @@
 ``Report``: plain dicts (everything that worked on the dicts still works), which a notebook
 renders as HTML: a comparison's name, status and progress bar; a report's verdict, its
 per-variant table and its tested pairs. Numbers are written as the service's reports write
-them (``93.93%``, ``866,570``; the rules of core/report_format.py, which this package does
+them (``93.93%``, ``866,570``; the rules of core/report/format.py, which this package does
 not import: it needs only httpx).
 """
 

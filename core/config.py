@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     # compile settings skips retracing (see worker.training; same numbers). 0 turns it off.
     warm_models: int = Field(4, ge=0, le=64)
     # The stored analysis of one trial (issue 14): its test predictions plus one packed Gram
-    # matrix per analysed layer (core.cka). A spec whose estimate exceeds it is refused at
+    # matrix per analysed layer (core.report.cka). A spec whose estimate exceeds it is refused at
     # submit (core.validation.analysis_bytes).
     analysis_max_bytes_per_trial: int = Field(64 * 1024 * 1024, ge=1024)
 

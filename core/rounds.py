@@ -2,7 +2,7 @@
 
 A comparison starts with seeds ``0..min-1`` of every variant. When every trial of the current
 round has ended, ``core.lifecycle.finalize_comparison`` asks ``next_round``: the report of the
-trials so far (``core.reporting.load_report``) goes to ``core.report.needs_more_seeds``, and
+trials so far (``core.report.load.load_report``) goes to ``core.report.build.needs_more_seeds``, and
 while it says some tested pair is undecided and fewer than ``max`` seeds ran, the next
 ``step`` seeds of every variant are added (seed-major, like the first round) and the
 comparison stays open. A trial of the new round that an earlier comparison already trained
@@ -48,8 +48,8 @@ def needs_more(session: Session, comparison: Comparison) -> bool:
     A report that cannot be built or judged ends the schedule with what ran (logged): the
     comparison must end rather than wait forever. A database error propagates (the sweeper
     takes the decision again on its next pass)."""
-    from core import report as report_module
-    from core.reporting import load_report
+    from core.report import build as report_module
+    from core.report.load import load_report
 
     try:
         report, _ = load_report(session, comparison)

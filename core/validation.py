@@ -14,7 +14,7 @@ from core.config import Settings
 from core.data.datasets import BUILTIN_DATASETS, DatasetInfo, split_problem
 from core.destinations import allows_private, literal_refusal
 from core.errors import ErrorItem, InvalidInput
-from core.similarity import analysis_bytes
+from core.report.similarity import analysis_bytes
 from core.spec import ComparisonSpec, SeedSchedule, StoredSpec, StoredVariant
 from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError

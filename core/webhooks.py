@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.destinations import Refused, allows_private, resolve_public
-from core.reporting import load_report
+from core.report.load import load_report
 from core.status import TERMINAL
 from core.store.db import session_scope
 from core.store.tables import Comparison, WebhookDelivery, utcnow

@@ -1,6 +1,6 @@
 """What a trial records for "do they differ?" once it is trained (issue 14), before its result
 is committed: its test-set predictions and, per layer, the centered Gram matrix of the layer's
-activations over the comparison's probe set (what linear CKA needs, see core.cka).
+activations over the comparison's probe set (what linear CKA needs, see core.report.cka).
 
 Run by worker.training right after the evaluation, on the trained model; stored by
 worker.tasks in the same transaction as the trial's result (``store_analysis``), so a worker
@@ -9,7 +9,8 @@ killed before that commit leaves nothing, and a retried commit replaces rather t
 Bounded memory: the probe set goes through the model one layer at a time (the layers are
 called in order, in chunks, with ``training=False``), so at most two layers' activations
 over the probe set are held (a layer's input and output: 2 x probe_size x width float32) plus
-one probe_size x probe_size Gram matrix. Which layers: ``core.similarity.SKIPPED_LAYER_TYPES``.
+one probe_size x probe_size Gram matrix. Which layers:
+``core.report.similarity.SKIPPED_LAYER_TYPES``.
 
 TensorFlow and Keras are imported inside functions only (see worker.training).
 """
@@ -24,8 +25,8 @@ import numpy as np
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from core.cka import pack_gram
-from core.similarity import SKIPPED_LAYER_TYPES, encode_predictions, probe_hash
+from core.report.cka import pack_gram
+from core.report.similarity import SKIPPED_LAYER_TYPES, encode_predictions, probe_hash
 from core.spec import AnalysisSpec
 from core.store.tables import TrialLayerGram
 from worker.datasets import Split

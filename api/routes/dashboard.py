@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from core.errors import NotFound
-from core.palette import palette_js
+from core.report.palette import palette_js
 
 __all__ = ["STATIC_DIR", "router"]
 
@@ -40,7 +40,7 @@ def index() -> FileResponse:
 
 @router.get("/static/palette.js")
 def palette() -> Response:
-    """The variant colours, from the table the PNG uses (core.palette)."""
+    """The variant colours, from the table the PNG uses (core.report.palette)."""
     return Response(palette_js(), media_type=_TYPES[".js"], headers=_HEADERS)
 
 

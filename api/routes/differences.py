@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from api.deps import ComparisonDep, ComparisonOnlyDep, SessionDep
 from api.tables_out import TABLE_RESPONSES, stream_table, table_format
 from core.errors import InvalidInput
-from core.similarity import PREDICTION_COLUMNS, prediction_rows, similarity
-from core.similarity_plot import render_similarity_png
+from core.report.similarity import PREDICTION_COLUMNS, prediction_rows, similarity
+from core.report.similarity_plot import render_similarity_png
 from core.spec import NO_NUL
 from core.store.tables import Comparison
 

@@ -18,11 +18,11 @@ from core.comparisons import epochs_since, trial_states
 from core.config import get_settings
 from core.errors import NotFound
 from core.lifecycle import progress_of
-from core.report import PAIRWISE_ROW_COLUMNS, REPORT_ROW_COLUMNS, pairwise_rows, report_rows
-from core.report_plot import render_png
-from core.report_render import render_markdown, render_text, rows_to_csv
-from core.report_schema import Report
-from core.reporting import load_report
+from core.report.build import PAIRWISE_ROW_COLUMNS, REPORT_ROW_COLUMNS, pairwise_rows, report_rows
+from core.report.load import load_report
+from core.report.plot import render_png
+from core.report.render import render_markdown, render_text, rows_to_csv
+from core.report.schema import Report
 from core.status import TERMINAL, TrialStatus
 from core.store.db import session_scope
 from core.store.tables import Comparison

@@ -4,7 +4,7 @@
 
 const KEY_STORE = "archbench.apiKey";
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-// PALETTE comes from /static/palette.js (core/palette.py): report.png uses the same colours.
+// PALETTE comes from /static/palette.js (core/report/palette.py): report.png uses the same colours.
 const EXAMPLE = {
   name: "cnn vs mlp",
   dataset: { name: "mnist_5k", max_samples: 600 },
@@ -41,7 +41,7 @@ function fmt(x, digits = 4) {
   if (x === null || x === undefined || x === "") return "";
   return typeof x === "number" ? (Number.isInteger(x) ? String(x) : x.toFixed(digits)) : String(x);
 }
-// Report numbers, written exactly as core/report_format.py writes them (verdict, Markdown,
+// Report numbers, written exactly as core/report/format.py writes them (verdict, Markdown,
 // text and PNG): levels 97.53%, differences in points +3.41, loss 0.1234, p 0.012 or
 // < 0.001, effect sizes -1.23, counts 866,570.
 // Python's f"{x:,.{d}f}" exactly: the double's exact value (toFixed(100) is exact) rounded

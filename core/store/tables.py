@@ -338,7 +338,7 @@ class TrialPrediction(Base):
 
 class TrialLayerGram(Base):
     """One layer's centered Gram matrix over the comparison's probe set, packed by
-    ``core.cka.pack_gram`` (float16 upper triangle, n (n + 1) bytes): what linear CKA needs.
+    ``core.report.cka.pack_gram`` (float16 upper triangle, n (n + 1) bytes): what linear CKA needs.
     ``probe_hash`` names the probe examples, so only Grams over the same examples are
     compared. Removed with the trial (ON DELETE CASCADE)."""
 

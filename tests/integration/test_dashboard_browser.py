@@ -165,7 +165,7 @@ def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path
     pairs = _texts(driver, "#pairwise tbody tr")
     assert len(pairs) == 1, pairs
     assert "untested" in pairs[0], pairs
-    # Numbers are written as the report writes them (core.report_format): 97.53%.
+    # Numbers are written as the report writes them (core.report.format): 97.53%.
     means = [r.split()[4] for r in _texts(driver, "#variants tbody tr")]
     assert all(re.fullmatch(r"\d{1,3}\.\d\d%", m) for m in means), means
     assert _text(driver, "#design").startswith("Design: ")

@@ -121,7 +121,7 @@ def big_comparison(api: SecuredApi) -> str:
     """A comparison whose 60 trials all succeeded with ``BIG_EPOCHS`` epochs and
     ``BIG_EXAMPLES`` stored predictions each, written straight into the api's database."""
     from core.exports import metrics as metrics_export
-    from core.similarity import encode_predictions
+    from core.report.similarity import encode_predictions
 
     spec = tiny_spec("dl-big", seeds=BIG_SEEDS, epochs=1)  # the epochs are written below
     spec["training"]["metrics"] = ["accuracy", "sparse_top_k_categorical_accuracy"]

@@ -1,4 +1,4 @@
-"""The rows of ``GET /predictions`` (core.similarity.prediction_rows) on SQLite and Postgres:
+"""The rows of ``GET /predictions`` (core.report.similarity.prediction_rows) on SQLite and Postgres:
 every stored prediction of the succeeded trials, in the tables' order, each trial read in a
 short session of its own, so no pooled connection is held while its rows are sent.
 
@@ -42,7 +42,7 @@ def store(comparison_id: str) -> list[dict[str, Any]]:
     """Two variants x two seeds, written out of order, that kept predictions; a failed trial
     that did too and a succeeded one that did not (neither is a row). Returns the expected
     rows, in order: variant index, then seed."""
-    from core.similarity import encode_predictions
+    from core.report.similarity import encode_predictions
     from core.store.db import session_scope
 
     rng = np.random.default_rng(3)
@@ -114,7 +114,7 @@ def store(comparison_id: str) -> list[dict[str, Any]]:
 
 
 def test_every_stored_prediction_in_order_and_no_connection_held(database: None) -> None:
-    from core.similarity import prediction_rows
+    from core.report.similarity import prediction_rows
     from core.store.db import get_engine
 
     cid = new_id()

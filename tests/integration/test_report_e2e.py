@@ -20,7 +20,7 @@ from statsmodels.stats.multitest import multipletests
 from core.comparisons import create_comparison
 from core.config import Settings
 from core.queue import celery_config, enqueue_trials
-from core.report_render import md_escape
+from core.report.render import md_escape
 from core.spec import ComparisonSpec
 from core.store.db import make_engine
 from core.store.tables import Trial

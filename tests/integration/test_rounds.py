@@ -1,7 +1,7 @@
 """Adaptive seeds: the rounds of a comparison as database transactions, on real Postgres and
 SQLite, with no worker process.
 
-The decision to add a round belongs to the report (``core.report.needs_more_seeds``, tested
+The decision to add a round belongs to the report (``core.report.build.needs_more_seeds``, tested
 with the statistics); these tests replace it with a stand-in that says yes or no, to test what
 this module owns: a round is added once, seed-major, up to ``max``, the comparison stays open
 between rounds, a failure or cancel ends it, the sweeper adds a round whose decision was lost,
@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
-import core.report
+import core.report.build
 from core.comparisons import cancel_comparison, create_comparison
 from core.config import Settings, get_settings
 from core.lifecycle import added_trials, finalize_comparison
@@ -63,7 +63,7 @@ def decide(monkeypatch: pytest.MonkeyPatch) -> Callable[[Decision], list[Any]]:
             asked.append(report)
             return fn(report)
 
-        monkeypatch.setattr(core.report, "needs_more_seeds", stand_in)
+        monkeypatch.setattr(core.report.build, "needs_more_seeds", stand_in)
         return asked
 
     return install

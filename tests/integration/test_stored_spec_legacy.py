@@ -21,9 +21,9 @@ from sqlalchemy import JSON, type_coerce, update
 from api.schemas import comparison_out
 from core.comparisons import create_comparison
 from core.config import get_settings
-from core.reporting import load_report
+from core.report.load import load_report
+from core.report.similarity import decode_predictions
 from core.reuse import library_versions
-from core.similarity import decode_predictions
 from core.spec import ComparisonSpec
 from core.store.db import session_scope
 from core.store.tables import Comparison, Trial, TrialPrediction

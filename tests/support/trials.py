@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from core.report import EpochPoint, TrialResult
+from core.report.build import EpochPoint, TrialResult
 
 __all__ = ["make_trial"]
 

@@ -1,4 +1,4 @@
-"""The dashboard writes a report's numbers as core/report_format.py does (the verdict, the
+"""The dashboard writes a report's numbers as core/report/format.py does (the verdict, the
 Markdown and text reports, the PNG): app.js's formatters, run with node on the same numbers,
 give the same strings, ties and near-ties of binary doubles included."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import report_format as fmt
+from core.report import format as fmt
 
 APP_JS = Path(__file__).resolve().parents[3] / "api" / "static" / "app.js"
 _rng = np.random.default_rng(17)

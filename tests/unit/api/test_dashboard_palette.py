@@ -1,5 +1,5 @@
 """The variant colours of the dashboard (app.js) and of report.png come from one table
-(core/palette.py)."""
+(core/report/palette.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.palette import PALETTE, palette_js, variant_colours
-from core.report import TrialResult
+from core.report.build import TrialResult
+from core.report.palette import PALETTE, palette_js, variant_colours
 from tests.support.trials import make_trial
 
 STATIC = Path(__file__).resolve().parents[3] / "api" / "static"
@@ -33,8 +33,8 @@ def test_the_dashboard_takes_its_colours_from_the_palette() -> None:
 
 
 def test_report_png_draws_each_variant_in_its_palette_colour() -> None:
-    from core.report import build_report
-    from core.report_plot import render_png
+    from core.report.build import build_report
+    from core.report.plot import render_png
 
     names = ["conv128", "conv64x2", "conv64x3"]
     trials = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.app import create_app
 from core.config import Settings
-from core.report_schema import Design, Looks, PairwiseResult, Report, VariantSummary
+from core.report.schema import Design, Looks, PairwiseResult, Report, VariantSummary
 
 
 def test_openapi_documents_every_report_field() -> None:

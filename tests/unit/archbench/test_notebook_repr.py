@@ -5,8 +5,8 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 from archbench.notebook import Comparison, Report
-from core import report_format as fmt
-from core.report import TrialResult, build_report
+from core.report import format as fmt
+from core.report.build import TrialResult, build_report
 from tests.support.trials import make_trial
 
 VOID = {"br", "hr", "img", "meta", "input"}

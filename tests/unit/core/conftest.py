@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from core.report import TrialResult
+from core.report.build import TrialResult
 from core.store.tables import Base
 from tests.support.trials import make_trial
 

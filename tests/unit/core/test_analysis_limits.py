@@ -8,7 +8,7 @@ import pytest
 
 from core.config import Settings
 from core.errors import InvalidInput
-from core.similarity import analysis_bytes
+from core.report.similarity import analysis_bytes
 from core.spec import ComparisonSpec
 from core.validation import validate_comparison
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from core.cka import (
+from core.report.cka import (
     center_gram,
     cka,
     cka_features,

@@ -11,7 +11,7 @@ from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from core.differences import (
+from core.report.differences import (
     TrialPredictions,
     combine_seed_p,
     compute_differences,
@@ -235,9 +235,9 @@ def test_a_single_seed_says_there_is_no_baseline() -> None:
 
 
 def test_markdown_report_carries_the_differences() -> None:
-    from core.report import build_report
-    from core.report_render import render_markdown
-    from core.report_schema import PairDifference
+    from core.report.build import build_report
+    from core.report.render import render_markdown
+    from core.report.schema import PairDifference
 
     rng = np.random.default_rng(6)
     examples = np.arange(200)

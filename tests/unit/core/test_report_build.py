@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from core.report import REPORT_ROW_COLUMNS, TrialResult, build_report, report_rows
-from core.report_render import render_markdown, render_text
+from core.report.build import REPORT_ROW_COLUMNS, TrialResult, build_report, report_rows
+from core.report.render import render_markdown, render_text
 from models.analysis import Analysis
 
 Factory = Callable[..., TrialResult]

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from core.report import TrialResult, build_report
-from core.report_plot import render_png
-from core.report_render import md_escape, render_markdown
+from core.report.build import TrialResult, build_report
+from core.report.plot import render_png
+from core.report.render import md_escape, render_markdown
 from tests.support.trials import make_trial
 
 NESTED = "$" + "x^{" * 40 + "x" + "}" * 40 + "$"

@@ -21,11 +21,11 @@ from scipy import optimize, special, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
-from core.report import TrialResult, build_report, needs_more_seeds
-from core.report import tested_pairs as family  # not test_*: pytest would collect it
-from core.report_schema import PairDifference, Report
+from core.report.build import TrialResult, build_report, needs_more_seeds
+from core.report.build import tested_pairs as family  # not test_*: pytest would collect it
+from core.report.schema import PairDifference, Report
+from core.report.stats import holm, look_levels
 from core.spec import DesignSpec
-from core.stats import holm, look_levels
 from tests.support.trials import make_trial
 
 A = [0.912, 0.935, 0.921, 0.940, 0.918]

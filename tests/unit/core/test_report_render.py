@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.report import REPORT_ROW_COLUMNS, TrialResult, build_report, report_rows
-from core.report_plot import render_png
-from core.report_render import md_escape, render_markdown, render_text, rows_to_csv
+from core.report.build import REPORT_ROW_COLUMNS, TrialResult, build_report, report_rows
+from core.report.plot import render_png
+from core.report.render import md_escape, render_markdown, render_text, rows_to_csv
 
 Factory = Callable[..., TrialResult]
 NAMES = ["conv128", "conv64x2", "conv64x3"]

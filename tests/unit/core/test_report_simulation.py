@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from core.report import TrialResult, build_report, needs_more_seeds
+from core.report.build import TrialResult, build_report, needs_more_seeds
 from core.spec import DesignSpec
 
 NAMES = ("a", "b", "c")

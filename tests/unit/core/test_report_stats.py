@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from core.report import cohens_d, holm_adjust, welch_test
+from core.report.build import cohens_d, holm_adjust, welch_test
 
 # Wikipedia, "Welch's t-test", examples 1 and 2: Welch t, df and two-sided p as printed.
 WIKI_1 = (

@@ -6,7 +6,7 @@ import io
 
 from matplotlib.image import imread
 
-from core.similarity_plot import render_similarity_png
+from core.report.similarity_plot import render_similarity_png
 
 
 def test_dollar_signs_and_broken_math_in_names_are_plain_text() -> None:

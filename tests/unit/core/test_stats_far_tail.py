@@ -12,7 +12,7 @@ import math
 import pytest
 from scipy import stats
 
-from core import stats as st
+from core.report import stats as st
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_bonett_interval_is_statpsychs() -> None:
     fifth of the estimate)."""
     import numpy as np
 
-    from core.stats import hedges_g_welch
+    from core.report.stats import hedges_g_welch
 
     def sample(mean: float, sd: float, n: int) -> list[float]:
         z = np.random.default_rng(n).normal(size=n)

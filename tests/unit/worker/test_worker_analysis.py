@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.cka import cka_features, cka_matrix, unpack_gram
-from core.similarity import decode_predictions
+from core.report.cka import cka_features, cka_matrix, unpack_gram
+from core.report.similarity import decode_predictions
 from core.spec import AnalysisSpec, TrainingSpec
 from core.store.db import make_engine
 from core.store.migrate import upgrade

@@ -7,8 +7,8 @@ pairs), concludes each pair ``a_better``/``b_better``/``equivalent``/``inconclus
 ``succeeded`` trials enter the statistics; a trial that ended with ``stop_reason ==
 "diverged"`` has succeeded (it is scored as it ended) and is counted in ``n_diverged``.
 
-Choices worth knowing (the statistics are in ``core.stats``, the family, looks, conclusions
-and tiers in ``core.report_pairs``):
+Choices worth knowing (the statistics are in ``core.report.stats``, the family, looks, conclusions
+and tiers in ``core.report.pairs``):
 
 - ``std`` is the sample standard deviation (ddof=1); ``ci95`` is the t-interval
   ``mean ± t(0.975, n-1)·std/√n``. Both are ``None`` when ``n < 2``.
@@ -33,7 +33,7 @@ and tiers in ``core.report_pairs``):
 - ``ci95`` is the unadjusted 95% interval of ``mean(a) - mean(b)``; ``ci95_adjusted`` is the
   Bonferroni interval at level ``1 - level/m`` (m = family size, level = the look's level):
   when it excludes zero, the Holm test rejects too.
-- ``effect_size`` is Hedges' g matching the test (``core.stats``), with ``effect_size_ci95``.
+- ``effect_size`` is Hedges' g matching the test (``core.report.stats``), with ``effect_size_ci95``.
 - ``mde``: the true difference detected with 80% power with the present seeds at the
   look's per-pair level ``level/m``; ``seeds_needed`` (inconclusive pairs only): seeds per
   variant that would decide the pair with 80% power at the observed spread, at the last
@@ -46,7 +46,7 @@ and tiers in ``core.report_pairs``):
 - ``auc_val_accuracy`` is the normalised area under the validation-accuracy curve.
 - ``seconds_per_epoch_*`` and ``inference_ms_per_sample_*`` are the mean, std and 95%
   interval over the variant's succeeded trials that timed them.
-- The verdict and notes are written by ``core.report_render`` from this dict alone.
+- The verdict and notes are written by ``core.report.render`` from this dict alone.
 - Every float in the answer is finite or ``None``: JSON cannot carry NaN or infinity.
 """
 
@@ -60,8 +60,8 @@ from typing import Any
 import numpy as np
 from scipy import special, stats
 
-from core import stats as st
-from core.report_pairs import (
+from core.report import stats as st
+from core.report.pairs import (
     ALPHA,
     SEQUENTIAL_METHOD,
     as_interval,
@@ -75,8 +75,8 @@ from core.report_pairs import (
     rank_and_tier,
     tested_pairs,
 )
-from core.report_render import fairness_notes, verdict_sentence
-from core.report_schema import PairDifference
+from core.report.render import fairness_notes, verdict_sentence
+from core.report.schema import PairDifference
 from core.spec import DesignSpec
 from core.status import ACTIVE, StopReason, TrialStatus
 from models.analysis import Analysis
@@ -441,7 +441,7 @@ def build_report(
     """Aggregate trials into the report JSON: design, variants, pairwise conclusions, tiers,
     verdict and notes. ``design`` is the comparison's (``StoredSpec.design``: seeds, baseline,
     equivalence_margin, split; ``DesignSpec()``'s defaults without one); ``differences`` are
-    ``core.report_schema.PairDifference`` models (or dicts) stored as they are."""
+    ``core.report.schema.PairDifference`` models (or dicts) stored as they are."""
     if primary_metric not in PRIMARY_METRICS:
         raise ValueError(f"unknown primary metric {primary_metric!r}")
     higher = PRIMARY_METRICS[primary_metric]

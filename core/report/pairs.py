@@ -1,11 +1,11 @@
 """The tested family of a report and its conclusions: which pairs, which test, which level.
 
-``core.report.build_report`` aggregates the trials; this module decides. It reads the
+``core.report.build.build_report`` aggregates the trials; this module decides. It reads the
 design from the spec (``dataset.split``, ``seeds`` as a list or ``{min, max, step}``,
 ``baseline``, ``equivalence_margin``; defaults when absent), works out the current look and
 its level (Lan-DeMets, Pocock-type spending), tests each pair of the family (paired t or
-Welch, TOST, Hedges' g, MDE; ``core.stats``), concludes each pair after Holm over the whole
-planned family, and ranks and tiers the variants. ``core.report``'s docstring lists the
+Welch, TOST, Hedges' g, MDE; ``core.report.stats``), concludes each pair after Holm over the whole
+planned family, and ranks and tiers the variants. ``core.report.build``'s docstring lists the
 rules.
 """
 
@@ -18,10 +18,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from core import stats as st
-from core.report_render import MIN_SEEDS
+from core.report import stats as st
+from core.report.stats import MIN_SEEDS, look_levels, pocock_spending
 from core.spec import DEFAULT_MARGIN, DesignSpec, SeedSchedule
-from core.stats import look_levels, pocock_spending
 
 __all__ = [
     "ALPHA",
@@ -52,7 +51,7 @@ _REL_TOL = 1e-12
 
 
 class Sample(Protocol):
-    """One variant's primary-metric values, by seed (``core.report``'s group of trials)."""
+    """One variant's primary-metric values, by seed (``core.report.build``'s group of trials)."""
 
     name: str
     values: list[float]

@@ -16,8 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from core.palette import variant_colour
-from core.report import TrialResult
+from core.report.build import TrialResult
+from core.report.palette import variant_colour
 from core.status import TrialStatus
 
 __all__ = ["render_png"]
@@ -32,7 +32,7 @@ _LABELS = {
 
 
 def _colour(i: int) -> str:
-    return variant_colour(i)  # the dashboard's colour for the same variant (core.palette)
+    return variant_colour(i)  # the dashboard's colour for the same variant (core.report.palette)
 
 
 def _curves(ax: Any, names: Sequence[str], trials: Sequence[TrialResult]) -> bool:

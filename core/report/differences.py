@@ -4,7 +4,7 @@ Pure functions of the stored test-set predictions (``TrialPredictions``, one per
 optionally, the last hidden layers' CKA. Every test is a library function: McNemar's exact
 test is ``statsmodels.stats.contingency_tables.mcnemar(exact=True)``, intervals are Wilson
 score intervals (``statsmodels.stats.proportion.proportion_confint``), the Holm adjustment is
-``core.report.holm_adjust`` (the tests check it against ``statsmodels`` ``multipletests``).
+``core.report.stats.holm`` (the tests check it against ``statsmodels`` ``multipletests``).
 
 What each figure is (the README's "Reading the differences" says the same for users):
 
@@ -52,7 +52,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from core.report_format import level, level_interval
+from core.report.format import level, level_interval
+from core.report.stats import holm
 
 __all__ = [
     "ECE_BINS",
@@ -122,14 +123,6 @@ def _clustered_wilson(ids: npt.ArrayLike, hits: npt.ArrayLike) -> list[float] | 
 
     lo, hi = proportion_confint(rate * n_eff, n_eff, alpha=0.05, method="wilson")
     return [float(lo), float(hi)]
-
-
-def _holm(p: Sequence[float]) -> list[float]:
-    # core.report's Holm (tested there against statsmodels' multipletests, which calls
-    # gc.collect() on every use: 50 ms each on a full heap).
-    from core.report import holm_adjust
-
-    return holm_adjust(list(p))
 
 
 def mcnemar_exact(correct_a: npt.ArrayLike, correct_b: npt.ArrayLike) -> float:
@@ -350,7 +343,7 @@ def _pair(
     labels_all = sorted(set(acc_a) | set(acc_b))
     combined_class = {label: combine_seed_p(class_p.get(label, [])) for label in labels_all}
     tested = [label for label in labels_all if combined_class[label] is not None]
-    adjusted = dict(zip(tested, _holm([combined_class[x] or 1.0 for x in tested]), strict=True))
+    adjusted = dict(zip(tested, holm([combined_class[x] or 1.0 for x in tested]), strict=True))
     per_class = []
     for label in labels_all:
         ka, na, ci_a = acc_a.get(label, (0, 0, None))
@@ -410,7 +403,7 @@ def compute_differences(
     """The differences of each tested pair (A, B), Holm-adjusted across ``pairs``.
 
     ``cka_last_hidden[(a, b)]`` may give ``{"cka", "within_a", "within_b"}`` (see
-    ``core.similarity``). Pairs without a shared seed come back with None figures.
+    ``core.report.similarity``). Pairs without a shared seed come back with None figures.
     ``interim`` (trials still to come): the figures are shown, but ``differs`` is None and the
     sentence claims nothing, since a test at the nominal alpha on a partial set of seeds, read
     again as seeds arrive, would be peeking.
@@ -421,7 +414,7 @@ def compute_differences(
     out = [_pair(a, b, by_variant) for a, b in pairs]
     for key in ("mcnemar_p", "beyond_seeds_p"):
         tested = [i for i, d in enumerate(out) if d[key] is not None]
-        for i, p in zip(tested, _holm([out[i][key] for i in tested]), strict=True):
+        for i, p in zip(tested, holm([out[i][key] for i in tested]), strict=True):
             out[i][f"{key}_adjusted"] = p
     for d in out:
         c = (cka_last_hidden or {}).get((d["a"], d["b"]))
@@ -457,7 +450,7 @@ def _differs(d: Mapping[str, Any], alpha: float) -> bool | None:
 
 
 def _pct(x: float) -> str:
-    # The report's one number format (core.report_format): 4.17%, as in the verdict's scores.
+    # The report's one number format (core.report.format): 4.17%, as in the verdict's scores.
     return level(x, "test_accuracy")
 
 

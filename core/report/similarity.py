@@ -2,7 +2,7 @@
 
 What the worker stores (worker.analysis), how big it is (``analysis_bytes``, checked at
 submit), and how the api and the report read it back: prediction rows for
-``GET .../predictions``, ``TrialPredictions`` for ``core.differences``, and layer-by-layer
+``GET .../predictions``, ``TrialPredictions`` for ``core.report.differences``, and layer-by-layer
 CKA matrices for ``GET .../similarity`` and the report's "last hidden layer" figures.
 
 Which layers are analysed: every layer of the variant except those whose output is their
@@ -27,8 +27,8 @@ import numpy.typing as npt
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from core.cka import cka_matrix, packed_bytes, unpack_gram
-from core.differences import TrialPredictions
+from core.report.cka import cka_matrix, packed_bytes, unpack_gram
+from core.report.differences import TrialPredictions
 from core.status import TrialStatus
 from core.store.db import session_scope
 from core.store.table_reads import TRIAL_ORDER, TrialKey, trials_after
@@ -175,7 +175,7 @@ def prediction_rows(comparison_id: str, variant: str | None = None) -> Iterator[
 
 
 def load_predictions(session: Session, comparison_id: str) -> list[TrialPredictions]:
-    """Every succeeded trial's predictions, for ``core.differences``."""
+    """Every succeeded trial's predictions, for ``core.report.differences``."""
     out = []
     for trial_id, name, seed in _trials_with_predictions(session, comparison_id):
         row = session.get(TrialPrediction, trial_id)
@@ -342,7 +342,7 @@ def last_hidden_cka(
 ) -> dict[tuple[str, str], dict[str, float | None]]:
     """For each pair, the CKA of the two last hidden layers (the layer before the output)
     between the variants (mean over paired seeds) and between consecutive seeds of each, for
-    ``core.differences``; one layer per trial is read."""
+    ``core.report.differences``; one layer per trial is read."""
     cache: dict[str, tuple[np.ndarray, str] | None] = {}
 
     def gram(trial_id: str) -> tuple[np.ndarray, str] | None:

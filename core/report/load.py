@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import Float, column, func, select, true
 from sqlalchemy.orm import Session
 
-from core.differences import compute_differences
-from core.report import EpochPoint, TrialResult, build_report, tested_pairs
-from core.report_schema import PairDifference
-from core.similarity import last_hidden_cka, load_predictions
+from core.report.build import EpochPoint, TrialResult, build_report, tested_pairs
+from core.report.differences import compute_differences
+from core.report.schema import PairDifference
+from core.report.similarity import last_hidden_cka, load_predictions
 from core.status import TERMINAL
 from core.store.tables import Comparison, EpochMetric, Trial
 
@@ -112,7 +112,7 @@ def _noun(dataset: str) -> str:
 
 
 def load_differences(session: Session, comparison: Comparison) -> list[dict[str, Any]]:
-    """Prediction-level differences of each tested pair (core.differences), from the stored
+    """Prediction-level differences of each tested pair (core.report.differences), from the stored
     predictions and last-hidden-layer Grams; empty when no trial kept predictions."""
     predictions = load_predictions(session, comparison.id)
     if not predictions:

@@ -1,7 +1,7 @@
 """``GET .../similarity.png``: three CKA heatmaps, A against B, A against A' and B against B'.
 
 Drawn on a bare ``Figure`` with the Agg canvas (no pyplot state, thread-safe, as
-core.report_plot). Every text is plain: variant and layer names come from users, and
+core.report.plot). Every text is plain: variant and layer names come from users, and
 matplotlib would read a pair of ``$`` as math, so math parsing is off for every text
 (``parse_math=False``; a test draws names that are broken math). Cells carry their value
 when the matrix is small enough to read.
@@ -73,7 +73,7 @@ def _panel(
 
 
 def render_similarity_png(sim: Mapping[str, Any], *, title: str) -> bytes:
-    """The three heatmaps of a ``core.similarity.similarity`` answer, as PNG bytes."""
+    """The three heatmaps of a ``core.report.similarity.similarity`` answer, as PNG bytes."""
     a, b = str(sim["a"]), str(sim["b"])
     la, lb = list(sim["layers_a"]), list(sim["layers_b"])
     width = max(15.0, 3.0 + 0.9 * (len(lb) + len(la) + len(lb)))

@@ -1,6 +1,6 @@
 """The report's typed shape: pydantic models of what ``GET .../report`` answers.
 
-``core.report.build_report`` makes a plain dict (the renderers and stored reports read
+``core.report.build.build_report`` makes a plain dict (the renderers and stored reports read
 dicts); ``Report.model_validate`` checks it, and the api serves it with
 ``response_model=Report`` so ``/openapi.json`` documents every field. The field names are
 those of API.md (1.0 and "Version 1.1").
@@ -161,7 +161,7 @@ class PerClassAccuracy(_Model):
     accuracy_a: float | None = None
     accuracy_b: float | None = None
     p_adjusted: float | None = None
-    # core.differences: Wilson 95% intervals and the test examples behind each accuracy.
+    # core.report.differences: Wilson 95% intervals and the test examples behind each accuracy.
     accuracy_a_ci95: Interval | None = None
     accuracy_b_ci95: Interval | None = None
     n_a: int | None = None
@@ -191,7 +191,7 @@ class PairDifference(BaseModel):
     cka_last_hidden_within_a: float | None = None
     cka_last_hidden_within_b: float | None = None
     sentence: str | None = None
-    # core.differences: the paired seeds and shared examples behind the figures, McNemar
+    # core.report.differences: the paired seeds and shared examples behind the figures, McNemar
     # before the Holm adjustment, the NLL of each variant, and whether they are shown to differ
     # more than two seeds of one model (``beyond_seeds_p_adjusted`` < 0.05; False: not shown;
     # None: fewer than three paired seeds, or trials still to come).

@@ -1,8 +1,8 @@
 """The report in words: its verdict and notes, and its Markdown, terminal and CSV forms.
 
-Every function here reads only the JSON dict that ``core.report.build_report`` makes, so
+Every function here reads only the JSON dict that ``core.report.build.build_report`` makes, so
 the words can be regenerated from a stored report. Numbers are written by
-``core.report_format``, one way everywhere.
+``core.report.format``, one way everywhere.
 
 The verdict is a few plain sentences:
 
@@ -27,8 +27,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from core import report_format as fmt
-from core.differences import differences_table
+from core.report import format as fmt
+from core.report.differences import differences_table
+from core.report.stats import MIN_SEEDS
 from core.status import StopReason
 
 __all__ = [
@@ -41,10 +42,6 @@ __all__ = [
     "rows_to_csv",
     "verdict_sentence",
 ]
-
-MIN_SEEDS = 3
-"""A variant with fewer finished seeds than this is never tested: no p-value, no
-conclusion but ``untested``, no tier, and it ranks after every tested variant."""
 
 RATIO_LIMIT = 2.0
 """Parameter or FLOP counts further apart than this factor get a fairness note."""
@@ -501,7 +498,7 @@ def render_markdown(report: Report, *, title: str) -> str:
         lines += ["## Pairwise comparisons", ""]
         lines += [md_escape(_pairwise_caption(design)), ""]
         lines += [*_md_table(*_pairwise_table(report)), ""]
-    if report.get("differences"):  # issue 14: core.differences
+    if report.get("differences"):  # issue 14: core.report.differences
         lines += ["## Do they differ?", ""]
         lines += [
             f"- {md_escape(d['sentence'])}" for d in report["differences"] if d.get("sentence")

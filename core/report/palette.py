@@ -38,6 +38,6 @@ def variant_colours(names: Sequence[str]) -> dict[str, str]:
 def palette_js() -> str:
     """The dashboard's copy of the table, as a script that defines ``PALETTE``."""
     return (
-        "// Rendered by archbench from core/palette.py: the PNG uses the same colours.\n"
+        "// Rendered by archbench from core/report/palette.py: the PNG uses the same colours.\n"
         f"const PALETTE = {json.dumps(list(PALETTE))};\n"
     )

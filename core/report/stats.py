@@ -36,6 +36,7 @@ from statsmodels.stats.power import TTestIndPower, TTestPower
 from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
 __all__ = [
+    "MIN_SEEDS",
     "POWER",
     "SEEDS_NEEDED_CAP",
     "TTest",
@@ -51,6 +52,10 @@ __all__ = [
     "tost",
     "welch_t",
 ]
+
+MIN_SEEDS = 3
+"""A variant with fewer finished seeds than this is never tested: no p-value, no
+conclusion but ``untested``, no tier, and it ranks after every tested variant."""
 
 POWER = 0.8
 """The power of the minimum detectable difference and of the seeds-needed estimate."""

@@ -20,7 +20,7 @@ from api.problems import PROBLEM_JSON
 from core.config import Settings
 from core.errors import ArchbenchError, ServiceUnavailable, Unauthorized
 from core.store.db import session_scope
-from core.tenancy import active_key_count, tenant_for_key
+from core.store.tenancy import active_key_count, tenant_for_key
 
 __all__ = [
     "OPEN_PATHS",

@@ -14,7 +14,7 @@ from core.config import Settings, get_settings
 from core.errors import NotFound, Unauthorized
 from core.store.db import session_scope
 from core.store.tables import Comparison
-from core.tenancy import owned
+from core.store.tenancy import owned
 
 __all__ = [
     "DEFAULT_TENANT",

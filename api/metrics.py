@@ -40,7 +40,8 @@ from sqlalchemy.engine import Engine
 
 from core.config import Settings, get_settings
 from core.logging import log_context
-from core.monitoring import (
+from core.store.db import session_scope
+from core.trials.monitoring import (
     comparisons_by_status,
     epoch_durations,
     last_epoch_by_worker,
@@ -50,8 +51,7 @@ from core.monitoring import (
     trials_by_status,
     worker_heartbeats,
 )
-from core.queue import QUEUE
-from core.store.db import session_scope
+from core.trials.queue import QUEUE
 
 __all__ = [
     "CONTENT_TYPE",

@@ -106,13 +106,14 @@ def _not_json(error: ErrorItem, request: Request) -> ErrorItem:
 def _comparison_body_errors(
     request: Request, body: Any, errors: list[ErrorItem]
 ) -> list[ErrorItem]:
-    """Every independent error of a comparison body in one answer (core.validation.body_errors):
-    the schema's, and those of the variants and dataset it would have hidden."""
+    """Every independent error of a comparison body in one answer
+    (core.trials.validation.body_errors): the schema's, and those of the variants and dataset it
+    would have hidden."""
     from api.deps import DEFAULT_TENANT
     from core.config import get_settings
     from core.data.uploads import resolver_for
     from core.store.db import session_scope
-    from core.validation import body_errors
+    from core.trials.validation import body_errors
 
     if not isinstance(body, dict):
         return errors

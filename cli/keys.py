@@ -20,7 +20,7 @@ def _err(msg: str) -> None:
 def cmd_create(args: argparse.Namespace) -> int:
     """Create a key for a tenant and print it once; only its hash is stored."""
     from core.store.db import session_scope
-    from core.tenancy import create_key
+    from core.store.tenancy import create_key
 
     if not TENANT.match(args.tenant):
         _err("--tenant takes 1-64 letters, digits, '_', '.' or '-', starting with a letter/digit")
@@ -48,7 +48,7 @@ def _row(k: Any) -> dict[str, Any]:
 def cmd_list(args: argparse.Namespace) -> int:
     """List keys (never the keys themselves: their id, tenant, name and first characters)."""
     from core.store.db import session_scope
-    from core.tenancy import list_keys
+    from core.store.tenancy import list_keys
 
     with session_scope() as session:
         rows = [_row(k) for k in list_keys(session, args.tenant)]
@@ -66,7 +66,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     """Revoke a key by id; requests with it are refused within ARCHBENCH_KEY_CACHE_SECONDS."""
     from core.errors import NotFound
     from core.store.db import session_scope
-    from core.tenancy import revoke_key
+    from core.store.tenancy import revoke_key
 
     try:
         with session_scope() as session:

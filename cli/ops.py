@@ -24,7 +24,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Run the sweeper once (printing what it did as JSON), or forever every --interval s."""
     from core.config import get_settings
     from core.logging import configure_logging
-    from core.sweeper import sweep
+    from core.trials.sweeper import sweep
 
     configure_logging("sweeper")
     settings = get_settings()

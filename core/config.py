@@ -91,25 +91,25 @@ class Settings(BaseSettings):
     sweep_seconds: float = Field(10.0, gt=0)
     # A queued trial sent this long ago, and not claimed while a worker process sits idle, has
     # lost its message (e.g. a claim that met a database outage): the sweeper sends it again,
-    # once per this many seconds at most (see core.sweeper).
+    # once per this many seconds at most (see core.trials.sweeper).
     resend_queued_seconds: float = Field(300.0, gt=0)
     # Compiled models kept per worker process, so the next trial of the same architecture and
     # compile settings skips retracing (see worker.training; same numbers). 0 turns it off.
     warm_models: int = Field(4, ge=0, le=64)
     # The stored analysis of one trial (issue 14): its test predictions plus one packed Gram
     # matrix per analysed layer (core.report.cka). A spec whose estimate exceeds it is refused at
-    # submit (core.validation.analysis_bytes).
+    # submit (core.trials.validation.analysis_bytes).
     analysis_max_bytes_per_trial: int = Field(64 * 1024 * 1024, ge=1024)
 
     # Webhooks (a comparison's callback_url): POSTs signed with HMAC-SHA256 under this
-    # secret; without a secret the api refuses callback_url (see core.webhooks).
+    # secret; without a secret the api refuses callback_url (see core.trials.webhooks).
     webhook_secret: str = Field("", repr=False)
     webhook_max_attempts: int = Field(8, ge=1, le=100)
     webhook_backoff_seconds: float = Field(10.0, gt=0)  # doubled after each failed attempt
     webhook_backoff_max_seconds: float = Field(3600.0, gt=0)
     webhook_timeout_seconds: float = Field(10.0, gt=0)
     webhook_poll_seconds: float = Field(2.0, gt=0)
-    # May callbacks go to loopback/private/link-local addresses (see core.destinations)?
+    # May callbacks go to loopback/private/link-local addresses (see core.trials.destinations)?
     # Unset: yes in development, no with ARCHBENCH_ENV=production.
     webhook_allow_private: bool | None = None
     public_url: str = "http://127.0.0.1:8000"  # the api as receivers reach it (webhook links)

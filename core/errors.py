@@ -14,7 +14,7 @@
     └── TrialsFailed (500)                     stored on a comparison with failed trials
 
 The api renders every one of them as RFC 9457 ``application/problem+json`` in one handler;
-the worker and core/lifecycle.py store ``to_problem()`` of the last three on failed trials
+the worker and core/trials/lifecycle.py store ``to_problem()`` of the last three on failed trials
 and comparisons, so clients see the same shape.
 """
 

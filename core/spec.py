@@ -2,7 +2,7 @@
 OpenAPI document at ``/openapi.json`` has every field).
 
 Variants are kept as raw JSON objects here and validated by ``models`` in
-``core.validation``, so that every error, including those inside ``keras_config``, carries
+``core.trials.validation``, so that every error, including those inside ``keras_config``, carries
 its exact location in the request.
 """
 
@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from core.data.datasets import DATASET_NAME
+from core.datasets import DATASET_NAME
 from models.spec import Variant, parse_variant
 
 __all__ = [
@@ -150,7 +150,7 @@ class SeedSchedule(_Strict):
     max: Annotated[int, Field(ge=1, le=MAX_SEED)] = 20
     step: Annotated[int, Field(ge=1, le=MAX_SEED)] = 1
 
-    # max >= min is checked by core.validation, which can point at ["body", "seeds", "max"].
+    # max >= min is checked by core.trials.validation, which can point at ["body", "seeds", "max"].
 
     @property
     def rounds_max(self) -> int:

@@ -2,7 +2,7 @@
 
 They are ``StrEnum``s, so a member equals its string (``TrialStatus.QUEUED == "queued"``), is
 stored as that string, and serialises to it in JSON: the database and the HTTP contract are
-unchanged. Only core/lifecycle.py changes a status; the columns carry CHECK constraints with
+unchanged. Only core/trials/lifecycle.py changes a status; the columns carry CHECK constraints with
 these words (migration ``0004_status_checks``).
 """
 

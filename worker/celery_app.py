@@ -1,8 +1,9 @@
-"""The worker's Celery app: the shared long-task settings from ``core.queue`` plus our tasks.
+"""The worker's Celery app: the shared long-task settings from ``core.trials.queue`` plus our tasks.
 
 TensorFlow is imported inside the worker's child processes on first use, never here: the
 Celery parent forks its pool, and TensorFlow is not fork-safe. The parent runs, each in a
-thread: the sweeper (``core.sweeper``), webhook delivery (``core.webhooks``), the worker's
+thread: the sweeper (``core.trials.sweeper``), webhook delivery (``core.trials.webhooks``), the
+worker's
 heartbeat (``worker.heartbeat``) and, when ``ARCHBENCH_MLFLOW_TRACKING_URI`` is set, live
 MLflow logging of ended trials (``worker.mlflow_live``).
 """
@@ -25,9 +26,9 @@ from celery.signals import (
 
 from core.config import get_settings
 from core.logging import configure_logging
-from core.queue import celery_config, tune_sql_transport
 from core.store.db import dispose_engine
-from core.sweeper import sweep
+from core.trials.queue import celery_config, tune_sql_transport
+from core.trials.sweeper import sweep
 from worker.heartbeat import Heartbeat, pool_description
 
 __all__ = ["app"]
@@ -74,8 +75,8 @@ def _sweep_forever() -> None:
 
 
 def _deliver_webhooks_forever() -> None:
-    """Webhooks owed by ended comparisons (core.webhooks), on their own short cadence."""
-    from core.webhooks import deliver_due
+    """Webhooks owed by ended comparisons (core.trials.webhooks), on their own short cadence."""
+    from core.trials.webhooks import deliver_due
 
     settings = get_settings()
     _every(

@@ -45,7 +45,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from core.data.datasets import BUILTIN_DATASETS, UPLOAD_PREFIX
+from core.datasets import BUILTIN_DATASETS, UPLOAD_PREFIX
 
 __all__ = [
     "SPLIT_DESIGNS",
@@ -410,7 +410,7 @@ def _scaled(load: Callable[[Path], tuple[np.ndarray, np.ndarray]], *, channel: b
     return scaled
 
 
-# One loader per entry of the dataset registry (core.data.datasets.BUILTIN_DATASETS, which knows
+# One loader per entry of the dataset registry (core.datasets.BUILTIN_DATASETS, which knows
 # the names, shapes and classes): inputs scaled to [0, 1] and integer labels. The downloads'
 # readers are defined below and looked up when called (tests point them elsewhere).
 Loader = Callable[[Path], tuple[np.ndarray, np.ndarray]]

@@ -37,28 +37,27 @@ from sqlalchemy.orm import Session
 from core.config import Settings, get_settings
 from core.data.uploads import upload_path_of
 from core.errors import Problem, TrialFailed
-from core.lifecycle import (
+from core.logging import log_context
+from core.spec import StoredSpec
+from core.status import Outcome, StopReason, TrialStatus
+from core.store.db import session_scope
+from core.store.tables import Comparison, EpochMetric, Trial
+from core.trials.finalize import added_trials, finalize_comparison
+from core.trials.lifecycle import (
     LeaseLost,
-    added_trials,
     attempts_exhausted,
     claim_trial,
     end_unclaimed,
-    finalize_comparison,
     finish_trial,
     release_trial,
     renew_lease,
     rewind_trial,
     upsert_epoch,
 )
-from core.logging import log_context
-from core.queue import TRAIN_TASK
-from core.reuse import library_versions, trial_hash
-from core.rounds import enqueue_added
-from core.spec import StoredSpec
-from core.status import Outcome, StopReason, TrialStatus
-from core.store.db import session_scope
-from core.store.tables import Comparison, EpochMetric, Trial
-from core.sweeper import remove_checkpoint
+from core.trials.queue import TRAIN_TASK
+from core.trials.reuse import library_versions, trial_hash
+from core.trials.rounds import enqueue_added
+from core.trials.sweeper import remove_checkpoint
 from worker.celery_app import app
 
 if TYPE_CHECKING:
@@ -154,7 +153,7 @@ def _problem(exc: BaseException) -> Problem:
     return TrialFailed(f"{type(exc).__name__}: {exc}"[:2000]).to_problem()
 
 
-# acks_late and reject_on_worker_lost come from core.queue.celery_config, with their reasons.
+# acks_late and reject_on_worker_lost come from core.trials.queue.celery_config, with their reasons.
 @app.task(name=TRAIN_TASK, ignore_result=True)
 def train_trial_task(trial_id: str) -> str:
     """Train one trial, identified by id (the row in the database is the truth)."""

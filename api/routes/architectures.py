@@ -12,7 +12,7 @@ from api.schemas import AnalyzeRequest
 from core.data.uploads import resolver_for
 from core.errors import ErrorItem, InvalidInput
 from core.spec import DatasetRef
-from core.validation import dataset_info, validate_variant
+from core.trials.validation import dataset_info, validate_variant
 
 __all__ = ["router"]
 

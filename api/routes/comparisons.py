@@ -34,16 +34,7 @@ from api.schemas import (
     trial_out,
 )
 from api.tables_out import TABLE_RESPONSES, prefetched, stream_table, table_format
-from core.comparisons import (
-    body_hash,
-    cancel_comparison,
-    comparisons_page,
-    create_comparison,
-    trial_key,
-    trials_in_order,
-)
 from core.data.uploads import resolver_for
-from core.dispatch import dispatch
 from core.exports.metrics import (
     KEYS,
     METRIC_KEY_TYPES,
@@ -52,12 +43,21 @@ from core.exports.metrics import (
     metrics_json,
     metrics_rows,
 )
-from core.lifecycle import progress_of
 from core.spec import NO_NUL, ComparisonSpec
 from core.status import ComparisonStatus
 from core.store.db import session_scope
 from core.store.tables import Comparison
-from core.validation import validate_comparison
+from core.trials.comparisons import (
+    body_hash,
+    cancel_comparison,
+    comparisons_page,
+    create_comparison,
+    trial_key,
+    trials_in_order,
+)
+from core.trials.dispatch import dispatch
+from core.trials.lifecycle import progress_of
+from core.trials.validation import validate_comparison
 
 __all__ = ["router"]
 

@@ -16,12 +16,12 @@ from sqlalchemy import and_, or_
 from api.deps import SessionDep, SettingsDep, TenantDep
 from api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.schemas import Page
-from core.data.datasets import BUILTIN_DATASETS
 from core.data.uploads import dataset_out, inspect_npz, store_upload
+from core.datasets import BUILTIN_DATASETS
 from core.errors import InvalidInput, PayloadTooLarge, TooManyRequests
 from core.spec import NO_NUL
 from core.store.tables import Dataset
-from core.tenancy import owned
+from core.store.tenancy import owned
 
 __all__ = ["router"]
 

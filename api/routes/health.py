@@ -12,9 +12,9 @@ from sqlalchemy import text
 from api.deps import SettingsDep
 from api.metrics import CONTENT_TYPE, render_metrics
 from core.errors import Unauthorized
-from core.queue import client_app
 from core.store.db import get_engine
 from core.store.migrate import schema_state
+from core.trials.queue import client_app
 
 __all__ = ["router"]
 

@@ -14,10 +14,8 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from api.deps import ComparisonDep, ComparisonId, SessionDep, TenantDep, find_comparison
 from api.schemas import comparison_out
 from api.streams import EventHub, LimitedStreamingResponse, StreamLimits
-from core.comparisons import epochs_since, trial_states
 from core.config import get_settings
 from core.errors import NotFound
-from core.lifecycle import progress_of
 from core.report.build import PAIRWISE_ROW_COLUMNS, REPORT_ROW_COLUMNS, pairwise_rows, report_rows
 from core.report.load import load_report
 from core.report.plot import render_png
@@ -27,6 +25,8 @@ from core.status import TERMINAL, TrialStatus
 from core.store.db import session_scope
 from core.store.tables import Comparison
 from core.timestamps import json_default
+from core.trials.comparisons import epochs_since, trial_states
+from core.trials.lifecycle import progress_of
 
 __all__ = ["router"]
 

@@ -1,7 +1,7 @@
-"""The data a comparison trains on: the built-in datasets' registry and uploaded datasets.
+"""Datasets a tenant brings: the upload path that checks, stores and describes a tenant's own
+arrays (``uploads``). The built-in datasets' registry is ``core.datasets`` (shared, since the
+spec validates names against it).
 
-Owns which dataset names exist, their shapes and classes (``datasets``), and the upload
-path that checks, stores and describes a tenant's own arrays (``uploads``). It may import
-the shared modules of ``core`` (config, errors, spec, timestamps) and ``core.store``; it
-never imports ``core.trials``, ``core.report.build`` or ``core.exports``.
+It may import ``core.store`` and the shared modules of ``core``; it never imports
+``core.trials``, ``core.report`` or ``core.exports``.
 """

@@ -26,11 +26,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
-from core.data.datasets import UPLOAD_PREFIX, DatasetInfo
+from core.datasets import UPLOAD_PREFIX, DatasetInfo
 from core.errors import ErrorItem, InvalidInput
 from core.store.db import session_scope
 from core.store.tables import Comparison, Dataset
-from core.tenancy import owned
+from core.store.tenancy import owned
 from core.timestamps import rfc3339
 
 __all__ = [

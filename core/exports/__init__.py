@@ -2,6 +2,6 @@
 and the trials/metrics/predictions tables as JSON, CSV and Parquet.
 
 Each exporter reads stored rows (through ``core.store``) and the stored report (through
-``core.report.build``) and writes them out; nothing here changes a comparison's state. It may
-import ``core.report.build``, ``core.store`` and the shared modules, never ``core.trials``.
+``core.report``) and writes them out; nothing here changes a comparison's state. It may
+import ``core.report``, ``core.store`` and the shared modules, never ``core.trials``.
 """

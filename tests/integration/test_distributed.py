@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from core.comparisons import create_comparison
 from core.config import Settings
-from core.queue import celery_config, enqueue_trials
 from core.spec import ComparisonSpec
 from core.store.db import make_engine
 from core.store.tables import Comparison, EpochMetric, Trial
-from core.validation import validate_comparison
+from core.trials.comparisons import create_comparison
+from core.trials.queue import celery_config, enqueue_trials
+from core.trials.validation import validate_comparison
 from tests.support.helpers import (
     assert_problem,
     assert_trained,
@@ -170,7 +170,7 @@ def _race_claims(engine: Any, trial_id: str) -> dict[str, bool]:
     import threading
     import time
 
-    from core.lifecycle import claim_trial
+    from core.trials.lifecycle import claim_trial
 
     start = threading.Barrier(2)
     results: dict[str, bool] = {}
@@ -238,8 +238,8 @@ def test_trials_are_committed_before_they_are_enqueued(
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from core import dispatch as dispatching
-    from core.queue import client_app
+    from core.trials import dispatch as dispatching
+    from core.trials.queue import client_app
 
     broker = tmp_path / "broker.db"  # the embedded SQL broker: real, and nobody consumes it
     monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))

@@ -70,7 +70,7 @@ def test_openapi_examples_are_the_articles_and_valid(embedded: Service, tmp_path
     """/openapi.json carries the article's examples, and each one is accepted as it stands."""
     from core.config import Settings
     from core.spec import ComparisonSpec
-    from core.validation import validate_comparison
+    from core.trials.validation import validate_comparison
 
     article = json.loads((ROOT / "examples" / "article.json").read_text())
     with embedded.client() as client:

@@ -25,7 +25,7 @@ from tests.support.services import in_process_database
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     from api.app import create_app
-    from core.queue import client_app
+    from core.trials.queue import client_app
 
     tmp: Path = tmp_path_factory.mktemp("one_answer")
     with pytest.MonkeyPatch.context() as mp:

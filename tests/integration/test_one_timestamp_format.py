@@ -47,9 +47,9 @@ def _times(value: Any) -> list[str]:
 
 def _finish(comparison_id: str) -> None:
     """Trials ended as a worker ends them, and the comparison finished."""
-    from core.lifecycle import finalize_comparison
     from core.store.db import session_scope
     from core.store.tables import EpochMetric, Trial
+    from core.trials.finalize import finalize_comparison
 
     start = datetime(2026, 12, 3, 6, 40, 17, tzinfo=UTC)  # a whole second: no microseconds
     with session_scope() as s:
@@ -99,7 +99,7 @@ def test_every_answer_writes_timestamps_one_way(client: TestClient) -> None:
     from core.config import get_settings
     from core.store.db import session_scope
     from core.store.tables import Comparison
-    from core.webhooks import payload
+    from core.trials.webhooks import payload
 
     with session_scope() as s:
         comparison = s.get(Comparison, cid)

@@ -21,9 +21,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from core.config import get_settings
-from core.lifecycle import finish_trial, upsert_epoch
 from core.store.db import session_scope
 from core.store.tables import Comparison, EpochMetric, Trial
+from core.trials.lifecycle import finish_trial, upsert_epoch
 from tests.support.helpers import small_mlp, tiny_spec
 from tests.support.services import fresh_database, in_process_database
 
@@ -43,9 +43,9 @@ def worker_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 
 
 def submit(epochs: int = EPOCHS) -> tuple[str, str]:
-    from core.comparisons import create_comparison
     from core.spec import ComparisonSpec
-    from core.validation import validate_comparison
+    from core.trials.comparisons import create_comparison
+    from core.trials.validation import validate_comparison
 
     spec = tiny_spec("inproc", seeds=[0], epochs=epochs, samples=200, variants=[small_mlp()])
     validated = validate_comparison(ComparisonSpec.model_validate(spec), get_settings())

@@ -1,6 +1,7 @@
 """Leases, claims, the sweeper and cancel as guarded statements, on real Postgres and SQLite.
 
-No worker process: ``core.lifecycle``, ``core.sweeper``, ``core.comparisons`` and the worker's
+No worker process: ``core.trials.lifecycle``, ``core.trials.sweeper``,
+``core.trials.comparisons`` and the worker's
 claim path (``worker.tasks.run_trial`` up to the claim) run in this process against a real
 database, each race set up by writing the rows as the other party would have left them.
 """
@@ -19,19 +20,19 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select, text, update
 
-from core.comparisons import cancel_comparison
 from core.config import Settings, get_settings
 from core.errors import Conflict
-from core.lifecycle import (
+from core.store.db import session_scope
+from core.store.tables import Comparison, EpochMetric, Trial, utcnow
+from core.trials.comparisons import cancel_comparison
+from core.trials.lifecycle import (
     LeaseLost,
     claim_trial,
     finish_trial,
     renew_lease,
     upsert_epoch,
 )
-from core.store.db import session_scope
-from core.store.tables import Comparison, EpochMetric, Trial, utcnow
-from core.sweeper import sweep
+from core.trials.sweeper import sweep
 from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database, in_process_database
 
@@ -175,11 +176,11 @@ def test_leases_are_judged_on_the_database_clock(
         assert timedelta(seconds=55) < lease - db_now < timedelta(seconds=65)
 
     ahead = utcnow() + timedelta(hours=1)
-    import core.lifecycle
-    import core.sweeper
+    import core.trials.lifecycle
+    import core.trials.sweeper
 
-    monkeypatch.setattr(core.lifecycle, "utcnow", lambda: ahead)
-    monkeypatch.setattr(core.sweeper, "utcnow", lambda: ahead)
+    monkeypatch.setattr(core.trials.lifecycle, "utcnow", lambda: ahead)
+    monkeypatch.setattr(core.trials.sweeper, "utcnow", lambda: ahead)
     with session_scope() as s:
         assert not claim_trial(s, tid, owner="w2", worker="h:2", lease_seconds=60)
     done = sweep(db)

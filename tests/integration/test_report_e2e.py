@@ -17,14 +17,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from statsmodels.stats.multitest import multipletests
 
-from core.comparisons import create_comparison
 from core.config import Settings
-from core.queue import celery_config, enqueue_trials
 from core.report.render import md_escape
 from core.spec import ComparisonSpec
 from core.store.db import make_engine
 from core.store.tables import Trial
-from core.validation import validate_comparison
+from core.trials.comparisons import create_comparison
+from core.trials.queue import celery_config, enqueue_trials
+from core.trials.validation import validate_comparison
 from tests.support.helpers import small_mlp, tiny_spec, wait_done
 from tests.support.services import ROOT, Service
 

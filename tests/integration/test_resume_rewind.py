@@ -1,4 +1,5 @@
-"""core.lifecycle.rewind_trial on Postgres: a resumed attempt forgets the rows it retrains."""
+"""core.trials.lifecycle.rewind_trial on Postgres: a resumed attempt forgets the rows it
+retrains."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from core.lifecycle import LeaseLost, rewind_trial
 from core.store.db import make_engine
 from core.store.migrate import upgrade
 from core.store.tables import Comparison, EpochMetric, Trial, new_id, utcnow
+from core.trials.lifecycle import LeaseLost, rewind_trial
 from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database
 

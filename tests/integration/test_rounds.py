@@ -22,14 +22,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
 import core.report.build
-from core.comparisons import cancel_comparison, create_comparison
 from core.config import Settings, get_settings
-from core.lifecycle import added_trials, finalize_comparison
 from core.spec import ComparisonSpec
 from core.store.db import session_scope
 from core.store.tables import Comparison, Trial
-from core.sweeper import sweep
-from core.validation import validate_comparison
+from core.trials.comparisons import cancel_comparison, create_comparison
+from core.trials.finalize import added_trials, finalize_comparison
+from core.trials.sweeper import sweep
+from core.trials.validation import validate_comparison
 from tests.support.helpers import small_cnn, small_mlp
 from tests.support.services import fresh_database, in_process_database
 

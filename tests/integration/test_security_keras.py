@@ -183,12 +183,12 @@ def test_the_traps_catch_what_the_old_test_missed(monkeypatch: pytest.MonkeyPatc
 def test_keras_deserialization_is_never_called(
     in_process_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.comparisons import create_comparison
     from core.config import get_settings
     from core.spec import ComparisonSpec
     from core.store.db import session_scope
     from core.store.tables import Trial
-    from core.validation import validate_comparison
+    from core.trials.comparisons import create_comparison
+    from core.trials.validation import validate_comparison
     from worker.tasks import run_trial
     from worker.training import clear_warm_models
 

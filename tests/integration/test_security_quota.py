@@ -1,6 +1,6 @@
 """The per-tenant quota holds under concurrent submits, on Postgres and on SQLite.
 
-Several threads submit at once through ``core.comparisons.create_comparison`` (the code the
+Several threads submit at once through ``core.trials.comparisons.create_comparison`` (the code the
 api's POST runs), each in its own session against a real database. The race window between
 counting a tenant's active comparisons and inserting the new one is widened on purpose (a
 pause after the count), so that without the quota lock every thread would count below the
@@ -42,21 +42,21 @@ def database(
 def test_concurrent_submits_never_pass_the_quota(
     database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.comparisons
+    import core.trials.comparisons
     from core.config import get_settings
     from core.errors import TooManyRequests
     from core.spec import ComparisonSpec
     from core.store.db import session_scope
     from core.store.tables import Comparison
-    from core.validation import validate_comparison
+    from core.trials.validation import validate_comparison
 
-    counted = core.comparisons.check_active_quota
+    counted = core.trials.comparisons.check_active_quota
 
     def slow_check(session: Any, tenant: str, max_active: int) -> None:
         counted(session, tenant, max_active)
         time.sleep(0.3)  # every other submit counts now, unless the lock makes it wait
 
-    monkeypatch.setattr(core.comparisons, "check_active_quota", slow_check)
+    monkeypatch.setattr(core.trials.comparisons, "check_active_quota", slow_check)
     validated = validate_comparison(
         ComparisonSpec.model_validate(tiny_spec("race", seeds=[0], epochs=1)), get_settings()
     )
@@ -69,7 +69,7 @@ def test_concurrent_submits_never_pass_the_quota(
         try:
             start.wait()
             with session_scope() as s:
-                row, _, new = core.comparisons.create_comparison(
+                row, _, new = core.trials.comparisons.create_comparison(
                     s,
                     tenant="racer",
                     validated=validated,
@@ -98,7 +98,7 @@ def test_concurrent_submits_never_pass_the_quota(
     assert stored == LIMIT
     # Another tenant is not held back by this one's quota.
     with session_scope() as s:
-        _, _, new = core.comparisons.create_comparison(
+        _, _, new = core.trials.comparisons.create_comparison(
             s,
             tenant="other",
             validated=validated,

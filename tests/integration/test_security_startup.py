@@ -76,7 +76,7 @@ def test_distributed_with_a_key_starts_and_a_revoked_one_does_not_count(
 ) -> None:
     from api.auth import UnsafeConfiguration, check_auth_setup
     from core.store.db import session_scope
-    from core.tenancy import create_key, revoke_key
+    from core.store.tenancy import create_key, revoke_key
 
     with session_scope() as s:
         key_id = create_key(s, "acme", "ops")[0].id

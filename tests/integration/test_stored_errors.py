@@ -1,6 +1,6 @@
 """Stored trial errors carry no terminal codes (issue 15, item 7): Keras colours its messages
 (``\\x1b[1m``), and an error is read in JSON, CSV, the dashboard and terminals. Stripped where
-errors are stored (core.lifecycle), on Postgres, through the worker's own failure path."""
+errors are stored (core.trials.lifecycle), on Postgres, through the worker's own failure path."""
 
 from __future__ import annotations
 
@@ -25,14 +25,15 @@ CLEAN = (
 def test_stored_trial_and_comparison_errors_have_no_terminal_codes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.comparisons import create_comparison
     from core.config import get_settings
-    from core.lifecycle import end_unclaimed, finalize_comparison, finish_trial
     from core.spec import ComparisonSpec
     from core.status import TrialStatus
     from core.store.db import session_scope
     from core.store.tables import Comparison, Trial
-    from core.validation import validate_comparison
+    from core.trials.comparisons import create_comparison
+    from core.trials.finalize import finalize_comparison
+    from core.trials.lifecycle import end_unclaimed, finish_trial
+    from core.trials.validation import validate_comparison
     from worker.tasks import _problem
 
     monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))

@@ -19,15 +19,15 @@ import pytest
 from sqlalchemy import JSON, type_coerce, update
 
 from api.schemas import comparison_out
-from core.comparisons import create_comparison
 from core.config import get_settings
 from core.report.load import load_report
 from core.report.similarity import decode_predictions
-from core.reuse import library_versions
 from core.spec import ComparisonSpec
 from core.store.db import session_scope
 from core.store.tables import Comparison, Trial, TrialPrediction
-from core.validation import validate_comparison
+from core.trials.comparisons import create_comparison
+from core.trials.reuse import library_versions
+from core.trials.validation import validate_comparison
 from tests.support.helpers import small_mlp, tiny_spec
 from tests.support.services import fresh_database, in_process_database
 from tests.support.stored import dict_hash, legacy_of

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from core import destinations
 from core.config import Settings
 from core.store.tables import Comparison, WebhookDelivery, new_id, utcnow
+from core.trials import destinations
 from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database, in_process_database
 
@@ -86,7 +86,7 @@ def deliveries(cid: str) -> list[WebhookDelivery]:
 
 
 def test_refused_inside_and_pinned_outside(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.webhooks import deliver_due
+    from core.trials.webhooks import deliver_due
 
     with (
         fresh_database("archbench_hooks") as url,
@@ -117,7 +117,7 @@ def test_refused_inside_and_pinned_outside(pg_url: str, monkeypatch: pytest.Monk
         assert row.error.startswith("refused: 64:ff9b::7f00:1 is not a public address"), row.error
         assert calls == []
 
-        real_getaddrinfo = socket.getaddrinfo  # the module core.destinations resolves with
+        real_getaddrinfo = socket.getaddrinfo  # the module core.trials.destinations resolves with
 
         lookups: list[str] = []
 

@@ -17,7 +17,7 @@ import pytest
 from archbench import Client, InvalidInput
 from archbench.webhooks import verify_signature
 from core.config import Settings
-from core.webhooks import backoff, sign
+from core.trials.webhooks import backoff, sign
 from tests.support.helpers import small_mlp, tiny_spec
 from tests.support.services import Service, free_port, start, stop, wait_http
 
@@ -27,7 +27,7 @@ SECRET = "test-webhook-secret"
 DISPATCH = (
     "import time\n"
     "from core.config import get_settings\n"
-    "from core.webhooks import deliver_due\n"
+    "from core.trials.webhooks import deliver_due\n"
     "while True:\n"
     "    deliver_due(get_settings())\n"
     "    time.sleep(0.2)\n"

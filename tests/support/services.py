@@ -93,7 +93,7 @@ def in_process_api(
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from core.queue import client_app
+    from core.trials.queue import client_app
 
     monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("ARCHBENCH_ALLOW_NO_AUTH", "true")

@@ -8,7 +8,7 @@ import hashlib
 import json
 from typing import Any
 
-from core.reuse import SEEDING
+from core.trials.reuse import SEEDING
 
 
 def legacy_of(stored: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from core.config import Settings
 from core.errors import InvalidInput
 from core.report.similarity import analysis_bytes
 from core.spec import ComparisonSpec
-from core.validation import validate_comparison
+from core.trials.validation import validate_comparison
 
 CONV: dict[str, Any] = {
     "name": "conv",

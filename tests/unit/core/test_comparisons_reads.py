@@ -1,4 +1,4 @@
-"""core.comparisons' reads: the comparison list (filters, keyset pages, tenancy) and the
+"""core.trials.comparisons' reads: the comparison list (filters, keyset pages, tenancy) and the
 trials in (variant, seed) order, on a real SQLite database built from the tables."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from core.comparisons import (
+from core.store.tables import Comparison, EpochMetric, Trial
+from core.trials.comparisons import (
     comparisons_page,
     epochs_since,
     trial_key,
     trial_states,
     trials_in_order,
 )
-from core.store.tables import Comparison, EpochMetric, Trial
 from tests.support.helpers import stored_spec
 
 

@@ -1,4 +1,4 @@
-"""core.destinations: webhooks stay out of the service's own network unless allowed."""
+"""core.trials.destinations: webhooks stay out of the service's own network unless allowed."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from core.config import Settings
-from core.destinations import Refused, allows_private, literal_refusal, resolve_public
 from core.errors import InvalidInput
 from core.spec import ComparisonSpec
-from core.validation import validate_comparison
+from core.trials.destinations import Refused, allows_private, literal_refusal, resolve_public
+from core.trials.validation import validate_comparison
 
 
 def test_private_destinations_are_allowed_in_development_only_by_default() -> None:
@@ -75,7 +75,8 @@ def _resolving_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> None:
     def fake(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
 
-    monkeypatch.setattr(socket, "getaddrinfo", fake)  # the module core.destinations resolves with
+    # the module core.trials.destinations resolves with
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
 
 
 def test_a_name_resolving_inside_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

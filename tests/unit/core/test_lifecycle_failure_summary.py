@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.lifecycle import failure_summary
+from core.trials.lifecycle import failure_summary
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""core.spec and core.validation: split designs, seed schedules, baseline, margin, and the
+"""core.spec and core.trials.validation: split designs, seed schedules, baseline, margin, and the
 submit-time checks that keep doomed trials from a worker (located 422s)."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import pytest
 from pydantic import ValidationError
 
 from api.problems import validation_errors
-from core.comparisons import build_trials
 from core.config import Settings
 from core.errors import InvalidInput
 from core.spec import AnalysisSpec, ComparisonSpec, SeedSchedule, StoredSpec
-from core.validation import validate_comparison
+from core.trials.planning import build_trials
+from core.trials.validation import validate_comparison
 from tests.support.helpers import small_cnn, small_mlp, stored_spec
 
 SETTINGS = Settings(database_url="sqlite://", data_dir="/tmp/archbench-unused")
@@ -36,7 +36,7 @@ def spec(**over: Any) -> dict[str, Any]:
 
 def located(body: dict[str, Any], settings: Settings = SETTINGS) -> list[tuple[list[Any], str]]:
     """The located errors of a submit, as the api answers them (422), whichever layer finds
-    them: pydantic (with the prefix FastAPI adds) or core.validation."""
+    them: pydantic (with the prefix FastAPI adds) or core.trials.validation."""
     try:
         parsed = ComparisonSpec.model_validate(body)
     except ValidationError as exc:
@@ -185,7 +185,7 @@ def test_trials_are_queued_seed_major_interleaving_variants() -> None:
 
 
 def test_reuse_key_covers_the_split_design_and_the_reserved_probe() -> None:
-    from core.reuse import trial_hash
+    from core.trials.reuse import trial_hash
 
     def h(**over: Any) -> str:
         v = validate_comparison(ComparisonSpec.model_validate(spec(**over)), SETTINGS)

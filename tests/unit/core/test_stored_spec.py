@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from api.examples import SUBMIT_EXAMPLES
 from core.config import Settings
-from core.reuse import trial_hash
 from core.spec import AnalysisSpec, ComparisonSpec, DesignSpec, SeedSchedule, StoredSpec
 from core.store.tables import Comparison
-from core.validation import validate_comparison
+from core.trials.reuse import trial_hash
+from core.trials.validation import validate_comparison
 from tests.support.helpers import small_cnn, small_mlp, stored_spec, tiny_spec
 from tests.support.stored import dict_hash, legacy_of
 
@@ -138,7 +138,7 @@ def test_the_column_stores_json_and_reads_the_model(session: Session) -> None:
     row = session.get_one(Comparison, "c")
     assert isinstance(row.spec, StoredSpec)
     assert row.spec == spec
-    # A JSON path in SQL, as core.webhooks selects the comparisons with a callback.
+    # A JSON path in SQL, as core.trials.webhooks selects the comparisons with a callback.
     url = session.scalar(select(Comparison.spec["callback_url"].as_string()))
     assert url == "https://example.org/hook"
 

@@ -1,4 +1,4 @@
-"""The dataset registry: core.data.datasets names each built-in dataset once; the spec's accepted
+"""The dataset registry: core.datasets names each built-in dataset once; the spec's accepted
 names and the worker's loaders both follow it."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from core.data.datasets import BUILTIN_DATASETS, DATASET_NAME, UPLOAD_PREFIX
+from core.datasets import BUILTIN_DATASETS, DATASET_NAME, UPLOAD_PREFIX
 from worker import datasets as wd
 
 

@@ -1,7 +1,7 @@
 """Adaptive seeds: the rounds of a comparison whose ``seeds`` is ``{"min", "max", "step"}``.
 
 A comparison starts with seeds ``0..min-1`` of every variant. When every trial of the current
-round has ended, ``core.lifecycle.finalize_comparison`` asks ``next_round``: the report of the
+round has ended, ``core.trials.finalize.finalize_comparison`` asks ``next_round``: the report of the
 trials so far (``core.report.load.load_report``) goes to ``core.report.build.needs_more_seeds``, and
 while it says some tested pair is undecided and fewer than ``max`` seeds ran, the next
 ``step`` seeds of every variant are added (seed-major, like the first round) and the
@@ -23,9 +23,13 @@ from sqlalchemy import distinct, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from core.report import build as report_module
+from core.report.load import load_report
 from core.status import ACTIVE
 from core.store.db import rows_changed
 from core.store.tables import Comparison, Trial
+from core.trials.dispatch import dispatch
+from core.trials.planning import build_trials, fill_reused
 
 __all__ = ["enqueue_added", "needs_more", "next_round", "seeds_per_variant"]
 
@@ -48,9 +52,6 @@ def needs_more(session: Session, comparison: Comparison) -> bool:
     A report that cannot be built or judged ends the schedule with what ran (logged): the
     comparison must end rather than wait forever. A database error propagates (the sweeper
     takes the decision again on its next pass)."""
-    from core.report import build as report_module
-    from core.report.load import load_report
-
     try:
         report, _ = load_report(session, comparison)
         return bool(report_module.needs_more_seeds(report))
@@ -68,8 +69,6 @@ def next_round(session: Session, comparison: Comparison) -> list[str] | None:
     The caller (``finalize_comparison``) holds the comparison's row lock, has checked that no
     trial is active, none failed and no cancel was asked for.
     """
-    from core.comparisons import build_trials, fill_reused
-
     schedule = comparison.spec.schedule
     if schedule is None:
         return None
@@ -118,8 +117,6 @@ def next_round(session: Session, comparison: Comparison) -> list[str] | None:
 
 
 def enqueue_added(trial_ids: list[str], app: Any = None) -> list[str]:
-    """Send the trials a committed round added, and stamp them sent (``core.dispatch``);
+    """Send the trials a committed round added, and stamp them sent (``core.trials.dispatch``);
     returns those sent."""
-    from core.dispatch import dispatch
-
     return dispatch(trial_ids, app=app)

@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
-from core.lifecycle import mark_reused
 from core.spec import StoredSpec
 from core.status import StopReason, TrialStatus
 from core.store.tables import (
@@ -33,6 +32,7 @@ from core.store.tables import (
     TrialPrediction,
     utcnow,
 )
+from core.trials.lifecycle import mark_reused
 
 __all__ = ["SEEDING", "copy_result", "find_reusable", "library_versions", "trial_hash"]
 

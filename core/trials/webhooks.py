@@ -30,12 +30,12 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.destinations import Refused, allows_private, resolve_public
 from core.report.load import load_report
 from core.status import TERMINAL
 from core.store.db import session_scope
 from core.store.tables import Comparison, WebhookDelivery, utcnow
 from core.timestamps import rfc3339
+from core.trials.destinations import Refused, allows_private, resolve_public
 
 __all__ = ["EVENT", "backoff", "deliver_due", "payload", "sign"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -13,30 +13,25 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, IdempotencyMismatch, TooManyRequests
-from core.lifecycle import (
-    LOCK_CONFLICT_TRIES,
-    added_trials,
-    cancel_queued,
-    finalize_comparison,
-    lock_conflict,
-)
-from core.reuse import copy_result, find_reusable, library_versions, trial_hash
-from core.spec import StoredSpec
 from core.status import ACTIVE, ComparisonStatus, TrialStatus
 from core.store.db import rows_changed
-from core.store.tables import Comparison, EpochMetric, Trial, new_id, utcnow
-from core.tenancy import owned
-from core.validation import ValidatedComparison
-from models.analysis import Analysis
+from core.store.tables import Comparison, EpochMetric, Trial
+from core.store.tenancy import owned
+from core.trials.finalize import added_trials, finalize_comparison
+from core.trials.lifecycle import (
+    LOCK_CONFLICT_TRIES,
+    cancel_queued,
+    lock_conflict,
+)
+from core.trials.planning import build_trials, fill_reused
+from core.trials.validation import ValidatedComparison
 
 __all__ = [
     "body_hash",
-    "build_trials",
     "cancel_comparison",
     "check_active_quota",
     "comparisons_page",
     "create_comparison",
-    "fill_reused",
     "lock_tenant_quota",
     "trial_key",
     "trial_states",
@@ -103,57 +98,6 @@ def create_comparison(
     except IntegrityError as exc:
         return _lost_race(session, tenant, idempotency_key, request_hash, exc)
     return comparison, pending_ids, True
-
-
-def build_trials(
-    comparison_id: str,
-    spec: StoredSpec,
-    analyses: Mapping[str, Analysis],
-    seeds: list[int],
-) -> list[Trial]:
-    """New trial rows for ``seeds`` of every variant, in queue order: seed-major, the variants
-    interleaved (seed 0 of every variant, then seed 1, ...), so that a variant's timing is not
-    confounded with when it ran (a machine warming up, or busy with other work)."""
-    versions = library_versions()
-    trials = []
-    for seed in seeds:
-        for index, variant in enumerate(spec.variants):
-            analysis = analyses[variant.name]
-            trials.append(
-                Trial(
-                    id=new_id(),
-                    comparison_id=comparison_id,
-                    variant=variant.name,
-                    variant_index=index,
-                    seed=seed,
-                    params=analysis.params,
-                    trainable_params=analysis.trainable_params,
-                    flops=analysis.flops,
-                    epochs_planned=spec.training.epochs,
-                    trial_hash=trial_hash(spec, index, seed, versions),
-                )
-            )
-    return trials
-
-
-def fill_reused(session: Session, comparison: Comparison, trials: list[Trial]) -> list[Trial]:
-    """Fill trials already trained (same hash, same tenant) from their results; returns the
-    rest, in their order."""
-    found = find_reusable(
-        session, comparison.tenant, [t.trial_hash for t in trials if t.trial_hash]
-    )
-    pending = []
-    for trial in trials:
-        source = found.get(trial.trial_hash or "")
-        if source is None:
-            pending.append(trial)
-        else:
-            copy_result(session, source, trial)
-    if len(pending) < len(trials):
-        if comparison.started_at is None:
-            comparison.started_at = utcnow()
-        session.flush()
-    return pending
 
 
 def _lost_race(
@@ -230,7 +174,7 @@ def cancel_comparison(session: Session, comparison: Comparison) -> None:
     finished after ``comparison`` was read) changes no row and is a Conflict, never a
     cancel request on an ended comparison.
 
-    Rows are locked in the order every transaction takes them (``core.lifecycle``): the
+    Rows are locked in the order every transaction takes them (``core.trials.lifecycle``): the
     trials first, by id, then the comparison. A worker's claim holds its trial and then
     updates the comparison; taking the comparison first here deadlocked with it. A deadlock
     or serialization failure all the same (another writer's order) is rolled back and the

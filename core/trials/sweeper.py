@@ -18,7 +18,7 @@ It runs as a thread in every worker's main process (see ``worker.celery_app``), 
   exists, is deleted: the sweeper of a worker sees the shared folder and removes what a
   sweeper without it (the api host's) or a cancel in the api left behind.
 
-Lease expiry is judged on the database's clock (``core.lifecycle.db_now``), like the leases.
+Lease expiry is judged on the database's clock (``core.trials.lifecycle.db_now``), like the leases.
 """
 
 from __future__ import annotations
@@ -34,20 +34,19 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.dispatch import dispatch
-from core.lifecycle import (
-    added_trials,
-    attempts_exhausted,
-    db_now,
-    end_unclaimed,
-    finalize_comparison,
-    requeue_expired,
-)
-from core.queue import broker_was_reset
-from core.rounds import enqueue_added
 from core.status import ACTIVE, TERMINAL, StopReason, TrialStatus
 from core.store.db import rows_changed, session_scope
 from core.store.tables import Comparison, Trial, WorkerHeartbeat, utcnow
+from core.trials.dispatch import dispatch
+from core.trials.finalize import added_trials, finalize_comparison
+from core.trials.lifecycle import (
+    attempts_exhausted,
+    db_now,
+    end_unclaimed,
+    requeue_expired,
+)
+from core.trials.queue import broker_was_reset
+from core.trials.rounds import enqueue_added
 
 __all__ = ["SweepResult", "remove_checkpoint", "sweep"]
 
@@ -81,7 +80,7 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
             select(Trial.id, Trial.attempts, Comparison.cancel_requested)
             .join(Comparison, Comparison.id == Trial.comparison_id)
             .where(Trial.status == TrialStatus.RUNNING, Trial.lease_expires_at < db_now(s))
-            .order_by(Trial.id)  # rows locked in id order, as everywhere (core.lifecycle)
+            .order_by(Trial.id)  # rows locked in id order, as everywhere (core.trials.lifecycle)
         ).all()
         for trial_id, attempts, cancel_requested in expired:
             # Each step is guarded (still nobody's), so a worker or sweeper that got there
@@ -133,7 +132,7 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
                     Trial.enqueued_at.is_(None),
                     Trial.created_at < now - NEVER_ENQUEUED_GRACE,
                 )
-                # Queue order: seed-major, the variants interleaved (core.comparisons).
+                # Queue order: seed-major, the variants interleaved (core.trials.comparisons).
                 .order_by(Trial.created_at, Trial.comparison_id, Trial.seed, Trial.variant_index)
             )
         )

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.config import Settings
-from core.data.datasets import BUILTIN_DATASETS, DatasetInfo, split_problem
-from core.destinations import allows_private, literal_refusal
+from core.datasets import BUILTIN_DATASETS, DatasetInfo, split_problem
 from core.errors import ErrorItem, InvalidInput
 from core.report.similarity import analysis_bytes
 from core.spec import ComparisonSpec, SeedSchedule, StoredSpec, StoredVariant
+from core.trials.destinations import allows_private, literal_refusal
 from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError
 from models.spec import parse_variant

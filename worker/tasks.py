@@ -38,7 +38,7 @@ from core.logging import log_context
 from core.spec import StoredSpec
 from core.status import Outcome, StopReason, TrialStatus
 from core.store.db import session_scope
-from core.store.tables import Comparison, EpochMetric, Trial
+from core.store.tables import TRAINED_COLUMNS, Comparison, EpochMetric, Trial
 from core.trials.finalize import added_trials, finalize_comparison
 from core.trials.lifecycle import (
     LeaseLost,
@@ -475,22 +475,17 @@ class TrialRun:
                 ]
                 if result.best_val_accuracy is not None:
                     candidates.append(result.best_val_accuracy)
+                # The result columns training produces, under their own names.
+                values = {name: getattr(result, name) for name in TRAINED_COLUMNS}
+                values["test_metrics"] = result.test_metrics or None  # None: not evaluated
+                values["best_val_accuracy"] = max(candidates) if candidates else None
                 ended = finish_trial(
                     s,
                     self.trial_id,
                     owner=self.owner,
                     status=status,
-                    params=result.params,
-                    trainable_params=result.trainable_params,
-                    train_seconds=result.train_seconds,
-                    test_accuracy=result.test_accuracy,
-                    test_loss=result.test_loss,
-                    test_metrics=result.test_metrics or None,  # None: stopped, not evaluated
-                    best_val_accuracy=max(candidates) if candidates else None,
-                    inference_ms_per_sample=result.inference_ms_per_sample,
-                    stop_reason=result.stop_reason,
-                    device=result.device,
                     trial_hash=trial_hash,
+                    **values,
                 )
                 if ended:  # the analysis commits with the result, or not at all
                     store_analysis(s, self.trial_id, result.analysis)

@@ -134,7 +134,8 @@ class FunctionHooks:
 class TrainResult:
     """What one trial produced: per-epoch logs, test scores, timings and sizes.
 
-    The test scores are None when the caller stopped the run (it was not evaluated).
+    The test scores are None when the caller stopped the run (it was not evaluated). Each
+    of ``core.store.tables.TRAINED_COLUMNS`` is a field here, stored under its own name.
     ``train_seconds`` covers every attempt: the seconds the resumed epochs took before
     (``on_resume``) plus this attempt's training.
     """

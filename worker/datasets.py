@@ -56,6 +56,7 @@ __all__ = [
     "load_dataset",
     "make_split",
     "per_seed_random_state",
+    "unit_float32",
 ]
 
 _KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -405,9 +406,28 @@ def _scaled(load: Callable[[Path], tuple[np.ndarray, np.ndarray]], *, channel: b
 
     def scaled(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
         x, y = load(cache_dir)
-        return (x[..., None] if channel else x) / 255.0, y
+        x = x[..., None] if channel else x
+        return (unit_float32(x) if x.dtype == np.uint8 else x / 255.0), y
 
     return scaled
+
+
+_SCALE_CHUNK = 1 << 20  # values scaled at a time (4 MiB of float32)
+
+
+def unit_float32(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """0..255 ``uint8`` values as float32 in [0, 1], written into ``out`` (a new array when
+    None) a chunk of rows at a time, so the worker holds the result and one chunk, never a
+    float64 copy (``x / 255.0`` makes one, 8 bytes a value, before the float32 one: an upload
+    grew 12x). The same values as ``np.float32(x / 255.0)``: float32 division of 0..255 by
+    255 is correctly rounded, and so is the double one rounded to float32 (a test checks all
+    256)."""
+    if out is None:
+        out = np.empty(x.shape, dtype=np.float32)
+    rows = max(1, _SCALE_CHUNK // max(1, int(np.prod(x.shape[1:], dtype=np.int64))))
+    for start in range(0, len(x), rows):
+        np.divide(x[start : start + rows], np.float32(255), out=out[start : start + rows])
+    return out
 
 
 # One loader per entry of the dataset registry (core.datasets.BUILTIN_DATASETS, which knows
@@ -630,24 +650,47 @@ def _load_upload(name: str, upload_dir: Path | None, upload_path: Path | None = 
             raise DatasetError(f"{name}: {xk} has {len(x)} samples but {yk} has {len(y)}")
         xs.append(x)
         ys.append(y)
-    if len(xs) == 2 and xs[0].shape[1:] != xs[1].shape[1:]:
+    if len(xs) == 2 and _sample_shape(xs[0]) != _sample_shape(xs[1]):
         raise DatasetError(f"{name}: x_train and x_test have different sample shapes")
-    x_all, y_all = np.concatenate(xs), np.concatenate(ys)
+    y_all = np.concatenate(ys)
     if len(y_all) == 0:
         raise DatasetError(f"{name}: the dataset is empty")
+    x_all = _upload_float32(name, [(xk, x) for (xk, _), x in zip(parts, xs, strict=True)])
     return _dataset(name, x_all, y_all, int(y_all.max()) + 1)
 
 
 def _upload_inputs(name: str, key: str, x: np.ndarray) -> np.ndarray:
+    """``x`` checked (numeric, of a rank the service takes), not yet converted."""
     if x.dtype.kind not in "biuf":
         raise DatasetError(f"{name}: {key} must be numeric, not {x.dtype}")
     if x.ndim not in (2, 3, 4):
         raise DatasetError(f"{name}: {key} must have shape (N, F), (N, H, W) or (N, H, W, C)")
-    scaled = x / 255.0 if x.dtype == np.uint8 else x
-    out = np.asarray(scaled, dtype=np.float32)
-    if not np.isfinite(out).all():
-        raise DatasetError(f"{name}: {key} holds NaN or infinite values")
-    return out[..., None] if out.ndim == 3 else out
+    return x
+
+
+def _sample_shape(x: np.ndarray) -> tuple[int, ...]:
+    """One sample's shape as the model sees it: (H, W) images get a channel axis."""
+    return (*x.shape[1:], 1) if x.ndim == 3 else tuple(x.shape[1:])
+
+
+def _upload_float32(name: str, parts: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    """The parts pooled into one float32 array, each written into its rows in place (no
+    concatenated copy): uint8 scaled to [0, 1] a chunk at a time (``unit_float32``), other
+    types converted as they are and checked finite."""
+    total = sum(len(x) for _, x in parts)
+    out = np.empty((total, *_sample_shape(parts[0][1])), dtype=np.float32)
+    start = 0
+    for key, x in parts:
+        rows = out[start : start + len(x)]
+        into = rows[..., 0] if x.ndim == 3 else rows
+        if x.dtype == np.uint8:
+            unit_float32(x, out=into)
+        else:
+            into[...] = x
+            if not np.isfinite(into).all():
+                raise DatasetError(f"{name}: {key} holds NaN or infinite values")
+        start += len(x)
+    return out
 
 
 def _upload_labels(name: str, key: str, y: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.status import ComparisonStatus, TrialStatus
-from core.store.tables import Comparison, Trial
+from core.store.tables import Comparison, Trial, column_type
 from core.timestamps import rfc3339
 
 __all__ = [
@@ -23,46 +23,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-TRIAL_FIELDS = [
-    "id",
-    "comparison_id",
-    "variant",
-    "seed",
-    "status",
-    "attempts",
-    "params",
-    "trainable_params",
-    "flops",
-    "epochs_done",
-    "started_at",
-    "finished_at",
-    "train_seconds",
-    "test_accuracy",
-    "test_loss",
-    "best_val_accuracy",
-    "worker",
-    "device",
-]
-TRIAL_EXTRA_FIELDS = ["epochs_planned", "stop_reason", "inference_ms_per_sample", "reused_from"]
-# Parquet column types of the trials table (a column not named here is text).
-TRIAL_TYPES: dict[str, pa.DataType] = {
-    **dict.fromkeys(
-        ["seed", "attempts", "params", "trainable_params", "flops", "epochs_done"], pa.int64()
-    ),
-    "epochs_planned": pa.int64(),
-    **dict.fromkeys(["started_at", "finished_at"], pa.timestamp("us", tz="UTC")),
-    **dict.fromkeys(
-        [
-            "train_seconds",
-            "test_accuracy",
-            "test_loss",
-            "best_val_accuracy",
-            "inference_ms_per_sample",
-        ],
-        pa.float64(),
-    ),
-}
 
 
 class Page(BaseModel, Generic[T]):
@@ -138,6 +98,17 @@ class TrialOut(BaseModel):
         default=None, description="The trial whose identical result this one reuses, if any."
     )
     error: dict[str, Any] | None
+
+
+# The trials table's columns, in the resource's order (``TrialOut`` less its error), and their
+# Parquet types, from the table's own column types (a column not typed here is text).
+TRIAL_FIELDS = [name for name in TrialOut.model_fields if name != "error"]
+_PARQUET_TYPES = {int: pa.int64(), float: pa.float64(), datetime: pa.timestamp("us", tz="UTC")}
+TRIAL_TYPES: dict[str, pa.DataType] = {
+    name: _PARQUET_TYPES[kind]
+    for name in TRIAL_FIELDS
+    if (kind := column_type(Trial, name)) in _PARQUET_TYPES
+}
 
 
 _CONV128: dict[str, Any] = {
@@ -219,7 +190,7 @@ def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> Com
 
 def trial_out(t: Trial) -> dict[str, Any]:
     """A trial row as the API resource (a plain dict, for streaming)."""
-    out: dict[str, Any] = {f: getattr(t, f) for f in TRIAL_FIELDS + TRIAL_EXTRA_FIELDS}
+    out: dict[str, Any] = {f: getattr(t, f) for f in TRIAL_FIELDS}
     out["error"] = t.error
     for key in ("started_at", "finished_at"):
         if out[key] is not None:

@@ -87,7 +87,7 @@ from core.spec import AnalysisSpec, TrainingSpec
 from models.spec import parse_variant
 from worker.analysis import analyse_model
 from worker.datasets import load_dataset, make_split
-from worker.training import train_trial
+from worker.training import EvaluationConfig, ModelConfig, TrialConfig, train_trial
 spec = json.loads(sys.argv[2]); on = sys.argv[3] == "on"
 d = spec["dataset"]
 ds = load_dataset(d["name"], cache_dir=__import__("pathlib").Path(sys.argv[4]))
@@ -105,13 +105,15 @@ def analyse(model, s, probs):
     box["numpy_peak"] = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return out
-r = train_trial(layers=variant.layers, input_shape=tuple(ds.input_shape), split=split,
-                training=TrainingSpec.model_validate(spec["training"]), seed=0,
-                analyse=analyse if on else None, predict_test=on, warm_models=1,
-                measure_inference=True)
+r = train_trial(TrialConfig(
+    ModelConfig(variant.layers, tuple(ds.input_shape)), split,
+    TrainingSpec.model_validate(spec["training"]), seed=0,
+    evaluation=EvaluationConfig(measure_inference=True, predict_test=on,
+                                analyse=analyse if on else None),
+    warm_models=1))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if on:  # the next seed on this worker process: the model is warm, its predict traced
-    from worker.training import _scores_from
+    from worker.keras_objects import scores_from
     from worker.warm_models import PROCESS_MODELS
     model = PROCESS_MODELS.models()[0]
     bs = spec["training"]["batch_size"]
@@ -123,7 +125,7 @@ if on:  # the next seed on this worker process: the model is warm, its predict t
     box["evaluate_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     probs = model.predict(split.x_test, batch_size=bs, verbose=0)
-    _scores_from(model, training, int(probs.shape[1]), split.y_test, probs)
+    scores_from(model, training, int(probs.shape[1]), split.y_test, probs)
     box["predict_scores_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     analyse_model(model, split, AnalysisSpec(), batch_size=bs, probs=probs)

@@ -21,6 +21,10 @@ committed. When a stop cuts an epoch short, Keras 3.15 still runs validation and
 A resumed run continues with the saved weights and optimizer state, but the RNG streams
 (shuffling, dropout) restart from the trial seed, and EarlyStopping's patience counter starts
 afresh, so a resumed trial is equivalent, not bit-identical, to an uninterrupted one.
+
+Where the folder lives (``checkpoint_folder``) and its removal (``remove_checkpoint``) are
+rules the sweeper needs too, so they live in ``core.store.checkpoints``; the worker takes
+them from here.
 """
 
 from __future__ import annotations
@@ -28,14 +32,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Checkpoint", "Resume"]
+from core.store.checkpoints import checkpoint_folder, remove_checkpoint
+
+__all__ = ["Checkpoint", "Resume", "checkpoint_folder", "remove_checkpoint"]
 
 log = logging.getLogger("archbench.worker")
 
@@ -167,6 +172,3 @@ class Checkpoint:
             final=bool(state.get("final")),
             stop_reason=state.get("stop_reason"),
         )
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)

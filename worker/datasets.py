@@ -23,7 +23,8 @@ design: a stratified subset of the fixed test set. Per-seed design: reserved fro
 before the per-seed splits, at most ``test_split`` of the pool.
 
 Nothing here imports TensorFlow or Keras at module import: the Celery parent process
-imports this module and TensorFlow is not fork-safe. Keras is imported only to download.
+imports this module and TensorFlow is not fork-safe. Keras is imported only to download
+(worker.downloads reads the Keras downloads).
 
 Loaded datasets and splits are cached per process (a small LRU), so a warm worker reads
 each dataset once. Cached arrays are read-only.
@@ -31,9 +32,7 @@ each dataset once. Cached arrays are read-only.
 
 from __future__ import annotations
 
-import gzip
 import io
-import pickle
 import threading
 import zipfile
 from collections import OrderedDict
@@ -56,27 +55,8 @@ __all__ = [
     "load_dataset",
     "make_split",
     "per_seed_random_state",
+    "unit_float32",
 ]
-
-_KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
-# Origins and hashes exactly as keras/src/datasets/{mnist,fashion_mnist,cifar10}.py use them.
-# Module-level so tests can point them at an unreachable address.
-ORIGINS: dict[str, str] = {
-    "mnist": _KERAS_BASE + "mnist.npz",
-    "fashion_mnist": _KERAS_BASE,
-    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-}
-_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
-_CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
-_FASHION_FILES = (
-    "train-labels-idx1-ubyte.gz",
-    "train-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-)
-_FASHION_SUBDIR = "datasets/fashion-mnist"  # Keras's own cache layout under cache_dir
-_CIFAR_TARGET = "cifar-10-batches-py-target"  # Keras's extraction folder name
-_CIFAR_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
 
 _MAX_DATASETS = 3
 _MAX_SPLITS_PER_DATASET = 4
@@ -405,21 +385,51 @@ def _scaled(load: Callable[[Path], tuple[np.ndarray, np.ndarray]], *, channel: b
 
     def scaled(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
         x, y = load(cache_dir)
-        return (x[..., None] if channel else x) / 255.0, y
+        x = x[..., None] if channel else x
+        return (unit_float32(x) if x.dtype == np.uint8 else x / 255.0), y
 
     return scaled
 
 
+_SCALE_CHUNK = 1 << 20  # values scaled at a time (4 MiB of float32)
+
+
+def unit_float32(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """0..255 ``uint8`` values as float32 in [0, 1], written into ``out`` (a new array when
+    None) a chunk of rows at a time, so the worker holds the result and one chunk, never a
+    float64 copy (``x / 255.0`` makes one, 8 bytes a value, before the float32 one: an upload
+    grew 12x). The same values as ``np.float32(x / 255.0)``: float32 division of 0..255 by
+    255 is correctly rounded, and so is the double one rounded to float32 (a test checks all
+    256)."""
+    if out is None:
+        out = np.empty(x.shape, dtype=np.float32)
+    rows = max(1, _SCALE_CHUNK // max(1, int(np.prod(x.shape[1:], dtype=np.int64))))
+    for start in range(0, len(x), rows):
+        np.divide(x[start : start + rows], np.float32(255), out=out[start : start + rows])
+    return out
+
+
+def _download(reader: str) -> Loader:
+    """A Keras download's reader (worker.downloads), looked up when called."""
+
+    def load(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+        from worker import downloads
+
+        read: Loader = getattr(downloads, reader)
+        return read(cache_dir)
+
+    return load
+
+
 # One loader per entry of the dataset registry (core.datasets.BUILTIN_DATASETS, which knows
-# the names, shapes and classes): inputs scaled to [0, 1] and integer labels. The downloads'
-# readers are defined below and looked up when called (tests point them elsewhere).
+# the names, shapes and classes): inputs scaled to [0, 1] and integer labels.
 Loader = Callable[[Path], tuple[np.ndarray, np.ndarray]]
 _LOADERS: dict[str, Loader] = {
     "mnist_5k": _load_mnist_5k,
     "digits": _load_digits,
-    "mnist": _scaled(lambda d: _load_mnist(d), channel=True),
-    "fashion_mnist": _scaled(lambda d: _load_fashion(d), channel=True),
-    "cifar10": _scaled(lambda d: _load_cifar10(d), channel=False),
+    "mnist": _scaled(_download("load_mnist"), channel=True),
+    "fashion_mnist": _scaled(_download("load_fashion"), channel=True),
+    "cifar10": _scaled(_download("load_cifar10"), channel=False),
 }
 if set(_LOADERS) != set(BUILTIN_DATASETS):  # pragma: no cover - a registry entry without loader
     raise AssertionError(f"loaders {sorted(_LOADERS)} != datasets {sorted(BUILTIN_DATASETS)}")
@@ -442,164 +452,6 @@ def _dataset(name: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> Datas
     if len(xs) != len(ys):
         raise DatasetError(f"{name}: {len(xs)} inputs but {len(ys)} labels")
     return Dataset(name, xs, ys, num_classes, tuple(int(d) for d in xs.shape[1:]))
-
-
-def _find(cache_dir: Path, *relative: str) -> Path | None:
-    """The first of ``relative`` that exists under ``cache_dir``."""
-    for rel in relative:
-        p = cache_dir / rel
-        if p.exists():
-            return p
-    return None
-
-
-def _fetch(
-    name: str,
-    cache_dir: Path,
-    fname: str,
-    origin: str,
-    *,
-    cache_subdir: str,
-    file_hash: str | None = None,
-    extract: bool = False,
-    seed_hint: str,
-) -> Path:
-    """Download with ``keras.utils.get_file`` into ``cache_dir``, or raise DatasetError."""
-    import keras
-
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        path = keras.utils.get_file(
-            fname,
-            origin=origin,
-            file_hash=file_hash,
-            cache_dir=str(cache_dir),
-            cache_subdir=cache_subdir,
-            extract=extract,
-        )
-    except (Exception, KeyboardInterrupt) as e:
-        raise DatasetError(
-            f"could not download {name} into {cache_dir}: {e}; pre-seed the cache with {seed_hint}"
-        ) from e
-    return Path(path)
-
-
-def _load_mnist(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    path = _find(cache_dir, "mnist.npz", "datasets/mnist.npz") or _fetch(
-        "mnist",
-        cache_dir,
-        "mnist.npz",
-        ORIGINS["mnist"],
-        cache_subdir="datasets",
-        file_hash=_MNIST_SHA256,
-        seed_hint="mnist.npz",
-    )
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            x = np.concatenate([f["x_train"], f["x_test"]])
-            y = np.concatenate([f["y_train"], f["y_test"]])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        raise DatasetError(f"mnist: cannot read {path}: {e}") from e
-    return _check_images("mnist", x, y, (28, 28))
-
-
-def _read_idx(path: Path, offset: int) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        return np.frombuffer(f.read(), np.uint8, offset=offset)
-
-
-def _load_fashion(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    paths: list[Path] = []
-    for fname in _FASHION_FILES:
-        found = _find(cache_dir, f"fashion-mnist/{fname}", f"{_FASHION_SUBDIR}/{fname}")
-        paths.append(
-            found
-            or _fetch(
-                "fashion_mnist",
-                cache_dir,
-                fname,
-                ORIGINS["fashion_mnist"] + fname,
-                cache_subdir=_FASHION_SUBDIR,
-                seed_hint=f"{_FASHION_SUBDIR}/{{{','.join(_FASHION_FILES)}}}",
-            )
-        )
-    try:
-        y_train, y_test = _read_idx(paths[0], 8), _read_idx(paths[2], 8)
-        x_train = _read_idx(paths[1], 16).reshape(len(y_train), 28, 28)
-        x_test = _read_idx(paths[3], 16).reshape(len(y_test), 28, 28)
-    except (OSError, ValueError, EOFError) as e:
-        raise DatasetError(f"fashion_mnist: cannot read the files in {cache_dir}: {e}") from e
-    x, y = np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test])
-    return _check_images("fashion_mnist", x, y, (28, 28))
-
-
-class _ArraysOnlyUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays and plain containers only (what CIFAR batches hold)."""
-
-    _ALLOWED = frozenset(
-        {
-            ("numpy", "ndarray"),
-            ("numpy", "dtype"),
-            ("numpy.core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "_reconstruct"),
-        }
-    )
-
-    def find_class(self, module: str, name: str) -> Any:
-        """Resolve only the numpy globals needed to rebuild an array."""
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
-
-
-def _load_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with path.open("rb") as f:
-        d = _ArraysOnlyUnpickler(f, encoding="bytes").load()
-    d = {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
-    data = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return data, np.asarray(d["labels"], dtype=np.int64)
-
-
-def _load_cifar10(cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    folder = _find(
-        cache_dir,
-        "cifar-10-batches-py",
-        f"datasets/{_CIFAR_TARGET}/cifar-10-batches-py",
-        "datasets/cifar-10-batches-py",
-    )
-    if folder is None:
-        folder = (
-            _fetch(
-                "cifar10",
-                cache_dir,
-                _CIFAR_TARGET,
-                ORIGINS["cifar10"],
-                cache_subdir="datasets",
-                file_hash=_CIFAR10_SHA256,
-                extract=True,
-                seed_hint="cifar-10-batches-py/ (the extracted cifar-10-python.tar.gz)",
-            )
-            / "cifar-10-batches-py"
-        )
-    xs, ys = [], []
-    try:
-        for batch in _CIFAR_BATCHES:
-            x, y = _load_cifar_batch(folder / batch)
-            xs.append(x)
-            ys.append(y)
-    except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as e:
-        raise DatasetError(f"cifar10: cannot read {folder}: {e}") from e
-    return _check_images("cifar10", np.concatenate(xs), np.concatenate(ys), (32, 32, 3))
-
-
-def _check_images(
-    name: str, x: np.ndarray, y: np.ndarray, shape: tuple[int, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    if x.shape[1:] != shape or len(x) != len(y) or len(y) == 0:
-        raise DatasetError(f"{name}: unexpected shapes {x.shape} and {y.shape}")
-    if y.min() < 0 or y.max() > 9:
-        raise DatasetError(f"{name}: labels outside 0..9")
-    return x, y
 
 
 def _load_upload(name: str, upload_dir: Path | None, upload_path: Path | None = None) -> Dataset:
@@ -630,24 +482,47 @@ def _load_upload(name: str, upload_dir: Path | None, upload_path: Path | None = 
             raise DatasetError(f"{name}: {xk} has {len(x)} samples but {yk} has {len(y)}")
         xs.append(x)
         ys.append(y)
-    if len(xs) == 2 and xs[0].shape[1:] != xs[1].shape[1:]:
+    if len(xs) == 2 and _sample_shape(xs[0]) != _sample_shape(xs[1]):
         raise DatasetError(f"{name}: x_train and x_test have different sample shapes")
-    x_all, y_all = np.concatenate(xs), np.concatenate(ys)
+    y_all = np.concatenate(ys)
     if len(y_all) == 0:
         raise DatasetError(f"{name}: the dataset is empty")
+    x_all = _upload_float32(name, [(xk, x) for (xk, _), x in zip(parts, xs, strict=True)])
     return _dataset(name, x_all, y_all, int(y_all.max()) + 1)
 
 
 def _upload_inputs(name: str, key: str, x: np.ndarray) -> np.ndarray:
+    """``x`` checked (numeric, of a rank the service takes), not yet converted."""
     if x.dtype.kind not in "biuf":
         raise DatasetError(f"{name}: {key} must be numeric, not {x.dtype}")
     if x.ndim not in (2, 3, 4):
         raise DatasetError(f"{name}: {key} must have shape (N, F), (N, H, W) or (N, H, W, C)")
-    scaled = x / 255.0 if x.dtype == np.uint8 else x
-    out = np.asarray(scaled, dtype=np.float32)
-    if not np.isfinite(out).all():
-        raise DatasetError(f"{name}: {key} holds NaN or infinite values")
-    return out[..., None] if out.ndim == 3 else out
+    return x
+
+
+def _sample_shape(x: np.ndarray) -> tuple[int, ...]:
+    """One sample's shape as the model sees it: (H, W) images get a channel axis."""
+    return (*x.shape[1:], 1) if x.ndim == 3 else tuple(x.shape[1:])
+
+
+def _upload_float32(name: str, parts: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    """The parts pooled into one float32 array, each written into its rows in place (no
+    concatenated copy): uint8 scaled to [0, 1] a chunk at a time (``unit_float32``), other
+    types converted as they are and checked finite."""
+    total = sum(len(x) for _, x in parts)
+    out = np.empty((total, *_sample_shape(parts[0][1])), dtype=np.float32)
+    start = 0
+    for key, x in parts:
+        rows = out[start : start + len(x)]
+        into = rows[..., 0] if x.ndim == 3 else rows
+        if x.dtype == np.uint8:
+            unit_float32(x, out=into)
+        else:
+            into[...] = x
+            if not np.isfinite(into).all():
+                raise DatasetError(f"{name}: {key} holds NaN or infinite values")
+        start += len(x)
+    return out
 
 
 def _upload_labels(name: str, key: str, y: np.ndarray) -> np.ndarray:

@@ -29,7 +29,15 @@ from core.config import Settings
 from core.exports.mlflow import export_runs
 from core.status import TERMINAL
 from core.store.db import session_scope, upsert_insert
-from core.store.tables import Comparison, EpochMetric, MlflowRun, Trial, utcnow
+from core.store.tables import (
+    RESULT_COLUMNS,
+    Comparison,
+    EpochMetric,
+    MlflowRun,
+    Trial,
+    column_type,
+    utcnow,
+)
 
 __all__ = ["WINDOW", "due_trials", "log_due"]
 
@@ -43,20 +51,13 @@ BACKOFF_MAX = timedelta(hours=1)  # after each further failure up to this
 # comparison id -> (failures in a row, not before); this process's exporter only
 _backoff: dict[str, tuple[int, datetime]] = {}
 
+# The trial's identity and its numeric result columns (core.store.tables.RESULT_COLUMNS).
 TRIAL_KEYS = (
     "id",
     "variant",
     "seed",
     "status",
-    "params",
-    "trainable_params",
-    "flops",
-    "epochs_done",
-    "train_seconds",
-    "test_accuracy",
-    "test_loss",
-    "best_val_accuracy",
-    "inference_ms_per_sample",
+    *(c for c in RESULT_COLUMNS if column_type(Trial, c) in (int, float)),
 )
 
 

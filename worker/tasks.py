@@ -21,12 +21,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from celery.exceptions import Reject
@@ -35,13 +33,12 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
-from core.data.uploads import upload_path_of
 from core.errors import Problem, TrialFailed
 from core.logging import log_context
 from core.spec import StoredSpec
 from core.status import Outcome, StopReason, TrialStatus
 from core.store.db import session_scope
-from core.store.tables import Comparison, EpochMetric, Trial
+from core.store.tables import TRAINED_COLUMNS, Comparison, EpochMetric, Trial
 from core.trials.finalize import added_trials, finalize_comparison
 from core.trials.lifecycle import (
     LeaseLost,
@@ -57,18 +54,22 @@ from core.trials.lifecycle import (
 from core.trials.queue import TRAIN_TASK
 from core.trials.reuse import library_versions, trial_hash
 from core.trials.rounds import enqueue_added
-from core.trials.sweeper import remove_checkpoint
 from worker.celery_app import app
+from worker.checkpoint import checkpoint_folder, remove_checkpoint
+from worker.lease import LeaseRenewal
+from worker.trial_data import load_split
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from worker.datasets import Split
     from worker.training import TrainResult
+    from worker.trial_config import Analyse, TrialConfig
 
 __all__ = ["TrialRun", "run_trial", "train_trial_task"]
 
 log = logging.getLogger("archbench.worker")
 
-CHECK_INTERVAL = 1.0  # seconds between cancel checks while the dataset loads
 # Waits between tries of a database write that failed on the connection (then: hand back).
 DB_RETRY_DELAYS = (0.5, 1.0, 2.0)
 
@@ -101,47 +102,6 @@ def _with_db_retries(what: str, fn: Callable[[], T]) -> T:
             log.warning("%s: the database is unreachable (%s); again in %.1f s", what, exc, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
-
-
-class _Heartbeat:
-    """Renews a trial's lease from a thread, every third of the lease, until stopped.
-
-    A thread rather than the training callbacks: importing TensorFlow, loading a dataset, one
-    slow batch or the final evaluation can each outlast a short lease. It gives up after
-    ``limit`` seconds, so a child whose main thread hangs loses its trial to the sweeper.
-    """
-
-    def __init__(self, trial_id: str, owner: str, lease_seconds: int, limit: float) -> None:
-        self.trial_id, self.owner, self.lease_seconds = trial_id, owner, lease_seconds
-        self.deadline = time.monotonic() + limit
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="archbench-heartbeat", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        interval = max(0.5, self.lease_seconds / 3)
-        while not self._stop.wait(interval):
-            if time.monotonic() > self.deadline:
-                log.warning("trial %s: heartbeat past its time limit; stopping", self.trial_id)
-                return
-            try:
-                with session_scope() as s:
-                    renew_lease(
-                        s, self.trial_id, owner=self.owner, lease_seconds=self.lease_seconds
-                    )
-            except LeaseLost:
-                self.lost.set()
-                return
-            except Exception as exc:  # a database blip: the next beat tries again
-                log.warning("trial %s: lease renewal failed: %s", self.trial_id, exc)
 
 
 def _worker_name() -> str:
@@ -303,9 +263,9 @@ def _run_claimed(
     outcome: str = Outcome.FAILED
     budget = float(spec.training.max_seconds or settings.trial_max_seconds)
     try:
-        with _Heartbeat(trial_id, owner, settings.lease_seconds, budget + 3600) as heartbeat:
+        with LeaseRenewal(trial_id, owner, settings.lease_seconds, budget + 3600) as lease:
             run = TrialRun(
-                trial_id, comparison_id, variant_index, seed, owner, attempt, heartbeat, settings
+                trial_id, comparison_id, variant_index, seed, owner, attempt, lease, settings
             )
             outcome = _train(run, spec)
     except LeaseLost:
@@ -394,36 +354,10 @@ def _cancel_requested(comparison_id: str) -> bool:
         )
 
 
-def _interruptible(load: Callable[[], T], should_stop: Callable[[], str | None]) -> T | None:
-    """``load()`` in a thread, asking ``should_stop`` every ``CHECK_INTERVAL`` while it runs;
-    None when told to stop first (the thread then finishes in the background: a download
-    ends up in the cache, nothing else uses its result)."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = load()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, name="archbench-load", daemon=True)
-    thread.start()
-    while True:
-        thread.join(CHECK_INTERVAL)
-        if not thread.is_alive():
-            break
-        if should_stop():
-            return None
-    if "error" in box:
-        raise box["error"]
-    value: T = box["value"]
-    return value
-
-
 @dataclass
 class TrialRun:
     """One claimed attempt at a trial: its ids, the lease it holds (``owner``, renewed by
-    ``heartbeat``) and which attempt it is. It is the ``TrainingHooks`` training talks to
+    ``lease``) and which attempt it is. It is the ``TrainingHooks`` training talks to
     (``should_stop``, ``on_epoch``, ``on_resume``, ``guard_commit``: each a guarded write or
     read under the lease), and ``commit_result`` stores what training produced."""
 
@@ -433,7 +367,7 @@ class TrialRun:
     seed: int
     owner: str
     attempt: int
-    heartbeat: _Heartbeat
+    lease: LeaseRenewal
     settings: Settings = field(default_factory=get_settings)
 
     @property
@@ -442,7 +376,7 @@ class TrialRun:
 
     def should_stop(self) -> str | None:
         # Rate-limited by the caller (worker.training asks about once a second).
-        if self.heartbeat.lost.is_set():
+        if self.lease.lost.is_set():
             raise LeaseLost(self.trial_id)
         try:
             return StopReason.CANCELLED if _cancel_requested(self.comparison_id) else None
@@ -541,22 +475,17 @@ class TrialRun:
                 ]
                 if result.best_val_accuracy is not None:
                     candidates.append(result.best_val_accuracy)
+                # The result columns training produces, under their own names.
+                values = {name: getattr(result, name) for name in TRAINED_COLUMNS}
+                values["test_metrics"] = result.test_metrics or None  # None: not evaluated
+                values["best_val_accuracy"] = max(candidates) if candidates else None
                 ended = finish_trial(
                     s,
                     self.trial_id,
                     owner=self.owner,
                     status=status,
-                    params=result.params,
-                    trainable_params=result.trainable_params,
-                    train_seconds=result.train_seconds,
-                    test_accuracy=result.test_accuracy,
-                    test_loss=result.test_loss,
-                    test_metrics=result.test_metrics or None,  # None: stopped, not evaluated
-                    best_val_accuracy=max(candidates) if candidates else None,
-                    inference_ms_per_sample=result.inference_ms_per_sample,
-                    stop_reason=result.stop_reason,
-                    device=result.device,
                     trial_hash=trial_hash,
+                    **values,
                 )
                 if ended:  # the analysis commits with the result, or not at all
                     store_analysis(s, self.trial_id, result.analysis)
@@ -566,78 +495,50 @@ class TrialRun:
             raise LeaseLost(self.trial_id)
 
 
-def _load_split(run: TrialRun, spec: StoredSpec) -> Split | None:
-    """The trial's split (its seed's own in the per-seed design; the probe set is the
-    comparison's); None when a cancel came first. A cancel is honoured while the data loads
-    too (a first download can take minutes)."""
-    from worker.datasets import load_dataset, make_split
-
-    dataset_ref = spec.dataset  # a spec stored before 1.1 loads with its fixed split
-
-    def load() -> Split:
-        ds = load_dataset(
-            dataset_ref.name,
-            cache_dir=run.settings.dataset_cache,
-            upload_dir=run.settings.data_dir / "uploads",
-            upload_path=upload_path_of(run.comparison_id, dataset_ref.name),
-        )
-        return make_split(
-            ds,
-            test_split=dataset_ref.test_split,
-            validation_split=dataset_ref.validation_split,
-            split_seed=dataset_ref.split_seed,
-            max_samples=dataset_ref.max_samples,
-            design=dataset_ref.split,
-            seed=run.seed,
-            probe_size=spec.probe_reserved,
-        )
-
-    return None if run.should_stop() else _interruptible(load, run.should_stop)
-
-
-def _train(run: TrialRun, spec: StoredSpec) -> str:
-    """Load data, train, evaluate and store the result; returns the trial's final status."""
-    variant = spec.variants[run.variant_index]
+def _trial_config(run: TrialRun, spec: StoredSpec, split: Split) -> TrialConfig:
+    """What ``train_trial`` is given for this attempt at the trial."""
     from worker.analysis import analyse_model
-    from worker.training import train_trial
+    from worker.training import EvaluationConfig, ModelConfig, ResumeConfig, TrialConfig
 
-    trial_id = run.trial_id
-    training = spec.training
+    variant, training = spec.variants[run.variant_index], spec.training
     # Comparisons stored before the analysis existed have no "analysis": the defaults.
     analysis = spec.analysis_or_default
     parsed = variant.parse()
     assert parsed.layers is not None
+    analyse: Analyse | None = None
+    if analysis.predictions or analysis.similarity:
 
-    split = _load_split(run, spec)
-    if split is None:
-        return run.cancel_before_training()
+        def analyse(model: Any, split: Split, probs: np.ndarray | None) -> Any:
+            return analyse_model(
+                model, split, analysis, batch_size=training.batch_size, probs=probs
+            )
 
-    result = train_trial(
-        layers=parsed.layers,
-        input_shape=variant.input_shape,
+    return TrialConfig(
+        model=ModelConfig(parsed.layers, variant.input_shape, name=variant.name),
         split=split,
         training=training,
         seed=run.seed,
-        hooks=run,
-        checkpoint_dir=Path(run.settings.checkpoints) / trial_id,
         max_seconds=float(training.max_seconds or run.settings.trial_max_seconds),
-        model_name=variant.name,
+        resume=ResumeConfig(checkpoint_dir=checkpoint_folder(run.settings, run.trial_id)),
         # Every trial times inference, so the report has its spread over seeds (it costs a
-        # traced predict function and four batches, ~20-50 ms on a small model).
-        measure_inference=True,
-        warm_models=run.settings.warm_models,
-        analyse=(
-            (
-                lambda model, split, probs: analyse_model(
-                    model, split, analysis, batch_size=training.batch_size, probs=probs
-                )
-            )
-            if analysis.predictions or analysis.similarity
-            else None
+        # traced predict function and four batches, ~20-50 ms on a small model). The
+        # evaluation's one pass over the test set also gives the predictions.
+        evaluation=EvaluationConfig(
+            measure_inference=True, predict_test=analysis.predictions, analyse=analyse
         ),
-        # The evaluation's one pass over the test set also gives the predictions.
-        predict_test=analysis.predictions,
+        warm_models=run.settings.warm_models,
     )
+
+
+def _train(run: TrialRun, spec: StoredSpec) -> str:
+    """Load data, train, evaluate and store the result; returns the trial's final status."""
+    from worker.training import train_trial
+
+    trial_id = run.trial_id
+    split = load_split(run.settings, run.comparison_id, spec, run.seed, run.should_stop)
+    if split is None:
+        return run.cancel_before_training()
+    result = train_trial(_trial_config(run, spec, split), hooks=run)
     if result.epochs:
         log.info(
             "trial %s: this attempt trained epochs %d-%d%s%s",

@@ -16,6 +16,11 @@ batch). The caller's ``should_stop`` is also asked right before ``fit`` and righ
 evaluation, so a cancel is honoured within a poll interval in every phase; a run the caller
 stopped is not evaluated (its result would describe a half-trained model).
 
+Steps: ``train_trial`` takes one ``TrialConfig`` (worker/trial_config.py) and runs three
+steps on one ``_Attempt``: ``_resume`` (the checkpoint, or the seed's start), ``_fit`` (the
+epochs left, within the time budget) and ``_finish`` (the stop reason, the final checkpoint,
+the evaluation). The Keras objects it compiles with come from worker/keras_objects.py.
+
 Warm models: see worker/warm_models.py (a process keeps its last compiled models).
 
 Resume: see worker/checkpoint.py (the atomic resume point, and what a resumed trial
@@ -28,19 +33,18 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from core.optimizers import OPTIMIZERS
 from core.spec import TrainingSpec
 from core.status import StopReason
 from worker.checkpoint import Checkpoint, Resume
-from worker.datasets import Split
+from worker.keras_objects import compile_model, labels_for, scores_from
+from worker.trial_config import EvaluationConfig, ModelConfig, ResumeConfig, TrialConfig
 from worker.warm_models import (
     PROCESS_MODELS,
     Snapshot,
@@ -50,14 +54,14 @@ from worker.warm_models import (
     warm_key,
 )
 
-if TYPE_CHECKING:
-    from models.spec import Layer
-
 __all__ = [
-    "OPTIMIZERS",
+    "EvaluationConfig",
     "FunctionHooks",
+    "ModelConfig",
+    "ResumeConfig",
     "TrainResult",
     "TrainingHooks",
+    "TrialConfig",
     "clear_warm_models",
     "train_trial",
 ]
@@ -130,7 +134,8 @@ class FunctionHooks:
 class TrainResult:
     """What one trial produced: per-epoch logs, test scores, timings and sizes.
 
-    The test scores are None when the caller stopped the run (it was not evaluated).
+    The test scores are None when the caller stopped the run (it was not evaluated). Each
+    of ``core.store.tables.TRAINED_COLUMNS`` is a field here, stored under its own name.
     ``train_seconds`` covers every attempt: the seconds the resumed epochs took before
     (``on_resume``) plus this attempt's training.
     """
@@ -293,93 +298,6 @@ def _dtype_policy(training: TrainingSpec, device: str) -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-@functools.cache
-def _optimizer_classes() -> dict[str, Any]:
-    """Our optimizer names to Keras optimizer classes that never resolve an initializer name.
-
-    Keras's optimizers create their slots (momenta, velocities) with ``initializer="zeros"``,
-    a name, which ``keras.initializers.get`` resolves through ``deserialize_keras_object``.
-    Each class here is the Keras class with ``add_variable`` given the initializer object
-    instead (from a closed table), so compiling and training call no Keras deserialization
-    (tests/integration/test_security_keras.py traps it). Same class name, same variables,
-    same values.
-    """
-    import keras
-
-    made: dict[str, Any] = {"zeros": keras.initializers.Zeros, "ones": keras.initializers.Ones}
-
-    def closed(base: Any) -> Any:
-        class Closed(base):  # type: ignore[misc]
-            def add_variable(
-                self, shape: Any, initializer: Any = "zeros", *args: Any, **kw: Any
-            ) -> Any:
-                if isinstance(initializer, str):
-                    initializer = made[initializer]()
-                return super().add_variable(shape, initializer, *args, **kw)
-
-        Closed.__name__ = Closed.__qualname__ = base.__name__
-        return Closed
-
-    classes = {name: getattr(keras.optimizers, cls) for name, cls in OPTIMIZERS.items()}
-    return {name: closed(cls) for name, cls in classes.items()}
-
-
-def _loss_and_metrics(training: TrainingSpec) -> tuple[Any, list[Any]]:
-    """The loss object and one metric object per ``training.metrics`` name, fresh, for
-    ``_compile`` and ``_scores_from`` alike."""
-    import keras
-
-    sparse = training.loss == "sparse_categorical_crossentropy"
-    loss = (
-        keras.losses.SparseCategoricalCrossentropy()
-        if sparse
-        else keras.losses.CategoricalCrossentropy()
-    )
-    metrics: list[Any] = []
-    for name in training.metrics:
-        # "accuracy" is what Keras picks for these labels: integer labels with the sparse
-        # loss, one-hot labels with the categorical one (see _labels); never binary, as the
-        # output has num_classes >= 2 units.
-        if name == "accuracy":
-            metric = (
-                keras.metrics.SparseCategoricalAccuracy
-                if sparse
-                else keras.metrics.CategoricalAccuracy
-            )
-        elif name == "sparse_top_k_categorical_accuracy":
-            metric = (
-                keras.metrics.SparseTopKCategoricalAccuracy
-                if sparse
-                else keras.metrics.TopKCategoricalAccuracy
-            )
-        else:  # a new KerasMetric must be added here first
-            raise AssertionError(f"no Keras metric object for {name!r}")
-        metrics.append(metric(name=name))
-    return loss, metrics
-
-
-def _compile(model: Any, training: TrainingSpec, num_classes: int) -> None:
-    """Compile with objects only: the optimizer, loss and metrics come from closed tables,
-    never as names for Keras to look up (which would go through its deserialization). Each
-    is the object Keras itself makes for the name, so the numbers are the same."""
-    optimizer = _optimizer_classes()[training.optimizer](learning_rate=training.learning_rate)
-    loss, metrics = _loss_and_metrics(training)
-    model.compile(
-        optimizer=optimizer,
-        loss=loss,
-        metrics=metrics,
-        jit_compile="auto" if training.jit_compile is None else training.jit_compile,
-    )
-
-
-def _labels(y: np.ndarray, training: TrainingSpec, num_classes: int) -> np.ndarray:
-    """Integer labels as the loss wants them (one-hot for categorical_crossentropy)."""
-    if training.loss == "sparse_categorical_crossentropy":
-        return y
-    onehot: np.ndarray = np.eye(num_classes, dtype=np.float32)[y]
-    return onehot
-
-
 def _inference_ms(model: Any, x: np.ndarray) -> float:
     """Milliseconds per sample of a compiled forward pass (best of 3, after a warm-up)."""
     batch = x[:_INFERENCE_BATCH]
@@ -395,7 +313,7 @@ def _inference_ms(model: Any, x: np.ndarray) -> float:
 
 
 def _start_model(
-    initial: Any, key: str, training: TrainingSpec, num_classes: int, warm_models: int
+    initial: Any, key: str, training: TrainingSpec, warm_models: int
 ) -> tuple[Any, Snapshot | None, bool]:
     """A compiled model holding ``initial``'s weights: the warm one for ``key`` when this
     process has it (its traced functions kept), else ``initial`` compiled. Returns the model,
@@ -408,7 +326,7 @@ def _start_model(
         if [tuple(v.shape) for v in model.variables] == [tuple(v.shape) for v in initial.variables]:
             reset(model, initial, snapshot)
             return model, snapshot, True
-    _compile(initial, training, num_classes)
+    compile_model(initial, training)
     if warm_models <= 0:
         return initial, None, False
     initial.optimizer.build(initial.trainable_variables)
@@ -424,35 +342,13 @@ def _out_of_memory(exc: BaseException) -> bool:
     )
 
 
-def train_trial(
-    *,
-    layers: Sequence[Layer],
-    input_shape: tuple[int, ...],
-    split: Split,
-    training: TrainingSpec,
-    seed: int,
-    hooks: TrainingHooks | None = None,
-    checkpoint_dir: Path | None = None,
-    max_seconds: float | None = None,
-    model_name: str = "model",
-    num_classes: int | None = None,
-    previous_epochs: Sequence[Mapping[str, float]] = (),
-    measure_inference: bool = True,
-    warm_models: int = 4,
-    analyse: Callable[[Any, Split, np.ndarray | None], Any] | None = None,
-    predict_test: bool = False,
-) -> TrainResult:
-    """Build (or reuse a warm model, see above), fit and evaluate one trial; exceptions
-    propagate to the caller. ``warm_models=0`` builds and compiles a new model every time.
+def train_trial(config: TrialConfig, hooks: TrainingHooks | None = None) -> TrainResult:
+    """Build (or reuse a warm model, see above), then resume, fit and finish one trial, each a
+    step of its own; exceptions propagate to the caller.
 
     ``hooks`` (``TrainingHooks``; none by default) is how the run talks to its caller: the
     stop checks, each epoch's row, the resume, the checkpoint's commits. The checkpoint
     folder is left for the caller to remove.
-    ``analyse(model, split, probs)`` runs on the trained, evaluated model (not on a stopped
-    one); its answer is ``TrainResult.analysis``. ``predict_test``: evaluate through one
-    ``predict`` over the test set, the scores computed from its probabilities with the same
-    loss, regularization and metric objects (see ``_scores_from``), and hand the
-    probabilities to ``analyse`` (one forward pass over the test set instead of two).
     """
     import keras
 
@@ -460,183 +356,192 @@ def train_trial(
     from worker.devices import configure_devices
 
     device = configure_devices()
+    built, training = config.model, config.training
 
     def seeded_model() -> Any:
         # Draws the seed's initial weights and dropout states exactly as a new model would.
-        keras.utils.set_random_seed(seed)
+        keras.utils.set_random_seed(config.seed)
         with _dtype_policy(training, device):
-            return build_model(layers, tuple(input_shape), name=model_name)
+            return build_model(built.layers, tuple(built.input_shape), name=built.name)
 
     initial = seeded_model()
+    num_classes = built.num_classes
     if num_classes is None:
         num_classes = int(initial.output_shape[-1])
-    key = warm_key(layers, tuple(input_shape), training, num_classes, device)
+    key = warm_key(built.layers, tuple(built.input_shape), training, num_classes, device)
     snapshot: Snapshot | None = None
     try:
-        model, snapshot, warm = _start_model(initial, key, training, num_classes, warm_models)
+        model, snapshot, warm = _start_model(initial, key, training, config.warm_models)
 
         def back_to_the_seed() -> Any:
             fresh = seeded_model()
             if snapshot is None:
-                _compile(fresh, training, num_classes)
+                compile_model(fresh, training)
                 return fresh
             reset(model, fresh, snapshot)
             return model
 
-        result = _fit_and_evaluate(
-            model,
-            back_to_the_seed,
-            seed=seed,
-            split=split,
-            training=training,
-            num_classes=num_classes,
-            device=device,
-            hooks=hooks if hooks is not None else FunctionHooks(),
-            checkpoint_dir=checkpoint_dir,
-            max_seconds=max_seconds,
-            previous_epochs=previous_epochs,
-            measure_inference=measure_inference,
-            analyse=analyse,
-            predict_test=predict_test,
-        )
+        attempt = _Attempt(config, hooks or FunctionHooks(), device, num_classes, model)
+        _resume(attempt, back_to_the_seed)
+        result = _finish(attempt, _fit(attempt))
     except BaseException as exc:
         if _out_of_memory(exc):
             clear_warm_models()  # give the device memory of every warm model back
         raise
     if snapshot is not None:
         # The same object back_to_the_seed resets.
-        PROCESS_MODELS.keep(key, model, snapshot, warm_models)
+        PROCESS_MODELS.keep(key, model, snapshot, config.warm_models)
     result.warm_model = warm
     return result
 
 
-def _fit_and_evaluate(
-    model: Any,
-    back_to_the_seed: Callable[[], Any],
-    *,
-    seed: int,
-    split: Split,
-    training: TrainingSpec,
-    num_classes: int,
-    device: str,
-    hooks: TrainingHooks,
-    checkpoint_dir: Path | None,
-    max_seconds: float | None,
-    previous_epochs: Sequence[Mapping[str, float]],
-    measure_inference: bool,
-    analyse: Callable[[Any, Split, np.ndarray | None], Any] | None = None,
-    predict_test: bool = False,
-) -> TrainResult:
+@dataclass
+class _Attempt:
+    """One attempt at a trial as its steps go: its config and hooks, what this process
+    resolved (the device, the classes), the model it trains, and what ``_resume`` found."""
+
+    config: TrialConfig
+    hooks: TrainingHooks
+    device: str
+    num_classes: int
+    model: Any
+    checkpoint: Checkpoint | None = None
+    resume: Resume = field(default_factory=Resume)
+    spent: float = 0.0  # the seconds the resumed epochs already took (``on_resume``)
+
+    @property
+    def trained(self) -> bool:
+        """Training already ended (final checkpoint, or every planned epoch done): the
+        attempt only evaluates."""
+        return self.resume.final or self.resume.epoch >= self.config.training.epochs
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """What ``_fit`` leaves for ``_finish``."""
+
+    monitor: _Monitor
+    early: Any  # the EarlyStopping callback, or None
+    train_seconds: float  # over every attempt: ``spent`` plus this attempt's fit
+
+
+def _resume(attempt: _Attempt, back_to_the_seed: Callable[[], Any]) -> None:
+    """Step 1: load the resume point into the model (back to the seed's initial state when
+    it is unusable), then tell the caller what it held (``on_resume``, which answers the
+    seconds those epochs took)."""
+    folder = attempt.config.resume.checkpoint_dir
+    if folder is not None:
+        attempt.checkpoint = Checkpoint(folder, attempt.hooks.guard_commit)
+        resume = attempt.checkpoint.restore(attempt.model)
+        if resume is None:  # an unusable checkpoint: from the seed's initial state
+            attempt.model, resume = back_to_the_seed(), Resume()
+        attempt.resume = resume
+    attempt.spent = attempt.hooks.on_resume(attempt.resume.epoch, attempt.resume.row)
+
+
+def _fit(attempt: _Attempt) -> _Fitted:
+    """Step 2: fit the epochs left, within what is left of the time budget, unless training
+    already ended or the caller says stop first; each epoch is checkpointed, then reported."""
     import keras
 
-    checkpoint = None if checkpoint_dir is None else Checkpoint(checkpoint_dir, hooks.guard_commit)
-    resume = checkpoint.restore(model) if checkpoint is not None else Resume()
-    if resume is None:  # an unusable checkpoint: from the seed's initial state
-        model, resume = back_to_the_seed(), Resume()
-    spent = hooks.on_resume(resume.epoch, resume.row)
-    # Training already ended (final checkpoint, or every planned epoch done): evaluate only.
-    trained = resume.final or resume.epoch >= training.epochs
-
-    budgets = [b for b in (max_seconds, training.max_seconds) if b is not None]
+    config, training, split = attempt.config, attempt.config.training, attempt.config.split
+    budgets = [b for b in (config.max_seconds, training.max_seconds) if b is not None]
     start = time.monotonic()
     monitor = _Monitor(
-        on_epoch=hooks.on_epoch,
-        should_stop=hooks.should_stop,
-        deadline=start + max(min(budgets) - spent, 1e-3) if budgets else None,
+        on_epoch=attempt.hooks.on_epoch,
+        should_stop=attempt.hooks.should_stop,
+        deadline=start + max(min(budgets) - attempt.spent, 1e-3) if budgets else None,
     )
-    callbacks, early = _callbacks(monitor, training, checkpoint)
+    callbacks, early = _callbacks(monitor, training, attempt.checkpoint)
     validation = (
-        (split.x_val, _labels(split.y_val, training, num_classes)) if len(split.y_val) else None
+        (split.x_val, labels_for(split.y_val, training, attempt.num_classes))
+        if len(split.y_val)
+        else None
     )
     t0 = time.perf_counter()
-    if not trained and not monitor.check(force=True):
+    if not attempt.trained and not monitor.check(force=True):
         # The data order (and every other draw fit makes) follows the trial seed alone, not
         # how many numbers building this architecture drew: at seed s every variant sees the
         # same shuffles (a paired design varies the architecture only).
-        keras.utils.set_random_seed(seed)
-        model.fit(
+        keras.utils.set_random_seed(config.seed)
+        attempt.model.fit(
             split.x_train,
-            _labels(split.y_train, training, num_classes),
+            labels_for(split.y_train, training, attempt.num_classes),
             batch_size=training.batch_size,
             epochs=training.epochs,
-            initial_epoch=resume.epoch,
+            initial_epoch=attempt.resume.epoch,
             shuffle=True,
             validation_data=validation,
             callbacks=callbacks,
             verbose=0,
         )
-    train_seconds = spent + time.perf_counter() - t0
+    return _Fitted(monitor, early, attempt.spent + time.perf_counter() - t0)
+
+
+def _finish(attempt: _Attempt, fitted: _Fitted) -> TrainResult:
+    """Step 3: why training ended, the final checkpoint, then the evaluation. A run the
+    caller stopped is not evaluated (its result would describe a half-trained model); the
+    caller removes its folder."""
+    monitor, early, resume = fitted.monitor, fitted.early, attempt.resume
     # Asked again right before the evaluation: a cancel now is not made to wait for it.
     stopped = monitor.ask_caller()
     stop_reason = monitor.stop_reason
     if stop_reason is None and early is not None and early.stopped_epoch > 0:
         stop_reason = StopReason.EARLY_STOPPING
-    if trained and not stopped:
+    if attempt.trained and not stopped:
         stop_reason = resume.stop_reason
+    result = _result(attempt, fitted, stop_reason)
+    if stopped:
+        return result
+    if attempt.checkpoint is not None and not attempt.trained:
+        epochs_done = int(monitor.epochs[-1]["epoch"]) if monitor.epochs else resume.epoch
+        restored_best = (
+            early is not None and early.restore_best_weights and early.best_weights is not None
+        )
+        attempt.checkpoint.finish(
+            attempt.model, epochs_done, stop_reason, fresh=monitor.interrupted or restored_best
+        )
+    return _evaluate(attempt, result)
+
+
+def _result(attempt: _Attempt, fitted: _Fitted, stop_reason: str | None) -> TrainResult:
+    """The result before the evaluation: the epochs, the timings, the sizes."""
+    monitor, model = fitted.monitor, attempt.model
     first_epoch = monitor.first_epoch
     if first_epoch is None:  # nothing trained by this attempt
-        first_epoch = resume.epoch + 1
-    val_acc = [
-        float(e["val_accuracy"]) for e in (*previous_epochs, *monitor.epochs) if "val_accuracy" in e
-    ]
-    result = TrainResult(
+        first_epoch = attempt.resume.epoch + 1
+    rows = (*attempt.config.resume.previous_epochs, *monitor.epochs)
+    val_acc = [float(e["val_accuracy"]) for e in rows if "val_accuracy" in e]
+    return TrainResult(
         epochs=monitor.epochs,
         test_loss=None,
         test_accuracy=None,
         test_metrics={},
         best_val_accuracy=max(val_acc) if val_acc else None,
-        train_seconds=train_seconds,
+        train_seconds=fitted.train_seconds,
         stop_reason=stop_reason,
         params=int(model.count_params()),
         trainable_params=int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
         inference_ms_per_sample=None,
-        device=device,
+        device=attempt.device,
         first_epoch=first_epoch,
     )
-    if stopped:  # by the caller (a cancel): not evaluated; the caller removes the folder
-        return result
-    if checkpoint is not None and not trained:
-        epochs_done = int(monitor.epochs[-1]["epoch"]) if monitor.epochs else resume.epoch
-        restored_best = (
-            early is not None and early.restore_best_weights and early.best_weights is not None
-        )
-        checkpoint.finish(
-            model, epochs_done, stop_reason, fresh=monitor.interrupted or restored_best
-        )
-    return _evaluate(
-        model,
-        split,
-        training,
-        num_classes,
-        result,
-        predict_test=predict_test,
-        measure_inference=measure_inference,
-        analyse=analyse,
-    )
 
 
-def _evaluate(
-    model: Any,
-    split: Split,
-    training: TrainingSpec,
-    num_classes: int,
-    result: TrainResult,
-    *,
-    predict_test: bool,
-    measure_inference: bool,
-    analyse: Callable[[Any, Split, np.ndarray | None], Any] | None,
-) -> TrainResult:
+def _evaluate(attempt: _Attempt, result: TrainResult) -> TrainResult:
     """The trained model's test scores (from one predict pass when ``predict_test``: the
     analysis reuses its probabilities), its inference time and its analysis, into
     ``result``."""
+    model, split, training = attempt.model, attempt.config.split, attempt.config.training
+    evaluation = attempt.config.evaluation
     probs: np.ndarray | None = None
-    if predict_test and len(split.y_test):
+    if evaluation.predict_test and len(split.y_test):
         probs = np.asarray(model.predict(split.x_test, batch_size=training.batch_size, verbose=0))
-        scores = _scores_from(model, training, num_classes, split.y_test, probs)
+        scores = scores_from(model, training, attempt.num_classes, split.y_test, probs)
     else:
         scores = model.evaluate(
             split.x_test,
-            _labels(split.y_test, training, num_classes),
+            labels_for(split.y_test, training, attempt.num_classes),
             batch_size=training.batch_size,
             verbose=0,
             return_dict=True,
@@ -644,28 +549,8 @@ def _evaluate(
     result.test_metrics = {k: float(v) for k, v in scores.items()}
     result.test_loss = result.test_metrics["loss"]
     result.test_accuracy = result.test_metrics.get("accuracy")
-    if measure_inference:
+    if evaluation.measure_inference:
         result.inference_ms_per_sample = _inference_ms(model, split.x_test)
-    if analyse is not None:
-        result.analysis = analyse(model, split, probs)
+    if evaluation.analyse is not None:
+        result.analysis = evaluation.analyse(model, split, probs)
     return result
-
-
-def _scores_from(
-    model: Any, training: TrainingSpec, num_classes: int, y: np.ndarray, probs: np.ndarray
-) -> dict[str, float]:
-    """What ``model.evaluate`` returns, from the test probabilities: the compiled loss (a mean
-    over examples, as evaluate's batch means weighted by batch size are) plus the layers'
-    regularization losses, and each compiled metric (objects made as for ``_compile``). The
-    same numbers up to float32 rounding (tests/unit/worker/test_worker_analysis.py)."""
-    import keras
-
-    labels = _labels(y, training, num_classes)
-    loss_fn, metrics = _loss_and_metrics(training)
-    loss = float(keras.ops.convert_to_numpy(loss_fn(labels, probs)))
-    loss += sum(float(keras.ops.convert_to_numpy(x)) for x in model.losses)
-    out = {"loss": loss}
-    for name, metric in zip(training.metrics, metrics, strict=True):
-        metric.update_state(labels, probs)
-        out[name] = float(keras.ops.convert_to_numpy(metric.result()))
-    return out

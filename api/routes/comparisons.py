@@ -25,7 +25,6 @@ from api.deps import (
 from api.examples import SUBMIT_EXAMPLES, SUBMITTED_RESPONSES
 from api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.schemas import (
-    TRIAL_EXTRA_FIELDS,
     TRIAL_FIELDS,
     TRIAL_TYPES,
     ComparisonOut,
@@ -232,7 +231,7 @@ def trials(
                 holder["next"] = encode_cursor(*trial_key(s, page[-1]["id"]))
         return stream_table(
             page,
-            columns=TRIAL_FIELDS + TRIAL_EXTRA_FIELDS,
+            columns=TRIAL_FIELDS,
             fmt=table_format(request, fmt),
             types=TRIAL_TYPES,
             filename=f"trials-{comparison_id}",
@@ -240,7 +239,7 @@ def trials(
         )
     return stream_table(
         rows(),
-        columns=TRIAL_FIELDS + TRIAL_EXTRA_FIELDS,
+        columns=TRIAL_FIELDS,
         fmt=table_format(request, fmt),
         types=TRIAL_TYPES,
         filename=f"trials-{comparison_id}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 from sqlalchemy import (
@@ -23,6 +23,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -33,7 +34,9 @@ from models.analysis import Analysis
 
 __all__ = [
     "ACTIVE_TRIAL_STATES",
+    "RESULT_COLUMNS",
     "TERMINAL_STATES",
+    "TRAINED_COLUMNS",
     "ApiKey",
     "Base",
     "Comparison",
@@ -45,6 +48,8 @@ __all__ = [
     "TrialPrediction",
     "WebhookDelivery",
     "WorkerHeartbeat",
+    "column_type",
+    "copy_row",
     "new_id",
     "utcnow",
 ]
@@ -219,6 +224,57 @@ class Trial(Base):
         Index("ix_trials_status_lease", "status", "lease_expires_at"),
         one_of("status", TrialStatus),
     )
+
+
+RESULT_COLUMNS: dict[str, str] = {
+    "params": "training",
+    "trainable_params": "training",
+    "flops": "submit",
+    "epochs_done": "epochs",
+    "train_seconds": "training",
+    "test_accuracy": "training",
+    "test_loss": "training",
+    "best_val_accuracy": "training",
+    "test_metrics": "training",
+    "inference_ms_per_sample": "training",
+    "stop_reason": "training",
+    "worker": "claim",
+    "device": "training",
+    "started_at": "claim",
+    "finished_at": "finish",
+}
+"""The trial's result columns, declared once (each a column of ``Trial``), with what writes
+each: the submit (the counted FLOPs), the claim, each stored epoch, the end of the trial, or
+training itself (``TRAINED_COLUMNS``: worker.training's ``TrainResult`` has a field of each
+name, and the worker stores them through ``finish_trial``). Reuse copies all of them; the
+MLflow export, the downloads' column types and ``finish_trial``'s arguments derive from
+this declaration."""
+
+TRAINED_COLUMNS: tuple[str, ...] = tuple(
+    name for name, writer in RESULT_COLUMNS.items() if writer == "training"
+)
+
+
+RowT = TypeVar("RowT", bound="Base")
+
+
+def copy_row(row: RowT, **changes: Any) -> RowT:
+    """A new, unsaved row of ``row``'s table with its column values, ``changes`` replacing
+    some: how a reused trial gets the stored analysis of the trial it reuses, whichever table
+    (each analysis row is built from its values in one place, worker.analysis and
+    ``core.report.similarity.encode_predictions``; copies go through here)."""
+    values = {c.key: getattr(row, c.key) for c in sa_inspect(type(row)).column_attrs}
+    return type(row)(**{**values, **changes})
+
+
+def column_type(table: type[Base], name: str) -> type:
+    """The Python type of one of ``table``'s columns: int, float, str, datetime (``object``
+    for JSON)."""
+    sql_type = table.__table__.c[name].type
+    if isinstance(sql_type, TypeDecorator):
+        sql_type = sql_type.impl_instance
+    python_type: type = sql_type.python_type
+    return python_type
 
 
 class EpochMetric(Base):

@@ -34,7 +34,14 @@ from sqlalchemy.orm import Session
 from core.errors import AttemptsExhausted, Problem, without_terminal_codes
 from core.status import ComparisonStatus, StopReason, TrialStatus
 from core.store.db import rows_changed, upsert_insert
-from core.store.tables import Comparison, EpochMetric, Trial, UTCDateTime, utcnow
+from core.store.tables import (
+    RESULT_COLUMNS,
+    Comparison,
+    EpochMetric,
+    Trial,
+    UTCDateTime,
+    utcnow,
+)
 
 __all__ = [
     "LOCK_CONFLICT_TRIES",
@@ -341,8 +348,14 @@ def json_safe(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_FINAL_STATE = frozenset({"status", "error", "trial_hash", *RESULT_COLUMNS})
+
+
 def finish_trial(session: Session, trial_id: str, *, owner: str | None, **values: Any) -> bool:
-    """Write a trial's final state; with an owner, only if we still hold the lease."""
+    """Write a trial's final state (its status, error, hash and result columns:
+    ``core.store.tables.RESULT_COLUMNS``); with an owner, only if we still hold the lease."""
+    if unknown := set(values) - _FINAL_STATE:
+        raise TypeError(f"finish_trial: not a trial's final state: {sorted(unknown)}")
     values = json_safe(values)
     if "error" in values:
         values["error"] = without_terminal_codes(values["error"])

@@ -25,11 +25,13 @@ from sqlalchemy.orm import Session
 from core.spec import StoredSpec
 from core.status import StopReason, TrialStatus
 from core.store.tables import (
+    RESULT_COLUMNS,
     Comparison,
     EpochMetric,
     Trial,
     TrialLayerGram,
     TrialPrediction,
+    copy_row,
     utcnow,
 )
 from core.trials.lifecycle import mark_reused
@@ -39,24 +41,6 @@ __all__ = ["SEEDING", "copy_result", "find_reusable", "library_versions", "trial
 SEEDING = 2
 """How the worker turns a trial seed into its random draws; a change makes every earlier result
 unreusable. 2: the seed is set again right before fit, so data order follows the seed alone."""
-
-RESULT_FIELDS = (
-    "params",
-    "trainable_params",
-    "flops",
-    "epochs_done",
-    "train_seconds",
-    "test_accuracy",
-    "test_loss",
-    "best_val_accuracy",
-    "test_metrics",
-    "inference_ms_per_sample",
-    "stop_reason",
-    "worker",
-    "device",
-    "started_at",
-    "finished_at",
-)
 
 
 @functools.cache
@@ -124,7 +108,7 @@ def find_reusable(session: Session, tenant: str, hashes: list[str]) -> dict[str,
 
 def copy_result(session: Session, source: Trial, target: Trial) -> None:
     """Make ``target`` a finished trial with ``source``'s result and epoch rows."""
-    for field in RESULT_FIELDS:
+    for field in RESULT_COLUMNS:
         setattr(target, field, getattr(source, field))
     mark_reused(target, source)
     session.flush()
@@ -136,30 +120,9 @@ def _copy_analysis(session: Session, source_id: str, target_id: str) -> None:
     """The source's stored predictions and Grams (worker.analysis), under the target."""
     pred = session.get(TrialPrediction, source_id)
     if pred is not None:
-        session.add(
-            TrialPrediction(
-                trial_id=target_id,
-                n=pred.n,
-                num_classes=pred.num_classes,
-                examples=pred.examples,
-                labels=pred.labels,
-                predicted=pred.predicted,
-                probs=pred.probs,
-            )
-        )
+        session.add(copy_row(pred, trial_id=target_id, recorded_at=utcnow()))
     grams = session.scalars(select(TrialLayerGram).where(TrialLayerGram.trial_id == source_id))
-    session.add_all(
-        TrialLayerGram(
-            trial_id=target_id,
-            layer_index=g.layer_index,
-            layer=g.layer,
-            kind=g.kind,
-            probe_size=g.probe_size,
-            probe_hash=g.probe_hash,
-            gram=g.gram,
-        )
-        for g in list(grams)
-    )
+    session.add_all([copy_row(g, trial_id=target_id) for g in grams])
     session.flush()
 
 

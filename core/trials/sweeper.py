@@ -24,8 +24,6 @@ Lease expiry is judged on the database's clock (``core.trials.lifecycle.db_now``
 from __future__ import annotations
 
 import logging
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -35,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.status import ACTIVE, TERMINAL, StopReason, TrialStatus
+from core.store.checkpoints import remove_checkpoint, trial_folders
 from core.store.db import rows_changed, session_scope
 from core.store.tables import Comparison, Trial, WorkerHeartbeat, utcnow
 from core.trials.dispatch import dispatch
@@ -48,7 +47,7 @@ from core.trials.lifecycle import (
 from core.trials.queue import broker_was_reset
 from core.trials.rounds import enqueue_added
 
-__all__ = ["SweepResult", "remove_checkpoint", "sweep"]
+__all__ = ["SweepResult", "sweep"]
 
 log = logging.getLogger("archbench.sweeper")
 
@@ -202,21 +201,13 @@ def lost_messages(session: Session, settings: Settings, now: datetime) -> list[s
     )
 
 
-def remove_checkpoint(settings: Settings, trial_id: str) -> None:
-    """Delete a trial's checkpoint folder, if any (every way a trial ends calls this)."""
-    shutil.rmtree(settings.checkpoints / trial_id, ignore_errors=True)
-
-
 def remove_ended_checkpoints(settings: Settings) -> list[str]:
     """Delete the checkpoint folders of trials that ended or no longer exist; returns their ids.
 
     Only folders named by a trial id are considered; a checkpoint folder must belong to one
     database (two deployments sharing one would delete each other's).
     """
-    root = settings.checkpoints
-    if not root.is_dir():
-        return []
-    names = [p.name for p in root.iterdir() if p.is_dir() and _is_uuid(p.name)]
+    names = trial_folders(settings)
     if not names:
         return []
     with session_scope() as s:
@@ -229,10 +220,3 @@ def remove_ended_checkpoints(settings: Settings) -> list[str]:
     if gone:
         log.info("removed the checkpoints of %d ended trials", len(gone))
     return gone
-
-
-def _is_uuid(name: str) -> bool:
-    try:
-        return str(uuid.UUID(name)) == name
-    except ValueError:
-        return False

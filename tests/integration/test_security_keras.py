@@ -223,7 +223,15 @@ def test_resuming_from_a_checkpoint_deserializes_nothing(
     from models.spec import parse_variant
     from worker import training as training_mod
     from worker.datasets import Split
-    from worker.training import FunctionHooks, clear_warm_models, train_trial
+    from worker.training import (
+        EvaluationConfig,
+        FunctionHooks,
+        ModelConfig,
+        ResumeConfig,
+        TrialConfig,
+        clear_warm_models,
+        train_trial,
+    )
 
     monkeypatch.setattr(training_mod, "_POLL_SECONDS", 0.0)  # should_stop asked at every check
     layers, shape, _ = analyze_variant(
@@ -239,19 +247,21 @@ def test_resuming_from_a_checkpoint_deserializes_nothing(
     clear_warm_models()
     calls = install_traps(monkeypatch)
     done: list[int] = []
-    first = train_trial(
-        layers=layers,
-        input_shape=tuple(shape),
-        split=split,
-        training=training,
+    config = TrialConfig(
+        ModelConfig(layers, tuple(shape)),
+        split,
+        training,
         seed=0,
-        hooks=FunctionHooks(
+        resume=ResumeConfig(checkpoint_dir=tmp_path),
+        evaluation=EvaluationConfig(measure_inference=False),
+        warm_models=0,
+    )
+    first = train_trial(
+        config,
+        FunctionHooks(
             on_epoch=lambda epoch, _: done.append(epoch),
             should_stop=lambda: "cancelled" if done else None,
         ),
-        checkpoint_dir=tmp_path,
-        warm_models=0,
-        measure_inference=False,
     )
     assert first.stop_reason == "cancelled"
     assert done == [1]  # stopped at the end of epoch 1, its checkpoint kept
@@ -261,17 +271,7 @@ def test_resuming_from_a_checkpoint_deserializes_nothing(
         resumed_at.append(epochs)
         return 0.0
 
-    second = train_trial(
-        layers=layers,
-        input_shape=tuple(shape),
-        split=split,
-        training=training,
-        seed=0,
-        hooks=FunctionHooks(on_resume=on_resume),
-        checkpoint_dir=tmp_path,
-        warm_models=0,
-        measure_inference=False,
-    )
+    second = train_trial(config, FunctionHooks(on_resume=on_resume))
     # The weights and optimizer state came from the checkpoint; only the rest was trained.
     assert resumed_at == [1]
     assert second.first_epoch == 2

@@ -20,7 +20,7 @@ from models.spec import parse_variant
 from tests.support.helpers import native_layers, stored_spec
 from worker.analysis import AnalysisResult, analyse_model, store_analysis
 from worker.datasets import Split, load_dataset, make_split
-from worker.training import train_trial
+from worker.training import EvaluationConfig, ModelConfig, TrialConfig, train_trial
 
 pytestmark = pytest.mark.training  # fits Keras models in this process
 
@@ -55,14 +55,14 @@ def trained(split: Split) -> dict[str, Any]:
         return analyse_model(model, s, AnalysisSpec(probe_size=30), batch_size=32, probs=probs)
 
     result = train_trial(
-        layers=LAYERS,
-        input_shape=(8, 8, 1),
-        split=split,
-        training=TrainingSpec(epochs=1, batch_size=32),
-        seed=0,
-        analyse=analyse,
-        predict_test=True,
-        warm_models=0,
+        TrialConfig(
+            ModelConfig(LAYERS, (8, 8, 1)),
+            split,
+            TrainingSpec(epochs=1, batch_size=32),
+            seed=0,
+            evaluation=EvaluationConfig(predict_test=True, analyse=analyse),
+            warm_models=0,
+        )
     )
     box["result"] = result
     return box
@@ -154,7 +154,7 @@ def test_scores_from_one_predict_pass_are_evaluates(split: Split, loss: str) -> 
     test set for both): the same loss (regularization included) and metrics as evaluate."""
     import keras
 
-    from worker.training import _labels, _scores_from
+    from worker.keras_objects import labels_for, scores_from
 
     layers = parse_variant(
         {
@@ -184,21 +184,21 @@ def test_scores_from_one_predict_pass_are_evaluates(split: Split, loss: str) -> 
         box["model"], box["probs"] = model, probs
 
     result = train_trial(
-        layers=layers,
-        input_shape=(8, 8, 1),
-        split=split,
-        training=training,
-        seed=1,
-        analyse=keep,
-        predict_test=True,
-        warm_models=0,
+        TrialConfig(
+            ModelConfig(layers, (8, 8, 1)),
+            split,
+            training,
+            seed=1,
+            evaluation=EvaluationConfig(predict_test=True, analyse=keep),
+            warm_models=0,
+        )
     )
     model = box["model"]
     assert box["probs"] is not None
     assert sum(float(keras.ops.convert_to_numpy(x)) for x in model.losses) > 0  # regularized
     expected = model.evaluate(
         split.x_test,
-        _labels(split.y_test, training, 10),
+        labels_for(split.y_test, training, 10),
         batch_size=32,
         verbose=0,
         return_dict=True,
@@ -206,5 +206,5 @@ def test_scores_from_one_predict_pass_are_evaluates(split: Split, loss: str) -> 
     assert set(result.test_metrics) == set(expected)
     for key, value in expected.items():
         assert result.test_metrics[key] == pytest.approx(float(value), rel=1e-5, abs=1e-6), key
-    again = _scores_from(model, training, 10, split.y_test, box["probs"])
+    again = scores_from(model, training, 10, split.y_test, box["probs"])
     assert again == result.test_metrics

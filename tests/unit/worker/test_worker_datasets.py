@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worker import datasets
+from worker import downloads
 from worker.datasets import Dataset, DatasetError, clear_caches, load_dataset, make_split
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -37,7 +37,7 @@ def indexed(n: int = 600, classes: int = 6) -> Dataset:
 
 def test_modules_import_without_tensorflow() -> None:
     code = (
-        "import sys, worker.datasets, worker.training, worker.devices\n"
+        "import sys, worker.datasets, worker.downloads, worker.training, worker.devices\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
         "assert not bad, bad\n"
         "from worker.devices import pin_env, visible_gpu_count\n"
@@ -210,7 +210,7 @@ def test_cifar10_refuses_a_pickle_that_is_not_arrays(tmp_path: Path) -> None:
 def test_download_failure_is_quick_and_clear(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(datasets.ORIGINS, "mnist", "http://127.0.0.1:9/mnist.npz")
+    monkeypatch.setitem(downloads.ORIGINS, "mnist", "http://127.0.0.1:9/mnist.npz")
     t0 = time.monotonic()
     with pytest.raises(DatasetError, match=r"could not download mnist into .*mnist\.npz"):
         load_dataset("mnist", cache_dir=tmp_path / "cache")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from core.optimizers import OPTIMIZERS
-from worker.training import _optimizer_classes
+from worker.keras_objects import optimizer_classes
 
 
 def test_every_name_compiles_its_keras_class() -> None:
     import keras
 
-    classes = _optimizer_classes()
+    classes = optimizer_classes()
     assert set(classes) == set(OPTIMIZERS)
     for name, cls in classes.items():
         assert cls.__name__ == OPTIMIZERS[name]

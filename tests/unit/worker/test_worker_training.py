@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,15 @@ from tests.support.helpers import native_layers
 from worker import training as training_mod
 from worker.checkpoint import Checkpoint
 from worker.datasets import Split, load_dataset, make_split
-from worker.training import FunctionHooks, TrainResult, train_trial
+from worker.training import (
+    EvaluationConfig,
+    FunctionHooks,
+    ModelConfig,
+    ResumeConfig,
+    TrainResult,
+    TrialConfig,
+    train_trial,
+)
 from worker.warm_models import PROCESS_MODELS
 
 pytestmark = pytest.mark.training  # fits Keras models in this process
@@ -38,20 +47,31 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
     return make_split(ds, test_split=0.2, validation_split=0.1, split_seed=0, max_samples=600)
 
 
-def run(split: Split, seed: int = 0, **kw: Any) -> TrainResult:
-    """``train_trial`` on the tiny model; the hooks' functions may be given as keywords."""
-    spec = kw.pop("training", None) or TrainingSpec(epochs=2, batch_size=32)
-    names = ("on_epoch", "should_stop", "on_resume", "lease_guard")
-    hooks = FunctionHooks(**{name: kw.pop(name) for name in names if name in kw})
-    return train_trial(
-        layers=LAYERS,
-        input_shape=(8, 8, 1),
+def run(
+    split: Split,
+    seed: int = 0,
+    *,
+    training: TrainingSpec | None = None,
+    checkpoint_dir: Path | None = None,
+    previous_epochs: Sequence[Mapping[str, float]] = (),
+    max_seconds: float | None = None,
+    measure_inference: bool = True,
+    warm_models: int = 4,
+    **hooks: Any,
+) -> TrainResult:
+    """``train_trial`` on the tiny model; the config's parts and the hooks' functions
+    (``on_epoch``, ``should_stop``, ``on_resume``, ``lease_guard``) given as keywords."""
+    config = TrialConfig(
+        model=ModelConfig(LAYERS, (8, 8, 1)),
         split=split,
-        training=spec,
+        training=training or TrainingSpec(epochs=2, batch_size=32),
         seed=seed,
-        hooks=hooks,
-        **kw,
+        max_seconds=max_seconds,
+        resume=ResumeConfig(checkpoint_dir, previous_epochs),
+        evaluation=EvaluationConfig(measure_inference=measure_inference),
+        warm_models=warm_models,
     )
+    return train_trial(config, FunctionHooks(**hooks))
 
 
 def test_trial_trains_and_reports_each_epoch(split: Split) -> None:
@@ -495,12 +515,13 @@ def test_warm_models_give_exactly_the_numbers_of_a_new_keras_model(
     results = []
     for seed in (3, 4, 3):
         r = train_trial(
-            layers=REGULARISED,
-            input_shape=(8, 8, 1),
-            split=split,
-            training=TrainingSpec(epochs=2, batch_size=32),
-            seed=seed,
-            warm_models=warm_models,
+            TrialConfig(
+                ModelConfig(REGULARISED, (8, 8, 1)),
+                split,
+                TrainingSpec(epochs=2, batch_size=32),
+                seed,
+                warm_models=warm_models,
+            )
         )
         results.append(r)
         ours = [*(e["loss"] for e in r.epochs), *(e["val_loss"] for e in r.epochs), r.test_loss]

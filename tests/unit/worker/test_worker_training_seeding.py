@@ -14,7 +14,7 @@ import pytest
 from core.spec import TrainingSpec
 from models.spec import parse_variant
 from worker.datasets import Split, load_dataset, make_split
-from worker.training import FunctionHooks, train_trial
+from worker.training import FunctionHooks, ModelConfig, ResumeConfig, TrialConfig, train_trial
 
 # Linear hidden layers under SGD at learning rate 10: the weights overflow within one epoch.
 pytestmark = pytest.mark.training  # fits Keras models in this process
@@ -43,16 +43,15 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
 
 def test_a_diverging_loss_stops_and_is_evaluated_as_it_is(split: Split, tmp_path: Path) -> None:
     seen: list[int] = []
-    r = train_trial(
-        layers=UNSTABLE,
-        input_shape=(8, 8, 1),
-        split=split,
-        training=TRAINING,
+    config = TrialConfig(
+        ModelConfig(UNSTABLE, (8, 8, 1)),
+        split,
+        TRAINING,
         seed=0,
-        hooks=FunctionHooks(on_epoch=lambda epoch, _: seen.append(epoch)),
-        checkpoint_dir=tmp_path,
+        resume=ResumeConfig(checkpoint_dir=tmp_path),
         warm_models=0,
     )
+    r = train_trial(config, FunctionHooks(on_epoch=lambda epoch, _: seen.append(epoch)))
     assert r.stop_reason == "diverged"
     assert not math.isfinite(r.epochs[-1]["loss"])
     assert len(r.epochs) < TRAINING.epochs  # it stopped at the epoch whose loss went bad
@@ -66,15 +65,7 @@ def test_a_diverging_loss_stops_and_is_evaluated_as_it_is(split: Split, tmp_path
     # Recomputed: a model whose outputs are NaN predicts class 0 (argmax of NaN) everywhere.
     assert r.test_accuracy == pytest.approx(float(np.mean(split.y_test == 0)))
     # An attempt that resumes from the final checkpoint evaluates only, and says so too.
-    again = train_trial(
-        layers=UNSTABLE,
-        input_shape=(8, 8, 1),
-        split=split,
-        training=TRAINING,
-        seed=0,
-        checkpoint_dir=tmp_path,
-        warm_models=0,
-    )
+    again = train_trial(config)
     assert again.epochs == []
     assert again.stop_reason == "diverged"
 
@@ -99,12 +90,7 @@ def test_the_data_order_follows_the_seed_not_the_architecture(split: Split) -> N
 
     def losses(layers: Any, seed: int) -> list[float]:
         r = train_trial(
-            layers=layers,
-            input_shape=(8, 8, 1),
-            split=split,
-            training=training,
-            seed=seed,
-            warm_models=0,
+            TrialConfig(ModelConfig(layers, (8, 8, 1)), split, training, seed, warm_models=0)
         )
         return [e["loss"] for e in r.epochs]
 

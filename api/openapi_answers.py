@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from api.problems import PROBLEM_JSON, document_problems
 
-__all__ = ["install_problem_answers"]
+__all__ = ["install_problem_answers", "type_variants"]
 
 DESCRIPTIONS = {
     400: "The body cannot be parsed (malformed multipart or JSON framing).",
@@ -80,6 +80,35 @@ def describe_answers(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def type_variants(schema: dict[str, Any]) -> dict[str, Any]:
+    """Describe each of a comparison's ``variants`` by the architecture language's own schema
+    (``models.spec.Variant``: its layers a union tagged by ``type``), in place.
+
+    The spec reads variants as plain JSON objects so that ``models.parse_variant`` can locate
+    every error inside them, which left them untyped in the document: a generated client could
+    not check a layer, and a schema fuzzer never wrote one. The models' definitions join the
+    document's components; a name already there must hold the same schema."""
+    from pydantic import TypeAdapter
+
+    from models.spec import Variant
+
+    variant = TypeAdapter(Variant).json_schema(ref_template="#/components/schemas/{model}")
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, definition in {**variant.pop("$defs", {}), "Variant": variant}.items():
+        if schemas.setdefault(name, definition) != definition:
+            raise RuntimeError(f"the OpenAPI component {name!r} is defined twice")
+    ref = {"$ref": "#/components/schemas/Variant"}
+    variants = schemas.get("ComparisonSpec", {}).get("properties", {}).get("variants")
+    if variants is not None:
+        variants["items"] = ref
+    single = schemas.get("AnalyzeRequest", {}).get("properties", {}).get("variant")
+    if single is not None:
+        kept = {k: single[k] for k in ("description", "examples") if k in single}
+        single.clear()
+        single.update({"allOf": [ref], **kept})
+    return schema
+
+
 def install_problem_answers(app: FastAPI) -> None:
     """Make ``app.openapi()`` return the document with every error answer described (after
     ``api.problems``'s own step, which it wraps)."""
@@ -90,6 +119,7 @@ def install_problem_answers(app: FastAPI) -> None:
         schema = generate()
         if not done:
             describe_answers(schema)
+            type_variants(schema)
             done.append(True)
         return schema
 

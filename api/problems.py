@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -181,6 +183,25 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+@functools.lru_cache(maxsize=256)
+def _path_pattern(template: str) -> re.Pattern[str]:
+    """``/v1/comparisons/{id}/report`` as a pattern (a parameter is one path segment)."""
+    parts = re.split(r"\{[^}/]+\}", template)
+    return re.compile("[^/]+".join(re.escape(p) for p in parts))
+
+
+def allowed_methods(request: Request, fallback: str | None) -> str | None:
+    """Every method the OpenAPI document lists for this path (HEAD beside GET), for a 405's
+    Allow. Starlette's own header names only the methods of the first route that matched,
+    so a path served by several routes (GET and POST of ``/v1/comparisons``) would answer
+    with part of its list. Paths outside the document keep Starlette's (``fallback``)."""
+    for template, operations in request.app.openapi()["paths"].items():
+        if _path_pattern(template).fullmatch(request.url.path):
+            methods = {m.upper() for m in operations}
+            return ", ".join(sorted(methods | ({"HEAD"} if "GET" in methods else set())))
+    return fallback
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every failure into problem+json, and document the 422."""
     generate = app.openapi
@@ -212,7 +233,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        err = ArchbenchError(str(exc.detail), headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allow = allowed_methods(request, headers.get("Allow") or headers.get("allow"))
+            if allow:
+                headers["Allow"] = allow
+        err = ArchbenchError(str(exc.detail), headers=headers)
         err.status = exc.status_code
         err.slug = {
             404: "not-found",

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.auth import AuthMiddleware, check_auth_setup
 from api.cache import TTLCache
 from api.docs import install_docs
-from api.limits import BodyLimitMiddleware
+from api.limits import BodyLimitMiddleware, UploadGateMiddleware
 from api.metrics import RequestMetricsMiddleware
 from api.openapi_answers import install_problem_answers
 from api.problems import install_problem_handlers
@@ -100,7 +100,9 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     install_docs(app)
     # (tenant, comparison id) -> the status JSON; see api.cache.
     app.state.status_cache = TTLCache[tuple[str, str], bytes](settings.status_cache_seconds)
-    # The last added runs first: the key is checked before the body limit reads a byte.
+    # The last added runs first: the key is checked before the body limit reads a byte, and
+    # an upload's slot is taken (or refused) before its body is read.
+    app.add_middleware(UploadGateMiddleware, settings=settings)
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(RequestMetricsMiddleware, access_log=settings.access_log)

@@ -12,11 +12,12 @@ import logging
 
 import anyio
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.cache import TTLCache
-from api.problems import PROBLEM_JSON
+from api.problems import PROBLEM_JSON, pool_busy
 from core.config import Settings
 from core.errors import ArchbenchError, ServiceUnavailable, Unauthorized
 from core.store.db import session_scope
@@ -98,6 +99,10 @@ class AuthMiddleware:
             tenant = await self.tenants.get_or_load(
                 key, functools.partial(anyio.to_thread.run_sync, _lookup, key)
             )
+        except PoolTimeout:
+            log.warning("database pool exhausted looking up a key on %s", scope["path"])
+            await _reject(pool_busy(), scope, receive, send)
+            return
         except SQLAlchemyError as exc:
             log.error("key lookup failed: %s", type(exc).__name__)
             await _reject(ServiceUnavailable("The database is unavailable."), scope, receive, send)

@@ -22,6 +22,7 @@ __all__ = [
     "PROBLEM_SCHEMAS",
     "document_problems",
     "install_problem_handlers",
+    "pool_busy",
     "problem_response",
 ]
 
@@ -29,6 +30,16 @@ log = logging.getLogger("archbench.api")
 
 PROBLEM_JSON = "application/problem+json"
 POOL_RETRY_AFTER_SECONDS = 2
+
+
+def pool_busy() -> ServiceUnavailable:
+    """What a request answers when no pooled database connection became free in time: the
+    api is overloaded, not broken, and ``Retry-After`` says to come back."""
+    return ServiceUnavailable(
+        "The api is busy: no database connection became free in time; retry shortly.",
+        headers={"Retry-After": str(POOL_RETRY_AFTER_SECONDS)},
+    )
+
 
 # pydantic puts the discriminator tag of a tagged union into the location
 # (["body", "dataset", "name"] is fine, but ["variants", 0, "layers", 1, "Conv2D", "filters"]
@@ -258,13 +269,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         # Every pooled connection is busy: the api is overloaded, not broken. A 503 with
         # Retry-After tells a client to come back, where a 500 would say it is a bug.
         log.warning("database pool exhausted on %s %s", request.method, request.url.path)
-        return problem_response(
-            ServiceUnavailable(
-                "The api is busy: no database connection became free in time; retry shortly.",
-                headers={"Retry-After": str(POOL_RETRY_AFTER_SECONDS)},
-            ),
-            request,
-        )
+        return problem_response(pool_busy(), request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

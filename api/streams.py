@@ -10,9 +10,14 @@ that many pooled connections and worker threads however many are open: the rest 
 keeps the remaining connections and threads.
 
 Open streams are limited per tenant (``ARCHBENCH_MAX_STREAMS_PER_TENANT``, default 20) and per
-api process (``ARCHBENCH_MAX_STREAMS``, default 500); beyond them ``/events`` answers 429
-problem+json with ``Retry-After``. A client that stops reading is dropped once
-``QUEUE_LIMIT`` snapshots wait for it (its stream ends; reconnecting replays).
+api process (``ARCHBENCH_MAX_STREAMS``, default 500), and the process's streams are shared: a
+tenant that already holds streams may open another only while it holds fewer than the process
+has free beyond a reserve (a twentieth of ``ARCHBENCH_MAX_STREAMS``) kept for tenants that hold
+none. Each tenant's share so shrinks as the process fills, and 25 tenants at 20 streams each
+no longer lock everyone else out (with the defaults, 29 more tenants still get one each).
+Beyond any of these ``/events`` answers 429 problem+json with ``Retry-After``. A client that
+stops reading is dropped once ``QUEUE_LIMIT`` snapshots wait for it (its stream ends;
+reconnecting replays).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class StreamLimits:
     def __init__(self, per_tenant: int, total: int) -> None:
         self.per_tenant = per_tenant
         self.total = total
+        self.reserve = total // 20  # free streams only tenants holding none may take
         self.open: dict[str, int] = {}
 
     @property
@@ -63,13 +69,22 @@ class StreamLimits:
                 "(ARCHBENCH_MAX_STREAMS_PER_TENANT); close one, or poll the comparison.",
                 headers=headers,
             )
-        if self.count >= self.total:
+        free = self.total - self.count
+        if free <= 0:
             raise TooManyRequests(
                 f"This api process already serves {self.total} event streams "
                 "(ARCHBENCH_MAX_STREAMS); retry later, or poll the comparison.",
                 headers=headers,
             )
-        self.open[tenant] = self.open.get(tenant, 0) + 1
+        held = self.open.get(tenant, 0)
+        if held and held >= free - self.reserve:
+            raise TooManyRequests(
+                f"This tenant holds {held} event streams and this api process has {free} left "
+                "(ARCHBENCH_MAX_STREAMS, shared between tenants: the last ones go to tenants "
+                "with none); close one, retry later, or poll the comparison.",
+                headers=headers,
+            )
+        self.open[tenant] = held + 1
 
     def release(self, tenant: str) -> None:
         left = self.open.get(tenant, 0) - 1

@@ -107,7 +107,10 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(8, ge=1, le=100)
     webhook_backoff_seconds: float = Field(10.0, gt=0)  # doubled after each failed attempt
     webhook_backoff_max_seconds: float = Field(3600.0, gt=0)
-    webhook_timeout_seconds: float = Field(10.0, gt=0)
+    webhook_timeout_seconds: float = Field(10.0, gt=0)  # each connect, read, write
+    # The whole delivery (connect, send, answer) ends by then, however slowly a receiver
+    # trickles its answer (see core.trials.posting).
+    webhook_delivery_limit_seconds: float = Field(30.0, gt=0, le=600)
     webhook_poll_seconds: float = Field(2.0, gt=0)
     # May callbacks go to loopback/private/link-local addresses (see core.trials.destinations)?
     # Unset: yes in development, no with ARCHBENCH_ENV=production.

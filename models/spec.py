@@ -675,7 +675,11 @@ class Variant(BaseModel):
     """One architecture to compare: native ``layers`` or a Sequential's ``keras_config``."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    # Not dots alone: a name is a directory in exports (TensorBoard runs), and "." or ".."
+    # would be this one or its parent.
+    name: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
+    )
     input_shape: Annotated[tuple[int, ...], BeforeValidator(_input_shape)] | None = None
     layers: list[Layer] | None = Field(default=None, min_length=1, max_length=MAX_LAYERS)
     keras_config: dict[str, Any] | None = None
@@ -715,7 +719,7 @@ def _clean(error: Any, data: dict[str, Any]) -> ErrorDict:
     elif kind == "literal_error":
         msg = f"{error['input']!r} is not allowed; expected {error['ctx']['expected']}"
     elif kind == "string_pattern_mismatch":
-        msg = "may hold only letters, digits, '_', '.' and '-'"
+        msg = "may hold only letters, digits, '_', '.' and '-', and not only dots"
     elif msg == _ONE_OF and not loc:
         both = data.get("layers") is not None
         loc = ["keras_config"] if both else ["layers"]

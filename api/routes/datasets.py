@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import threading
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +16,7 @@ from api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.schemas import Page
 from core.data.uploads import dataset_out, inspect_npz, store_upload
 from core.datasets import BUILTIN_DATASETS
-from core.errors import InvalidInput, PayloadTooLarge, TooManyRequests
+from core.errors import InvalidInput, PayloadTooLarge
 from core.spec import NO_NUL
 from core.store.tables import Dataset
 from core.store.tenancy import owned
@@ -28,7 +26,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 COPY_CHUNK = 1 << 20
-UPLOAD_RETRY_AFTER_SECONDS = 5
 
 
 @router.get("", response_model=Page[dict[str, Any]])
@@ -78,7 +75,10 @@ def list_datasets(
         },
         413: {"description": "Over ARCHBENCH_MAX_UPLOAD_BYTES."},
         422: {"description": "Not a valid .npz dataset; `errors` say where."},
-        429: {"description": "Over ARCHBENCH_MAX_CONCURRENT_UPLOADS uploads being checked."},
+        429: {
+            "description": "Over ARCHBENCH_MAX_CONCURRENT_UPLOADS uploads being received or "
+            "checked; refused from the headers, before the body is read."
+        },
     },
 )
 def upload_dataset(
@@ -98,21 +98,14 @@ def upload_dataset(
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".incoming-{uuid.uuid4().hex}.npz"
     checked = folder / f".checked-{uuid.uuid4().hex}.npz"
-    gate = _upload_gate(settings.max_concurrent_uploads)
-    if not gate.acquire(blocking=False):
-        raise TooManyRequests(
-            f"This api process is already checking {settings.max_concurrent_uploads} uploads "
-            "(ARCHBENCH_MAX_CONCURRENT_UPLOADS); retry shortly.",
-            headers={"Retry-After": str(UPLOAD_RETRY_AFTER_SECONDS)},
-        )
     try:
         _copy_limited(file, tmp, settings.max_upload_bytes)
+        file.file.close()  # the spooled body: its disk goes now, not after the check
         # Checked a chunk at a time; only the checked arrays are written, and stored.
         facts, dropped = inspect_npz(tmp, max_bytes=settings.max_dataset_bytes, dest=checked)
         size = checked.stat().st_size
         content_hash, relative = store_upload(settings, checked)
     finally:
-        gate.release()
         for path in (tmp, checked):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -129,12 +122,6 @@ def upload_dataset(
     session.add(row)
     session.commit()
     return {**dataset_out(row), "dropped": dropped}
-
-
-@functools.cache
-def _upload_gate(slots: int) -> threading.BoundedSemaphore:
-    """Uploads being checked at once in this process (each takes a few MB and a core)."""
-    return threading.BoundedSemaphore(slots)
 
 
 def _copy_limited(upload: UploadFile, dest: Path, limit: int) -> int:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+import anyio
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
+from api.cache import TTLCache
 from api.deps import SettingsDep
 from api.metrics import CONTENT_TYPE, render_metrics
 from core.errors import Unauthorized
@@ -16,9 +19,13 @@ from core.store.db import get_engine
 from core.store.migrate import schema_state
 from core.trials.queue import client_app
 
-__all__ = ["router"]
+__all__ = ["READY_CACHE_SECONDS", "router"]
 
 router = APIRouter(tags=["health"])
+
+# /readyz is open and its checks cost milliseconds of CPU (a connection, the schema's
+# revision, the broker): one check per api process and second answers every probe.
+READY_CACHE_SECONDS = 1.0
 
 
 @router.get("/healthz")
@@ -51,10 +58,20 @@ def _check_broker() -> str:
         return f"down: {type(exc).__name__}"
 
 
+def _checks() -> dict[str, str]:
+    return {"database": _check_db(), "broker": _check_broker()}
+
+
 @router.get("/readyz", responses={503: {"description": "a dependency is down"}})
-def readyz() -> JSONResponse:
-    """Ready when the database (migrated) and the broker answer."""
-    checks = {"database": _check_db(), "broker": _check_broker()}
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database (migrated) and the broker answer (checked at most once a
+    second per api process; concurrent probes share one check)."""
+    state = request.app.state
+    if not hasattr(state, "readiness"):
+        state.readiness = TTLCache[str, dict[str, str]](READY_CACHE_SECONDS, max_entries=1)
+    cache: TTLCache[str, dict[str, str]] = state.readiness
+    checks = await cache.get_or_load("checks", functools.partial(anyio.to_thread.run_sync, _checks))
+    assert checks is not None
     ok = all(v == "ok" or v.startswith("ok: ") for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503

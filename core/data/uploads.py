@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -49,6 +50,11 @@ ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_CLASSES = 10_000
 ZIP_MAGIC = b"PK\x03\x04"  # a zip archive's first local file header (np.savez writes one)
 NPY_MAGIC = b"\x93NUMPY"
+# An .npz dataset holds four arrays; an archive with more members than this is refused from
+# its end record, before its directory is read (Python builds an object per member: 1.9 M
+# empty members took 1.7 GB), and so the ``dropped`` list has fewer entries than this too.
+MAX_MEMBERS = 64
+DIRECTORY_BYTES_PER_MEMBER = 1024  # a central directory larger than MAX_MEMBERS of these lies
 
 DatasetResolver = Callable[[str], DatasetInfo | None]
 
@@ -98,7 +104,10 @@ def _members(zf: zipfile.ZipFile) -> tuple[dict[str, zipfile.ZipInfo], list[dict
     found: dict[str, zipfile.ZipInfo] = {}
     dropped: list[dict[str, str]] = []
     errors: list[ErrorItem] = []
-    for info in zf.infolist():
+    members = zf.infolist()
+    if len(members) > MAX_MEMBERS:  # an end record that understated them
+        raise _fail(f"the archive has {len(members):,} members; at most {MAX_MEMBERS} are read")
+    for info in members:
         name = info.filename
         key = name.removesuffix(".npy")
         if key not in ARRAYS:
@@ -118,6 +127,52 @@ def _members(zf: zipfile.ZipFile) -> tuple[dict[str, zipfile.ZipInfo], list[dict
     if errors:
         raise InvalidInput(errors)
     return found, dropped
+
+
+def _directory_size(fh: IO[bytes]) -> tuple[int, int] | None:
+    """(members, central directory bytes) as the archive's end record declares them (its
+    zip64 record when there is one), or None without an end record (zipfile then refuses)."""
+    fh.seek(0, os.SEEK_END)
+    size = fh.tell()
+    tail_start = max(0, size - (22 + 0xFFFF))  # the end record, and a comment of at most 64 KB
+    fh.seek(tail_start)
+    tail = fh.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return None
+    members, directory = struct.unpack("<HI", tail[at + 10 : at + 16])
+    if members != 0xFFFF and directory != 0xFFFFFFFF:
+        return members, directory
+    locator = tail[max(0, at - 20) : at]
+    if len(locator) < 20 or not locator.startswith(b"PK\x06\x07"):
+        return members, directory
+    (record_at,) = struct.unpack("<Q", locator[8:16])
+    fh.seek(record_at)
+    record = fh.read(56)
+    if len(record) < 56 or not record.startswith(b"PK\x06\x06"):
+        return members, directory
+    members64, directory64 = struct.unpack("<QQ", record[32:48])
+    return int(members64), int(directory64)
+
+
+def _refuse_crowded(path: Path) -> None:
+    """InvalidInput when the archive declares more members (or a larger directory) than an
+    .npz dataset has any use for; nothing of the directory is read."""
+    with path.open("rb") as fh:
+        declared = _directory_size(fh)
+    if declared is None:
+        return
+    members, directory = declared
+    if members > MAX_MEMBERS:
+        raise _fail(
+            f"the archive has {members:,} members; a dataset needs at most 4 (x_train, "
+            f"y_train, x_test, y_test) and archives of more than {MAX_MEMBERS} are not read"
+        )
+    if directory > MAX_MEMBERS * DIRECTORY_BYTES_PER_MEMBER:
+        raise _fail(
+            f"the archive's directory takes {directory:,} bytes, more than {MAX_MEMBERS} "
+            "members need; it is not read"
+        )
 
 
 def _read_header(fp: IO[bytes], member_size: int, max_bytes: int) -> _Header | str:
@@ -245,6 +300,7 @@ def _rewrite(path: Path, dest: Path, max_bytes: int) -> tuple[dict[str, Any], li
                 "not an .npz file (a zip archive of .npy arrays, as np.savez writes): it does "
                 "not start as a zip archive"
             )
+    _refuse_crowded(path)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):

@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from core.errors import without_terminal_codes
 from core.report import format as fmt
 from core.report.differences import differences_table
 from core.report.stats import MIN_SEEDS
@@ -490,7 +491,8 @@ def render_markdown(report: Report, *, title: str) -> str:
     direction = "higher" if report["higher_is_better"] else "lower"
     state = "final" if report["final"] else "interim, trials still running or more to come"
     design = report.get("design") or {}
-    lines = [f"# {md_escape(title)}", "", f"**Verdict:** {md_escape(report['verdict'])}", ""]
+    heading = md_escape(without_terminal_codes(title))  # no ESC, BEL: as stored errors
+    lines = [f"# {heading}", "", f"**Verdict:** {md_escape(report['verdict'])}", ""]
     lines += [f"Primary metric: {_label(report)} ({direction} is better); report {state}.", ""]
     lines += [md_escape(_design_line(report, design)), ""]
     lines += ["## Variants", "", *_md_table(*_variant_table(report)), ""]

@@ -36,15 +36,16 @@ def allows_private(settings: Settings) -> bool:
 
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT, RFC 2765: ::ffff:0:a.b.c.d
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries to (IPv4-mapped, NAT64, 6to4, Teredo,
-    IPv4-compatible), or None. Such an address reaches that IPv4 host through a translator
+    """The IPv4 address an IPv6 address carries to (IPv4-mapped, IPv4-translated, NAT64, 6to4,
+    Teredo, IPv4-compatible), or None. Such an address reaches that IPv4 host through a translator
     or tunnel, so it is judged as that host: ``64:ff9b::a9fe:a9fe`` is 169.254.169.254."""
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
-    if any(ip in net for net in _NAT64):
+    if ip in _IPV4_TRANSLATED or any(ip in net for net in _NAT64):
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if ip.sixtofour is not None:
         return ip.sixtofour
@@ -60,6 +61,8 @@ def _blocked(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(ip)
         if embedded is not None and (not embedded.is_global or embedded.is_multicast):
+            return True
+        if ip.is_site_local:  # fec0::/10: deprecated, yet still routed inside some networks
             return True
     return not ip.is_global or ip.is_multicast
 
@@ -79,8 +82,9 @@ def literal_refusal(url: str) -> str | None:
 def resolve_public(url: str) -> tuple[str, str]:
     """``url`` with its host replaced by a checked public address, and the original host.
 
-    Raises Refused when any address the name resolves to is not public, and OSError when it
-    does not resolve.
+    Raises Refused when any address the name resolves to is not public (saying "private
+    address", never which: the error is shown to whoever chose the URL, and the service's
+    internal DNS answers are not theirs to learn), and OSError when it does not resolve.
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -90,9 +94,8 @@ def resolve_public(url: str) -> tuple[str, str]:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     addresses = sorted({str(info[4][0]) for info in infos})
-    bad = [a for a in addresses if _blocked(a)]
-    if bad:
-        raise Refused(f"{host} resolves to {', '.join(bad)}, which is not a public address")
+    if any(_blocked(a) for a in addresses):
+        raise Refused("private address")
     address = addresses[0]
     netloc_host = f"[{address}]" if ":" in address else address
     netloc = f"{netloc_host}:{parts.port}" if parts.port else netloc_host

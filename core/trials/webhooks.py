@@ -4,8 +4,10 @@ Delivery is driven from the database, never from memory, so a crash loses nothin
 worker's main process runs ``deliver_due`` every ``webhook_poll_seconds`` (see
 ``worker.celery_app``). It finds ended comparisons whose callback has not been delivered and
 whose next attempt is due, takes a row lock on the comparison (``SKIP LOCKED``, so several
-workers never send the same attempt), POSTs, and records the attempt in
-``webhook_deliveries``. A failed attempt (no answer, or not 2xx) is retried after
+workers never send the same attempt) and records the attempt in ``webhook_deliveries`` as
+under way, commits, then POSTs outside any transaction (a slow receiver holds no lock: see
+``core.trials.posting`` for the bounds on time and answer size) and records the outcome.
+A failed attempt (no answer, or not 2xx) is retried after
 ``webhook_backoff_seconds`` doubled each time (capped), up to ``webhook_max_attempts``.
 Receivers may see a delivery twice (at least once); ``X-Archbench-Delivery`` and the
 comparison id in the body let them drop repeats.
@@ -21,6 +23,7 @@ import hmac
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +39,7 @@ from core.store.db import session_scope
 from core.store.tables import Comparison, WebhookDelivery, utcnow
 from core.timestamps import rfc3339
 from core.trials.destinations import Refused, allows_private, resolve_public
+from core.trials.posting import Answer, Sender
 
 __all__ = ["EVENT", "backoff", "deliver_due", "payload", "sign"]
 
@@ -43,6 +47,7 @@ log = logging.getLogger("archbench.webhooks")
 
 EVENT = "comparison_finished"
 WINDOW = timedelta(days=7)  # comparisons that ended longer ago are not looked at again
+LEASE_MARGIN_SECONDS = 60  # past the delivery's limit, before an unrecorded attempt is retried
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -117,8 +122,25 @@ def _due(session: Session, settings: Settings, now: datetime) -> list[str]:
     return list(session.scalars(q))
 
 
-def _attempt(settings: Settings, comparison_id: str, client: httpx.Client) -> dict[str, Any] | None:
-    """Make the next attempt for one comparison, under a row lock; None if not ours or not due."""
+@dataclass(frozen=True)
+class _Claim:
+    """An attempt taken and recorded as under way: what to send, and where to note the outcome."""
+
+    row_id: str
+    comparison_id: str
+    attempt: int
+    url: str
+    body: bytes
+
+
+IN_FLIGHT = "no outcome yet: the delivery is under way (or its worker stopped during it)"
+
+
+def _claim(settings: Settings, comparison_id: str) -> _Claim | None:
+    """Take the next attempt for one comparison, under a row lock held only for this short
+    transaction; None if not ours or not due. The attempt's row is committed with
+    ``next_attempt_at`` past the delivery's time limit, so no other worker takes the
+    comparison while it is being sent, and one that died mid-delivery is retried after."""
     now = utcnow()
     with session_scope() as s:
         locked = s.scalar(
@@ -144,51 +166,78 @@ def _attempt(settings: Settings, comparison_id: str, client: httpx.Client) -> di
             payload(s, locked, settings), sort_keys=True, separators=(",", ":"), default=str
         ).encode()
         attempt = (rows[-1].attempt if rows else 0) + 1
-        row = WebhookDelivery(comparison_id=comparison_id, url=url, attempt=attempt, event=EVENT)
+        lease = timedelta(seconds=settings.webhook_delivery_limit_seconds + LEASE_MARGIN_SECONDS)
+        row = WebhookDelivery(
+            comparison_id=comparison_id,
+            url=url,
+            attempt=attempt,
+            event=EVENT,
+            error=IN_FLIGHT,
+            next_attempt_at=now + lease,
+        )
         s.add(row)
         s.flush()
-        timestamp = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "archbench-webhooks/1",
-            "X-Archbench-Event": EVENT,
-            "X-Archbench-Delivery": row.id,
-            "X-Archbench-Timestamp": timestamp,
-            "X-Archbench-Signature": sign(settings.webhook_secret, timestamp, body),
-        }
-        refused = False
-        try:
-            target, extensions = url, {}
-            if not allows_private(settings):
-                # POST to the address that was checked; the name goes as Host and TLS name.
-                target, host = resolve_public(url)
-                headers["Host"] = urlsplit(url).netloc.rpartition("@")[2]
-                extensions = {"sni_hostname": host}
-            resp = client.post(target, content=body, headers=headers, extensions=extensions)
-            row.status_code = resp.status_code
-            row.delivered = 200 <= resp.status_code < 300
-            if not row.delivered:
-                row.error = f"HTTP {resp.status_code}: {resp.text[:300]}"
-        except Refused as exc:
-            refused = True  # no retry: the answer would be the same
-            row.error = f"refused: {exc} (ARCHBENCH_WEBHOOK_ALLOW_PRIVATE is off)"
-        except (httpx.HTTPError, OSError) as exc:
-            row.error = f"{type(exc).__name__}: {exc}"[:2000]
-        if not row.delivered and not refused and attempt < settings.webhook_max_attempts:
-            row.next_attempt_at = utcnow() + timedelta(seconds=backoff(settings, attempt))
-        level = logging.INFO if row.delivered else logging.WARNING
-        log.log(
-            level,
-            "webhook %s attempt %d to %s: %s",
-            comparison_id,
-            attempt,
-            url,
-            row.status_code if row.delivered else row.error,
-        )
-        return {"comparison_id": comparison_id, "attempt": attempt, "delivered": row.delivered}
+        return _Claim(row.id, comparison_id, attempt, url, body)
 
 
-def deliver_due(settings: Settings, *, client: httpx.Client | None = None) -> list[dict[str, Any]]:
+def _send(settings: Settings, claim: _Claim, sender: Sender) -> tuple[Answer | None, str | None]:
+    """POST the claimed attempt, outside any transaction: the answer, or why there is none."""
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "archbench-webhooks/1",
+        "X-Archbench-Event": EVENT,
+        "X-Archbench-Delivery": claim.row_id,
+        "X-Archbench-Timestamp": timestamp,
+        "X-Archbench-Signature": sign(settings.webhook_secret, timestamp, claim.body),
+    }
+    try:
+        target, extensions = claim.url, {}
+        if not allows_private(settings):
+            # POST to the address that was checked; the name goes as Host and TLS name.
+            target, host = resolve_public(claim.url)
+            headers["Host"] = urlsplit(claim.url).netloc.rpartition("@")[2]
+            extensions = {"sni_hostname": host}
+        return sender.post(target, claim.body, headers, extensions), None
+    except Refused as exc:
+        return None, f"refused: {exc} (ARCHBENCH_WEBHOOK_ALLOW_PRIVATE is off)"
+    except (httpx.HTTPError, OSError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _attempt(settings: Settings, comparison_id: str, sender: Sender) -> dict[str, Any] | None:
+    """Claim, send and record the next attempt for one comparison; None if not ours or not due."""
+    claim = _claim(settings, comparison_id)
+    if claim is None:
+        return None
+    answer, error = _send(settings, claim, sender)
+    delivered = answer is not None and 200 <= answer.status_code < 300
+    if answer is not None and not delivered:
+        error = f"HTTP {answer.status_code}: {answer.excerpt}".rstrip(": ")
+    retry = not delivered and not (error or "").startswith("refused:")  # refused: same answer
+    with session_scope() as s:
+        row = s.get(WebhookDelivery, claim.row_id)
+        if row is not None:
+            row.status_code = answer.status_code if answer is not None else None
+            row.delivered = delivered
+            row.error = None if delivered else error
+            row.next_attempt_at = (
+                utcnow() + timedelta(seconds=backoff(settings, claim.attempt))
+                if retry and claim.attempt < settings.webhook_max_attempts
+                else None
+            )
+    log.log(
+        logging.INFO if delivered else logging.WARNING,
+        "webhook %s attempt %d to %s: %s",
+        comparison_id,
+        claim.attempt,
+        claim.url,
+        answer.status_code if delivered and answer is not None else error,
+    )
+    return {"comparison_id": comparison_id, "attempt": claim.attempt, "delivered": delivered}
+
+
+def deliver_due(settings: Settings) -> list[dict[str, Any]]:
     """One pass: make every delivery attempt that is due now; returns what was attempted."""
     if not settings.webhook_secret:
         return []
@@ -196,11 +245,8 @@ def deliver_due(settings: Settings, *, client: httpx.Client | None = None) -> li
         due = _due(s, settings, utcnow())
     if not due:
         return []
-    own = client is None
-    http = client or httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
-    try:
-        done = [_attempt(settings, cid, http) for cid in due]
-    finally:
-        if own:
-            http.close()
+    with Sender(
+        timeout=settings.webhook_timeout_seconds, limit=settings.webhook_delivery_limit_seconds
+    ) as sender:
+        done = [_attempt(settings, cid, sender) for cid in due]
     return [d for d in done if d is not None]

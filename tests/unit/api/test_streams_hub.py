@@ -88,3 +88,23 @@ def test_limits_per_tenant_and_process() -> None:
     limits.release("a")
     limits.acquire("c")
     assert limits.count == 3
+
+
+def test_the_process_cap_is_shared_so_a_new_tenant_still_gets_a_stream() -> None:
+    limits = StreamLimits(per_tenant=20, total=500)
+    refused: list[str] = []
+    for tenant in range(25):  # 25 tenants each ask for their 20 streams
+        for _ in range(20):
+            try:
+                limits.acquire(f"heavy{tenant}")
+            except TooManyRequests as exc:
+                refused.append(exc.detail)
+    assert refused
+    assert all("shared between tenants" in detail for detail in refused)
+    assert all(1 <= limits.open[f"heavy{t}"] <= 20 for t in range(25))
+    assert limits.open["heavy0"] == 20  # early on, a tenant gets its whole allowance
+    for newcomer in range(limits.reserve):  # then each newcomer still gets one
+        limits.acquire(f"new{newcomer}")
+    assert limits.count <= limits.total
+    with pytest.raises(TooManyRequests):  # but not a second while others may need it
+        limits.acquire("new0")

@@ -55,7 +55,6 @@ from core.trials.comparisons import (
     trial_key,
     trials_in_order,
 )
-from core.trials.dispatch import dispatch
 from core.trials.lifecycle import progress_of
 from core.trials.validation import validate_comparison
 
@@ -95,8 +94,7 @@ def submit(
         request_hash=body_hash(spec.model_dump(mode="json")),
         max_active=settings.max_active_comparisons_per_tenant,
     )
-    if created:
-        dispatch(trial_ids)
+    if created:  # its commit sent the trials (core.trials.dispatch)
         log.info(
             "comparison submitted: %d trials, %d to train",
             comparison.trials_total,

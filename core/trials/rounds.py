@@ -17,7 +17,6 @@ crash is taken again by the sweeper, which finalizes every open comparison on ea
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import distinct, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,10 +27,9 @@ from core.report.load import load_report
 from core.status import ACTIVE
 from core.store.db import rows_changed
 from core.store.tables import Comparison, Trial
-from core.trials.dispatch import dispatch
 from core.trials.planning import build_trials, fill_reused
 
-__all__ = ["enqueue_added", "needs_more", "next_round", "seeds_per_variant"]
+__all__ = ["needs_more", "next_round", "seeds_per_variant"]
 
 log = logging.getLogger("archbench.rounds")
 
@@ -114,9 +112,3 @@ def next_round(session: Session, comparison: Comparison) -> list[str] | None:
         )
         if pending:
             return [t.id for t in pending]
-
-
-def enqueue_added(trial_ids: list[str], app: Any = None) -> list[str]:
-    """Send the trials a committed round added, and stamp them sent (``core.trials.dispatch``);
-    returns those sent."""
-    return dispatch(trial_ids, app=app)

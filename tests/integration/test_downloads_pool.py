@@ -30,6 +30,8 @@ import pytest
 from tests.support.helpers import assert_problem, tiny_spec
 from tests.support.secured import SecuredApi, secured_api
 
+pytestmark = pytest.mark.services
+
 POOL_TIMEOUT = 3
 
 

@@ -18,6 +18,8 @@ from tests.support.helpers import assert_problem, small_mlp, tiny_spec
 from tests.support.secured import PY, SecuredApi, secured_api
 from tests.support.services import free_port, start, stop, wait_http
 
+pytestmark = pytest.mark.services
+
 LIMITS = {
     "ARCHBENCH_MAX_VARIANTS": "3",
     "ARCHBENCH_MAX_SEEDS": "3",

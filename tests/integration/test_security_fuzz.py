@@ -24,6 +24,8 @@ import pytest
 from tests.support.helpers import tiny_spec
 from tests.support.secured import SecuredApi, secured_api
 
+pytestmark = pytest.mark.services
+
 EXAMPLES = 25  # per operation; the whole run takes well under two minutes on 2 cores
 STREAM_READ_TIMEOUT = 2.0  # seconds without a byte: the stream is alive and idle
 STREAM_CAP = 64 * 1024  # bytes read from a stream at most

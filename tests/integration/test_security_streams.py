@@ -20,6 +20,8 @@ import pytest
 from tests.support.helpers import assert_problem, tiny_spec
 from tests.support.secured import SecuredApi, secured_api
 
+pytestmark = pytest.mark.services
+
 POOL = 30  # core.store.db: pool_size 10 + max_overflow 20
 STREAMS = 40
 LIMIT = STREAMS

@@ -24,6 +24,8 @@ import pytest
 from tests.support.helpers import assert_problem
 from tests.support.secured import SecuredApi, secured_api
 
+pytestmark = pytest.mark.services
+
 ROWS, COLS = 2_500_000, 22  # 220 MB of float32 uncompressed, about 220 KB as sent
 MAX_GROWTH_MB = 100
 

@@ -11,6 +11,8 @@ import pytest
 from tests.support.helpers import tiny_spec
 from tests.support.services import fresh_database, in_process_database
 
+pytestmark = pytest.mark.services
+
 KERAS_MESSAGE = (
     'Input 0 of layer \x1b[1m"dense"\x1b[0m is incompatible with the layer: expected axis -1 '
     "\x1b[32mof input shape\x1b[0m to have value 784\x1b]8;;https://keras.io\x07 (docs)\x1b]8;;\x07"

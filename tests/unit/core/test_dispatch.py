@@ -4,12 +4,11 @@ back from its table."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
@@ -18,9 +17,10 @@ from core.store.tables import Base, Comparison, Trial
 from core.trials.comparisons import create_comparison
 from core.trials.dispatch import outbox, send_after_commit
 from core.trials.planning import build_trials
-from core.trials.queue import TRAIN_TASK, client_app
+from core.trials.queue import client_app
 from core.trials.validation import ValidatedComparison, validate_comparison
 from tests.support.helpers import small_mlp, tiny_spec
+from tests.support.services import queued_messages
 
 Messages = Callable[[], list[str]]
 
@@ -44,25 +44,7 @@ def messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Messag
     get_settings.cache_clear()
     client_app.cache_clear()
 
-    def read() -> list[str]:
-        if not broker.exists():
-            return []
-        queued = create_engine(f"sqlite:///{broker}")
-        try:
-            with queued.connect() as conn:
-                payloads = conn.execute(
-                    text(
-                        "SELECT m.payload FROM kombu_message m JOIN kombu_queue q "
-                        "ON m.queue_id = q.id WHERE q.name = 'archbench' ORDER BY m.id"
-                    )
-                ).scalars()
-                headers = [json.loads(p)["headers"] for p in payloads]
-        finally:
-            queued.dispose()
-        assert {h["task"] for h in headers} <= {TRAIN_TASK}
-        return [h["argsrepr"].strip("[]'") for h in headers]
-
-    yield read
+    yield lambda: queued_messages(broker)
     client_app.cache_clear()
     get_settings.cache_clear()
 

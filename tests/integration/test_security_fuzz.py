@@ -91,7 +91,7 @@ def _check(where: str, status: int, ctype: str, text: str, failures: list[str]) 
 
 def _conformance(case: Any, response: Any, where: str, failures: list[str]) -> None:
     """schemathesis's own checks: the status is documented for the operation, and the
-    content type is one documented for that status (issue 15, item 8)."""
+    content type is one documented for that status."""
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
         status_code_conformance,

@@ -1,4 +1,4 @@
-"""Event streams cannot starve the api (issue 15, item 1), on the real stack (Postgres).
+"""Event streams cannot starve the api, on the real stack (Postgres).
 
 More streams are opened than the api's database pool has connections (10 + 20 overflow);
 another tenant's requests must still answer at once, the api must hold only a few database

@@ -1,4 +1,4 @@
-"""Uploads are checked in bounded memory and stored re-written (issue 15, items 3, 6, 9).
+"""Uploads are checked in bounded memory and stored re-written.
 
 A small .npz can declare a large array: 880 MB of float32 zeros compress to under 1 MB.
 The api used to load each array whole to check it (its peak memory grew by the array's size);

@@ -1,4 +1,4 @@
-"""Stored trial errors carry no terminal codes (issue 15, item 7): Keras colours its messages
+"""Stored trial errors carry no terminal codes: Keras colours its messages
 (``\\x1b[1m``), and an error is read in JSON, CSV, the dashboard and terminals. Stripped where
 errors are stored (core.trials.lifecycle), on Postgres, through the worker's own failure path."""
 

@@ -1,4 +1,4 @@
-"""Response shapes (API.md "Resources"), and how rows become them."""
+"""Response shapes (the OpenAPI document's schemas), and how rows become them."""
 
 from __future__ import annotations
 

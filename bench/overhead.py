@@ -9,7 +9,7 @@ plain script's process has TensorFlow imported and the data loaded before its cl
 Usage: ``python bench/overhead.py [--mode embedded|distributed|both] [--rounds N]
 [--epochs E] [--seeds S] [--samples N]``. Target: b/a at most 1.05.
 
-``--analysis-cost`` measures instead what "do they differ?" costs (issue 14): the same
+``--analysis-cost`` measures instead what "do they differ?" costs: the same
 comparison through archbench with ``"analysis"`` off and on (predictions and per-layer Grams
 over the default probe), rounds alternating on one service; target on/off at most 1.05. It
 then trains one trial of each article model per fresh process, analysis off and on, and

@@ -4,8 +4,8 @@ One api process on Postgres (so every stream lands in the same process and the s
 pool of 10 + 20 connections). ``--streams`` streams are opened on ``--comparisons``
 comparisons and held open (they read their replay, then idle with keep-alives); meanwhile
 ``--clients`` keep-alive clients poll for ``--seconds``: most poll ``GET /v1/comparisons/{id}``,
-one in ten lists ``GET /v1/comparisons?limit=5`` (the request that timed out at 60 s in
-issue 15). Prints the polls' p50/p99 and the count of 5xx answers; the target is p99 under
+one in ten lists ``GET /v1/comparisons?limit=5`` (the request that once timed out at
+60 s). Prints the polls' p50/p99 and the count of 5xx answers; the target is p99 under
 100 ms and no 5xx. Before the fix each stream held a pooled connection: 31 streams emptied
 the pool and the next requests waited 30 s and failed with 500.
 

@@ -1,6 +1,6 @@
 """The api's peak memory while it checks an upload whose arrays are far larger than the file.
 
-Issue 15's file: ``x_train`` of shape (10,000,000, 22) float32 zeros, 880 MB uncompressed,
+The file: ``x_train`` of shape (10,000,000, 22) float32 zeros, 880 MB uncompressed,
 865 KB as an .npz. One api process on Postgres; its peak RSS (``VmHWM``) is read before and
 after the upload. The api used to load each array whole (peak +1 GB); the target is under
 100 MB above idle.

@@ -96,9 +96,9 @@ class Settings(BaseSettings):
     # Compiled models kept per worker process, so the next trial of the same architecture and
     # compile settings skips retracing (see worker.training; same numbers). 0 turns it off.
     warm_models: int = Field(4, ge=0, le=64)
-    # The stored analysis of one trial (issue 14): its test predictions plus one packed Gram
-    # matrix per analysed layer (core.report.cka). A spec whose estimate exceeds it is refused at
-    # submit (core.trials.validation.analysis_bytes).
+    # The stored analysis of one trial (for "do they differ?"): its test predictions plus one
+    # packed Gram matrix per analysed layer (core.report.cka). A spec whose estimate exceeds it
+    # is refused at submit (core.trials.validation.analysis_bytes).
     analysis_max_bytes_per_trial: int = Field(64 * 1024 * 1024, ge=1024)
 
     # Webhooks (a comparison's callback_url): POSTs signed with HMAC-SHA256 under this

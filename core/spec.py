@@ -197,7 +197,7 @@ def initial_seeds_of(seeds: list[int] | SeedSchedule) -> list[int]:
 
 
 class AnalysisSpec(_Strict):
-    """What each trial records besides its scores, for "do they differ?" (issue 14):
+    """What each trial records besides its scores, for "do they differ?":
     its test-set predictions, and per layer the centered Gram matrix of its activations over
     a probe set of ``probe_size`` examples (what linear CKA needs). The server refuses, at
     submit, a probe larger than the test set and a trial whose stored analysis would exceed

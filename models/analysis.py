@@ -77,7 +77,7 @@ class Analysis:
     activations: Activations | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form (API.md, Analysis)."""
+        """Return the JSON form, as ``POST /v1/architectures/analyze`` answers it."""
         out = asdict(self)
         out["input_shape"] = list(self.input_shape)
         out["output_shape"] = list(self.output_shape)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support import services
 from tests.support.services import (
     REDIS,
     ROOT,
@@ -93,6 +94,25 @@ def distributed(
     finally:
         for proc in svc.procs.values():
             stop(proc)
+
+
+SERVICE_FIXTURES = frozenset({"pg_url", "redis_url", "distributed"})
+"""Fixtures that reach the real Postgres or Redis (directly or through another fixture)."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Every test that needs Postgres or Redis carries ``@pytest.mark.services``: one that uses
+    a service fixture without it fails here, and one that opens a database itself
+    (``tests.support.services.fresh_database``) fails there."""
+    marked = item.get_closest_marker("services") is not None
+    services.SERVICES_MARKED = marked
+    used = SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+    if used and not marked:
+        pytest.fail(
+            f"{item.nodeid} uses {', '.join(sorted(used))}: mark it @pytest.mark.services",
+            pytrace=False,
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:

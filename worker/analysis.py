@@ -1,4 +1,4 @@
-"""What a trial records for "do they differ?" once it is trained (issue 14), before its result
+"""What a trial records for "do they differ?" once it is trained, before its result
 is committed: its test-set predictions and, per layer, the centered Gram matrix of the layer's
 activations over the comparison's probe set (what linear CKA needs, see core.report.cka).
 

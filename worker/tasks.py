@@ -39,7 +39,7 @@ from core.spec import StoredSpec
 from core.status import Outcome, StopReason, TrialStatus
 from core.store.db import session_scope
 from core.store.tables import TRAINED_COLUMNS, Comparison, EpochMetric, Trial
-from core.trials.finalize import added_trials, finalize_comparison
+from core.trials.finalize import finalize_comparison
 from core.trials.lifecycle import (
     LeaseLost,
     attempts_exhausted,
@@ -53,7 +53,6 @@ from core.trials.lifecycle import (
 )
 from core.trials.queue import TRAIN_TASK
 from core.trials.reuse import library_versions, trial_hash
-from core.trials.rounds import enqueue_added
 from worker.celery_app import app
 from worker.checkpoint import checkpoint_folder, remove_checkpoint
 from worker.lease import LeaseRenewal
@@ -312,24 +311,15 @@ def _hand_back(trial_id: str, owner: str, exc: BaseException) -> None:
 
 
 def _finalize(comparison_id: str) -> None:
-    """Finish the comparison if its last trial ended, or send the next round of adaptive seeds
-    it added (the sweeper does either if this cannot)."""
+    """Finish the comparison if its last trial ended, or add the next round of adaptive seeds,
+    which its commit sends (``core.trials.dispatch``; the sweeper does either if this cannot)."""
     try:
         with session_scope() as s:
             finalize_comparison(s, comparison_id)
-        added = added_trials(s)
     except Exception as exc:
         if not _transient(exc):
             raise
         log.warning("comparison %s: not finalized, database unreachable (%s)", comparison_id, exc)
-        return
-    if added:
-        try:
-            enqueue_added(added)
-        except Exception as exc:  # the sweeper sends what was not stamped as sent
-            if not _transient(exc):
-                raise
-            log.warning("comparison %s: next round not sent yet (%s)", comparison_id, exc)
 
 
 def _ended_by_us(

@@ -54,7 +54,6 @@ from core.trials.comparisons import (
     trial_key,
     trials_in_order,
 )
-from core.trials.dispatch import dispatch
 from core.trials.lifecycle import progress_of
 from core.trials.validation import validate_comparison
 
@@ -94,8 +93,7 @@ def submit(
         request_hash=body_hash(spec.model_dump(mode="json")),
         max_active=settings.max_active_comparisons_per_tenant,
     )
-    if created:
-        dispatch(trial_ids)
+    if created:  # its commit sent the trials (core.trials.dispatch)
         log.info(
             "comparison submitted: %d trials, %d to train",
             comparison.trials_total,

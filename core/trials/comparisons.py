@@ -17,7 +17,8 @@ from core.status import ACTIVE, ComparisonStatus, TrialStatus
 from core.store.db import rows_changed
 from core.store.tables import Comparison, EpochMetric, Trial
 from core.store.tenancy import owned
-from core.trials.finalize import added_trials, finalize_comparison
+from core.trials.dispatch import outbox, send_after_commit
+from core.trials.finalize import finalize_comparison
 from core.trials.lifecycle import (
     LOCK_CONFLICT_TRIES,
     cancel_queued,
@@ -55,7 +56,8 @@ def create_comparison(
     request_hash: str,
     max_active: int | None = None,
 ) -> tuple[Comparison, list[str], bool]:
-    """Store a comparison and its trials and commit; returns (row, trial ids, created).
+    """Store a comparison and its trials and commit, which sends the trials to train
+    (``core.trials.dispatch``); returns (row, the ids of the trials to train, created).
 
     With ``max_active``, a tenant that already has that many queued or running comparisons
     gets TooManyRequests (429, Retry-After) and nothing is stored; a replay is always answered.
@@ -85,14 +87,13 @@ def create_comparison(
         return _lost_race(session, tenant, idempotency_key, request_hash, exc)
     trials = build_trials(comparison.id, spec, validated.analyses, spec.initial_seeds)
     session.add_all(trials)
-    pending_ids = [t.id for t in trials]
-    if spec.reuse:
-        pending = fill_reused(session, comparison, trials)
-        pending_ids = [t.id for t in pending]
-        if not pending:
-            finalize_comparison(session, comparison.id)  # may add the next round of seeds
-            session.refresh(comparison)
-            pending_ids = added_trials(session)
+    box = outbox(session)
+    pending = fill_reused(session, comparison, trials) if spec.reuse else trials
+    send_after_commit(session, [t.id for t in pending])
+    if not pending:
+        finalize_comparison(session, comparison.id)  # may add the next round of seeds
+        session.refresh(comparison)
+    pending_ids = list(box.pending)  # what the commit sends (core.trials.dispatch)
     try:
         session.commit()
     except IntegrityError as exc:

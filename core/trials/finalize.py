@@ -16,21 +16,11 @@ from core.errors import Problem, TrialsFailed
 from core.status import ACTIVE, TERMINAL, ComparisonStatus, TrialStatus
 from core.store.db import rows_changed
 from core.store.tables import Comparison, Trial, utcnow
+from core.trials.dispatch import send_after_commit
 from core.trials.lifecycle import failure_summary, progress_of
 from core.trials.rounds import next_round
 
-__all__ = ["added_trials", "finalize_comparison"]
-
-
-ADDED_TRIALS = "archbench.added_trials"  # session.info key: trials a new round added
-
-
-def added_trials(session: Session) -> list[str]:
-    """The ids of the trials ``finalize_comparison`` added as a new round of seeds in this
-    session (and forgets them): the caller enqueues them once its transaction committed; the
-    sweeper sends any it does not (``enqueued_at`` stays null)."""
-    ids: list[str] = session.info.pop(ADDED_TRIALS, [])
-    return ids
+__all__ = ["finalize_comparison"]
 
 
 def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatus | None:
@@ -38,7 +28,8 @@ def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatu
 
     An adaptive comparison (``seeds: {min, max, step}``) whose round has ended is not
     finished while the report says a tested pair needs more seeds: the next round's trials
-    are added instead (``core.trials.rounds``; their ids via ``added_trials``) and None is returned.
+    are added instead (``core.trials.rounds``), to be sent when the session commits
+    (``core.trials.dispatch``), and None is returned.
     Its row is locked first (after the trial rows this transaction wrote, as the lock order
     says), and the trial counts read again under that lock, so two workers that end the last
     two trials of a round at once add the round once: the second sees the first's new trials.
@@ -64,7 +55,7 @@ def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatu
         if not counts[TrialStatus.FAILED] and not comparison.cancel_requested:
             added = next_round(session, comparison)
             if added is not None:
-                session.info.setdefault(ADDED_TRIALS, []).extend(added)
+                send_after_commit(session, added)
                 return None
             counts = progress_of(session, [comparison_id])[comparison_id]
     error: Problem | None = None

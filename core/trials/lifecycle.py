@@ -229,7 +229,7 @@ def cancel_queued(session: Session, trial_ids: Sequence[str]) -> int:
 
 
 def mark_reused(target: Trial, source: Trial) -> None:
-    """``target``, a trial being created, ends at once with ``source``'s result (core.reuse
+    """``target``, a trial being created, ends at once with ``source``'s result (core.trials.reuse
     copies the result's fields and epochs)."""
     target.status = TrialStatus.SUCCEEDED
     target.reused_from = source.reused_from or source.id

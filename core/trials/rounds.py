@@ -1,12 +1,12 @@
 """Adaptive seeds: the rounds of a comparison whose ``seeds`` is ``{"min", "max", "step"}``.
 
 A comparison starts with seeds ``0..min-1`` of every variant. When every trial of the current
-round has ended, ``core.trials.finalize.finalize_comparison`` asks ``next_round``: the report of the
-trials so far (``core.report.load.load_report``) goes to ``core.report.build.needs_more_seeds``, and
-while it says some tested pair is undecided and fewer than ``max`` seeds ran, the next
-``step`` seeds of every variant are added (seed-major, like the first round) and the
-comparison stays open. A trial of the new round that an earlier comparison already trained
-is reused at once, and the decision is asked again.
+round has ended, ``core.trials.finalize.finalize_comparison`` asks ``next_round``: the report of
+the trials so far, built from their primary metric only (``decision_trials``), goes to
+``core.report.build.needs_more_seeds``, and while it says some tested pair is undecided and
+fewer than ``max`` seeds ran, the next ``step`` seeds of every variant are added (seed-major,
+like the first round) and the comparison stays open. A trial of the new round that an
+earlier comparison already trained is reused at once, and the decision is asked again.
 
 Safety: the caller holds the comparison's row lock and has seen no active trial; the update
 of ``trials_total`` is guarded by its old value as well (SQLite takes no row locks), and a
@@ -17,21 +17,19 @@ crash is taken again by the sweeper, which finalizes every open comparison on ea
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import distinct, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.report import build as report_module
-from core.report.load import load_report
+from core.report.build import TrialResult
 from core.status import ACTIVE
 from core.store.db import rows_changed
 from core.store.tables import Comparison, Trial
-from core.trials.dispatch import dispatch
 from core.trials.planning import build_trials, fill_reused
 
-__all__ = ["enqueue_added", "needs_more", "next_round", "seeds_per_variant"]
+__all__ = ["decision_trials", "needs_more", "next_round", "seeds_per_variant"]
 
 log = logging.getLogger("archbench.rounds")
 
@@ -46,14 +44,59 @@ def seeds_per_variant(session: Session, comparison_id: str) -> int:
     )
 
 
+def decision_trials(session: Session, comparison: Comparison) -> list[TrialResult]:
+    """The comparison's trials as the round's decision reads them: variant, seed, status, stop
+    reason and the primary metric, one row per trial; no learning curve, no predictions."""
+    metric = comparison.spec.primary_metric
+    rows = session.execute(
+        select(
+            Trial.variant, Trial.seed, Trial.status, Trial.stop_reason, Trial.__table__.c[metric]
+        )
+        .where(Trial.comparison_id == comparison.id)
+        .order_by(Trial.variant_index, Trial.seed)
+    )
+    return [
+        TrialResult(
+            variant=variant,
+            seed=int(seed),
+            status=status,
+            params=None,
+            flops=None,
+            test_accuracy=value if metric == "test_accuracy" else None,
+            test_loss=value if metric == "test_loss" else None,
+            best_val_accuracy=value if metric == "best_val_accuracy" else None,
+            train_seconds=None,
+            epochs_done=0,
+            epochs_planned=0,
+            stop_reason=stop_reason,
+            inference_ms_per_sample=None,
+            curve=(),
+        )
+        for variant, seed, status, stop_reason, value in rows
+    ]
+
+
 def needs_more(session: Session, comparison: Comparison) -> bool:
     """The report's word on whether the round just ended leaves a tested pair undecided.
+
+    It runs under the comparison's row lock, so it reads only what the decision needs
+    (``decision_trials``): the pairwise tests of the primary metric and the design's looks
+    are those of the full report (``core.report.load.load_report``), without the learning
+    curves and the prediction differences that report also loads and computes.
 
     A report that cannot be built or judged ends the schedule with what ran (logged): the
     comparison must end rather than wait forever. A database error propagates (the sweeper
     takes the decision again on its next pass)."""
     try:
-        report, _ = load_report(session, comparison)
+        report = report_module.build_report(
+            comparison_id=comparison.id,
+            primary_metric=comparison.spec.primary_metric,
+            variant_order=comparison.spec.variant_names,
+            trials=decision_trials(session, comparison),
+            final=False,  # the caller saw the comparison active
+            variant_info=comparison.analyses,
+            design=comparison.spec.design,
+        )
         return bool(report_module.needs_more_seeds(report))
     except SQLAlchemyError:
         raise
@@ -114,9 +157,3 @@ def next_round(session: Session, comparison: Comparison) -> list[str] | None:
         )
         if pending:
             return [t.id for t in pending]
-
-
-def enqueue_added(trial_ids: list[str], app: Any = None) -> list[str]:
-    """Send the trials a committed round added, and stamp them sent (``core.trials.dispatch``);
-    returns those sent."""
-    return dispatch(trial_ids, app=app)

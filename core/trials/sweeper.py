@@ -36,8 +36,8 @@ from core.status import ACTIVE, TERMINAL, StopReason, TrialStatus
 from core.store.checkpoints import remove_checkpoint, trial_folders
 from core.store.db import rows_changed, session_scope
 from core.store.tables import Comparison, Trial, WorkerHeartbeat, utcnow
-from core.trials.dispatch import dispatch
-from core.trials.finalize import added_trials, finalize_comparison
+from core.trials.dispatch import outbox, send_after_commit
+from core.trials.finalize import finalize_comparison
 from core.trials.lifecycle import (
     attempts_exhausted,
     db_now,
@@ -45,7 +45,6 @@ from core.trials.lifecycle import (
     requeue_expired,
 )
 from core.trials.queue import broker_was_reset
-from core.trials.rounds import enqueue_added
 
 __all__ = ["SweepResult", "sweep"]
 
@@ -123,6 +122,7 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
             log.warning("messages may be lost; sending %d queued trials again", result.resent)
 
     with session_scope() as s:
+        box = outbox(s, app=app)
         pending = list(
             s.scalars(
                 select(Trial.id)
@@ -138,26 +138,26 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
         pending += [t for t in result.requeued if t not in pending]
         result.resent_lost = [t for t in lost_messages(s, settings, now) if t not in pending]
         pending += result.resent_lost
-    if pending:
-        sent = dispatch(pending, app=app)
-        result.enqueued = sent
-        if result.resent_lost:
-            log.warning(
-                "queued trials whose message looks lost (idle workers): sending %s again",
-                [t for t in result.resent_lost if t in sent],
-            )
+        send_after_commit(s, pending)  # sent when this (reading) transaction commits
+    result.enqueued = list(box.sent)
+    if result.resent_lost:
+        log.warning(
+            "queued trials whose message looks lost (idle workers): sending %s again",
+            [t for t in result.resent_lost if t in box.sent],
+        )
 
     with session_scope() as s:
         open_ids = list(s.scalars(select(Comparison.id).where(Comparison.status.in_(ACTIVE))))
     for comparison_id in open_ids:
         with session_scope() as s:
+            # A round a worker's decision did not add (it died first) is added here, and
+            # sent when this transaction commits.
+            box = outbox(s, app=app)
             if finalize_comparison(s, comparison_id):
                 result.finalized.append(comparison_id)
-        # A round a worker's decision did not add (it died first) is added here, and sent.
-        added = added_trials(s)
-        if added:
+        if box.committed:
             result.rounds_added.append(comparison_id)
-            result.enqueued += enqueue_added(added, app=app)
+            result.enqueued += box.sent
     result.checkpoints_removed = remove_ended_checkpoints(settings)
     return result
 

@@ -1,4 +1,4 @@
-"""Per-trial test-set predictions and per-layer Gram matrices (issue 14: do they differ?).
+"""Per-trial test-set predictions and per-layer Gram matrices (do they differ?).
 
 Revision ID: 0004_diffs
 Revises: 0004_status_checks

@@ -72,3 +72,11 @@ def test_upload_memory_smoke(pg_url: str, redis_url: str) -> None:
     out = bench("upload_memory.py", "--rows", "20000", "--cols", "4")
     assert "HTTP 201" in out
     assert "above idle" in out
+
+
+def test_round_lock_smoke(pg_url: str) -> None:
+    out = bench(
+        "round_lock.py", "--variants", "2", "--seeds", "2", "--examples", "50", "--repeat", "1"
+    )
+    assert "sqlite: finalize_comparison" in out
+    assert "postgres: row lock held" in out

@@ -1,5 +1,5 @@
-"""Table downloads hold no pooled connection of the request while they stream (issue 15,
-item 1, the downloads' half), on the real stack (Postgres).
+"""Table downloads hold no pooled connection of the request while they stream (the
+downloads' half of "a stream holds no pooled connection"), on the real stack (Postgres).
 
 The api runs with a pool of one connection (``ARCHBENCH_DB_POOL_SIZE=1``, no overflow). Before
 the fix ``/trials``, ``/metrics`` and ``/predictions`` kept the request's session (the
@@ -29,6 +29,8 @@ import pytest
 
 from tests.support.helpers import assert_problem, tiny_spec
 from tests.support.secured import SecuredApi, secured_api
+
+pytestmark = pytest.mark.services
 
 POOL_TIMEOUT = 3
 

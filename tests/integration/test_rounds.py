@@ -27,7 +27,9 @@ from core.spec import ComparisonSpec
 from core.store.db import session_scope
 from core.store.tables import Comparison, Trial
 from core.trials.comparisons import cancel_comparison, create_comparison
-from core.trials.finalize import added_trials, finalize_comparison
+from core.trials.dispatch import outbox
+from core.trials.finalize import finalize_comparison
+from core.trials.queue import client_app
 from core.trials.sweeper import sweep
 from core.trials.validation import validate_comparison
 from tests.support.helpers import small_cnn, small_mlp
@@ -41,12 +43,16 @@ def db(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Settings]:
     monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))
-    if request.param == "postgresql":
-        with fresh_database("archbench_rounds") as url, in_process_database(url, monkeypatch):
-            yield get_settings()
-    else:
-        with in_process_database(f"sqlite:///{tmp_path / 'rounds.db'}", monkeypatch):
-            yield get_settings()
+    client_app.cache_clear()  # commits send to this test's embedded broker, under tmp_path
+    try:
+        if request.param == "postgresql":
+            with fresh_database("archbench_rounds") as url, in_process_database(url, monkeypatch):
+                yield get_settings()
+        else:
+            with in_process_database(f"sqlite:///{tmp_path / 'rounds.db'}", monkeypatch):
+                yield get_settings()
+    finally:
+        client_app.cache_clear()
 
 
 Decision = Callable[[Any], bool]
@@ -119,9 +125,11 @@ def end_all(cid: str, status: str = "succeeded") -> None:
 
 
 def finalize(cid: str) -> tuple[str | None, list[str]]:
+    """Finalize as a worker does; returns the status and the ids of the round its commit sent."""
     with session_scope() as s:
+        box = outbox(s)
         status = finalize_comparison(s, cid)
-    return status, added_trials(s)
+    return status, box.committed
 
 
 def comparison(cid: str) -> Comparison:

@@ -1,8 +1,9 @@
-"""Issue 13 on the real stack (api, Celery worker, Postgres, Redis, Keras): the paired design
-decides clear cases at ``min`` seeds, tells "equivalent" from "we don't know yet" by the
-margin, adds rounds of seeds while undecided, and counts a diverged trial instead of dropping
-it; issue 15: a split that cannot be drawn and an input shape the data does not have are
-located 422s at submit. Tiny: 8x8 digits, 600 samples, two epochs of small dense models."""
+"""The paired design and adaptive seeds on the real stack (api, Celery worker, Postgres, Redis,
+Keras): the paired design decides clear cases at ``min`` seeds, tells "equivalent" from "we
+don't know yet" by the margin, adds rounds of seeds while undecided, and counts a diverged
+trial instead of dropping it; a split that cannot be drawn and an input shape the data does
+not have are located 422s at submit. Tiny: 8x8 digits, 600 samples, two epochs of small dense
+models."""
 
 from __future__ import annotations
 

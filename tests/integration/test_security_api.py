@@ -18,6 +18,8 @@ from tests.support.helpers import assert_problem, small_mlp, tiny_spec
 from tests.support.secured import PY, SecuredApi, secured_api
 from tests.support.services import free_port, start, stop, wait_http
 
+pytestmark = pytest.mark.services
+
 LIMITS = {
     "ARCHBENCH_MAX_VARIANTS": "3",
     "ARCHBENCH_MAX_SEEDS": "3",
@@ -59,7 +61,7 @@ def test_missing_wrong_and_malformed_keys_are_401(api: SecuredApi) -> None:
         assert resp.headers["www-authenticate"].startswith("Bearer")
     for path in ("/healthz", "/openapi.json", "/docs"):
         assert httpx.get(api.url + path, timeout=10).status_code == 200, path
-    # /metrics needs ARCHBENCH_METRICS_TOKEN when it is set (issue 15, item 9); a tenant's
+    # /metrics needs ARCHBENCH_METRICS_TOKEN when it is set; a tenant's
     # API key is not it.
     for headers in (
         {},
@@ -335,7 +337,7 @@ def test_distributed_refuses_to_start_without_auth(api: SecuredApi) -> None:
     text = log.read_text()
     assert "refusing to start: a distributed deployment" in text, text[-2000:]
     assert "ARCHBENCH_ALLOW_NO_AUTH" in text
-    # One clear line (issue 15, item 9): not the reason and then uvicorn's traceback.
+    # One clear line: not the reason and then uvicorn's traceback.
     assert "Traceback" not in text, text[-3000:]
     assert "Application startup failed" not in text
     assert text.count("refusing to start") == 1, text[-3000:]
@@ -352,7 +354,7 @@ def test_distributed_refuses_to_start_without_auth(api: SecuredApi) -> None:
 def test_activation_memory_is_limited_at_submit_and_shown_by_the_analysis(
     api: SecuredApi,
 ) -> None:
-    """Issue 15, item 2: 20 parameters and 10 FLOPs, but 2.37 GB per sample of activations."""
+    """Activation memory: 20 parameters and 10 FLOPs, but 2.37 GB per sample of activations."""
     layers = [
         {"type": "Reshape", "target_shape": [8, 8, 1]},
         *[{"type": "ZeroPadding2D", "padding": 64}] * 190,

@@ -24,6 +24,8 @@ import pytest
 from tests.support.helpers import tiny_spec
 from tests.support.secured import SecuredApi, secured_api
 
+pytestmark = pytest.mark.services
+
 EXAMPLES = 25  # per operation; the whole run takes well under two minutes on 2 cores
 STREAM_READ_TIMEOUT = 2.0  # seconds without a byte: the stream is alive and idle
 STREAM_CAP = 64 * 1024  # bytes read from a stream at most
@@ -89,7 +91,7 @@ def _check(where: str, status: int, ctype: str, text: str, failures: list[str]) 
 
 def _conformance(case: Any, response: Any, where: str, failures: list[str]) -> None:
     """schemathesis's own checks: the status is documented for the operation, and the
-    content type is one documented for that status (issue 15, item 8)."""
+    content type is one documented for that status."""
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
         status_code_conformance,

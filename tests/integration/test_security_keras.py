@@ -28,6 +28,8 @@ import pytest
 from tests.support.helpers import small_cnn, tiny_spec
 from tests.support.services import fresh_database
 
+pytestmark = pytest.mark.services
+
 # Functions that turn a name or a config into an object or a model: trapped in every module
 # that binds them (``from x import f`` makes a binding of its own).
 FUNCTIONS = [

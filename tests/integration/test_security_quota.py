@@ -21,6 +21,8 @@ import pytest
 from tests.support.helpers import tiny_spec
 from tests.support.services import fresh_database, in_process_database
 
+pytestmark = pytest.mark.services
+
 THREADS = 6
 LIMIT = 2
 

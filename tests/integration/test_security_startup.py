@@ -18,6 +18,8 @@ import pytest
 from core.config import Settings
 from tests.support.services import fresh_database, in_process_database
 
+pytestmark = pytest.mark.services
+
 
 @pytest.fixture
 def database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:

@@ -1,4 +1,4 @@
-"""Event streams cannot starve the api (issue 15, item 1), on the real stack (Postgres).
+"""Event streams cannot starve the api, on the real stack (Postgres).
 
 More streams are opened than the api's database pool has connections (10 + 20 overflow);
 another tenant's requests must still answer at once, the api must hold only a few database
@@ -19,6 +19,8 @@ import pytest
 
 from tests.support.helpers import assert_problem, tiny_spec
 from tests.support.secured import SecuredApi, secured_api
+
+pytestmark = pytest.mark.services
 
 POOL = 30  # core.store.db: pool_size 10 + max_overflow 20
 STREAMS = 40

@@ -16,6 +16,8 @@ from tests.support.helpers import assert_problem, small_mlp, tiny_spec, wait_don
 from tests.support.secured import SecuredApi, secured_api
 from tests.support.services import Service
 
+pytestmark = pytest.mark.services
+
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredApi]:
@@ -248,6 +250,7 @@ def test_dataset_size_limit_names_figure_and_limit(api: SecuredApi) -> None:
     assert "ARCHBENCH_MAX_DATASET_BYTES" in error["msg"]
 
 
+@pytest.mark.worker
 def test_training_on_an_upload_end_to_end(distributed: Service) -> None:
     data = good(200, 3, seed=2)
     with distributed.client() as c:

@@ -1,4 +1,4 @@
-"""Uploads are checked in bounded memory and stored re-written (issue 15, items 3, 6, 9).
+"""Uploads are checked in bounded memory and stored re-written.
 
 A small .npz can declare a large array: 880 MB of float32 zeros compress to under 1 MB.
 The api used to load each array whole to check it (its peak memory grew by the array's size);
@@ -23,6 +23,8 @@ import pytest
 
 from tests.support.helpers import assert_problem
 from tests.support.secured import SecuredApi, secured_api
+
+pytestmark = pytest.mark.services
 
 ROWS, COLS = 2_500_000, 22  # 220 MB of float32 uncompressed, about 220 KB as sent
 MAX_GROWTH_MB = 100

@@ -1,4 +1,4 @@
-"""Stored trial errors carry no terminal codes (issue 15, item 7): Keras colours its messages
+"""Stored trial errors carry no terminal codes: Keras colours its messages
 (``\\x1b[1m``), and an error is read in JSON, CSV, the dashboard and terminals. Stripped where
 errors are stored (core.trials.lifecycle), on Postgres, through the worker's own failure path."""
 
@@ -10,6 +10,8 @@ import pytest
 
 from tests.support.helpers import tiny_spec
 from tests.support.services import fresh_database, in_process_database
+
+pytestmark = pytest.mark.services
 
 KERAS_MESSAGE = (
     'Input 0 of layer \x1b[1m"dense"\x1b[0m is incompatible with the layer: expected axis -1 '

@@ -108,7 +108,7 @@ def test_refused_inside_and_pinned_outside(pg_url: str, monkeypatch: pytest.Monk
         assert calls == []
 
         # An IPv6 form of an inside IPv4 address (NAT64 of 127.0.0.1) is judged as that
-        # address at delivery too (issue 15, item 5).
+        # address at delivery too.
         nat64 = finished(f"http://[64:ff9b::7f00:1]:{port}/nat64")
         deliver_due(settings)
         (row,) = deliveries(nat64)

@@ -31,6 +31,18 @@ PG_ADMIN = os.environ.get("ARCHBENCH_TEST_PG", "postgresql://postgres@127.0.0.1:
 REDIS = os.environ.get("ARCHBENCH_TEST_REDIS", "redis://127.0.0.1:6379")
 
 
+SERVICES_MARKED: bool | None = None
+"""Whether the running test carries ``@pytest.mark.services`` (set by tests/conftest.py for
+each test; None outside a test run)."""
+
+
+def require_marker(what: str) -> None:
+    """Fail a test that reaches ``what`` (Postgres, Redis) without the ``services`` marker:
+    ``-m "not services"`` must deselect every test that needs the real services."""
+    if SERVICES_MARKED is False:
+        pytest.fail(f"this test uses {what}: mark it @pytest.mark.services", pytrace=False)
+
+
 def require(ok: bool, what: str) -> None:
     """Skip without the service, but fail under CI=true: CI must run these tests."""
     if ok:
@@ -48,8 +60,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def fresh_database(prefix: str = "archbench_test") -> Iterator[str]:
-    """A new, empty Postgres database, dropped afterwards (a missing server fails under CI)."""
+    """A new, empty Postgres database, dropped afterwards (a missing server fails under CI;
+    a test without the ``services`` marker fails at once)."""
     import psycopg
+
+    require_marker("PostgreSQL")
 
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
@@ -110,6 +125,35 @@ def in_process_api(
                 yield c
         finally:
             client_app.cache_clear()
+
+
+def queued_messages(broker: Path) -> list[str]:
+    """The trial ids of the messages waiting in an embedded (SQL) broker's ``archbench``
+    queue, in the order they were sent (``in_process_api`` puts it at ``tmp_path/broker.db``)."""
+    import json
+
+    from sqlalchemy import create_engine, text
+
+    from core.trials.queue import TRAIN_TASK
+
+    if not broker.exists():
+        return []
+    engine = create_engine(f"sqlite:///{broker}")
+    try:
+        with engine.connect() as conn:
+            payloads = list(
+                conn.execute(
+                    text(
+                        "SELECT m.payload FROM kombu_message m JOIN kombu_queue q "
+                        "ON m.queue_id = q.id WHERE q.name = 'archbench' ORDER BY m.id"
+                    )
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+    headers = [json.loads(p)["headers"] for p in payloads]
+    assert {h["task"] for h in headers} <= {TRAIN_TASK}
+    return [str(h["argsrepr"]).strip("[]'") for h in headers]
 
 
 @dataclass

@@ -32,6 +32,7 @@ from tests.support.services import (
     free_port,
     fresh_database,
     require,
+    require_marker,
     start,
     stop,
     wait_http,
@@ -58,6 +59,7 @@ class PrivateRedis:
     def start(self) -> None:
         import redis
 
+        require_marker("a private Redis")
         cmd = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         cmd += ["--appendonly", "no"]
         with self.log.open("ab") as fh:

@@ -37,7 +37,7 @@ def test_private_destinations_are_allowed_in_development_only_by_default() -> No
         "http://[::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://[fd00::1]/hook",
-        # IPv6 forms of inside IPv4 addresses (issue 15, item 5): NAT64, 6to4, IPv4-compatible
+        # IPv6 forms of inside IPv4 addresses: NAT64, 6to4, IPv4-compatible
         "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
         "http://[64:ff9b::a00:1]/hook",
         "http://[64:ff9b:1::a00:1]/hook",

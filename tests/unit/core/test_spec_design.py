@@ -119,7 +119,7 @@ def test_equivalence_margin_must_be_positive(margin: Any) -> None:
 
 @pytest.mark.parametrize("design", ["per_seed", "fixed"])
 def test_digits_too_small_to_split_is_refused_at_submit(design: str) -> None:
-    """Issue 15: digits with max_samples 60 passed and every trial failed on the worker."""
+    """Digits with max_samples 60 used to pass and every trial failed on the worker."""
     [(loc, msg)] = located(spec(dataset={"name": "digits", "max_samples": 60, "split": design}))
     assert loc == ["body", "dataset", "max_samples"]
     assert "validation split" in msg
@@ -138,7 +138,7 @@ def test_split_fraction_too_small_points_at_its_field() -> None:
 
 @pytest.mark.parametrize("shape", [[32, 32, 3], [784], [28, 28]])
 def test_input_shape_must_match_the_dataset(shape: list[int]) -> None:
-    """Issue 15: an input_shape the dataset's samples do not have failed on the worker."""
+    """An input_shape the dataset's samples do not have used to fail on the worker."""
     variant = {**small_mlp("a"), "input_shape": shape}
     [(loc, msg)] = located(spec(variants=[variant, small_cnn("b")]))
     assert loc == ["body", "variants", 0, "input_shape"]

@@ -1,4 +1,4 @@
-"""Activation memory (issue 15, item 2): parameter and FLOP counts miss it."""
+"""Activation memory: parameter and FLOP counts miss it."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ located in the request (``["body", "variants", 1, "layers", 0, "kernel_size"]``)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import Settings
@@ -15,6 +15,7 @@ from core.datasets import BUILTIN_DATASETS, DatasetInfo, split_problem
 from core.errors import ErrorItem, InvalidInput
 from core.report.similarity import analysis_bytes
 from core.spec import ComparisonSpec, SeedSchedule, StoredSpec, StoredVariant
+from core.trials.advice import submit_warnings
 from core.trials.destinations import allows_private, literal_refusal
 from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError
@@ -39,6 +40,8 @@ class ValidatedComparison:
     analyses: dict[str, Analysis]
     trials_total: int
     epochs_total: int
+    warnings: list[ErrorItem] = field(default_factory=list)
+    """What is legal but probably unmeant (``core.trials.advice``), for the 202 answer."""
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -284,6 +287,7 @@ def validate_comparison(
         analyses=analyses,
         trials_total=len(variants) * len(spec.initial_seeds),
         epochs_total=len(variants) * len(spec.initial_seeds) * spec.training.epochs,
+        warnings=submit_warnings(spec, dataset, variants, analyses) if dataset else [],
     )
 
 

@@ -49,3 +49,24 @@ def test_submit_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
             "101,770 parameters exceeds the limit of 50,000 (the server's ARCHBENCH_MAX_PARAMS); "
             "the largest is layers[1] (Dense 'dense') with 100,480 parameters"
         )
+
+
+def test_the_202_answer_carries_the_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with in_process_api("sqlite", tmp_path, monkeypatch) as client:
+        few = client.post(
+            "/v1/comparisons", json=tiny_spec("few", variants=[small_mlp()], seeds=[0])
+        )
+        assert few.status_code == 202, few.text
+        assert [w["loc"] for w in few.json()["warnings"]] == [["body", "seeds"]]
+        assert few.json()["warnings"][0]["msg"].startswith("1 seed(s) per variant")
+        ok = client.post(
+            "/v1/comparisons", json=tiny_spec("ok", variants=[small_mlp()], seeds=[0, 1, 2])
+        )
+        assert ok.status_code == 202, ok.text
+        assert ok.json()["warnings"] == []
+        assert "warnings" not in client.get(f"/v1/comparisons/{ok.json()['id']}").json()
+        doc = client.get("/openapi.json").json()
+        answer = doc["paths"]["/v1/comparisons"]["post"]["responses"]["202"]["content"]
+        assert answer["application/json"]["schema"]["$ref"].endswith("/SubmittedOut")

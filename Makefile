@@ -11,9 +11,10 @@ HOST ?= 127.0.0.1
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@echo "installing archbench and its dependencies into $(VENV) (TensorFlow among them: a few minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[worker,dev]'
+	$(PY) -m pip install --progress-bar on -e '.[worker,dev]'
 	touch $@
 
 up: install

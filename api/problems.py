@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -114,6 +116,41 @@ def _not_json(error: ErrorItem, request: Request) -> ErrorItem:
         "msg": f"send the body as JSON with the header Content-Type: application/json "
         f"(this request had {got})",
     }
+
+
+# What a field of the comparison body must be, said where pydantic would only say "Input should
+# be a valid dictionary" (or list) about a value of the wrong kind.
+_EXPECTED: dict[tuple[str | int, ...], str] = {
+    ("body", "dataset"): 'an object such as {"name": "mnist_5k"}',
+    ("body", "seeds"): 'a list of seeds such as [0, 1, 2], or {"min": 3, "max": 20, "step": 1}',
+    ("body", "training"): 'an object such as {"epochs": 3, "batch_size": 64}',
+    ("body", "variants"): 'a list of variants such as [{"name": "a", "layers": [...]}]',
+    ("body", "analysis"): 'an object such as {"predictions": true}',
+}
+_KIND_ERRORS = {"dict_type", "model_type", "model_attributes_type", "list_type"}
+_JSON_KINDS = {str: "a string", int: "a number", float: "a number", bool: "true/false"}
+
+
+def _expected_shapes(raw: Sequence[Any], errors: list[ErrorItem]) -> list[ErrorItem]:
+    """A value of the wrong kind where ``_EXPECTED`` knows the field: one error saying what
+    the field must be and what came (a union's alternatives would each add their own)."""
+    out: list[ErrorItem] = []
+    said: set[tuple[str | int, ...]] = set()
+    for r, e in zip(raw, errors, strict=True):
+        loc = tuple(e["loc"])
+        if r.get("type") in _KIND_ERRORS and loc in _EXPECTED:
+            if loc in said:
+                continue
+            said.add(loc)
+            value = r.get("input")
+            kind = _JSON_KINDS.get(type(value), "a list" if isinstance(value, list) else "null")
+            if isinstance(value, dict):
+                kind = "an object"
+            e = {"loc": e["loc"], "msg": f"{loc[-1]} must be {_EXPECTED[loc]}, not {kind}"}
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                e["msg"] += f" ({json.dumps(value)})"
+        out.append(e)
+    return out
 
 
 def _comparison_body_errors(
@@ -239,6 +276,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         ]
         errors = [_not_json(e, request) for e in errors]
         if request.method == "POST" and request.url.path.rstrip("/") == "/v1/comparisons":
+            errors = _expected_shapes(raw, errors)
             errors = await run_in_threadpool(_comparison_body_errors, request, exc.body, errors)
         return problem_response(InvalidInput(errors), request)
 

@@ -17,6 +17,8 @@ __all__ = [
     "ComparisonOut",
     "Page",
     "Progress",
+    "SubmitWarning",
+    "SubmittedOut",
     "TrialOut",
     "comparison_out",
     "trial_out",
@@ -65,6 +67,24 @@ class ComparisonOut(BaseModel):
     error: dict[str, Any] | None
     spec: dict[str, Any]
     links: dict[str, str] = Field(default_factory=dict)
+
+
+class SubmitWarning(BaseModel):
+    """Something legal in a submitted comparison that is probably not what was meant."""
+
+    loc: list[str | int] = Field(description='Where in the request, e.g. ["body", "seeds"].')
+    msg: str
+
+
+class SubmittedOut(ComparisonOut):
+    """The comparison as submitted (``POST /v1/comparisons``'s 202 answer), with warnings."""
+
+    warnings: list[SubmitWarning] = Field(
+        default_factory=list,
+        description="Fewer seeds than a test needs, an output without softmax before a loss "
+        "that reads probabilities, a long estimated run; empty when none. The comparison is "
+        "queued all the same.",
+    )
 
 
 class TrialOut(BaseModel):

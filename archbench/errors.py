@@ -128,6 +128,8 @@ def unreachable(url: str, exc: Exception) -> ServiceUnavailable:
             "type": "about:blank",
             "title": "Service unreachable",
             "status": 0,
-            "detail": f"cannot reach archbench at {url}: {type(exc).__name__}: {exc}",
+            "detail": f"cannot reach archbench at {url} ({type(exc).__name__}: {exc}). "
+            "Start one there with `archbench up` (or `make up` in a checkout), or point "
+            "ARCHBENCH_URL (the CLI's --url) at one that runs",
         }
     )

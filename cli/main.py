@@ -291,10 +291,38 @@ def _supervise(
     return code
 
 
+def port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be served (one line), or None when it is free.
+
+    Bound and let go at once, as uvicorn binds it (``SO_REUSEADDR``: a port another process
+    listens on is refused, one left in TIME_WAIT is not)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            return (
+                f"cannot serve on {host}:{port}: {why.lower()} (another archbench up? "
+                f"`archbench ls --url http://{host}:{port}` asks what answers there); stop it "
+                f"or choose another port with --port"
+            )
+    return None
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """The embedded service: SQLite, a serverless broker, the api and worker(s), one command."""
     from core.logging import configure_logging
 
+    # Before anything starts: a served port would fail the api after the workers started,
+    # and the other instance's health check would have announced this one as up.
+    problem = port_in_use(args.host, args.port)
+    if problem:
+        _err(problem)
+        return EXIT_FAILED
     configure_logging("up")
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -376,7 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``archbench`` command."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        code = int(args.func(args))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``archbench ls | head``): what it wanted it has. Python would
+        # fail again flushing stdout at exit, so stdout goes to /dev/null from here.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    return code
 
 
 if __name__ == "__main__":

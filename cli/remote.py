@@ -1,8 +1,9 @@
 """The ``archbench`` commands that talk to a running service, built on ``archbench.client``.
 
 submit (with ``--wait``: live progress, then the report and verdict), wait, ls, status, cancel,
-report and export. ``--url``/``--api-key`` come from flags or ``ARCHBENCH_URL``/
-``ARCHBENCH_API_KEY``. Exit codes: 0 succeeded, 1 failed, 2 bad input, 3 cancelled or timed out.
+report, export and datasets (ls, upload). ``--url``/``--api-key`` come from flags or
+``ARCHBENCH_URL``/``ARCHBENCH_API_KEY``. Exit codes: 0 succeeded, 1 failed, 2 bad input, 3
+cancelled or timed out.
 """
 
 from __future__ import annotations
@@ -45,10 +46,15 @@ def _err(msg: str) -> None:
 
 def _report_problem(exc: ArchbenchError) -> int:
     """Print an error answer with its located errors; the exit code it deserves."""
-    _err(f"{exc.title} ({exc.status}): {exc.detail}")
-    if isinstance(exc, InvalidInput):
+    if isinstance(exc, InvalidInput) and exc.errors:
+        # The detail repeats the first located error: the list says it all, once each.
+        _err(f"{exc.title} ({exc.status}): {len(exc.errors)} error(s)")
         for e in exc.errors:
             _err(f"  at {'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}")
+    elif exc.status == 0:  # nothing answered: no HTTP status to show
+        _err(exc.detail)
+    else:
+        _err(f"{exc.title} ({exc.status}): {exc.detail}")
     return EXIT_BAD_INPUT if isinstance(exc, BAD_INPUT) else EXIT_FAILED
 
 
@@ -75,6 +81,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
             _err(str(exc))
             return EXIT_BAD_INPUT
         print(created["id"], flush=True)
+        for w in created.get("warnings") or []:  # stderr: stdout stays the id for scripts
+            _err(f"warning at {'.'.join(str(p) for p in w.get('loc', []))}: {w.get('msg')}")
         if not args.wait:
             return EXIT_OK
         return _follow(client, created, args.timeout)
@@ -137,10 +145,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+CANCEL_WAIT_SECONDS = 10.0
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel a comparison (queued trials never start, running ones stop at a batch)."""
     with _client(args) as client:
         c = client.cancel(args.id)
+        try:  # running trials stop at their next batch: print the state that follows
+            c = client.wait(args.id, timeout=CANCEL_WAIT_SECONDS, poll=0.5)
+        except WaitTimeout:
+            print(
+                f"{c['id']} cancelling: running trials stop at their next batch "
+                f"(`archbench wait {c['id']}` follows it)"
+            )
+            return EXIT_OK
     print(f"{c['id']} {c['status']}")
     return EXIT_OK
 
@@ -199,6 +218,68 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_datasets_upload(args: argparse.Namespace) -> int:
+    """Upload an .npz (x_train, y_train and optionally x_test, y_test) for this API key's
+    tenant; a spec then names it by --name or by the upload:<id> printed."""
+    with _client(args) as client:
+        try:
+            ds = client.upload_dataset(args.file, name=args.name)
+        except ValueError as exc:
+            _err(str(exc))
+            return EXIT_BAD_INPUT
+    usable = ds.get("label") or ds["name"]
+    print(
+        f"uploaded {args.file} as {ds['name']}"
+        + (f" ({ds['label']})" if ds.get("label") else "")
+        + f": {ds.get('samples', 0):,} samples of shape {tuple(ds.get('input_shape', []))}, "
+        f"{ds.get('num_classes')} classes"
+    )
+    for member in ds.get("dropped") or []:
+        print(f"  not stored: {member.get('member', member)}")
+    print(f'a spec uses it as "dataset": {{"name": "{usable}"}}')
+    return EXIT_OK
+
+
+def cmd_datasets_ls(args: argparse.Namespace) -> int:
+    """The built-in datasets, then this tenant's uploads."""
+    with _client(args) as client:
+        items = client.datasets()
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return EXIT_OK
+    print(f"{'name':44}  {'label':20}  {'samples':>8}  {'classes':>7}  input")
+    for d in items:
+        print(
+            f"{d['name']:44}  {d.get('label') or '':20}  {d.get('samples', 0):>8,}  "
+            f"{d.get('num_classes', 0):>7}  {tuple(d.get('input_shape', []))}"
+        )
+    return EXIT_OK
+
+
+def _connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=os.environ.get("ARCHBENCH_URL", DEFAULT_URL))
+    p.add_argument("--api-key", default=os.environ.get("ARCHBENCH_API_KEY"))
+
+
+def _register_datasets(sub: Any) -> None:
+    """``archbench datasets upload FILE [--name NAME]`` and ``archbench datasets ls``."""
+    datasets = sub.add_parser("datasets", help="list or upload datasets")
+    verbs = datasets.add_subparsers(dest="verb", required=True)
+    upload = verbs.add_parser(
+        "upload", help="upload an .npz dataset", description=cmd_datasets_upload.__doc__
+    )
+    _connection_args(upload)
+    upload.add_argument("file", help=".npz with x_train, y_train (x_test, y_test optional)")
+    upload.add_argument(
+        "--name", default=None, help="a name, unique among your uploads, for specs to use"
+    )
+    upload.set_defaults(func=_guarded(cmd_datasets_upload))
+    ls = verbs.add_parser("ls", help="list datasets", description=cmd_datasets_ls.__doc__)
+    _connection_args(ls)
+    ls.add_argument("--json", action="store_true", help="print the JSON")
+    ls.set_defaults(func=_guarded(cmd_datasets_ls))
+
+
 def _guarded(func: Any) -> Any:
     """Turn client errors into a message and the right exit code, never a traceback."""
 
@@ -225,8 +306,7 @@ def register(sub: Any) -> None:
     )
     for name, func, helptext in commands:
         p = sub.add_parser(name, help=helptext, description=func.__doc__)
-        p.add_argument("--url", default=os.environ.get("ARCHBENCH_URL", DEFAULT_URL))
-        p.add_argument("--api-key", default=os.environ.get("ARCHBENCH_API_KEY"))
+        _connection_args(p)
         if name == "submit":
             p.add_argument("file")
             p.add_argument("--wait", action="store_true", help="follow it live to the end")
@@ -254,3 +334,4 @@ def register(sub: Any) -> None:
                 help="folder for TensorBoard event files: one run per trial, step = epoch",
             )
         p.set_defaults(func=_guarded(func))
+    _register_datasets(sub)

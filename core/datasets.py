@@ -15,6 +15,7 @@ from dataclasses import dataclass
 __all__ = [
     "BUILTIN_DATASETS",
     "DATASET_NAME",
+    "UPLOAD_LABEL",
     "UPLOAD_PREFIX",
     "DatasetInfo",
     "SplitProblem",
@@ -22,6 +23,8 @@ __all__ = [
 ]
 
 UPLOAD_PREFIX = "upload:"  # an uploaded dataset is named upload:<id>
+# ... or by the name it was uploaded with (unique per tenant; resolved to upload:<id> on submit).
+UPLOAD_LABEL = "[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,13 @@ BUILTIN_DATASETS: dict[str, DatasetInfo] = {
 }
 
 
-# The dataset names a spec may give: a built-in one or an upload (its id: hex digits, dashes).
+# The dataset names a spec may give: a built-in one, an upload by its id (hex digits, dashes)
+# or by the name it was uploaded with. Which of them exist is checked by the validation, which
+# lists the names there are.
 DATASET_NAME = (
     "^("
-    + "|".join([*map(re.escape, BUILTIN_DATASETS), re.escape(UPLOAD_PREFIX)])
-    + "[0-9a-f-]{1,64})$"
+    + "|".join([*map(re.escape, BUILTIN_DATASETS), re.escape(UPLOAD_PREFIX) + "[0-9a-f-]{1,64}"])
+    + f"|{UPLOAD_LABEL})$"
 )
 
 

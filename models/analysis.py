@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from models import spec as s
 from models.errors import ErrorDict, SpecError, err
@@ -201,13 +201,11 @@ def analyze(
         errors.append(_final_error(layers, final, num_classes))
     if limits is not None:
         if params > limits.max_params:
-            errors.append(
-                err(["layers"], f"{params:,} parameters exceeds the limit of {limits.max_params:,}")
-            )
+            msg = f"{params:,} parameters exceeds the limit of {limits.max_params:,}"
+            errors.append(err(["layers"], msg + _largest(out, "params", "ARCHBENCH_MAX_PARAMS")))
         if flops > limits.max_flops:
-            errors.append(
-                err(["layers"], f"{flops:,} FLOPs exceeds the limit of {limits.max_flops:,}")
-            )
+            msg = f"{flops:,} FLOPs exceeds the limit of {limits.max_flops:,}"
+            errors.append(err(["layers"], msg + _largest(out, "flops", "ARCHBENCH_MAX_FLOPS")))
     activations = activations_of(out, batch_size)
     if (
         limits is not None
@@ -269,4 +267,15 @@ def analyze_variant(
         analyze(
             layers, tuple(shape), num_classes=num_classes, limits=limits, batch_size=batch_size
         ),
+    )
+
+
+def _largest(out: list[LayerAnalysis], what: Literal["params", "flops"], setting: str) -> str:
+    """The tail of a limit's message: the server setting that sets it, and the layer that
+    counts most (where a change helps most)."""
+    i = max(range(len(out)), key=lambda k: getattr(out[k], what))
+    word = "parameters" if what == "params" else "FLOPs"
+    return (
+        f" (the server's {setting}); the largest is layers[{i}] ({out[i].type} "
+        f"{out[i].name!r}) with {getattr(out[i], what):,} {word}"
     )

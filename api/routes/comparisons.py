@@ -29,6 +29,7 @@ from api.schemas import (
     TRIAL_TYPES,
     ComparisonOut,
     Page,
+    SubmittedOut,
     comparison_out,
     trial_out,
 )
@@ -73,7 +74,7 @@ FormatQuery = Annotated[
 ]
 
 
-@router.post("", status_code=202, response_model=ComparisonOut, responses=SUBMITTED_RESPONSES)
+@router.post("", status_code=202, response_model=SubmittedOut, responses=SUBMITTED_RESPONSES)
 def submit(
     request: Request,
     response: Response,
@@ -82,8 +83,9 @@ def submit(
     tenant: TenantDep,
     spec: Annotated[ComparisonSpec, Body(openapi_examples=SUBMIT_EXAMPLES)],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> ComparisonOut:
-    """Validate a comparison, store it with one trial per (variant, seed), and queue them."""
+) -> SubmittedOut:
+    """Validate a comparison, store it with one trial per (variant, seed), and queue them;
+    ``warnings`` says what looks unmeant."""
     validated = validate_comparison(spec, settings, resolve=resolver_for(session, tenant))
     comparison, trial_ids, created = create_comparison(
         session,
@@ -102,7 +104,8 @@ def submit(
         )
     response.headers["Location"] = f"/v1/comparisons/{comparison.id}"
     counts = progress_of(session, [comparison.id])[comparison.id]
-    return comparison_out(comparison, counts)
+    out = comparison_out(comparison, counts)
+    return SubmittedOut.model_validate({**dict(out), "warnings": validated.warnings})
 
 
 @router.get("", response_model=Page[ComparisonOut])

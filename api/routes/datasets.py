@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -14,8 +15,8 @@ from sqlalchemy import and_, or_
 from api.deps import SessionDep, SettingsDep, TenantDep
 from api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from api.schemas import Page
-from core.data.uploads import dataset_out, inspect_npz, store_upload
-from core.datasets import BUILTIN_DATASETS
+from core.data.uploads import dataset_out, inspect_npz, store_upload, upload_named
+from core.datasets import BUILTIN_DATASETS, UPLOAD_LABEL
 from core.errors import InvalidInput, PayloadTooLarge
 from core.spec import NO_NUL
 from core.store.tables import Dataset
@@ -90,10 +91,19 @@ def upload_dataset(
         File(description="An .npz with x_train, y_train and optionally x_test, y_test."),
     ],
     name: Annotated[
-        str | None, Form(max_length=200, description="A label for people."), NO_NUL
+        str | None,
+        Form(
+            max_length=200,
+            description="A name, unique among your uploads, that a spec's `dataset.name` may "
+            "give instead of `upload:<id>`: letters, digits, `_`, `.`, `-`.",
+        ),
+        NO_NUL,
     ] = None,
 ) -> dict[str, Any]:
-    """Upload an ``.npz`` dataset; it is checked, stored by content hash, named ``upload:<id>``."""
+    """Upload an ``.npz`` dataset; it is checked, stored by content hash, named ``upload:<id>``
+    (and by ``name`` when given)."""
+    if name is not None:
+        _check_name(session, tenant, name)
     folder = settings.data_dir / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".incoming-{uuid.uuid4().hex}.npz"
@@ -122,6 +132,24 @@ def upload_dataset(
     session.add(row)
     session.commit()
     return {**dataset_out(row), "dropped": dropped}
+
+
+def _check_name(session: SessionDep, tenant: str, name: str) -> None:
+    """An upload's name must be one a spec can give, and not one this tenant already uses."""
+    loc: list[str | int] = ["body", "name"]
+    if not re.fullmatch(UPLOAD_LABEL, name):
+        msg = (
+            f"{name!r} cannot name a dataset in a spec: use letters, digits, '_', '.' and '-' "
+            "(at most 100, starting with a letter or digit)"
+        )
+        raise InvalidInput([{"loc": loc, "msg": msg}])
+    if name in BUILTIN_DATASETS:
+        msg = f"{name!r} is a built-in dataset's name; give the upload another"
+        raise InvalidInput([{"loc": loc, "msg": msg}])
+    taken = upload_named(session, tenant, name)
+    if taken is not None:
+        msg = f"you already have an upload named {name!r} (upload:{taken.id}); names are unique"
+        raise InvalidInput([{"loc": loc, "msg": msg}])
 
 
 def _copy_limited(upload: UploadFile, dest: Path, limit: int) -> int:

@@ -6,7 +6,8 @@ and a header whose shape needs more bytes than its member holds (or than the dat
 refused before numpy allocates anything for it. Every problem is reported with
 its location, ``["body", "file", "x_train"]`` and so on. Files live in
 ``<data dir>/uploads/<sha256>.npz``; rows in ``datasets`` give each tenant its own name for one,
-``upload:<id>``, which only that tenant can see or use.
+``upload:<id>`` (or the name it was uploaded with, unique per tenant), which only that tenant
+can see or use.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
-from core.datasets import UPLOAD_PREFIX, DatasetInfo
+from core.datasets import BUILTIN_DATASETS, UPLOAD_PREFIX, DatasetInfo
 from core.errors import ErrorItem, InvalidInput
 from core.store.db import session_scope
 from core.store.tables import Comparison, Dataset
@@ -43,6 +44,7 @@ __all__ = [
     "resolver_for",
     "store_upload",
     "upload_info",
+    "upload_named",
     "upload_path_of",
 ]
 
@@ -443,15 +445,27 @@ def store_upload(settings: Settings, tmp: Path) -> tuple[str, str]:
     return content_hash, relative
 
 
-def upload_info(session: Session, tenant: str, name: str) -> DatasetInfo | None:
-    """This tenant's upload by ``upload:<id>``, or None (another tenant's is None too)."""
-    if not name.startswith(UPLOAD_PREFIX):
+def upload_named(session: Session, tenant: str, name: str) -> Dataset | None:
+    """This tenant's upload by ``upload:<id>`` or by the name it was uploaded with (names are
+    unique per tenant; of rows stored before they were, the newest), or None."""
+    q = owned(Dataset, tenant)
+    if name.startswith(UPLOAD_PREFIX):
+        return session.scalar(q.where(Dataset.id == name[len(UPLOAD_PREFIX) :]))
+    if name in BUILTIN_DATASETS:
         return None
-    row = session.scalar(owned(Dataset, tenant).where(Dataset.id == name[len(UPLOAD_PREFIX) :]))
+    return session.scalar(
+        q.where(Dataset.name == name).order_by(Dataset.created_at.desc()).limit(1)
+    )
+
+
+def upload_info(session: Session, tenant: str, name: str) -> DatasetInfo | None:
+    """This tenant's upload by ``upload:<id>`` or by its name, as ``upload:<id>``; or None
+    (another tenant's is None too)."""
+    row = upload_named(session, tenant, name)
     if row is None:
         return None
     return DatasetInfo(
-        name=name,
+        name=UPLOAD_PREFIX + row.id,
         input_shape=tuple(int(d) for d in row.input_shape),
         num_classes=row.num_classes,
         samples=row.samples,

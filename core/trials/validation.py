@@ -7,7 +7,7 @@ located in the request (``["body", "variants", 1, "layers", 0, "kernel_size"]``)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import Settings
@@ -15,6 +15,7 @@ from core.datasets import BUILTIN_DATASETS, DatasetInfo, split_problem
 from core.errors import ErrorItem, InvalidInput
 from core.report.similarity import analysis_bytes
 from core.spec import ComparisonSpec, SeedSchedule, StoredSpec, StoredVariant
+from core.trials.advice import submit_warnings
 from core.trials.destinations import allows_private, literal_refusal
 from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError
@@ -39,6 +40,8 @@ class ValidatedComparison:
     analyses: dict[str, Analysis]
     trials_total: int
     epochs_total: int
+    warnings: list[ErrorItem] = field(default_factory=list)
+    """What is legal but probably unmeant (``core.trials.advice``), for the 202 answer."""
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -104,13 +107,25 @@ def body_errors(
     if isinstance(variants, list) and not any(
         e["loc"][:2] == ["body", "variants"] and len(e["loc"]) == 2 for e in schema_errors
     ):
-        found.extend(_variant_errors(variants, dataset, settings))
+        found.extend(_without_dataset(_variant_errors(variants, dataset, settings), dataset))
     at = {tuple(e["loc"]) for e in found}
     merged = [e for e in schema_errors if tuple(e["loc"]) not in at]
     for e in found:
         if e not in merged:
             merged.append(e)
     return merged
+
+
+def _without_dataset(errors: list[ErrorItem], dataset: DatasetInfo | None) -> list[ErrorItem]:
+    """A variant's errors, less "no input shape" when the dataset it would take its shape from
+    is itself in error: that error, reported at ``dataset``, is the one to fix."""
+    if dataset is not None:
+        return errors
+    return [
+        e
+        for e in errors
+        if not (e["loc"][-1:] == ["input_shape"] and e["msg"].startswith("no input shape"))
+    ]
 
 
 def unknown_dataset_message(name: Any, resolve: Any = None) -> str:
@@ -262,7 +277,7 @@ def validate_comparison(
     errors += _time_errors(spec, settings)
     errors += _callback_errors(spec, settings)
     variants, analyses, variant_errors = _normalised_variants(spec, dataset, settings)
-    errors += variant_errors
+    errors += _without_dataset(variant_errors, dataset)
     if dataset is not None and not errors:
         errors.extend(analysis_errors(spec, dataset, variants, settings, BODY))
     if errors:
@@ -272,6 +287,7 @@ def validate_comparison(
         analyses=analyses,
         trials_total=len(variants) * len(spec.initial_seeds),
         epochs_total=len(variants) * len(spec.initial_seeds) * spec.training.epochs,
+        warnings=submit_warnings(spec, dataset, variants, analyses) if dataset else [],
     )
 
 
@@ -433,8 +449,12 @@ def _stored(
     variants: list[StoredVariant],
     settings: Settings,
 ) -> StoredSpec:
-    """The spec to store: the request with its variants normalised, the probe size the
-    comparison gets and the time budget it gets."""
+    """The spec to store: the request with its variants normalised, an upload named by the
+    name it was uploaded with recorded as ``upload:<id>`` (what the worker loads), the probe
+    size the comparison gets and the time budget it gets."""
+    ref = spec.dataset
+    if dataset is not None and dataset.name != ref.name:
+        ref = ref.model_copy(update={"name": dataset.name})
     recorded = spec.analysis
     if dataset is not None:
         recorded = recorded.model_copy(
@@ -443,6 +463,7 @@ def _stored(
     return StoredSpec.model_validate(
         {
             **dict(spec),
+            "dataset": ref,
             "variants": variants,
             "analysis": recorded,
             "training": spec.training.model_copy(

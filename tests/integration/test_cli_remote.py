@@ -213,3 +213,51 @@ def test_submit_wait_on_a_terminal_draws_the_rich_bar(distributed: Service, tmp_
     assert "epoch 1/2:" not in screen  # the plain per-epoch lines are for pipes
     assert "comparison " in screen
     assert " succeeded" in screen
+
+
+def test_datasets_upload_cancel_and_a_closed_pipe(distributed: Service, tmp_path: Path) -> None:
+    """`archbench datasets upload FILE --name` makes a name a spec can give; `cancel` prints
+    the state after the cancel; `ls` into a reader that went away ends quietly."""
+    env = {**distributed.env, "ARCHBENCH_URL": distributed.url + "/v1"}  # /v1 is accepted
+    rng = np.random.default_rng(int(time.time() * 1000) % 2**32)
+    name = f"cli-grid-{uuid.uuid4().hex[:8]}"
+    data = tmp_path / "grid.npz"
+    np.savez(data, x_train=rng.random((60, 8, 8)).astype(np.float32), y_train=np.arange(60) % 3)
+    up = run(["datasets", "upload", str(data), "--name", name], env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert f"({name}): 60 samples of shape (8, 8, 1), 3 classes" in up.stdout
+    assert f'a spec uses it as "dataset": {{"name": "{name}"}}' in up.stdout
+    again = run(["datasets", "upload", str(data), "--name", name], env)
+    assert again.returncode == 2
+    assert f"at body.name: you already have an upload named '{name}'" in again.stderr
+    listed = run(["datasets", "ls"], env)
+    assert name in listed.stdout
+
+    spec = tiny_spec("cli-by-name", seeds=[0, 1], epochs=3, variants=[small_mlp()])
+    spec["dataset"] = {"name": name}
+    spec["variants"][0]["layers"][-1]["units"] = 3
+    path = tmp_path / "by-name.json"
+    path.write_text(json.dumps(spec))
+    submitted = run(["submit", str(path)], env)
+    assert submitted.returncode == 0, submitted.stderr
+    cid = submitted.stdout.strip()  # the id alone: the warnings go to stderr
+    assert "archbench: warning at body.seeds: 2 seed(s) per variant" in submitted.stderr
+    cancel = run(["cancel", cid], env)
+    assert cancel.returncode == 0, cancel.stderr
+    assert cancel.stdout.strip() in (
+        f"{cid} cancelled",
+        f"{cid} cancelling: running trials "
+        f"stop at their next batch (`archbench wait {cid}` follows it)",
+    )
+    assert run(["wait", cid, "--timeout", "120"], env).returncode == 3  # it ends cancelled
+
+    proc = subprocess.Popen(
+        [*ARCHBENCH, "ls"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err
+    assert "BrokenPipeError" not in err

@@ -324,7 +324,8 @@ def test_a_generated_client_submits_polls_and_reads_the_report(
                 ("body", "variants", 1, "name"),
             }
             created = submit.sync(client=api, body=models.ComparisonSpec.from_dict(spec))
-            assert isinstance(created, models.ComparisonOut), created
+            assert isinstance(created, models.SubmittedOut), created  # ComparisonOut + warnings
+            assert created.warnings == []
             assert created.progress.trials_total == 6
             deadline = clock.monotonic() + 300
             # The documented statuses are an enum in the generated client.

@@ -112,6 +112,49 @@ def test_upload_is_private_to_its_tenant(api: SecuredApi) -> None:
         assert a.post("/v1/architectures/analyze", json=analyze).status_code == 200
 
 
+def test_an_upload_is_named_in_a_spec_by_its_name(api: SecuredApi) -> None:
+    """The Python client uploads NumPy arrays under a name; a spec gives that name, the stored
+    spec records upload:<id>; the name is this tenant's only, and unique among its uploads."""
+    from archbench import Client, InvalidInput
+
+    x, y = good()["x_train"], good()["y_train"]
+    spec = tiny_spec("by name", variants=[small_mlp()], seeds=[0], epochs=1)
+    spec["variants"][0]["layers"][-1]["units"] = 3
+    spec["dataset"] = {"name": "tiny-grid.v1"}
+    with Client(api.url, api_key=api.keys["a"]) as a, Client(api.url, api_key=api.keys["b"]) as b:
+        with pytest.raises(InvalidInput) as unknown:
+            a.submit(spec)
+        assert [e["loc"] for e in unknown.value.errors] == [["body", "dataset", "name"]]
+        assert "unknown dataset 'tiny-grid.v1'" in unknown.value.errors[0]["msg"]
+        made = a.upload_dataset(
+            x_train=x[:90], y_train=y[:90], x_test=x[90:], y_test=y[90:], name="tiny-grid.v1"
+        )
+        assert made["label"] == "tiny-grid.v1"
+        assert (made["samples"], made["input_shape"], made["num_classes"]) == (120, [8, 8, 1], 3)
+        created = a.submit(spec)
+        assert created["spec"]["dataset"]["name"] == made["name"]
+        assert a.analyze(spec["variants"][0], dataset="tiny-grid.v1")["params"] > 0
+        with pytest.raises(InvalidInput) as theirs:
+            b.submit(spec)
+        assert theirs.value.errors[0]["loc"] == ["body", "dataset", "name"]
+        with pytest.raises(InvalidInput) as twice:
+            a.upload_dataset(x_train=x, y_train=y, name="tiny-grid.v1")
+        assert twice.value.errors == [
+            {
+                "loc": ["body", "name"],
+                "msg": f"you already have an upload named 'tiny-grid.v1' ({made['name']}); "
+                "names are unique",
+            }
+        ]
+        assert b.upload_dataset(x_train=x, y_train=y, name="tiny-grid.v1")["label"]
+        for bad in ("my grid", "mnist_5k"):
+            with pytest.raises(InvalidInput) as refused:
+                a.upload_dataset(x_train=x, y_train=y, name=bad)
+            assert refused.value.errors[0]["loc"] == ["body", "name"]
+        mine = [d for d in a.datasets() if not d.get("builtin")]
+        assert [d["label"] for d in mine if d.get("label") == "tiny-grid.v1"] == ["tiny-grid.v1"]
+
+
 def test_pickled_payloads_never_run(api: SecuredApi, tmp_path: Path) -> None:
     canary = tmp_path / "canary"
     objects = np.array([Canary(canary), Canary(canary)], dtype=object)

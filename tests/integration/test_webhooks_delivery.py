@@ -148,7 +148,7 @@ def test_callback_is_signed_retried_and_recorded(
     assert attempts[0]["next_attempt_at"]
     assert attempts[1]["next_attempt_at"]
     assert attempts[2]["next_attempt_at"] is None
-    assert "HTTP 500" in attempts[0]["error"]
+    assert "HTTP 500" in (attempts[0]["error"] or "")
     assert len(other) == 1
     assert other[0]["delivered"]
 

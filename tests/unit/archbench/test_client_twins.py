@@ -6,9 +6,12 @@ and ``events`` reconnects after a lost stream, drops the replayed events and sto
 from __future__ import annotations
 
 import asyncio
+import inspect
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -166,3 +169,74 @@ def test_events_time_out(sync: bool) -> None:
 
     with pytest.raises(WaitTimeout):
         _run(handler, lambda c: _events(c, timeout=0.3), sync)
+
+
+def test_the_twins_offer_the_same_methods_with_the_same_signatures() -> None:
+    """Every public method of Client has an AsyncClient twin taking the same arguments."""
+
+    def public(cls: type) -> dict[str, inspect.Signature]:
+        return {
+            name: inspect.signature(member)
+            for name, member in vars(cls).items()
+            if callable(member) and not name.startswith("_")
+        }
+
+    sync, asynchronous = public(Client), public(AsyncClient)
+    sync["aclose"] = sync.pop("close")
+    assert set(sync) == set(asynchronous)
+    for name, signature in sync.items():
+        assert list(signature.parameters) == list(asynchronous[name].parameters), name
+
+
+@both
+def test_a_url_ending_in_v1_means_the_service(sync: bool) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"id": "c1", "status": "running"})
+
+    for url in (f"{URL}/v1", f"{URL}/v1/"):
+        if sync:
+            with Client(url, transport=httpx.MockTransport(handler)) as client:
+                client.get("c1")
+        else:
+
+            async def main(url: str = url) -> None:
+                async with AsyncClient(url, transport=httpx.MockTransport(handler)) as ac:
+                    await ac.get("c1")
+
+            asyncio.run(main())
+    assert seen == [f"{URL}/v1/comparisons/c1"] * 2
+
+
+@both
+def test_upload_from_arrays_sends_an_npz_of_them(sync: bool, tmp_path: Path) -> None:
+    import numpy as np
+
+    sent: list[tuple[dict[str, Any], str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        boundary = request.headers["content-type"].split("boundary=")[1].encode()
+        parts = {}
+        for part in body.split(b"--" + boundary)[1:-1]:
+            head, _, content = part.partition(b"\r\n\r\n")
+            name = head.split(b'name="')[1].split(b'"')[0].decode()
+            parts[name] = content.removesuffix(b"\r\n")
+        with np.load(io.BytesIO(parts["file"])) as npz:
+            sent.append(({k: npz[k] for k in npz.files}, parts["name"].decode()))
+        return httpx.Response(201, json={"name": "upload:1", "label": "tiny"})
+
+    x, y = np.arange(24, dtype=np.float32).reshape(6, 2, 2), np.array([0, 1, 0, 1, 0, 1])
+    made = _run(handler, lambda c: c.upload_dataset(x_train=x, y_train=y, name="tiny"), sync)
+    assert made["name"] == "upload:1"
+    arrays, name = sent[0]
+    assert name == "tiny"
+    assert sorted(arrays) == ["x_train", "y_train"]
+    assert (arrays["x_train"] == x).all()
+    assert (arrays["y_train"] == y).all()
+    with pytest.raises(ValueError, match="needs y_test as well"):
+        _run(handler, lambda c: c.upload_dataset(x_train=x, y_train=y, x_test=x), sync)
+    with pytest.raises(ValueError, match=r"an \.npz path or"):
+        _run(handler, lambda c: c.upload_dataset(tmp_path / "d.npz", x_train=x), sync)

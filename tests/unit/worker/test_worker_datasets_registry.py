@@ -15,11 +15,14 @@ def test_every_registered_dataset_has_exactly_one_loader() -> None:
 
 
 def test_the_spec_accepts_the_registered_names_and_uploads_only() -> None:
+    """Built-in names, ``upload:<id>`` and upload names (which of those exist is the
+    validation's to say, with the names there are)."""
     pattern = re.compile(DATASET_NAME)
     for name in BUILTIN_DATASETS:
         assert pattern.match(name), name
     assert pattern.match(f"{UPLOAD_PREFIX}0a1b-2c")
-    for bad in ("mnist_5", "mnist_5k ", "cifar100", "upload:", "upload:XYZ", "imagenet"):
+    assert pattern.match("my-digits.v2")
+    for bad in ("mnist_5k ", "upload:", "upload:XYZ", "my digits", "_x", "x" * 101, ""):
         assert not pattern.match(bad), bad
 
 

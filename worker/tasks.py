@@ -602,7 +602,7 @@ def _train(run: TrialRun, spec: StoredSpec) -> str:
     from worker.training import train_trial
 
     trial_id = run.trial_id
-    training = spec.training
+    training = spec.training_for(run.variant_index)  # the variant's own settings over them
     # Comparisons stored before the analysis existed have no "analysis": the defaults.
     analysis = spec.analysis_or_default
     parsed = variant.parse()

@@ -36,8 +36,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from core.optimizers import OPTIMIZERS
-from core.spec import TrainingSpec
+from core.optimizers import OPTIMIZERS, takes
+from core.spec import (
+    ExponentialSchedule,
+    PiecewiseSchedule,
+    TrainingSpec,
+    WarmupCosineSchedule,
+)
 from core.status import StopReason
 from worker.checkpoint import Checkpoint, Resume
 from worker.datasets import Split
@@ -333,7 +338,7 @@ def _loss_and_metrics(training: TrainingSpec) -> tuple[Any, list[Any]]:
     loss = (
         keras.losses.SparseCategoricalCrossentropy()
         if sparse
-        else keras.losses.CategoricalCrossentropy()
+        else keras.losses.CategoricalCrossentropy(label_smoothing=training.label_smoothing or 0.0)
     )
     metrics: list[Any] = []
     for name in training.metrics:
@@ -358,11 +363,44 @@ def _loss_and_metrics(training: TrainingSpec) -> tuple[Any, list[Any]]:
     return loss, metrics
 
 
+def _learning_rate(training: TrainingSpec) -> Any:
+    """The number, or the ``keras.optimizers.schedules`` object of the spec's schedule (over
+    optimizer steps, one per batch)."""
+    from keras.optimizers import schedules
+
+    rate = training.learning_rate
+    if isinstance(rate, float | int):
+        return rate
+    if isinstance(rate, PiecewiseSchedule):
+        return schedules.PiecewiseConstantDecay(list(rate.boundaries), list(rate.values))
+    if isinstance(rate, ExponentialSchedule):
+        return schedules.ExponentialDecay(
+            rate.initial_learning_rate, rate.decay_steps, rate.decay_rate, staircase=rate.staircase
+        )
+    warmup: dict[str, Any] = {}
+    if isinstance(rate, WarmupCosineSchedule):
+        warmup = {"warmup_target": rate.warmup_target, "warmup_steps": rate.warmup_steps}
+    return schedules.CosineDecay(
+        rate.initial_learning_rate, rate.decay_steps, alpha=rate.alpha, **warmup
+    )
+
+
+def _optimizer(training: TrainingSpec) -> Any:
+    """The optimizer object: its closed class (``_optimizer_classes``), the learning rate or
+    schedule, and the optimizer arguments the spec sets (validation let through only those
+    the optimizer takes; unset ones keep Keras's defaults)."""
+    given = {name: getattr(training, name) for name in takes(training.optimizer)}
+    kwargs = {name: value for name, value in given.items() if value is not None}
+    return _optimizer_classes()[training.optimizer](
+        learning_rate=_learning_rate(training), **kwargs
+    )
+
+
 def _compile(model: Any, training: TrainingSpec, num_classes: int) -> None:
     """Compile with objects only: the optimizer, loss and metrics come from closed tables,
     never as names for Keras to look up (which would go through its deserialization). Each
     is the object Keras itself makes for the name, so the numbers are the same."""
-    optimizer = _optimizer_classes()[training.optimizer](learning_rate=training.learning_rate)
+    optimizer = _optimizer(training)
     loss, metrics = _loss_and_metrics(training)
     model.compile(
         optimizer=optimizer,

@@ -215,3 +215,42 @@ def test_the_reuse_key_is_of_the_effective_settings() -> None:
     scheduled["training"] = {**scheduled["training"], "learning_rate": cosine}
     s = validate_comparison(ComparisonSpec.model_validate(scheduled), SETTINGS).spec
     assert trial_hash(s, 0, 0, VERSIONS) != trial_hash(plain, 0, 0, VERSIONS)
+
+
+def test_the_report_says_which_settings_differ(trial: Any) -> None:
+    from core.report.build import build_report
+    from core.report.schema import Design
+
+    own = {**small_mlp(), "training": {"optimizer": "sgd", "learning_rate": 0.05}}
+    stored = validate_comparison(
+        ComparisonSpec.model_validate(tiny_spec(variants=[small_cnn(), own])), SETTINGS
+    ).spec
+    trials = [trial(n, s, 0.9 + 0.01 * s) for n in ("cnn", "mlp") for s in range(3)]
+    report = build_report(
+        comparison_id="c",
+        primary_metric="test_accuracy",
+        variant_order=["cnn", "mlp"],
+        trials=trials,
+        final=True,
+        design=stored.design,
+    )
+    assert report["design"]["training"] == {
+        "cnn": {"learning_rate": 0.001, "optimizer": "adam"},
+        "mlp": {"learning_rate": 0.05, "optimizer": "sgd"},
+    }
+    Design.model_validate(report["design"])
+    [note] = [n for n in report["notes"] if "do not train alike" in n]
+    assert 'cnn: learning_rate=0.001, optimizer="adam"' in note
+    assert 'mlp: learning_rate=0.05, optimizer="sgd"' in note
+    # Variants that train alike get no such note, and an empty map.
+    plain = validate_comparison(ComparisonSpec.model_validate(tiny_spec()), SETTINGS).spec
+    report = build_report(
+        comparison_id="c",
+        primary_metric="test_accuracy",
+        variant_order=["cnn", "mlp"],
+        trials=trials,
+        final=True,
+        design=plain.design,
+    )
+    assert report["design"]["training"] == {}
+    assert not [n for n in report["notes"] if "do not train alike" in n]

@@ -135,3 +135,17 @@ def test_the_same_trial_twice_gives_the_same_result(split: Split) -> None:
         [e["loss"] for e in first.epochs], rel=1e-6
     )
     clear_warm_models()
+
+
+def test_the_similarity_probe_leaves_them_out(split: Split) -> None:
+    import keras
+
+    from core.spec import AnalysisSpec
+    from worker.analysis import analyse_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model(_layers([*AUGMENT, *HEAD]), (8, 8, 1))
+    result = analyse_model(
+        model, split, AnalysisSpec(probe_size=20, predictions=False), batch_size=32
+    )
+    assert [(g.index, g.name) for g in result.grams] == [(5, "conv2d"), (7, "dense")]

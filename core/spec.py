@@ -452,7 +452,15 @@ class ComparisonSpec(_Strict):
             "variants count as equivalent (TOST).",
         ),
     ] = DEFAULT_MARGIN
-    variants: Annotated[list[dict[str, Any]], Field(min_length=1)]
+    variants: Annotated[
+        list[dict[str, Any]],
+        Field(
+            min_length=1,
+            description="The architectures: each a name and layers (or a keras_config), and "
+            "optionally a training of its own over the comparison's: optimizer, learning_rate, "
+            "the optimizer arguments and label_smoothing.",
+        ),
+    ]
     callback_url: Annotated[str | None, Field(max_length=2000), NO_NUL] = None
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     reuse: Annotated[

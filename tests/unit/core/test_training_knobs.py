@@ -254,3 +254,18 @@ def test_the_report_says_which_settings_differ(trial: Any) -> None:
     )
     assert report["design"]["training"] == {}
     assert not [n for n in report["notes"] if "do not train alike" in n]
+
+
+def test_mlflow_logs_what_each_trial_trained_with() -> None:
+    from core.exports.mlflow import _params
+
+    own = {**small_mlp(), "training": {"optimizer": "sgd", "momentum": 0.9}}
+    stored = validate_comparison(
+        ComparisonSpec.model_validate(tiny_spec(variants=[small_cnn(), own])), SETTINGS
+    ).spec
+    comparison = {"spec": stored.dump()}
+    mlp = _params(comparison, {"variant": "mlp", "seed": 0})
+    cnn = _params(comparison, {"variant": "cnn", "seed": 0})
+    assert (mlp["optimizer"], mlp["momentum"]) == ("sgd", "0.9")
+    assert cnn["optimizer"] == "adam"
+    assert "momentum" not in cnn

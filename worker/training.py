@@ -36,13 +36,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from core.optimizers import OPTIMIZERS, takes
-from core.spec import (
+from core.optimizers import (
+    OPTIMIZERS,
     ExponentialSchedule,
     PiecewiseSchedule,
-    TrainingSpec,
     WarmupCosineSchedule,
+    takes,
 )
+from core.spec import TrainingSpec
 from core.status import StopReason
 from worker.checkpoint import Checkpoint, Resume
 from worker.datasets import Split

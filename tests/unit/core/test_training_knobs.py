@@ -13,14 +13,8 @@ from pydantic import ValidationError
 
 from core.config import Settings
 from core.errors import InvalidInput
-from core.spec import (
-    TRAINING_KNOBS,
-    ComparisonSpec,
-    CosineSchedule,
-    PiecewiseSchedule,
-    StoredSpec,
-    TrainingSpec,
-)
+from core.optimizers import CosineSchedule, PiecewiseSchedule
+from core.spec import TRAINING_KNOBS, ComparisonSpec, StoredSpec, TrainingSpec
 from core.trials.reuse import trial_hash
 from core.trials.validation import validate_comparison
 from tests.support.helpers import small_cnn, small_mlp, tiny_spec

@@ -9,12 +9,14 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from core.config import Settings
 from core.errors import InvalidInput
 from core.optimizers import CosineSchedule, PiecewiseSchedule
-from core.spec import TRAINING_KNOBS, ComparisonSpec, StoredSpec, TrainingSpec
+from core.spec import TRAINING_KNOBS, VARIANT_TRAINING, ComparisonSpec, StoredSpec, TrainingSpec
 from core.trials.reuse import trial_hash
 from core.trials.validation import validate_comparison
 from tests.support.helpers import small_cnn, small_mlp, tiny_spec
@@ -263,3 +265,50 @@ def test_mlflow_logs_what_each_trial_trained_with() -> None:
     assert (mlp["optimizer"], mlp["momentum"]) == ("sgd", "0.9")
     assert cnn["optimizer"] == "adam"
     assert "momentum" not in cnn
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["adam", "sgd", "rmsprop", "cosine", "piecewise", "categorical_crossentropy"]),
+    st.lists(st.floats(-1, 2), max_size=4),
+)
+_SCHEDULE = st.fixed_dictionaries(
+    {"schedule": st.sampled_from(["cosine", "warmup_cosine", "exponential", "piecewise", "x"])},
+    optional={
+        k: _VALUES
+        for k in (
+            "initial_learning_rate",
+            "decay_steps",
+            "alpha",
+            "warmup_target",
+            "warmup_steps",
+            "decay_rate",
+            "staircase",
+            "boundaries",
+            "values",
+        )
+    },
+)
+_TRAINING = st.dictionaries(
+    st.sampled_from([*VARIANT_TRAINING, "epochs", "loss", "bogus"]),
+    st.one_of(_VALUES, _SCHEDULE),
+    max_size=5,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(comparison=_TRAINING, own=st.one_of(st.none(), _TRAINING))
+def test_any_training_is_accepted_or_refused_at_a_field(
+    comparison: dict[str, Any], own: dict[str, Any] | None
+) -> None:
+    variant: dict[str, Any] = small_mlp()
+    if own is not None:
+        variant["training"] = own
+    body = _with_training(**comparison)
+    body["variants"] = [small_cnn(), variant]
+    for loc, msg in _errors(body):
+        assert loc[:2] in (("body", "training"), ("body", "variants")), (loc, msg)
+        assert msg

@@ -17,18 +17,24 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Tag,
+    ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from core.datasets import DATASET_NAME
+from core.optimizers import SCHEDULES, LearningRate, takes
 from models.spec import Variant, parse_variant
 
 __all__ = [
     "DEFAULT_MARGIN",
     "NO_NUL",
+    "TRAINING_KNOBS",
     "UNION_TAGS",
+    "VARIANT_TRAINING",
     "AnalysisSpec",
     "ComparisonSpec",
     "DatasetRef",
@@ -108,13 +114,44 @@ class EarlyStopping(_Strict):
     restore_best_weights: bool = True
 
 
+TRAINING_KNOBS = (
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "beta_1",
+    "beta_2",
+    "epsilon",
+    "clipnorm",
+    "clipvalue",
+    "label_smoothing",
+)
+"""The optional training settings (version 1.2): unset (None), they are left out of the
+stored JSON and of the reuse key, so a spec without them keeps its key byte for byte."""
+
+VARIANT_TRAINING = ("optimizer", "learning_rate", *TRAINING_KNOBS)
+"""What a variant's own ``training`` may set (the rest is the comparison's budget and data
+handling, the same for every variant)."""
+
+_Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
+_Positive = Annotated[float, Field(gt=0.0, le=1e6)]
+
+
 class TrainingSpec(_Strict):
-    """The training budget, identical for every trial of the comparison."""
+    """The training budget, identical for every trial of the comparison (a variant may set
+    its own optimizer, learning rate, optimizer arguments and label smoothing:
+    ``VARIANT_TRAINING``)."""
 
     epochs: Annotated[int, Field(ge=1)] = 3
     batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
     optimizer: Optimizer = "adam"
-    learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 0.001
+    learning_rate: Annotated[
+        LearningRate,
+        Field(
+            description='A number, or a schedule over training steps (batches): {"schedule": '
+            '"cosine" | "warmup_cosine" | "exponential" | "piecewise", ...} '
+            "(keras.optimizers.schedules)."
+        ),
+    ] = 0.001
     loss: Loss = "sparse_categorical_crossentropy"
     metrics: list[KerasMetric] = ["accuracy"]
     early_stopping: EarlyStopping | None = None
@@ -132,6 +169,26 @@ class TrainingSpec(_Strict):
     max_seconds: Annotated[
         int | None, Field(ge=1, description="Wall-clock budget per trial; capped by the server.")
     ] = None
+    momentum: Annotated[_Beta | None, Field(description="sgd and rmsprop.")] = None
+    nesterov: Annotated[bool | None, Field(description="sgd.")] = None
+    weight_decay: Annotated[
+        Annotated[float, Field(ge=0.0, le=1.0)] | None,
+        Field(description="Decoupled weight decay, every optimizer (null: Keras's default)."),
+    ] = None
+    beta_1: Annotated[_Beta | None, Field(description="adam, adamw and nadam.")] = None
+    beta_2: Annotated[_Beta | None, Field(description="adam, adamw and nadam.")] = None
+    epsilon: Annotated[
+        Annotated[float, Field(gt=0.0, le=1.0)] | None,
+        Field(description="Every optimizer but sgd."),
+    ] = None
+    clipnorm: Annotated[_Positive | None, Field(description="Every optimizer.")] = None
+    clipvalue: Annotated[
+        _Positive | None, Field(description="Every optimizer; not together with clipnorm.")
+    ] = None
+    label_smoothing: Annotated[
+        Annotated[float, Field(ge=0.0, lt=1.0)] | None,
+        Field(description="categorical_crossentropy only (Keras's sparse loss takes none)."),
+    ] = None
 
     @field_validator("metrics")
     @classmethod
@@ -140,6 +197,51 @@ class TrainingSpec(_Strict):
         if "accuracy" not in out:
             out.insert(0, "accuracy")  # the report and the curves need it
         return out
+
+    @field_validator(
+        "momentum", "nesterov", "weight_decay", "beta_1", "beta_2", "epsilon", "clipnorm"
+    )
+    @classmethod
+    def _taken_by_the_optimizer(cls, v: Any, info: ValidationInfo) -> Any:
+        optimizer = info.data.get("optimizer")
+        if v is not None and optimizer is not None and info.field_name not in takes(optimizer):
+            raise ValueError(
+                f"{optimizer} takes no {info.field_name}; its arguments are "
+                f"{', '.join(takes(optimizer))}"
+            )
+        return v
+
+    @field_validator("clipvalue")
+    @classmethod
+    def _one_clip(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if v is not None and info.data.get("clipnorm") is not None:
+            raise ValueError("give clipnorm or clipvalue, not both (Keras takes one)")
+        return v
+
+    @field_validator("label_smoothing")
+    @classmethod
+    def _loss_smooths(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if v is not None and info.data.get("loss") == "sparse_categorical_crossentropy":
+            raise ValueError(
+                "sparse_categorical_crossentropy takes no label_smoothing in Keras; use "
+                'loss "categorical_crossentropy" (the labels are then one-hot) to smooth them'
+            )
+        return v
+
+    @model_serializer(mode="wrap")
+    def _without_unset_knobs(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        for knob in TRAINING_KNOBS:
+            if out.get(knob, 0) is None:
+                del out[knob]
+        return out
+
+    def with_override(self, override: dict[str, Any] | None) -> TrainingSpec:
+        """These settings with a variant's own ``training`` (``VARIANT_TRAINING`` keys) over
+        them, validated together (``ValidationError`` when they do not fit)."""
+        if not override:
+            return self
+        return TrainingSpec.model_validate({**self.model_dump(mode="json"), **override})
 
 
 class SeedSchedule(_Strict):
@@ -170,7 +272,9 @@ class SeedSchedule(_Strict):
 SeedList = Annotated[
     list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(min_length=1, max_length=100_000)
 ]
-UNION_TAGS = frozenset({"seed-list", "seed-schedule"})
+UNION_TAGS = frozenset(
+    {"seed-list", "seed-schedule", "lr-number"} | {f"lr-{name}" for name in SCHEDULES}
+)
 """Tags of the spec's unions: pydantic puts them in an error's location, the api drops them."""
 
 
@@ -247,7 +351,15 @@ class ComparisonSpec(_Strict):
             "variants count as equivalent (TOST).",
         ),
     ] = DEFAULT_MARGIN
-    variants: Annotated[list[dict[str, Any]], Field(min_length=1)]
+    variants: Annotated[
+        list[dict[str, Any]],
+        Field(
+            min_length=1,
+            description="The architectures: each a name and layers (or a keras_config), and "
+            "optionally a training of its own over the comparison's: optimizer, learning_rate, "
+            "the optimizer arguments and label_smoothing.",
+        ),
+    ]
     callback_url: Annotated[str | None, Field(max_length=2000), NO_NUL] = None
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     reuse: Annotated[
@@ -304,6 +416,16 @@ class StoredVariant(_Strict):
     input_shape: tuple[int, ...]
     layers: list[dict[str, Any]]
     source: Literal["layers", "keras_config"] = "layers"
+    training: dict[str, Any] | None = None
+    """The variant's own training settings (``VARIANT_TRAINING`` keys) over the comparison's,
+    as validated; None (left out of the JSON) when it trains as the comparison says."""
+
+    @model_serializer(mode="wrap")
+    def _without_no_training(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if out.get("training", 0) is None:
+            del out["training"]
+        return out
 
     def parse(self) -> Variant:
         """The variant as ``models`` types it (``SpecError`` when a layer does not parse)."""
@@ -321,6 +443,9 @@ class DesignSpec(_Strict):
     baseline: str | None = None
     equivalence_margin: float = DEFAULT_MARGIN
     seeds: list[int] | SeedSchedule | None = None
+    training: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per variant, the training settings that differ between variants (empty when they all
+    train alike)."""
 
 
 class StoredSpec(_Strict):
@@ -397,7 +522,28 @@ class StoredSpec(_Strict):
             baseline=self.baseline,
             equivalence_margin=self.equivalence_margin,
             seeds=self.seeds,
+            training=self.training_differences(),
         )
+
+    def training_for(self, variant_index: int) -> TrainingSpec:
+        """The training settings variant ``variant_index`` trains with: the comparison's, with
+        the variant's own over them."""
+        return self.training.with_override(self.variants[variant_index].training)
+
+    def training_differences(self) -> dict[str, dict[str, Any]]:
+        """Per variant, its value of each training setting that is not the same for every
+        variant (JSON values, unset knobs as None); empty when they all train alike."""
+        if not any(v.training for v in self.variants):
+            return {}
+        dumps = [
+            self.training_for(i).model_dump(mode="json", exclude={"max_seconds"})
+            for i in range(len(self.variants))
+        ]
+        keys = sorted({k for d in dumps for k in d})
+        differ = [k for k in keys if any(d.get(k) != dumps[0].get(k) for d in dumps)]
+        return {
+            v.name: {k: d.get(k) for k in differ} for v, d in zip(self.variants, dumps, strict=True)
+        }
 
     def round_progress(self, trials_total: int) -> tuple[int, int]:
         """(round, rounds_max) from the comparison's trial count: 1 and 1 for a list."""

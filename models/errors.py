@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TypedDict
 
-__all__ = ["ErrorDict", "Loc", "SpecError", "err"]
+__all__ = ["CUSTOM_REFUSED", "ErrorDict", "Loc", "SpecError", "err"]
 
 Loc = list[str | int]
+
+CUSTOM_REFUSED = (
+    "custom classes are refused: their code is not in the service, and running code sent with "
+    "a model would let a request execute anything on the workers; the service builds only "
+    "the built-in Keras layers it lists, from their arguments"
+)
+"""Why a custom class (a layer, an initializer ...) is refused: said wherever one is met."""
 
 
 class ErrorDict(TypedDict):

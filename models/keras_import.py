@@ -19,8 +19,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from models.errors import ErrorDict, Loc, SpecError, err
+from models.errors import CUSTOM_REFUSED, ErrorDict, Loc, SpecError, err
 from models.spec import (
+    AUGMENTATION_TYPES,
     INITIALIZERS,
     LAYER_TYPES,
     MAX_LAYERS,
@@ -99,16 +100,13 @@ class _Reader:
         if module is not None and (
             not isinstance(module, str) or not (module == "keras" or module.startswith("keras."))
         ):
-            self.fail(
-                [*loc, "module"], f"module {module!r} is not Keras's own; custom code is refused"
-            )
+            self.fail([*loc, "module"], f"module {module!r} is not Keras's own; {CUSTOM_REFUSED}")
             return False
         registered = obj.get("registered_name")
         if registered is not None and registered != obj.get("class_name"):
             self.fail(
                 [*loc, "registered_name"],
-                f"registered_name {registered!r} names a custom object; only built-in Keras"
-                " classes are accepted",
+                f"registered_name {registered!r} names a custom object; {CUSTOM_REFUSED}",
             )
             return False
         return True
@@ -203,7 +201,11 @@ def _layer(reader: _Reader, raw: Any, loc: Loc) -> Layer | None:
         return None
     if not isinstance(kind, str) or kind not in LAYER_TYPES:
         allowed = ", ".join(LAYER_TYPES)
-        reader.fail([*loc, "class_name"], f"unknown layer type {kind!r}; allowed: {allowed}")
+        reader.fail(
+            [*loc, "class_name"],
+            f"unknown layer type {kind!r}; allowed: {allowed} (other Keras layers are not "
+            f"supported yet; {CUSTOM_REFUSED})",
+        )
         return None
     model = LAYER_TYPES[kind]
     args: dict[str, Any] = {"type": kind}
@@ -213,6 +215,8 @@ def _layer(reader: _Reader, raw: Any, loc: Loc) -> Layer | None:
         kloc: Loc = [*loc, "config", key]
         if key in _IGNORED or key in _ANY_VALUE or key in ("input_shape", "batch_input_shape"):
             continue
+        if key == "seed" and kind in AUGMENTATION_TYPES:
+            continue  # the trial's seed seeds it (RandomCrop always writes one of its own)
         if key == "dtype":
             reader.dtype_ok(value, kloc)
         elif key in _FIXED:

@@ -14,7 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from core.optimizers import OPTIMIZERS
+from core.optimizers import (
+    OPTIMIZERS,
+    ExponentialSchedule,
+    PiecewiseSchedule,
+    WarmupCosineSchedule,
+    takes,
+)
 from core.spec import TrainingSpec
 
 __all__ = ["compile_model", "labels_for", "loss_and_metrics", "optimizer_classes", "scores_from"]
@@ -59,7 +65,7 @@ def loss_and_metrics(training: TrainingSpec) -> tuple[Any, list[Any]]:
     loss = (
         keras.losses.SparseCategoricalCrossentropy()
         if sparse
-        else keras.losses.CategoricalCrossentropy()
+        else keras.losses.CategoricalCrossentropy(label_smoothing=training.label_smoothing or 0.0)
     )
     metrics: list[Any] = []
     for name in training.metrics:
@@ -84,9 +90,40 @@ def loss_and_metrics(training: TrainingSpec) -> tuple[Any, list[Any]]:
     return loss, metrics
 
 
+def learning_rate(training: TrainingSpec) -> Any:
+    """The number, or the ``keras.optimizers.schedules`` object of the spec's schedule (over
+    optimizer steps, one per batch)."""
+    from keras.optimizers import schedules
+
+    rate = training.learning_rate
+    if isinstance(rate, float | int):
+        return rate
+    if isinstance(rate, PiecewiseSchedule):
+        return schedules.PiecewiseConstantDecay(list(rate.boundaries), list(rate.values))
+    if isinstance(rate, ExponentialSchedule):
+        return schedules.ExponentialDecay(
+            rate.initial_learning_rate, rate.decay_steps, rate.decay_rate, staircase=rate.staircase
+        )
+    warmup: dict[str, Any] = {}
+    if isinstance(rate, WarmupCosineSchedule):
+        warmup = {"warmup_target": rate.warmup_target, "warmup_steps": rate.warmup_steps}
+    return schedules.CosineDecay(
+        rate.initial_learning_rate, rate.decay_steps, alpha=rate.alpha, **warmup
+    )
+
+
+def optimizer_for(training: TrainingSpec) -> Any:
+    """The optimizer object: its closed class (``optimizer_classes``), the learning rate or
+    schedule, and the optimizer arguments the spec sets (validation let through only those
+    the optimizer takes; unset ones keep Keras's defaults)."""
+    given = {name: getattr(training, name) for name in takes(training.optimizer)}
+    kwargs = {name: value for name, value in given.items() if value is not None}
+    return optimizer_classes()[training.optimizer](learning_rate=learning_rate(training), **kwargs)
+
+
 def compile_model(model: Any, training: TrainingSpec) -> None:
     """Compile with objects only (see the module doc)."""
-    optimizer = optimizer_classes()[training.optimizer](learning_rate=training.learning_rate)
+    optimizer = optimizer_for(training)
     loss, metrics = loss_and_metrics(training)
     model.compile(
         optimizer=optimizer,

@@ -490,7 +490,8 @@ def _trial_config(run: TrialRun, spec: StoredSpec, split: Split) -> TrialConfig:
     from worker.analysis import analyse_model
     from worker.training import EvaluationConfig, ModelConfig, ResumeConfig, TrialConfig
 
-    variant, training = spec.variants[run.variant_index], spec.training
+    variant = spec.variants[run.variant_index]
+    training = spec.training_for(run.variant_index)  # the variant's own settings over them
     # Comparisons stored before the analysis existed have no "analysis": the defaults.
     analysis = spec.analysis_or_default
     parsed = variant.parse()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.spec import TrainingSpec
+from core.spec import TRAINING_KNOBS, TrainingSpec
 
 if TYPE_CHECKING:
     from models.spec import Layer
@@ -120,6 +120,7 @@ def warm_key(
                 "metrics",
                 "jit_compile",
                 "mixed_precision",
+                *TRAINING_KNOBS,
             },
         ),
     }

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core.spec import TRAINING_KNOBS
 from core.status import TERMINAL, TrialStatus
 
 __all__ = ["ExportResult", "architecture_summary", "export_runs", "log_runs", "require_mlflow"]
@@ -68,7 +69,8 @@ def _params(comparison: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[str
     spec = comparison.get("spec", {})
     variants = {v.get("name"): v for v in spec.get("variants", [])}
     variant = variants.get(trial["variant"], {})
-    training = spec.get("training", {})
+    # The variant's own training over the comparison's: what this trial trained with.
+    training = {**spec.get("training", {}), **(variant.get("training") or {})}
     dataset = spec.get("dataset", {})
     out: dict[str, Any] = {
         "variant": trial["variant"],
@@ -83,7 +85,7 @@ def _params(comparison: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[str
         "max_samples": dataset.get("max_samples"),
         "primary_metric": spec.get("primary_metric"),
     }
-    for key in ("epochs", "batch_size", "optimizer", "learning_rate", "loss"):
+    for key in ("epochs", "batch_size", "optimizer", "learning_rate", "loss", *TRAINING_KNOBS):
         out[key] = training.get(key)
     if training.get("early_stopping"):
         out["early_stopping"] = training["early_stopping"]

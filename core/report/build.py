@@ -488,6 +488,7 @@ def build_report(
         "family_size": len(family),
         "multiplicity": "holm",
         "interval_adjustment": "bonferroni",
+        "training": dict(design.training) if design is not None else {},
     }
     report: dict[str, Any] = _json_safe(
         {

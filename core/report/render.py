@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -345,6 +346,7 @@ def _design_notes(report: Report) -> list[str]:
             "The split is fixed for the whole comparison: the intervals cover weight "
             "initialisation and data order only, not which examples were drawn for testing."
         )
+    notes.extend(_training_notes(design.get("training") or {}))
     looks = design.get("looks") or {}
     if not looks.get("complete", True):
         notes.append(
@@ -357,6 +359,22 @@ def _design_notes(report: Report) -> list[str]:
             f"this look's share of alpha ({looks.get('level', 0):.4f}); more seeds may follow."
         )
     return notes
+
+
+def _training_notes(differ: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Variants with their own training settings: the comparison is of each architecture
+    with its training."""
+    if not differ:
+        return []
+    settings = sorted({k for values in differ.values() for k in values})
+    each = "; ".join(
+        f"{name}: " + ", ".join(f"{k}={json.dumps(values.get(k))}" for k in settings)
+        for name, values in differ.items()
+    )
+    return [
+        f"The variants do not train alike ({each}), so a difference is that of each "
+        "architecture with its training, not of the architectures alone."
+    ]
 
 
 def fairness_notes(report: Report) -> list[str]:

@@ -8,7 +8,7 @@ those of API.md (1.0 and "Version 1.1").
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,6 +66,11 @@ class Design(_Model):
     family_size: int = Field(description="Pairs in the tested family (Holm's m).")
     multiplicity: str = Field(description="How p-values are adjusted: holm.")
     interval_adjustment: str = Field(description="How ci95_adjusted is adjusted: bonferroni.")
+    training: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per variant, its value of each training setting that differs between "
+        "variants (a variant's own training); empty when they all train alike.",
+    )
 
 
 class PerSeedValue(_Model):

@@ -6,9 +6,9 @@ submit), and how the api and the report read it back: prediction rows for
 CKA matrices for ``GET .../similarity`` and the report's "last hidden layer" figures.
 
 Which layers are analysed: every layer of the variant except those whose output is their
-input rearranged or, at inference, unchanged (``SKIPPED_LAYER_TYPES``: Flatten, Reshape and
-the dropouts); their CKA would repeat the previous layer's. The last analysed layer is the
-output layer; the one before it is the "last hidden layer" of the report.
+input rearranged or, at inference, unchanged (``SKIPPED_LAYER_TYPES``: Flatten, Reshape,
+the dropouts and the augmentation layers); their CKA would repeat the previous layer's. The
+last analysed layer is the output layer; the one before it is the "last hidden layer" of the report.
 
 Memory: the similarity of two variants is computed one seed pair at a time (two trials'
 Grams, float32, in memory at once); the seed-to-seed baseline of a variant uses consecutive
@@ -33,6 +33,7 @@ from core.status import TrialStatus
 from core.store.db import session_scope
 from core.store.table_reads import TRIAL_ORDER, TrialKey, trials_after
 from core.store.tables import Trial, TrialLayerGram, TrialPrediction
+from models.spec import AUGMENTATION_TYPES
 
 __all__ = [
     "PREDICTION_COLUMNS",
@@ -48,7 +49,9 @@ __all__ = [
     "similarity",
 ]
 
-SKIPPED_LAYER_TYPES = frozenset({"Flatten", "Reshape", "Dropout", "SpatialDropout2D"})
+SKIPPED_LAYER_TYPES = (
+    frozenset({"Flatten", "Reshape", "Dropout", "SpatialDropout2D"}) | AUGMENTATION_TYPES
+)
 PREDICTION_COLUMNS = ["trial_id", "variant", "seed", "example", "label", "predicted", "p_true"]
 _PREDICTION_ROW_BYTES = 8 + 4 + 4  # example id (int64), label and predicted (int32)
 

@@ -67,7 +67,11 @@ def trial_hash(
         # A spec stored before the split designs existed loads with the fixed split it had.
         "dataset": spec.dataset.model_dump(mode="json"),
         "probe_reserved": spec.probe_reserved if spec.dataset.split == "per_seed" else 0,
-        "training": spec.training.model_dump(mode="json", exclude={"max_seconds"}),
+        # The variant's effective settings; a setting left unset is not in the dump, so a spec
+        # without the 1.2 knobs or a variant's own training keeps its key.
+        "training": spec.training_for(variant_index).model_dump(
+            mode="json", exclude={"max_seconds"}
+        ),
         "seed": seed,
         "seeding": SEEDING,
         "versions": versions,

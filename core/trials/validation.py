@@ -10,11 +10,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from core.config import Settings
 from core.datasets import BUILTIN_DATASETS, DatasetInfo, split_problem
 from core.errors import ErrorItem, InvalidInput
 from core.report.similarity import analysis_bytes
-from core.spec import ComparisonSpec, SeedSchedule, StoredSpec, StoredVariant
+from core.spec import (
+    UNION_TAGS,
+    VARIANT_TRAINING,
+    ComparisonSpec,
+    SeedSchedule,
+    StoredSpec,
+    StoredVariant,
+    TrainingSpec,
+)
 from core.trials.advice import submit_warnings
 from core.trials.destinations import allows_private, literal_refusal
 from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
@@ -224,8 +234,15 @@ def validate_variant(
     settings: Settings,
     prefix: list[str | int],
     batch_size: int = DEFAULT_BATCH_SIZE,
+    training: TrainingSpec | None = None,
 ) -> tuple[StoredVariant, Analysis]:
-    """Parse and analyse one variant; returns it normalised for storage, and its analysis."""
+    """Parse and analyse one variant; returns it normalised for storage, and its analysis.
+    Its own ``training`` is checked over the comparison's ``training`` (the defaults when
+    None)."""
+    override = raw.get("training") if isinstance(raw, dict) else None
+    override_errors = _training_errors(override, training or TrainingSpec(), [*prefix, "training"])
+    if isinstance(raw, dict) and "training" in raw:  # not the architecture's: models never sees it
+        raw = {k: v for k, v in raw.items() if k != "training"}
     try:
         variant = parse_variant(raw)
         _check_input_shape(variant.input_shape, dataset)
@@ -243,14 +260,47 @@ def validate_variant(
             errors += [
                 e for e in _prefix_errors(raw, dataset, settings) if tuple(e["loc"]) not in seen
             ]
-        raise InvalidInput(_prefixed(errors, prefix)) from None
+        raise InvalidInput(override_errors + _prefixed(errors, prefix)) from None
+    if override_errors:
+        raise InvalidInput(override_errors)
     normalised = StoredVariant(
         name=variant.name,
         input_shape=input_shape,
         layers=[layer.model_dump(mode="json") for layer in layers],
         source="keras_config" if variant.keras_config is not None else "layers",
+        training=override or None,
     )
     return normalised, analysis
+
+
+def _training_errors(override: Any, base: TrainingSpec, loc: list[str | int]) -> list[ErrorItem]:
+    """A variant's own ``training``: an object of ``VARIANT_TRAINING`` keys that, over the
+    comparison's settings, still makes valid settings (``momentum`` needs an optimizer that
+    takes it, whichever of the two set them)."""
+    if override is None:
+        return []
+    if not isinstance(override, dict):
+        return [{"loc": loc, "msg": "a variant's training must be an object"}]
+    allowed = ", ".join(VARIANT_TRAINING)
+    errors: list[ErrorItem] = [
+        {
+            "loc": [*loc, key],
+            "msg": f"{key!r} is the same for every variant (the comparison's training); a "
+            f"variant's training may set {allowed}",
+        }
+        for key in override
+        if key not in VARIANT_TRAINING
+    ]
+    if errors:
+        return errors
+    try:
+        base.with_override(override)
+    except ValidationError as exc:
+        for e in exc.errors():
+            where = [p for p in e["loc"] if not (isinstance(p, str) and p in UNION_TAGS)]
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            errors.append({"loc": [*loc, *where], "msg": msg})
+    return errors
 
 
 def validate_comparison(
@@ -415,6 +465,7 @@ def _normalised_variants(
                 settings=settings,
                 prefix=prefix,
                 batch_size=spec.training.batch_size,
+                training=spec.training,
             )
         except InvalidInput as exc:
             errors.extend(exc.errors)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.support.helpers import small_cnn, tiny_spec
+from tests.support.helpers import small_cnn, small_mlp, tiny_spec
 from tests.support.services import fresh_database
 
 pytestmark = pytest.mark.services
@@ -196,6 +196,23 @@ def test_keras_deserialization_is_never_called(
 
     variants = [small_cnn(), _keras_json_variant()]  # built before the trap is set
     variants[0]["layers"][0] |= {"kernel_regularizer": "l2", "bias_initializer": "random_normal"}
+    # Augmentation layers, a schedule and optimizer arguments build from objects too.
+    augmented = small_mlp("augmented")
+    augmented["layers"][:0] = [
+        {"type": "RandomFlip"},
+        {"type": "RandomRotation", "factor": 0.1},
+        {"type": "RandomTranslation", "height_factor": 0.1, "width_factor": 0.1},
+        {"type": "RandomZoom", "height_factor": 0.1},
+        {"type": "RandomContrast", "factor": 0.2, "value_range": [0, 1]},
+    ]
+    cosine = {"schedule": "warmup_cosine", "initial_learning_rate": 0.001, "decay_steps": 10}
+    augmented["training"] = {
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "clipnorm": 1.0,
+        "learning_rate": {**cosine, "warmup_target": 0.01, "warmup_steps": 2},
+    }
+    variants.append(augmented)
     clear_warm_models()  # this process may hold compiled models: build and compile anew
     calls = install_traps(monkeypatch)
 
@@ -209,12 +226,12 @@ def test_keras_deserialization_is_never_called(
             s, tenant="default", validated=validated, idempotency_key=None, request_hash="x"
         )
     assert created
-    assert len(trial_ids) == 2
+    assert len(trial_ids) == 3
     outcomes = [run_trial(t) for t in trial_ids]
     with session_scope() as s:
         errors = [t.error for t in s.query(Trial).where(Trial.id.in_(trial_ids))]
     assert calls == []
-    assert outcomes == ["succeeded", "succeeded"], errors
+    assert outcomes == ["succeeded"] * 3, errors
 
 
 def test_resuming_from_a_checkpoint_deserializes_nothing(

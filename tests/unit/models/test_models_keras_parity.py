@@ -50,6 +50,12 @@ VALID: dict[str, tuple[tuple[int, ...], list[dict[str, Any]]]] = {
     "ZeroPadding2D": (IMG, [{"type": "ZeroPadding2D", "padding": [[1, 2], [0, 3]]}]),
     "Rescaling": (IMG, [{"type": "Rescaling", "scale": 1 / 255, "offset": -0.5}]),
     "Reshape": (IMG, [{"type": "Reshape", "target_shape": [-1, 9]}]),
+    "RandomFlip": (IMG, [{"type": "RandomFlip", "mode": "horizontal"}]),
+    "RandomRotation": (IMG, [{"type": "RandomRotation", "factor": 0.1, "fill_mode": "constant", "fill_value": 0.5}]),
+    "RandomTranslation": (IMG, [{"type": "RandomTranslation", "height_factor": [-0.2, 0.1], "width_factor": 0.1, "interpolation": "nearest"}]),
+    "RandomZoom": (IMG, [{"type": "RandomZoom", "height_factor": 0.2}, {"type": "RandomZoom", "height_factor": [0.1, -0.3], "width_factor": 0.1}]),
+    "RandomContrast": (IMG, [{"type": "RandomContrast", "factor": [0.3, 0.1], "value_range": [0, 1]}]),
+    "RandomCrop": (IMG, [{"type": "RandomCrop", "height": 12, "width": 12}, {"type": "Conv2D", "filters": 2, "kernel_size": 3}]),
 }  # fmt: skip
 
 ARTICLE: dict[str, tuple[list[dict[str, Any]], int]] = {

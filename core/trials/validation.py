@@ -18,6 +18,7 @@ from core.spec import ComparisonSpec, SeedSchedule, StoredSpec, StoredVariant
 from core.trials.destinations import allows_private, literal_refusal
 from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError
+from models.graph import canonical_layers, resolve
 from models.spec import parse_variant
 
 __all__ = [
@@ -172,6 +173,7 @@ def _prefix_errors(
             parse_variant(head),
             input_shape=dataset.input_shape if dataset else None,
             limits=None,
+            whole=False,  # the layers after the typo may still take these layers' outputs
         )
     except SpecError as exc:
         return [
@@ -232,7 +234,7 @@ def validate_variant(
     normalised = StoredVariant(
         name=variant.name,
         input_shape=input_shape,
-        layers=[layer.model_dump(mode="json") for layer in layers],
+        layers=canonical_layers(resolve(layers, variant.output)),
         source="keras_config" if variant.keras_config is not None else "layers",
     )
     return normalised, analysis

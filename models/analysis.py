@@ -256,6 +256,10 @@ def _walk(
     """Each node's analysis in order, the last one's shape and the longest path (in layers)."""
     walkers = {INPUT: Walker(input_shape)}
     depths = {INPUT: 0}
+    readers: dict[str, int] = {}
+    for node in nodes:
+        for p in node.inputs:
+            readers[p] = readers.get(p, 0) + 1
     out: list[LayerAnalysis] = []
     for node in nodes:
         layer = node.layer
@@ -265,7 +269,10 @@ def _walk(
                 shapes = [walkers[p].shape for p in node.inputs]
                 shape, params, trainable, flops = layer.merge(shapes, node.inputs)
             else:
-                walker = walkers[node.inputs[0]].copy()
+                parent = node.inputs[0]
+                # The last reader of a tensor walks on from its state; the others, a copy.
+                walker = walkers[parent] if readers[parent] == 1 else walkers[parent].copy()
+                readers[parent] -= 1
                 shape, params, trainable, flops = layer.infer(walker)  # its type's rule
         except Bad as bad:
             loc: list[str | int] = ["layers", node.index, *([bad.arg] if bad.arg else [])]

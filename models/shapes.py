@@ -100,11 +100,10 @@ class Walker:
         """The receptive field per spatial axis (``None`` for a 1-D input)."""
         if not self.fields:
             return None
-        extent = self.input_shape[:-1]
-        return [
-            max(max(f.values(), default=0), extent[ax] if self.mixed else 0)
-            for ax, f in enumerate(self.fields)
-        ]
+        grown = [max(f.values()) if f else 0 for f in self.fields]
+        if self.mixed:
+            return [max(g, n) for g, n in zip(grown, self.input_shape, strict=False)]
+        return grown
 
     def copy(self) -> Walker:
         """A walker in the same state, for one more consumer of this tensor."""

@@ -82,6 +82,9 @@ class Analysis:
     # The longest path from the input to the output, in layers, and the layers that merge.
     depth: int = 0
     merge_points: int = 0
+    # In a comparison: how this variant's graph differs from the reference variant's
+    # (``models.structure``): ``{"against", "differences": [{"op", "a", "b", "text"}], "note"}``.
+    structure: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (API.md, Analysis)."""

@@ -20,6 +20,7 @@ from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_varian
 from models.errors import SpecError
 from models.graph import canonical_layers, resolve
 from models.spec import parse_variant
+from models.structure import structure
 
 __all__ = [
     "ValidatedComparison",
@@ -269,12 +270,29 @@ def validate_comparison(
         errors.extend(analysis_errors(spec, dataset, variants, settings, BODY))
     if errors:
         raise InvalidInput(errors)
+    _structures(spec.baseline, variants, analyses)
     return ValidatedComparison(
         spec=_stored(spec, dataset, variants, settings),
         analyses=analyses,
         trials_total=len(variants) * len(spec.initial_seeds),
         epochs_total=len(variants) * len(spec.initial_seeds) * spec.training.epochs,
     )
+
+
+def _structures(
+    baseline: str | None, variants: list[StoredVariant], analyses: dict[str, Analysis]
+) -> None:
+    """Each variant's analysis says how its graph differs from the baseline's (else the first
+    variant's)."""
+    if len(variants) < 2:
+        return
+    ref = next((v for v in variants if v.name == baseline), variants[0])
+    ref_layers = ref.parse().layers or []
+    for v in variants:
+        if v is not ref:
+            analyses[v.name].structure = structure(
+                ref_layers, v.parse().layers or [], ref.name, v.name
+            )
 
 
 BODY: list[str | int] = ["body"]

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support.graphs import GRAPHS, MALFORMED, malformed_variant, reordered
 from tests.support.helpers import assert_problem, small_mlp, tiny_spec
@@ -70,3 +72,40 @@ def test_a_graph_in_another_order_is_stored_the_same(client: TestClient) -> None
     assert stored[0] == stored[1]
     assert [x["name"] for x in stored[0]][-1] == "out"
     assert all({"name", "inputs"} <= x.keys() for x in stored[0])
+
+
+NAMES = st.sampled_from(["input", "a", "b", "c", "nope"])
+FUZZ_LAYER = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["Add", "Concatenate", "Multiply", "Conv2D", "Flatten", "Dense"]),
+        "name": st.sampled_from(["a", "b", "c", "input"]),
+        "inputs": st.lists(NAMES, min_size=0, max_size=3),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.lists(FUZZ_LAYER, min_size=1, max_size=5), output=st.none() | NAMES)
+def test_fuzzed_graphs_get_an_analysis_or_a_located_422(
+    client: TestClient, raw: list[dict[str, Any]], output: str | None
+) -> None:
+    layers = []
+    for x in raw:
+        layer = {k: v for k, v in x.items() if v != []}
+        if layer["type"] == "Conv2D":
+            layer |= {"filters": 2, "kernel_size": 3, "padding": "same"}
+        if layer["type"] == "Dense":
+            layer["units"] = 10
+        layers.append(layer)
+    variant: dict[str, Any] = {"name": "f", "input_shape": [6, 6, 2], "layers": layers}
+    if output is not None:
+        variant["output"] = output
+    resp = client.post("/v1/architectures/analyze", json={"variant": variant})
+    if resp.status_code == 200:
+        return
+    body = assert_problem(resp, 422)
+    for e in body["errors"]:
+        assert e["loc"][:2] == ["body", "variant"]
+        assert e["msg"]
+        if len(e["loc"]) > 3 and e["loc"][2] == "layers":
+            assert 0 <= e["loc"][3] < len(layers)

@@ -265,29 +265,31 @@ def _walk(
             readers[p] = readers.get(p, 0) + 1
     out: list[LayerAnalysis] = []
     for node in nodes:
-        layer = node.layer
+        layer, inputs = node.layer, node.inputs
         try:
-            if isinstance(layer, MergeSpec):
-                walker = Walker.merged([walkers[p] for p in node.inputs])
-                shapes = [walkers[p].shape for p in node.inputs]
-                shape, params, trainable, flops = layer.merge(shapes, node.inputs)
+            if len(inputs) > 1:  # a merge (resolve() gives several inputs to merges only)
+                assert isinstance(layer, MergeSpec)
+                walker = Walker.merged([walkers[p] for p in inputs])
+                shapes = [walkers[p].shape for p in inputs]
+                shape, params, trainable, flops = layer.merge(shapes, inputs)
+                depth = 1 + max(depths[p] for p in inputs)
             else:
-                parent = node.inputs[0]
+                parent = inputs[0]
                 # The last reader of a tensor walks on from its state; the others, a copy.
                 walker = walkers[parent] if readers[parent] == 1 else walkers[parent].copy()
                 readers[parent] -= 1
                 shape, params, trainable, flops = layer.infer(walker)  # its type's rule
+                depth = 1 + depths[parent]
         except Bad as bad:
             loc: list[str | int] = ["layers", node.index, *([bad.arg] if bad.arg else [])]
             errors.append(err(loc, bad.msg))
             raise SpecError(errors) from None
         walker.shape = shape
         walkers[node.name] = walker
-        depths[node.name] = 1 + max(depths[p] for p in node.inputs)
-        rf = walker.rf
+        depths[node.name] = depth
         out.append(
             LayerAnalysis(
-                layer.type, node.name, shape, params, trainable, flops, rf, list(node.inputs)
+                layer.type, node.name, shape, params, trainable, flops, walker.rf, list(inputs)
             )
         )
     last = nodes[-1].name if nodes else INPUT

@@ -18,6 +18,7 @@ order that does not depend on the order it was written in (ties broken by name).
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ __all__ = ["INPUT", "Node", "canonical_layers", "default_names", "is_stack", "re
 INPUT = "input"  # the model's input, as a layer's ``inputs`` names it
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Node:
     """One layer in its graph: where it was written, its name, what it takes."""
 
@@ -42,6 +43,7 @@ class Node:
     layer: Layer
 
 
+@functools.cache
 def _snake(name: str) -> str:
     """Keras's default layer name for a class name (Conv2D -> conv2d, ReLU -> re_lu)."""
     out = ""

@@ -129,8 +129,13 @@ class Walker:
         if not self.fields or len(size) != len(self.fields):
             return
         for ax, (k, st, d) in enumerate(zip(size, strides, dil, strict=True)):
+            paths = self.fields[ax]
+            if len(paths) == 1:  # one path so far (a stack): no merging of jumps
+                ((jump, field),) = paths.items()
+                self.fields[ax] = {jump * st: field + d * (k - 1) * jump}
+                continue
             grown: dict[int, int] = {}
-            for jump, field in self.fields[ax].items():
+            for jump, field in paths.items():
                 key = jump * st
                 grown[key] = max(grown.get(key, 0), field + d * (k - 1) * jump)
             self.fields[ax] = grown

@@ -318,6 +318,8 @@ def _functional(
                 f"a model with {len(found)} {key.split('_')[0]}s is not supported; archbench"
                 f" builds models of one {what}",
             )
+    if inner.get("trainable", True) is not True:
+        reader.fail([*base, "trainable"], "trainable=False is not supported")
     raw_layers = inner.get("layers")
     if not isinstance(raw_layers, list) or not raw_layers:
         reader.fail([*base, "layers"], "a Functional config needs a non-empty list of layers")

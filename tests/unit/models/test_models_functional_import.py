@@ -139,3 +139,12 @@ def test_what_a_graph_cannot_be_is_a_located_refusal(case: str) -> None:
         validate_variant(
             {"name": "x", "keras_config": conf}, dataset=None, settings=SETTINGS, prefix=[]
         )
+
+
+def test_a_frozen_functional_model_is_refused() -> None:
+    x_in = keras.Input((4,))
+    model = keras.Model(x_in, L.Dense(10)(x_in))
+    model.trainable = False
+    with pytest.raises(SpecError) as info:
+        layers_from_keras_config(json.loads(model.to_json()))
+    assert [e["loc"] for e in info.value.errors] == [["keras_config", "config", "trainable"]]

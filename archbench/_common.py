@@ -32,7 +32,8 @@ def _is_keras_model(obj: Any) -> bool:
 
 
 def keras_variant(model: Any, name: str | None = None) -> dict[str, Any]:
-    """A variant from a Keras ``Sequential``: its ``to_json()``, parsed by the service.
+    """A variant from a Keras ``Sequential`` or functional ``keras.Model``: its ``to_json()``,
+    parsed by the service.
 
     Nothing is trained or deserialised here; the service reads the JSON against its whitelist.
     """

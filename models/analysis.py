@@ -22,7 +22,9 @@ from typing import Any, Literal
 
 from models import spec as s
 from models.errors import ErrorDict, SpecError, err
+from models.graph import INPUT, Node, default_names, resolve
 from models.keras_import import layers_from_keras_config
+from models.merge import MergeSpec
 from models.shapes import Bad, Walker, fmt
 from models.spec import Layer, Variant
 
@@ -61,6 +63,8 @@ class LayerAnalysis:
     trainable_params: int
     flops: int
     receptive_field: list[int] | None
+    # The names of the layers it takes (``"input"``: the model's input).
+    inputs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -75,6 +79,12 @@ class Analysis:
     flops: int
     layers: list[LayerAnalysis] = field(default_factory=list)
     activations: Activations | None = None
+    # The longest path from the input to the output, in layers, and the layers that merge.
+    depth: int = 0
+    merge_points: int = 0
+    # In a comparison: how this variant's graph differs from the reference variant's
+    # (``models.structure``): ``{"against", "differences": [{"op", "a", "b", "text"}], "note"}``.
+    structure: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form, as ``POST /v1/architectures/analyze`` answers it."""
@@ -104,15 +114,44 @@ class Activations:
     batch_size: int
     largest_bytes_per_batch: int
     total_bytes_per_batch: int
+    # Inference's need: the most bytes alive at once when the layers run in their order (the
+    # input and every output still to be read by a later layer, and the one being made).
+    peak_bytes_per_sample: int = 0
+    peak_bytes_per_batch: int = 0
 
 
-def activations_of(layers: Sequence[LayerAnalysis], batch_size: int) -> Activations:
+def _peak(layers: Sequence[LayerAnalysis], input_shape: tuple[int, ...]) -> int:
+    """The most bytes of tensors alive at once, running ``layers`` in their (topological) order."""
+    readers: dict[str, int] = {}
+    for layer in layers:
+        for parent in set(layer.inputs):
+            readers[parent] = readers.get(parent, 0) + 1
+    size = {INPUT: math.prod(input_shape) * BYTES_PER_VALUE}
+    alive = size[INPUT]
+    peak = alive
+    for layer in layers:
+        size[layer.name] = math.prod(layer.output_shape) * BYTES_PER_VALUE
+        alive += size[layer.name]
+        peak = max(peak, alive)
+        for parent in set(layer.inputs):
+            readers[parent] -= 1
+            if readers[parent] == 0:
+                alive -= size[parent]
+    return peak
+
+
+def activations_of(
+    layers: Sequence[LayerAnalysis], batch_size: int, input_shape: tuple[int, ...] | None = None
+) -> Activations:
     """The activation memory of ``layers`` (their outputs, float32) for ``batch_size``."""
     sizes = [math.prod(layer.output_shape) * BYTES_PER_VALUE for layer in layers]
     largest = max(range(len(sizes)), key=sizes.__getitem__) if sizes else None
     top = sizes[largest] if largest is not None else 0
     total = sum(sizes)
+    peak = _peak(layers, input_shape) if input_shape is not None else 0
     return Activations(
+        peak_bytes_per_sample=peak,
+        peak_bytes_per_batch=peak * batch_size,
         largest_layer=layers[largest].name if largest is not None else None,
         largest_layer_index=largest,
         largest_bytes_per_sample=top,
@@ -123,30 +162,9 @@ def activations_of(layers: Sequence[LayerAnalysis], batch_size: int) -> Activati
     )
 
 
-def _snake(name: str) -> str:
-    """Keras's default layer name for a class name (Conv2D -> conv2d, ReLU -> re_lu)."""
-    out = ""
-    for i, ch in enumerate(name):
-        if (
-            ch.isupper()
-            and i
-            and (name[i - 1].islower() or (i + 1 < len(name) and name[i + 1].islower()))
-        ):
-            out += "_"
-        out += ch.lower()
-    return out
-
-
 def layer_names(layers: Sequence[Layer]) -> list[str]:
     """Return deterministic layer names (``conv2d``, ``conv2d_1``...); the builder uses them too."""
-    seen: dict[str, int] = {}
-    names = []
-    for layer in layers:
-        base = _snake(layer.type)
-        n = seen.get(base, 0)
-        seen[base] = n + 1
-        names.append(base if n == 0 else f"{base}_{n}")
-    return names
+    return default_names(layers)
 
 
 def _final_error(layers: Sequence[Layer], final: tuple[int, ...], classes: int) -> ErrorDict:
@@ -174,29 +192,22 @@ def analyze(
     num_classes: int | None = None,
     limits: Limits | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    output: str | None = None,
+    whole: bool = True,
 ) -> Analysis:
-    """Infer every layer's shape and counts, or raise ``SpecError`` with located problems."""
+    """Infer every layer's shape and counts, or raise ``SpecError`` with located problems.
+
+    ``layers`` is a graph (``models.graph``); ``whole=False`` analyses a prefix of one."""
     errors: list[ErrorDict] = []
     if limits is not None and len(layers) > limits.max_layers:
         errors.append(
             err(["layers"], f"{len(layers):,} layers exceeds the limit of {limits.max_layers:,}")
         )
-    walker = Walker(tuple(input_shape))
-    out: list[LayerAnalysis] = []
-    for i, (layer, name) in enumerate(zip(layers, layer_names(layers), strict=True)):
-        try:
-            shape, params, trainable, flops = layer.infer(walker)  # its type's rule
-        except Bad as bad:
-            loc: list[str | int] = ["layers", i, *([bad.arg] if bad.arg else [])]
-            errors.append(err(loc, bad.msg))
-            raise SpecError(errors) from None
-        walker.shape = shape
-        rf = list(walker.rf) if walker.rf is not None else None
-        out.append(LayerAnalysis(layer.type, name, shape, params, trainable, flops, rf))
+    nodes = resolve(layers, output, whole=whole)
+    out, final, depth = _walk(nodes, tuple(input_shape), errors)
     params = sum(a.params for a in out)
     trainable = sum(a.trainable_params for a in out)
     flops = sum(a.flops for a in out)
-    final = walker.shape
     if num_classes is not None and final != (num_classes,):
         errors.append(_final_error(layers, final, num_classes))
     if limits is not None:
@@ -206,7 +217,7 @@ def analyze(
         if flops > limits.max_flops:
             msg = f"{flops:,} FLOPs exceeds the limit of {limits.max_flops:,}"
             errors.append(err(["layers"], msg + _largest(out, "flops", "ARCHBENCH_MAX_FLOPS")))
-    activations = activations_of(out, batch_size)
+    activations = activations_of(out, batch_size, tuple(input_shape))
     if (
         limits is not None
         and limits.max_activation_bytes is not None
@@ -235,7 +246,52 @@ def analyze(
         flops,
         out,
         activations,
+        depth,
+        sum(1 for node in nodes if isinstance(node.layer, MergeSpec)),
     )
+
+
+def _walk(
+    nodes: Sequence[Node], input_shape: tuple[int, ...], errors: list[ErrorDict]
+) -> tuple[list[LayerAnalysis], tuple[int, ...], int]:
+    """Each node's analysis in order, the last one's shape and the longest path (in layers)."""
+    walkers = {INPUT: Walker(input_shape)}
+    depths = {INPUT: 0}
+    readers: dict[str, int] = {}
+    for node in nodes:
+        for p in node.inputs:
+            readers[p] = readers.get(p, 0) + 1
+    out: list[LayerAnalysis] = []
+    for node in nodes:
+        layer, inputs = node.layer, node.inputs
+        try:
+            if len(inputs) > 1:  # a merge (resolve() gives several inputs to merges only)
+                assert isinstance(layer, MergeSpec)
+                walker = Walker.merged([walkers[p] for p in inputs])
+                shapes = [walkers[p].shape for p in inputs]
+                shape, params, trainable, flops = layer.merge(shapes, inputs)
+                depth = 1 + max(depths[p] for p in inputs)
+            else:
+                parent = inputs[0]
+                # The last reader of a tensor walks on from its state; the others, a copy.
+                walker = walkers[parent] if readers[parent] == 1 else walkers[parent].copy()
+                readers[parent] -= 1
+                shape, params, trainable, flops = layer.infer(walker)  # its type's rule
+                depth = 1 + depths[parent]
+        except Bad as bad:
+            loc: list[str | int] = ["layers", node.index, *([bad.arg] if bad.arg else [])]
+            errors.append(err(loc, bad.msg))
+            raise SpecError(errors) from None
+        walker.shape = shape
+        walkers[node.name] = walker
+        depths[node.name] = depth
+        out.append(
+            LayerAnalysis(
+                layer.type, node.name, shape, params, trainable, flops, walker.rf, list(inputs)
+            )
+        )
+    last = nodes[-1].name if nodes else INPUT
+    return out, walkers[last].shape, depths[last]
 
 
 def analyze_variant(
@@ -245,6 +301,7 @@ def analyze_variant(
     num_classes: int | None = None,
     limits: Limits | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    whole: bool = True,
 ) -> tuple[list[Layer], tuple[int, ...], Analysis]:
     """Resolve a variant's layers and input shape, then analyse it.
 
@@ -265,7 +322,13 @@ def analyze_variant(
         layers,
         tuple(shape),
         analyze(
-            layers, tuple(shape), num_classes=num_classes, limits=limits, batch_size=batch_size
+            layers,
+            tuple(shape),
+            num_classes=num_classes,
+            limits=limits,
+            batch_size=batch_size,
+            output=variant.output,
+            whole=whole,
         ),
     )
 

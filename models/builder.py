@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from models.analysis import layer_names
 from models.errors import SpecError, err
+from models.graph import INPUT, is_stack, resolve
 from models.spec import LAYER_TYPES, Layer, Regularizer
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def _kwargs(
     kwargs: dict[str, Any] = {}
     names: dict[str, str] = {}
     for key in type(layer).model_fields:
-        if key == "type":
+        if key in ("type", "name", "inputs"):
             continue
         value = getattr(layer, key)
         if isinstance(value, Regularizer):
@@ -131,29 +131,38 @@ def _kwargs(
 def build_model(
     layers: Sequence[Layer], input_shape: tuple[int, ...], *, name: str = "model"
 ) -> keras.Model:
-    """Return the built, uncompiled ``keras.Sequential`` for ``layers`` on ``input_shape``."""
+    """Return the built, uncompiled model for ``layers`` on ``input_shape``: a
+    ``keras.Sequential`` for a plain stack, a Functional ``keras.Model`` for a graph (its
+    layers created in the order written, each called on its ``inputs``)."""
     import keras
     from keras import layers as kl
 
+    nodes = resolve(layers)
     classes = {name: getattr(kl, name) for name in LAYER_TYPES}  # the registry's names only
     initializers, activations = _initializers(), _activations()
-    built: list[Any] = [keras.Input(shape=tuple(input_shape))]
     # Under a mixed policy (float16/bfloat16 compute) the last layer computes in float32, as
     # Keras's mixed-precision guide advises: a softmax and the loss in half precision lose
     # accuracy, and metrics such as top-k refuse half-precision predictions.
     mixed = keras.config.dtype_policy().name.startswith("mixed_")
-    for i, (layer, layer_name) in enumerate(zip(layers, layer_names(layers), strict=True)):
+    made: list[Any] = []
+    for node in nodes:
+        layer, i = node.layer, node.index
         kwargs = _kwargs(layer, initializers, activations)
         if mixed and i == len(layers) - 1:
             kwargs["dtype"] = keras.DTypePolicy("float32")
         try:
-            built.append(classes[layer.type](name=layer_name, **kwargs))
+            made.append(classes[layer.type](name=node.name, **kwargs))
         except Exception as exc:
-            given = layer.model_dump(mode="json", exclude={"type"})
+            given = layer.model_dump(mode="json", exclude={"type", "name", "inputs"})
             msg = f"Keras refused {layer.type} (layer {i}) with {given!r}: {exc}"
             raise SpecError([err(["layers", i], msg)]) from exc
     try:
-        model = keras.Sequential(built, name=name)
+        if is_stack(nodes):
+            return keras.Sequential([keras.Input(shape=tuple(input_shape)), *made], name=name)
+        tensors = {INPUT: keras.Input(shape=tuple(input_shape), name=INPUT)}
+        for node, keras_layer in zip(nodes, made, strict=True):
+            args = [tensors[p] for p in node.inputs]
+            tensors[node.name] = keras_layer(args if len(args) > 1 else args[0])
+        return keras.Model(tensors[INPUT], tensors[nodes[-1].name], name=name)
     except Exception as exc:
         raise SpecError([err(["layers"], f"Keras could not assemble the model: {exc}")]) from exc
-    return model

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from models.errors import CUSTOM_REFUSED, ErrorDict, Loc, SpecError, err
+from models.graph import INPUT
 from models.spec import (
     AUGMENTATION_TYPES,
     INITIALIZERS,
@@ -188,8 +189,11 @@ def _shape(value: Any) -> tuple[int, ...] | None:
     return None
 
 
-def _layer(reader: _Reader, raw: Any, loc: Loc) -> Layer | None:
-    """Convert one serialized layer to our spec, or record why not."""
+def _layer(
+    reader: _Reader, raw: Any, loc: Loc, graph: dict[str, Any] | None = None
+) -> Layer | None:
+    """Convert one serialized layer to our spec (with ``graph``: its name and inputs), or
+    record why not."""
     if not isinstance(raw, dict) or not isinstance(raw.get("config"), dict):
         reader.fail(loc, "each layer must be an object with class_name and config")
         return None
@@ -245,7 +249,7 @@ def _layer(reader: _Reader, raw: Any, loc: Loc) -> Layer | None:
     if not ok:
         return None
     try:
-        return model.model_validate(args)
+        return model.model_validate(args | (graph or {}))
     except ValidationError as exc:
         for e in exc.errors():
             if not (e["loc"] and e["loc"][0] in refused):
@@ -253,8 +257,122 @@ def _layer(reader: _Reader, raw: Any, loc: Loc) -> Layer | None:
         return None
 
 
+_FUNCTIONAL = ("Functional", "Model")  # what Keras 3 calls a model built with the functional API
+_NESTED = ("Sequential", *_FUNCTIONAL)
+
+
+def _endpoints(value: Any) -> list[Any]:
+    """``input_layers``/``output_layers``: one ``[name, node, tensor]`` or a list of them."""
+    if isinstance(value, list | tuple) and len(value) == 3 and isinstance(value[0], str):
+        return [value]
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _parents(reader: _Reader, raw: dict[str, Any], loc: Loc) -> list[str] | None:
+    """The names of the layers whose outputs a layer takes (its one call's tensors)."""
+    nodes = raw.get("inbound_nodes")
+    if not isinstance(nodes, list) or not nodes:
+        reader.fail([*loc, "inbound_nodes"], "a layer of a Functional model needs its inputs")
+        return None
+    if len(nodes) > 1:
+        reader.fail(
+            [*loc, "inbound_nodes"],
+            f"layer {raw.get('name')!r} is applied {len(nodes)} times (shared weights), which is"
+            " not supported: give each call its own layer",
+        )
+        return None
+    node = nodes[0]
+    args = node.get("args") if isinstance(node, dict) else None
+    given = node.get("kwargs") if isinstance(node, dict) else None
+    if isinstance(given, dict) and any(v is not None for v in given.values()):
+        # Keras writes mask=None, training=None for some layers: the defaults, accepted.
+        keys = ", ".join(sorted(str(k) for k, v in given.items() if v is not None))
+        reader.fail(
+            [*loc, "inbound_nodes", 0, "kwargs"], f"call arguments ({keys}) are not supported"
+        )
+        return None
+    if not isinstance(args, list | tuple) or len(args) != 1:
+        reader.fail([*loc, "inbound_nodes", 0, "args"], "a layer must be called on its inputs only")
+        return None
+    tensors = args[0] if isinstance(args[0], list | tuple) else [args[0]]
+    names = []
+    for tensor in tensors:
+        conf = tensor.get("config") if isinstance(tensor, dict) else None
+        history = conf.get("keras_history") if isinstance(conf, dict) else None
+        if not (
+            isinstance(history, list | tuple) and len(history) == 3 and isinstance(history[0], str)
+        ):
+            reader.fail([*loc, "inbound_nodes", 0, "args"], "an input is not a Keras tensor")
+            return None
+        names.append(history[0])
+    return names
+
+
+def _functional(
+    reader: _Reader, inner: dict[str, Any], base: Loc
+) -> tuple[list[Layer], tuple[int, ...] | None]:
+    """The layers of a Functional model's config as a graph (names and inputs), its one input
+    named ``"input"``. Shared layers, nested models and several inputs or outputs: refused."""
+    inputs, outputs = _endpoints(inner.get("input_layers")), _endpoints(inner.get("output_layers"))
+    for key, found in (("input_layers", inputs), ("output_layers", outputs)):
+        if len(found) != 1:
+            what = "input (the dataset's)" if key == "input_layers" else "output"
+            reader.fail(
+                [*base, key],
+                f"a model with {len(found)} {key.split('_')[0]}s is not supported; archbench"
+                f" builds models of one {what}",
+            )
+    if inner.get("trainable", True) is not True:
+        reader.fail([*base, "trainable"], "trainable=False is not supported")
+    raw_layers = inner.get("layers")
+    if not isinstance(raw_layers, list) or not raw_layers:
+        reader.fail([*base, "layers"], "a Functional config needs a non-empty list of layers")
+    if reader.errors or not isinstance(raw_layers, list):
+        raise SpecError(reader.errors)
+    if len(raw_layers) - 1 > MAX_LAYERS:
+        msg = f"{len(raw_layers) - 1:,} layers exceeds the maximum of {MAX_LAYERS:,}"
+        raise SpecError([err([*base, "layers"], msg)])
+    input_name = inputs[0][0]
+    layers: list[Layer] = []
+    shape: tuple[int, ...] | None = None
+    for i, raw in enumerate(raw_layers):
+        loc: Loc = [*base, "layers", i]
+        conf = raw.get("config") if isinstance(raw, dict) else None
+        if _is_input_layer(raw) and isinstance(conf, dict):
+            shape = _shape(conf.get("batch_shape") or conf.get("batch_input_shape"))
+            for key, allowed in _INPUT_FIXED.items():
+                if conf.get(key) not in allowed:
+                    reader.fail(
+                        [*loc, "config", key], f"{key}={_short(conf[key])} is not supported"
+                    )
+            continue
+        if isinstance(raw, dict) and raw.get("class_name") in _NESTED:
+            reader.fail(
+                [*loc, "class_name"],
+                f"a nested model ({raw.get('class_name')} {raw.get('name')!r}) is not supported:"
+                " write its layers into this model",
+            )
+            continue
+        parents = _parents(reader, raw, loc) if isinstance(raw, dict) else None
+        name = raw.get("name") if isinstance(raw, dict) else None
+        graph = {"name": name, "inputs": [INPUT if p == input_name else p for p in parents or []]}
+        layer = _layer(reader, raw, loc, graph if parents is not None else None)
+        if layer is not None:
+            layers.append(layer)
+    if not reader.errors and layers and layers[-1].name != outputs[0][0]:
+        reader.fail(
+            [*base, "output_layers"], f"the output {outputs[0][0]!r} must be the last layer"
+        )
+    if reader.errors:
+        raise SpecError(reader.errors)
+    if not layers:
+        raise SpecError([err([*base, "layers"], "the model has no layers besides its input")])
+    return layers, shape
+
+
 def layers_from_keras_config(config: dict[str, Any]) -> tuple[list[Layer], tuple[int, ...] | None]:
-    """Return the layers and input shape of a Sequential's to_json()/get_config() dict."""
+    """Return the layers and input shape of a Sequential's or a Functional model's
+    to_json()/get_config() dict (a Functional's input shape is its InputLayer's)."""
     reader = _Reader()
     base: Loc = ["keras_config"]
     if not isinstance(config, dict):
@@ -263,19 +381,22 @@ def layers_from_keras_config(config: dict[str, Any]) -> tuple[list[Layer], tuple
     if "class_name" in config:
         if not reader.origin_ok(config, base):
             raise SpecError(reader.errors)
-        if config["class_name"] != "Sequential":
-            msg = f"only Sequential models are supported, not {config['class_name']!r}"
+        if config["class_name"] not in ("Sequential", *_FUNCTIONAL):
+            msg = (
+                f"only Sequential and Functional models are supported, not {config['class_name']!r}"
+            )
             raise SpecError([err([*base, "class_name"], msg)])
         build = config.get("build_config")
         if isinstance(build, dict):
             shape = _shape(build.get("input_shape"))
         inner, base = config.get("config"), [*base, "config"]
         if not isinstance(inner, dict):
-            raise SpecError([err(base, "a Sequential config must be an object")])
+            raise SpecError([err(base, "a model's config must be an object")])
     else:
         inner = config
-    if "input_layers" in inner or "output_layers" in inner:
-        raise SpecError([err(base, "only Sequential models are supported, not a Functional model")])
+    functional = "input_layers" in inner or "output_layers" in inner
+    if functional or config.get("class_name") in _FUNCTIONAL:
+        return _functional(reader, inner, base)
     if inner.get("trainable", True) is not True:
         reader.fail([*base, "trainable"], "trainable=False is not supported")
     if "dtype" in inner:

@@ -80,29 +80,70 @@ def windows(
 
 
 class Walker:
-    """Carries the tensor shape and the receptive-field state through the layers."""
+    """Carries the tensor shape and the receptive-field state through the layers.
+
+    The receptive field is kept per spatial axis as the largest field reached at each
+    ``jump`` (the product of the strides so far): over a graph, paths with different strides
+    grow differently behind a merge, and the largest over all paths is the largest of these.
+    ``mixed`` says a path went through a layer that mixes all positions (its field is the
+    whole input, and it grows no more)."""
 
     def __init__(self, input_shape: tuple[int, ...]) -> None:
         self.input_shape = input_shape
         self.shape = input_shape
         n_spatial = len(input_shape) - 1
-        self.rf: list[int] | None = [1] * n_spatial if n_spatial else None
-        self.jump: list[int] = [1] * n_spatial
+        self.fields: list[dict[int, int]] = [{1: 1} for _ in range(n_spatial)]
         self.mixed = False
+
+    @property
+    def rf(self) -> list[int] | None:
+        """The receptive field per spatial axis (``None`` for a 1-D input)."""
+        if not self.fields:
+            return None
+        grown = [max(f.values()) if f else 0 for f in self.fields]
+        if self.mixed:
+            return [max(g, n) for g, n in zip(grown, self.input_shape, strict=False)]
+        return grown
+
+    def copy(self) -> Walker:
+        """A walker in the same state, for one more consumer of this tensor."""
+        other = Walker.__new__(Walker)
+        other.input_shape, other.shape, other.mixed = self.input_shape, self.shape, self.mixed
+        other.fields = [dict(f) for f in self.fields]
+        return other
+
+    @classmethod
+    def merged(cls, walkers: Sequence[Walker]) -> Walker:
+        """The state after a merge: every path of every input (their largest fields)."""
+        out = walkers[0].copy()
+        for w in walkers[1:]:
+            out.mixed = out.mixed or w.mixed
+            for mine, theirs in zip(out.fields, w.fields, strict=True):
+                for jump, field in theirs.items():
+                    mine[jump] = max(mine.get(jump, 0), field)
+        return out
 
     def field_after(
         self, size: tuple[int, ...], strides: tuple[int, ...], dil: tuple[int, ...]
     ) -> None:
-        if self.rf is None or self.mixed or len(size) != len(self.rf):
+        if not self.fields or len(size) != len(self.fields):
             return
         for ax, (k, st, d) in enumerate(zip(size, strides, dil, strict=True)):
-            self.rf[ax] += (d * (k - 1)) * self.jump[ax]
-            self.jump[ax] *= st
+            paths = self.fields[ax]
+            if len(paths) == 1:  # one path so far (a stack): no merging of jumps
+                ((jump, field),) = paths.items()
+                self.fields[ax] = {jump * st: field + d * (k - 1) * jump}
+                continue
+            grown: dict[int, int] = {}
+            for jump, field in paths.items():
+                key = jump * st
+                grown[key] = max(grown.get(key, 0), field + d * (k - 1) * jump)
+            self.fields[ax] = grown
 
     def mix(self) -> None:
-        if self.rf is not None:
+        if self.fields:
             self.mixed = True
-            self.rf = list(self.input_shape[:-1])
+            self.fields = [{} for _ in self.fields]
 
     def reshape(self, target: tuple[int, ...]) -> tuple[int, ...]:
         size = math.prod(self.shape)

@@ -203,12 +203,29 @@ class Regularizer(BaseModel):
 Reg = Regularizer | None
 
 
+NodeName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+def _inputs(value: Any) -> Any:
+    """One name may stand for a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
 class LayerSpec(BaseModel):
-    """A registered layer type: its arguments, its Keras class and its analysis rule."""
+    """A registered layer type: its arguments, its Keras class and its analysis rule.
+
+    ``name`` and ``inputs`` place the layer in its variant's graph (``models.graph``): left
+    out, a layer is named as Keras would name it and takes the previous layer's output.
+    """
 
     model_config = ConfigDict(extra="forbid")
     if TYPE_CHECKING:  # every registered subclass narrows it to its own Literal
         type: str
+    name: NodeName | None = None
+    inputs: (
+        Annotated[list[NodeName], BeforeValidator(_inputs), Field(min_length=1, max_length=64)]
+        | None
+    ) = None
 
     def infer(self, walker: Walker) -> Step:
         """Return (output shape, params, trainable params, flops); elementwise by default."""
@@ -795,6 +812,7 @@ AUGMENTATION_TYPES = frozenset(
 )  # fmt: skip
 """The augmentation layer types: random in training only (the CKA probe leaves them out)."""
 
+from models import merge as _merge  # noqa: E402,F401 - registers the merge layer types
 
 if TYPE_CHECKING:
     Layer = LayerSpec
@@ -827,6 +845,8 @@ class Variant(BaseModel):
     input_shape: Annotated[tuple[int, ...], BeforeValidator(_input_shape)] | None = None
     layers: list[Layer] | None = Field(default=None, min_length=1, max_length=MAX_LAYERS)
     keras_config: dict[str, Any] | None = None
+    # The layer whose output is the model's (default: the last); every other layer reaches it.
+    output: NodeName | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Any:

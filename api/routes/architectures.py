@@ -26,9 +26,11 @@ def analyze(
     session: SessionDep,
     tenant: TenantDep,
 ) -> dict[str, Any]:
-    """Shapes, parameters, FLOPs, receptive fields and activation memory (largest layer output
-    and the sum, per sample and per batch of ``batch_size``) of one variant, as Keras would
-    build it.
+    """Shapes, parameters, FLOPs, receptive fields and activation memory (largest layer output,
+    the sum, and the peak alive at once, per sample and per batch of ``batch_size``) of one
+    variant, as Keras would build it. A graph's nodes come with their ``inputs`` (names, or
+    ``"input"``), the receptive field is the largest over all paths into a node, and the
+    answer gives ``depth`` (the longest path, in layers) and ``merge_points``.
 
     The input shape is the variant's ``input_shape``, else the dataset's: send
     ``{"variant": {...}, "dataset": {"name": "mnist_5k"}}`` or

@@ -29,7 +29,9 @@ from core.trials.advice import submit_warnings
 from core.trials.destinations import allows_private, literal_refusal
 from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError
+from models.graph import canonical_layers, resolve
 from models.spec import parse_variant
+from models.structure import structure
 
 __all__ = [
     "ValidatedComparison",
@@ -197,6 +199,7 @@ def _prefix_errors(
             parse_variant(head),
             input_shape=dataset.input_shape if dataset else None,
             limits=None,
+            whole=False,  # the layers after the typo may still take these layers' outputs
         )
     except SpecError as exc:
         return [
@@ -266,7 +269,7 @@ def validate_variant(
     normalised = StoredVariant(
         name=variant.name,
         input_shape=input_shape,
-        layers=[layer.model_dump(mode="json") for layer in layers],
+        layers=canonical_layers(resolve(layers, variant.output)),
         source="keras_config" if variant.keras_config is not None else "layers",
         training=override or None,
     )
@@ -332,6 +335,7 @@ def validate_comparison(
         errors.extend(analysis_errors(spec, dataset, variants, settings, BODY))
     if errors:
         raise InvalidInput(errors)
+    _structures(spec.baseline, variants, analyses)
     return ValidatedComparison(
         spec=_stored(spec, dataset, variants, settings),
         analyses=analyses,
@@ -339,6 +343,22 @@ def validate_comparison(
         epochs_total=len(variants) * len(spec.initial_seeds) * spec.training.epochs,
         warnings=submit_warnings(spec, dataset, variants, analyses) if dataset else [],
     )
+
+
+def _structures(
+    baseline: str | None, variants: list[StoredVariant], analyses: dict[str, Analysis]
+) -> None:
+    """Each variant's analysis says how its graph differs from the baseline's (else the first
+    variant's)."""
+    if len(variants) < 2:
+        return
+    ref = next((v for v in variants if v.name == baseline), variants[0])
+    ref_layers = ref.parse().layers or []
+    for v in variants:
+        if v is not ref:
+            analyses[v.name].structure = structure(
+                ref_layers, v.parse().layers or [], ref.name, v.name
+            )
 
 
 BODY: list[str | int] = ["body"]

@@ -185,15 +185,6 @@ def test_the_traps_catch_what_the_old_test_missed(monkeypatch: pytest.MonkeyPatc
 def test_keras_deserialization_is_never_called(
     in_process_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.config import get_settings
-    from core.spec import ComparisonSpec
-    from core.store.db import session_scope
-    from core.store.tables import Trial
-    from core.trials.comparisons import create_comparison
-    from core.trials.validation import validate_comparison
-    from worker.tasks import run_trial
-    from worker.training import clear_warm_models
-
     variants = [small_cnn(), _keras_json_variant()]  # built before the trap is set
     variants[0]["layers"][0] |= {"kernel_regularizer": "l2", "bias_initializer": "random_normal"}
     # Augmentation layers, a schedule and optimizer arguments build from objects too.
@@ -213,6 +204,44 @@ def test_keras_deserialization_is_never_called(
         "learning_rate": {**cosine, "warmup_target": 0.01, "warmup_steps": 2},
     }
     variants.append(augmented)
+    _trapped_run(variants, monkeypatch, ["layers", "keras_config", "layers"])
+
+
+def test_graphs_build_and_train_without_deserialization(
+    in_process_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A native graph and an imported Functional model, built as Functional models by the
+    worker and trained, their Grams taken over every node: no Keras deserialization."""
+    import keras
+
+    from tests.support.graphs import GRAPHS
+
+    L = keras.layers
+    x_in = keras.Input((28, 28, 1))
+    x = L.Conv2D(4, 3, padding="same", activation="relu")(x_in)
+    x = L.Add()([x, L.Conv2D(4, 3, padding="same")(x)])
+    out = L.Dense(10, activation="softmax")(L.Flatten()(x))
+    functional = {
+        "name": "functional",
+        "keras_config": json.loads(keras.Model(x_in, out).to_json()),
+    }
+    variants = [{"name": "graph", "layers": GRAPHS["resnet_basic"]}, functional]
+    _trapped_run(variants, monkeypatch, ["layers", "keras_config"])
+
+
+def _trapped_run(
+    variants: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, sources: list[str]
+) -> None:
+    """Validate, store and run one seed of each variant in this process, traps set."""
+    from core.config import get_settings
+    from core.spec import ComparisonSpec
+    from core.store.db import session_scope
+    from core.store.tables import Trial
+    from core.trials.comparisons import create_comparison
+    from core.trials.validation import validate_comparison
+    from worker.tasks import run_trial
+    from worker.training import clear_warm_models
+
     clear_warm_models()  # this process may hold compiled models: build and compile anew
     calls = install_traps(monkeypatch)
 
@@ -220,18 +249,18 @@ def test_keras_deserialization_is_never_called(
         tiny_spec("trap", variants=variants, seeds=[0], epochs=1, samples=200)
     )
     validated = validate_comparison(spec, get_settings())
-    assert validated.spec.variants[1].source == "keras_config"
+    assert [v.source for v in validated.spec.variants] == sources
     with session_scope() as s:
         _, trial_ids, created = create_comparison(
             s, tenant="default", validated=validated, idempotency_key=None, request_hash="x"
         )
     assert created
-    assert len(trial_ids) == 3
+    assert len(trial_ids) == len(variants)
     outcomes = [run_trial(t) for t in trial_ids]
     with session_scope() as s:
         errors = [t.error for t in s.query(Trial).where(Trial.id.in_(trial_ids))]
     assert calls == []
-    assert outcomes == ["succeeded"] * 3, errors
+    assert outcomes == ["succeeded"] * len(variants), errors
 
 
 def test_resuming_from_a_checkpoint_deserializes_nothing(

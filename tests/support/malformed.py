@@ -97,8 +97,9 @@ CASES: list[tuple[str, dict[str, Any], list[Any], str]] = [
     ("keras negative threshold", keras(kjson.layer("ReLU", threshold=-0.5)), [*KL, 1, "config", "threshold"], "greater than or equal to 0"),
     ("unknown keras arg", keras(kjson.conv2d(lora_magic=1)), [*KL, 1, "config", "lora_magic"], "unsupported argument 'lora_magic'"),
     ("keras filters range", keras(kjson.conv2d(filters=0)), [*KL, 1, "config", "filters"], "greater than or equal to 1"),
-    ("functional", {"name": "f", "keras_config": {"module": "keras", "class_name": "Functional", "config": {}}}, ["keras_config", "class_name"], "only Sequential"),
-    ("functional get_config", {"name": "f", "keras_config": {"name": "m", "layers": [], "input_layers": [], "output_layers": []}}, ["keras_config"], "Functional"),
+    ("functional without input", {"name": "f", "keras_config": {"module": "keras", "class_name": "Functional", "config": {}}}, ["keras_config", "config", "input_layers"], "a model with 0 inputs is not supported"),
+    ("functional get_config", {"name": "f", "keras_config": {"name": "m", "layers": [], "input_layers": [], "output_layers": []}}, ["keras_config", "output_layers"], "a model with 0 outputs"),
+    ("not a model", {"name": "f", "keras_config": {"module": "keras", "class_name": "Dense", "config": {}}}, ["keras_config", "class_name"], "only Sequential and Functional"),
     ("custom model module", {"name": "f", "keras_config": kjson.model_a() | {"module": "mypkg"}}, ["keras_config", "module"], "not Keras's own"),
     ("late input layer", keras(kjson.conv2d(), kjson.input_layer()), [*KL, 2, "class_name"], "may only come first"),
 ]  # fmt: skip

@@ -57,6 +57,7 @@ TRIAL_KEYS = (
     "test_loss",
     "best_val_accuracy",
     "inference_ms_per_sample",
+    "reused_from",
 )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from core.exports.bundle import folder_name
 from tests.support.helpers import assert_trained, small_mlp, tiny_spec, wait_done
 from tests.support.services import ROOT, Service, base_env, free_port, start, stop, wait_http
 
@@ -221,13 +222,14 @@ def test_readme_cli_lines_run(embedded: Service, tmp_path: Path) -> None:
     assert all(float(x) > 0 for x in timed), timed  # every seed, not one per variant
     assert f"logged {n} new run(s)" in out
     assert f"wrote {n} new TensorBoard run(s)" in out
-    runs = sorted(
-        p.parent.relative_to(tmp_path / "runs")
-        for p in (tmp_path / "runs").glob("*/*/events.out.tfevents.*")
-    )
+    # One folder for the comparison (its name and id), a run per trial and its report run.
+    folder = tmp_path / "runs" / folder_name({"name": quick["name"], "id": cid})
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [folder.name]
+    runs = sorted(p.parent.relative_to(folder) for p in folder.glob("*/*/events.out.tfevents.*"))
     assert [str(r) for r in runs] == sorted(
         f"{v['name']}/seed{seed}" for v in quick["variants"] for seed in quick["seeds"]
     )
+    assert list((folder / "report").glob("events.out.tfevents.*"))
 
     # Exporting again: nothing is written twice, and the command says what was there.
     # TensorBoard's own reader finds each trial's curve, step = epoch, as the api has it.
@@ -239,7 +241,7 @@ def test_readme_cli_lines_run(embedded: Service, tmp_path: Path) -> None:
         metrics = client.get(f"/v1/comparisons/{cid}/metrics").json()["items"]
     for t in trials:
         acc = event_accumulator.EventAccumulator(
-            str(tmp_path / "runs" / t["variant"] / f"seed{t['seed']}"),
+            str(folder / t["variant"] / f"seed{t['seed']}"),
             size_guidance={event_accumulator.TENSORS: 0},
         ).Reload()
         read = {

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 import uuid
@@ -59,6 +58,7 @@ from core.trials.reuse import library_versions, trial_hash
 from core.trials.rounds import enqueue_added
 from core.trials.sweeper import remove_checkpoint
 from worker.celery_app import app
+from worker.heartbeat import host_identity
 
 if TYPE_CHECKING:
     from worker.datasets import Split
@@ -145,7 +145,7 @@ class _Heartbeat:
 
 
 def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{host_identity()}:{os.getpid()}"  # as the heartbeat names this host (see there)
 
 
 def _problem(exc: BaseException) -> Problem:

@@ -187,9 +187,13 @@ def _write_out(out: Path, client: Client, bundle: Any) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     """Write trials.csv, metrics.csv, report.json/.md/.png to --out; log the comparison (a
     parent run with the verdict and the report, a child run per trial) to --mlflow; write
-    TensorBoard event files under --tensorboard DIR/<name>-<id>."""
-    if not args.out and not args.mlflow and not args.tensorboard:
-        _err("export needs --out DIR, --mlflow URI or --tensorboard DIR (any of them together)")
+    TensorBoard event files under --tensorboard DIR/<name>-<id>; write W&B offline runs (a
+    group per comparison: a comparison run with the verdict, a run per trial) to --wandb DIR."""
+    if not (args.out or args.mlflow or args.tensorboard or args.wandb):
+        _err(
+            "export needs --out DIR, --mlflow URI, --tensorboard DIR or --wandb DIR "
+            "(any of them together)"
+        )
         return EXIT_BAD_INPUT
     with _client(args) as client:
         bundle = _bundle(client, args.id)
@@ -218,6 +222,15 @@ def cmd_export(args: argparse.Namespace) -> int:
                 _err(str(exc))
                 return EXIT_BAD_INPUT
             print(written.summary(Path(args.tensorboard)))
+        if args.wandb:
+            from core.exports.wandb import write_offline_runs
+
+            try:
+                offline = write_offline_runs(Path(args.wandb), bundle)
+            except ImportError as exc:
+                _err(str(exc))
+                return EXIT_FAILED
+            print(offline.summary())
     return EXIT_OK
 
 
@@ -274,5 +287,10 @@ def register(sub: Any) -> None:
                 "--tensorboard",
                 default=None,
                 help="folder for TensorBoard event files: one run per trial, step = epoch",
+            )
+            p.add_argument(
+                "--wandb",
+                default=None,
+                help="folder for W&B offline runs (wandb extra); then: wandb sync DIR/wandb/*",
             )
         p.set_defaults(func=_guarded(func))

@@ -132,6 +132,32 @@ def test_readme_tour_runs(embedded: Service, tmp_path: Path) -> None:
     assert metrics[0].startswith("trial_id,variant,seed,epoch,loss,accuracy")
     assert len(metrics) == 1 + 6 * 2  # 2 variants x 3 seeds x 2 epochs
 
+    # The README sends files with --data-binary: --data strips the newlines, and the located
+    # error of a malformed file always said line 1.
+    readme = (ROOT / "README.md").read_text()
+    assert re.findall(r"curl [^\n]*(?:\n  [^\n]*)*?(-d|--data)[ =][@']", readme) == []
+    broken = tmp_path / "broken.json"
+    broken.write_text('{\n  "name": "x",\n  "seeds": [0, 1,]\n}\n')  # a trailing comma, line 3
+    for flag, line in (("--data-binary", 3), ("--data", 1)):
+        answer = subprocess.run(
+            [
+                "curl",
+                "-s",
+                "-X",
+                "POST",
+                f"{embedded.url}/v1/comparisons",
+                "-H",
+                "Content-Type: application/json",
+                flag,
+                f"@{broken}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        [error] = json.loads(answer.stdout)["errors"]
+        assert error["msg"].startswith(f"invalid JSON at line {line},"), (flag, error)
+
 
 def test_up_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()

@@ -66,3 +66,12 @@ def test_compose_accepts_the_file(name: str) -> None:
         [compose, "-f", name, "config", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_smoke_script_parses_and_passes_shellcheck() -> None:
+    script = ROOT / "deploy" / "smoke.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck lints deploy/smoke.sh (apt-get install shellcheck)"
+    proc = subprocess.run([shellcheck, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout

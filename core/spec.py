@@ -111,13 +111,33 @@ class EarlyStopping(_Strict):
 class TrainingSpec(_Strict):
     """The training budget, identical for every trial of the comparison."""
 
-    epochs: Annotated[int, Field(ge=1)] = 3
-    batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
-    optimizer: Optimizer = "adam"
-    learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 0.001
-    loss: Loss = "sparse_categorical_crossentropy"
-    metrics: list[KerasMetric] = ["accuracy"]
-    early_stopping: EarlyStopping | None = None
+    epochs: Annotated[
+        int, Field(ge=1, description="Epochs per trial (fewer when early stopping stops it).")
+    ] = 3
+    batch_size: Annotated[
+        int, Field(ge=1, le=65536, description="Samples per training step, for every trial.")
+    ] = 64
+    optimizer: Annotated[
+        Optimizer, Field(description="The Keras optimizer, built anew for each trial.")
+    ] = "adam"
+    learning_rate: Annotated[
+        float, Field(gt=0.0, le=10.0, description="The optimizer's learning rate.")
+    ] = 0.001
+    loss: Annotated[
+        Loss,
+        Field(
+            description="The Keras loss: sparse_categorical_crossentropy for integer labels, "
+            "categorical_crossentropy for one-hot ones."
+        ),
+    ] = "sparse_categorical_crossentropy"
+    metrics: Annotated[
+        list[KerasMetric],
+        Field(description="Keras metrics recorded each epoch; accuracy is always one."),
+    ] = ["accuracy"]
+    early_stopping: Annotated[
+        EarlyStopping | None,
+        Field(description="Keras EarlyStopping, the same for every trial; null trains all epochs."),
+    ] = None
     mixed_precision: Annotated[
         bool,
         Field(

@@ -20,6 +20,8 @@ RUN pip install --no-deps /src && rm -rf /src
 WORKDIR /data
 USER archbench
 EXPOSE 8000
+# The api's check. The migrate job and the sweeper run this image too: docker-compose.yml gives
+# each its own (none for the one-shot migrate, the sweeper's liveness file for the sweeper).
 HEALTHCHECK --interval=10s --timeout=5s --retries=10 \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
 CMD ["archbench", "api", "--host", "0.0.0.0", "--port", "8000"]

@@ -21,7 +21,13 @@ from api.problems import PROBLEM_JSON, pool_busy
 from core.config import Settings
 from core.errors import ArchbenchError, ServiceUnavailable, Unauthorized
 from core.store.db import session_scope
-from core.store.tenancy import active_key_count, tenant_for_key
+from core.store.tenancy import (
+    KEY_PREFIX,
+    TENANT_NAME,
+    active_key_count,
+    ensure_key,
+    tenant_for_key,
+)
 
 __all__ = [
     "OPEN_PATHS",
@@ -29,6 +35,7 @@ __all__ = [
     "UnsafeConfiguration",
     "check_auth_setup",
     "is_open_path",
+    "store_bootstrap_key",
 ]
 
 log = logging.getLogger("archbench.api")
@@ -37,6 +44,7 @@ OPEN_PATHS = frozenset(
     {"/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
 )
 OPEN_PREFIXES = ("/static/",)
+BOOTSTRAP_MIN_LENGTH = 32
 
 
 def is_open_path(path: str) -> bool:
@@ -132,6 +140,35 @@ def _exposure(settings: Settings) -> str | None:
     return None
 
 
+def store_bootstrap_key(settings: Settings) -> None:
+    """Store ``ARCHBENCH_BOOTSTRAP_KEY`` (or the first line of ``ARCHBENCH_BOOTSTRAP_KEY_FILE``)
+    for ``ARCHBENCH_BOOTSTRAP_TENANT``, once: the first key arrives with the deployment, so a
+    production api never starts keyless. A malformed key refuses the start (UnsafeConfiguration)."""
+    try:
+        key = settings.bootstrap_key_value()
+    except ValueError as exc:
+        raise UnsafeConfiguration(f"refusing to start: {exc}") from None
+    if not key:
+        return
+    if not key.startswith(KEY_PREFIX) or len(key) < BOOTSTRAP_MIN_LENGTH:
+        raise UnsafeConfiguration(
+            f"refusing to start: the bootstrap key must start with {KEY_PREFIX!r} and be at "
+            f"least {BOOTSTRAP_MIN_LENGTH} characters; make one with "
+            f"`echo {KEY_PREFIX}$(openssl rand -hex 24)`"
+        )
+    if not TENANT_NAME.match(settings.bootstrap_tenant):
+        raise UnsafeConfiguration(
+            "refusing to start: ARCHBENCH_BOOTSTRAP_TENANT takes 1-64 letters, digits, '_', '.' "
+            "or '-', starting with a letter or digit"
+        )
+    with session_scope() as session:
+        outcome = ensure_key(session, settings.bootstrap_tenant, key)
+    if outcome == "created":
+        log.info("stored the bootstrap API key for tenant %r", settings.bootstrap_tenant)
+    elif outcome == "revoked":
+        log.warning("the bootstrap API key was revoked; it stays revoked (unset it)")
+
+
 def check_auth_setup(settings: Settings, *, quiet: bool = False) -> None:
     """Refuse to serve a shared deployment without keys; embedded, only warn. Needs a migrated
     database.
@@ -156,6 +193,8 @@ def check_auth_setup(settings: Settings, *, quiet: bool = False) -> None:
             log.disabled = log_state
         return
     exposed = _exposure(settings)
+    if settings.auth:
+        store_bootstrap_key(settings)
     if not settings.auth:
         if exposed and not settings.allow_no_auth:
             msg = (

@@ -242,7 +242,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         app.worker_main(_worker_argv(args.concurrency or 1, args.name or "archbench"))
         return EXIT_OK
     children = gpu_worker_children(gpus, args.trials_per_gpu, os.environ)
-    return _supervise([subprocess.Popen(argv, env=env) for argv, env in children])
+    # Each GPU's worker finishes its running trial (Celery's warm shutdown) however long it
+    # takes: the container's stop_grace_period (or whoever sent SIGTERM) decides when to kill.
+    procs = [subprocess.Popen(argv, env=env) for argv, env in children]
+    return _supervise(procs, stop_seconds=None)
 
 
 def _answers(url: str) -> bool:
@@ -257,9 +260,11 @@ def _answers(url: str) -> bool:
 def _supervise(
     procs: list[subprocess.Popen[bytes]],
     ready: tuple[str, Callable[[], None]] | None = None,
+    stop_seconds: float | None = 20.0,
 ) -> int:
-    """Wait for children; on Ctrl-C or SIGTERM stop them all cleanly. With ``ready`` (a base
-    URL and a callback), call the callback once, as soon as ``URL/healthz`` answers."""
+    """Wait for children; on Ctrl-C or SIGTERM stop them all cleanly, killing those still
+    running after ``stop_seconds`` (None: wait for them). With ``ready`` (a base URL and a
+    callback), call the callback once, as soon as ``URL/healthz`` answers."""
     stopping = False
 
     def _stop(*_: Any) -> None:
@@ -282,10 +287,10 @@ def _supervise(
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
+    deadline = None if stop_seconds is None else time.monotonic() + stop_seconds
     for p in procs:
         try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            p.wait(timeout=None if deadline is None else max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             p.kill()
     return code

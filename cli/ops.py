@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 __all__ = ["cmd_sweep", "register"]
@@ -45,6 +46,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             result = sweep(settings)
             if any(dataclasses.astuple(result)):
                 log.info("swept: %s", dataclasses.asdict(result))
+            if args.alive_file:  # the container's health check reads its age
+                Path(args.alive_file).touch()
         except Exception:
             log.exception("sweep failed; trying again in %.1f s", interval)
         stop.wait(interval)
@@ -56,6 +59,12 @@ def register(sub: Any) -> None:
     """Add ``sweep`` to the ``archbench`` command."""
     p = sub.add_parser("sweep", help="requeue trials of dead workers and lost messages")
     p.add_argument("--forever", action="store_true", help="keep sweeping until stopped")
+    p.add_argument(
+        "--alive-file",
+        default=None,
+        help="with --forever: touch this file after each sweep that reached the database "
+        "(a health check tests its age)",
+    )
     p.add_argument(
         "--interval",
         type=float,

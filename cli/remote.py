@@ -9,6 +9,7 @@ cancelled or timed out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -171,50 +172,84 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bundle(client: Client, comparison_id: str) -> Any:
+    """The comparison, its rows, its report and the report's files, as the exporters take
+    them (``similarity.png`` only when the comparison has the similarity analysis)."""
+    from core.exports.bundle import ComparisonBundle
+
+    report = dict(client.report(comparison_id))
+    files = {
+        "report.json": (json.dumps(report, indent=2) + "\n").encode(),
+        "report.md": client.report_text(comparison_id, "md").encode(),
+        "report.png": client.report_png(comparison_id),
+    }
+    with contextlib.suppress(ArchbenchError):  # no stored probe activations: no figure
+        files["similarity.png"] = client.similarity_png(comparison_id)
+    return ComparisonBundle(
+        comparison=client.get(comparison_id),
+        trials=client.trials(comparison_id),
+        metrics=client.metrics(comparison_id),
+        report=report,
+        files=files,
+    )
+
+
+def _write_out(out: Path, client: Client, bundle: Any) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "trials.csv").write_text(client.csv(bundle.comparison["id"], "trials"))
+    (out / "metrics.csv").write_text(client.csv(bundle.comparison["id"], "metrics"))
+    for name in ("report.md", "report.png", "report.json"):
+        (out / name).write_bytes(bundle.files[name])
+    print(f"wrote trials.csv, metrics.csv, report.json, report.md, report.png to {out}")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write trials.csv, metrics.csv, report.json/.md/.png to --out; log runs to --mlflow;
-    write TensorBoard event files to --tensorboard."""
-    if not args.out and not args.mlflow and not args.tensorboard:
-        _err("export needs --out DIR, --mlflow URI or --tensorboard DIR (any of them together)")
+    """Write trials.csv, metrics.csv, report.json/.md/.png to --out; log the comparison (a
+    parent run with the verdict and the report, a child run per trial) to --mlflow; write
+    TensorBoard event files under --tensorboard DIR/<name>-<id>; write W&B offline runs (a
+    group per comparison: a comparison run with the verdict, a run per trial) to --wandb DIR."""
+    if not (args.out or args.mlflow or args.tensorboard or args.wandb):
+        _err(
+            "export needs --out DIR, --mlflow URI, --tensorboard DIR or --wandb DIR "
+            "(any of them together)"
+        )
         return EXIT_BAD_INPUT
     with _client(args) as client:
-        comparison = client.get(args.id)
+        bundle = _bundle(client, args.id)
         if args.out:
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "trials.csv").write_text(client.csv(args.id, "trials"))
-            (out / "metrics.csv").write_text(client.csv(args.id, "metrics"))
-            (out / "report.md").write_text(client.report_text(args.id, "md"))
-            (out / "report.png").write_bytes(client.report_png(args.id))
-            report = client.report(args.id)
-            (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-            print(f"wrote trials.csv, metrics.csv, report.json, report.md, report.png to {out}")
+            _write_out(Path(args.out), client, bundle)
         if args.mlflow:
-            from core.exports.mlflow import log_runs
+            from core.exports.mlflow import log_bundle
 
             try:
-                result = log_runs(
-                    args.mlflow,
-                    comparison,
-                    client.trials(args.id),
-                    client.metrics(args.id),
-                    experiment=args.experiment,
-                )
+                result = log_bundle(args.mlflow, bundle, experiment=args.experiment)
             except ImportError as exc:
                 _err(str(exc))
                 return EXIT_FAILED
             print(result.summary(args.mlflow))
+            if result.view:
+                print(f"view: {result.view}")
         if args.tensorboard:
             from core.exports.tensorboard import write_event_files
 
             try:
-                written = write_event_files(
-                    Path(args.tensorboard), client.trials(args.id), client.metrics(args.id)
-                )
+                written = write_event_files(Path(args.tensorboard), bundle)
             except ImportError:
                 _err("--tensorboard needs the tensorboard package: pip install tensorboard")
                 return EXIT_FAILED
+            except ValueError as exc:
+                _err(str(exc))
+                return EXIT_BAD_INPUT
             print(written.summary(Path(args.tensorboard)))
+        if args.wandb:
+            from core.exports.wandb import write_offline_runs
+
+            try:
+                offline = write_offline_runs(Path(args.wandb), bundle)
+            except ImportError as exc:
+                _err(str(exc))
+                return EXIT_FAILED
+            print(offline.summary())
     return EXIT_OK
 
 
@@ -332,6 +367,11 @@ def register(sub: Any) -> None:
                 "--tensorboard",
                 default=None,
                 help="folder for TensorBoard event files: one run per trial, step = epoch",
+            )
+            p.add_argument(
+                "--wandb",
+                default=None,
+                help="folder for W&B offline runs (wandb extra); then: wandb sync DIR/wandb/*",
             )
         p.set_defaults(func=_guarded(func))
     _register_datasets(sub)

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     # or on with no key) unless allow_no_auth is set explicitly (see api.auth).
     auth: bool = False
     allow_no_auth: bool = False
+    # The first key, part of bringing a deployment up (docs/deploy.md): at start the api stores
+    # this key (``ab_`` and at least 32 characters; or the first line of bootstrap_key_file,
+    # a Docker secret) for bootstrap_tenant unless it is stored already (see api.auth).
+    bootstrap_key: str = Field("", repr=False)
+    bootstrap_key_file: Path | None = None
+    bootstrap_tenant: str = "admin"
 
     # Limits on what one request may ask for.
     max_layers: int = Field(200, ge=1)
@@ -142,6 +148,20 @@ class Settings(BaseSettings):
                 "pointing at a real Postgres and Redis, not the embedded SQLite defaults."
             )
         return self
+
+    def bootstrap_key_value(self) -> str:
+        """The bootstrap key: ``bootstrap_key``, else the first line of its file; "" if none."""
+        if self.bootstrap_key:
+            return self.bootstrap_key.strip()
+        if self.bootstrap_key_file is None:
+            return ""
+        try:
+            lines = self.bootstrap_key_file.read_text().splitlines()
+        except OSError as exc:
+            raise ValueError(
+                f"ARCHBENCH_BOOTSTRAP_KEY_FILE={self.bootstrap_key_file} cannot be read: {exc}"
+            ) from None
+        return lines[0].strip() if lines else ""
 
     @property
     def is_embedded(self) -> bool:

@@ -141,9 +141,15 @@ class TrainingSpec(_Strict):
     its own optimizer, learning rate, optimizer arguments and label smoothing:
     ``VARIANT_TRAINING``)."""
 
-    epochs: Annotated[int, Field(ge=1)] = 3
-    batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
-    optimizer: Optimizer = "adam"
+    epochs: Annotated[
+        int, Field(ge=1, description="Epochs per trial (fewer when early stopping stops it).")
+    ] = 3
+    batch_size: Annotated[
+        int, Field(ge=1, le=65536, description="Samples per training step, for every trial.")
+    ] = 64
+    optimizer: Annotated[
+        Optimizer, Field(description="The Keras optimizer, built anew for each trial.")
+    ] = "adam"
     learning_rate: Annotated[
         LearningRate,
         Field(
@@ -152,9 +158,21 @@ class TrainingSpec(_Strict):
             "(keras.optimizers.schedules)."
         ),
     ] = 0.001
-    loss: Loss = "sparse_categorical_crossentropy"
-    metrics: list[KerasMetric] = ["accuracy"]
-    early_stopping: EarlyStopping | None = None
+    loss: Annotated[
+        Loss,
+        Field(
+            description="The Keras loss: sparse_categorical_crossentropy for integer labels, "
+            "categorical_crossentropy for one-hot ones."
+        ),
+    ] = "sparse_categorical_crossentropy"
+    metrics: Annotated[
+        list[KerasMetric],
+        Field(description="Keras metrics recorded each epoch; accuracy is always one."),
+    ] = ["accuracy"]
+    early_stopping: Annotated[
+        EarlyStopping | None,
+        Field(description="Keras EarlyStopping, the same for every trial; null trains all epochs."),
+    ] = None
     mixed_precision: Annotated[
         bool,
         Field(

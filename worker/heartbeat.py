@@ -6,10 +6,18 @@ Celery node name, host, pid, concurrency and its pool's child pids. The row live
 database, so ``/metrics`` sees every worker of the embedded deployment (SQLite) and of the
 distributed one (Postgres, any number of machines) without a worker exposing a port. A clean
 stop deletes the row; a crashed worker's row stays, ageing, until ``STALE_AFTER`` has passed.
+
+A row is keyed by (host, pid), and the host is ``host_identity()``: the hostname, plus the PID
+namespace when the process is not in the machine's own (a container). Two containers under
+host networking share the hostname and number their processes alike (the worker is pid 7 in
+both), so the hostname alone made them one row and one series in ``/metrics``. Node names
+ending in ``@<hostname>`` are qualified the same way (``qualified_name``), and a trial's
+``worker`` (``host:pid``) uses the same identity.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -23,20 +31,51 @@ from sqlalchemy import delete
 from core.store.db import session_scope, upsert_insert
 from core.store.tables import WorkerHeartbeat, utcnow
 
-__all__ = ["STALE_AFTER", "Heartbeat", "beat", "forget", "pool_description"]
+__all__ = [
+    "STALE_AFTER",
+    "Heartbeat",
+    "beat",
+    "forget",
+    "host_identity",
+    "pool_description",
+    "qualified_name",
+]
 
 log = logging.getLogger("archbench.worker")
 
 STALE_AFTER = timedelta(days=1)  # rows of workers silent this long are deleted
+# The inode of the machine's initial PID namespace (the kernel's PROC_PID_INIT_INO).
+INITIAL_PID_NAMESPACE = "4026531836"
+
+
+@functools.cache
+def host_identity() -> str:
+    """This machine's hostname, and ``/pidns-<inode>`` when this process runs in a PID
+    namespace of its own (a container): unique per container even where hostnames are not."""
+    host = socket.gethostname()
+    try:
+        link = os.readlink("/proc/self/ns/pid")  # "pid:[4026532207]"
+    except OSError:  # not Linux, or no /proc
+        return host
+    inode = link.rpartition("[")[2].rstrip("]")
+    return host if inode in ("", INITIAL_PID_NAMESPACE) else f"{host}/pidns-{inode}"
+
+
+def qualified_name(name: str) -> str:
+    """A Celery node name ``x@<hostname>`` as ``x@<host_identity()>``; others unchanged."""
+    host = socket.gethostname()
+    if name.endswith(f"@{host}"):
+        return name[: -len(host)] + host_identity()
+    return name
 
 
 def beat(name: str, concurrency: int, processes: list[int]) -> None:
     """Write (insert or update) this process's heartbeat row, and drop long-silent ones."""
     now = utcnow()
     row = {
-        "hostname": socket.gethostname(),
+        "hostname": host_identity(),
         "pid": os.getpid(),
-        "name": name,
+        "name": qualified_name(name),
         "concurrency": concurrency,
         "processes": processes,
         "started_at": now,
@@ -63,7 +102,7 @@ def forget() -> None:
     with session_scope() as s:
         s.execute(
             delete(WorkerHeartbeat).where(
-                WorkerHeartbeat.hostname == socket.gethostname(),
+                WorkerHeartbeat.hostname == host_identity(),
                 WorkerHeartbeat.pid == os.getpid(),
             )
         )

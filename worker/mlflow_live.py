@@ -58,6 +58,7 @@ TRIAL_KEYS = (
     "seed",
     "status",
     *(c for c in RESULT_COLUMNS if column_type(Trial, c) in (int, float)),
+    "reused_from",
 )
 
 

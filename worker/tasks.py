@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -57,6 +56,7 @@ from worker.celery_app import app
 from worker.checkpoint import checkpoint_folder, remove_checkpoint
 from worker.lease import LeaseRenewal
 from worker.trial_data import load_split
+from worker.heartbeat import host_identity
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,7 +104,7 @@ def _with_db_retries(what: str, fn: Callable[[], T]) -> T:
 
 
 def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{host_identity()}:{os.getpid()}"  # as the heartbeat names this host (see there)
 
 
 def _problem(exc: BaseException) -> Problem:

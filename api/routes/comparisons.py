@@ -30,6 +30,7 @@ from api.schemas import (
     ComparisonOut,
     Page,
     SubmittedOut,
+    TrialOut,
     comparison_out,
     trial_out,
 )
@@ -189,12 +190,12 @@ async def cancel(request: Request, comparison_id: ComparisonId, tenant: TenantDe
 TRIAL_CHUNK = 500
 
 
-def _table_route(path: str) -> Callable[[_Route], _Route]:
-    """A GET that answers a table: a JSON page, CSV or Parquet, documented alike."""
-    return router.get(path, responses=TABLE_RESPONSES, response_model=Page[dict[str, Any]])
+def _table_route(path: str, row: Any = dict[str, Any]) -> Callable[[_Route], _Route]:
+    """A GET that answers a table: a JSON page of ``row``, CSV or Parquet, documented alike."""
+    return router.get(path, responses=TABLE_RESPONSES, response_model=Page[row])
 
 
-@_table_route("/{comparison_id}/trials")
+@_table_route("/{comparison_id}/trials", TrialOut)
 def trials(
     request: Request,
     comparison: ComparisonOnlyDep,

@@ -336,7 +336,7 @@ async function refreshTables(view, state) {
     state.report = report;
   } catch (e) { if (e.status !== 401) banner(`Could not refresh: ${e.message}`); return; }
   $("#trials tbody", view).replaceChildren(...state.trials.map((t) => el("tr", { "data-id": t.id },
-    el("td", {}, t.variant), el("td", {}, t.seed),
+    el("td", { class: "name" }, t.variant), el("td", {}, t.seed),
     el("td", {}, el("span", { class: `status ${t.status}` }, t.status)),
     el("td", {}, t.epochs_done), el("td", {}, fmtLevel(t.test_accuracy, { primary_metric: "test_accuracy" })),
     el("td", {}, fmtLevel(t.test_loss, { primary_metric: "test_loss" })),
@@ -354,12 +354,12 @@ async function refreshTables(view, state) {
   const byName = new Map((r.variants || []).map((v) => [v.name, v]));
   const ordered = (r.ranking || []).map((n) => byName.get(n)).filter(Boolean);
   $("#variants tbody", view).replaceChildren(...ordered.map((v) => el("tr", {},
-    el("td", {}, v.rank ?? DASH), el("td", {}, v.tier ?? DASH), el("td", {}, v.name),
+    el("td", {}, v.rank ?? DASH), el("td", {}, v.tier ?? DASH), el("td", { class: "name" }, v.name),
     el("td", {}, fmtCount(v.n)), el("td", {}, fmtLevel(v.mean, r)), el("td", {}, fmtGap(v.std, r)),
     el("td", {}, fmtLevelCI(v.ci95, r)), el("td", {}, fmtCount(v.n_diverged)),
     el("td", {}, fmtCount(v.params)), el("td", {}, fmtSpread(v.seconds_per_epoch_mean, v.seconds_per_epoch_std)))));
   $("#pairwise tbody", view).replaceChildren(...(r.pairwise || []).map((p) => el("tr", { class: `conclusion ${p.conclusion}` },
-    el("td", {}, p.a), el("td", {}, p.b),
+    el("td", { class: "name" }, p.a), el("td", { class: "name" }, p.b),
     el("td", {}, p.test === "paired_t" ? "paired t" : (p.test === "welch" ? "Welch" : DASH)),
     el("td", {}, fmtGap(p.diff, r, true)), el("td", {}, fmtGapCI(p.ci95, r)),
     el("td", {}, fmtGapCI(p.ci95_adjusted, r)), el("td", {}, fmtP(p.p_adjusted)),
@@ -525,7 +525,11 @@ function drawCurves(view, state) {
     series.get(row.trial_id).pts.push([row.epoch, y]);
   }
   const all = [...series.values()].flatMap((s) => s.pts);
-  const box = { l: 52, t: 12, r: w - 120, b: h - 34 };
+  // The legend gets the width its longest name needs (up to 45% of the chart); a longer name
+  // wraps onto more lines there rather than running off the canvas.
+  ctx.font = "12px system-ui, sans-serif";
+  const longest = Math.max(0, ...[...variantColors(state).keys()].map((n) => ctx.measureText(n).width));
+  const box = { l: 52, t: 12, r: w - Math.min(Math.max(120, longest + 34), w * 0.45), b: h - 34 };
   if (!all.length) {
     axes(ctx, box, [0, 1], [0, 1], "epoch", []);
     ctx.fillStyle = "#5f6b7a"; ctx.textAlign = "center";
@@ -554,12 +558,24 @@ function drawCurves(view, state) {
 
 function legend(ctx, colors, x, y) {
   ctx.textAlign = "left"; ctx.textBaseline = "middle"; ctx.font = "12px system-ui, sans-serif";
-  let i = 0;
+  const width = ctx.canvas.clientWidth - x - 22;
   for (const [name, color] of colors) {
-    ctx.fillStyle = color; ctx.fillRect(x, y + i * 18 - 5, 12, 10);
-    ctx.fillStyle = "#1d232a"; ctx.fillText(name, x + 18, y + i * 18);
-    i += 1;
+    ctx.fillStyle = color; ctx.fillRect(x, y - 5, 12, 10);
+    ctx.fillStyle = "#1d232a";
+    for (const line of fitLines(ctx, name, width)) { ctx.fillText(line, x + 18, y); y += 14; }
+    y += 4;
   }
+}
+
+// ``text`` in lines no wider than ``width`` (broken anywhere: variant names have no spaces).
+function fitLines(ctx, text, width) {
+  const lines = [];
+  let line = "";
+  for (const ch of String(text)) {
+    if (line && ctx.measureText(line + ch).width > width) { lines.push(line); line = ""; }
+    line += ch;
+  }
+  return [...lines, line];
 }
 
 function drawSpread(view, state) {
@@ -573,7 +589,12 @@ function drawSpread(view, state) {
   const summary = new Map(((state.report && state.report.variants) || []).map((v) => [v.name, v]));
   const ys = values.map((t) => t[metric]);
   for (const v of summary.values()) if (v.ci95) ys.push(...v.ci95.filter((x) => typeof x === "number"));
-  const box = { l: 52, t: 12, r: w - 12, b: h - 34 };
+  // Each name under its column, wrapped to the column's width (never cut off).
+  ctx.font = "12px system-ui, sans-serif";
+  const colWidth = (w - 64) / Math.max(names.length, 1) - 6;
+  const labels = names.map((n) => fitLines(ctx, n, colWidth));
+  const rows = Math.min(4, Math.max(1, ...labels.map((l) => l.length)));
+  const box = { l: 52, t: 12, r: w - 12, b: h - 34 - (rows - 1) * 14 };
   if (!ys.length || !names.length) {
     axes(ctx, box, [0, 1], [0, 1], "", []);
     ctx.fillStyle = "#5f6b7a"; ctx.textAlign = "center";
@@ -587,7 +608,8 @@ function drawSpread(view, state) {
   ctx.textAlign = "center"; ctx.textBaseline = "top"; ctx.font = "12px system-ui, sans-serif";
   names.forEach((name, i) => {
     const color = colors.get(name);
-    ctx.fillStyle = "#1d232a"; ctx.fillText(name, X(i), box.b + 6);
+    ctx.fillStyle = "#1d232a";
+    labels[i].slice(0, rows).forEach((line, k) => ctx.fillText(line, X(i), box.b + 6 + k * 14));
     const s = summary.get(name);
     if (s && s.ci95 && typeof s.ci95[0] === "number") {
       ctx.strokeStyle = color; ctx.lineWidth = 2;

@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import Float, column, func, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.report.build import EpochPoint, TrialResult, build_report, tested_pairs
 from core.report.differences import compute_differences
@@ -100,7 +100,33 @@ def load_report(
     )
     report["name"] = comparison.name
     report["status"] = comparison.status
+    if note := reuse_note(session, comparison.id):
+        report["notes"] = [*report["notes"], note]
     return report, trials
+
+
+def reuse_note(session: Session, comparison_id: str) -> str | None:
+    """Which earlier comparisons a comparison's reused trials come from, as a note; None when
+    every trial was trained for it."""
+    source = aliased(Trial)
+    count = func.count(Trial.id)
+    rows = session.execute(
+        select(Comparison.id, Comparison.name, count)
+        .select_from(Trial)
+        .join(source, source.id == Trial.reused_from)
+        .join(Comparison, Comparison.id == source.comparison_id)
+        .where(Trial.comparison_id == comparison_id)
+        .group_by(Comparison.id, Comparison.name)
+        .order_by(count.desc(), Comparison.id)
+    ).all()
+    if not rows:
+        return None
+    total = sum(int(n) for _, _, n in rows)
+    where = "; ".join(f"{int(n)} from '{name}' ({cid})" for cid, name, n in rows)
+    return (
+        f"{total} trial(s) reuse the result of an identical earlier trial (same architecture, "
+        f"data, split, settings, seed and library versions) instead of training again: {where}."
+    )
 
 
 def _noun(dataset: str) -> str:

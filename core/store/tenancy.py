@@ -8,7 +8,9 @@ are reached only through their comparison, which is looked up with ``owned()``.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+import uuid
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -16,12 +18,15 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
+from core.store.db import upsert_insert
 from core.store.tables import ApiKey, Comparison, Dataset, utcnow
 
 __all__ = [
     "KEY_PREFIX",
+    "TENANT_NAME",
     "active_key_count",
     "create_key",
+    "ensure_key",
     "hash_key",
     "list_keys",
     "owned",
@@ -30,6 +35,7 @@ __all__ = [
 ]
 
 KEY_PREFIX = "ab_"
+TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as `archbench keys` takes it
 TOUCH_EVERY = timedelta(seconds=60)  # last_used_at is written at most this often per key
 
 Owned = TypeVar("Owned", Comparison, Dataset)
@@ -52,6 +58,28 @@ def create_key(session: Session, tenant: str, name: str | None = None) -> tuple[
     session.add(row)
     session.flush()
     return row, key
+
+
+def ensure_key(session: Session, tenant: str, key: str, name: str = "bootstrap") -> str:
+    """Store ``key`` for ``tenant`` unless it is stored already: "created", "present" or
+    "revoked" (a revoked key stays revoked). Safe when several processes start at once."""
+    found = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+    if found is not None:
+        return "revoked" if found.revoked_at is not None else "present"
+    inserted = session.execute(
+        upsert_insert(session, ApiKey)
+        .values(
+            id=str(uuid.uuid4()),
+            tenant=tenant,
+            name=name,
+            prefix=key[:10],
+            key_hash=hash_key(key),
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=[ApiKey.key_hash])
+        .returning(ApiKey.id)
+    ).first()
+    return "created" if inserted else "present"
 
 
 def list_keys(session: Session, tenant: str | None = None) -> list[ApiKey]:

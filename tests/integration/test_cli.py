@@ -212,3 +212,39 @@ def test_readyz_follows_the_schema_of_a_served_database(tmp_path: Path) -> None:
     )
     assert behind.status_code == 503, behind.text
     assert behind.json()["checks"]["database"] == "behind"
+
+
+def test_compose_sweeper_healthcheck_follows_its_sweeps(tmp_path: Path) -> None:
+    """The sweeper's health check, run as Docker would, against a real sweeper: healthy once
+    a sweep reached the database, unhealthy when its last one is over a minute old."""
+    sweeper = _compose()["services"]["sweeper"]
+    command = [
+        c.replace("/tmp/archbench-sweeper.alive", str(tmp_path / "alive"))
+        for c in sweeper["command"]
+    ]
+    kind, *check = sweeper["healthcheck"]["test"]
+    check = [c.replace("/tmp/archbench-sweeper.alive", str(tmp_path / "alive")) for c in check]
+    assert (kind, check[0]) == ("CMD", "python")
+    env = base_env(tmp_path)
+    assert run(["migrate"], env).returncode == 0
+
+    def healthy() -> bool:
+        proc = subprocess.run([sys.executable, *check[1:]], capture_output=True, timeout=30)
+        return proc.returncode == 0
+
+    assert not healthy()  # no sweep yet
+    assert command[:2] == ["archbench", "sweep"]
+    log = tmp_path / "sweeper.log"
+    proc = start([*ARCHBENCH, *command[1:], "--interval", "0.5"], env, log)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "alive").exists():
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.2)
+        assert healthy()
+    finally:
+        stop(proc)
+    stale = time.time() - 120
+    os.utime(tmp_path / "alive", (stale, stale))
+    assert not healthy()

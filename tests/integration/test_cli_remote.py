@@ -80,9 +80,17 @@ def test_submit_wait_ls_status_export_and_mlflow(distributed: Service, tmp_path:
     ml = MlflowClient(tracking_uri=f"sqlite:///{db}")
     experiment = ml.get_experiment_by_name("archbench/cli-remote")
     assert experiment is not None
-    runs = ml.search_runs([experiment.experiment_id])
+    every = ml.search_runs([experiment.experiment_id])
+    [parent] = [r for r in every if r.data.tags.get("archbench.role") == "comparison"]
+    report = json.loads((out_dir / "report.json").read_text())
+    assert parent.data.tags["archbench.verdict"] == report["verdict"]
+    assert parent.data.params["seeds"] == "[0,1]"
+    artifacts = {a.path for a in ml.list_artifacts(parent.info.run_id)}
+    assert {"report.json", "report.md", "report.png"} <= artifacts
+    runs = [r for r in every if r is not parent]
     assert len(runs) == 2
     for r in runs:
+        assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert r.info.status == "FINISHED"
         assert r.data.tags["archbench.comparison_id"] == cid
         assert r.data.tags["archbench.variant"] == "mlp"
@@ -98,7 +106,7 @@ def test_submit_wait_ls_status_export_and_mlflow(distributed: Service, tmp_path:
     assert again.returncode == 0, again.stderr
     assert "logged 0 new run(s)" in again.stdout
     assert "2 already there from an earlier export" in again.stdout
-    assert len(ml.search_runs([experiment.experiment_id])) == 2
+    assert len(ml.search_runs([experiment.experiment_id])) == 3
     # Live logging by the worker: see test_observability_distributed.py.
 
 

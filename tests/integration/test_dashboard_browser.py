@@ -122,6 +122,9 @@ def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64)
 
 
+LONG_NAME = "mlp_with_a_long_descriptive_name_the_dashboard_used_to_clip"  # 64 at most
+
+
 def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
@@ -148,7 +151,9 @@ def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path
     assert "kernel_size" in _text(driver, "#error-list li")
 
     # A good spec: the form leads to the comparison page, which follows the event stream.
-    _paste_and_submit(driver, tiny_spec("dashboard e2e", seeds=[0], epochs=2))
+    good = tiny_spec("dashboard e2e", seeds=[0], epochs=2)
+    good["variants"][-1]["name"] = LONG_NAME  # shown whole, never clipped
+    _paste_and_submit(driver, good)
     _wait(driver, lambda d: "#/c/" in d.current_url, 20, "the comparison page")
     cid = driver.current_url.rsplit("/", 1)[-1]
     _wait(
@@ -172,6 +177,21 @@ def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path
     rows = _texts(driver, "#trials tbody tr")
     assert len(rows) == 2, rows
     assert all("succeeded" in r for r in rows), rows
+    # A long variant name wraps inside its cell, and the headers wrap too: every table fits
+    # its panel (nothing cut off or pushed out of sight), and the name is all there.
+    assert any(LONG_NAME in r.replace("\n", "") for r in rows), rows
+    overflow = driver.execute_script(
+        "return Array.from(document.querySelectorAll('table.grid'), t =>"
+        " [t.id, t.scrollWidth - t.parentElement.clientWidth]).filter(([, d]) => d > 1);"
+    )
+    assert overflow == [], overflow
+    clipped = driver.execute_script(
+        "return Array.from(document.querySelectorAll('td.name, table.grid th'), c =>"
+        " c.scrollWidth > c.clientWidth + 1 ? c.innerText : null).filter(x => x);"
+    )
+    assert clipped == [], clipped
+    headers = _texts(driver, "#trials thead th")
+    assert [h.lower() for h in headers[4:7]] == ["test accuracy", "test loss", "train seconds"]
     assert "epochs 4/4" in _text(driver, "#c-progress")
     links = dict(
         driver.execute_script(

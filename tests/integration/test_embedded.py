@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from core.exports.bundle import folder_name
 from tests.support.helpers import assert_trained, small_mlp, tiny_spec, wait_done
 from tests.support.services import ROOT, Service, base_env, free_port, start, stop, wait_http
 
@@ -131,6 +132,32 @@ def test_readme_tour_runs(embedded: Service, tmp_path: Path) -> None:
     assert metrics[0].startswith("trial_id,variant,seed,epoch,loss,accuracy")
     assert len(metrics) == 1 + 6 * 2  # 2 variants x 3 seeds x 2 epochs
 
+    # The README sends files with --data-binary: --data strips the newlines, and the located
+    # error of a malformed file always said line 1.
+    readme = (ROOT / "README.md").read_text()
+    assert re.findall(r"curl [^\n]*(?:\n  [^\n]*)*?(-d|--data)[ =][@']", readme) == []
+    broken = tmp_path / "broken.json"
+    broken.write_text('{\n  "name": "x",\n  "seeds": [0, 1,]\n}\n')  # a trailing comma, line 3
+    for flag, line in (("--data-binary", 3), ("--data", 1)):
+        answer = subprocess.run(
+            [
+                "curl",
+                "-s",
+                "-X",
+                "POST",
+                f"{embedded.url}/v1/comparisons",
+                "-H",
+                "Content-Type: application/json",
+                flag,
+                f"@{broken}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        [error] = json.loads(answer.stdout)["errors"]
+        assert error["msg"].startswith(f"invalid JSON at line {line},"), (flag, error)
+
 
 def test_up_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
@@ -221,13 +248,14 @@ def test_readme_cli_lines_run(embedded: Service, tmp_path: Path) -> None:
     assert all(float(x) > 0 for x in timed), timed  # every seed, not one per variant
     assert f"logged {n} new run(s)" in out
     assert f"wrote {n} new TensorBoard run(s)" in out
-    runs = sorted(
-        p.parent.relative_to(tmp_path / "runs")
-        for p in (tmp_path / "runs").glob("*/*/events.out.tfevents.*")
-    )
+    # One folder for the comparison (its name and id), a run per trial and its report run.
+    folder = tmp_path / "runs" / folder_name({"name": quick["name"], "id": cid})
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [folder.name]
+    runs = sorted(p.parent.relative_to(folder) for p in folder.glob("*/*/events.out.tfevents.*"))
     assert [str(r) for r in runs] == sorted(
         f"{v['name']}/seed{seed}" for v in quick["variants"] for seed in quick["seeds"]
     )
+    assert list((folder / "report").glob("events.out.tfevents.*"))
 
     # Exporting again: nothing is written twice, and the command says what was there.
     # TensorBoard's own reader finds each trial's curve, step = epoch, as the api has it.
@@ -239,7 +267,7 @@ def test_readme_cli_lines_run(embedded: Service, tmp_path: Path) -> None:
         metrics = client.get(f"/v1/comparisons/{cid}/metrics").json()["items"]
     for t in trials:
         acc = event_accumulator.EventAccumulator(
-            str(tmp_path / "runs" / t["variant"] / f"seed{t['seed']}"),
+            str(folder / t["variant"] / f"seed{t['seed']}"),
             size_guidance={event_accumulator.TENSORS: 0},
         ).Reload()
         read = {

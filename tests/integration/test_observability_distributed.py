@@ -329,22 +329,32 @@ def test_live_mlflow_logs_trials_no_task_ended(live: tuple[Stack, Path]) -> None
     ml = MlflowClient(tracking_uri=f"sqlite:///{store}")
 
     def runs(name: str) -> list[Any]:
+        """The trials' runs; each comparison also has its parent run, checked here."""
         experiment = ml.get_experiment_by_name(f"archbench/{name}")
         assert experiment is not None, name
-        return list(ml.search_runs([experiment.experiment_id]))
+        found = list(ml.search_runs([experiment.experiment_id]))
+        [parent] = [r for r in found if r.data.tags.get("archbench.role") == "comparison"]
+        children = [r for r in found if r is not parent]
+        for r in children:
+            assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        return children
 
     [first] = runs("ml-trained")
-    [again] = runs("ml-reused")
+    # The reused trial is the trained one's work: not logged twice, its run is that one.
+    assert runs("ml-reused") == []
+    with stack.db() as s:
+        reused_run = s.scalar(
+            select(MlflowRun.run_id).where(MlflowRun.trial_id == reused_trial["id"])
+        )
+    assert reused_run == first.info.run_id
     killed = runs("ml-cancelled")
     assert sorted(r.data.tags["archbench.seed"] for r in killed) == ["7", "8"]
     for r in killed:
         assert r.info.status == "KILLED"
         assert r.data.tags["archbench.comparison_id"] == cancelled
         assert r.data.tags["archbench.status"] == "cancelled"
-    assert again.data.tags["archbench.comparison_id"] == reused
-    assert again.data.tags["archbench.trial_id"] == reused_trial["id"]
     assert first.data.tags["archbench.trial_id"] == trained_trial["id"]
-    for r in (first, again):
+    for r in (first,):
         assert r.info.status == "FINISHED"
         assert r.data.tags["archbench.variant"] == "m"
         assert r.data.params["epochs"] == "5"

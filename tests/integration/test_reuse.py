@@ -41,6 +41,15 @@ def test_identical_trials_are_reused(distributed: Service) -> None:
         assert trials[8]["attempts"] == 1
         metrics = client.get(f"/v1/comparisons/{done['id']}/metrics").json()["items"]
         assert sorted((m["seed"], m["epoch"]) for m in metrics) == [(7, 1), (8, 1)]
+        # The report says which trials were reused, and from which comparison.
+        notes = client.get(f"/v1/comparisons/{done['id']}/report").json()["notes"]
+        [note] = [n for n in notes if "reuse the result" in n]
+        assert note.startswith("1 trial(s) reuse")
+        assert f"1 from 'reuse-first' ({first['id']})" in note
+        markdown = client.get(f"/v1/comparisons/{done['id']}/report?format=md").text
+        assert first["id"] in markdown
+        first_notes = client.get(f"/v1/comparisons/{first['id']}/report").json()["notes"]
+        assert not [n for n in first_notes if "reuse the result" in n]
 
         # Everything reused: the comparison is finished at once, nothing is queued.
         whole = client.post("/v1/comparisons", json={**again, "name": "reuse-third"}).json()

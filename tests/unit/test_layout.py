@@ -8,7 +8,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
 PACKAGES = {"api", "archbench", "bench", "cli", "core", "models", "worker"}
-REPOSITORY_LEVEL = {"test_layout.py", "test_packaging.py"}
+REPOSITORY_LEVEL = {"test_compose_files.py", "test_layout.py", "test_packaging.py"}
 
 
 def test_unit_tests_sit_under_their_package() -> None:

@@ -54,9 +54,9 @@ from core.trials.queue import TRAIN_TASK
 from core.trials.reuse import library_versions, trial_hash
 from worker.celery_app import app
 from worker.checkpoint import checkpoint_folder, remove_checkpoint
+from worker.heartbeat import host_identity
 from worker.lease import LeaseRenewal
 from worker.trial_data import load_split
-from worker.heartbeat import host_identity
 
 if TYPE_CHECKING:
     import numpy as np

@@ -57,6 +57,13 @@ def _interval(ci: Any, cell: Any) -> str:
     return f"{cell(ci[0])} to {cell(ci[1])}"
 
 
+def _conclusion(pair: Mapping[str, Any]) -> str:
+    """A pair's conclusion in words, naming the variant ("conv64x2 better", not "a better")."""
+    conclusion = str(pair.get("conclusion") or "")
+    side = {"a_better": pair.get("a"), "b_better": pair.get("b")}.get(conclusion)
+    return f"{side} better" if side else conclusion.replace("_", " ")
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -139,7 +146,7 @@ class Report(dict[str, Any]):
                     _gap(pr.get("diff"), m, signed=True),
                     _interval(pr.get("ci95"), lambda x: _gap(x, m, True)),
                     _p(pr.get("p_adjusted")),
-                    escape(str(pr.get("conclusion") or "").replace("_", " ")),
+                    escape(_conclusion(pr)),
                 ]
                 for pr in pairs
             ]

@@ -113,7 +113,10 @@ def test_a_report_shows_its_verdict_and_tables() -> None:
     assert table.index(ranked[0]) < table.index(ranked[-1])  # in rank order
     for pair in report["pairwise"]:
         assert f"{pair['a']} vs {pair['b']}" in text
-        assert pair["conclusion"].replace("_", " ") in text
+        named = {"a_better": f"{pair['a']} better", "b_better": f"{pair['b']} better"}
+        assert named.get(pair["conclusion"], pair["conclusion"].replace("_", " ")) in text
+        assert "a better" not in text
+        assert "b better" not in text
         assert fmt.gap(pair["diff"], "test_accuracy", signed=True) in text
     for note in report["notes"]:
         assert " ".join(note.split()) in text

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     trial_max_seconds: int = Field(24 * 3600, ge=1)
     lease_seconds: int = Field(120, ge=5)
     max_attempts: int = Field(3, ge=1)
+    # The memory a worker process is given, in MiB (its container's limit); unset: the
+    # cgroup's limit, else the machine's. A child killed by SIGKILL with its peak RSS at
+    # least MEMORY_KILL_FRACTION of it was killed for memory: its trial fails at once
+    # (worker.memory) instead of being retried into the same kill.
+    worker_memory_mb: int | None = Field(None, ge=1)
     sweep_seconds: float = Field(10.0, gt=0)
     # A queued trial sent this long ago, and not claimed while a worker process sits idle, has
     # lost its message (e.g. a claim that met a database outage): the sweeper sends it again,

@@ -216,6 +216,11 @@ class AttemptsExhausted(ArchbenchError, slug="attempts-exhausted", title="Trial 
     """The workers running a trial stopped answering ``max_attempts`` times; stored."""
 
 
+class MemoryKilled(ArchbenchError, slug="memory-killed", title="Trial killed for memory"):
+    """The process training a trial was killed by a signal (the OOM killer's SIGKILL) with
+    its peak memory near what it was given; stored, and the trial is not tried again."""
+
+
 class TrialsFailed(ArchbenchError, slug="trials-failed", title="Some trials failed"):
     """Some trials of a comparison failed; stored on the comparison, with a title that
     says how many."""

@@ -56,6 +56,7 @@ from worker.celery_app import app
 from worker.checkpoint import checkpoint_folder, remove_checkpoint
 from worker.heartbeat import host_identity
 from worker.lease import LeaseRenewal
+from worker.memory import PeakSampler
 from worker.trial_data import load_split
 
 if TYPE_CHECKING:
@@ -113,7 +114,8 @@ def _problem(exc: BaseException) -> Problem:
 
 
 # acks_late and reject_on_worker_lost come from core.trials.queue.celery_config, with their reasons.
-@app.task(name=TRAIN_TASK, ignore_result=True)
+# A child killed for memory is told apart from other losses in the parent (worker.memory).
+@app.task(name=TRAIN_TASK, ignore_result=True, Request="worker.memory:TrainRequest")
 def train_trial_task(trial_id: str) -> str:
     """Train one trial, identified by id (the row in the database is the truth)."""
     return run_trial(trial_id)
@@ -262,7 +264,10 @@ def _run_claimed(
     outcome: str = Outcome.FAILED
     budget = float(spec.training.max_seconds or settings.trial_max_seconds)
     try:
-        with LeaseRenewal(trial_id, owner, settings.lease_seconds, budget + 3600) as lease:
+        with (
+            PeakSampler(trial_id),
+            LeaseRenewal(trial_id, owner, settings.lease_seconds, budget + 3600) as lease,
+        ):
             run = TrialRun(
                 trial_id, comparison_id, variant_index, seed, owner, attempt, lease, settings
             )

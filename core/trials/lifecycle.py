@@ -51,6 +51,7 @@ __all__ = [
     "claim_trial",
     "db_now",
     "end_unclaimed",
+    "fail_running_in",
     "failure_summary",
     "finish_trial",
     "json_safe",
@@ -172,6 +173,27 @@ def end_unclaimed(
         .execution_options(synchronize_session=False)
     )
     return bool(rows_changed(result))
+
+
+def fail_running_in(session: Session, trial_id: str, *, worker: str, error: Problem) -> str | None:
+    """End as failed the trial still running in the worker process ``worker`` (host:pid),
+    whatever its lease: that process is known to be dead (its parent saw it killed). Returns
+    the trial's comparison id, or None when the trial was not running there."""
+    result = session.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.status == TrialStatus.RUNNING, Trial.worker == worker)
+        .values(
+            status=TrialStatus.FAILED,
+            error=without_terminal_codes(error),
+            finished_at=utcnow(),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        .returning(Trial.comparison_id)
+        .execution_options(synchronize_session=False)
+    )
+    comparison_id = result.scalar()
+    return None if comparison_id is None else str(comparison_id)
 
 
 def release_trial(session: Session, trial_id: str, *, owner: str) -> bool:

@@ -13,9 +13,10 @@ and tiers in ``core.report.pairs``):
 - ``std`` is the sample standard deviation (ddof=1); ``ci95`` is the t-interval
   ``mean ± t(0.975, n-1)·std/√n``. Both are ``None`` when ``n < 2``.
 - A pair is tested only when both sides have ``n >= MIN_SEEDS`` (3); otherwise its
-  conclusion is ``untested``. When both sides ran the same seeds the test is the paired t
-  (``test: "paired_t"``) on the per-seed differences, whose correlation is reported;
-  otherwise Welch's t (``"welch"``).
+  conclusion is ``untested``. When the two sides share at least ``MIN_SEEDS`` seeds the
+  test is the paired t (``test: "paired_t"``) on the per-seed differences over the shared
+  seeds only (a seed one side lacks is left out; ``n_paired`` counts them), whose
+  correlation is reported; otherwise Welch's t (``"welch"``) over all of each side.
 - Superiority p-values are Holm-adjusted over the whole planned family (an untestable pair
   counts as p = 1, so the family never shrinks while trials run); TOST equivalence p-values
   against ``equivalence_margin`` are Holm-adjusted the same way. A pair is ``a_better`` /
@@ -58,9 +59,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
-from core.report import stats as st
 from core.report.pairs import (
     ALPHA,
     SEQUENTIAL_METHOD,
@@ -88,15 +88,11 @@ __all__ = [
     "REPORT_ROW_COLUMNS",
     "EpochPoint",
     "TrialResult",
-    "WelchResult",
     "build_report",
-    "cohens_d",
-    "holm_adjust",
     "needs_more_seeds",
     "pairwise_rows",
     "report_rows",
     "tested_pairs",
-    "welch_test",
 ]
 
 PRIMARY_METRICS: Mapping[str, bool] = {
@@ -199,16 +195,6 @@ class TrialResult:
 
 
 @dataclass(frozen=True)
-class WelchResult:
-    """Welch's t-test of ``mean(a) - mean(b)``; fields are None when no test is possible."""
-
-    diff: float
-    ci95: tuple[float, float] | None
-    p_value: float | None
-    df: float | None
-
-
-@dataclass(frozen=True)
 class _Summary:
     n: int
     mean: float | None = None
@@ -251,38 +237,6 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 def _present(values: Iterable[float | None]) -> list[float]:
     return [v for v in (finite(x) for x in values) if v is not None]
-
-
-def welch_test(a: Sequence[float], b: Sequence[float]) -> WelchResult:
-    """Welch's t-test (scipy) and the Welch-Satterthwaite 95% interval of mean(a) - mean(b)."""
-    if len(a) < 2 or len(b) < 2:
-        raise ValueError("Welch's t-test needs at least two values on each side")
-    (ma, sa), (mb, sb) = moments(a), moments(b)
-    va, vb = sa * sa / len(a), sb * sb / len(b)
-    denom = va * va / (len(a) - 1) + vb * vb / (len(b) - 1)
-    df = (va + vb) * (va + vb) / denom if denom > 0.0 else math.nan
-    if not math.isfinite(df) or va + vb == 0.0:
-        return WelchResult(ma - mb, None, None, None)
-    half = float(stats.t.ppf(0.975, df)) * math.sqrt(va + vb)
-    # scipy's Welch test from the same moments, so p, CI and the constant-sample rule agree
-    # (and scipy never warns about catastrophic cancellation on a near-constant sample).
-    welch = stats.ttest_ind_from_stats(ma, sa, len(a), mb, sb, len(b), equal_var=False)
-    p = finite(welch.pvalue)
-    return WelchResult(ma - mb, (ma - mb - half, ma - mb + half), p, df)
-
-
-def cohens_d(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Cohen's d of a over b with the pooled standard deviation; None when that is zero."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    (ma, sa), (mb, sb) = moments(a), moments(b)
-    pooled_var = ((len(a) - 1) * sa * sa + (len(b) - 1) * sb * sb) / (len(a) + len(b) - 2)
-    return finite((ma - mb) / math.sqrt(pooled_var)) if pooled_var > 0.0 else None
-
-
-def holm_adjust(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment of p-values (statsmodels), returned in the input order."""
-    return st.holm(p_values)
 
 
 # --- aggregation ------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def tested_pairs(names: Sequence[str], baseline: str | None) -> list[tuple[str, 
 
 @dataclass(frozen=True)
 class Plan:
-    """What the spec says about the design, with the defaults of API.md 1.1."""
+    """What the spec says about the design, with the documented defaults."""
 
     split: str
     baseline: str | None

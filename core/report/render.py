@@ -498,7 +498,7 @@ def render_markdown(report: Report, *, title: str) -> str:
         lines += ["## Pairwise comparisons", ""]
         lines += [md_escape(_pairwise_caption(design)), ""]
         lines += [*_md_table(*_pairwise_table(report)), ""]
-    if report.get("differences"):  # issue 14: core.report.differences
+    if report.get("differences"):  # core.report.differences
         lines += ["## Do they differ?", ""]
         lines += [
             f"- {md_escape(d['sentence'])}" for d in report["differences"] if d.get("sentence")

@@ -3,7 +3,7 @@
 ``core.report.build.build_report`` makes a plain dict (the renderers and stored reports read
 dicts); ``Report.model_validate`` checks it, and the api serves it with
 ``response_model=Report`` so ``/openapi.json`` documents every field. The field names are
-those of API.md (1.0 and "Version 1.1").
+those of the HTTP contract (versions 1.0, 1.1 and 1.2) that the README documents.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ class PerClassAccuracy(_Model):
 
 
 class PairDifference(BaseModel):
-    """How two variants differ beyond the primary metric (filled by the analysis of issue 14)."""
+    """How two variants differ beyond the primary metric (``core.report.differences``)."""
 
     model_config = ConfigDict(extra="allow")
 

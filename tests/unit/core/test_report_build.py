@@ -483,7 +483,7 @@ def test_any_input_gives_json_safe_consistent_report(
 
 
 def test_an_unadjusted_interval_is_labelled_in_the_verdict(trial: Factory) -> None:
-    """Issue 13: "not distinguishable (95% CI 0.6 to 8.4, adjusted p = 0.093)". An
+    """A verdict once read "not distinguishable (95% CI 0.6 to 8.4, adjusted p = 0.093)". An
     inconclusive pair of a family of three whose unadjusted interval excludes zero must say
     that interval is unadjusted, next to the adjusted p."""
     values = {

@@ -8,7 +8,7 @@ service does: ``build_report`` over the trials so far, ``needs_more_seeds``, the
 round of seeds. Every report a user could read counts: the interim ones at each look, an
 interim one while a round is still running, and the final one.
 
-The claims checked (issue 13, "Evidence"):
+The claims checked:
 
 - under the null (all means equal), the family-wise rate of any "better" conclusion at any
   look, over at least 2,000 comparisons, has a 95% binomial interval that includes or lies

@@ -149,6 +149,15 @@ class SeedSchedule(_Strict):
     min: Annotated[int, Field(ge=1, le=MAX_SEED)] = 3
     max: Annotated[int, Field(ge=1, le=MAX_SEED)] = 20
     step: Annotated[int, Field(ge=1, le=MAX_SEED)] = 1
+    boundary: Annotated[
+        Literal["pocock", "obrien_fleming"],
+        Field(
+            description="The group-sequential boundary of the looks: obrien_fleming (the "
+            "default: strict early, close to the fixed design's level at max, so it keeps "
+            "most of the fixed design's power) or pocock (one constant level: stops early "
+            "most easily, at a cost in power at max)."
+        ),
+    ] = "obrien_fleming"
 
     # max >= min is checked by core.trials.validation, which can point at ["body", "seeds", "max"].
 

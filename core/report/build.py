@@ -61,12 +61,11 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from core.report.looks import ALPHA, Look, decide, look_of, look_summary
 from core.report.pairs import (
-    ALPHA,
-    SEQUENTIAL_METHOD,
+    PairLevels,
     as_interval,
     conclude,
-    current_look,
     finite,
     moments,
     needs_more_seeds,
@@ -207,6 +206,7 @@ class _Summary:
 @dataclass
 class _Group:
     name: str
+    metric: str = "test_accuracy"
     values: list[float] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     succeeded: list[TrialResult] = field(default_factory=list)
@@ -215,11 +215,20 @@ class _Group:
     missing: list[int] = field(default_factory=list)
     n_running: int = 0
     n_diverged: int = 0
+    diverged_worst: list[int] = field(default_factory=list)
     params: int | None = None
     flops: int | None = None
 
 
-def _summarize(values: Sequence[float]) -> _Summary:
+ACCURACY_RANGE = (0.0, 1.0)
+NON_NEGATIVE = (0.0, math.inf)
+VARIANT_INTERVALS = "t_bounded"
+"""``design.variant_intervals``: a variant's 95% interval is the t-interval intersected with
+the metric's range (accuracies in [0, 1]; losses and timings at least 0). The true mean lies
+in the range, so the intersection covers whenever the t-interval does."""
+
+
+def _summarize(values: Sequence[float], bounds: tuple[float, float] = NON_NEGATIVE) -> _Summary:
     n = len(values)
     if n == 0:
         return _Summary(0)
@@ -227,7 +236,12 @@ def _summarize(values: Sequence[float]) -> _Summary:
     if n < 2:
         return _Summary(n, mean, None, None, values[0], values[0])
     half = float(special.stdtrit(n - 1, 0.975)) * std / math.sqrt(n)  # t.ppf, faster
-    return _Summary(n, mean, std, (mean - half, mean + half), min(values), max(values))
+    lo, hi = max(bounds[0], mean - half), min(bounds[1], mean + half)
+    return _Summary(n, mean, std, (lo, hi), min(values), max(values))
+
+
+def _range(metric: str) -> tuple[float, float]:
+    return NON_NEGATIVE if metric == "test_loss" else ACCURACY_RANGE
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -252,11 +266,29 @@ def _variant_names(variant_order: Sequence[str], trials: Sequence[TrialResult]) 
     return names
 
 
-def _group(name: str, trials: Sequence[TrialResult], metric: str, info: Analysis | None) -> _Group:
-    g = _Group(name)
+def _worst(trials: Sequence[TrialResult], metric: str, higher: bool) -> float | None:
+    """The worst finite value of ``metric`` over the comparison's succeeded trials."""
+    values = _present(getattr(t, metric) for t in trials if t.status == TrialStatus.SUCCEEDED)
+    return (min(values) if higher else max(values)) if values else None
+
+
+def _group(
+    name: str,
+    trials: Sequence[TrialResult],
+    metric: str,
+    info: Analysis | None,
+    worst: float | None = None,
+) -> _Group:
+    """One variant's trials. A diverged trial counts against its variant for every primary
+    metric: scored as it ended, or, when its metric is not finite (a NaN test loss), at the
+    worst value any trial of the comparison reached (``diverged_scored_worst``)."""
+    g = _Group(name, metric)
     for t in trials:
         if t.status == TrialStatus.SUCCEEDED:
             value = finite(getattr(t, metric))
+            if value is None and t.stop_reason == DIVERGED and worst is not None:
+                value = worst
+                g.diverged_worst.append(t.seed)
             if value is None:
                 g.missing.append(t.seed)
             else:
@@ -322,7 +354,7 @@ def _ci(s: _Summary) -> list[float] | None:
 
 def _variant_block(g: _Group, info: Analysis | None) -> dict[str, Any]:
     ok = g.succeeded
-    main = _summarize(g.values)
+    main = _summarize(g.values, _range(g.metric))
     loss = _summarize(_present(t.test_loss for t in ok))
     best = _summarize(_present(_best_val(t) for t in ok))
     final = _summarize(_present(_final_val(t) for t in ok))
@@ -343,6 +375,7 @@ def _variant_block(g: _Group, info: Analysis | None) -> dict[str, Any]:
         "seeds_without_metric": sorted(g.missing),
         "stopped_early": {r: sum(t.stop_reason == r for t in ok) for r in STOPPED_EARLY},
         "n_diverged": g.n_diverged,
+        "diverged_scored_worst": sorted(g.diverged_worst),
         "rank": None,
         "tier": None,
         "mean": main.mean,
@@ -404,27 +437,29 @@ def build_report(
     by_name: dict[str, list[TrialResult]] = {n: [] for n in names}
     for t in trials:
         by_name[t.variant].append(t)
-    groups = [_group(n, by_name[n], primary_metric, info.get(n)) for n in names]
+    worst = _worst(trials, primary_metric, higher)
+    groups = [_group(n, by_name[n], primary_metric, info.get(n), worst) for n in names]
     variants = [_variant_block(g, info.get(g.name)) for g in groups]
     plan = plan_of(design, names)
     complete = not any(g.n_running for g in groups)
-    looks = current_look(plan, max((len(by_name[n]) for n in names), default=0), complete)
-    family = tested_pairs(names, plan.baseline)
+    planned = max((len(by_name[n]) for n in names), default=0)
+    look = look_of(plan.schedule, planned, plan.boundary, complete)
+    family = tested_pairs(names, plan.baseline, plan.contrasts)
     group_of = {g.name: g for g in groups}
-    level = float(looks["level"])
-    final_level = float(looks.get("final_level", level))
+    levels = _pair_levels(look, max(1, len(family)))
     pairs = [
-        pair_row(
-            group_of[a],
-            group_of[b],
-            family=max(1, len(family)),
-            level=level,
-            final_level=final_level,
-            margin=plan.margin,
-        )
-        for a, b in family
+        pair_row(group_of[a], group_of[b], levels=levels, margin=plan.margin) for a, b in family
     ]
-    conclude(pairs, higher=higher, level=level, margin=plan.margin, complete=complete)
+    decisions = decide([(group_of[a], group_of[b]) for a, b in family], look, plan.margin)
+    conclude(
+        pairs,
+        decisions,
+        higher=higher,
+        margin=plan.margin,
+        complete=complete,
+        levels=levels,
+        max_seeds=None if plan.schedule is None else plan.schedule[-1],
+    )
     for v in variants:
         v["rank"] = None
         v["tier"] = None
@@ -437,11 +472,14 @@ def build_report(
         "alpha": ALPHA,
         "equivalence_margin": plan.margin,
         "baseline": plan.baseline,
-        "sequential": SEQUENTIAL_METHOD if plan.schedule is not None else None,
-        "looks": looks,
+        "pairs": None if plan.contrasts is None else [list(p) for p in family],
+        "sequential": None if look.boundary is None else f"group_sequential_{look.boundary}",
+        "looks": look_summary(look, plan.n_seeds),
         "family_size": len(family),
         "multiplicity": "holm",
         "interval_adjustment": "bonferroni",
+        "variant_intervals": VARIANT_INTERVALS,
+        "intervals": levels.interval_method,
     }
     report: dict[str, Any] = _json_safe(
         {
@@ -460,6 +498,22 @@ def build_report(
     report["verdict"] = verdict_sentence(report)
     report["notes"] = fairness_notes(report)
     return report
+
+
+def _pair_levels(look: Look, family: int) -> PairLevels:
+    """Fixed design: 95% t-intervals, Bonferroni over the family at alpha. Adaptive design:
+    repeated confidence intervals, at one minus the current look's boundary level for alpha
+    (each pair) and for alpha / family (the adjusted one)."""
+    if look.boundary is None:
+        return PairLevels(0.95, 1.0 - ALPHA / family, ALPHA / family, ALPHA / family, ALPHA, "t")
+    return PairLevels(
+        interval=1.0 - look.level(ALPHA),
+        adjusted=1.0 - look.level(ALPHA / family),
+        per_pair=look.level(ALPHA / family),
+        final_per_pair=look.levels(ALPHA / family)[-1],
+        level=look.level(ALPHA / family),
+        interval_method=f"repeated_{look.boundary}",
+    )
 
 
 def _dump(d: PairDifference | Mapping[str, Any]) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def test_seed_schedule_is_normalised_and_starts_with_min_seeds() -> None:
     v = validate_comparison(
         ComparisonSpec.model_validate(spec(seeds={"min": 3, "max": 7})), SETTINGS
     )
-    assert v.spec.dump()["seeds"] == {"min": 3, "max": 7, "step": 1}
+    assert v.spec.dump()["seeds"] == {"min": 3, "max": 7, "step": 1, "boundary": "obrien_fleming"}
     assert v.spec.initial_seeds == [0, 1, 2]
     assert v.trials_total == 2 * 3
     assert v.epochs_total == 2 * 3 * 2

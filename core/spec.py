@@ -224,6 +224,9 @@ class AnalysisSpec(_Strict):
         return self.probe_size if self.similarity else 0
 
 
+VariantName = Annotated[str, Field(min_length=1, max_length=200), NO_NUL]
+
+
 class ComparisonSpec(_Strict):
     """A comparison: several architectures trained on the same data, budget and seeds."""
 
@@ -256,6 +259,14 @@ class ComparisonSpec(_Strict):
             "variants count as equivalent (TOST).",
         ),
     ] = DEFAULT_MARGIN
+    pairs: Annotated[
+        list[tuple[VariantName, VariantName]] | None,
+        Field(
+            max_length=10_000,
+            description='Named contrasts, e.g. [["conv64x2", "conv64x2_drop"]]: when given, the '
+            "tested family is these pairs (instead of all pairs or the baseline's).",
+        ),
+    ] = None
     variants: Annotated[list[dict[str, Any]], Field(min_length=1)]
     callback_url: Annotated[str | None, Field(max_length=2000), NO_NUL] = None
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
@@ -330,6 +341,7 @@ class DesignSpec(_Strict):
     baseline: str | None = None
     equivalence_margin: float = DEFAULT_MARGIN
     seeds: list[int] | SeedSchedule | None = None
+    pairs: list[tuple[str, str]] | None = None
 
 
 class StoredSpec(_Strict):
@@ -351,6 +363,7 @@ class StoredSpec(_Strict):
     primary_metric: PrimaryMetric = "test_accuracy"
     baseline: str | None = None
     equivalence_margin: float = DEFAULT_MARGIN
+    pairs: list[tuple[str, str]] | None = None
     variants: list[StoredVariant]
     callback_url: str | None = None
     analysis: AnalysisSpec | None = None
@@ -406,6 +419,7 @@ class StoredSpec(_Strict):
             baseline=self.baseline,
             equivalence_margin=self.equivalence_margin,
             seeds=self.seeds,
+            pairs=self.pairs,
         )
 
     def round_progress(self, trials_total: int) -> tuple[int, int]:

@@ -490,3 +490,15 @@ def test_a_tier_never_holds_a_significantly_different_pair() -> None:
         if p["conclusion"] in ("a_better", "b_better"):
             assert by[p["a"]]["tier"] != by[p["b"]]["tier"], p
     assert (by["top"]["tier"], by["base"]["tier"], by["low"]["tier"]) == (1, 1, 2)
+
+
+def test_named_pairs_are_the_tested_family_and_holm_runs_over_them() -> None:
+    values = {"a": A, "b": B, "c": C}
+    report = _build(_trials(values), {"pairs": [["c", "a"], ["b", "c"]]})
+    assert [(p["a"], p["b"]) for p in report["pairwise"]] == [("c", "a"), ("b", "c")]
+    assert report["design"]["family_size"] == 2
+    assert report["design"]["pairs"] == [["c", "a"], ["b", "c"]]
+    raw = [stats.ttest_rel(C, A).pvalue, stats.ttest_rel(B, C).pvalue]
+    holm_p = multipletests(raw, method="holm")[1]
+    assert [p["p_adjusted"] for p in report["pairwise"]] == pytest.approx(list(holm_p))
+    assert family(["a", "b", "c"], "a", [("b", "c"), ("c", "b"), ("a", "a")]) == [("b", "c")]

@@ -112,6 +112,7 @@ class Decision:
     look: int | None
     diff: float | None
     level: float | None
+    p: float | None = None  # the p-value (TOST p for equivalence) at the decision look
 
 
 def _values(g: Sample, keep: set[int] | None) -> dict[int, float]:
@@ -157,7 +158,7 @@ def decide(
     out = [
         Decision(None, None, None, None)
         if r is None
-        else Decision("better", r[0], tests[r[0]][i][2], r[1])
+        else Decision("better", r[0], tests[r[0]][i][2], r[1], tests[r[0]][i][0])
         for i, r in enumerate(rejected)
     ]
     settled = {i: r[0] for i, r in enumerate(rejected) if r is not None}
@@ -168,5 +169,5 @@ def decide(
             if settled.get(i, j + 1) <= j or tests[j][i][1] is None or not eq[i] < level:
                 continue
             settled[i] = j
-            out[i] = Decision("equivalent", j, tests[j][i][2], level)
+            out[i] = Decision("equivalent", j, tests[j][i][2], level, eq[i])
     return out

@@ -183,6 +183,7 @@ def pair_row(ga: Sample, gb: Sample, *, levels: PairLevels, margin: float) -> di
         "conclusion": "untested",
         "practical": None,
         "decided_at_look": None,
+        "decision_p": None,
         "mde": None,
         "seeds_needed": None,
         "seeds_needed_beyond_max": False,
@@ -281,6 +282,7 @@ def conclude(
             r["conclusion"] = "inconclusive"  # or withheld while the look's trials run
         if dec.kind is not None:
             r["decided_at_look"] = (dec.look or 0) + 1
+            r["decision_p"] = dec.p
             if levels.interval_method != "t":  # a list of seeds: level stays alpha
                 r["level"] = dec.level
         r["significant"] = r["conclusion"] in ("a_better", "b_better")

@@ -74,11 +74,19 @@ def _p_clause(report: Report, p: Mapping[str, Any]) -> str | None:
     )
     if _sequential(report):
         looks = (report.get("design") or {}).get("looks") or {}
-        at = p.get("decided_at_look") or looks.get("current")
+        at, planned = p.get("decided_at_look"), looks.get("planned")
+        if at is not None and p.get("decision_p") is not None:
+            now = ""
+            if at != looks.get("current"):
+                now = f"; p = {fmt.nominal(p['p_value'])} now"
+            return (
+                f"decided at look {at} of {planned}: {exact}p = "
+                f"{fmt.nominal(p['decision_p'])}, below its level {fmt.nominal(p['level'])}{now}"
+            )
         below = "below" if p["p_value"] < (p["level"] or 0.0) else "not below"
         return (
             f"{exact}p = {fmt.nominal(p['p_value'])}, {below} the level "
-            f"{fmt.nominal(p['level'])} of look {at} of {looks.get('planned')}"
+            f"{fmt.nominal(p['level'])} of look {looks.get('current')} of {planned}"
         )
     if p["p_adjusted"] is None:
         return None

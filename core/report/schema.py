@@ -210,6 +210,11 @@ class PairwiseResult(_Model):
     decided_at_look: int | None = Field(
         default=None, description="The look (1-based) at which the pair was decided; it stays."
     )
+    decision_p: float | None = Field(
+        default=None,
+        description="The p-value that decided the pair, at its decision look (the Holm-"
+        "adjusted TOST p for equivalent), compared with level.",
+    )
     mde: float | None = Field(description="Difference detected with 80% power, metric units.")
     seeds_needed: int | None = Field(description="Seeds per variant to decide; null if decided.")
     seeds_needed_beyond_max: bool = Field(

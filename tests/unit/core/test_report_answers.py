@@ -171,3 +171,23 @@ def test_diverged_trials_count_against_their_variant_for_test_loss() -> None:
     assert b["mean"] == pytest.approx(np.mean([0.28, 0.29, 0.27, worst]))
     assert any("count against the variant" in n for n in report["notes"])
     assert report["pairwise"][0]["n_paired"] == 4
+
+
+def test_a_pair_decided_at_an_earlier_look_gives_that_look_s_p_and_level() -> None:
+    values = {
+        "conv128": [0.941, 0.945, 0.938, 0.943],
+        "conv64x2": [0.975, 0.978, 0.973, 0.976],
+    }
+    spec = {"baseline": "conv128", "seeds": {"min": 3, "max": 6, "step": 1}}
+    report = _build(values, spec, final=False)
+    p = report["pairwise"][0]
+    assert (p["conclusion"], p["decided_at_look"]) == ("b_better", 1)
+    first = stats.ttest_rel(values["conv128"][:3], values["conv64x2"][:3]).pvalue
+    assert p["decision_p"] == pytest.approx(first)
+    assert p["decision_p"] < p["level"] == pytest.approx(report["design"]["looks"]["levels"][0])
+    now = stats.ttest_rel(values["conv128"], values["conv64x2"]).pvalue
+    assert p["p_value"] == pytest.approx(now)
+    assert (
+        f"decided at look 1 of 4: p = {first:.2g}, below its level {p['level']:.2g}"
+        in (report["verdict"])
+    )

@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from core.report.answers import answers
 from core.report.looks import ALPHA, Look, decide, look_of, look_summary
 from core.report.pairs import (
     PairLevels,
@@ -496,6 +497,7 @@ def build_report(
         }
     )
     report["verdict"] = verdict_sentence(report)
+    report["answers"] = answers(report, verdict_sentence(report, differences=False))
     report["notes"] = fairness_notes(report)
     return report
 

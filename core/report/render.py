@@ -239,8 +239,9 @@ def _interim_prefix(report: Report) -> str:
     return f"Interim result ({look}{done} of {done + lost + running} trials finished): "
 
 
-def verdict_sentence(report: Report) -> str:
-    """The report's verdict: one plain sentence per tested pair, then divergences."""
+def verdict_sentence(report: Report, *, differences: bool = True) -> str:
+    """The report's verdict: one plain sentence per tested pair, then divergences, then
+    (unless ``differences`` is False: the score's answer alone) each difference's sentence."""
     variants = report["variants"]
     done = sum(v["n"] for v in variants)
     lost = sum(v["n_failed"] + v["n_cancelled"] + len(v["seeds_without_metric"]) for v in variants)
@@ -261,7 +262,7 @@ def verdict_sentence(report: Report) -> str:
                 f"{v['name']} diverged (loss not finite) on {v['n_diverged']} of "
                 f"{_plural(total, 'trial')}, scored as they ended"
             )
-    for d in report.get("differences") or ():
+    for d in report.get("differences") or () if differences else ():
         if d.get("sentence"):
             sentences.append(str(d["sentence"]).rstrip("."))
     text = ". ".join(sentences) + "."
@@ -378,6 +379,17 @@ def render_markdown(report: Report, *, title: str) -> str:
     state = "final" if report["final"] else "interim, trials still running or more to come"
     design = report.get("design") or {}
     lines = [f"# {md_escape(title)}", "", f"**Verdict:** {md_escape(report['verdict'])}", ""]
+    labels = (
+        ("score", "Score"),
+        ("predictions", "Predictions"),
+        ("representations", "Representations"),
+    )
+    given = [
+        (label, text) for key, label in labels if (text := (report.get("answers") or {}).get(key))
+    ]
+    if given:
+        lines += [f"- **{label}:** {md_escape(text)}" for label, text in given]
+        lines += [""]
     lines += [f"Primary metric: {_label(report)} ({direction} is better); report {state}.", ""]
     lines += [md_escape(_design_line(report, design)), ""]
     lines += ["## Variants", "", *_md_table(*_variant_table(report)), ""]

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "Answers",
     "Conclusion",
     "Design",
     "Looks",
@@ -274,6 +275,18 @@ class PairDifference(BaseModel):
     differs: bool | None = None
 
 
+class Answers(_Model):
+    """One answer per level, each leading with its conclusion, then its figures."""
+
+    score: str = Field(description="Is one better on the primary metric? (the tested pairs)")
+    predictions: str | None = Field(
+        default=None, description="Do they get different examples wrong, beyond seed luck?"
+    )
+    representations: str | None = Field(
+        default=None, description="Do their last hidden layers represent the data alike (CKA)?"
+    )
+
+
 class Report(_Model):
     """The comparison report (partial while running: ``final`` false, ``interim`` true)."""
 
@@ -290,4 +303,7 @@ class Report(_Model):
     ranking: list[str]
     differences: list[PairDifference]
     verdict: str
+    answers: Answers | None = Field(
+        default=None, description="The verdict split by question, each part labelled."
+    )
     notes: list[str]

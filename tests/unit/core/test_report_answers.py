@@ -14,6 +14,7 @@ from scipy import stats
 from statsmodels.stats.weightstats import ttost_paired
 
 from core.report.build import TrialResult, build_report
+from core.report.schema import PairDifference
 from core.spec import DesignSpec
 from tests.support.trials import make_trial
 
@@ -191,3 +192,50 @@ def test_a_pair_decided_at_an_earlier_look_gives_that_look_s_p_and_level() -> No
         f"decided at look 1 of 4: p = {first:.2g}, below its level {p['level']:.2g}"
         in (report["verdict"])
     )
+
+
+def test_each_level_gets_its_own_labelled_answer() -> None:
+    values = {"a": A, "b": [x - 0.03 for x in B]}
+    difference = {
+        "a": "a",
+        "b": "b",
+        "disagreement": 0.0417,
+        "disagreement_ci95": [0.035, 0.049],
+        "within_a": 0.02,
+        "within_b": 0.03,
+        "beyond_seeds_p_adjusted": 0.004,
+        "differs": True,
+        "cka_last_hidden": 0.61,
+        "cka_last_hidden_within_a": 0.80,
+        "cka_last_hidden_within_b": 0.84,
+        "sentence": "a and b disagree.",
+    }
+    trials = [
+        make_trial(n, s, x, val_curve=[]) for n, xs in values.items() for s, x in enumerate(xs)
+    ]
+    report = build_report(
+        comparison_id="c",
+        primary_metric="test_accuracy",
+        variant_order=list(values),
+        trials=trials,
+        final=True,
+        differences=[PairDifference.model_validate(difference)],
+    )
+    answers = report["answers"]
+    assert answers["score"].startswith("a is better than b:")
+    assert "disagree" not in answers["score"]
+    assert report["verdict"].startswith(answers["score"].rstrip("."))
+    assert answers["predictions"].startswith(
+        "a and b make different mistakes, more than two seeds of one model do: they disagree "
+        "on 4.17% of examples (95% CI 3.50% to 4.90%); two seeds of one model on 2.50%; "
+        "adjusted p = 0.004"
+    )
+    assert answers["representations"] == (
+        "a and b represent the data less alike than two seeds of one model: last hidden "
+        "layer CKA 0.61, against 0.82 between seeds."
+    )
+    from core.report.render import render_markdown
+
+    md = render_markdown(report, title="t")
+    assert "- **Score:** a is better than b" in md
+    assert "- **Predictions:** a and b make different mistakes" in md

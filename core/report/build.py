@@ -1,39 +1,45 @@
 """The comparison report: a pure function of the stored trial rows (and the spec), as JSON.
 
 ``build_report`` aggregates each variant's primary metric over its succeeded trials, tests
-the *tested family* of pairs (``tested_pairs``: every variant against ``baseline``, or all
-pairs), concludes each pair ``a_better``/``b_better``/``equivalent``/``inconclusive``/
-``untested``, groups the variants in tiers and writes the verdict and notes. Only
+the *tested family* of pairs (``tested_pairs``: the named ``pairs``, every variant against
+``baseline``, or all pairs), concludes each pair ``a_better``/``b_better``/``equivalent``/
+``inconclusive``/``untested``, groups the variants in tiers and writes the verdict and notes. Only
 ``succeeded`` trials enter the statistics; a trial that ended with ``stop_reason ==
-"diverged"`` has succeeded (it is scored as it ended) and is counted in ``n_diverged``.
+"diverged"`` has succeeded (it is scored as it ended, or at the comparison's worst value
+when its metric is not finite) and is counted in ``n_diverged``.
 
 Choices worth knowing (the statistics are in ``core.report.stats``, the family, looks, conclusions
 and tiers in ``core.report.pairs``):
 
 - ``std`` is the sample standard deviation (ddof=1); ``ci95`` is the t-interval
-  ``mean ± t(0.975, n-1)·std/√n``. Both are ``None`` when ``n < 2``.
+  ``mean ± t(0.975, n-1)·std/√n`` intersected with the metric's range (``VARIANT_INTERVALS``).
+  Both are ``None`` when ``n < 2``.
 - A pair is tested only when both sides have ``n >= MIN_SEEDS`` (3); otherwise its
   conclusion is ``untested``. When the two sides share at least ``MIN_SEEDS`` seeds the
   test is the paired t (``test: "paired_t"``) on the per-seed differences over the shared
   seeds only (a seed one side lacks is left out; ``n_paired`` counts them), whose
   correlation is reported; otherwise Welch's t (``"welch"``) over all of each side.
-- Superiority p-values are Holm-adjusted over the whole planned family (an untestable pair
-  counts as p = 1, so the family never shrinks while trials run); TOST equivalence p-values
-  against ``equivalence_margin`` are Holm-adjusted the same way. A pair is ``a_better`` /
-  ``b_better`` when its adjusted p is below the look's level, else ``equivalent`` when its
-  adjusted TOST p is, else ``inconclusive``. With no spread at all (every per-seed difference
-  the same, or both sides constant) no test is possible: the pair is ``equivalent`` when
-  the exact difference is inside the margin and ``inconclusive`` otherwise.
-- Sequential seeds (``seeds: {min, max, step}``): look k has ``min + (k-1)·step`` seeds per
-  variant; look k is tested at its increment of the Lan-DeMets Pocock-type spending
-  function ``alpha·ln(1 + (e-1)·t)``, ``t = n_k / n_max`` (a union bound over looks, so the
-  family-wise error stays at most alpha under any stopping rule). The list form is one look
-  at the full alpha. While trials of the current look are still queued or running, the
-  conclusions are withheld (``inconclusive``, ``significant`` false): an interim report
-  never claims a result at any level.
-- ``ci95`` is the unadjusted 95% interval of ``mean(a) - mean(b)``; ``ci95_adjusted`` is the
-  Bonferroni interval at level ``1 - level/m`` (m = family size, level = the look's level):
-  when it excludes zero, the Holm test rejects too.
+- The tested family is the spec's named ``pairs`` when given, else every variant against
+  ``baseline``, else all pairs. Superiority p-values are judged by Holm over the whole
+  planned family (an untestable pair counts as p = 1, so the family never shrinks while
+  trials run); TOST equivalence p-values against ``equivalence_margin`` are Holm-adjusted
+  the same way. A pair is ``a_better`` / ``b_better`` when Holm rejects it, else
+  ``equivalent`` when its adjusted TOST p is below the level, else ``inconclusive``. With
+  no spread at all (every per-seed difference the same, or both sides constant) the t-test
+  is undefined and an exact test takes its place (``exact_test``: sign or Mann-Whitney),
+  for the difference and the equivalence alike. ``practical`` reads a better pair's
+  interval against the margin.
+- Sequential seeds (``seeds: {min, max, step, boundary}``): look k has
+  ``min + (k-1)·step`` seeds per variant and is tested against group-sequential boundaries
+  (``core.report.sequential``; Holm per look, ``core.report.looks``), replayed look by look
+  so that a pair decided at a look stays decided (``decided_at_look``, ``decision_p``). The
+  list form is one look at the full alpha. While trials of the current look are still
+  queued or running, the pairs that no earlier look decided read ``inconclusive``: an
+  interim report never claims a result the completed looks do not support.
+- ``ci95`` is the 95% interval of ``mean(a) - mean(b)``: a t-interval, or in an adaptive
+  design the repeated confidence interval (``interval``); ``ci95_adjusted`` is the
+  Bonferroni interval at ``1 - alpha/m`` (m = family size; adaptive: the look's level for
+  alpha/m). ``equivalence_ci90`` is the 90% interval matching a 5% TOST.
 - ``effect_size`` is Hedges' g matching the test (``core.report.stats``), with ``effect_size_ci95``.
 - ``mde``: the true difference detected with 80% power with the present seeds at the
   look's per-pair level ``level/m``; ``seeds_needed`` (inconclusive pairs only): seeds per
@@ -47,7 +53,8 @@ and tiers in ``core.report.pairs``):
 - ``auc_val_accuracy`` is the normalised area under the validation-accuracy curve.
 - ``seconds_per_epoch_*`` and ``inference_ms_per_sample_*`` are the mean, std and 95%
   interval over the variant's succeeded trials that timed them.
-- The verdict and notes are written by ``core.report.render`` from this dict alone.
+- The verdict, its labelled ``answers`` and the notes are written by ``core.report.render``,
+  ``core.report.answers`` and ``core.report.notes`` from this dict alone.
 - Every float in the answer is finite or ``None``: JSON cannot carry NaN or infinity.
 """
 

@@ -387,7 +387,7 @@ def render_markdown(report: Report, *, title: str) -> str:
     given = [
         (label, text) for key, label in labels if (text := (report.get("answers") or {}).get(key))
     ]
-    if given:
+    if len(given) > 1:  # the score alone is the verdict already
         lines += [f"- **{label}:** {md_escape(text)}" for label, text in given]
         lines += [""]
     lines += [f"Primary metric: {_label(report)} ({direction} is better); report {state}.", ""]

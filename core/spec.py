@@ -269,6 +269,15 @@ class SeedSchedule(_Strict):
     min: Annotated[int, Field(ge=1, le=MAX_SEED)] = 3
     max: Annotated[int, Field(ge=1, le=MAX_SEED)] = 20
     step: Annotated[int, Field(ge=1, le=MAX_SEED)] = 1
+    boundary: Annotated[
+        Literal["pocock", "obrien_fleming"],
+        Field(
+            description="The group-sequential boundary of the looks: obrien_fleming (the "
+            "default: strict early, close to the fixed design's level at max, so it keeps "
+            "most of the fixed design's power) or pocock (one constant level: stops early "
+            "most easily, at a cost in power at max)."
+        ),
+    ] = "obrien_fleming"
 
     # max >= min is checked by core.trials.validation, which can point at ["body", "seeds", "max"].
 
@@ -337,6 +346,9 @@ class AnalysisSpec(_Strict):
         return self.probe_size if self.similarity else 0
 
 
+VariantName = Annotated[str, Field(min_length=1, max_length=200), NO_NUL]
+
+
 class ComparisonSpec(_Strict):
     """A comparison: several architectures trained on the same data, budget and seeds."""
 
@@ -369,6 +381,14 @@ class ComparisonSpec(_Strict):
             "variants count as equivalent (TOST).",
         ),
     ] = DEFAULT_MARGIN
+    pairs: Annotated[
+        list[tuple[VariantName, VariantName]] | None,
+        Field(
+            max_length=10_000,
+            description='Named contrasts, e.g. [["conv64x2", "conv64x2_drop"]]: when given, the '
+            "tested family is these pairs (instead of all pairs or the baseline's).",
+        ),
+    ] = None
     variants: Annotated[
         list[dict[str, Any]],
         Field(
@@ -464,6 +484,7 @@ class DesignSpec(_Strict):
     training: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per variant, the training settings that differ between variants (empty when they all
     train alike)."""
+    pairs: list[tuple[str, str]] | None = None
 
 
 class StoredSpec(_Strict):
@@ -485,6 +506,7 @@ class StoredSpec(_Strict):
     primary_metric: PrimaryMetric = "test_accuracy"
     baseline: str | None = None
     equivalence_margin: float = DEFAULT_MARGIN
+    pairs: list[tuple[str, str]] | None = None
     variants: list[StoredVariant]
     callback_url: str | None = None
     analysis: AnalysisSpec | None = None
@@ -541,6 +563,7 @@ class StoredSpec(_Strict):
             equivalence_margin=self.equivalence_margin,
             seeds=self.seeds,
             training=self.training_differences(),
+            pairs=self.pairs,
         )
 
     def training_for(self, variant_index: int) -> TrainingSpec:

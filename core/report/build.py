@@ -1,38 +1,45 @@
 """The comparison report: a pure function of the stored trial rows (and the spec), as JSON.
 
 ``build_report`` aggregates each variant's primary metric over its succeeded trials, tests
-the *tested family* of pairs (``tested_pairs``: every variant against ``baseline``, or all
-pairs), concludes each pair ``a_better``/``b_better``/``equivalent``/``inconclusive``/
-``untested``, groups the variants in tiers and writes the verdict and notes. Only
+the *tested family* of pairs (``tested_pairs``: the named ``pairs``, every variant against
+``baseline``, or all pairs), concludes each pair ``a_better``/``b_better``/``equivalent``/
+``inconclusive``/``untested``, groups the variants in tiers and writes the verdict and notes. Only
 ``succeeded`` trials enter the statistics; a trial that ended with ``stop_reason ==
-"diverged"`` has succeeded (it is scored as it ended) and is counted in ``n_diverged``.
+"diverged"`` has succeeded (it is scored as it ended, or at the comparison's worst value
+when its metric is not finite) and is counted in ``n_diverged``.
 
 Choices worth knowing (the statistics are in ``core.report.stats``, the family, looks, conclusions
 and tiers in ``core.report.pairs``):
 
 - ``std`` is the sample standard deviation (ddof=1); ``ci95`` is the t-interval
-  ``mean ± t(0.975, n-1)·std/√n``. Both are ``None`` when ``n < 2``.
+  ``mean ± t(0.975, n-1)·std/√n`` intersected with the metric's range (``VARIANT_INTERVALS``).
+  Both are ``None`` when ``n < 2``.
 - A pair is tested only when both sides have ``n >= MIN_SEEDS`` (3); otherwise its
-  conclusion is ``untested``. When both sides ran the same seeds the test is the paired t
-  (``test: "paired_t"``) on the per-seed differences, whose correlation is reported;
-  otherwise Welch's t (``"welch"``).
-- Superiority p-values are Holm-adjusted over the whole planned family (an untestable pair
-  counts as p = 1, so the family never shrinks while trials run); TOST equivalence p-values
-  against ``equivalence_margin`` are Holm-adjusted the same way. A pair is ``a_better`` /
-  ``b_better`` when its adjusted p is below the look's level, else ``equivalent`` when its
-  adjusted TOST p is, else ``inconclusive``. With no spread at all (every per-seed difference
-  the same, or both sides constant) no test is possible: the pair is ``equivalent`` when
-  the exact difference is inside the margin and ``inconclusive`` otherwise.
-- Sequential seeds (``seeds: {min, max, step}``): look k has ``min + (k-1)·step`` seeds per
-  variant; look k is tested at its increment of the Lan-DeMets Pocock-type spending
-  function ``alpha·ln(1 + (e-1)·t)``, ``t = n_k / n_max`` (a union bound over looks, so the
-  family-wise error stays at most alpha under any stopping rule). The list form is one look
-  at the full alpha. While trials of the current look are still queued or running, the
-  conclusions are withheld (``inconclusive``, ``significant`` false): an interim report
-  never claims a result at any level.
-- ``ci95`` is the unadjusted 95% interval of ``mean(a) - mean(b)``; ``ci95_adjusted`` is the
-  Bonferroni interval at level ``1 - level/m`` (m = family size, level = the look's level):
-  when it excludes zero, the Holm test rejects too.
+  conclusion is ``untested``. When the two sides share at least ``MIN_SEEDS`` seeds the
+  test is the paired t (``test: "paired_t"``) on the per-seed differences over the shared
+  seeds only (a seed one side lacks is left out; ``n_paired`` counts them), whose
+  correlation is reported; otherwise Welch's t (``"welch"``) over all of each side.
+- The tested family is the spec's named ``pairs`` when given, else every variant against
+  ``baseline``, else all pairs. Superiority p-values are judged by Holm over the whole
+  planned family (an untestable pair counts as p = 1, so the family never shrinks while
+  trials run); TOST equivalence p-values against ``equivalence_margin`` are Holm-adjusted
+  the same way. A pair is ``a_better`` / ``b_better`` when Holm rejects it, else
+  ``equivalent`` when its adjusted TOST p is below the level, else ``inconclusive``. With
+  no spread at all (every per-seed difference the same, or both sides constant) the t-test
+  is undefined and an exact test takes its place (``exact_test``: sign or Mann-Whitney),
+  for the difference and the equivalence alike. ``practical`` reads a better pair's
+  interval against the margin.
+- Sequential seeds (``seeds: {min, max, step, boundary}``): look k has
+  ``min + (k-1)·step`` seeds per variant and is tested against group-sequential boundaries
+  (``core.report.sequential``; Holm per look, ``core.report.looks``), replayed look by look
+  so that a pair decided at a look stays decided (``decided_at_look``, ``decision_p``). The
+  list form is one look at the full alpha. While trials of the current look are still
+  queued or running, the pairs that no earlier look decided read ``inconclusive``: an
+  interim report never claims a result the completed looks do not support.
+- ``ci95`` is the 95% interval of ``mean(a) - mean(b)``: a t-interval, or in an adaptive
+  design the repeated confidence interval (``interval``); ``ci95_adjusted`` is the
+  Bonferroni interval at ``1 - alpha/m`` (m = family size; adaptive: the look's level for
+  alpha/m). ``equivalence_ci90`` is the 90% interval matching a 5% TOST.
 - ``effect_size`` is Hedges' g matching the test (``core.report.stats``), with ``effect_size_ci95``.
 - ``mde``: the true difference detected with 80% power with the present seeds at the
   look's per-pair level ``level/m``; ``seeds_needed`` (inconclusive pairs only): seeds per
@@ -46,7 +53,8 @@ and tiers in ``core.report.pairs``):
 - ``auc_val_accuracy`` is the normalised area under the validation-accuracy curve.
 - ``seconds_per_epoch_*`` and ``inference_ms_per_sample_*`` are the mean, std and 95%
   interval over the variant's succeeded trials that timed them.
-- The verdict and notes are written by ``core.report.render`` from this dict alone.
+- The verdict, its labelled ``answers`` and the notes are written by ``core.report.render``,
+  ``core.report.answers`` and ``core.report.notes`` from this dict alone.
 - Every float in the answer is finite or ``None``: JSON cannot carry NaN or infinity.
 """
 
@@ -58,15 +66,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
-from core.report import stats as st
+from core.report.answers import answers
+from core.report.looks import ALPHA, Look, decide, look_of, look_summary
 from core.report.pairs import (
-    ALPHA,
-    SEQUENTIAL_METHOD,
+    PairLevels,
     as_interval,
     conclude,
-    current_look,
     finite,
     moments,
     needs_more_seeds,
@@ -88,15 +95,11 @@ __all__ = [
     "REPORT_ROW_COLUMNS",
     "EpochPoint",
     "TrialResult",
-    "WelchResult",
     "build_report",
-    "cohens_d",
-    "holm_adjust",
     "needs_more_seeds",
     "pairwise_rows",
     "report_rows",
     "tested_pairs",
-    "welch_test",
 ]
 
 PRIMARY_METRICS: Mapping[str, bool] = {
@@ -199,16 +202,6 @@ class TrialResult:
 
 
 @dataclass(frozen=True)
-class WelchResult:
-    """Welch's t-test of ``mean(a) - mean(b)``; fields are None when no test is possible."""
-
-    diff: float
-    ci95: tuple[float, float] | None
-    p_value: float | None
-    df: float | None
-
-
-@dataclass(frozen=True)
 class _Summary:
     n: int
     mean: float | None = None
@@ -221,6 +214,7 @@ class _Summary:
 @dataclass
 class _Group:
     name: str
+    metric: str = "test_accuracy"
     values: list[float] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     succeeded: list[TrialResult] = field(default_factory=list)
@@ -229,11 +223,20 @@ class _Group:
     missing: list[int] = field(default_factory=list)
     n_running: int = 0
     n_diverged: int = 0
+    diverged_worst: list[int] = field(default_factory=list)
     params: int | None = None
     flops: int | None = None
 
 
-def _summarize(values: Sequence[float]) -> _Summary:
+ACCURACY_RANGE = (0.0, 1.0)
+NON_NEGATIVE = (0.0, math.inf)
+VARIANT_INTERVALS = "t_bounded"
+"""``design.variant_intervals``: a variant's 95% interval is the t-interval intersected with
+the metric's range (accuracies in [0, 1]; losses and timings at least 0). The true mean lies
+in the range, so the intersection covers whenever the t-interval does."""
+
+
+def _summarize(values: Sequence[float], bounds: tuple[float, float] = NON_NEGATIVE) -> _Summary:
     n = len(values)
     if n == 0:
         return _Summary(0)
@@ -241,7 +244,12 @@ def _summarize(values: Sequence[float]) -> _Summary:
     if n < 2:
         return _Summary(n, mean, None, None, values[0], values[0])
     half = float(special.stdtrit(n - 1, 0.975)) * std / math.sqrt(n)  # t.ppf, faster
-    return _Summary(n, mean, std, (mean - half, mean + half), min(values), max(values))
+    lo, hi = max(bounds[0], mean - half), min(bounds[1], mean + half)
+    return _Summary(n, mean, std, (lo, hi), min(values), max(values))
+
+
+def _range(metric: str) -> tuple[float, float]:
+    return NON_NEGATIVE if metric == "test_loss" else ACCURACY_RANGE
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -251,38 +259,6 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 def _present(values: Iterable[float | None]) -> list[float]:
     return [v for v in (finite(x) for x in values) if v is not None]
-
-
-def welch_test(a: Sequence[float], b: Sequence[float]) -> WelchResult:
-    """Welch's t-test (scipy) and the Welch-Satterthwaite 95% interval of mean(a) - mean(b)."""
-    if len(a) < 2 or len(b) < 2:
-        raise ValueError("Welch's t-test needs at least two values on each side")
-    (ma, sa), (mb, sb) = moments(a), moments(b)
-    va, vb = sa * sa / len(a), sb * sb / len(b)
-    denom = va * va / (len(a) - 1) + vb * vb / (len(b) - 1)
-    df = (va + vb) * (va + vb) / denom if denom > 0.0 else math.nan
-    if not math.isfinite(df) or va + vb == 0.0:
-        return WelchResult(ma - mb, None, None, None)
-    half = float(stats.t.ppf(0.975, df)) * math.sqrt(va + vb)
-    # scipy's Welch test from the same moments, so p, CI and the constant-sample rule agree
-    # (and scipy never warns about catastrophic cancellation on a near-constant sample).
-    welch = stats.ttest_ind_from_stats(ma, sa, len(a), mb, sb, len(b), equal_var=False)
-    p = finite(welch.pvalue)
-    return WelchResult(ma - mb, (ma - mb - half, ma - mb + half), p, df)
-
-
-def cohens_d(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Cohen's d of a over b with the pooled standard deviation; None when that is zero."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    (ma, sa), (mb, sb) = moments(a), moments(b)
-    pooled_var = ((len(a) - 1) * sa * sa + (len(b) - 1) * sb * sb) / (len(a) + len(b) - 2)
-    return finite((ma - mb) / math.sqrt(pooled_var)) if pooled_var > 0.0 else None
-
-
-def holm_adjust(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment of p-values (statsmodels), returned in the input order."""
-    return st.holm(p_values)
 
 
 # --- aggregation ------------------------------------------------------------------------
@@ -298,11 +274,29 @@ def _variant_names(variant_order: Sequence[str], trials: Sequence[TrialResult]) 
     return names
 
 
-def _group(name: str, trials: Sequence[TrialResult], metric: str, info: Analysis | None) -> _Group:
-    g = _Group(name)
+def _worst(trials: Sequence[TrialResult], metric: str, higher: bool) -> float | None:
+    """The worst finite value of ``metric`` over the comparison's succeeded trials."""
+    values = _present(getattr(t, metric) for t in trials if t.status == TrialStatus.SUCCEEDED)
+    return (min(values) if higher else max(values)) if values else None
+
+
+def _group(
+    name: str,
+    trials: Sequence[TrialResult],
+    metric: str,
+    info: Analysis | None,
+    worst: float | None = None,
+) -> _Group:
+    """One variant's trials. A diverged trial counts against its variant for every primary
+    metric: scored as it ended, or, when its metric is not finite (a NaN test loss), at the
+    worst value any trial of the comparison reached (``diverged_scored_worst``)."""
+    g = _Group(name, metric)
     for t in trials:
         if t.status == TrialStatus.SUCCEEDED:
             value = finite(getattr(t, metric))
+            if value is None and t.stop_reason == DIVERGED and worst is not None:
+                value = worst
+                g.diverged_worst.append(t.seed)
             if value is None:
                 g.missing.append(t.seed)
             else:
@@ -368,7 +362,7 @@ def _ci(s: _Summary) -> list[float] | None:
 
 def _variant_block(g: _Group, info: Analysis | None) -> dict[str, Any]:
     ok = g.succeeded
-    main = _summarize(g.values)
+    main = _summarize(g.values, _range(g.metric))
     loss = _summarize(_present(t.test_loss for t in ok))
     best = _summarize(_present(_best_val(t) for t in ok))
     final = _summarize(_present(_final_val(t) for t in ok))
@@ -389,6 +383,7 @@ def _variant_block(g: _Group, info: Analysis | None) -> dict[str, Any]:
         "seeds_without_metric": sorted(g.missing),
         "stopped_early": {r: sum(t.stop_reason == r for t in ok) for r in STOPPED_EARLY},
         "n_diverged": g.n_diverged,
+        "diverged_scored_worst": sorted(g.diverged_worst),
         "rank": None,
         "tier": None,
         "mean": main.mean,
@@ -450,27 +445,29 @@ def build_report(
     by_name: dict[str, list[TrialResult]] = {n: [] for n in names}
     for t in trials:
         by_name[t.variant].append(t)
-    groups = [_group(n, by_name[n], primary_metric, info.get(n)) for n in names]
+    worst = _worst(trials, primary_metric, higher)
+    groups = [_group(n, by_name[n], primary_metric, info.get(n), worst) for n in names]
     variants = [_variant_block(g, info.get(g.name)) for g in groups]
     plan = plan_of(design, names)
     complete = not any(g.n_running for g in groups)
-    looks = current_look(plan, max((len(by_name[n]) for n in names), default=0), complete)
-    family = tested_pairs(names, plan.baseline)
+    planned = max((len(by_name[n]) for n in names), default=0)
+    look = look_of(plan.schedule, planned, plan.boundary, complete)
+    family = tested_pairs(names, plan.baseline, plan.contrasts)
     group_of = {g.name: g for g in groups}
-    level = float(looks["level"])
-    final_level = float(looks.get("final_level", level))
+    levels = _pair_levels(look, max(1, len(family)))
     pairs = [
-        pair_row(
-            group_of[a],
-            group_of[b],
-            family=max(1, len(family)),
-            level=level,
-            final_level=final_level,
-            margin=plan.margin,
-        )
-        for a, b in family
+        pair_row(group_of[a], group_of[b], levels=levels, margin=plan.margin) for a, b in family
     ]
-    conclude(pairs, higher=higher, level=level, margin=plan.margin, complete=complete)
+    decisions = decide([(group_of[a], group_of[b]) for a, b in family], look, plan.margin)
+    conclude(
+        pairs,
+        decisions,
+        higher=higher,
+        margin=plan.margin,
+        complete=complete,
+        levels=levels,
+        max_seeds=None if plan.schedule is None else plan.schedule[-1],
+    )
     for v in variants:
         v["rank"] = None
         v["tier"] = None
@@ -483,12 +480,15 @@ def build_report(
         "alpha": ALPHA,
         "equivalence_margin": plan.margin,
         "baseline": plan.baseline,
-        "sequential": SEQUENTIAL_METHOD if plan.schedule is not None else None,
-        "looks": looks,
+        "pairs": None if plan.contrasts is None else [list(p) for p in family],
+        "sequential": None if look.boundary is None else f"group_sequential_{look.boundary}",
+        "looks": look_summary(look, plan.n_seeds),
         "family_size": len(family),
         "multiplicity": "holm",
         "interval_adjustment": "bonferroni",
         "training": dict(design.training) if design is not None else {},
+        "variant_intervals": VARIANT_INTERVALS,
+        "intervals": levels.interval_method,
     }
     report: dict[str, Any] = _json_safe(
         {
@@ -505,8 +505,25 @@ def build_report(
         }
     )
     report["verdict"] = verdict_sentence(report)
+    report["answers"] = answers(report, verdict_sentence(report, differences=False))
     report["notes"] = fairness_notes(report)
     return report
+
+
+def _pair_levels(look: Look, family: int) -> PairLevels:
+    """Fixed design: 95% t-intervals, Bonferroni over the family at alpha. Adaptive design:
+    repeated confidence intervals, at one minus the current look's boundary level for alpha
+    (each pair) and for alpha / family (the adjusted one)."""
+    if look.boundary is None:
+        return PairLevels(0.95, 1.0 - ALPHA / family, ALPHA / family, ALPHA / family, ALPHA, "t")
+    return PairLevels(
+        interval=1.0 - look.level(ALPHA),
+        adjusted=1.0 - look.level(ALPHA / family),
+        per_pair=look.level(ALPHA / family),
+        final_per_pair=look.levels(ALPHA / family)[-1],
+        level=look.level(ALPHA / family),
+        interval_method=f"repeated_{look.boundary}",
+    )
 
 
 def _dump(d: PairDifference | Mapping[str, Any]) -> dict[str, Any]:

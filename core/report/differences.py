@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from core.report.format import level, level_interval
+from core.report.format import level, level_interval, p_value
 from core.report.stats import holm
 
 __all__ = [
@@ -509,6 +509,11 @@ def _cell(x: float | None, pct: bool = False, digits: int = 3) -> str:
     return _pct(x) if pct else f"{x:.{digits}f}"
 
 
+def _p_cell(p: float | None) -> str:
+    """A p-value cell: three decimals, ``< 0.001`` below that (never ``0.000``)."""
+    return "n/a" if p is None else p_value(p)
+
+
 def differences_table(
     differences: Sequence[Mapping[str, Any]],
 ) -> tuple[list[str], list[list[str]]]:
@@ -544,7 +549,7 @@ def differences_table(
                 _cell(d.get("within_a"), pct=True),
                 _cell(d.get("within_b"), pct=True),
                 _cell(d.get("error_overlap"), pct=True),
-                _cell(d.get("mcnemar_p_adjusted")),
+                _p_cell(d.get("mcnemar_p_adjusted")),
                 f"{_cell(d.get('ece_a'))} / {_cell(d.get('ece_b'))}",
                 f"{_cell(d.get('nll_a'))} / {_cell(d.get('nll_b'))}",
                 " / ".join(

@@ -6,7 +6,8 @@ The verdict, the notes, the Markdown and text tables, the PNG and the dashboard
 - accuracy levels in percent with two decimals (``97.53%``);
 - accuracy differences in percentage points with two decimals (``+3.41 points``);
 - loss levels and differences with four decimals (``0.1234``);
-- p-values with three decimals, ``< 0.001`` below that;
+- p-values with three decimals, ``< 0.001`` below that; beside a sequential design's
+  boundary, p-values and levels with two significant digits;
 - effect sizes with two decimals; counts with thousands separators (``866,570``).
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "gap_interval",
     "level",
     "level_interval",
+    "nominal",
     "p_value",
 ]
 
@@ -76,6 +78,14 @@ def p_value(p: float | None) -> str:
     if p is None:
         return DASH
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def nominal(x: float | None) -> str:
+    """A p-value or level beside a sequential boundary, two significant digits: ``0.0095``,
+    ``4.1e-08`` (three decimals would write both a p-value and its level as ``< 0.001``)."""
+    if x is None:
+        return DASH
+    return f"{x:.2g}" if x >= 1e-4 else f"{x:.1e}"
 
 
 def effect(x: float | None) -> str:

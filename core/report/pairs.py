@@ -2,11 +2,12 @@
 
 ``core.report.build.build_report`` aggregates the trials; this module decides. It reads the
 design from the spec (``dataset.split``, ``seeds`` as a list or ``{min, max, step}``,
-``baseline``, ``equivalence_margin``; defaults when absent), works out the current look and
-its level (Lan-DeMets, Pocock-type spending), tests each pair of the family (paired t or
-Welch, TOST, Hedges' g, MDE; ``core.report.stats``), concludes each pair after Holm over the whole
-planned family, and ranks and tiers the variants. ``core.report.build``'s docstring lists the
-rules.
+``baseline``, ``pairs``, ``equivalence_margin``; defaults when absent), tests each pair of
+the family at the current look (paired t or Welch, TOST, Hedges' g, MDE;
+``core.report.stats``) with the intervals the design calls for, writes each pair's
+conclusion from the decisions of ``core.report.looks`` (Holm over the whole planned family,
+with group-sequential boundaries in an adaptive design), and ranks and tiers the variants.
+``core.report.build``'s docstring lists the rules.
 """
 
 from __future__ import annotations
@@ -14,22 +15,22 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from core.report import stats as st
-from core.report.stats import MIN_SEEDS, look_levels, pocock_spending
+from core.report.looks import ALPHA, Decision, Sample
+from core.report.stats import MIN_SEEDS
 from core.spec import DEFAULT_MARGIN, DesignSpec, SeedSchedule
 
 __all__ = [
     "ALPHA",
-    "SEQUENTIAL_METHOD",
+    "PairLevels",
     "Plan",
     "Sample",
     "as_interval",
     "conclude",
-    "current_look",
     "finite",
     "moments",
     "needs_more_seeds",
@@ -39,23 +40,7 @@ __all__ = [
     "tested_pairs",
 ]
 
-ALPHA = 0.05
-"""Family-wise significance level, applied to Holm-adjusted p-values."""
-
-"""``equivalence_margin`` when the spec has none: one point of accuracy."""
-
-SEQUENTIAL_METHOD = "lan_demets_pocock"
-"""``design.sequential`` of an adaptive design: Lan-DeMets spending, Pocock-type function."""
-
 _REL_TOL = 1e-12
-
-
-class Sample(Protocol):
-    """One variant's primary-metric values, by seed (``core.report.build``'s group of trials)."""
-
-    name: str
-    values: list[float]
-    seeds: list[int]
 
 
 def finite(x: float | None) -> float | None:
@@ -83,10 +68,26 @@ def as_interval(ci: tuple[float, float] | None) -> list[float] | None:
     return list(ci) if ci is not None and all(map(math.isfinite, ci)) else None
 
 
-def tested_pairs(names: Sequence[str], baseline: str | None) -> list[tuple[str, str]]:
-    """The tested family: every other variant against ``baseline`` (baseline first in each
-    pair), or every pair in submission order when there is no baseline (or it is unknown)."""
+def tested_pairs(
+    names: Sequence[str],
+    baseline: str | None,
+    contrasts: Sequence[tuple[str, str]] | None = None,  # noqa: PT028 (not a test)
+) -> list[tuple[str, str]]:
+    """The tested family: the named ``contrasts`` (the spec's ``pairs``, those whose two
+    variants exist, first occurrence of each), else every other variant against
+    ``baseline`` (baseline first in each pair), else every pair in submission order."""
     names = list(dict.fromkeys(names))
+    if contrasts:
+        known = set(names)
+        chosen = [(a, b) for a, b in contrasts if a in known and b in known and a != b]
+        seen: set[frozenset[str]] = set()
+        unique = []
+        for a, b in chosen:
+            if frozenset((a, b)) not in seen:
+                seen.add(frozenset((a, b)))
+                unique.append((a, b))
+        if unique:
+            return unique
     if baseline is not None and baseline in names:
         return [(baseline, n) for n in names if n != baseline]
     return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
@@ -94,13 +95,15 @@ def tested_pairs(names: Sequence[str], baseline: str | None) -> list[tuple[str, 
 
 @dataclass(frozen=True)
 class Plan:
-    """What the spec says about the design, with the defaults of API.md 1.1."""
+    """What the spec says about the design, with the documented defaults."""
 
     split: str
     baseline: str | None
     margin: float
     schedule: list[int] | None  # seeds per variant at each look (adaptive), or None (a list)
     n_seeds: int | None  # the list form's length
+    boundary: str = "obrien_fleming"  # the adaptive design's group-sequential boundary
+    contrasts: tuple[tuple[str, str], ...] | None = None  # the spec's named pairs
 
 
 def plan_of(design: DesignSpec | None, names: Sequence[str]) -> Plan:
@@ -113,38 +116,17 @@ def plan_of(design: DesignSpec | None, names: Sequence[str]) -> Plan:
     seeds = design.seeds
     schedule: list[int] | None = None
     n_seeds: int | None = None
+    boundary = "obrien_fleming"
     if isinstance(seeds, SeedSchedule):
         lo, step = seeds.min, seeds.step
         hi = max(lo, seeds.max)
         schedule = [lo + k * step for k in range(math.ceil((hi - lo) / step))] + [hi]
+        boundary = seeds.boundary
     elif seeds is not None:
         n_seeds = len(seeds)
-    return Plan(design.split, baseline, margin, schedule, n_seeds)
-
-
-def current_look(plan: Plan, planned: int, complete: bool) -> dict[str, Any]:
-    """The current look: its number, the looks planned, and its own testing level."""
-    if plan.schedule is None:
-        return {
-            "current": 1,
-            "planned": 1,
-            "complete": complete,
-            "seeds_per_variant": [plan.n_seeds if plan.n_seeds is not None else planned],
-            "level": ALPHA,
-            "alpha_spent": ALPHA,
-        }
-    ns = plan.schedule
-    k = next((i for i, n in enumerate(ns) if n >= planned), len(ns) - 1)
-    levels = look_levels(ns, ALPHA)
-    return {
-        "current": k + 1,
-        "planned": len(ns),
-        "complete": complete,
-        "seeds_per_variant": ns,
-        "level": levels[k],
-        "alpha_spent": pocock_spending(ns[k] / ns[-1], ALPHA),
-        "final_level": levels[-1],
-    }
+    named = getattr(design, "pairs", None)
+    contrasts = tuple((str(a), str(b)) for a, b in named) if named else None
+    return Plan(design.split, baseline, margin, schedule, n_seeds, boundary, contrasts)
 
 
 # --- pairs --------------------------------------------------------------------------------
@@ -160,9 +142,19 @@ def _correlation(a: Sequence[float], b: Sequence[float]) -> float | None:
     return finite(float(np.corrcoef(a, b)[0, 1]))
 
 
-def pair_row(
-    ga: Sample, gb: Sample, *, family: int, level: float, final_level: float, margin: float
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PairLevels:
+    """The levels a pair is tested and reported at (``core.report.build`` works them out)."""
+
+    interval: float  # coverage of ci95 and effect_size_ci95: 0.95, or 1 - the look's level
+    adjusted: float  # coverage of ci95_adjusted: the per-pair level over the family
+    per_pair: float  # the per-pair level of the current look (the MDE's)
+    final_per_pair: float  # the per-pair level of the last look (the seeds needed's)
+    level: float  # the pair's reported level while undecided
+    interval_method: str  # "t" or "repeated_<boundary>"
+
+
+def pair_row(ga: Sample, gb: Sample, *, levels: PairLevels, margin: float) -> dict[str, Any]:
     """One pair of the family with its test, intervals, effect size, TOST p and MDE."""
     na, nb = len(ga.values), len(gb.values)
     row: dict[str, Any] = {
@@ -171,12 +163,14 @@ def pair_row(
         "n_a": na,
         "n_b": nb,
         "test": None,
+        "exact_test": None,
         "paired": False,
         "n_paired": None,
         "correlation": None,
         "diff": None,
         "ci95": None,
         "ci95_adjusted": None,
+        "interval": None,
         "df": None,
         "p_value": None,
         "p_adjusted": None,
@@ -185,9 +179,14 @@ def pair_row(
         "effect_size_ci95": None,
         "equivalence_p": None,
         "equivalence_p_adjusted": None,
+        "equivalence_ci90": None,
         "conclusion": "untested",
+        "practical": None,
+        "decided_at_look": None,
+        "decision_p": None,
         "mde": None,
         "seeds_needed": None,
+        "seeds_needed_beyond_max": False,
         "level": None,
     }
     if na and nb:
@@ -196,20 +195,14 @@ def pair_row(
         return row
     try:
         with np.errstate(all="ignore"):
-            return _tested_row(row, ga, gb, family, level, final_level, margin)
+            return _tested_row(row, ga, gb, levels, margin)
     except (ArithmeticError, ValueError):
         # Values beyond float range (never accuracies or losses): no test, stays untested.
         return row
 
 
 def _tested_row(
-    row: dict[str, Any],
-    ga: Sample,
-    gb: Sample,
-    family: int,
-    level: float,
-    final_level: float,
-    margin: float,
+    row: dict[str, Any], ga: Sample, gb: Sample, levels: PairLevels, margin: float
 ) -> dict[str, Any]:
     na, nb = len(ga.values), len(gb.values)
     sa, sb = _by_seed(ga), _by_seed(gb)
@@ -219,78 +212,111 @@ def _tested_row(
     # the paired test; with fewer than MIN_SEEDS shared, Welch over all of each.
     common = sorted(set(sa) & set(sb))
     paired = len(common) >= MIN_SEEDS
-    adjusted_level = 1.0 - level / family
     if paired:
         seeds = common
         na = nb = len(seeds)
         a, b = [sa[s] for s in seeds], [sb[s] for s in seeds]
-        t = st.paired_t(a, b, adjusted_level)
-        g = st.hedges_g_paired(a, b)
+        t = st.paired_t(a, b, levels.adjusted, levels.interval)
+        g = st.hedges_g_paired(a, b, levels.interval)
         d = np.asarray(a) - np.asarray(b)
         sd = 0.0 if st.constant(list(d)) else float(d.std(ddof=1))
         row["correlation"] = _correlation(a, b)
     else:
         a, b = ga.values, gb.values
-        t = st.welch_t(a, b, adjusted_level)
-        g = st.hedges_g_welch(a, b)
+        t = st.welch_t(a, b, levels.adjusted, levels.interval)
+        g = st.hedges_g_welch(a, b, levels.interval)
         va = 0.0 if st.constant(a) else float(np.var(a, ddof=1))
         vb = 0.0 if st.constant(b) else float(np.var(b, ddof=1))
         sd = math.sqrt((va + vb) / 2.0)
+    p = st.pair_p(a, b, t, paired=paired)
+    exact = None if t.p is not None else ("sign" if paired else "mann_whitney")
     row = dict(row)
     row.update(
         test="paired_t" if paired else "welch",
+        exact_test=exact,
         paired=paired,
         n_paired=na if paired else None,
         diff=finite(t.diff),
         ci95=as_interval(t.ci95),
         ci95_adjusted=as_interval(t.ci_adjusted),
+        interval=levels.interval_method,
         df=finite(t.df),
-        p_value=finite(t.p),
+        p_value=finite(p),
         effect_size=None if g is None else finite(g[0]),
         effect_size_ci95=None if g is None else as_interval(g[1]),
-        equivalence_p=st.tost(a, b, margin, paired=paired),
-        mde=st.mde(sd, na, nb, level / family, paired=paired),
-        level=level,
+        equivalence_p=st.pair_tost(a, b, margin, paired),
+        equivalence_ci90=as_interval(st.tost_interval(t)),
+        mde=st.mde(sd, na, nb, levels.per_pair, paired=paired),
+        level=levels.level,
         _sd=sd,
-        _final_level=final_level / family,
     )
     return row
 
 
 def conclude(
-    rows: list[dict[str, Any]], *, higher: bool, level: float, margin: float, complete: bool
+    rows: list[dict[str, Any]],
+    decisions: Sequence[Decision],
+    *,
+    higher: bool,
+    margin: float,
+    complete: bool,
+    levels: PairLevels,
+    max_seeds: int | None,
 ) -> None:
-    """Holm over the whole planned family (an untestable pair counts as p = 1), then each
-    pair's conclusion at the look's level."""
+    """Each pair's conclusion from its decision (``core.report.looks.decide``), the Holm-
+    adjusted p-values of the current look, and the seeds that would decide an open pair."""
     sup = st.holm([1.0 if r["p_value"] is None else r["p_value"] for r in rows])
     eq = st.holm([1.0 if r["equivalence_p"] is None else r["equivalence_p"] for r in rows])
-    for r, p_sup, p_eq in zip(rows, sup, eq, strict=True):
+    for r, p_sup, p_eq, dec in zip(rows, sup, eq, decisions, strict=True):
         sd = r.pop("_sd", None)
-        final_level = r.pop("_final_level", None)
         if r["test"] is None:
             continue
         r["p_adjusted"] = None if r["p_value"] is None else p_sup
         r["equivalence_p_adjusted"] = None if r["equivalence_p"] is None else p_eq
         diff = r["diff"]
-        if not complete:
-            r["conclusion"] = "inconclusive"  # withheld until every trial of the look ends
-        elif r["p_value"] is not None and p_sup < level:
-            r["conclusion"] = "a_better" if (diff > 0) == higher else "b_better"
-        elif r["equivalence_p"] is not None and p_eq < level:
-            r["conclusion"] = "equivalent"
-        elif r["p_value"] is None and abs(diff) < margin:
-            # No spread at all and the exact difference is inside the margin.
+        if dec.kind == "better" and dec.diff is not None:
+            r["conclusion"] = "a_better" if (dec.diff > 0) == higher else "b_better"
+        elif dec.kind == "equivalent":
             r["conclusion"] = "equivalent"
         else:
-            r["conclusion"] = "inconclusive"
+            r["conclusion"] = "inconclusive"  # or withheld while the look's trials run
+        if dec.kind is not None:
+            r["decided_at_look"] = (dec.look or 0) + 1
+            r["decision_p"] = dec.p
+            if levels.interval_method != "t":  # a list of seeds: level stays alpha
+                r["level"] = dec.level
         r["significant"] = r["conclusion"] in ("a_better", "b_better")
-        if r["conclusion"] == "inconclusive" and complete and sd and final_level:
+        r["practical"] = practical(r, margin)
+        if r["conclusion"] == "inconclusive" and complete and sd:
             try:
-                r["seeds_needed"] = st.seeds_needed(
-                    diff, sd, margin, final_level, paired=r["paired"]
+                needed = st.seeds_needed(
+                    diff, sd, margin, levels.final_per_pair, paired=r["paired"]
                 )
             except (ArithmeticError, ValueError):  # spreads beyond float range: no estimate
-                r["seeds_needed"] = None
+                needed = None
+            r["seeds_needed"] = needed
+            r["seeds_needed_beyond_max"] = bool(
+                needed is not None and max_seeds is not None and needed > max_seeds
+            )
+
+
+def practical(row: Mapping[str, Any], margin: float) -> str | None:
+    """A better pair's practical reading against the margin: ``beyond_margin`` when the
+    interval of the gap lies wholly beyond it, ``within_margin`` when wholly inside it
+    (better, but by a negligible amount), else ``undetermined``; None when not better."""
+    if row["conclusion"] not in ("a_better", "b_better"):
+        return None
+    ci = row.get("ci95")
+    if ci is None and row.get("exact_test") and row.get("diff") is not None:
+        ci = [row["diff"], row["diff"]]  # no spread: the gap is the same on every seed
+    if ci is None:
+        return "undetermined"
+    lo, hi = sorted(abs(x) for x in ci) if ci[0] * ci[1] > 0 else (0.0, max(map(abs, ci)))
+    if lo > margin:
+        return "beyond_margin"
+    if hi < margin:
+        return "within_margin"
+    return "undetermined"
 
 
 def _ordered(variants: Sequence[dict[str, Any]], higher: bool) -> list[dict[str, Any]]:

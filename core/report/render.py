@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -31,8 +30,14 @@ from typing import Any
 from core.errors import without_terminal_codes
 from core.report import format as fmt
 from core.report.differences import differences_table
+from core.report.notes import fairness_notes
+from core.report.phrases import RATIO_LIMIT, Report
+from core.report.phrases import join as _join
+from core.report.phrases import label as _label
+from core.report.phrases import plural as _plural
+from core.report.phrases import seeds as _seeds
+from core.report.phrases import variant as _variant
 from core.report.stats import MIN_SEEDS
-from core.status import StopReason
 
 __all__ = [
     "MIN_SEEDS",
@@ -45,41 +50,6 @@ __all__ = [
     "verdict_sentence",
 ]
 
-RATIO_LIMIT = 2.0
-"""Parameter or FLOP counts further apart than this factor get a fairness note."""
-
-Report = Mapping[str, Any]
-
-
-def _label(report: Report) -> str:
-    m = str(report["primary_metric"])
-    return fmt.LABELS.get(m, m.replace("_", " "))
-
-
-def _plural(k: int, word: str) -> str:
-    return f"{k:,} {word}" + ("" if k == 1 else "s")
-
-
-def _seeds(ns: Sequence[int]) -> str:
-    lo, hi = min(ns), max(ns)
-    return _plural(lo, "seed") if lo == hi else f"{lo} to {hi} seeds"
-
-
-def _join(parts: Sequence[str], word: str = "and") -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" {word} " + parts[-1]
-
-
-def _by(report: Report, x: float) -> str:
-    """``3.41 points of test accuracy`` / ``0.0123 in test loss``."""
-    m = report["primary_metric"]
-    if m == "test_loss":
-        return f"{fmt.gap(x, m)} in {_label(report)}"
-    return f"{fmt.gap(x, m, unit=True)} of {_label(report)}"
-
-
-def _variant(report: Report, name: str) -> Mapping[str, Any]:
-    return next(v for v in report["variants"] if v["name"] == name)
-
 
 def _oriented(report: Report, p: Mapping[str, Any], winner: str) -> tuple[float, list[float]]:
     """The winner's advantage and its interval, positive = better."""
@@ -88,13 +58,49 @@ def _oriented(report: Report, p: Mapping[str, Any], winner: str) -> tuple[float,
     return sign * p["diff"], sorted([sign * ci[0], sign * ci[1]])
 
 
+def _sequential(report: Report) -> bool:
+    return bool((report.get("design") or {}).get("sequential"))
+
+
+def _ci_name(report: Report) -> str:
+    return "95% repeated CI" if _sequential(report) else "unadjusted 95% CI"
+
+
+def _p_clause(report: Report, p: Mapping[str, Any]) -> str | None:
+    """The pair's p-value, with the level it is judged at in a sequential design."""
+    if p["p_value"] is None:
+        return None
+    exact = {"sign": "exact sign test ", "mann_whitney": "exact Mann-Whitney "}.get(
+        p.get("exact_test") or "", ""
+    )
+    if _sequential(report):
+        looks = (report.get("design") or {}).get("looks") or {}
+        at, planned = p.get("decided_at_look"), looks.get("planned")
+        if at is not None and p.get("decision_p") is not None:
+            now = ""
+            if at != looks.get("current"):
+                now = f"; p = {fmt.nominal(p['p_value'])} now"
+            return (
+                f"decided at look {at} of {planned}: {exact}p = "
+                f"{fmt.nominal(p['decision_p'])}, below its level {fmt.nominal(p['level'])}{now}"
+            )
+        below = "below" if p["p_value"] < (p["level"] or 0.0) else "not below"
+        return (
+            f"{exact}p = {fmt.nominal(p['p_value'])}, {below} the level "
+            f"{fmt.nominal(p['level'])} of look {looks.get('current')} of {planned}"
+        )
+    if p["p_adjusted"] is None:
+        return None
+    return f"{exact}adjusted p {_p(p['p_adjusted'])}"
+
+
 def _stats_clause(report: Report, p: Mapping[str, Any], ci: Sequence[float] | None) -> str:
     m = report["primary_metric"]
     parts = []
     if ci is not None and p["ci95"] is not None:
-        parts.append(f"unadjusted 95% CI {fmt.gap_interval(ci, m)}")
-    if p["p_adjusted"] is not None:
-        parts.append(f"adjusted p {_p(p['p_adjusted'])}")
+        parts.append(f"{_ci_name(report)} {fmt.gap_interval(ci, m)}")
+    if (clause := _p_clause(report, p)) is not None:
+        parts.append(clause)
     if p["effect_size"] is not None:
         parts.append(f"Hedges' g {fmt.effect(abs(p['effect_size']))}")
     return f" ({'; '.join(parts)})" if parts else ""
@@ -111,37 +117,77 @@ def _levels(report: Report, a: str, b: str) -> str:
     return f"{fmt.level(va['mean'], m)} vs {fmt.level(vb['mean'], m)}"
 
 
+def _practical(report: Report, p: Mapping[str, Any]) -> str:
+    m = report["primary_metric"]
+    margin = (report.get("design") or {}).get("equivalence_margin")
+    if margin is None or p.get("practical") is None:
+        return ""
+    within = f"±{fmt.gap(margin, m, unit=m != 'test_loss')}"
+    return {
+        "beyond_margin": f"; the gap is beyond the {within} margin",
+        "within_margin": f"; but the gap is within the {within} margin: negligible in practice",
+        "undetermined": f"; whether the gap exceeds the {within} margin is undetermined",
+    }[str(p["practical"])]
+
+
+def _better_sentence(report: Report, p: Mapping[str, Any], ns: str) -> str:
+    m = report["primary_metric"]
+    winner, loser = (p["a"], p["b"]) if p["conclusion"] == "a_better" else (p["b"], p["a"])
+    adv, ci = _oriented(report, p, winner)
+    return (
+        f"{winner} is better than {loser}: {_levels(report, winner, loser)} "
+        f"{_label(report)}, by {fmt.gap(adv, m, unit=m != 'test_loss')}"
+        f"{_stats_clause(report, p, ci)}, {ns}{_practical(report, p)}"
+    )
+
+
+def _equivalent_sentence(report: Report, p: Mapping[str, Any], ns: str) -> str:
+    m = report["primary_metric"]
+    a, b = p["a"], p["b"]
+    margin = (report.get("design") or {}).get("equivalence_margin")
+    within = f"±{fmt.gap(margin, m, unit=m != 'test_loss')}" if margin is not None else ""
+    eq = p["equivalence_p_adjusted"]
+    if p["p_value"] is None or p.get("exact_test"):
+        return (
+            f"{a} and {b} are equivalent within {within}: the per-seed difference is "
+            f"{fmt.gap(p['diff'], m, signed=True)} on every one of {ns}, with no spread "
+            f"(exact equivalence test, adjusted p {_p(eq)})"
+        )
+    diff_text = f"{a} - {b} = {fmt.gap(p['diff'], m, signed=True, unit=m != 'test_loss')}"
+    eq_text = f"; adjusted equivalence p {_p(eq)}" if eq is not None else ""
+    if _sequential(report):
+        eq_text += f", level {fmt.nominal(p['level'])} at look {p.get('decided_at_look')}"
+    return (
+        f"{a} and {b} are equivalent within {within}: {_levels(report, a, b)} "
+        f"{_label(report)}, {diff_text} (90% CI {fmt.gap_interval(p.get('equivalence_ci90'), m)}, "
+        f"the interval of a 5% equivalence test{eq_text}), {ns}"
+    )
+
+
+def _needed(report: Report, p: Mapping[str, Any]) -> str:
+    needed = p.get("seeds_needed")
+    if needed is None:
+        return ""
+    looks = (report.get("design") or {}).get("looks") or {}
+    if p.get("seeds_needed_beyond_max"):
+        most = (looks.get("seeds_per_variant") or [needed])[-1]
+        return (
+            f"; about {_plural(needed, 'seed')} per variant would decide it, beyond the "
+            f"design's max of {most}, which would have to rise"
+        )
+    return f"; about {_plural(needed, 'seed')} per variant would decide it"
+
+
 def _pair_sentence(report: Report, p: Mapping[str, Any]) -> str:
     m = report["primary_metric"]
     a, b, conclusion = p["a"], p["b"], p["conclusion"]
-    design = report.get("design") or {}
-    looks = design.get("looks") or {}
-    margin = design.get("equivalence_margin")
+    looks = (report.get("design") or {}).get("looks") or {}
     ns = f"{_seeds([p['n_a'], p['n_b']])}"
     if conclusion in ("a_better", "b_better"):
-        winner, loser = (a, b) if conclusion == "a_better" else (b, a)
-        adv, ci = _oriented(report, p, winner)
-        return (
-            f"{winner} is better than {loser}: {_levels(report, winner, loser)} "
-            f"{_label(report)}, by {fmt.gap(adv, m, unit=m != 'test_loss')}"
-            f"{_stats_clause(report, p, ci)}, {ns}"
-        )
-    diff_text = f"{a} - {b} = {fmt.gap(p['diff'], m, signed=True, unit=m != 'test_loss')}"
+        return _better_sentence(report, p, ns)
     if conclusion == "equivalent":
-        within = f"±{fmt.gap(margin, m, unit=m != 'test_loss')}" if margin is not None else ""
-        if p["p_value"] is None:
-            return (
-                f"{a} and {b} are equivalent within {within}: the per-seed difference is "
-                f"{fmt.gap(p['diff'], m, signed=True)} on every one of {ns}, with no spread"
-            )
-        eq = p["equivalence_p_adjusted"]
-        eq_text = f"; adjusted equivalence p {_p(eq)}" if eq is not None else ""
-        ci = p["ci95"]
-        return (
-            f"{a} and {b} are equivalent within {within}: {_levels(report, a, b)} "
-            f"{_label(report)}, {diff_text} (unadjusted 95% CI {fmt.gap_interval(ci, m)}"
-            f"{eq_text}), {ns}"
-        )
+        return _equivalent_sentence(report, p, ns)
+    diff_text = f"{a} - {b} = {fmt.gap(p['diff'], m, signed=True, unit=m != 'test_loss')}"
     if conclusion == "untested":
         few = [x for x, n in ((a, p["n_a"]), (b, p["n_b"])) if n < MIN_SEEDS]
         who = _join([f"{x} has {_plural(_variant(report, x)['n'], 'seed')}" for x in few])
@@ -153,19 +199,18 @@ def _pair_sentence(report: Report, p: Mapping[str, Any]) -> str:
         return (
             f"{a} vs {b}: no conclusion until this look's trials end; so far {diff_text} with {ns}"
         )
-    if p["p_value"] is None:
+    if p["p_value"] is None or p.get("exact_test"):
+        why = "no difference at all" if p["p_value"] is None else _p_clause(report, p)
         return (
             f"{a} vs {b} is inconclusive: {diff_text} on every one of {ns}, with no spread "
-            "across seeds, so no test is possible"
+            f"across seeds, so no t-test is possible ({why}; too few seeds for an exact test "
+            f"to decide){_needed(report, p)}"
         )
-    needed = p.get("seeds_needed")
-    more = ""
-    if needed is not None:
-        more = f"; about {_plural(needed, 'seed')} per variant would decide it"
+    mde = fmt.gap(p["mde"], m, unit=m != "test_loss")
     return (
-        f"{a} vs {b} is inconclusive with {ns}: {diff_text} (unadjusted 95% CI "
-        f"{fmt.gap_interval(p['ci95'], m)}, adjusted p {_p(p['p_adjusted'])}; minimum "
-        f"detectable difference {fmt.gap(p['mde'], m, unit=m != 'test_loss')}){more}"
+        f"{a} vs {b} is inconclusive with {ns}: {diff_text} ({_ci_name(report)} "
+        f"{fmt.gap_interval(p['ci95'], m)}, {_p_clause(report, p)}; minimum "
+        f"detectable difference {mde}){_needed(report, p)}"
     )
 
 
@@ -195,8 +240,9 @@ def _interim_prefix(report: Report) -> str:
     return f"Interim result ({look}{done} of {done + lost + running} trials finished): "
 
 
-def verdict_sentence(report: Report) -> str:
-    """The report's verdict: one plain sentence per tested pair, then divergences."""
+def verdict_sentence(report: Report, *, differences: bool = True) -> str:
+    """The report's verdict: one plain sentence per tested pair, then divergences, then
+    (unless ``differences`` is False: the score's answer alone) each difference's sentence."""
     variants = report["variants"]
     done = sum(v["n"] for v in variants)
     lost = sum(v["n_failed"] + v["n_cancelled"] + len(v["seeds_without_metric"]) for v in variants)
@@ -217,189 +263,13 @@ def verdict_sentence(report: Report) -> str:
                 f"{v['name']} diverged (loss not finite) on {v['n_diverged']} of "
                 f"{_plural(total, 'trial')}, scored as they ended"
             )
-    for d in report.get("differences") or ():
+    for d in report.get("differences") or () if differences else ():
         if d.get("sentence"):
             sentences.append(str(d["sentence"]).rstrip("."))
     text = ". ".join(sentences) + "."
     if not report["final"]:
         text = _interim_prefix(report) + text
     return text
-
-
-# --- notes --------------------------------------------------------------------------------
-
-
-def _trial_notes(report: Report, v: Mapping[str, Any], anyone: bool) -> list[str]:
-    notes: list[str] = []
-    name, n = v["name"], v["n"]
-    label = _label(report)
-    so_far = "" if report["final"] else " so far"
-    if n == 0 and anyone:
-        notes.append(f"{name} has no finished trial{so_far}, so it is not compared.")
-    elif n == 1:
-        notes.append(
-            f"{name} has only 1 finished seed{so_far}: no confidence interval and no "
-            f"significance test are possible; run at least {MIN_SEEDS}."
-        )
-    elif 1 < n < MIN_SEEDS:
-        notes.append(
-            f"{name} has only {n} finished seeds{so_far}: its confidence interval is wide "
-            f"and no significance test is run against it; run at least {MIN_SEEDS}."
-        )
-    for key, noun, suffix in (
-        ("failed_seeds", "failed trial", ""),
-        ("cancelled_seeds", "cancelled trial", ""),
-        ("seeds_without_metric", "succeeded trial", f" without a finite {label}"),
-    ):
-        if seeds := v[key]:
-            listed = ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
-            counted = _plural(len(seeds), noun) + suffix
-            notes.append(f"{name}: {counted} ({listed}) left out of the statistics.")
-    if v.get("n_diverged"):
-        notes.append(
-            f"{name}: {_plural(v['n_diverged'], 'trial')} diverged (the training loss became "
-            "NaN or infinite); they count as the variant's results, evaluated as they ended, "
-            "because instability belongs to the architecture."
-        )
-    stopped = v["stopped_early"]
-    if sum(stopped.values()):
-        how = [
-            f"{k} by "
-            + ("early stopping" if reason == StopReason.EARLY_STOPPING else "the time budget")
-            for reason, k in stopped.items()
-            if k
-        ]
-        notes.append(
-            f"{name}: {sum(stopped.values())} of {n} trials stopped before their planned "
-            f"epochs ({', '.join(how)}), so not every trial trained for the same budget."
-        )
-    return notes
-
-
-def _ratio_notes(report: Report) -> list[str]:
-    notes: list[str] = []
-    variants = report["variants"]
-    for what, key, source in (("parameters", "params", "capacity"), ("FLOPs", "flops", "compute")):
-        for i, va in enumerate(variants):
-            for vb in variants[i + 1 :]:
-                xa, xb = va[key], vb[key]
-                if not xa or not xb or max(xa, xb) <= RATIO_LIMIT * min(xa, xb):
-                    continue
-                big, small = (va, vb) if xa > xb else (vb, va)
-                hi, lo = max(xa, xb), min(xa, xb)
-                notes.append(
-                    f"{big['name']} has {hi / lo:.1f}x the {what} of {small['name']} "
-                    f"({hi:,} vs {lo:,}): a difference in {_label(report)} may come from "
-                    f"{source}, not from the architecture's design."
-                )
-    return notes
-
-
-def _pair_notes(report: Report) -> list[str]:
-    notes: list[str] = []
-    m = report["primary_metric"]
-    label = _label(report)
-    for p in report["pairwise"]:
-        if p["conclusion"] == "untested" or p["diff"] is None:
-            continue
-        va, vb, diff = _variant(report, p["a"]), _variant(report, p["b"]), p["diff"]
-        both_constant = va["std"] == 0.0 and vb["std"] == 0.0
-        if p["p_value"] is None and both_constant and diff == 0.0:
-            notes.append(
-                f"{p['a']} and {p['b']} gave the same {label} ({fmt.level(va['mean'], m)}) on "
-                "every seed: with no spread there is nothing to test."
-            )
-        elif p["p_value"] is None and both_constant:
-            notes.append(
-                f"{p['a']} and {p['b']} each gave one {label} on every seed "
-                f"({fmt.level(va['mean'], m)} vs {fmt.level(vb['mean'], m)}): with no spread "
-                "no t-test is possible, so the pair is not marked significant although the "
-                "values differ."
-            )
-        elif p["p_value"] is None:
-            notes.append(
-                f"{p['a']} - {p['b']} is {fmt.gap(diff, m, signed=True)} on every seed: the "
-                "per-seed differences have no spread, so no paired t-test is possible."
-            )
-        elif p["conclusion"] == "inconclusive" and diff != 0.0:
-            spread = max(va["std"] or 0.0, vb["std"] or 0.0)
-            if abs(diff) < spread:
-                notes.append(
-                    f"The gap between {p['a']} and {p['b']} ({_by(report, abs(diff))}) is "
-                    f"smaller than the seed-to-seed spread (std up to "
-                    f"{fmt.gap(spread, m)}): another set of seeds could rank them the other way."
-                )
-    return notes
-
-
-def _design_notes(report: Report) -> list[str]:
-    notes: list[str] = []
-    design = report.get("design") or {}
-    if report["primary_metric"] == "best_val_accuracy":
-        notes.append(
-            "The primary metric is best_val_accuracy, the best of the validation accuracies "
-            "seen during training: choosing the maximum makes it optimistically biased, and the "
-            "validation data also steered early stopping. test_accuracy is the unbiased measure."
-        )
-    if design.get("split") == "fixed" and report["pairwise"]:
-        notes.append(
-            "The split is fixed for the whole comparison: the intervals cover weight "
-            "initialisation and data order only, not which examples were drawn for testing."
-        )
-    notes.extend(_training_notes(design.get("training") or {}))
-    looks = design.get("looks") or {}
-    if not looks.get("complete", True):
-        notes.append(
-            "Conclusions are withheld until every trial of the current look has ended: an "
-            "interim report never claims a difference."
-        )
-    elif report.get("interim") and design.get("sequential"):
-        notes.append(
-            f"Look {looks.get('current')} of {looks.get('planned')}: conclusions are tested at "
-            f"this look's share of alpha ({looks.get('level', 0):.4f}); more seeds may follow."
-        )
-    return notes
-
-
-def _training_notes(differ: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Variants with their own training settings: the comparison is of each architecture
-    with its training."""
-    if not differ:
-        return []
-    settings = sorted({k for values in differ.values() for k in values})
-    each = "; ".join(
-        f"{name}: " + ", ".join(f"{k}={json.dumps(values.get(k))}" for k in settings)
-        for name, values in differ.items()
-    )
-    return [
-        f"The variants do not train alike ({each}), so a difference is that of each "
-        "architecture with its training, not of the architectures alone."
-    ]
-
-
-def fairness_notes(report: Report) -> list[str]:
-    """The report's notes: partial results, few seeds, lost trials, unequal budgets and sizes."""
-    variants = report["variants"]
-    done = sum(v["n"] for v in variants)
-    notes: list[str] = []
-    if not report["final"]:
-        running = sum(v["n_running"] for v in variants)
-        if running:
-            notes.append(
-                f"This report is partial: {_plural(done, 'trial')} finished and {running} "
-                "still queued or running, so the numbers will change."
-            )
-        else:
-            notes.append(
-                f"This report is interim: the {_plural(done, 'trial')} so far have finished, "
-                "but the comparison has not ended (more seeds may follow)."
-            )
-    for v in variants:
-        notes.extend(_trial_notes(report, v, anyone=done > 0))
-    notes.extend(_design_notes(report))
-    notes.extend(_ratio_notes(report))
-    notes.extend(_pair_notes(report))
-    return notes
 
 
 # --- tables -----------------------------------------------------------------------------
@@ -511,6 +381,17 @@ def render_markdown(report: Report, *, title: str) -> str:
     design = report.get("design") or {}
     heading = md_escape(without_terminal_codes(title))  # no ESC, BEL: as stored errors
     lines = [f"# {heading}", "", f"**Verdict:** {md_escape(report['verdict'])}", ""]
+    labels = (
+        ("score", "Score"),
+        ("predictions", "Predictions"),
+        ("representations", "Representations"),
+    )
+    given = [
+        (label, text) for key, label in labels if (text := (report.get("answers") or {}).get(key))
+    ]
+    if len(given) > 1:  # the score alone is the verdict already
+        lines += [f"- **{label}:** {md_escape(text)}" for label, text in given]
+        lines += [""]
     lines += [f"Primary metric: {_label(report)} ({direction} is better); report {state}.", ""]
     lines += [md_escape(_design_line(report, design)), ""]
     lines += ["## Variants", "", *_md_table(*_variant_table(report)), ""]
@@ -518,7 +399,7 @@ def render_markdown(report: Report, *, title: str) -> str:
         lines += ["## Pairwise comparisons", ""]
         lines += [md_escape(_pairwise_caption(design)), ""]
         lines += [*_md_table(*_pairwise_table(report)), ""]
-    if report.get("differences"):  # issue 14: core.report.differences
+    if report.get("differences"):  # core.report.differences
         lines += ["## Do they differ?", ""]
         lines += [
             f"- {md_escape(d['sentence'])}" for d in report["differences"] if d.get("sentence")
@@ -535,11 +416,16 @@ def _design_line(report: Report, design: Mapping[str, Any]) -> str:
     split = {"per_seed": "a split per seed", "fixed": "one fixed split"}.get(
         design.get("split") or "", str(design.get("split"))
     )
-    seq = "one look"
+    seq = "one look; 95% t-intervals"
     if design.get("sequential"):
+        kind = {"pocock": "Pocock", "obrien_fleming": "O'Brien-Fleming"}.get(
+            looks.get("boundary") or "", str(looks.get("boundary"))
+        )
         seq = (
             f"look {looks.get('current')} of {looks.get('planned')} "
-            "(Lan-DeMets alpha spending, Pocock-type)"
+            f"({kind} group-sequential boundaries from the joint normal distribution of the "
+            "looks; a decided pair stays decided; 95% repeated confidence intervals, valid "
+            "whatever the stopping)"
         )
     base = f"baseline {design['baseline']}" if design.get("baseline") else "all pairs"
     margin = design.get("equivalence_margin")
@@ -550,11 +436,18 @@ def _design_line(report: Report, design: Mapping[str, Any]) -> str:
 
 
 def _pairwise_caption(design: Mapping[str, Any]) -> str:
+    ci = "95% CI unadjusted, adjusted CI Bonferroni over the family"
+    if design.get("sequential"):
+        ci = (
+            "95% CI repeated (valid whatever the stopping), adjusted CI repeated at the "
+            "look's boundary for alpha over the family"
+        )
     return (
-        "Paired t-test over the seeds both sides have (3 or more), Welch's otherwise; p-values and "
-        "TOST p-values Holm-adjusted across the tested family; 95% CI unadjusted, adjusted "
-        "CI Bonferroni at the look's level; Hedges' g (paired: g_z, the SD of the per-seed "
-        "differences) with its 95% interval; MDE at 80% power."
+        "Paired t-test over the seeds both sides have (3 or more), Welch's otherwise (an "
+        "exact sign or Mann-Whitney test when there is no spread); p-values and TOST "
+        f"p-values Holm-adjusted across the tested family; {ci}; Hedges' g (paired: g_z, "
+        "the SD of the per-seed differences) with its interval of the same kind; MDE at 80% "
+        "power."
     )
 
 

@@ -3,7 +3,7 @@
 ``core.report.build.build_report`` makes a plain dict (the renderers and stored reports read
 dicts); ``Report.model_validate`` checks it, and the api serves it with
 ``response_model=Report`` so ``/openapi.json`` documents every field. The field names are
-those of API.md (1.0 and "Version 1.1").
+those of the HTTP contract (versions 1.0, 1.1 and 1.2) that the README documents.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "Answers",
     "Conclusion",
     "Design",
     "Looks",
@@ -43,10 +44,22 @@ class Looks(_Model):
         "are withheld."
     )
     seeds_per_variant: list[int] = Field(description="Seeds per variant at each look.")
-    level: float = Field(description="The current look's own level (its share of alpha).")
-    alpha_spent: float = Field(description="Alpha spent up to and including this look.")
+    level: float = Field(
+        description="The current look's nominal level for one pair at alpha: its "
+        "group-sequential boundary as a two-sided p-value (alpha for a list of seeds)."
+    )
+    alpha_spent: float = Field(
+        description="The null probability of crossing a boundary up to and including this "
+        "look (the joint normal distribution of the look statistics)."
+    )
     final_level: float | None = Field(
-        default=None, description="The last planned look's own level (adaptive designs)."
+        default=None, description="The last planned look's nominal level (adaptive designs)."
+    )
+    boundary: Literal["pocock", "obrien_fleming"] | None = Field(
+        default=None, description="The adaptive design's boundary; null for a list of seeds."
+    )
+    levels: list[float] = Field(
+        default_factory=list, description="Every look's nominal level for one pair at alpha."
     )
 
 
@@ -59,8 +72,13 @@ class Design(_Model):
     alpha: float
     equivalence_margin: float = Field(description="In the primary metric's units.")
     baseline: str | None
+    pairs: list[tuple[str, str]] | None = Field(
+        default=None, description="The named contrasts tested (the spec's pairs), if any."
+    )
     sequential: str | None = Field(
-        description='"lan_demets_pocock" for adaptive seeds, null for a list of seeds.'
+        description='"group_sequential_pocock" or "group_sequential_obrien_fleming" for '
+        "adaptive seeds (boundaries from the joint distribution of the look statistics, "
+        "Holm over the family at each look, a decided pair stays decided), null for a list."
     )
     looks: Looks
     family_size: int = Field(description="Pairs in the tested family (Holm's m).")
@@ -70,6 +88,17 @@ class Design(_Model):
         default_factory=dict,
         description="Per variant, its value of each training setting that differs between "
         "variants (a variant's own training); empty when they all train alike.",
+    )
+    variant_intervals: str = Field(
+        default="t_bounded",
+        description="A variant's ci95: the t-interval intersected with the metric's range "
+        "(accuracy in [0, 1], loss and timings at least 0).",
+    )
+    intervals: str = Field(
+        default="t",
+        description='The pairs\' intervals: "t" (fixed design: 95% t-interval, noncentral-t '
+        'for the effect size) or "repeated_<boundary>" (adaptive design: repeated confidence '
+        "intervals at one minus the look's nominal level, valid whatever the stopping rule).",
     )
 
 
@@ -96,6 +125,11 @@ class VariantSummary(_Model):
     n_cancelled: int
     n_running: int
     n_diverged: int = Field(description='Trials that ended with stop_reason "diverged".')
+    diverged_scored_worst: list[int] = Field(
+        default_factory=list,
+        description="Seeds of diverged trials whose primary metric was not finite, scored at "
+        "the worst value any trial of the comparison reached (they count against the variant).",
+    )
     failed_seeds: list[int]
     cancelled_seeds: list[int]
     seeds_without_metric: list[int]
@@ -133,6 +167,11 @@ class PairwiseResult(_Model):
     n_a: int
     n_b: int
     test: Literal["paired_t", "welch"] | None
+    exact_test: Literal["sign", "mann_whitney"] | None = Field(
+        default=None,
+        description="Set when the per-seed differences (or both sides) have no spread: the "
+        "exact test whose p-value replaces the undefined t-test's.",
+    )
     paired: bool
     n_paired: int | None = Field(
         default=None,
@@ -141,9 +180,17 @@ class PairwiseResult(_Model):
     )
     correlation: float | None = Field(description="Pearson r of the per-seed values (paired).")
     diff: float | None = Field(description="mean(a) - mean(b).")
-    ci95: Interval | None = Field(description="Unadjusted 95% interval of diff.")
+    ci95: Interval | None = Field(
+        description="95% interval of diff, unadjusted for the family: a t-interval, or in "
+        "an adaptive design the repeated confidence interval (see interval)."
+    )
     ci95_adjusted: Interval | None = Field(
-        description="Bonferroni interval at 1 - level/m (the look's level, m pairs)."
+        description="Bonferroni over the family's m pairs: at 1 - alpha/m, or in an adaptive "
+        "design the repeated interval at the look's nominal level for alpha/m."
+    )
+    interval: str | None = Field(
+        default=None,
+        description='How ci95 and effect_size_ci95 are made: "t" or "repeated_<boundary>".',
     )
     df: float | None
     p_value: float | None
@@ -155,10 +202,35 @@ class PairwiseResult(_Model):
     effect_size_ci95: Interval | None
     equivalence_p: float | None = Field(description="TOST p against ±equivalence_margin.")
     equivalence_p_adjusted: float | None
+    equivalence_ci90: Interval | None = Field(
+        default=None,
+        description="The 90% interval of diff matching a 5% TOST: inside ±margin exactly "
+        "when both one-sided tests reject.",
+    )
     conclusion: Conclusion
+    practical: Literal["beyond_margin", "within_margin", "undetermined"] | None = Field(
+        default=None,
+        description="A better pair against the margin: its interval wholly beyond it, wholly "
+        "within it (better by a negligible amount), or neither; null when not better.",
+    )
+    decided_at_look: int | None = Field(
+        default=None, description="The look (1-based) at which the pair was decided; it stays."
+    )
+    decision_p: float | None = Field(
+        default=None,
+        description="The p-value that decided the pair, at its decision look (the Holm-"
+        "adjusted TOST p for equivalent), compared with level.",
+    )
     mde: float | None = Field(description="Difference detected with 80% power, metric units.")
     seeds_needed: int | None = Field(description="Seeds per variant to decide; null if decided.")
-    level: float | None = Field(description="The look's level the pair was tested at.")
+    seeds_needed_beyond_max: bool = Field(
+        default=False, description="seeds_needed exceeds the adaptive design's max."
+    )
+    level: float | None = Field(
+        description="List of seeds: alpha, the level of p_adjusted. Adaptive: the nominal "
+        "level the pair's p_value was compared with (its look's boundary for alpha over the "
+        "pairs then undecided, Holm's step), at its decision look or the current one."
+    )
 
 
 class PerClassAccuracy(_Model):
@@ -174,7 +246,7 @@ class PerClassAccuracy(_Model):
 
 
 class PairDifference(BaseModel):
-    """How two variants differ beyond the primary metric (filled by the analysis of issue 14)."""
+    """How two variants differ beyond the primary metric (``core.report.differences``)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -208,6 +280,18 @@ class PairDifference(BaseModel):
     differs: bool | None = None
 
 
+class Answers(_Model):
+    """One answer per level, each leading with its conclusion, then its figures."""
+
+    score: str = Field(description="Is one better on the primary metric? (the tested pairs)")
+    predictions: str | None = Field(
+        default=None, description="Do they get different examples wrong, beyond seed luck?"
+    )
+    representations: str | None = Field(
+        default=None, description="Do their last hidden layers represent the data alike (CKA)?"
+    )
+
+
 class Report(_Model):
     """The comparison report (partial while running: ``final`` false, ``interim`` true)."""
 
@@ -224,4 +308,7 @@ class Report(_Model):
     ranking: list[str]
     differences: list[PairDifference]
     verdict: str
+    answers: Answers | None = Field(
+        default=None, description="The verdict split by question, each part labelled."
+    )
     notes: list[str]

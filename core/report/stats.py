@@ -18,8 +18,11 @@ independently.
   (centred on the unadjusted d, as Bonett computes it).
 - ``mde`` / ``seeds_needed``: power analysis (statsmodels ``TTestPower`` /
   ``TTestIndPower``) at 80% power.
-- ``pocock_spending`` / ``look_levels``: Lan-DeMets alpha spending with the Pocock-type
-  function ``alpha * ln(1 + (e - 1) t)``.
+- ``pair_p`` / ``pair_tost``: the pair's p-values when the per-seed differences have no
+  spread (the t-test is undefined there): the exact sign test of the constant difference
+  (paired; scipy ``binomtest``) or the exact Mann-Whitney test (unpaired, both sides
+  constant), so a constant gap is judged by one rule whether it is inside the margin or
+  beyond it: decided once the seeds are enough for the exact test, inconclusive before.
 """
 
 from __future__ import annotations
@@ -44,12 +47,14 @@ __all__ = [
     "hedges_g_paired",
     "hedges_g_welch",
     "holm",
-    "look_levels",
+    "look_p_values",
     "mde",
+    "pair_p",
+    "pair_tost",
     "paired_t",
-    "pocock_spending",
     "seeds_needed",
     "tost",
+    "tost_interval",
     "welch_t",
 ]
 
@@ -90,8 +95,14 @@ def _interval(diff: float, se: float, df: float, level: float) -> tuple[float, f
     return (diff - half, diff + half)
 
 
-def paired_t(a: Sequence[float], b: Sequence[float], adjusted_level: float = 0.95) -> TTest:
-    """The paired t-test of the per-seed differences ``a[i] - b[i]`` (scipy ``ttest_rel``)."""
+def paired_t(
+    a: Sequence[float],
+    b: Sequence[float],
+    adjusted_level: float = 0.95,
+    interval_level: float = 0.95,
+) -> TTest:
+    """The paired t-test of the per-seed differences ``a[i] - b[i]`` (scipy ``ttest_rel``);
+    ``ci95`` is at ``interval_level`` (0.95 but in an adaptive design's repeated interval)."""
     if len(a) != len(b) or len(a) < 2:
         raise ValueError("a paired t-test needs two or more pairs")
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
@@ -106,12 +117,17 @@ def paired_t(a: Sequence[float], b: Sequence[float], adjusted_level: float = 0.9
         float(res.pvalue),
         df,
         se,
-        _interval(diff, se, df, 0.95),
+        _interval(diff, se, df, interval_level),
         _interval(diff, se, df, adjusted_level),
     )
 
 
-def welch_t(a: Sequence[float], b: Sequence[float], adjusted_level: float = 0.95) -> TTest:
+def welch_t(
+    a: Sequence[float],
+    b: Sequence[float],
+    adjusted_level: float = 0.95,
+    interval_level: float = 0.95,
+) -> TTest:
     """Welch's t-test (scipy ``ttest_ind``, unequal variances); none when both are constant."""
     if len(a) < 2 or len(b) < 2:
         raise ValueError("Welch's t-test needs at least two values on each side")
@@ -136,9 +152,17 @@ def welch_t(a: Sequence[float], b: Sequence[float], adjusted_level: float = 0.95
         float(res.pvalue),
         float(df),
         se,
-        _interval(diff, se, df, 0.95),
+        _interval(diff, se, df, interval_level),
         _interval(diff, se, df, adjusted_level),
     )
+
+
+def tost_interval(t: TTest, alpha: float = 0.05) -> tuple[float, float] | None:
+    """The ``1 - 2 alpha`` interval of the difference (90% for a 5% TOST): it lies inside
+    ``±margin`` exactly when both one-sided tests reject."""
+    if t.se is None or t.df is None:
+        return None
+    return _interval(t.diff, t.se, t.df, 1.0 - 2.0 * alpha)
 
 
 def tost(a: Sequence[float], b: Sequence[float], margin: float, *, paired: bool) -> float | None:
@@ -156,6 +180,75 @@ def tost(a: Sequence[float], b: Sequence[float], margin: float, *, paired: bool)
             p = ttost_ind(np.asarray(a, float), np.asarray(b, float), -margin, margin, "unequal")[0]
     p = float(p)
     return p if math.isfinite(p) else None
+
+
+def look_p_values(
+    a: Sequence[float], b: Sequence[float], margin: float, *, paired: bool
+) -> tuple[float | None, float | None, float]:
+    """(p, TOST p, diff) of the pair: the same tests as ``paired_t``/``welch_t``, ``pair_p``
+    and ``pair_tost`` (the unit tests compare them), written with scipy.special because the
+    sequential replay runs them at every look of every pair."""
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if paired:
+        d = xa - xb
+        diff, n = float(d.mean()), len(d)
+        if constant(list(d)):
+            return _exact(a, b, margin, paired, diff)
+        se, df = float(d.std(ddof=1)) / math.sqrt(n), n - 1.0
+    else:
+        diff = float(xa.mean() - xb.mean())
+        ca, cb = constant(list(xa)), constant(list(xb))
+        if ca and cb:
+            return _exact(a, b, margin, paired, diff)
+        va = 0.0 if ca else float(xa.var(ddof=1)) / len(xa)
+        vb = 0.0 if cb else float(xb.var(ddof=1)) / len(xb)
+        se = math.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va * va / (len(xa) - 1) + vb * vb / (len(xb) - 1))
+    if not (se > 0.0 and math.isfinite(se) and math.isfinite(df)):
+        return None, None, diff
+    p = 2.0 * float(special.stdtr(df, -abs(diff) / se))
+    lower = float(special.stdtr(df, -(diff + margin) / se))  # H0: diff <= -margin
+    upper = float(special.stdtr(df, (diff - margin) / se))  # H0: diff >= margin
+    return p, max(lower, upper), diff
+
+
+def _exact(
+    a: Sequence[float], b: Sequence[float], margin: float, paired: bool, diff: float
+) -> tuple[float | None, float | None, float]:
+    t = TTest(diff, None, None, None, None, None)
+    return pair_p(a, b, t, paired=paired), pair_tost(a, b, margin, paired), diff
+
+
+def pair_p(a: Sequence[float], b: Sequence[float], t: TTest, *, paired: bool) -> float | None:
+    """The pair's two-sided p-value: the t-test's, or without spread the exact sign test of a
+    constant non-zero per-seed difference (paired) or the exact Mann-Whitney test of two
+    constant sides (unpaired); None when there is no difference at all."""
+    if t.p is not None:
+        return t.p
+    if paired:
+        d = [x - y for x, y in zip(a, b, strict=True)]
+        if d[0] == 0.0:
+            return None
+        return float(stats.binomtest(len(d), len(d), 0.5).pvalue)
+    if t.diff == 0.0:
+        return None
+    return float(stats.mannwhitneyu(a, b, method="exact").pvalue)
+
+
+def pair_tost(a: Sequence[float], b: Sequence[float], margin: float, paired: bool) -> float | None:
+    """The TOST p-value: ``tost``'s, or without spread its exact counterpart, each one-sided
+    test a sign test (paired) or a Mann-Whitney test (unpaired) of the shifted samples."""
+    p = tost(a, b, margin, paired=paired)
+    if p is not None:
+        return p
+    if paired:
+        d = [x - y for x, y in zip(a, b, strict=True)]
+        n = len(d)
+        inside = sum(-margin < x < margin for x in d)
+        return float(stats.binomtest(inside, n, 0.5, alternative="greater").pvalue)
+    lower = stats.mannwhitneyu(a, [x - margin for x in b], alternative="greater", method="exact")
+    upper = stats.mannwhitneyu(a, [x + margin for x in b], alternative="less", method="exact")
+    return float(max(lower.pvalue, upper.pvalue))
 
 
 def _j(df: float) -> float:
@@ -199,9 +292,9 @@ def _nct_interval(t_obs: float, df: float, n: float, level: float = 0.95) -> tup
 
 
 def hedges_g_paired(
-    a: Sequence[float], b: Sequence[float]
+    a: Sequence[float], b: Sequence[float], level: float = 0.95
 ) -> tuple[float, tuple[float, float]] | None:
-    """Hedges' g_z of the per-seed differences and its 95% noncentral-t interval."""
+    """Hedges' g_z of the per-seed differences and its noncentral-t interval at ``level``."""
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     n = len(d)
     if n < 2 or constant(list(d)):
@@ -209,14 +302,14 @@ def hedges_g_paired(
     dz = float(d.mean() / d.std(ddof=1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        ci = _nct_interval(dz * math.sqrt(n), n - 1, n)
+        ci = _nct_interval(dz * math.sqrt(n), n - 1, n, level)
     return _j(n - 1) * dz, ci
 
 
 def hedges_g_welch(
-    a: Sequence[float], b: Sequence[float]
+    a: Sequence[float], b: Sequence[float], level: float = 0.95
 ) -> tuple[float, tuple[float, float]] | None:
-    """Bonett's unequal-variance standardised difference, bias-corrected, with its 95% interval."""
+    """Bonett's unequal-variance standardised difference, bias-corrected, with its interval."""
     na, nb = len(a), len(b)
     if na < 2 or nb < 2:
         return None
@@ -231,7 +324,7 @@ def hedges_g_welch(
         + (va / (na - 1) + vb / (nb - 1)) / s2
     )
     g = (1.0 - 3.0 / (4.0 * (na + nb) - 9.0)) * d
-    half = float(stats.norm.ppf(0.975)) * math.sqrt(var)
+    half = float(stats.norm.ppf(1.0 - (1.0 - level) / 2.0)) * math.sqrt(var)
     # Bonett's interval is centred on the unadjusted d (his statpsych ``ci.stdmean2``); the
     # bias adjustment is for the point estimate only.
     return g, (d - half, d + half)
@@ -348,19 +441,3 @@ def seeds_needed(
         if n is not None:
             candidates.append(n)
     return min(candidates) if candidates else SEEDS_NEEDED_CAP
-
-
-def pocock_spending(t: float, alpha: float) -> float:
-    """Lan-DeMets Pocock-type spending: the alpha spent by information fraction ``t``."""
-    t = min(1.0, max(0.0, t))
-    return alpha * math.log(1.0 + (math.e - 1.0) * t)
-
-
-def look_levels(ns: Sequence[int], alpha: float) -> list[float]:
-    """Each look's own level: the increment of spent alpha, ``t_k = ns[k] / ns[-1]``.
-
-    Testing look k at its increment and taking the union over looks keeps the family-wise
-    error at most ``alpha`` whatever the stopping rule (Bonferroni over looks).
-    """
-    spent = [pocock_spending(n / ns[-1], alpha) for n in ns]
-    return [s - (spent[i - 1] if i else 0.0) for i, s in enumerate(spent)]

@@ -6,7 +6,7 @@ located in the request (``["body", "variants", 1, "layers", 0, "kernel_size"]``)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -511,7 +511,24 @@ def _normalised_variants(
                 f"(variants: {names})",
             )
         )
+    errors.extend(_pair_errors(spec, seen))
     return variants, analyses, errors
+
+
+def _pair_errors(spec: ComparisonSpec, seen: Mapping[str, int]) -> list[ErrorItem]:
+    """Named contrasts must name two different variants of the comparison."""
+    errors: list[ErrorItem] = []
+    for i, (a, b) in enumerate(spec.pairs or ()):
+        for j, name in enumerate((a, b)):
+            if name not in seen:
+                errors.append(
+                    _over(["pairs", i, j], f"{name!r} is not a variant of this comparison")
+                )
+        if a == b:
+            errors.append(
+                _over(["pairs", i], f"a pair needs two different variants, not {a!r} twice")
+            )
+    return errors
 
 
 def _stored(

@@ -443,3 +443,13 @@ def test_two_seeds_cannot_tell_a_difference_from_luck() -> None:
     assert str(d["sentence"]).endswith(
         ": three paired seeds are needed to tell a difference from the runs' luck."
     )
+
+
+def test_a_tiny_mcnemar_p_reads_below_0001_in_the_table_never_0000() -> None:
+    from core.report.differences import differences_table
+
+    headers, rows = differences_table([{"a": "x", "b": "y", "mcnemar_p_adjusted": 0.0002}])
+    cell = rows[0][headers.index("McNemar adj. p")]
+    assert cell == "< 0.001"
+    headers, rows = differences_table([{"a": "x", "b": "y", "mcnemar_p_adjusted": 0.0123}])
+    assert rows[0][headers.index("McNemar adj. p")] == "0.012"

@@ -149,7 +149,9 @@ def test_clear_winner_verdict_names_winner_loser_and_adjusted_p(trial: Factory) 
         "conv64x3 is better than conv128: 97.70% vs 94.13% test accuracy, by 3.57 points "
         "(unadjusted 95% CI +2.20 to +4.93; adjusted p = 0.008; Hedges' g "
     )
-    assert verdict.endswith(", 3 seeds.")
+    # The interval (+2.20 to +4.93) lies wholly beyond the default one-point margin.
+    assert verdict.endswith(", 3 seeds; the gap is beyond the ±1.00 point margin.")
+    assert report["pairwise"][0]["practical"] == "beyond_margin"
     assert verdict.count(". ") == 0  # one pair, one sentence
     assert report["ranking"] == ["conv64x3", "conv128"]
 
@@ -261,12 +263,20 @@ def test_identical_results_are_not_significant(trial: Factory) -> None:
     assert pair["diff"] == 0.0
     assert (pair["p_value"], pair["ci95"], pair["effect_size"]) == (None, None, None)
     assert pair["significant"] is False
-    assert pair["conclusion"] == "equivalent"  # exactly equal on every seed, within the margin
+    # No spread: the exact sign test of equivalence, 0.5^3 = 0.125 on 3 seeds, cannot decide.
+    assert pair["exact_test"] == "sign"
+    assert pair["equivalence_p"] == pytest.approx(stats.binomtest(3, 3, 0.5, "greater").pvalue)
+    assert pair["conclusion"] == "inconclusive"
     assert _variant(report, "a")["std"] == 0.0
     assert [(v["rank"], v["tier"]) for v in report["variants"]] == [(1, 1), (1, 1)]
-    assert report["verdict"].startswith("a and b are equivalent within ±1.00 point")
+    assert report["verdict"].startswith("a vs b is inconclusive: a - b = +0.00 points on every")
     assert not any("other way" in n for n in report["notes"])  # an exact tie has no order
     json.dumps(report, allow_nan=False)
+    # Five tied seeds decide it: 0.5^5 < 0.05.
+    five = [*_seeds(trial, "a", [0.9] * 5), *_seeds(trial, "b", [0.9] * 5)]
+    pair = _build(five, order=["a", "b"])["pairwise"][0]
+    assert pair["equivalence_p"] == pytest.approx(0.5**5)
+    assert pair["conclusion"] == "equivalent"
 
 
 def test_identical_single_seeds_say_tie_not_lead(trial: Factory) -> None:
@@ -275,17 +285,44 @@ def test_identical_single_seeds_say_tie_not_lead(trial: Factory) -> None:
     assert [v["rank"] for v in report["variants"]] == [1, 1]  # exact ties share a rank
 
 
+@pytest.mark.parametrize("gap", [0.005, 0.02])
+def test_constant_differences_are_judged_by_one_exact_rule_both_ways(
+    trial: Factory, gap: float
+) -> None:
+    """A constant gap inside the margin (0.5 point) and one beyond it (2 points) follow the
+    same rule: undecided on 3 seeds, decided better on 6 by the exact sign test (whose
+    p-values are recomputed with scipy), the small one "within the margin"."""
+    for n, decided in ((3, False), (6, True)):
+        trials = [*_seeds(trial, "a", [0.9 + gap] * n), *_seeds(trial, "b", [0.9] * n)]
+        report = _build(trials, order=["a", "b"])
+        pair = report["pairwise"][0]
+        assert pair["exact_test"] == "sign"
+        assert pair["p_value"] == pytest.approx(stats.binomtest(n, n, 0.5).pvalue)
+        inside = n if gap < 0.01 else 0
+        tost = stats.binomtest(inside, n, 0.5, alternative="greater").pvalue
+        assert pair["equivalence_p"] == pytest.approx(tost)
+        assert pair["conclusion"] == ("a_better" if decided else "inconclusive")
+        if decided:
+            margin = "within_margin" if gap < 0.01 else "beyond_margin"
+            assert pair["practical"] == margin
+        if not decided:
+            assert "with no spread" in report["verdict"]
+            tiers = {v["name"]: v["tier"] for v in report["variants"]}
+            assert tiers == {"a": 1, "b": 1}
+
+
 def test_different_constants_get_no_test_and_a_note(trial: Factory) -> None:
     trials = [*_seeds(trial, "a", [0.9] * 3), *_seeds(trial, "b", [0.8] * 3)]
     report = _build(trials, order=["a", "b"])
     pair = report["pairwise"][0]
-    assert pair["p_value"] is None
+    assert pair["exact_test"] == "sign"
+    assert pair["p_value"] == pytest.approx(0.25)
     assert pair["significant"] is False
     assert pair["conclusion"] == "inconclusive"
-    assert any("with no spread no t-test is possible" in n for n in report["notes"])
-    assert report["verdict"] == (
+    assert any("the t-test is undefined" in n for n in report["notes"])
+    assert report["verdict"].startswith(
         "a vs b is inconclusive: a - b = +10.00 points on every one of 3 seeds, with no "
-        "spread across seeds, so no test is possible."
+        "spread across seeds, so no t-test is possible (exact sign test adjusted p = 0.250"
     )
 
 
@@ -483,7 +520,7 @@ def test_any_input_gives_json_safe_consistent_report(
 
 
 def test_an_unadjusted_interval_is_labelled_in_the_verdict(trial: Factory) -> None:
-    """Issue 13: "not distinguishable (95% CI 0.6 to 8.4, adjusted p = 0.093)". An
+    """A verdict once read "not distinguishable (95% CI 0.6 to 8.4, adjusted p = 0.093)". An
     inconclusive pair of a family of three whose unadjusted interval excludes zero must say
     that interval is unadjusted, next to the adjusted p."""
     values = {

@@ -24,7 +24,8 @@ from statsmodels.stats.power import TTestIndPower, TTestPower
 from core.report.build import TrialResult, build_report, needs_more_seeds
 from core.report.build import tested_pairs as family  # not test_*: pytest would collect it
 from core.report.schema import PairDifference, Report
-from core.report.stats import holm, look_levels
+from core.report.sequential import boundary_levels, t_levels, z_bounds
+from core.report.stats import holm
 from core.spec import DesignSpec
 from tests.support.trials import make_trial
 
@@ -223,37 +224,72 @@ def test_holm_matches_statsmodels() -> None:
         assert holm(p) == pytest.approx(list(multipletests(p, method="holm")[1]), rel=1e-12)
 
 
-def test_sequential_levels_spend_alpha_by_the_pocock_type_function() -> None:
-    ns = [3, 5, 7, 9, 10]
-    levels = look_levels(ns, 0.05)
-    spent = [0.05 * math.log(1 + (math.e - 1) * n / 10) for n in ns]
-    assert levels == pytest.approx(np.diff([0.0, *spent]))
-    assert sum(levels) == pytest.approx(0.05)
+@pytest.mark.parametrize(("kind", "c_last"), [("pocock", 2.413), ("obrien_fleming", 2.040)])
+def test_boundaries_match_the_published_constants_and_the_joint_normal(
+    kind: str, c_last: float
+) -> None:
+    # Jennison and Turnbull (2000), tables 2.1 and 2.3: five equally spaced looks, two-sided
+    # alpha 0.05: Pocock's constant 2.413, O'Brien-Fleming's last critical value 2.040.
+    fractions = (0.2, 0.4, 0.6, 0.8, 1.0)
+    bounds = np.array(z_bounds(fractions, 0.05, kind))
+    assert bounds[-1] == pytest.approx(c_last, abs=5e-4)
+    # The crossing probability recomputed by scipy's multivariate normal (Genz): the look
+    # statistics have corr(Z_j, Z_k) = sqrt(t_j / t_k).
+    t = np.array(fractions)
+    cov = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
+    mvn = stats.multivariate_normal(np.zeros(len(t)), cov)
+    inside = mvn.cdf(bounds, lower_limit=-bounds, rng=np.random.default_rng(0))
+    assert 1 - inside == pytest.approx(0.05, abs=2e-4)
+
+
+def test_the_report_schedule_spends_alpha_by_monte_carlo() -> None:
+    # {min 3, max 20, step 1}: 18 looks. 400,000 null paths of the partial-sum process
+    # (independent normal increments), the share that crosses a Pocock boundary somewhere.
+    ns = np.arange(3, 21)
+    t = ns / 20
+    levels = boundary_levels(tuple(float(x) for x in t), 0.05, "pocock")
+    c = stats.norm.isf(np.array(levels) / 2)
+    rng = np.random.default_rng(1)
+    s = np.cumsum(rng.standard_normal((400_000, len(t))) * np.sqrt(np.diff(t, prepend=0)), 1)
+    crossed = (np.abs(s / np.sqrt(t)) >= c).any(axis=1).mean()
+    assert crossed == pytest.approx(0.05, abs=0.0015)
+    assert np.allclose(levels, levels[0])  # Pocock: one level at every look
+    assert 0.05 / 18 < levels[0] < 0.05 / 4  # far above the Bonferroni split over 18 looks
+
+
+def test_an_adaptive_report_tests_at_the_boundary_with_repeated_intervals() -> None:
     # The report at 5 seeds per variant of {min 3, max 20, step 1} is look 3 of 18.
-    spec = {"seeds": {"min": 3, "max": 20, "step": 1}}
+    spec = {"seeds": {"min": 3, "max": 20, "step": 1, "boundary": "pocock"}}
     report = _build(_trials({"a": A, "b": B}), spec, final=False)
     looks = report["design"]["looks"]
     assert (looks["current"], looks["planned"], looks["complete"]) == (3, 18, True)
-    expected = 0.05 * (math.log(1 + (math.e - 1) * 5 / 20) - math.log(1 + (math.e - 1) * 4 / 20))
-    assert looks["level"] == pytest.approx(expected)
-    assert report["design"]["sequential"] == "lan_demets_pocock"
+    level = t_levels(tuple(range(3, 21)), 0.05, "pocock")[2]
+    assert looks["level"] == pytest.approx(level)
+    # The t-test's levels keep the normal boundary's shape (one level for Pocock), scaled
+    # down a little: the t statistics of few seeds are less correlated across looks.
+    normal = boundary_levels(tuple(n / 20 for n in range(3, 21)), 0.05, "pocock")[2]
+    assert 0.6 * normal < level < normal
+    assert report["design"]["sequential"] == "group_sequential_pocock"
+    assert report["design"]["intervals"] == "repeated_pocock"
     assert report["interim"] is True
     p = report["pairwise"][0]
     res = stats.ttest_rel(A, B)
-    adj = res.confidence_interval(1 - expected)
-    assert p["ci95_adjusted"] == pytest.approx([adj.low, adj.high], rel=1e-9)
-    decided = p["p_adjusted"] < expected
-    assert (p["conclusion"] in ("a_better", "b_better")) == decided
+    rci = res.confidence_interval(1 - level)  # one pair: the family's level is the pair's
+    assert p["ci95"] == pytest.approx([rci.low, rci.high], rel=1e-9)
+    assert p["ci95_adjusted"] == pytest.approx([rci.low, rci.high], rel=1e-9)
+    assert p["interval"] == "repeated_pocock"
+    assert (p["conclusion"] in ("a_better", "b_better")) == (res.pvalue < level)
     # The same data under a list of seeds is one look at the full alpha.
     one = _build(_trials({"a": A, "b": B}), {"seeds": [0, 1, 2, 3, 4]})
     assert one["design"]["looks"]["level"] == 0.05
     assert one["design"]["sequential"] is None
+    assert one["pairwise"][0]["interval"] == "t"
 
 
 def test_a_clear_difference_is_decided_at_the_first_look_of_an_adaptive_design() -> None:
     weak = [0.70, 0.72, 0.71]
     strong = [0.95, 0.96, 0.955]
-    spec = {"seeds": {"min": 3, "max": 20, "step": 1}, "baseline": "weak"}
+    spec = {"seeds": {"min": 3, "max": 20, "step": 1, "boundary": "pocock"}, "baseline": "weak"}
     report = _build(_trials({"weak": weak, "strong": strong}), spec, final=False)
     assert report["pairwise"][0]["conclusion"] == "b_better"
     assert needs_more_seeds(report) is False
@@ -291,7 +327,11 @@ def test_tiers_and_ranks_from_the_conclusions() -> None:
     assert {n: by[n]["tier"] for n in "zxyw"} == expected == {"z": 1, "x": 2, "y": 2, "w": 3}
     assert by["few"]["tier"] is None
     tie = _pair(report, "x", "y")
-    assert tie["conclusion"] == "equivalent"
+    # An exact tie on 5 seeds: no t-test; the exact sign test of equivalence gives 0.5^5,
+    # which Holm over the 10 pairs does not bring under alpha.
+    assert tie["exact_test"] == "sign"
+    assert tie["equivalence_p"] == pytest.approx(0.5**5)
+    assert tie["conclusion"] == "inconclusive"
     assert not any("other way" in n for n in report["notes"])
 
 
@@ -450,3 +490,15 @@ def test_a_tier_never_holds_a_significantly_different_pair() -> None:
         if p["conclusion"] in ("a_better", "b_better"):
             assert by[p["a"]]["tier"] != by[p["b"]]["tier"], p
     assert (by["top"]["tier"], by["base"]["tier"], by["low"]["tier"]) == (1, 1, 2)
+
+
+def test_named_pairs_are_the_tested_family_and_holm_runs_over_them() -> None:
+    values = {"a": A, "b": B, "c": C}
+    report = _build(_trials(values), {"pairs": [["c", "a"], ["b", "c"]]})
+    assert [(p["a"], p["b"]) for p in report["pairwise"]] == [("c", "a"), ("b", "c")]
+    assert report["design"]["family_size"] == 2
+    assert report["design"]["pairs"] == [["c", "a"], ["b", "c"]]
+    raw = [stats.ttest_rel(C, A).pvalue, stats.ttest_rel(B, C).pvalue]
+    holm_p = multipletests(raw, method="holm")[1]
+    assert [p["p_adjusted"] for p in report["pairwise"]] == pytest.approx(list(holm_p))
+    assert family(["a", "b", "c"], "a", [("b", "c"), ("c", "b"), ("a", "a")]) == [("b", "c")]

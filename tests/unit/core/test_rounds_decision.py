@@ -23,14 +23,16 @@ from core.trials.validation import validate_comparison
 from tests.support.helpers import small_cnn, small_mlp
 
 
-def _ended_round(s: Session, gap: float, metric: str = "test_accuracy") -> Comparison:
+def _ended_round(
+    s: Session, gap: float, metric: str = "test_accuracy", boundary: str = "obrien_fleming"
+) -> Comparison:
     """An adaptive comparison whose first round (3 seeds of 3 variants) has ended, with the
     learning curves and predictions a worker stores; the variants' accuracies ``gap`` apart."""
     body = {
         "name": "decide",
         "dataset": {"name": "mnist_5k", "max_samples": 300},
         "training": {"epochs": 3},
-        "seeds": {"min": 3, "max": 9, "step": 3},
+        "seeds": {"min": 3, "max": 9, "step": 3, "boundary": boundary},
         "primary_metric": metric,
         "variants": [small_cnn("a"), small_mlp("b"), small_mlp("c")],
     }
@@ -92,8 +94,10 @@ def test_the_decision_concludes_what_the_full_report_concludes(
 
 
 def test_close_variants_need_more_seeds_and_distant_ones_do_not(session: Session) -> None:
-    assert needs_more(session, _ended_round(session, 0.0)) is True
-    assert needs_more(session, _ended_round(session, 0.2)) is False
+    # Pocock's boundary spends alpha evenly, so 3 seeds 20 points apart are decided at the
+    # first look; O'Brien-Fleming's (the default) keeps most of it for the last looks.
+    assert needs_more(session, _ended_round(session, 0.0, boundary="pocock")) is True
+    assert needs_more(session, _ended_round(session, 0.2, boundary="pocock")) is False
 
 
 def test_the_decision_reads_no_curve_and_no_prediction(session: Session) -> None:

@@ -72,7 +72,7 @@ def test_seed_schedule_is_normalised_and_starts_with_min_seeds() -> None:
     v = validate_comparison(
         ComparisonSpec.model_validate(spec(seeds={"min": 3, "max": 7})), SETTINGS
     )
-    assert v.spec.dump()["seeds"] == {"min": 3, "max": 7, "step": 1}
+    assert v.spec.dump()["seeds"] == {"min": 3, "max": 7, "step": 1, "boundary": "obrien_fleming"}
     assert v.spec.initial_seeds == [0, 1, 2]
     assert v.trials_total == 2 * 3
     assert v.epochs_total == 2 * 3 * 2
@@ -215,3 +215,23 @@ def test_reuse_key_covers_the_split_design_and_the_reserved_probe() -> None:
         "dataset": {k: v for k, v in fixed_spec["dataset"].items() if k != "split"},
     }
     assert stored(old) == stored(fixed_spec)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "loc"),
+    [
+        ([["a", "c"]], ["body", "pairs", 0, 1]),
+        ([["a", "b"], ["zz", "a"]], ["body", "pairs", 1, 0]),
+        ([["a", "a"]], ["body", "pairs", 0]),
+        ([["a"]], ["body", "pairs", 0, 1]),  # the second name is missing
+        ("a,b", ["body", "pairs"]),
+    ],
+)
+def test_named_pairs_must_name_two_different_variants(pairs: Any, loc: list[Any]) -> None:
+    assert locs(spec(pairs=pairs)) == [loc]
+
+
+def test_named_pairs_are_the_tested_family() -> None:
+    v = validate_comparison(ComparisonSpec.model_validate(spec(pairs=[["b", "a"]])), SETTINGS)
+    assert v.spec.dump()["pairs"] == [["b", "a"]]
+    assert v.spec.design.pairs == [("b", "a")]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Float, column, func, select, true
@@ -12,8 +14,11 @@ from core.report.build import EpochPoint, TrialResult, build_report, tested_pair
 from core.report.differences import compute_differences
 from core.report.schema import PairDifference
 from core.report.similarity import last_hidden_cka, load_predictions
+from core.spec import StoredSpec
 from core.status import TERMINAL
 from core.store.tables import Comparison, EpochMetric, Trial
+from models.spec import Layer
+from models.structure import structure
 
 __all__ = ["load_differences", "load_report", "load_trial_results"]
 
@@ -100,9 +105,31 @@ def load_report(
     )
     report["name"] = comparison.name
     report["status"] = comparison.status
+    report["structure"] = pair_structures(comparison.spec, report["pairwise"])
+    several = [s["note"] for s in report["structure"] if s["note"]]
     if note := reuse_note(session, comparison.id):
-        report["notes"] = [*report["notes"], note]
+        several.append(note)
+    report["notes"] = [*report["notes"], *several]
     return report, trials
+
+
+def pair_structures(
+    spec: StoredSpec, pairwise: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """How each tested pair's graphs differ (``models.structure``), in the pairs' order; a
+    variant whose layers no longer parse is left out rather than failing the report."""
+    layers: dict[str, list[Layer]] = {}
+    for variant in spec.variants:
+        with contextlib.suppress(Exception):
+            layers[variant.name] = list(variant.parse().layers or [])
+    out = []
+    for pair in pairwise:
+        a, b = str(pair["a"]), str(pair["b"])
+        if a in layers and b in layers:
+            out.append({"a": a, "b": b, **structure(layers[a], layers[b], a, b)})
+    for row in out:
+        row.pop("against", None)
+    return out
 
 
 def reuse_note(session: Session, comparison_id: str) -> str | None:

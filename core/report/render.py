@@ -407,7 +407,20 @@ def render_markdown(report: Report, *, title: str) -> str:
         lines += ["", *_md_table(*differences_table(report["differences"])), ""]
     if report["notes"]:
         lines += ["## Notes", "", *(f"- {md_escape(note)}" for note in report["notes"]), ""]
+    lines += _structure_lines(report.get("structure") or [])
     return "\n".join(lines)
+
+
+def _structure_lines(structure: Sequence[Mapping[str, Any]]) -> list[str]:
+    """ "How they differ": each tested pair's structural differences, one bullet each."""
+    rows = [s for s in structure if s.get("differences")]
+    if not rows:
+        return []
+    lines = ["## How they differ", ""]
+    for s in rows:
+        lines.append(f"- **{md_escape(s['a'])} vs {md_escape(s['b'])}:**")
+        lines += [f"  - {md_escape(d['text'])}" for d in s["differences"]]
+    return [*lines, ""]
 
 
 def _design_line(report: Report, design: Mapping[str, Any]) -> str:

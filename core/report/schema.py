@@ -292,6 +292,28 @@ class Answers(_Model):
     )
 
 
+class StructuralDifference(_Model):
+    """One place where two variants' graphs differ (``models.structure``)."""
+
+    op: Literal["added", "removed", "changed"]
+    a: list[str] = Field(description="The layers of variant a involved (empty for an addition).")
+    b: list[str] = Field(description="The layers of variant b involved (empty for a removal).")
+    text: str
+
+
+class PairStructure(_Model):
+    """How the graphs of a tested pair differ, from an alignment of their layers."""
+
+    a: str
+    b: str
+    differences: list[StructuralDifference]
+    note: str | None = Field(
+        default=None,
+        description="Set when they differ in more than one place: a difference in their "
+        "scores then cannot be pinned on one of them.",
+    )
+
+
 class Report(_Model):
     """The comparison report (partial while running: ``final`` false, ``interim`` true)."""
 
@@ -307,6 +329,10 @@ class Report(_Model):
     pairwise: list[PairwiseResult]
     ranking: list[str]
     differences: list[PairDifference]
+    structure: list[PairStructure] = Field(
+        default_factory=list,
+        description="Per tested pair, how the two architectures differ structurally.",
+    )
     verdict: str
     answers: Answers | None = Field(
         default=None, description="The verdict split by question, each part labelled."

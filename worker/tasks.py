@@ -38,6 +38,7 @@ from core.spec import StoredSpec
 from core.status import Outcome, StopReason, TrialStatus
 from core.store.db import session_scope
 from core.store.tables import TRAINED_COLUMNS, Comparison, EpochMetric, Trial
+from core.trials.dispatch import top_up
 from core.trials.finalize import finalize_comparison
 from core.trials.lifecycle import (
     LeaseLost,
@@ -189,6 +190,8 @@ def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | Outcome:
                     trial.status,
                 )
             return Outcome.DUPLICATE
+        # One of the tenant's trials left the broker: its next unsent ones go at commit.
+        top_up(s, comparison.tenant)
         return _Decided(
             comparison_id=comparison.id,
             spec=comparison.spec,

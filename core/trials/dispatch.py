@@ -15,6 +15,16 @@ So a worker never gets a message for a row it cannot see, and a transaction that
 sends nothing. What is not sent (the broker is down, or the stamp could not be written) keeps
 ``enqueued_at`` null, and the sweeper sends it on a later pass; a duplicate message is harmless
 (the claim drops it). Nothing else calls ``enqueue_trials``.
+
+Tenants share the workers fairly: of the trials recorded, ``_send`` sends a tenant's unsent
+ones only up to its free share, ``dispatch_per_tenant`` (``core.config``) less its trials
+already sent and not yet claimed (``within_share``); the rest keep ``enqueued_at`` null. When
+a worker claims (or ends unclaimed) one of a tenant's trials, that transaction records the
+tenant's next unsent trials (``top_up``: oldest comparison first, queue order), so a broker
+holds a few trials per tenant, and a newcomer's trial waits behind those few rather than
+behind another tenant's whole backlog. The sweeper's pass over unsent trials goes through the
+same cap. A re-send (a trial already stamped) is never held back. Two commits at once may
+each see the same free share, so a tenant may briefly have a few more in the broker.
 """
 
 from __future__ import annotations
@@ -23,14 +33,15 @@ import logging
 from dataclasses import dataclass, field
 
 from celery import Celery
-from sqlalchemy import event, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
+from core.config import get_settings
 from core.status import TrialStatus
-from core.store.tables import Trial, utcnow
+from core.store.tables import Comparison, Trial, utcnow
 from core.trials.queue import enqueue_trials
 
-__all__ = ["Outbox", "outbox", "send_after_commit"]
+__all__ = ["Outbox", "outbox", "send_after_commit", "top_up", "within_share"]
 
 log = logging.getLogger("archbench.dispatch")
 
@@ -97,7 +108,13 @@ def _send(session: Session, trial_ids: list[str], app: Celery | None) -> list[st
     transaction of its own on the same database, which locks its rows in the plan's order
     (see core/trials/lifecycle.py on lock order). A failure is logged, not raised: the
     commit it follows stands, and the sweeper sends what is not stamped."""
-    sent = enqueue_trials(trial_ids, app=app)
+    try:
+        with Session(session.get_bind()) as s:
+            trial_ids = within_share(s, trial_ids, get_settings().dispatch_per_tenant)
+    except Exception as exc:
+        log.warning("could not read the tenants' shares; sending nothing now: %s", exc)
+        return []
+    sent = enqueue_trials(trial_ids, app=app) if trial_ids else []
     if not sent:
         return []
     try:
@@ -111,3 +128,82 @@ def _send(session: Session, trial_ids: list[str], app: Celery | None) -> list[st
     except Exception as exc:
         log.warning("sent %d trials but could not stamp them sent: %s", len(sent), exc)
     return sent
+
+
+_CHUNK = 1000  # ids per IN list (SQLite allows some 32k bound values, Postgres 65k)
+
+
+def within_share(session: Session, trial_ids: list[str], cap: int) -> list[str]:
+    """The ids to send now, in order: every id that is not an unsent queued trial (a re-send,
+    or one the claim will drop), and of each tenant's unsent queued trials the first
+    ``cap`` less its trials sent and not yet claimed. ``cap`` 0: all of them."""
+    if cap <= 0 or not trial_ids:
+        return list(trial_ids)
+    tenant_of: dict[str, str] = {}
+    for start in range(0, len(trial_ids), _CHUNK):
+        rows = session.execute(
+            select(Trial.id, Comparison.tenant)
+            .join(Comparison, Comparison.id == Trial.comparison_id)
+            .where(
+                Trial.id.in_(trial_ids[start : start + _CHUNK]),
+                Trial.status == TrialStatus.QUEUED,
+                Trial.enqueued_at.is_(None),
+            )
+        ).all()
+        tenant_of.update({trial_id: tenant for trial_id, tenant in rows})
+    tenants = sorted(set(tenant_of.values()))
+    in_broker: dict[str, int] = {}
+    if tenants:
+        counted = session.execute(
+            select(Comparison.tenant, func.count())
+            .join(Trial, Trial.comparison_id == Comparison.id)
+            .where(
+                Comparison.tenant.in_(tenants),
+                Trial.status == TrialStatus.QUEUED,
+                Trial.enqueued_at.is_not(None),
+            )
+            .group_by(Comparison.tenant)
+        ).all()
+        in_broker = {tenant: int(n) for tenant, n in counted}
+    free = {tenant: cap - in_broker.get(tenant, 0) for tenant in tenants}
+    chosen: list[str] = []
+    for trial_id in trial_ids:
+        tenant = tenant_of.get(trial_id)
+        if tenant is None:
+            chosen.append(trial_id)
+        elif free[tenant] > 0:
+            free[tenant] -= 1
+            chosen.append(trial_id)
+    return chosen
+
+
+def top_up(session: Session, tenant: str) -> list[str]:
+    """Record for the after-commit send the tenant's next unsent queued trials (oldest
+    comparison first, then queue order: seed-major, variants interleaved), as many as its
+    share; called in the transaction that claims or ends one of its trials. The send takes
+    only what is free then (``within_share``). Returns the ids recorded."""
+    cap = get_settings().dispatch_per_tenant
+    if cap <= 0:
+        return []
+    ids = list(
+        session.scalars(
+            select(Trial.id)
+            .join(Comparison, Comparison.id == Trial.comparison_id)
+            .where(
+                Comparison.tenant == tenant,
+                Trial.status == TrialStatus.QUEUED,
+                Trial.enqueued_at.is_(None),
+            )
+            .order_by(
+                Comparison.created_at,
+                Comparison.id,
+                Trial.created_at,
+                Trial.seed,
+                Trial.variant_index,
+            )
+            .limit(cap)
+        )
+    )
+    if ids:
+        send_after_commit(session, ids)
+    return ids

@@ -245,6 +245,8 @@ def test_trials_are_committed_before_they_are_enqueued(
     monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("ARCHBENCH_BROKER_URL", f"sqla+sqlite:///{broker}")
     monkeypatch.setenv("ARCHBENCH_ALLOW_NO_AUTH", "true")  # keys are not what this tests
+    # Every trial sent at once (no per-tenant share), so all four are checked before theirs.
+    monkeypatch.setenv("ARCHBENCH_DISPATCH_PER_TENANT", "0")
     seen: list[tuple[int, int]] = []
     real_enqueue = enqueue_trials  # what the submit route's dispatch sends with
 

@@ -15,7 +15,7 @@ from core.config import get_settings
 from core.spec import ComparisonSpec
 from core.store.tables import Base, Comparison, Trial
 from core.trials.comparisons import create_comparison
-from core.trials.dispatch import outbox, send_after_commit
+from core.trials.dispatch import outbox, send_after_commit, top_up
 from core.trials.planning import build_trials
 from core.trials.queue import client_app
 from core.trials.validation import ValidatedComparison, validate_comparison
@@ -41,6 +41,8 @@ def messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Messag
     broker = tmp_path / "broker.db"
     monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("ARCHBENCH_BROKER_URL", f"sqla+sqlite:///{broker}")
+    # The hook's own guarantees, without the tenants' share (tested below with a cap of its own).
+    monkeypatch.setenv("ARCHBENCH_DISPATCH_PER_TENANT", "0")
     get_settings.cache_clear()
     client_app.cache_clear()
 
@@ -54,11 +56,11 @@ def _validated(seeds: list[int]) -> ValidatedComparison:
     return validate_comparison(ComparisonSpec.model_validate(body), get_settings())
 
 
-def _queued_trials(s: Session, seeds: list[int]) -> list[str]:
+def _queued_trials(s: Session, seeds: list[int], tenant: str = "a") -> list[str]:
     """A comparison and its queued trials, added to ``s`` (not committed)."""
     validated = _validated(seeds)
     comparison = Comparison(
-        tenant="a", name="c", status="queued", spec=validated.spec, analyses=validated.analyses
+        tenant=tenant, name="c", status="queued", spec=validated.spec, analyses=validated.analyses
     )
     s.add(comparison)
     s.flush()
@@ -145,3 +147,61 @@ def test_create_comparison_commits_then_sends_its_trials_seed_major(
     assert order == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
     assert _stamped(engine) == dict.fromkeys(ids, True)
     assert comparison.id
+
+
+@pytest.fixture
+def share_of_two(messages: Messages, monkeypatch: pytest.MonkeyPatch) -> Iterator[Messages]:
+    """The embedded broker of ``messages``, with at most two of a tenant's trials in it."""
+    monkeypatch.setenv("ARCHBENCH_DISPATCH_PER_TENANT", "2")
+    get_settings.cache_clear()
+    yield messages
+    get_settings.cache_clear()
+
+
+def test_each_tenant_gets_at_most_its_share_in_the_broker(
+    engine: Engine, share_of_two: Messages
+) -> None:
+    with Session(engine) as s:
+        backlog = _queued_trials(s, [0, 1, 2], tenant="a")  # six trials
+        s.commit()
+        newcomer = _queued_trials(s, [0], tenant="b")
+        send_after_commit(s, backlog)
+        s.commit()
+        send_after_commit(s, newcomer)
+        s.commit()
+    # b's trials are not behind a's whole backlog, only behind a's share of two.
+    assert share_of_two() == [*backlog[:2], *newcomer]
+    assert _stamped(engine) == {
+        **dict.fromkeys(backlog[:2], True),
+        **dict.fromkeys(backlog[2:], False),  # unsent: sent as a's trials are claimed
+        **dict.fromkeys(newcomer, True),
+    }
+    with Session(engine) as s:
+        send_after_commit(s, backlog)  # the sweeper's unsent pass, say: a has no share free
+        s.commit()
+        assert outbox(s).sent == backlog[:2]  # the two stamped ones are re-sends, never held
+    assert share_of_two() == [*backlog[:2], *newcomer, *backlog[:2]]
+
+
+def test_a_claim_tops_up_the_tenants_next_trials_in_queue_order(
+    engine: Engine, share_of_two: Messages
+) -> None:
+    with Session(engine) as s:
+        first = _queued_trials(s, [0, 1, 2], tenant="a")
+        send_after_commit(s, first)
+        s.commit()
+        later = _queued_trials(s, [0], tenant="a")  # a later comparison of the same tenant
+        s.commit()
+    assert share_of_two() == first[:2]
+    with Session(engine) as s:
+        s.get_one(Trial, first[0]).status = "running"  # a worker claims one of the two
+        assert top_up(s, "a") == first[2:4]  # oldest comparison first, queue order
+        s.commit()
+    assert share_of_two() == first[:3]  # one slot came free: one more is sent
+    with Session(engine) as s:
+        for trial_id in first[1:3]:
+            s.get_one(Trial, trial_id).status = "running"
+        top_up(s, "a")
+        s.commit()
+    assert share_of_two() == [*first[:5]]
+    assert _stamped(engine)[later[0]] is False  # behind the older comparison's trials

@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     # Trials of one tenant sent to the broker but not yet claimed, at most: the rest wait
     # unsent in the database and are sent as that tenant's trials are claimed, so another
     # tenant's trial is never queued behind a whole backlog (see core.trials.dispatch). 0: no cap.
-    dispatch_per_tenant: int = Field(2, ge=0)
+    dispatch_per_tenant: int = Field(1, ge=0)
     # Compiled models kept per worker process, so the next trial of the same architecture and
     # compile settings skips retracing (see worker.training; same numbers). 0 turns it off.
     warm_models: int = Field(4, ge=0, le=64)

@@ -66,14 +66,14 @@ def test_a_commit_sends_each_trial_once_and_a_replay_sends_nothing(
 ) -> None:
     cid, ids = _submit("k")
     assert len(ids) == 4
-    # The tenant's share (ARCHBENCH_DISPATCH_PER_TENANT, 2) is sent; the rest wait unsent.
-    assert _sent(broker) == ids[:2]
+    # The tenant's share (ARCHBENCH_DISPATCH_PER_TENANT, 1) is sent; the rest wait unsent.
+    assert _sent(broker) == ids[:1]
     assert _submit("k") == (cid, [])  # the replay answers the first and sends nothing
-    assert _sent(broker) == ids[:2]
+    assert _sent(broker) == ids[:1]
     with session_scope() as s:
         rows = s.execute(select(Trial.id, Trial.enqueued_at).where(Trial.id.in_(ids))).all()
         stamped = {i: e for i, e in rows}
-        assert [stamped[i] is not None for i in ids] == [True, True, False, False]
+        assert [stamped[i] is not None for i in ids] == [True, False, False, False]
 
 
 def test_a_unit_of_work_that_fails_after_recording_its_trials_sends_nothing(

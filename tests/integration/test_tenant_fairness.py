@@ -23,7 +23,7 @@ from tests.support.stack import Stack, process_stack
 
 pytestmark = [pytest.mark.services, pytest.mark.worker]
 
-SHARE = 2  # the default of ARCHBENCH_DISPATCH_PER_TENANT, set explicitly
+SHARE = 1  # the default of ARCHBENCH_DISPATCH_PER_TENANT, set explicitly
 BACKLOG_SEEDS = list(range(6))  # two variants: twelve trials
 
 

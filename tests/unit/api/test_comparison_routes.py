@@ -47,10 +47,10 @@ def test_a_submit_stores_the_trials_and_sends_each_once_after_the_commit(
     assert (body["status"], body["progress"]["trials_queued"]) == ("queued", 4)
     trials = _trials(body["id"])
     assert [(seed, v) for _, seed, v, _ in trials] == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
-    # The tenant's share of the broker (ARCHBENCH_DISPATCH_PER_TENANT, 2) is sent; the rest
+    # The tenant's share of the broker (ARCHBENCH_DISPATCH_PER_TENANT, 1) is sent; the rest
     # wait unsent and go as the tenant's trials are claimed.
-    assert [sent for *_, sent in trials] == [True, True, False, False]
-    assert queued_messages(tmp_path / "broker.db") == [t[0] for t in trials[:2]]
+    assert [sent for *_, sent in trials] == [True, False, False, False]
+    assert queued_messages(tmp_path / "broker.db") == [t[0] for t in trials[:1]]
     assert client.get(f"/v1/comparisons/{body['id']}").json()["id"] == body["id"]
     listed = client.get("/v1/comparisons").json()
     assert [c["id"] for c in listed["items"]] == [body["id"]]
@@ -64,7 +64,7 @@ def test_a_replayed_idempotency_key_answers_the_first_comparison_and_sends_nothi
     again = client.post("/v1/comparisons", json=_spec(), headers=key)
     assert (first.status_code, again.status_code) == (202, 202)
     assert again.json()["id"] == first.json()["id"]
-    assert len(queued_messages(tmp_path / "broker.db")) == 2  # the tenant's share, once
+    assert len(queued_messages(tmp_path / "broker.db")) == 1  # the tenant's share, once
     other = client.post("/v1/comparisons", json=_spec("changed"), headers=key)
     assert_problem(other, 422)
 

@@ -101,5 +101,5 @@ def test_a_unit_of_work_that_fails_after_recording_its_trials_sends_nothing(
     assert _sent(broker) == []
     with session_scope() as s:
         assert s.scalars(select(Comparison.id)).all() == []
-    _submit("after")  # the next unit of work sends its own trials only (its share of 2)
-    assert len(_sent(broker)) == 2
+    _, ids = _submit("after")  # the next unit of work sends its own trials only (its share)
+    assert _sent(broker) == ids[:1]

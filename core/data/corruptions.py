@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -56,23 +56,8 @@ Corruption = Literal[
     "stripe",
     "dotted_line",
 ]
-CORRUPTIONS: tuple[Corruption, ...] = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "motion_blur",
-    "glass_blur",
-    "rotate",
-    "shear",
-    "scale",
-    "translate",
-    "brightness",
-    "contrast",
-    "fog",
-    "spatter",
-    "stripe",
-    "dotted_line",
-)
+CORRUPTIONS: tuple[Corruption, ...] = get_args(Corruption)
+"""Every corruption, in the order of the list above (MNIST-C's families, then its own)."""
 SEVERITIES = (1, 2, 3, 4, 5)
 
 DEFAULT_SEVERITIES = (2, 4)

@@ -36,7 +36,7 @@ def test_png_draws_math_looking_names_and_titles_as_plain_text(title: str) -> No
     report, trials = _report(EVIL)
     png = render_png(report, trials, title=title)
     with Image.open(io.BytesIO(png)) as image:
-        assert image.size == (1200, 600)
+        assert image.size[0] == 1200  # taller when the verdict needs more than four lines
 
 
 def test_markdown_escapes_raw_names_in_headings_tables_verdict_and_notes() -> None:

@@ -115,7 +115,11 @@ def test_csv_quotes_awkward_values() -> None:
 def _image(png: bytes) -> np.ndarray:
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     with Image.open(io.BytesIO(png)) as image:
-        assert image.size == (1200, 600)
+        # 1200x600, and 18 px taller a line for a verdict of more than four lines
+        width, height = image.size
+        assert width == 1200
+        assert height >= 600
+        assert (height - 600) % 18 == 0
         return np.asarray(image.convert("L"), dtype=float)
 
 
@@ -151,3 +155,16 @@ def test_png_renders_the_same_from_several_threads(
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda _: render_png(report, trials, title="threads"), range(8)))
     assert all(png == expected for png in results)
+
+
+def test_a_long_verdict_makes_the_png_taller_instead_of_being_cut_off(
+    report: dict[str, Any], trials: list[TrialResult]
+) -> None:
+    import textwrap
+
+    long = dict(report, verdict=" ".join([str(report["verdict"])] * 6))
+    lines = len(textwrap.wrap(long["verdict"], width=150))
+    assert lines > 4
+    png = render_png(long, trials, title="a long verdict")
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.size == (1200, 600 + 18 * (lines - 4))

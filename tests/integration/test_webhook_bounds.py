@@ -25,13 +25,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import insert, select
 
 from core.config import Settings
-from core.store.tables import Comparison, WebhookDelivery, new_id, utcnow
 from core.trials.posting import ANSWER_BYTES, SHOWN_BYTES
-from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database, in_process_database
+from tests.support.webhook_rows import deliveries as attempts
+from tests.support.webhook_rows import finished
 
 pytestmark = [pytest.mark.services]
 
@@ -87,39 +86,6 @@ def receiver() -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"http://127.0.0.1:{server.server_address[1]}", seen
     finally:
         server.shutdown()
-
-
-def finished(callback_url: str) -> str:
-    from core.store.db import session_scope
-
-    cid, now = new_id(), utcnow()
-    with session_scope() as s:
-        s.execute(
-            insert(Comparison).values(
-                id=cid,
-                tenant="default",
-                name="hook",
-                status="succeeded",
-                spec=stored_spec(callback_url=callback_url),
-                analyses={},
-                created_at=now,
-                finished_at=now,
-                trials_total=0,
-                epochs_total=0,
-                cancel_requested=False,
-            )
-        )
-    return cid
-
-
-def attempts(cid: str) -> list[WebhookDelivery]:
-    from core.store.db import session_scope
-
-    with session_scope() as s:
-        rows = list(s.scalars(select(WebhookDelivery).where(WebhookDelivery.comparison_id == cid)))
-        for r in rows:
-            s.expunge(r)
-        return rows
 
 
 MEASURE = """

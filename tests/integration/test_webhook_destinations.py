@@ -17,13 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
 
 from core.config import Settings
-from core.store.tables import Comparison, WebhookDelivery, new_id, utcnow
 from core.trials import destinations
-from tests.support.helpers import stored_spec
 from tests.support.services import fresh_database, in_process_database
+from tests.support.webhook_rows import deliveries, finished
 
 pytestmark = [pytest.mark.services]
 
@@ -50,39 +48,6 @@ def receiver() -> Iterator[tuple[int, list[dict[str, str]]]]:
         yield server.server_address[1], calls
     finally:
         server.shutdown()
-
-
-def finished(callback_url: str) -> str:
-    from core.store.db import session_scope
-
-    cid, now = new_id(), utcnow()
-    with session_scope() as s:
-        s.execute(
-            insert(Comparison).values(
-                id=cid,
-                tenant="default",
-                name="hook",
-                status="succeeded",
-                spec=stored_spec(callback_url=callback_url),
-                analyses={},
-                created_at=now,
-                finished_at=now,
-                trials_total=0,
-                epochs_total=0,
-                cancel_requested=False,
-            )
-        )
-    return cid
-
-
-def deliveries(cid: str) -> list[WebhookDelivery]:
-    from core.store.db import session_scope
-
-    with session_scope() as s:
-        rows = list(s.scalars(select(WebhookDelivery).where(WebhookDelivery.comparison_id == cid)))
-        for r in rows:
-            s.expunge(r)
-        return rows
 
 
 def test_refused_inside_and_pinned_outside(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -126,9 +126,8 @@ def pair_structures(
     for pair in pairwise:
         a, b = str(pair["a"]), str(pair["b"])
         if a in layers and b in layers:
-            out.append({"a": a, "b": b, **structure(layers[a], layers[b], a, b)})
-    for row in out:
-        row.pop("against", None)
+            found = structure(layers[a], layers[b], a, b)
+            out.append({"a": a, "b": b, "differences": found["differences"], "note": found["note"]})
     return out
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "ComparisonStatus",
     "Outcome",
     "StopReason",
+    "TrialStage",
     "TrialStatus",
 ]
 
@@ -29,6 +30,15 @@ class TrialStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+class TrialStage(StrEnum):
+    """Which stage a trial belongs to: ``tuning`` trials search the training knobs and are
+    scored on the validation split only; ``final`` trials train at the chosen settings over
+    the comparison's seeds and are the only ones tested."""
+
+    TUNING = "tuning"
+    FINAL = "final"
 
 
 class ComparisonStatus(StrEnum):

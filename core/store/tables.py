@@ -29,7 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.errors import Problem
 from core.spec import StoredSpec
-from core.status import ACTIVE, TERMINAL, ComparisonStatus, TrialStatus
+from core.status import ACTIVE, TERMINAL, ComparisonStatus, TrialStage, TrialStatus
 from models.analysis import Analysis
 
 __all__ = [
@@ -191,6 +191,14 @@ class Trial(Base):
     variant: Mapped[str] = mapped_column(String(64))
     variant_index: Mapped[int]
     seed: Mapped[int] = mapped_column(BigInteger)
+    # The stage (tuning trials are scored on validation only), the tuned knobs this trial ran
+    # with (None: the spec's own), and the replicate: 0 for the trial itself, k >= 1 for the
+    # k-th retraining of the variant on the same data seed with another initialisation seed.
+    stage: Mapped[str] = mapped_column(
+        String(16), default=TrialStage.FINAL, server_default=TrialStage.FINAL.value
+    )
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    replicate: Mapped[int] = mapped_column(default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(16), default=TrialStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     params: Mapped[int | None] = mapped_column(BigInteger)
@@ -220,9 +228,10 @@ class Trial(Base):
     reused_from: Mapped[str | None] = mapped_column(String(36))
 
     __table_args__ = (
-        UniqueConstraint("comparison_id", "variant", "seed"),
+        UniqueConstraint("comparison_id", "variant", "stage", "seed", "replicate"),
         Index("ix_trials_status_lease", "status", "lease_expires_at"),
         one_of("status", TrialStatus),
+        one_of("stage", TrialStage),
     )
 
 

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# First: models.spec imports every module that registers a layer type (models.layers,
+# models.augmentation, models.merge) in its order and then builds the ``Layer`` union; a
+# registering module imported before it (models.graph imports models.merge) would be half-made
+# when the union is built, and its types left out of it.
+from models import spec as _spec  # noqa: F401
 from models.analysis import Analysis, LayerAnalysis, Limits, analyze, analyze_variant
 from models.errors import SpecError
 from models.keras_import import layers_from_keras_config

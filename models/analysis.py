@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from models import spec as s
 from models.errors import ErrorDict, SpecError, err
 from models.graph import INPUT, Node, default_names, resolve
 from models.keras_import import layers_from_keras_config
+from models.layers import DenseSpec
 from models.merge import MergeSpec
 from models.shapes import Bad, Walker, fmt
 from models.spec import Layer, Variant
@@ -175,7 +175,7 @@ def _final_error(layers: Sequence[Layer], final: tuple[int, ...], classes: int) 
     shown = f"({final[0]},)" if len(final) == 1 else str(final)
     if len(final) == 1:
         loc: list[str | int] = ["layers", last]
-        if isinstance(layers[-1], s.DenseSpec):
+        if isinstance(layers[-1], DenseSpec):
             loc.append("units")
         hint = f"end with Dense({classes})"
     else:

@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from models.augmentation import AUGMENTATION_TYPES
 from models.errors import CUSTOM_REFUSED, ErrorDict, Loc, SpecError, err
 from models.graph import INPUT
 from models.spec import (
-    AUGMENTATION_TYPES,
     INITIALIZERS,
     LAYER_TYPES,
     MAX_LAYERS,

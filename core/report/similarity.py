@@ -33,7 +33,7 @@ from core.status import TrialStatus
 from core.store.db import session_scope
 from core.store.table_reads import TRIAL_ORDER, TrialKey, trials_after
 from core.store.tables import Trial, TrialLayerGram, TrialPrediction
-from models.spec import AUGMENTATION_TYPES
+from models.augmentation import AUGMENTATION_TYPES
 
 __all__ = [
     "PREDICTION_COLUMNS",

@@ -12,9 +12,10 @@ import pytest
 
 from core.report.similarity import SKIPPED_LAYER_TYPES, analysed_layer_types
 from models.analysis import analyze
+from models.augmentation import AUGMENTATION_TYPES
 from models.errors import SpecError
 from models.keras_import import layers_from_keras_config
-from models.spec import AUGMENTATION_TYPES, LAYER_TYPES, parse_variant
+from models.spec import LAYER_TYPES, parse_variant
 
 
 def _layer(spec: dict[str, Any]) -> Any:

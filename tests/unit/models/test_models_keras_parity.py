@@ -165,7 +165,7 @@ def test_keras_sequential_without_input_layer() -> None:
 
 
 def test_builder_error_names_layer() -> None:
-    from models.spec import DenseSpec, FlattenSpec
+    from models.layers import DenseSpec, FlattenSpec
 
     bad = [FlattenSpec(), DenseSpec.model_construct(type="Dense", units=-1)]
     with pytest.raises(SpecError) as info:

@@ -37,7 +37,16 @@ from archbench.types import Analysis, Dataset, Delivery, Page, Similarity
 T = TypeVar("T")
 
 # The columns of GET .../predictions (an empty answer still gets them).
-PREDICTION_COLUMNS = ("trial_id", "variant", "seed", "example", "label", "predicted", "p_true")
+PREDICTION_COLUMNS = (
+    "trial_id",
+    "variant",
+    "seed",
+    "example",
+    "label",
+    "predicted",
+    "p_true",
+    "confidence",
+)
 ReportFormat = Literal["text", "md", "csv", "json"]
 Table = Literal["trials", "metrics", "report"]
 Variants = Mapping[str, Any] | Sequence[Any] | None

@@ -185,7 +185,8 @@ class Client:
     def predictions(self, comparison_id: str, *, variant: str | None = None) -> Any:
         """The test-set predictions, one row per (trial, test example), as a pandas DataFrame:
         ``trial_id``, ``variant``, ``seed``, ``example`` (the dataset id, the same across
-        variants and seeds), ``label``, ``predicted``, ``p_true``."""
+        variants and seeds), ``label``, ``predicted``, ``p_true`` (the label's probability) and
+        ``confidence`` (the top class's), unrounded: the report's ECE and NLL follow from them."""
         return self._send(r.predictions(comparison_id, variant))
 
     def similarity(

@@ -16,7 +16,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from api.deps import ComparisonDep, ComparisonOnlyDep, SessionDep
 from api.tables_out import TABLE_RESPONSES, stream_table, table_format
 from core.errors import InvalidInput
-from core.report.similarity import PREDICTION_COLUMNS, prediction_rows, similarity
+from core.report.similarity import (
+    PREDICTION_COLUMNS,
+    PROBABILITIES_COLUMN,
+    prediction_rows,
+    similarity,
+)
 from core.report.similarity_plot import render_similarity_png
 from core.spec import NO_NUL
 from core.store.tables import Comparison
@@ -35,7 +40,17 @@ PARQUET_TYPES = {
     "label": pa.int64(),
     "predicted": pa.int64(),
     "p_true": pa.float32(),
+    "confidence": pa.float32(),
+    PROBABILITIES_COLUMN: pa.list_(pa.float32()),
 }
+ProbabilitiesQuery = Annotated[
+    Literal["top", "full"] | None,
+    Query(
+        alias="probabilities",
+        description="top (default): p_true and confidence; full: also the whole vector of "
+        "class probabilities, one list a row",
+    ),
+]
 VariantQuery = Annotated[str | None, Query(max_length=64), NO_NUL]
 
 
@@ -48,15 +63,20 @@ def predictions(
     comparison: ComparisonOnlyDep,
     fmt: PredictionFormat = None,
     variant: VariantQuery = None,
+    probabilities: ProbabilitiesQuery = None,
 ) -> StreamingResponse:
     """One row per (trial, test example) of the succeeded trials that kept predictions:
     ``trial_id``, ``variant``, ``seed``, ``example`` (the dataset id, the same across variants
-    and seeds), ``label``, ``predicted``, ``p_true`` (the probability given to the label)."""
+    and seeds), ``label``, ``predicted``, ``p_true`` (the probability given to the label) and
+    ``confidence`` (the top class's probability), both as stored (16-bit floats, unrounded):
+    the report's ECE and NLL are recomputed from them exactly. ``?probabilities=full`` adds
+    ``probabilities``, the whole vector (a JSON list in CSV)."""
     if variant is not None:
         _check_variant(comparison, variant, "variant")
+    full = probabilities == "full"
     return stream_table(
-        prediction_rows(comparison.id, variant),
-        columns=PREDICTION_COLUMNS,
+        prediction_rows(comparison.id, variant, full=full),
+        columns=[*PREDICTION_COLUMNS, *([PROBABILITIES_COLUMN] if full else [])],
         fmt=table_format(request, fmt),
         types=PARQUET_TYPES,
         filename=f"predictions-{comparison.id}",

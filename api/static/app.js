@@ -278,6 +278,7 @@ function showComparison(view, id) {
       return;
     }
     $("#c-name", view).textContent = state.comparison.name;
+    drawGraphs(view, state.comparison);
     setProgress(view, state, { status: state.comparison.status, ...state.comparison.progress });
     await refreshTables(view, state);
     followEvents(id, abort.signal, (event, data) => {
@@ -342,13 +343,13 @@ async function refreshTables(view, state) {
     el("td", {}, fmtLevel(t.test_loss, { primary_metric: "test_loss" })),
     el("td", {}, fmt(t.train_seconds, 1)), el("td", {}, t.worker || ""))));
   const r = state.report;
-  $("#verdict", view).textContent = r.verdict || "No verdict yet.";
+  showAnswers($("#verdict", view), r);
   $("#report-final", view).textContent = r.final ? "(final)" : "(interim: still running)";
   const d = r.design;
   $("#design", view).textContent = !d ? "" :
     `Design: ${d.split === "per_seed" ? "a split per seed" : "one fixed split"}; ` +
     `${d.baseline ? `baseline ${d.baseline}` : "all pairs"}; ` +
-    `${d.sequential ? `look ${d.looks.current} of ${d.looks.planned} (alpha spending)` : "one look"}; ` +
+    `${d.sequential ? `look ${d.looks.current} of ${d.looks.planned} (${BOUNDARY[d.looks.boundary] || d.looks.boundary} boundaries)` : "one look"}; ` +
     `alpha ${d.alpha}; equivalence margin \u00b1${fmtGap(d.equivalence_margin, r)}` +
     `${isLoss(r) ? "" : (fmtGap(d.equivalence_margin, r) === "1.00" ? " point" : " points")}.`;
   const byName = new Map((r.variants || []).map((v) => [v.name, v]));
@@ -370,6 +371,17 @@ async function refreshTables(view, state) {
   drawSpread(view, state);
   drawCurves(view, state);
   showDifferences(view, state);
+}
+
+// One labelled answer per question (the report's answers: score, predictions,
+// representations), each leading with its conclusion; the verdict when there are none.
+const LEVELS = [["score", "Score"], ["predictions", "Predictions"], ["representations", "Representations"]];
+const BOUNDARY = { pocock: "Pocock", obrien_fleming: "O'Brien-Fleming" };
+function showAnswers(box, r) {
+  const given = LEVELS.filter(([k]) => r.answers && r.answers[k]);
+  if (!given.length) { box.textContent = r.verdict || "No verdict yet."; return; }
+  box.replaceChildren(...given.map(([k, label]) => el("p", { class: "answer", "data-level": k },
+    el("span", { class: "level" }, label), r.answers[k])));
 }
 
 // "Do they differ?": each tested pair's sentence, and the CKA heatmaps of the chosen pair

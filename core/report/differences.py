@@ -63,6 +63,7 @@ __all__ = [
     "compute_differences",
     "difference_sentence",
     "differences_table",
+    "differs_beyond_seeds",
     "expected_calibration_error",
     "mcnemar_exact",
 ]
@@ -443,10 +444,15 @@ def _differs(d: Mapping[str, Any], alpha: float) -> bool | None:
     McNemar does not decide it: it compares the two trained models of each seed, and two runs
     of one architecture differ in error rate by their luck alone (the score-level verdict
     judges error rates against that variance)."""
-    p = d.get("beyond_seeds_p_adjusted")
-    if p is None or d.get("disagreement_ci95") is None:
+    if d.get("disagreement_ci95") is None:
         return None
-    return bool(p < alpha)
+    return differs_beyond_seeds(d.get("beyond_seeds_p_adjusted"), alpha)
+
+
+def differs_beyond_seeds(p_adjusted: float | None, alpha: float) -> bool | None:
+    """The one rule for "they differ", a pair's or a class's (``core.report.classes``): the
+    Holm-adjusted beyond-seeds p-value below alpha; None when there is none."""
+    return None if p_adjusted is None else bool(p_adjusted < alpha)
 
 
 def _pct(x: float) -> str:
@@ -535,11 +541,7 @@ def differences_table(
     rows = []
     for d in differences:
         ci = d.get("disagreement_ci95")
-        classes = [
-            str(c["label"])
-            for c in d.get("per_class") or ()
-            if c.get("p_adjusted") is not None and c["p_adjusted"] < 0.05
-        ]
+        classes = [str(c["label"]) for c in d.get("per_class") or () if c.get("differs")]
         rows.append(
             [
                 str(d.get("a")),

@@ -11,6 +11,7 @@ from sqlalchemy import Float, column, func, select, true
 from sqlalchemy.orm import Session, aliased
 
 from core.report.build import EpochPoint, TrialResult, build_report, tested_pairs
+from core.report.classes import add_class_tests
 from core.report.differences import compute_differences
 from core.report.schema import PairDifference
 from core.report.similarity import last_hidden_cka, load_predictions
@@ -170,10 +171,12 @@ def load_differences(session: Session, comparison: Comparison) -> list[dict[str,
     if not predictions:
         return []
     pairs = tested_pairs(comparison.spec.variant_names, comparison.spec.baseline)
-    return compute_differences(
+    out = compute_differences(
         predictions,
         pairs,
         cka_last_hidden=last_hidden_cka(session, comparison.id, pairs),
         noun=_noun(comparison.spec.dataset.name),
         interim=comparison.status not in TERMINAL,
     )
+    add_class_tests(out, predictions)
+    return out

@@ -1,15 +1,15 @@
-"""The report as a PNG: learning curves on the left, the per-seed spread on the right.
+"""The report as a PNG: learning curves, the per-seed spread, and the paired differences
+(``core.report.plot_paired``) side by side, the labelled answers under them.
 
 Drawn on a bare ``matplotlib.figure.Figure`` with the Agg canvas, never through pyplot, so
 it keeps no global state and can run in several api threads at once. Only succeeded trials
 are drawn, as in the statistics. The figure is 1200x600 px (12x6 in at 100 dpi), 18 px taller
-a line when the verdict needs more than four lines: the verdict is never cut off.
+a line when the answers need more than four lines: no answer is ever cut off.
 """
 
 from __future__ import annotations
 
 import io
-import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,13 +19,15 @@ from matplotlib.figure import Figure
 
 from core.report.build import TrialResult
 from core.report.palette import variant_colour
+from core.report.plot_paired import caption_lines, draw_caption, draw_paired
 from core.status import TrialStatus
 
-__all__ = ["render_png"]
+__all__ = ["figure", "render_png"]
 
 _SIZE_IN = (12.0, 6.0)
 _DPI = 100
 _LINE_IN = 0.18  # one caption line (10 pt text and its spacing), in inches
+_SPREAD_TITLE = "Per seed (dots), mean and 95% CI (diamond, bars)"
 _LABELS = {
     "test_accuracy": "test accuracy",
     "test_loss": "test loss",
@@ -58,7 +60,7 @@ def _curves(ax: Any, names: Sequence[str], trials: Sequence[TrialResult]) -> boo
         means = [float(np.mean(v)) for v in values]
         ax.plot(epochs, means, color=_colour(i), marker="o", markersize=3, label=name)
         drawn = True
-    ax.set_title("Learning curves (mean, min-max band over seeds)")
+    ax.set_title("Learning curves (mean, min-max band over seeds)", fontsize=10)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(alpha=0.3)
@@ -97,7 +99,7 @@ def _spread(ax: Any, report: Mapping[str, Any]) -> None:
     ax.set_xlim(-0.6, len(variants) - 0.4)
     unit = "" if metric == "test_loss" else " (%)"
     ax.set_ylabel(_LABELS.get(metric, metric) + unit)
-    ax.set_title("Per seed (dots), mean and 95% CI (diamond, bars)")
+    ax.set_title(_SPREAD_TITLE, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -113,15 +115,17 @@ def _empty(ax: Any, message: str) -> None:
     ax.set_yticks([])
 
 
-def render_png(report: Mapping[str, Any], trials: Sequence[TrialResult], *, title: str) -> bytes:
-    """The report's figure as PNG bytes: learning curves, per-seed spread, verdict caption."""
-    # The whole verdict is drawn: a verdict longer than four lines makes the figure taller
+def figure(report: Mapping[str, Any], trials: Sequence[TrialResult], *, title: str) -> Figure:
+    """The report's figure: learning curves, per-seed spread, paired differences, and the
+    labelled answers under them."""
+    # Every answer is drawn whole: more than four caption lines make the figure taller
     # (0.18 in a line) instead of being cut off.
-    caption = textwrap.wrap(str(report.get("verdict", "")), width=150)
+    caption = caption_lines(report)
     extra = max(0, len(caption) - 4) * _LINE_IN
-    fig = Figure(figsize=(_SIZE_IN[0], _SIZE_IN[1] + extra), dpi=_DPI)
+    height = _SIZE_IN[1] + extra
+    fig = Figure(figsize=(_SIZE_IN[0], height), dpi=_DPI)
     FigureCanvasAgg(fig)
-    left, right = fig.subplots(1, 2)
+    left, right, paired = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.25, 1.0, 1.0]})
     names = [v["name"] for v in report["variants"]]
     has_data = any(v["n"] for v in report["variants"])
     if not _curves(left, names, trials):
@@ -130,15 +134,18 @@ def render_png(report: Mapping[str, Any], trials: Sequence[TrialResult], *, titl
         _spread(right, report)
     else:
         _empty(right, "No finished trials yet")
-        right.set_title("Per seed (dots), mean and 95% CI (diamond, bars)")
+        right.set_title(_SPREAD_TITLE, fontsize=10)
+    draw_paired(paired, report)
     fig.suptitle(" ".join(title.split()), fontsize=14, parse_math=False)
-    height = _SIZE_IN[1] + extra
-    fig.text(
-        0.5, 0.015, "\n".join(caption), ha="center", va="bottom", fontsize=10, parse_math=False
-    )
-    # The caption's share of the height: 0.18 in a line over 0.72 in of axes labels.
-    bottom = (0.72 + _LINE_IN * len(caption)) / height
-    fig.subplots_adjust(left=0.06, right=0.98, top=1 - 0.72 / height, bottom=bottom)
+    draw_caption(fig, caption, line_frac=_LINE_IN / height)
+    # The caption's share of the height: 0.18 in a line over 0.92 in of axes labels.
+    bottom = (0.92 + _LINE_IN * len(caption)) / height
+    fig.subplots_adjust(left=0.05, right=0.99, top=1 - 0.72 / height, bottom=bottom, wspace=0.28)
+    return fig
+
+
+def render_png(report: Mapping[str, Any], trials: Sequence[TrialResult], *, title: str) -> bytes:
+    """The report's figure (``figure``) as PNG bytes."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI)
+    figure(report, trials, title=title).savefig(buffer, format="png", dpi=_DPI)
     return buffer.getvalue()

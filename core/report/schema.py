@@ -243,6 +243,11 @@ class PerClassAccuracy(_Model):
     accuracy_b_ci95: Interval | None = None
     n_a: int | None = None
     n_b: int | None = None
+    # core.report.classes: the pair's "differs" rule on the class's examples alone, Holm across
+    # the pair's classes; ``differs`` is True only in a pair that differs.
+    beyond_seeds_p: float | None = None
+    beyond_seeds_p_adjusted: float | None = None
+    differs: bool | None = None
 
 
 class PairDifference(BaseModel):

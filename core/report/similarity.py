@@ -37,6 +37,7 @@ from models.augmentation import AUGMENTATION_TYPES
 
 __all__ = [
     "PREDICTION_COLUMNS",
+    "PROBABILITIES_COLUMN",
     "SKIPPED_LAYER_TYPES",
     "analysed_layer_types",
     "analysis_bytes",
@@ -52,7 +53,17 @@ __all__ = [
 SKIPPED_LAYER_TYPES = (
     frozenset({"Flatten", "Reshape", "Dropout", "SpatialDropout2D"}) | AUGMENTATION_TYPES
 )
-PREDICTION_COLUMNS = ["trial_id", "variant", "seed", "example", "label", "predicted", "p_true"]
+PREDICTION_COLUMNS = [
+    "trial_id",
+    "variant",
+    "seed",
+    "example",
+    "label",
+    "predicted",
+    "p_true",
+    "confidence",
+]
+PROBABILITIES_COLUMN = "probabilities"  # the full vector, on request (``full``)
 _PREDICTION_ROW_BYTES = 8 + 4 + 4  # example id (int64), label and predicted (int32)
 
 
@@ -145,11 +156,15 @@ def _trials_with_predictions(
     return [(t, v, int(s)) for t, v, s in session.execute(q)]
 
 
-def prediction_rows(comparison_id: str, variant: str | None = None) -> Iterator[dict[str, Any]]:
+def prediction_rows(
+    comparison_id: str, variant: str | None = None, *, full: bool = False
+) -> Iterator[dict[str, Any]]:
     """One row per (trial, test example), one trial's arrays in memory at a time. Each trial
     is read in a short session of its own (the next one after the last read, in the tables'
     order), closed before its rows are yielded: no pooled connection is held while they are
-    sent."""
+    sent. ``p_true`` and ``confidence`` (the top class's probability) are the stored values
+    unrounded, those ``load_predictions`` gives the report's ECE and NLL; ``full`` adds
+    ``probabilities``, the whole vector."""
     after: TrialKey | None = None
     while True:
         with session_scope() as session:
@@ -162,19 +177,24 @@ def prediction_rows(comparison_id: str, variant: str | None = None) -> Iterator[
             variant_index, seed, trial_id, name, stored = found
             examples, labels, predicted, probs = decode_predictions(stored)
         after = (int(variant_index), int(seed), str(trial_id))
-        p_true = _p_true(labels, probs)
-        for e, y, p, q_true in zip(
-            examples.tolist(), labels.tolist(), predicted.tolist(), p_true.tolist(), strict=True
+        p_true, top = _p_true(labels, probs).tolist(), probs.max(axis=1).tolist()
+        vectors = probs.tolist() if full else None
+        for i, (e, y, p) in enumerate(
+            zip(examples.tolist(), labels.tolist(), predicted.tolist(), strict=True)
         ):
-            yield {
+            row = {
                 "trial_id": trial_id,
                 "variant": name,
                 "seed": int(seed),
                 "example": e,
                 "label": y,
                 "predicted": p,
-                "p_true": round(q_true, 4),
+                "p_true": p_true[i],
+                "confidence": top[i],
             }
+            if vectors is not None:
+                row[PROBABILITIES_COLUMN] = vectors[i]
+            yield row
 
 
 def load_predictions(session: Session, comparison_id: str) -> list[TrialPredictions]:

@@ -166,6 +166,14 @@ def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path
     _wait(driver, lambda d: _text(d, "#report-final") == "(final)", 30, "the final report")
     verdict = _text(driver, "#verdict")
     assert verdict not in ("", "No report yet.", "No verdict yet."), verdict
+    # One labelled answer per level, the score's first, each with its label.
+    answers = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#verdict .answer'),"
+        " p => [p.dataset.level, p.querySelector('.level').textContent]);"
+    )
+    assert answers, verdict
+    assert answers[0] == ["score", "Score"], answers
+    assert all(level.lower() == key for key, level in answers), answers
     # The pairwise table: one seed a variant, so the one pair is untested, and says so.
     pairs = _texts(driver, "#pairwise tbody tr")
     assert len(pairs) == 1, pairs
@@ -242,6 +250,60 @@ def test_dashboard_submit_watch_report(up: Service, browser: Any, tmp_path: Path
     )[0]
     assert "succeeded" in row, row
     assert "dashboard e2e" in row, row
+
+
+def test_a_residual_variants_graph_is_drawn(up: Service, browser: Any, tmp_path: Path) -> None:
+    """The comparison page draws each variant's graph: a node per layer (and the input), an
+    edge per input, the residual's two branches side by side, a stack in one column."""
+    from tests.support.graphs import GRAPHS
+    from tests.support.helpers import small_mlp
+
+    residual = {"name": "res", "layers": GRAPHS["resnet_basic"]}
+    spec = tiny_spec("dashboard graph", seeds=[0], epochs=1, variants=[small_mlp("mlp"), residual])
+    driver = browser
+    driver.get(up.url + "/#/new")
+    _paste_and_submit(driver, spec)
+    _wait(driver, lambda d: "#/c/" in d.current_url, 20, "the comparison page")
+    cid = driver.current_url.rsplit("/", 1)[-1]
+    count = (
+        "return document.querySelectorAll("
+        '`svg.graph[data-variant="${arguments[0]}"] ${arguments[1]}`).length;'
+    )
+    edges = sum(len(layer["inputs"]) for layer in GRAPHS["resnet_basic"])
+    _wait(
+        driver,
+        lambda d: d.execute_script(count, "res", "path.gedge") == edges,
+        30,
+        f"the residual graph's {edges} edges",
+    )
+    assert driver.execute_script(count, "res", "g.gnode") == len(GRAPHS["resnet_basic"]) + 1
+    assert driver.execute_script(count, "mlp", "path.gedge") == 3
+    where = (
+        'return Array.from(document.querySelectorAll(`svg.graph[data-variant="${arguments[0]}"]'
+        " g.gnode`), g => [g.dataset.name, g.getBoundingClientRect().x]);"
+    )
+    res = dict(driver.execute_script(where, "res"))
+    assert res["proj"] != res["a1"]  # the shortcut beside the main path
+    assert len({round(x) for _, x in driver.execute_script(where, "mlp")}) == 1  # one column
+    shapes = driver.execute_script(  # SVG text has no innerText
+        "return Array.from(document.querySelectorAll(arguments[0]), t => t.textContent);",
+        'svg.graph[data-variant="res"] g.gnode[data-name="add"] text.gshape',
+    )
+    assert shapes == ["28\u00d728\u00d78"], shapes
+    caption = _text(driver, '.graph-figure[data-variant="res"] figcaption')
+    assert "1 merge" in caption, caption
+
+    from selenium.webdriver.common.by import By
+
+    panel = driver.find_element(By.ID, "graphs")
+    driver.execute_script("arguments[0].scrollIntoView();", panel)
+    png = panel.screenshot_as_png
+    (tmp_path / "graphs.png").write_bytes(png)
+    shutil.copy(tmp_path / "graphs.png", up.data_dir / "graphs.png")  # kept for a look
+    pixels = _pixels(png)
+    assert pixels.std() > 15, f"the graphs look blank (pixel std {pixels.std():.1f})"
+    with up.client() as client:  # the trials are not needed: free the worker
+        client.post(f"/v1/comparisons/{cid}/cancel")
 
 
 def test_api_docs_link_renders_from_local_files(up: Service, browser: Any) -> None:

@@ -71,6 +71,7 @@ def test_predictions_for_every_trial_and_test_example(
         "label",
         "predicted",
         "p_true",
+        "confidence",
     ]
     # Every test example of every trial: the ids are those of the split the worker made
     # (worker.datasets, recomputed here with the comparison's split design and probe).
@@ -99,6 +100,7 @@ def test_predictions_for_every_trial_and_test_example(
     assert df.label.between(0, 9).all()
     assert df.predicted.between(0, 9).all()
     assert df.p_true.between(0.0, 1.0).all()
+    assert (df.confidence >= df.p_true).all()
     # Accuracy from the predictions is the trial's test accuracy.
     for t in article["trials"]:
         rows = df[df.trial_id == t["id"]]

@@ -106,7 +106,8 @@ def store(comparison_id: str) -> list[dict[str, Any]]:
                     "example": int(examples[i]),
                     "label": int(labels[i]),
                     "predicted": int(np.argmax(probs[i])),
-                    "p_true": round(float(stored[i, labels[i]]), 4),
+                    "p_true": float(stored[i, labels[i]]),
+                    "confidence": float(stored[i].max()),
                 }
                 for i in range(N_TEST)
             ]

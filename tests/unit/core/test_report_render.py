@@ -157,14 +157,15 @@ def test_png_renders_the_same_from_several_threads(
     assert all(png == expected for png in results)
 
 
-def test_a_long_verdict_makes_the_png_taller_instead_of_being_cut_off(
+def test_long_answers_make_the_png_taller_instead_of_being_cut_off(
     report: dict[str, Any], trials: list[TrialResult]
 ) -> None:
-    import textwrap
+    from core.report.plot_paired import caption_lines
 
-    long = dict(report, verdict=" ".join([str(report["verdict"])] * 6))
-    lines = len(textwrap.wrap(long["verdict"], width=150))
+    answers = dict(report["answers"], score=" ".join([str(report["answers"]["score"])] * 6))
+    long = dict(report, answers=answers)
+    lines = len(caption_lines(long))
     assert lines > 4
-    png = render_png(long, trials, title="a long verdict")
+    png = render_png(long, trials, title="long answers")
     with Image.open(io.BytesIO(png)) as image:
         assert image.size == (1200, 600 + 18 * (lines - 4))

@@ -34,11 +34,12 @@ class TrialStatus(StrEnum):
 
 class TrialStage(StrEnum):
     """Which stage a trial belongs to: ``tuning`` trials search the training knobs and are
-    scored on the validation split only; ``final`` trials train at the chosen settings over
-    the comparison's seeds and are the only ones tested."""
+    scored on the validation split only; ``test`` trials train at the chosen settings over
+    the comparison's seeds and are the only ones tested (the word the HTTP contract uses)."""
 
     TUNING = "tuning"
-    FINAL = "final"
+    TEST = "test"
+    FINAL = "test"  # an alias of TEST: the tested stage
 
 
 class ComparisonStatus(StrEnum):

@@ -195,7 +195,7 @@ class Trial(Base):
     # with (None: the spec's own), and the replicate: 0 for the trial itself, k >= 1 for the
     # k-th retraining of the variant on the same data seed with another initialisation seed.
     stage: Mapped[str] = mapped_column(
-        String(16), default=TrialStage.FINAL, server_default=TrialStage.FINAL.value
+        String(16), default=TrialStage.TEST, server_default=TrialStage.TEST.value
     )
     config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     replicate: Mapped[int] = mapped_column(default=0, server_default="0")

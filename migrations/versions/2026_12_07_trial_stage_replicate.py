@@ -1,6 +1,6 @@
 """Trials get a stage, a tuned configuration and a replicate number.
 
-``stage`` is ``final`` for the trials that are tested (every trial before this revision) and
+``stage`` is ``test`` for the trials that are tested (every trial before this revision) and
 ``tuning`` for the trials of a tuning stage, which are scored on the validation split only.
 ``config`` holds the tuned training knobs a trial ran with (null: the spec's own). ``replicate``
 is 0 for a variant's trial at a seed and k >= 1 for its k-th replicate: the same data seed (split
@@ -22,12 +22,12 @@ down_revision: str | None = "0004_diffs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-STAGES = "stage IN ('tuning', 'final')"
+STAGES = "stage IN ('tuning', 'test')"
 
 
 def upgrade() -> None:
     with op.batch_alter_table("trials") as batch:
-        batch.add_column(sa.Column("stage", sa.String(16), nullable=False, server_default="final"))
+        batch.add_column(sa.Column("stage", sa.String(16), nullable=False, server_default="test"))
         batch.add_column(sa.Column("config", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("replicate", sa.Integer(), nullable=False, server_default="0"))
         batch.drop_constraint(op.f("uq_trials_comparison_id_variant_seed"), type_="unique")

@@ -17,6 +17,7 @@ __all__ = [
     "Conclusion",
     "Design",
     "Looks",
+    "MatchedSize",
     "MetricSummary",
     "PairDifference",
     "PairwiseResult",
@@ -63,6 +64,19 @@ class Looks(_Model):
     )
 
 
+class MatchedSize(_Model):
+    """How a variant was resized to another's size (``core.spec.MatchRecord``)."""
+
+    variant: str = Field(description="The variant whose size it was matched to.")
+    by: Literal["params", "flops"]
+    tolerance: float
+    factor: float = Field(description="The one factor every width (filters, units) was scaled by.")
+    widths: list[int | None] = Field(description="Each layer's width after resizing.")
+    count: int = Field(description="The resized variant's parameters or FLOPs.")
+    target: int = Field(description="The target variant's parameters or FLOPs.")
+    gap: float = Field(description="count / target - 1.")
+
+
 class Design(_Model):
     """How the report tested: split, test, family, margin, sequential looks."""
 
@@ -88,6 +102,11 @@ class Design(_Model):
         default_factory=dict,
         description="Per variant, its value of each training setting that differs between "
         "variants (a variant's own training); empty when they all train alike.",
+    )
+    matched: dict[str, MatchedSize] = Field(
+        default_factory=dict,
+        description="Per variant resized to another's size (its match), how: the target, by "
+        "params or flops, the width factor, the widths, the counts reached and the gap.",
     )
     variant_intervals: str = Field(
         default="t_bounded",

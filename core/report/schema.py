@@ -14,8 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Answers",
+    "BudgetPointOut",
     "Conclusion",
     "Design",
+    "EdgeNote",
     "Looks",
     "MatchedSize",
     "MetricSummary",
@@ -24,6 +26,8 @@ __all__ = [
     "PerClassAccuracy",
     "PerSeedValue",
     "Report",
+    "Tuning",
+    "TuningVariant",
     "VariantSummary",
 ]
 
@@ -333,6 +337,65 @@ class PairStructure(_Model):
     )
 
 
+class BudgetPointOut(_Model):
+    """The expected best validation score after ``trials`` tuning trials (Dodge et al.)."""
+
+    trials: int
+    mean: float
+    std: float = Field(description="Its standard deviation over the draws of that many trials.")
+
+
+class EdgeNote(_Model):
+    """A selected knob at the edge of its range: the space may have been too narrow."""
+
+    knob: str
+    value: bool | int | float | str
+    edge: Literal["low", "high"]
+    text: str
+
+
+class TuningVariant(_Model):
+    """One variant's tuning: what was selected, how the budget went."""
+
+    name: str
+    trials: int = Field(description="Tuning trials that completed with a finite score.")
+    pruned: int = Field(description="Tuning trials the pruner stopped.")
+    failed: int = Field(description="Tuning trials that failed or were cancelled.")
+    running: int = Field(description="Tuning trials still queued or running.")
+    selected: dict[str, bool | int | float | str] | None = Field(
+        description="The configuration with the best validation score; null before any."
+    )
+    selected_value: float | None = Field(description="Its validation score.")
+    edges: list[EdgeNote]
+    curve: list[BudgetPointOut] = Field(
+        description="The expected best validation score for n = 1..trials completed trials."
+    )
+    still_rising: bool = Field(
+        description="The last doubling of the budget (n/2 to n) still gained more than the "
+        "equivalence margin: the budget was not enough to call the comparison fair."
+    )
+    notes: list[str]
+
+
+class Tuning(_Model):
+    """The tuning stage: equal budgets per variant, selected on the validation split."""
+
+    sampler: Literal["tpe", "random", "grid"]
+    metric: Literal["val_accuracy", "val_loss"]
+    trials_per_variant: int = Field(description="The budget: tuning trials per variant.")
+    pruner: Literal["median", "successive_halving"] | None
+    epochs: int | None = Field(description="Epochs per tuning trial (null: training's).")
+    space: dict[str, Any]
+    selection: str = Field(
+        description="How the configuration was selected: on the validation split of the "
+        "tuning trials, over their own seeds; the test split is only seen by the final trials."
+    )
+    margin: float = Field(description="The gain a doubling of the budget must exceed to rise.")
+    variants: list[TuningVariant]
+    verdict: str
+    notes: list[str]
+
+
 class Report(_Model):
     """The comparison report (partial while running: ``final`` false, ``interim`` true)."""
 
@@ -357,3 +420,6 @@ class Report(_Model):
         default=None, description="The verdict split by question, each part labelled."
     )
     notes: list[str]
+    tuning: Tuning | None = Field(
+        default=None, description="The tuning stage's section; null without one."
+    )

@@ -365,9 +365,11 @@ class TuningVariant(_Model):
     selected: dict[str, bool | int | float | str] | None = Field(
         description="The configuration with the best validation score; null before any."
     )
-    selected_value: float | None = Field(description="Its validation score.")
-    edges: list[EdgeNote]
-    curve: list[BudgetPointOut] = Field(
+    validation_score: float | None = Field(description="Its validation score.")
+    on_edge: list[EdgeNote] = Field(
+        description="The selected knobs at an edge of their range: the space was too narrow."
+    )
+    expected_best: list[BudgetPointOut] = Field(
         description="The expected best validation score for n = 1..trials completed trials."
     )
     still_rising: bool = Field(

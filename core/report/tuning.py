@@ -159,9 +159,9 @@ def _variant(
         failed=sum(1 for o in observations if o.state in ("failed", "complete")) - len(values),
         running=sum(1 for o in observations if o.state == "running"),
         selected=None if best is None else dict(best.params),
-        selected_value=None if best is None else best.value,
-        edges=edges,
-        curve=[BudgetPointOut(trials=p.trials, mean=p.mean, std=p.std) for p in curve],
+        validation_score=None if best is None else best.value,
+        on_edge=edges,
+        expected_best=[BudgetPointOut(trials=p.trials, mean=p.mean, std=p.std) for p in curve],
         still_rising=rising,
         notes=notes,
     )
@@ -228,12 +228,12 @@ def tuning_markdown(section: Mapping[str, Any] | None) -> list[str]:
     rows = []
     for v in section["variants"]:
         config = ", ".join(f"{k}={_value(x)}" for k, x in (v["selected"] or {}).items())
-        last = v["curve"][-1] if v["curve"] else None
+        last = v["expected_best"][-1] if v["expected_best"] else None
         rows.append(
             [
                 v["name"],
                 config or fmt.DASH,
-                fmt.level(v["selected_value"], as_metric),
+                fmt.level(v["validation_score"], as_metric),
                 f"{v['trials']} of {section['trials_per_variant']}",
                 fmt.DASH
                 if last is None

@@ -83,10 +83,10 @@ def test_the_report_carries_the_tuning_section_from_the_stored_trials(client: Te
     section = report["tuning"]
     assert [v["name"] for v in section["variants"]] == ["a", "b"]
     a, b = section["variants"]
-    assert (a["selected"], a["selected_value"]) == ({"learning_rate": 10**-2.5}, 0.83)
-    assert (b["selected"], b["selected_value"]) == ({"learning_rate": 10**-2}, 0.90)
-    assert [p["trials"] for p in a["curve"]] == [1, 2, 3]
-    assert a["curve"][0]["mean"] == pytest.approx(sum(SCORES["a"]) / 3)
+    assert (a["selected"], a["validation_score"]) == ({"learning_rate": 10**-2.5}, 0.83)
+    assert (b["selected"], b["validation_score"]) == ({"learning_rate": 10**-2}, 0.90)
+    assert [p["trials"] for p in a["expected_best"]] == [1, 2, 3]
+    assert a["expected_best"][0]["mean"] == pytest.approx(sum(SCORES["a"]) / 3)
     assert report["verdict"].endswith(section["verdict"])
     assert section["verdict"].startswith("The comparison was made at tuned settings with equal")
     # The tuning trials are not seeds of the tested comparison.

@@ -62,12 +62,12 @@ def test_selection_and_budget_curve_are_recomputed_from_the_trials() -> None:
     va, vb = section["variants"]
     # The first of the two best (0.91) is selected, with its own configuration.
     assert va["selected"] == dict(obs["a"][1].params)
-    assert va["selected_value"] == 0.91
+    assert va["validation_score"] == 0.91
     assert vb["selected"] == dict(obs["b"][2].params)
     assert (vb["trials"], vb["running"]) == (3, 1)
     for v, scores in ((va, a), (vb, b)):
-        assert [p["trials"] for p in v["curve"]] == list(range(1, len(scores) + 1))
-        for point in v["curve"]:
+        assert [p["trials"] for p in v["expected_best"]] == list(range(1, len(scores) + 1))
+        for point in v["expected_best"]:
             mean, std = _direct(scores, point["trials"])
             assert point["mean"] == pytest.approx(mean, abs=1e-12)
             assert point["std"] == pytest.approx(std, abs=1e-9)
@@ -82,10 +82,10 @@ def test_for_a_loss_the_least_is_selected_and_the_curve_falls() -> None:
         spec, {"a": [_obs(v, lr=10 ** (-3 + 0.2 * i)) for i, v in enumerate(losses)]}
     )
     (v,) = section["variants"]
-    assert v["selected_value"] == 0.31
-    for point in v["curve"]:
+    assert v["validation_score"] == 0.31
+    for point in v["expected_best"]:
         assert point["mean"] == pytest.approx(_direct(losses, point["trials"], False)[0])
-    assert section["variants"][0]["curve"][-1]["mean"] < section["variants"][0]["curve"][0]["mean"]
+    assert v["expected_best"][-1]["mean"] < v["expected_best"][0]["mean"]
 
 
 def test_pruned_failed_and_non_finite_trials_are_counted_but_not_scored() -> None:
@@ -99,14 +99,14 @@ def test_pruned_failed_and_non_finite_trials_are_counted_but_not_scored() -> Non
     }
     (v,) = _section(_spec(), obs)["variants"]
     assert (v["trials"], v["pruned"], v["failed"], v["running"]) == (1, 1, 2, 0)
-    assert len(v["curve"]) == 1
+    assert len(v["expected_best"]) == 1
 
 
 def _edges(params: dict[str, Any]) -> list[tuple[str, str]]:
     obs = {"a": [Observation(params, "complete", 0.9)]}
     (v,) = _section(_spec(), obs)["variants"]
-    assert [e["text"] for e in v["edges"]] == [n for n in v["notes"] if "end of" in n]
-    return [(e["knob"], e["edge"]) for e in v["edges"]]
+    assert [e["text"] for e in v["on_edge"]] == [n for n in v["notes"] if "end of" in n]
+    return [(e["knob"], e["edge"]) for e in v["on_edge"]]
 
 
 def test_edge_notes_follow_the_bounds_of_each_range() -> None:
@@ -149,7 +149,7 @@ def test_a_choice_of_two_or_of_words_has_no_edge() -> None:
         {"space": {"batch_size": {"choice": [32, 64]}, "weight_decay": {"uniform": [0, 0.1]}}}
     )
     obs = {"a": [Observation({"batch_size": 64, "weight_decay": 0.05}, "complete", 0.9)]}
-    assert tuning_section(spec, obs, order=["a"], margin=0.01)["variants"][0]["edges"] == []
+    assert tuning_section(spec, obs, order=["a"], margin=0.01)["variants"][0]["on_edge"] == []
 
 
 def _rising_gain(scores: Sequence[float]) -> float:

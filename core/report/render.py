@@ -391,8 +391,9 @@ def render_markdown(report: Report, *, title: str) -> str:
         ]
         lines += ["", *_md_table(*differences_table(report["differences"])), ""]
     lines += tuning_markdown(report.get("tuning"))
-    if report["notes"]:
-        lines += ["## Notes", "", *(f"- {md_escape(note)}" for note in report["notes"]), ""]
+    shown = set((report.get("tuning") or {}).get("notes") or ())  # under Tuning already
+    if notes := [n for n in report["notes"] if n not in shown]:
+        lines += ["## Notes", "", *(f"- {md_escape(note)}" for note in notes), ""]
     lines += _structure_lines(report.get("structure") or [])
     return "\n".join(lines)
 

@@ -217,11 +217,12 @@ def tuning_section(
 
 
 def _value(x: Any) -> str:
-    return f"{x:g}" if isinstance(x, float) else str(x)
+    return f"{x:.3g}" if isinstance(x, float) else str(x)
 
 
 def tuning_markdown(section: Mapping[str, Any] | None) -> list[str]:
-    """The "Tuning" section of the Markdown report (nothing without one)."""
+    """The "Tuning" section of the Markdown report, its notes included (nothing without
+    one); the report's Notes leave those out."""
     if not section:
         return []
     as_metric = "test_loss" if section["metric"] == "val_loss" else "test_accuracy"
@@ -237,7 +238,8 @@ def tuning_markdown(section: Mapping[str, Any] | None) -> list[str]:
                 f"{v['trials']} of {section['trials_per_variant']}",
                 fmt.DASH
                 if last is None
-                else f"{fmt.level(last['mean'], as_metric)} ± {fmt.gap(last['std'], as_metric)}",
+                else f"{fmt.level(last['mean'], as_metric)} ± "
+                f"{fmt.gap(last['std'], as_metric, unit=True)}",
                 "yes" if v["still_rising"] else "no",
             ]
         )

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from core.report.build import build_report
-from core.report.render import render_markdown
+from core.report.render import md_escape, render_markdown
 from core.report.schema import Report, Tuning
 from core.report.tuning import tuning_markdown, tuning_section
 from core.tuning.search import Observation
@@ -228,3 +228,11 @@ def test_the_section_fits_the_report_schema_and_renders_as_markdown() -> None:
     assert "| b | learning\\_rate=0.001, momentum=0.45, batch\\_size=64 | 75.00% | 2 of 4 |" in md
     assert md.index("## Tuning") < md.index("## Notes")
     assert tuning_markdown(None) == []
+    # A tuning note in the report's notes (as load_report adds them) is shown once, under
+    # Tuning.
+    assert section["notes"]
+    report["notes"] = [*report["notes"], *section["notes"]]
+    md = render_markdown(report, title="tuned")
+    for note in section["notes"]:
+        assert md.count(md_escape(note)) == 1
+        assert md.index(md_escape(note)) < md.index("## Notes")

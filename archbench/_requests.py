@@ -191,6 +191,11 @@ def report_png(comparison_id: str) -> Call[bytes]:
     return Call("GET", comparison_path(comparison_id, "/report.png"), _content)
 
 
+def tuning_png(comparison_id: str) -> Call[bytes]:
+    """``GET .../tuning.png``."""
+    return Call("GET", comparison_path(comparison_id, "/tuning.png"), _content)
+
+
 def csv(comparison_id: str, table: Table) -> Call[str]:
     """A table as CSV: ``GET .../{table}?format=csv``."""
     return Call("GET", comparison_path(comparison_id, f"/{table}"), _text, {"format": "csv"})

@@ -209,6 +209,11 @@ class Client:
         """Learning curves and the per-variant spread, as PNG bytes."""
         return self._send(r.report_png(comparison_id))
 
+    def tuning_png(self, comparison_id: str) -> bytes:
+        """The expected best validation score against the tuning budget, as PNG bytes
+        (``NotFound`` without a tuning stage)."""
+        return self._send(r.tuning_png(comparison_id))
+
     def csv(self, comparison_id: str, table: Table) -> str:
         """A table (``trials``, ``metrics`` or ``report``) as the service's CSV."""
         return self._send(r.csv(comparison_id, table))
@@ -405,6 +410,11 @@ class AsyncClient:
     async def report_png(self, comparison_id: str) -> bytes:
         """Learning curves and the per-variant spread, as PNG bytes."""
         return await self._send(r.report_png(comparison_id))
+
+    async def tuning_png(self, comparison_id: str) -> bytes:
+        """The expected best validation score against the tuning budget, as PNG bytes
+        (``NotFound`` without a tuning stage)."""
+        return await self._send(r.tuning_png(comparison_id))
 
     async def csv(self, comparison_id: str, table: Table) -> str:
         """A table (``trials``, ``metrics`` or ``report``) as the service's CSV."""

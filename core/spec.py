@@ -27,7 +27,7 @@ from pydantic import (
 
 from core.datasets import DATASET_NAME
 from core.optimizers import SCHEDULES, LearningRate, takes
-from models.spec import Variant, parse_variant
+from core.variants import MatchRecord, MatchSpec, StoredVariant
 
 __all__ = [
     "DEFAULT_MARGIN",
@@ -40,6 +40,8 @@ __all__ = [
     "DatasetRef",
     "DesignSpec",
     "EarlyStopping",
+    "MatchRecord",
+    "MatchSpec",
     "PrimaryMetric",
     "SeedSchedule",
     "SplitDesign",
@@ -439,39 +441,6 @@ class ComparisonSpec(_Strict):
 # --------------------------------------------------------------------------- as stored
 
 
-class StoredVariant(_Strict):
-    """One variant as validated and stored: its name, the input shape it was checked against,
-    and its layers in native form (a ``keras_config`` is converted at submit; ``source`` says
-    which the client sent).
-
-    The layers stay the architecture's JSON document, each a ``models.spec`` layer dumped
-    with every default: ``models`` owns their types and parses them where a model is built
-    (``parse``, in the worker). A stored architecture that no longer builds (a bug, a layer a
-    newer Keras refuses) thus fails its own trials, not every read of its comparison.
-    """
-
-    name: str
-    input_shape: tuple[int, ...]
-    layers: list[dict[str, Any]]
-    source: Literal["layers", "keras_config"] = "layers"
-    training: dict[str, Any] | None = None
-    """The variant's own training settings (``VARIANT_TRAINING`` keys) over the comparison's,
-    as validated; None (left out of the JSON) when it trains as the comparison says."""
-
-    @model_serializer(mode="wrap")
-    def _without_no_training(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        out: dict[str, Any] = handler(self)
-        if out.get("training", 0) is None:
-            del out["training"]
-        return out
-
-    def parse(self) -> Variant:
-        """The variant as ``models`` types it (``SpecError`` when a layer does not parse)."""
-        return parse_variant(
-            {"name": self.name, "input_shape": list(self.input_shape), "layers": self.layers}
-        )
-
-
 class DesignSpec(_Strict):
     """What a comparison's spec says about its statistical design: all the report reads of
     it. Built without a spec (``DesignSpec()``): one fixed split, no baseline, the default margin,
@@ -485,6 +454,8 @@ class DesignSpec(_Strict):
     """Per variant, the training settings that differ between variants (empty when they all
     train alike)."""
     pairs: list[tuple[str, str]] | None = None
+    matched: dict[str, MatchRecord] = Field(default_factory=dict)
+    """Per resized variant, how it was matched to another's size (empty when none was)."""
 
 
 class StoredSpec(_Strict):
@@ -511,6 +482,17 @@ class StoredSpec(_Strict):
     callback_url: str | None = None
     analysis: AnalysisSpec | None = None
     reuse: bool = True
+    tuning: dict[str, Any] | None = None
+    """The tuning stage as validated, ``core.tuning.space.TuningSpec``'s JSON (kept as JSON
+    here: ``core.store`` reads this module and sits below ``core.tuning``); None (left out of
+    the JSON) without one."""
+
+    @model_serializer(mode="wrap")
+    def _without_no_tuning(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if out.get("tuning", 0) is None:
+            del out["tuning"]
+        return out
 
     @model_validator(mode="before")
     @classmethod
@@ -564,6 +546,7 @@ class StoredSpec(_Strict):
             seeds=self.seeds,
             training=self.training_differences(),
             pairs=self.pairs,
+            matched={v.name: v.match for v in self.variants if v.match is not None},
         )
 
     def training_for(self, variant_index: int) -> TrainingSpec:

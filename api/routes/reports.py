@@ -21,6 +21,9 @@ from core.report.load import load_report
 from core.report.plot import render_png
 from core.report.render import render_markdown, render_text, rows_to_csv
 from core.report.schema import Report
+from core.report.tuning import budget_curves
+from core.report.tuning_plot import render_tuning_png
+from core.report.tuning_rows import load_tuning_observations, tuning_spec_of
 from core.status import TERMINAL, TrialStatus
 from core.store.db import session_scope
 from core.store.tables import Comparison
@@ -108,6 +111,28 @@ def report_png(comparison: ComparisonDep, session: SessionDep) -> Response:
     """Learning curves and the per-seed spread of the primary metric, with the verdict."""
     body, trials = load_report(session, comparison)
     return Response(render_png(body, trials, title=comparison.name), media_type="image/png")
+
+
+@router.get(
+    "/{comparison_id}/tuning.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, 404: {"description": "No tuning stage."}},
+)
+def tuning_png(comparison: ComparisonDep, session: SessionDep) -> Response:
+    """Each variant's expected best validation score against the tuning budget (Dodge et
+    al.), with one standard deviation: a curve still rising at the budget says the budget
+    was not enough. 404 for a comparison without a tuning stage."""
+    spec = tuning_spec_of(comparison.spec)
+    if spec is None:
+        raise NotFound(f"comparison {comparison.id} has no tuning stage, so no tuning.png")
+    observations = load_tuning_observations(session, comparison.id, spec.metric)
+    png = render_tuning_png(
+        budget_curves(spec, observations),
+        metric=spec.metric,
+        order=comparison.spec.variant_names,
+        title=f"{comparison.name}: expected best {spec.metric} by tuning budget",
+    )
+    return Response(png, media_type="image/png")
 
 
 def _snapshot(comparison_id: str, epochs_seen: dict[str, int]) -> dict[str, Any]:

@@ -487,6 +487,9 @@ def build_report(
         "multiplicity": "holm",
         "interval_adjustment": "bonferroni",
         "training": dict(design.training) if design is not None else {},
+        "matched": (
+            {k: m.model_dump(mode="json") for k, m in design.matched.items()} if design else {}
+        ),
         "variant_intervals": VARIANT_INTERVALS,
         "intervals": levels.interval_method,
     }

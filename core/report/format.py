@@ -8,7 +8,8 @@ The verdict, the notes, the Markdown and text tables, the PNG and the dashboard
 - loss levels and differences with four decimals (``0.1234``);
 - p-values with three decimals, ``< 0.001`` below that; beside a sequential design's
   boundary, p-values and levels with two significant digits;
-- effect sizes with two decimals; counts with thousands separators (``866,570``).
+- effect sizes with two decimals; counts with thousands separators (``866,570``);
+- shares (a size gap, a tolerance) in percent to three significant digits (``+0.0092%``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "level_interval",
     "nominal",
     "p_value",
+    "share",
 ]
 
 DASH = "—"
@@ -96,3 +98,8 @@ def effect(x: float | None) -> str:
 def count(n: int | None) -> str:
     """``866,570``."""
     return DASH if n is None else f"{n:,}"
+
+
+def share(value: float, *, signed: bool = False) -> str:
+    """A share as a percentage to three significant digits (0.05 -> ``5%``)."""
+    return f"{100 * value:{'+' if signed else ''}.3g}%"

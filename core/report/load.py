@@ -15,13 +15,15 @@ from core.report.classes import add_class_tests
 from core.report.differences import compute_differences
 from core.report.schema import PairDifference
 from core.report.similarity import last_hidden_cka, load_predictions
+from core.report.tuning import tuning_section
+from core.report.tuning_rows import load_tuning_observations, tuning_spec_of
 from core.spec import StoredSpec
-from core.status import TERMINAL
+from core.status import TERMINAL, TrialStage
 from core.store.tables import Comparison, EpochMetric, Trial
 from models.spec import Layer
 from models.structure import structure
 
-__all__ = ["load_differences", "load_report", "load_trial_results"]
+__all__ = ["add_tuning", "load_differences", "load_report", "load_trial_results"]
 
 
 def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult]:
@@ -45,7 +47,7 @@ def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult
         source = select(EpochMetric.trial_id, EpochMetric.epoch, *numbers, EpochMetric.seconds)
     rows = session.execute(
         source.join(Trial, Trial.id == EpochMetric.trial_id)
-        .where(Trial.comparison_id == comparison_id)
+        .where(Trial.comparison_id == comparison_id, Trial.stage == TrialStage.FINAL)
         .order_by(EpochMetric.trial_id, EpochMetric.epoch)
         # Streamed (a server-side cursor on Postgres): only the curves stay in memory, not
         # every result row as well.
@@ -64,7 +66,7 @@ def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult
         )
     trials = session.scalars(
         select(Trial)
-        .where(Trial.comparison_id == comparison_id)
+        .where(Trial.comparison_id == comparison_id, Trial.stage == TrialStage.FINAL)
         .order_by(Trial.variant_index, Trial.seed)
     )
     return [
@@ -111,7 +113,25 @@ def load_report(
     if note := reuse_note(session, comparison.id):
         several.append(note)
     report["notes"] = [*report["notes"], *several]
+    add_tuning(session, comparison, report)
     return report, trials
+
+
+def add_tuning(session: Session, comparison: Comparison, report: dict[str, Any]) -> None:
+    """With a tuning stage: the report's ``tuning`` section, its sentence at the end of the
+    verdict and its notes after the others (``core.report.tuning``)."""
+    spec = tuning_spec_of(comparison.spec)
+    if spec is None:
+        return
+    section = tuning_section(
+        spec,
+        load_tuning_observations(session, comparison.id, spec.metric),
+        order=comparison.spec.variant_names,
+        margin=comparison.spec.equivalence_margin,
+    )
+    report["tuning"] = section
+    report["verdict"] = f"{report['verdict']} {section['verdict']}"
+    report["notes"] = [*report["notes"], *section["notes"]]
 
 
 def pair_structures(

@@ -79,6 +79,22 @@ def _trial_notes(report: Report, v: Mapping[str, Any], anyone: bool) -> list[str
     return notes
 
 
+def _matched_notes(report: Report) -> list[str]:
+    """Variants resized to another's size (a variant's ``match``): which to which, by what,
+    the factor and the gap reached."""
+    notes: list[str] = []
+    for name, m in ((report.get("design") or {}).get("matched") or {}).items():
+        what = "parameters" if m["by"] == "params" else "FLOPs"
+        notes.append(
+            f"The sizes are matched: {name}'s widths were scaled by {m['factor']:.3g} to "
+            f"{m['variant']}'s {what} ({m['count']:,} vs {m['target']:,}, a gap of "
+            f"{fmt.share(m['gap'], signed=True)}, within the {fmt.share(m['tolerance'])} "
+            "asked), so a difference between "
+            "them is not one of size."
+        )
+    return notes
+
+
 def _ratio_notes(report: Report) -> list[str]:
     notes: list[str] = []
     variants = report["variants"]
@@ -209,6 +225,7 @@ def fairness_notes(report: Report) -> list[str]:
     for v in variants:
         notes.extend(_trial_notes(report, v, anyone=done > 0))
     notes.extend(_design_notes(report))
+    notes.extend(_matched_notes(report))
     notes.extend(_ratio_notes(report))
     notes.extend(_pair_notes(report))
     return notes

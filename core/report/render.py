@@ -21,15 +21,15 @@ An interim report (``interim`` true) starts with "Interim", the look and the tri
 from __future__ import annotations
 
 import csv
-import html
 import io
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from core.errors import without_terminal_codes
 from core.report import format as fmt
 from core.report.differences import differences_table
+from core.report.markdown import md_escape
+from core.report.markdown import md_table as _md_table
 from core.report.notes import fairness_notes
 from core.report.phrases import RATIO_LIMIT, Report
 from core.report.phrases import join as _join
@@ -38,6 +38,7 @@ from core.report.phrases import plural as _plural
 from core.report.phrases import seeds as _seeds
 from core.report.phrases import variant as _variant
 from core.report.stats import MIN_SEEDS
+from core.report.tuning import tuning_markdown
 
 __all__ = [
     "MIN_SEEDS",
@@ -358,22 +359,6 @@ def _pairwise_table(report: Report) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
-
-
-def md_escape(text: str) -> str:
-    """Text made inert in Markdown: HTML escaped, Markdown punctuation backslashed, one line."""
-    flat = " ".join(str(text).split())
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
-
-
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(md_escape(h) for h in headers) + " |"]
-    lines.append("|" + "|".join(" --- " for _ in headers) + "|")
-    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
-    return lines
-
-
 def render_markdown(report: Report, *, title: str) -> str:
     """A short Markdown report: title, verdict, design, variant and pairwise tables, notes."""
     direction = "higher" if report["higher_is_better"] else "lower"
@@ -405,8 +390,10 @@ def render_markdown(report: Report, *, title: str) -> str:
             f"- {md_escape(d['sentence'])}" for d in report["differences"] if d.get("sentence")
         ]
         lines += ["", *_md_table(*differences_table(report["differences"])), ""]
-    if report["notes"]:
-        lines += ["## Notes", "", *(f"- {md_escape(note)}" for note in report["notes"]), ""]
+    lines += tuning_markdown(report.get("tuning"))
+    shown = set((report.get("tuning") or {}).get("notes") or ())  # under Tuning already
+    if notes := [n for n in report["notes"] if n not in shown]:
+        lines += ["## Notes", "", *(f"- {md_escape(note)}" for note in notes), ""]
     lines += _structure_lines(report.get("structure") or [])
     return "\n".join(lines)
 

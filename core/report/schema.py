@@ -14,15 +14,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Answers",
+    "BudgetPointOut",
     "Conclusion",
     "Design",
+    "EdgeNote",
     "Looks",
+    "MatchedSize",
     "MetricSummary",
     "PairDifference",
     "PairwiseResult",
     "PerClassAccuracy",
     "PerSeedValue",
     "Report",
+    "Tuning",
+    "TuningVariant",
     "VariantSummary",
 ]
 
@@ -63,6 +68,19 @@ class Looks(_Model):
     )
 
 
+class MatchedSize(_Model):
+    """How a variant was resized to another's size (``core.spec.MatchRecord``)."""
+
+    variant: str = Field(description="The variant whose size it was matched to.")
+    by: Literal["params", "flops"]
+    tolerance: float
+    factor: float = Field(description="The one factor every width (filters, units) was scaled by.")
+    widths: list[int | None] = Field(description="Each layer's width after resizing.")
+    count: int = Field(description="The resized variant's parameters or FLOPs.")
+    target: int = Field(description="The target variant's parameters or FLOPs.")
+    gap: float = Field(description="count / target - 1.")
+
+
 class Design(_Model):
     """How the report tested: split, test, family, margin, sequential looks."""
 
@@ -88,6 +106,11 @@ class Design(_Model):
         default_factory=dict,
         description="Per variant, its value of each training setting that differs between "
         "variants (a variant's own training); empty when they all train alike.",
+    )
+    matched: dict[str, MatchedSize] = Field(
+        default_factory=dict,
+        description="Per variant resized to another's size (its match), how: the target, by "
+        "params or flops, the width factor, the widths, the counts reached and the gap.",
     )
     variant_intervals: str = Field(
         default="t_bounded",
@@ -319,6 +342,67 @@ class PairStructure(_Model):
     )
 
 
+class BudgetPointOut(_Model):
+    """The expected best validation score after ``trials`` tuning trials (Dodge et al.)."""
+
+    trials: int
+    mean: float
+    std: float = Field(description="Its standard deviation over the draws of that many trials.")
+
+
+class EdgeNote(_Model):
+    """A selected knob at the edge of its range: the space may have been too narrow."""
+
+    knob: str
+    value: bool | int | float | str
+    edge: Literal["low", "high"]
+    text: str
+
+
+class TuningVariant(_Model):
+    """One variant's tuning: what was selected, how the budget went."""
+
+    name: str
+    trials: int = Field(description="Tuning trials that completed with a finite score.")
+    pruned: int = Field(description="Tuning trials the pruner stopped.")
+    failed: int = Field(description="Tuning trials that failed or were cancelled.")
+    running: int = Field(description="Tuning trials still queued or running.")
+    selected: dict[str, bool | int | float | str] | None = Field(
+        description="The configuration with the best validation score; null before any."
+    )
+    validation_score: float | None = Field(description="Its validation score.")
+    on_edge: list[EdgeNote] = Field(
+        description="The selected knobs at an edge of their range: the space was too narrow."
+    )
+    expected_best: list[BudgetPointOut] = Field(
+        description="The expected best validation score for n = 1..trials completed trials."
+    )
+    still_rising: bool = Field(
+        description="The last doubling of the budget (n/2 to n) still gained more than the "
+        "equivalence margin: the budget was not enough to call the comparison fair."
+    )
+    notes: list[str]
+
+
+class Tuning(_Model):
+    """The tuning stage: equal budgets per variant, selected on the validation split."""
+
+    sampler: Literal["tpe", "random", "grid"]
+    metric: Literal["val_accuracy", "val_loss"]
+    trials_per_variant: int = Field(description="The budget: tuning trials per variant.")
+    pruner: Literal["median", "successive_halving"] | None
+    epochs: int | None = Field(description="Epochs per tuning trial (null: training's).")
+    space: dict[str, Any]
+    selection: str = Field(
+        description="How the configuration was selected: on the validation split of the "
+        "tuning trials, over their own seeds; the test split is only seen by the final trials."
+    )
+    margin: float = Field(description="The gain a doubling of the budget must exceed to rise.")
+    variants: list[TuningVariant]
+    verdict: str
+    notes: list[str]
+
+
 class Report(_Model):
     """The comparison report (partial while running: ``final`` false, ``interim`` true)."""
 
@@ -343,3 +427,6 @@ class Report(_Model):
         default=None, description="The verdict split by question, each part labelled."
     )
     notes: list[str]
+    tuning: Tuning | None = Field(
+        default=None, description="The tuning stage's section; null without one."
+    )

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from core.report.palette import variant_colour
 from core.tuning.budget import BudgetPoint
@@ -51,6 +52,7 @@ def render_tuning_png(
         ax.set_axis_off()
     else:
         ax.set_xlabel("tuning trials (budget)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a budget counts whole trials
         label = metric.replace("_", " ") + (" (%)" if percent else "")
         ax.set_ylabel(f"expected best {label}")
         ax.legend(loc="lower right" if percent or metric != "val_loss" else "upper right")

@@ -13,20 +13,27 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.config import Settings
-from core.datasets import BUILTIN_DATASETS, DatasetInfo, split_problem
+from core.datasets import BUILTIN_DATASETS, DatasetInfo
 from core.errors import ErrorItem, InvalidInput
 from core.report.similarity import analysis_bytes
 from core.spec import (
     UNION_TAGS,
     VARIANT_TRAINING,
     ComparisonSpec,
-    SeedSchedule,
     StoredSpec,
     StoredVariant,
     TrainingSpec,
 )
 from core.trials.advice import submit_warnings
-from core.trials.destinations import allows_private, literal_refusal
+from core.trials.matching import apply_matches
+from core.trials.submit_limits import (
+    BODY,
+    callback_errors,
+    limit_errors,
+    over,
+    split_errors,
+    time_errors,
+)
 from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError
 from models.graph import canonical_layers, resolve
@@ -42,6 +49,10 @@ __all__ = [
     "validate_comparison",
     "validate_variant",
 ]
+
+
+NOT_ARCHITECTURE = ("training", "match")
+"""A variant's keys that are not its architecture's: ``models`` never sees them."""
 
 
 @dataclass
@@ -244,8 +255,8 @@ def validate_variant(
     None)."""
     override = raw.get("training") if isinstance(raw, dict) else None
     override_errors = _training_errors(override, training or TrainingSpec(), [*prefix, "training"])
-    if isinstance(raw, dict) and "training" in raw:  # not the architecture's: models never sees it
-        raw = {k: v for k, v in raw.items() if k != "training"}
+    if isinstance(raw, dict):  # not the architecture's: models never sees them
+        raw = {k: v for k, v in raw.items() if k not in NOT_ARCHITECTURE}
     try:
         variant = parse_variant(raw)
         _check_input_shape(variant.input_shape, dataset)
@@ -324,13 +335,23 @@ def validate_comparison(
     except InvalidInput as exc:
         errors.extend(exc.errors)
         dataset = None
-    errors += _limit_errors(spec, settings)
+    errors += limit_errors(spec, settings)
     if dataset is not None:
-        errors += _split_errors(spec, dataset)
-    errors += _time_errors(spec, settings)
-    errors += _callback_errors(spec, settings)
+        errors += split_errors(spec, dataset)
+    errors += time_errors(spec, settings)
+    errors += callback_errors(spec, settings)
     variants, analyses, variant_errors = _normalised_variants(spec, dataset, settings)
     errors += _without_dataset(variant_errors, dataset)
+    if dataset is not None:
+        errors += apply_matches(
+            spec.variants,
+            variants,
+            analyses,
+            dataset=dataset,
+            limits=limits_of(settings),
+            batch_size=spec.training.batch_size,
+            body=BODY,
+        )
     if dataset is not None and not errors:
         errors.extend(analysis_errors(spec, dataset, variants, settings, BODY))
     if errors:
@@ -359,112 +380,6 @@ def _structures(
             analyses[v.name].structure = structure(
                 ref_layers, v.parse().layers or [], ref.name, v.name
             )
-
-
-BODY: list[str | int] = ["body"]
-"""Where a comparison's fields are in the request (``["body", "seeds", "max"]``)."""
-
-
-def _over(loc: list[str | int], msg: str) -> ErrorItem:
-    return {"loc": [*BODY, *loc], "msg": msg}
-
-
-def _limit_errors(spec: ComparisonSpec, settings: Settings) -> list[ErrorItem]:
-    """This server's limits: variants, seeds, epochs, trial-epochs and the time budget."""
-    errors: list[ErrorItem] = []
-    if len(spec.variants) > settings.max_variants:
-        errors.append(
-            _over(
-                ["variants"],
-                f"{len(spec.variants)} variants exceeds the limit of {settings.max_variants}",
-            )
-        )
-    if isinstance(spec.seeds, SeedSchedule):
-        if spec.seeds.max < spec.seeds.min:
-            errors.append(
-                _over(
-                    ["seeds", "max"],
-                    f"max ({spec.seeds.max}) must be at least min ({spec.seeds.min})",
-                )
-            )
-        elif spec.seeds.max > settings.max_seeds:
-            errors.append(
-                _over(
-                    ["seeds", "max"],
-                    f"{spec.seeds.max} seeds per variant exceeds the limit of {settings.max_seeds}",
-                )
-            )
-    elif len(spec.seeds) > settings.max_seeds:
-        errors.append(
-            _over(["seeds"], f"{len(spec.seeds)} seeds exceeds the limit of {settings.max_seeds}")
-        )
-    if spec.training.epochs > settings.max_epochs:
-        errors.append(
-            _over(
-                ["training", "epochs"],
-                f"{spec.training.epochs} epochs exceeds the limit of {settings.max_epochs}",
-            )
-        )
-    # An adaptive comparison is limited by the most it can run (max seeds per variant).
-    most_epochs = len(spec.variants) * spec.most_seeds * spec.training.epochs
-    if most_epochs > settings.max_trial_epochs:
-        errors.append(
-            _over(
-                ["training", "epochs"],
-                f"{most_epochs:,} trial-epochs (variants x seeds x epochs) exceeds the "
-                f"limit of {settings.max_trial_epochs:,}",
-            )
-        )
-    return errors
-
-
-def _split_errors(spec: ComparisonSpec, dataset: DatasetInfo) -> list[ErrorItem]:
-    """A split that leaves some class without an example where a trial needs one."""
-    problem = split_problem(
-        dataset,
-        test_split=spec.dataset.test_split,
-        validation_split=spec.dataset.validation_split,
-        max_samples=spec.dataset.max_samples,
-        design=spec.dataset.split,
-        probe_size=spec.analysis.probe_reserved,
-    )
-    return [] if problem is None else [_over(["dataset", problem.field], problem.msg)]
-
-
-def _time_errors(spec: ComparisonSpec, settings: Settings) -> list[ErrorItem]:
-    if spec.training.max_seconds and spec.training.max_seconds > settings.trial_max_seconds:
-        return [
-            _over(
-                ["training", "max_seconds"],
-                f"{spec.training.max_seconds} s exceeds the server's ceiling of "
-                f"{settings.trial_max_seconds} s per trial",
-            )
-        ]
-    return []
-
-
-def _callback_errors(spec: ComparisonSpec, settings: Settings) -> list[ErrorItem]:
-    """A callback this server cannot sign, or (unless allowed) a private address."""
-    if not spec.callback_url:
-        return []
-    if not settings.webhook_secret:
-        return [
-            _over(
-                ["callback_url"],
-                "webhooks are off on this server: it has no ARCHBENCH_WEBHOOK_SECRET "
-                "to sign them with",
-            )
-        ]
-    reason = None if allows_private(settings) else literal_refusal(spec.callback_url)
-    if reason:
-        return [
-            _over(
-                ["callback_url"],
-                f"callback_url must be a public address: {reason} "
-                "(ARCHBENCH_WEBHOOK_ALLOW_PRIVATE is off on this server)",
-            )
-        ]
-    return []
 
 
 def _normalised_variants(
@@ -505,7 +420,7 @@ def _normalised_variants(
     if spec.baseline is not None and spec.baseline not in seen:
         names = ", ".join(repr(n) for n in seen) or "none"
         errors.append(
-            _over(
+            over(
                 ["baseline"],
                 f"baseline {spec.baseline!r} is not a variant of this comparison "
                 f"(variants: {names})",
@@ -522,11 +437,11 @@ def _pair_errors(spec: ComparisonSpec, seen: Mapping[str, int]) -> list[ErrorIte
         for j, name in enumerate((a, b)):
             if name not in seen:
                 errors.append(
-                    _over(["pairs", i, j], f"{name!r} is not a variant of this comparison")
+                    over(["pairs", i, j], f"{name!r} is not a variant of this comparison")
                 )
         if a == b:
             errors.append(
-                _over(["pairs", i], f"a pair needs two different variants, not {a!r} twice")
+                over(["pairs", i], f"a pair needs two different variants, not {a!r} twice")
             )
     return errors
 

@@ -240,3 +240,17 @@ def test_upload_from_arrays_sends_an_npz_of_them(sync: bool, tmp_path: Path) -> 
         _run(handler, lambda c: c.upload_dataset(x_train=x, y_train=y, x_test=x), sync)
     with pytest.raises(ValueError, match=r"an \.npz path or"):
         _run(handler, lambda c: c.upload_dataset(tmp_path / "d.npz", x_train=x), sync)
+
+
+@both
+def test_tuning_png_reads_the_bytes_and_a_404_is_not_found(sync: bool) -> None:
+    png = b"\x89PNG\r\n\x1a\n..."
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/comparisons/c1/tuning.png":
+            return httpx.Response(200, content=png, headers={"content-type": "image/png"})
+        return _problem(404)
+
+    assert _run(handler, lambda c: c.tuning_png("c1"), sync) == png
+    with pytest.raises(NotFound):
+        _run(handler, lambda c: c.tuning_png("c2"), sync)

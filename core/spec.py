@@ -31,6 +31,7 @@ from models.spec import Variant, parse_variant
 
 __all__ = [
     "DEFAULT_MARGIN",
+    "MAX_REPLICATES",
     "NO_NUL",
     "TRAINING_KNOBS",
     "UNION_TAGS",
@@ -320,6 +321,7 @@ Seeds = Annotated[
 # (bench/README.md); it also leaves more examples for training under the per-seed design.
 DEFAULT_PROBE_SIZE = 256
 DEFAULT_MARGIN = 0.01
+MAX_REPLICATES = 4
 
 
 def initial_seeds_of(seeds: list[int] | SeedSchedule) -> list[int]:
@@ -337,6 +339,37 @@ class AnalysisSpec(_Strict):
     predictions: bool = True
     similarity: bool = True
     probe_size: Annotated[int, Field(ge=2, le=4096)] = DEFAULT_PROBE_SIZE
+    replicates: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=MAX_REPLICATES,
+            description="Replicates per variant and seed: each retrains the variant on the "
+            "same data seed (split and data order) with another initialisation seed, the "
+            "control that 'do they differ' and the CKA baseline compare the pair with. Each "
+            "costs one more trial per variant and seed (1: twice the trials). 0 (the "
+            "default): the control is two seeds of one variant, which share neither split "
+            "nor order, and the report says so.",
+        ),
+    ] = 0
+
+    @field_validator("replicates")
+    @classmethod
+    def _replicates_are_analysed(cls, v: int, info: ValidationInfo) -> int:
+        if v and not (info.data.get("predictions", True) or info.data.get("similarity", True)):
+            raise ValueError(
+                "replicates serve the predictions' and the similarity's control; with both "
+                "off they would train for nothing (use 0, or turn one on)"
+            )
+        return v
+
+    @model_serializer(mode="wrap")
+    def _without_no_replicates(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A spec without replicates is stored (and hashed) as it was before they existed.
+        out: dict[str, Any] = handler(self)
+        if out.get("replicates", 1) == 0:
+            del out["replicates"]
+        return out
 
     @property
     def probe_reserved(self) -> int:
@@ -434,6 +467,11 @@ class ComparisonSpec(_Strict):
     def most_seeds(self) -> int:
         """The most seeds per variant this comparison can run (for the limits)."""
         return self.seeds.max if isinstance(self.seeds, SeedSchedule) else len(self.seeds)
+
+    @property
+    def runs_per_seed(self) -> int:
+        """Trials per variant and seed: the variant's own and its ``analysis.replicates``."""
+        return 1 + self.analysis.replicates
 
 
 # --------------------------------------------------------------------------- as stored
@@ -586,9 +624,15 @@ class StoredSpec(_Strict):
             v.name: {k: d.get(k) for k in differ} for v, d in zip(self.variants, dumps, strict=True)
         }
 
+    @property
+    def runs_per_seed(self) -> int:
+        """Trials per variant and seed: the variant's own and its ``analysis.replicates``."""
+        return 1 + self.analysis_or_default.replicates
+
     def round_progress(self, trials_total: int) -> tuple[int, int]:
         """(round, rounds_max) from the comparison's trial count: 1 and 1 for a list."""
         schedule = self.schedule
         if schedule is None or not self.variants:
             return 1, 1
-        return schedule.round_of(trials_total // len(self.variants)), schedule.rounds_max
+        per_seed = len(self.variants) * self.runs_per_seed
+        return schedule.round_of(trials_total // per_seed), schedule.rounds_max

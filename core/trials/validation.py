@@ -339,8 +339,11 @@ def validate_comparison(
     return ValidatedComparison(
         spec=_stored(spec, dataset, variants, settings),
         analyses=analyses,
-        trials_total=len(variants) * len(spec.initial_seeds),
-        epochs_total=len(variants) * len(spec.initial_seeds) * spec.training.epochs,
+        trials_total=len(variants) * len(spec.initial_seeds) * spec.runs_per_seed,
+        epochs_total=len(variants)
+        * len(spec.initial_seeds)
+        * spec.runs_per_seed
+        * spec.training.epochs,
         warnings=submit_warnings(spec, dataset, variants, analyses) if dataset else [],
     )
 
@@ -406,13 +409,13 @@ def _limit_errors(spec: ComparisonSpec, settings: Settings) -> list[ErrorItem]:
             )
         )
     # An adaptive comparison is limited by the most it can run (max seeds per variant).
-    most_epochs = len(spec.variants) * spec.most_seeds * spec.training.epochs
+    most_epochs = len(spec.variants) * spec.most_seeds * spec.runs_per_seed * spec.training.epochs
     if most_epochs > settings.max_trial_epochs:
         errors.append(
             _over(
                 ["training", "epochs"],
-                f"{most_epochs:,} trial-epochs (variants x seeds x epochs) exceeds the "
-                f"limit of {settings.max_trial_epochs:,}",
+                f"{most_epochs:,} trial-epochs (variants x seeds x (1 + replicates) x epochs) "
+                f"exceeds the limit of {settings.max_trial_epochs:,}",
             )
         )
     return errors

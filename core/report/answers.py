@@ -47,7 +47,8 @@ def _prediction(d: Mapping[str, Any]) -> str | None:
     figures = [f"they disagree on {_pct(rate)} of examples ({interval})"]
     within = [x for x in (d.get("within_a"), d.get("within_b")) if x is not None]
     if within:
-        figures.append(f"{phrase} on {_pct(sum(within) / len(within))}")
+        verb = " disagree" if d.get("control") == "replicates" else ""
+        figures.append(f"{phrase}{verb} on {_pct(sum(within) / len(within))}")
     if (p := d.get("beyond_seeds_p_adjusted")) is not None:
         text = p_value(p)
         figures.append(f"adjusted p {text if text.startswith('<') else '= ' + text}")

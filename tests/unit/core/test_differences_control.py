@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from core.report.answers import answers
 from core.report.controls import jackknife_mean, seed_interval
 from core.report.differences import TrialPredictions, compute_differences
 
@@ -145,6 +146,11 @@ def test_the_replicate_control_matches_an_independent_pandas_computation() -> No
     assert "95% CI over seeds " in sentence
     assert "; over test examples " in sentence
     assert "analysis.replicates" not in sentence
+    said = str(answers({"differences": [d]}, "")["predictions"])
+    assert (
+        f"two initialisations of one model on the same data disagree on {d['within']:.2%}" in said
+    )
+    assert "95% CI over seeds " in said
 
 
 def test_without_replicates_the_control_is_two_seeds_and_the_sentence_says_what_it_costs() -> None:

@@ -94,6 +94,12 @@ class TrialOut(BaseModel):
     comparison_id: str
     variant: str
     seed: int
+    replicate: int = Field(
+        default=0,
+        description="0: the variant's trial at this seed (the one scored); k >= 1: its k-th "
+        "replicate (analysis.replicates), trained on the same data seed (split and data "
+        "order) with another initialisation seed, the control of the differences and CKA.",
+    )
     status: TrialStatus = Field(
         description="queued -> running -> succeeded | failed | cancelled (running -> queued "
         "when a worker hands it back)"

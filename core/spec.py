@@ -25,12 +25,14 @@ from pydantic import (
     model_validator,
 )
 
+from core.analysis_spec import MAX_REPLICATES, AnalysisSpec
 from core.datasets import DATASET_NAME
 from core.optimizers import SCHEDULES, LearningRate, takes
 from core.variants import MatchRecord, MatchSpec, StoredVariant
 
 __all__ = [
     "DEFAULT_MARGIN",
+    "MAX_REPLICATES",
     "NO_NUL",
     "TRAINING_KNOBS",
     "UNION_TAGS",
@@ -317,35 +319,12 @@ Seeds = Annotated[
 ]
 
 
-# 256: a Gram costs probe_size^2 x width multiply-adds per layer, and at 512 the article's
-# conv128 (86,528 activations in its one hidden layer) spent more on it than on training
-# (bench/README.md); it also leaves more examples for training under the per-seed design.
-DEFAULT_PROBE_SIZE = 256
 DEFAULT_MARGIN = 0.01
 
 
 def initial_seeds_of(seeds: list[int] | SeedSchedule) -> list[int]:
     """The seeds every variant starts with: the whole list, or 0..min-1 of a schedule."""
     return list(range(seeds.min)) if isinstance(seeds, SeedSchedule) else list(seeds)
-
-
-class AnalysisSpec(_Strict):
-    """What each trial records besides its scores, for "do they differ?":
-    its test-set predictions, and per layer the centered Gram matrix of its activations over
-    a probe set of ``probe_size`` examples (what linear CKA needs). The server refuses, at
-    submit, a probe larger than the test set and a trial whose stored analysis would exceed
-    ``ARCHBENCH_ANALYSIS_MAX_BYTES_PER_TRIAL``."""
-
-    predictions: bool = True
-    similarity: bool = True
-    probe_size: Annotated[int, Field(ge=2, le=4096)] = DEFAULT_PROBE_SIZE
-
-    @property
-    def probe_reserved(self) -> int:
-        """The probe set's size when similarity is on, else 0. Under the per-seed design it is
-        set aside before the seeds' splits, so it changes every trial's training data (and
-        the reuse key covers it); with similarity off every example is available."""
-        return self.probe_size if self.similarity else 0
 
 
 VariantName = Annotated[str, Field(min_length=1, max_length=200), NO_NUL]
@@ -436,6 +415,11 @@ class ComparisonSpec(_Strict):
     def most_seeds(self) -> int:
         """The most seeds per variant this comparison can run (for the limits)."""
         return self.seeds.max if isinstance(self.seeds, SeedSchedule) else len(self.seeds)
+
+    @property
+    def runs_per_seed(self) -> int:
+        """Trials per variant and seed: the variant's own and its ``analysis.replicates``."""
+        return 1 + self.analysis.replicates
 
 
 # --------------------------------------------------------------------------- as stored
@@ -569,9 +553,15 @@ class StoredSpec(_Strict):
             v.name: {k: d.get(k) for k in differ} for v, d in zip(self.variants, dumps, strict=True)
         }
 
+    @property
+    def runs_per_seed(self) -> int:
+        """Trials per variant and seed: the variant's own and its ``analysis.replicates``."""
+        return 1 + self.analysis_or_default.replicates
+
     def round_progress(self, trials_total: int) -> tuple[int, int]:
         """(round, rounds_max) from the comparison's trial count: 1 and 1 for a list."""
         schedule = self.schedule
         if schedule is None or not self.variants:
             return 1, 1
-        return schedule.round_of(trials_total // len(self.variants)), schedule.rounds_max
+        per_seed = len(self.variants) * self.runs_per_seed
+        return schedule.round_of(trials_total // per_seed), schedule.rounds_max

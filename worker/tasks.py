@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings, get_settings
 from core.errors import Problem, TrialFailed
 from core.logging import log_context
+from core.seeding import init_seed
 from core.spec import StoredSpec
 from core.status import Outcome, StopReason, TrialStatus
 from core.store.db import session_scope
@@ -138,6 +139,7 @@ class _Decided:
     seed: int
     attempt: int
     outcome: Outcome | None  # None: claimed, ours to train; else how the trial ended unclaimed
+    replicate: int = 0
 
 
 def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | Outcome:
@@ -199,6 +201,7 @@ def _decide(trial_id: str, owner: str, retry: bool) -> _Decided | Outcome:
             seed=int(trial.seed),
             attempt=attempt,
             outcome=outcome,
+            replicate=int(trial.replicate or 0),
         )
 
 
@@ -248,6 +251,7 @@ def _run_trial(trial_id: str) -> str:
             decided.seed,
             owner,
             attempt=decided.attempt,
+            replicate=decided.replicate,
         )
 
 
@@ -260,6 +264,7 @@ def _run_claimed(
     owner: str,
     *,
     attempt: int,
+    replicate: int = 0,
 ) -> str:
     """Train a trial this worker holds the lease of (its ``attempt``-th), and finish its
     comparison if last."""
@@ -272,7 +277,15 @@ def _run_claimed(
             LeaseRenewal(trial_id, owner, settings.lease_seconds, budget + 3600) as lease,
         ):
             run = TrialRun(
-                trial_id, comparison_id, variant_index, seed, owner, attempt, lease, settings
+                trial_id,
+                comparison_id,
+                variant_index,
+                seed,
+                owner,
+                attempt,
+                lease,
+                settings,
+                replicate=replicate,
             )
             outcome = _train(run, spec)
     except LeaseLost:
@@ -367,6 +380,7 @@ class TrialRun:
     attempt: int
     lease: LeaseRenewal
     settings: Settings = field(default_factory=get_settings)
+    replicate: int = 0  # 0: the variant's trial at its seed; k: its k-th replicate there
 
     @property
     def resumed(self) -> bool:
@@ -517,6 +531,7 @@ def _trial_config(run: TrialRun, spec: StoredSpec, split: Split) -> TrialConfig:
         split=split,
         training=training,
         seed=run.seed,
+        init_seed=init_seed(run.seed, run.replicate),
         max_seconds=float(training.max_seconds or run.settings.trial_max_seconds),
         resume=ResumeConfig(checkpoint_dir=checkpoint_folder(run.settings, run.trial_id)),
         # Every trial times inference, so the report has its spread over seeds (it costs a
@@ -560,7 +575,9 @@ def _train(run: TrialRun, spec: StoredSpec) -> str:
     )
     # What really produced this result: the versions this worker trained with.
     run.commit_result(
-        result, status, trial_hash(spec, run.variant_index, run.seed, library_versions())
+        result,
+        status,
+        trial_hash(spec, run.variant_index, run.seed, library_versions(), run.replicate),
     )
     # The result is committed: nothing will resume this trial (a cancelled one included).
     remove_checkpoint(run.settings, trial_id)

@@ -359,8 +359,9 @@ def train_trial(config: TrialConfig, hooks: TrainingHooks | None = None) -> Trai
     built, training = config.model, config.training
 
     def seeded_model() -> Any:
-        # Draws the seed's initial weights and dropout states exactly as a new model would.
-        keras.utils.set_random_seed(config.seed)
+        # Draws the initial weights and the layers' seed generators (dropout, augmentation)
+        # from the initialisation seed, exactly as a new model would (core.seeding).
+        keras.utils.set_random_seed(config.initialisation_seed)
         with _dtype_policy(training, device):
             return build_model(built.layers, tuple(built.input_shape), name=built.name)
 
@@ -460,9 +461,10 @@ def _fit(attempt: _Attempt) -> _Fitted:
     )
     t0 = time.perf_counter()
     if not attempt.trained and not monitor.check(force=True):
-        # The data order (and every other draw fit makes) follows the trial seed alone, not
-        # how many numbers building this architecture drew: at seed s every variant sees the
-        # same shuffles (a paired design varies the architecture only).
+        # The data order (and every other draw fit makes) follows the data seed alone, not
+        # how many numbers building this architecture drew nor the initialisation seed: at
+        # seed s every variant and every replicate sees the same shuffles (a paired design
+        # varies the architecture only; a replicate its initialisation only).
         keras.utils.set_random_seed(config.seed)
         attempt.model.fit(
             split.x_train,

@@ -65,7 +65,9 @@ class EvaluationConfig:
 class TrialConfig:
     """Everything one attempt at a trial is given, in named parts (as Determined's Core API
     hands a trial one context): what to build (``model``), the data (``split``), how to fit
-    (``training`` and ``seed``; ``max_seconds`` is the worker's own limit beside
+    (``training``, and the two seeds of ``core.seeding``: ``seed``, the data seed, orders the
+    training data; ``init_seed``, None for the data seed itself, draws the initial weights and
+    the layers' own random states; ``max_seconds`` is the worker's own limit beside
     ``training.max_seconds``: the lower one holds, over every attempt), where to resume from
     (``resume``), what to ask the trained model (``evaluation``), and how many compiled models
     this process keeps warm (``warm_models``; 0 builds and compiles a new model every time).
@@ -79,3 +81,9 @@ class TrialConfig:
     resume: ResumeConfig = field(default_factory=ResumeConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     warm_models: int = 4
+    init_seed: int | None = None
+
+    @property
+    def initialisation_seed(self) -> int:
+        """The seed the model is built under: ``init_seed``, else the data seed."""
+        return self.seed if self.init_seed is None else self.init_seed

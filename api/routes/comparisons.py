@@ -44,7 +44,7 @@ from core.exports.metrics import (
     metrics_json,
     metrics_rows,
 )
-from core.spec import NO_NUL, ComparisonSpec
+from core.spec import MAX_REPLICATES, NO_NUL, ComparisonSpec
 from core.status import ComparisonStatus
 from core.store.db import session_scope
 from core.store.tables import Comparison
@@ -205,7 +205,10 @@ def trials(
 ) -> StreamingResponse:
     """One row per (variant, seed); every row unless ``limit`` asks for a page."""
     # Checked and typed here, before a row is read: a bad cursor is a 422, not a broken stream.
-    after = decode_cursor(cursor, (int, int)) if cursor else None
+    # A cursor of before the replicates, (variant_index, seed), continues after every
+    # replicate of that seed.
+    start = decode_cursor(cursor, (int, int, int), (int, int)) if cursor else None
+    after = (*start, MAX_REPLICATES) if start is not None and len(start) == 2 else start
     comparison_id = comparison.id
     holder: dict[str, str | None] = {"next": None}
 
@@ -221,7 +224,7 @@ def trials(
             yield from out
             if len(chunk) < size:
                 return
-            key = (chunk[-1].variant_index, int(chunk[-1].seed))
+            key = (chunk[-1].variant_index, int(chunk[-1].seed), int(chunk[-1].replicate or 0))
             if left is not None:
                 left -= len(chunk)
 

@@ -117,7 +117,9 @@ def similarity_json(
 ) -> JSONResponse:
     """Layer-by-layer linear CKA of ``a`` against ``b`` (rows: a's layers, columns: b's),
     averaged over the seeds both have; ``within_a`` and ``within_b`` are each variant against
-    itself under another seed, the baseline to read ``cka`` against. Null cells: no data."""
+    itself, the baseline to read ``cka`` against: with ``analysis.replicates`` its trial
+    against its replicate at the same data seed (``control``: "replicates"), else every pair
+    of its seeds ("seeds"). Null cells: no data."""
     first, second = _pair(comparison, a, b)
     return JSONResponse(similarity(session, comparison.id, first, second))
 

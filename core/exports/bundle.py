@@ -15,7 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["REPORT_FILES", "ComparisonBundle", "design_params", "folder_name", "safe_name"]
+__all__ = [
+    "REPORT_FILES",
+    "ComparisonBundle",
+    "design_params",
+    "folder_name",
+    "safe_name",
+    "seed_label",
+]
 
 REPORT_FILES = ("report.json", "report.md", "report.png", "similarity.png")
 
@@ -29,6 +36,14 @@ def folder_name(comparison: Mapping[str, Any]) -> str:
     """The comparison's own folder, ``<name>-<first 8 of its id>``: two comparisons with the
     same name (a resubmission) get two folders."""
     return f"{safe_name(str(comparison['name']))[:80]}-{str(comparison['id'])[:8]}"
+
+
+def seed_label(trial: Mapping[str, Any]) -> str:
+    """A trial's seed in a run's name: ``seed3``, or ``seed3-replicate1`` for a replicate (the
+    same data seed, another initialisation seed), so that the two never share a run."""
+    replicate = int(trial.get("replicate") or 0)
+    seed = f"seed{int(trial['seed'])}"
+    return f"{seed}-replicate{replicate}" if replicate else seed
 
 
 def _text(value: Any) -> str:

@@ -29,7 +29,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.exports.bundle import REPORT_FILES, ComparisonBundle, design_params, folder_name
+from core.exports.bundle import (
+    REPORT_FILES,
+    ComparisonBundle,
+    design_params,
+    folder_name,
+    seed_label,
+)
 from core.spec import TRAINING_KNOBS
 from core.status import TERMINAL, ComparisonStatus, TrialStatus
 
@@ -269,6 +275,7 @@ def _log_trial(
         "archbench.trial_id": str(trial["id"]),
         "archbench.variant": str(trial["variant"]),
         "archbench.seed": str(trial["seed"]),
+        "archbench.replicate": str(trial.get("replicate") or 0),
         "archbench.status": str(trial["status"]),
         "mlflow.parentRunId": parent,
     }
@@ -276,7 +283,7 @@ def _log_trial(
         tags["archbench.reused_from"] = str(trial["reused_from"])
     run = client.create_run(
         experiment_id,
-        run_name=f"{trial['variant']}-seed{trial['seed']}",
+        run_name=f"{trial['variant']}-{seed_label(trial)}",
         tags=tags,
         start_time=_ms(trial.get("started_at")),
     )

@@ -27,7 +27,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.exports.bundle import ComparisonBundle, design_params, folder_name, safe_name
+from core.exports.bundle import (
+    ComparisonBundle,
+    design_params,
+    folder_name,
+    safe_name,
+    seed_label,
+)
 from core.status import TERMINAL
 
 __all__ = ["TensorBoardResult", "comparison_dir", "run_dir", "write_event_files"]
@@ -97,8 +103,9 @@ def comparison_dir(log_dir: Path, comparison: Mapping[str, Any]) -> Path:
 
 
 def run_dir(folder: Path, trial: Mapping[str, Any]) -> Path:
-    """The folder of a trial's run in its comparison's folder: ``<variant>/seed<seed>``."""
-    return folder / safe_name(str(trial["variant"])) / f"seed{int(trial['seed'])}"
+    """The folder of a trial's run in its comparison's folder: ``<variant>/seed<seed>`` (a
+    replicate's: ``<variant>/seed<seed>-replicate<k>``)."""
+    return folder / safe_name(str(trial["variant"])) / seed_label(trial)
 
 
 def _text_event(writer: Any, tag: str, text: str) -> None:

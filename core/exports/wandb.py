@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.exports.bundle import REPORT_FILES, ComparisonBundle, design_params, folder_name
+from core.exports.bundle import (
+    REPORT_FILES,
+    ComparisonBundle,
+    design_params,
+    folder_name,
+    seed_label,
+)
 from core.exports.mlflow import FINAL_METRICS, ROW_KEYS, architecture_summary
 from core.status import TERMINAL
 
@@ -89,6 +95,7 @@ def _trial_config(comparison: Mapping[str, Any], trial: Mapping[str, Any]) -> di
     out = {
         "variant": trial["variant"],
         "seed": trial["seed"],
+        "replicate": trial.get("replicate") or 0,
         "trial_id": str(trial["id"]),
         "comparison_id": str(comparison["id"]),
         "status": trial.get("status"),
@@ -159,7 +166,7 @@ def _write_trial(
 ) -> None:
     run = _init(
         wandb, root, trial_run_id(str(trial["id"])), folder_name(comparison),
-        job_type="trial", name=f"{trial['variant']}-seed{trial['seed']}",
+        job_type="trial", name=f"{trial['variant']}-{seed_label(trial)}",
         config=_trial_config(comparison, trial),
     )  # fmt: skip
     try:

@@ -11,8 +11,10 @@ unbiased HSIC is <U(K), U(L)>_F / (n (n - 3)) with U the "unbiased centering"
 ((n - 1)(n - 2)), zero the diagonal again. So debiased CKA is the cosine between U(K) and
 U(L); it needs n >= 4 examples (NaN below). It is 1 for identical representations, invariant
 to orthogonal transforms and isotropic scaling of either (not to arbitrary invertible linear
-maps); estimates slightly below 0 are reported as 0. ``cka_features`` computes the same from
-activations; the worker stores Gram matrices, which have the same size for every layer.
+maps). An estimate below 0 (two unrelated representations, by chance) is kept as it is:
+the report averages CKA over seeds, and clipping each value at 0 would bias that mean up.
+``cka_features`` computes the same from activations; the worker stores Gram matrices, which
+have the same size for every layer.
 U(H K H) = U(K), so the stored centered Grams give debiased CKA (``unpack_gram``).
 
 Storage (``pack_gram``/``unpack_gram``): a centered Gram is symmetric, so only its upper
@@ -97,7 +99,7 @@ def cka(gram_x: npt.ArrayLike, gram_y: npt.ArrayLike) -> float:
     denom = float(np.linalg.norm(kx) * np.linalg.norm(ky))
     if denom == 0.0:
         return float("nan")
-    return float(np.clip(np.sum(kx * ky) / denom, 0.0, 1.0))
+    return float(np.clip(np.sum(kx * ky) / denom, -1.0, 1.0))
 
 
 def cka_features(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
@@ -157,7 +159,7 @@ def cka_matrix(packed_a: list[Array], packed_b: list[Array]) -> Array:
     if not packed_a or not packed_b:
         return np.zeros((len(packed_a), len(packed_b)))
     va, vb = np.stack(packed_a), np.stack(packed_b)
-    out: Array = np.clip(va @ vb.T, 0.0, 1.0)
+    out: Array = np.clip(va @ vb.T, -1.0, 1.0)  # rounding only: a cosine is within [-1, 1]
     zero_a = np.linalg.norm(va, axis=1) == 0
     zero_b = np.linalg.norm(vb, axis=1) == 0
     out[zero_a, :] = np.nan

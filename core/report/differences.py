@@ -15,11 +15,16 @@ What each figure is (the README's "Reading the differences" says the same for us
   example (one test example scored under several seeds, as under the fixed split, is one
   draw of an example, not several): it reflects the sampling of test examples, not the
   variation between seeds.
-- ``within_a`` / ``within_b``: the same rate between two seeds of one variant (every pair of
-  its seeds, on the test examples both share), the baseline "two runs of one model";
-  ``within`` both variants' seed pairs pooled.
+  ``disagreement_ci95_seeds`` is the interval over seeds (``core.report.controls``), the one
+  that answers "how much would another set of runs disagree"; the sentence gives both,
+  labelled.
+- ``control``: what the disagreement is compared with (``core.report.controls``):
+  ``"replicates"``, a variant's trial against its replicate at the same data seed (same split
+  and order, another initialisation), or ``"seeds"`` (no replicates), two seeds of one
+  variant, which share neither. ``within_a`` / ``within_b``: the control's rate for each
+  variant (on the test examples both trials share); ``within`` both pooled.
 - ``beyond_seeds_p`` / ``beyond_seeds_p_adjusted``: the one-sided test that A and B disagree
-  more than two seeds of one model do (``beyond_seeds_p``: the test examples' and the seeds'
+  more than the control's pairs do (over ``control_seeds``; the test examples' and the seeds'
   variance, Student's t), Holm-adjusted across the tested pairs. It alone decides
   ``differs``.
 - ``error_overlap``: of A's errors on the shared examples, the share B also gets wrong.
@@ -42,25 +47,38 @@ What each figure is (the README's "Reading the differences" says the same for us
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from core.report.controls import (
+    Control,
+    Rows,
+    TrialPredictions,
+    aligned,
+    beyond_control_p,
+    control_of,
+    joined,
+    rate,
+    rows,
+    seed_interval,
+)
 from core.report.format import level, level_interval, p_value
 from core.report.stats import holm
 
 __all__ = [
+    "CONTROL_PHRASES",
     "ECE_BINS",
     "TrialPredictions",
     "beyond_seeds_p",
     "combine_seed_p",
     "compute_differences",
+    "control_phrase",
     "difference_sentence",
     "differences_table",
     "differs_beyond_seeds",
@@ -70,25 +88,6 @@ __all__ = [
 
 ECE_BINS = 15
 _EPS = 1e-12
-
-
-@dataclass(frozen=True, eq=False)
-class TrialPredictions:
-    """One trial's test-set predictions; rows line up by ``examples`` (dataset ids)."""
-
-    trial_id: str
-    variant: str
-    seed: int
-    examples: npt.NDArray[np.int64]
-    labels: npt.NDArray[np.int64]
-    predicted: npt.NDArray[np.int64]
-    p_true: npt.NDArray[np.float64]
-    confidence: npt.NDArray[np.float64]  # the top class's probability
-
-    @property
-    def correct(self) -> npt.NDArray[np.bool_]:
-        out: npt.NDArray[np.bool_] = self.predicted == self.labels
-        return out
 
 
 def _clustered_variance(ids: npt.ArrayLike, hits: npt.ArrayLike) -> tuple[float, float, int]:
@@ -164,116 +163,14 @@ def expected_calibration_error(
     return total
 
 
-def _aligned(
-    x: TrialPredictions, y: TrialPredictions
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Row positions in ``x`` and ``y`` of the test examples both hold, in id order."""
-    _, ix, iy = np.intersect1d(x.examples, y.examples, assume_unique=True, return_indices=True)
-    return ix, iy
-
-
-Rows = tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]
-"""Rows of two trials on the test examples both share: each row's example id, and whether the
-two predict different classes there."""
-
-
-def _rows(x: TrialPredictions, y: TrialPredictions) -> Rows:
-    ix, iy = _aligned(x, y)
-    return x.examples[ix], x.predicted[ix] != y.predicted[iy]
-
-
-def _joined(parts: Sequence[Rows]) -> Rows:
-    ids = [np.zeros(0, dtype=np.int64), *(p[0] for p in parts)]
-    flags = [np.zeros(0, dtype=bool), *(p[1] for p in parts)]
-    return np.concatenate(ids), np.concatenate(flags)
-
-
-def _within_rows(trials: Sequence[TrialPredictions]) -> Rows:
-    """Every pair of the variant's seeds on the test examples both share."""
-    return _joined([_rows(x, y) for x, y in itertools.combinations(trials, 2)])
-
-
-def _rate(flags: npt.NDArray[np.bool_]) -> float | None:
-    return float(flags.mean()) if len(flags) else None
-
-
-def _difference_and_variance(cross: Rows, within: Rows) -> tuple[float, float] | None:
-    """(cross rate minus seed-to-seed rate, its variance over test examples)."""
-    c_ids, c_flags = cross
-    w_ids, w_flags = within
-    n_c, n_w = len(c_flags), len(w_flags)
-    if n_c == 0 or n_w == 0:
-        return None
-    fc, fw = c_flags.astype(np.float64), w_flags.astype(np.float64)
-    rate_c, rate_w = float(fc.mean()), float(fw.mean())
-    examples, cluster = np.unique(np.concatenate([c_ids, w_ids]), return_inverse=True)
-    g = len(examples)
-    u = np.bincount(cluster[:n_c], weights=(fc - rate_c) / n_c, minlength=g)
-    u -= np.bincount(cluster[n_c:], weights=(fw - rate_w) / n_w, minlength=g)
-    var = g / (g - 1) * float(np.sum(u**2)) if g > 1 else 0.0
-    return rate_c - rate_w, var
-
-
-def _difference(cross: Sequence[Rows], within: Sequence[Rows]) -> float | None:
-    """Cross rate minus seed-to-seed rate, from counts alone (for the jackknife)."""
-    n_c, n_w = sum(len(f) for _, f in cross), sum(len(f) for _, f in within)
-    if n_c == 0 or n_w == 0:
-        return None
-    return sum(int(f.sum()) for _, f in cross) / n_c - sum(int(f.sum()) for _, f in within) / n_w
-
-
 def beyond_seeds_p(
     ta: Mapping[int, TrialPredictions], tb: Mapping[int, TrialPredictions]
 ) -> float | None:
-    """One-sided p-value that A and B disagree more than two seeds of one model do.
-
-    ``ta``/``tb``: each variant's trials by seed. The statistic is D, the rate at which A and
-    B predict different classes on paired seeds minus the rate at which two seeds of one
-    variant do (both variants' seed pairs pooled), over its standard error, referred to
-    Student's t with k - 1 degrees of freedom for k paired seeds (``scipy.stats.t.sf``).
-    Under the null, the two architectures differ as two seeds of one do, and D is 0.
-
-    The variance has the two sources of doubt: the test examples (cluster-robust with the
-    examples as clusters, both rates in one sum, so the covariance of rates read on the same
-    examples counts) and the seeds (the leave-one-seed-out jackknife of D: a seed's luck,
-    a run that is better or worse overall, moves its cross and seed-to-seed rows together).
-    Each counts the per-row noise, so the larger of the two is used, not their sum (which
-    counts it twice; both were checked by simulation, see the tests). The jackknife needs
-    three paired seeds: with fewer, a difference between the architectures cannot be told
-    from the luck of two runs, and the answer is None."""
-    seeds = sorted(set(ta) & set(tb))
-    k = len(seeds)
-    if k < 3:
-        return None
-    # Each pair of trials is aligned once; the jackknife reuses the rows.
-    cross = {s: _rows(ta[s], tb[s]) for s in seeds}
-    within = {
-        (s, u): (_rows(ta[s], ta[u]), _rows(tb[s], tb[u]))
-        for s, u in itertools.combinations(seeds, 2)
-    }
-    whole = _difference_and_variance(
-        _joined(list(cross.values())), _joined([r for pair in within.values() for r in pair])
-    )
-    if whole is None:
-        return None
-    diff, var_examples = whole
-    leave_out = [
-        _difference(
-            [rows for x, rows in cross.items() if x != s],
-            [r for key, pair in within.items() if s not in key for r in pair],
-        )
-        for s in seeds
-    ]
-    d = np.array([v for v in leave_out if v is not None])
-    if len(d) != k:
-        return None
-    var_seeds = (k - 1) / k * float(np.sum((d - d.mean()) ** 2))
-    var = max(var_examples, var_seeds)
-    if var <= 0.0:
-        return 0.0 if diff > 0.0 else 1.0
-    from scipy.stats import t
-
-    return float(t.sf(diff / math.sqrt(var), df=k - 1))
+    """One-sided p-value that A and B disagree more than two seeds of one model do (the
+    control without replicates, ``core.report.controls``); ``ta``/``tb``: each variant's
+    trials by seed. None with fewer than three paired seeds."""
+    control = control_of(ta, tb, {}, {})
+    return beyond_control_p({s: rows(ta[s], tb[s]) for s in control.seeds}, control.rows)
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -310,35 +207,47 @@ def _calibration(trials: Sequence[TrialPredictions]) -> tuple[float | None, floa
     return _mean(eces), _mean(nlls)
 
 
-def _pair(
-    a: str,
-    b: str,
-    by_variant: Mapping[str, Sequence[TrialPredictions]],
-) -> dict[str, Any]:
-    ta = {t.seed: t for t in by_variant.get(a, ())}
-    tb = {t.seed: t for t in by_variant.get(b, ())}
-    seeds = sorted(set(ta) & set(tb))
-    disagree = shared = a_wrong = both_wrong = 0
-    cross_parts: list[Rows] = []
-    seed_p: list[float] = []
-    class_p: dict[int, list[float]] = defaultdict(list)
-    for s in seeds:
+@dataclass
+class _Cross:
+    """The cross pair's figures over the paired seeds (A at s against B at s)."""
+
+    rows: dict[int, Rows] = field(default_factory=dict)
+    shared: int = 0
+    a_wrong: int = 0
+    both_wrong: int = 0
+    seed_p: list[float] = field(default_factory=list)
+    class_p: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def disagree(self) -> int:
+        return sum(int(f.sum()) for _, f in self.rows.values())
+
+
+def _cross(ta: Mapping[int, TrialPredictions], tb: Mapping[int, TrialPredictions]) -> _Cross:
+    out = _Cross()
+    for s in sorted(set(ta) & set(tb)):
         x, y = ta[s], tb[s]
-        ix, iy = _aligned(x, y)
+        ix, iy = aligned(x, y)
         if len(ix) == 0:
             continue
         ca, cb = x.correct[ix], y.correct[iy]
-        differ = x.predicted[ix] != y.predicted[iy]
-        cross_parts.append((x.examples[ix], differ))
-        disagree += int(np.sum(differ))
-        shared += len(ix)
-        a_wrong += int(np.sum(~ca))
-        both_wrong += int(np.sum(~ca & ~cb))
-        seed_p.append(mcnemar_exact(ca, cb))
+        out.rows[s] = (x.examples[ix], x.predicted[ix] != y.predicted[iy])
+        out.shared += len(ix)
+        out.a_wrong += int(np.sum(~ca))
+        out.both_wrong += int(np.sum(~ca & ~cb))
+        out.seed_p.append(mcnemar_exact(ca, cb))
         labels = x.labels[ix]
         for label in np.unique(labels).tolist():
             m = labels == label
-            class_p[int(label)].append(mcnemar_exact(ca[m], cb[m]))
+            out.class_p[int(label)].append(mcnemar_exact(ca[m], cb[m]))
+    return out
+
+
+def _per_class(
+    ta: Mapping[int, TrialPredictions],
+    tb: Mapping[int, TrialPredictions],
+    class_p: Mapping[int, list[float]],
+) -> list[dict[str, Any]]:
     acc_a = _per_class_accuracy(list(ta.values()))
     acc_b = _per_class_accuracy(list(tb.values()))
     labels_all = sorted(set(acc_a) | set(acc_b))
@@ -361,32 +270,67 @@ def _pair(
                 "p_adjusted": adjusted.get(label),
             }
         )
+    return per_class
+
+
+def _control_figures(cross: _Cross, control: Control) -> dict[str, Any]:
+    """The control's rates (each variant's pairs, and both pooled) and the test against it."""
+    within_a = joined([r for _, r in control.rows_a])
+    within_b = joined([r for _, r in control.rows_b])
+    tested = {s: cross.rows[s] for s in control.seeds if s in cross.rows}
+    return {
+        "control": control.kind,
+        "control_seeds": sorted(tested),
+        "within_a": rate(within_a[1]),
+        "within_b": rate(within_b[1]),
+        "within": rate(joined([within_a, within_b])[1]),
+        "beyond_seeds_p": beyond_control_p(tested, control.rows),
+        "beyond_seeds_p_adjusted": None,  # filled in across pairs
+    }
+
+
+def _by_seed(
+    trials: Sequence[TrialPredictions],
+) -> tuple[dict[int, TrialPredictions], dict[int, list[TrialPredictions]]]:
+    """A variant's trials by seed, and its replicates by seed."""
+    main = {t.seed: t for t in trials if t.replicate == 0}
+    replicates: dict[int, list[TrialPredictions]] = defaultdict(list)
+    for t in sorted((t for t in trials if t.replicate), key=lambda t: (t.seed, t.replicate)):
+        replicates[t.seed].append(t)
+    return main, dict(replicates)
+
+
+def _pair(
+    a: str,
+    b: str,
+    by_variant: Mapping[str, Sequence[TrialPredictions]],
+) -> dict[str, Any]:
+    ta, ra = _by_seed(by_variant.get(a, ()))
+    tb, rb = _by_seed(by_variant.get(b, ()))
+    cross = _cross(ta, tb)
+    shared = cross.shared
+    cross_rows = joined(list(cross.rows.values()))
     ece_a, nll_a = _calibration(list(ta.values()))
     ece_b, nll_b = _calibration(list(tb.values()))
-    within_a, within_b = _within_rows(list(ta.values())), _within_rows(list(tb.values()))
-    within = _joined([within_a, within_b])
-    cross = _joined(cross_parts)
     return {
         "a": a,
         "b": b,
-        "seeds": seeds,
+        "seeds": sorted(set(ta) & set(tb)),
         "n_examples": shared,
-        "disagreement": disagree / shared if shared else None,
-        "disagreement_ci95": _clustered_wilson(*cross) if shared else None,
-        "within_a": _rate(within_a[1]),
-        "within_b": _rate(within_b[1]),
-        "within": _rate(within[1]),
-        "beyond_seeds_p": beyond_seeds_p(ta, tb),
-        "beyond_seeds_p_adjusted": None,  # filled in across pairs
-        "error_overlap": both_wrong / a_wrong if a_wrong else None,
-        "mcnemar_p": combine_seed_p(seed_p),
+        "disagreement": cross.disagree / shared if shared else None,
+        "disagreement_ci95": _clustered_wilson(*cross_rows) if shared else None,
+        "disagreement_ci95_seeds": seed_interval([float(f.mean()) for _, f in cross.rows.values()]),
+        **_control_figures(cross, control_of(ta, tb, ra, rb)),
+        "error_overlap": cross.both_wrong / cross.a_wrong if cross.a_wrong else None,
+        "mcnemar_p": combine_seed_p(cross.seed_p),
         "mcnemar_p_adjusted": None,  # filled in across pairs
-        "per_class": per_class,
+        "per_class": _per_class(ta, tb, cross.class_p),
         "ece_a": ece_a,
         "ece_b": ece_b,
         "nll_a": nll_a,
         "nll_b": nll_b,
         "cka_last_hidden": None,
+        "cka_last_hidden_ci95": None,
         "cka_last_hidden_within_a": None,
         "cka_last_hidden_within_b": None,
     }
@@ -421,6 +365,7 @@ def compute_differences(
         c = (cka_last_hidden or {}).get((d["a"], d["b"]))
         if c:
             d["cka_last_hidden"] = c.get("cka")
+            d["cka_last_hidden_ci95"] = c.get("ci95")
             d["cka_last_hidden_within_a"] = c.get("within_a")
             d["cka_last_hidden_within_b"] = c.get("within_b")
         d["differs"] = None if interim else _differs(d, alpha)
@@ -464,49 +409,83 @@ def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
+CONTROL_PHRASES = {
+    "replicates": "two initialisations of one model on the same data",
+    "seeds": "two seeds of one model",
+}
+"""How a sentence names each control (``core.report.controls``)."""
+
+
+def control_phrase(d: Mapping[str, Any]) -> str:
+    """The pair's control in words: two initialisations, or two seeds, of one model."""
+    return CONTROL_PHRASES.get(str(d.get("control") or "seeds"), CONTROL_PHRASES["seeds"])
+
+
+def _intervals(d: Mapping[str, Any]) -> str:
+    """The disagreement's intervals, labelled: over seeds (the question's: another set of
+    runs) when there are two seeds, and over test examples."""
+    examples = level_interval(d["disagreement_ci95"], "test_accuracy")
+    seeds = d.get("disagreement_ci95_seeds")
+    if not seeds:
+        return f"95% CI {examples}"
+    return (
+        f"95% CI over seeds {level_interval(seeds, 'test_accuracy')}; over test examples {examples}"
+    )
+
+
 def difference_sentence(
     d: Mapping[str, Any], *, noun: str = "test examples", alpha: float = 0.05
 ) -> str | None:
-    """One plain sentence: how much A and B disagree, against two seeds of one model."""
+    """One plain sentence: how much A and B disagree, against the pair's control."""
     rate, ci = d.get("disagreement"), d.get("disagreement_ci95")
     if rate is None or ci is None:
         return None
     a, b = d["a"], d["b"]
-    parts = [
-        f"{a} and {b} disagree on {_pct(rate)} of {noun} "
-        f"(95% CI {level_interval(ci, 'test_accuracy')})"
-    ]
+    phrase = control_phrase(d)
+    parts = [f"{a} and {b} disagree on {_pct(rate)} of {noun} ({_intervals(d)})"]
     base = _seed_baseline(d)
     if base is None:
         parts[0] += " (no seed-to-seed baseline: it needs two seeds of a variant)"
     elif base > 0:
-        parts[0] += f", {rate / base:.1f}x the {_pct(base)} between two seeds of one model"
+        parts[0] += f", {rate / base:.1f}x the {_pct(base)} between {phrase}"
     else:
-        parts[0] += ", while two seeds of one model never disagree"
+        parts[0] += f", while {phrase} never disagree"
     beyond = d.get("beyond_seeds_p_adjusted")
     if beyond is not None:
-        parts[0] += f" (more than seeds: adjusted p {_p(beyond)})"
+        more = "more than seeds" if d.get("control", "seeds") == "seeds" else "more than that"
+        parts[0] += f" ({more}: adjusted p {_p(beyond)})"
     p = d.get("mcnemar_p_adjusted")
     if p is not None:
         parts.append(f"McNemar adjusted p {_p(p)}")
-    c, ca, cb = (
-        d.get("cka_last_hidden"),
-        d.get("cka_last_hidden_within_a"),
-        d.get("cka_last_hidden_within_b"),
-    )
-    if c is not None:
-        within = _mean([ca, cb])
-        cka = f"their last hidden layers have CKA {c:.2f}"
-        if within is not None:
-            cka += f", against {within:.2f} between seeds"
+    if (cka := _cka_part(d)) is not None:
         parts.append(cka)
     sentence = "; ".join(parts)
     verdict = d.get("differs", _differs(d, alpha))
     if verdict is False:
-        sentence += ": not shown to differ more than two seeds of one model do"
+        sentence += f": not shown to differ more than {phrase} do"
     elif verdict is None and base is not None and beyond is None:
         sentence += ": three paired seeds are needed to tell a difference from the runs' luck"
+    if base is not None and d.get("control") == "seeds":
+        sentence += (
+            f". The control is {phrase}, which do not share the pair's data order (nor, under "
+            "the per-seed design, its split), so it runs high and a real difference is hard "
+            "to find; analysis.replicates trains a control that does"
+        )
     return sentence + "."
+
+
+def _cka_part(d: Mapping[str, Any]) -> str | None:
+    c = d.get("cka_last_hidden")
+    if c is None:
+        return None
+    cka = f"their last hidden layers have CKA {c:.2f}"
+    if (ci := d.get("cka_last_hidden_ci95")) is not None:
+        cka += f" (95% CI over seeds {ci[0]:.2f} to {ci[1]:.2f})"
+    within = _mean([d.get("cka_last_hidden_within_a"), d.get("cka_last_hidden_within_b")])
+    if within is not None:
+        between = "initialisations" if d.get("control") == "replicates" else "seeds"
+        cka += f", against {within:.2f} between {between}"
+    return cka
 
 
 def _cell(x: float | None, pct: bool = False, digits: int = 3) -> str:

@@ -27,7 +27,8 @@ __all__ = ["add_tuning", "load_differences", "load_report", "load_trial_results"
 
 
 def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult]:
-    """Every trial of a comparison with its learning curve, as the report's input."""
+    """Every trial of a comparison with its learning curve, as the report's input; the
+    replicates (``analysis.replicates``) are left out: they enter the differences only."""
     curves: dict[str, list[EpochPoint]] = defaultdict(list)
     # The database extracts the four numbers; parsing every row's JSON in Python would cost
     # more than the statistics (a 100 x 200 comparison has 20,000 rows).
@@ -64,9 +65,15 @@ def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult
                 seconds=seconds,
             )
         )
+    # A replicate (replicate >= 1) is the control of "do they differ" and of CKA, never a
+    # score: the paired score tests see each variant once per seed.
     trials = session.scalars(
         select(Trial)
-        .where(Trial.comparison_id == comparison_id, Trial.stage == TrialStage.FINAL)
+        .where(
+            Trial.comparison_id == comparison_id,
+            Trial.stage == TrialStage.TEST,
+            Trial.replicate == 0,
+        )
         .order_by(Trial.variant_index, Trial.seed)
     )
     return [

@@ -306,6 +306,15 @@ class PairDifference(BaseModel):
     nll_a: float | None = None
     nll_b: float | None = None
     differs: bool | None = None
+    # core.report.controls: the disagreement's 95% interval over seeds (beside the one over
+    # test examples), the control the pair is compared with ("replicates": a variant's trial
+    # against its replicate at the same data seed; "seeds": two seeds of one variant, when
+    # there are no replicates) and the seeds its test ran over, and the last hidden layers'
+    # CKA interval over seeds.
+    disagreement_ci95_seeds: Interval | None = None
+    control: Literal["replicates", "seeds"] | None = None
+    control_seeds: list[int] | None = None
+    cka_last_hidden_ci95: Interval | None = None
 
 
 class Answers(_Model):

@@ -10,9 +10,14 @@ input rearranged or, at inference, unchanged (``SKIPPED_LAYER_TYPES``: Flatten, 
 the dropouts and the augmentation layers); their CKA would repeat the previous layer's. The
 last analysed layer is the output layer; the one before it is the "last hidden layer" of the report.
 
+The within-variant baseline (``within_a``/``within_b``) is the control of
+``core.report.controls``: a variant's trial against its replicate at the same data seed (same
+split and order, another initialisation) when the comparison has replicates, else every pair
+of its seeds. Negative CKA values (chance, for unrelated layers) are averaged as they are.
+
 Memory: the similarity of two variants is computed one seed pair at a time (two trials'
-Grams, float32, in memory at once); the seed-to-seed baseline of a variant uses consecutive
-seeds (s1 with s2, s2 with s3, ...), so a comparison with k seeds reads 3 (k - 1) trial pairs.
+Grams, float32, in memory at once); a variant's baseline over every pair of its seeds keeps
+each of its trials' Grams once, read once (k seeds: k trials' Grams in memory).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +34,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from core.report.cka import cka_matrix, packed_bytes, unpack_gram
+from core.report.controls import jackknife_mean
 from core.report.differences import TrialPredictions
 from core.status import TrialStatus
 from core.store.db import session_scope
@@ -151,9 +158,11 @@ def _with_predictions(comparison_id: str, variant: str | None, *columns: Any) ->
 
 def _trials_with_predictions(
     session: Session, comparison_id: str, variant: str | None = None
-) -> list[tuple[str, str, int]]:
-    q = _with_predictions(comparison_id, variant, Trial.id, Trial.variant, Trial.seed)
-    return [(t, v, int(s)) for t, v, s in session.execute(q)]
+) -> list[tuple[str, str, int, int]]:
+    q = _with_predictions(
+        comparison_id, variant, Trial.id, Trial.variant, Trial.seed, Trial.replicate
+    )
+    return [(t, v, int(s), int(r or 0)) for t, v, s, r in session.execute(q)]
 
 
 def prediction_rows(
@@ -198,9 +207,10 @@ def prediction_rows(
 
 
 def load_predictions(session: Session, comparison_id: str) -> list[TrialPredictions]:
-    """Every succeeded trial's predictions, for ``core.report.differences``."""
+    """Every succeeded trial's predictions (replicates included), for
+    ``core.report.differences``."""
     out = []
-    for trial_id, name, seed in _trials_with_predictions(session, comparison_id):
+    for trial_id, name, seed, replicate in _trials_with_predictions(session, comparison_id):
         row = session.get(TrialPrediction, trial_id)
         if row is None:
             continue
@@ -216,6 +226,7 @@ def load_predictions(session: Session, comparison_id: str) -> list[TrialPredicti
                 predicted=predicted,
                 p_true=_p_true(labels, probs),
                 confidence=probs.max(axis=1).astype(np.float64),
+                replicate=replicate,
             )
         )
     return out
@@ -224,19 +235,48 @@ def load_predictions(session: Session, comparison_id: str) -> list[TrialPredicti
 # --------------------------------------------------------------------------- similarity
 
 
-def _gram_trials(session: Session, comparison_id: str, variant: str) -> dict[int, str]:
-    """seed -> trial id, for the variant's succeeded trials that stored Grams."""
+@dataclass(frozen=True)
+class _GramTrials:
+    """A variant's succeeded trials that stored Grams: its trial by seed, its replicates by
+    seed."""
+
+    main: dict[int, str]
+    replicates: dict[int, list[str]]
+
+    def control(self) -> tuple[str, list[tuple[tuple[int, ...], str, str]]]:
+        """The within-variant pairs of trial ids, each with the seeds it involves, and their
+        kind (``core.report.controls``): the trial and its replicate at the same data seed
+        when there are replicates, else every pair of seeds."""
+        if any(self.replicates.get(s) for s in self.main):
+            pairs: list[tuple[tuple[int, ...], str, str]] = [
+                ((s,), t, r) for s, t in self.main.items() for r in self.replicates.get(s, ())
+            ]
+            return "replicates", pairs
+        seeds = sorted(self.main)
+        return "seeds", [
+            ((s, u), self.main[s], self.main[u]) for s, u in itertools.combinations(seeds, 2)
+        ]
+
+
+def _gram_trials(session: Session, comparison_id: str, variant: str) -> _GramTrials:
     rows = session.execute(
-        select(Trial.seed, Trial.id)
+        select(Trial.seed, Trial.replicate, Trial.id)
         .where(
             Trial.comparison_id == comparison_id,
             Trial.variant == variant,
             Trial.status == TrialStatus.SUCCEEDED,
             Trial.id.in_(select(TrialLayerGram.trial_id).distinct()),
         )
-        .order_by(Trial.seed)
+        .order_by(Trial.seed, Trial.replicate)
     )
-    return {int(s): t for s, t in rows}
+    main: dict[int, str] = {}
+    replicates: dict[int, list[str]] = {}
+    for seed, replicate, trial_id in rows:
+        if replicate:
+            replicates.setdefault(int(seed), []).append(trial_id)
+        else:
+            main[int(seed)] = trial_id
+    return _GramTrials(main, replicates)
 
 
 def _grams(session: Session, trial_id: str) -> tuple[list[str], list[np.ndarray], str | None, int]:
@@ -282,26 +322,38 @@ class _Mean:
         return [[None if not np.isfinite(x) else round(float(x), 4) for x in r] for r in mean]
 
 
-def _within(session: Session, seeds: Mapping[int, str]) -> tuple[_Mean, list[str]]:
+def _within(session: Session, trials: _GramTrials) -> tuple[_Mean, list[str], str]:
+    """The variant's mean CKA matrix over its control's pairs, its layers, the control."""
     mean = _Mean()
     names: list[str] = []
-    ordered = [seeds[s] for s in sorted(seeds)]
-    for x, y in itertools.pairwise(ordered):
-        nx, gx, hx, _ = _grams(session, x)
-        _, gy, hy, _ = _grams(session, y)
+    kind, pairs = trials.control()
+    cache: dict[str, tuple[list[str], list[np.ndarray], str | None, int]] = {}
+
+    def grams(trial_id: str) -> tuple[list[str], list[np.ndarray], str | None, int]:
+        # Every pair of seeds reads each trial k - 1 times: each is read once.
+        if trial_id not in cache:
+            cache[trial_id] = _grams(session, trial_id)
+        return cache[trial_id]
+
+    for _, x, y in pairs:
+        nx, gx, hx, _ = grams(x)
+        _, gy, hy, _ = grams(y)
         if hx is None or hx != hy:
             continue
         names = nx
         m = cka_matrix(gx, gy)
-        mean.add((m + m.T) / 2)  # seed order is arbitrary: symmetric
-    return mean, names
+        mean.add((m + m.T) / 2)  # which of the two is first is arbitrary: symmetric
+    return mean, names, kind
 
 
 def similarity(session: Session, comparison_id: str, a: str, b: str) -> dict[str, Any]:
     """Layer-by-layer CKA of ``a`` against ``b`` averaged over paired seeds, and each
-    variant's own seed-to-seed matrix (consecutive seeds), as ``GET .../similarity`` answers."""
-    seeds_a = _gram_trials(session, comparison_id, a)
-    seeds_b = _gram_trials(session, comparison_id, b)
+    variant's own matrix over its control's pairs (``control``: its trial against its
+    replicate at each seed, or every pair of its seeds without replicates), as
+    ``GET .../similarity`` answers."""
+    trials_a = _gram_trials(session, comparison_id, a)
+    trials_b = _gram_trials(session, comparison_id, b)
+    seeds_a, seeds_b = trials_a.main, trials_b.main
     paired = sorted(set(seeds_a) & set(seeds_b))
     between = _Mean()
     layers_a: list[str] = []
@@ -316,8 +368,8 @@ def similarity(session: Session, comparison_id: str, a: str, b: str) -> dict[str
         layers_a, layers_b, probe_size = na, nb, size
         between.add(cka_matrix(ga, gb))
         used.append(s)
-    within_a, names_a = _within(session, seeds_a)
-    within_b, names_b = _within(session, seeds_b)
+    within_a, names_a, kind_a = _within(session, trials_a)
+    within_b, names_b, kind_b = _within(session, trials_b)
     if not layers_a and names_a:
         layers_a = names_a
     if not layers_b and names_b:
@@ -332,6 +384,7 @@ def similarity(session: Session, comparison_id: str, a: str, b: str) -> dict[str
         "within_b": within_b.value(),
         "probe_size": probe_size,
         "seeds": used,
+        "control": "replicates" if "replicates" in (kind_a, kind_b) else "seeds",
     }
 
 
@@ -362,10 +415,13 @@ def _cka_of(x: tuple[np.ndarray, str] | None, y: tuple[np.ndarray, str] | None) 
 
 def last_hidden_cka(
     session: Session, comparison_id: str, pairs: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], dict[str, float | None]]:
-    """For each pair, the CKA of the two last hidden layers (the layer before the output)
-    between the variants (mean over paired seeds) and between consecutive seeds of each, for
-    ``core.report.differences``; one layer per trial is read."""
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """For each pair, the CKA of the two last hidden layers (the layer before the output), for
+    ``core.report.differences``: between the variants, the mean over paired seeds with its
+    95% interval over seeds (``core.report.controls.jackknife_mean``), and within each
+    variant, the mean over its control's pairs (its trial against its replicates at the same
+    data seed, or without replicates every pair of its seeds). Negative values are averaged
+    as they are. One layer per trial is read, once."""
     cache: dict[str, tuple[np.ndarray, str] | None] = {}
 
     def gram(trial_id: str) -> tuple[np.ndarray, str] | None:
@@ -373,22 +429,25 @@ def last_hidden_cka(
             cache[trial_id] = _last_hidden_gram(session, trial_id)
         return cache[trial_id]
 
-    def mean(values: list[float | None]) -> float | None:
-        present = [v for v in values if v is not None]
-        return round(float(np.mean(present)), 4) if present else None
+    def present(values: Sequence[tuple[tuple[int, ...], float | None]]) -> list[Any]:
+        return [(k, v) for k, v in values if v is not None]
 
-    def within(seeds: Mapping[int, str]) -> float | None:
-        ordered = [seeds[s] for s in sorted(seeds)]
-        return mean([_cka_of(gram(x), gram(y)) for x, y in itertools.pairwise(ordered)])
+    def within(trials: _GramTrials) -> float | None:
+        _, control = trials.control()
+        mean, _ = jackknife_mean(present([(k, _cka_of(gram(x), gram(y))) for k, x, y in control]))
+        return None if mean is None else round(mean, 4)
 
-    out: dict[tuple[str, str], dict[str, float | None]] = {}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
     for a, b in pairs:
-        seeds_a = _gram_trials(session, comparison_id, a)
-        seeds_b = _gram_trials(session, comparison_id, b)
-        paired = sorted(set(seeds_a) & set(seeds_b))
+        trials_a = _gram_trials(session, comparison_id, a)
+        trials_b = _gram_trials(session, comparison_id, b)
+        paired = sorted(set(trials_a.main) & set(trials_b.main))
+        values = [((s,), _cka_of(gram(trials_a.main[s]), gram(trials_b.main[s]))) for s in paired]
+        mean, ci = jackknife_mean(present(values))
         out[(a, b)] = {
-            "cka": mean([_cka_of(gram(seeds_a[s]), gram(seeds_b[s])) for s in paired]),
-            "within_a": within(seeds_a),
-            "within_b": within(seeds_b),
+            "cka": None if mean is None else round(mean, 4),
+            "ci95": None if ci is None else [round(x, 4) for x in ci],
+            "within_a": within(trials_a),
+            "within_b": within(trials_b),
         }
     return out

@@ -260,27 +260,33 @@ def trials_in_order(
     session: Session,
     comparison_id: str,
     *,
-    after: tuple[int, int] | None = None,
+    after: tuple[int, int, int] | None = None,
     limit: int | None = None,
 ) -> Iterator[Trial]:
-    """A comparison's trials by (variant_index, seed), from after ``after`` (that key of the
-    last trial of the previous page), at most ``limit`` of them."""
+    """A comparison's trials by (variant_index, seed, replicate), from after ``after`` (that
+    key of the last trial of the previous page), at most ``limit`` of them."""
     q = select(Trial).where(Trial.comparison_id == comparison_id)
     if after:
+        index, seed, replicate = after
         q = q.where(
-            (Trial.variant_index > after[0])
-            | ((Trial.variant_index == after[0]) & (Trial.seed > after[1]))
+            (Trial.variant_index > index)
+            | ((Trial.variant_index == index) & (Trial.seed > seed))
+            | (
+                (Trial.variant_index == index)
+                & (Trial.seed == seed)
+                & (Trial.replicate > replicate)
+            )
         )
-    q = q.order_by(Trial.variant_index, Trial.seed)
+    q = q.order_by(Trial.variant_index, Trial.seed, Trial.replicate)
     if limit:
         q = q.limit(limit)
     yield from session.scalars(q)
 
 
-def trial_key(session: Session, trial_id: str) -> tuple[int, int]:
-    """The (variant_index, seed) a page of trials continues after."""
+def trial_key(session: Session, trial_id: str) -> tuple[int, int, int]:
+    """The (variant_index, seed, replicate) a page of trials continues after."""
     trial = session.get_one(Trial, trial_id)
-    return trial.variant_index, int(trial.seed)
+    return trial.variant_index, int(trial.seed), int(trial.replicate or 0)
 
 
 def trial_states(session: Session, comparison_id: str) -> list[dict[str, Any]]:
@@ -292,6 +298,7 @@ def trial_states(session: Session, comparison_id: str) -> list[dict[str, Any]]:
                 Trial.id,
                 Trial.variant,
                 Trial.seed,
+                Trial.replicate,
                 Trial.status,
                 Trial.started_at,
                 Trial.epochs_done,
@@ -300,7 +307,7 @@ def trial_states(session: Session, comparison_id: str) -> list[dict[str, Any]]:
                 Trial.error,
             )
             .where(Trial.comparison_id == comparison_id)
-            .order_by(Trial.variant_index, Trial.seed)
+            .order_by(Trial.variant_index, Trial.seed, Trial.replicate)
         ).mappings()
     ]
 

@@ -66,11 +66,13 @@ def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatu
         first = session.scalar(
             select(Trial)
             .where(Trial.comparison_id == comparison_id, Trial.status == TrialStatus.FAILED)
-            .order_by(Trial.variant_index, Trial.seed)
+            .order_by(Trial.variant_index, Trial.seed, Trial.replicate)
             .limit(1)
         )
         ended = sum(counts[s] for s in TERMINAL)
         where = f"{first.variant}, seed {first.seed}" if first else "?"
+        if first is not None and first.replicate:
+            where += f", replicate {first.replicate}"
         first_detail = first.error.get("detail", "") if first is not None and first.error else ""
         title, summary = failure_summary(
             counts[TrialStatus.FAILED], succeeded=counts[TrialStatus.SUCCEEDED], ended=ended

@@ -27,26 +27,30 @@ def build_trials(
 ) -> list[Trial]:
     """New trial rows for ``seeds`` of every variant, in queue order: seed-major, the variants
     interleaved (seed 0 of every variant, then seed 1, ...), so that a variant's timing is not
-    confounded with when it ran (a machine warming up, or busy with other work)."""
+    confounded with when it ran (a machine warming up, or busy with other work). Each seed's
+    variants are followed by their ``analysis.replicates`` (replicate 1 of every variant, then
+    2, ...): the same data seed, another initialisation seed (``core.seeding``)."""
     versions = library_versions()
     trials = []
     for seed in seeds:
-        for index, variant in enumerate(spec.variants):
-            analysis = analyses[variant.name]
-            trials.append(
-                Trial(
-                    id=new_id(),
-                    comparison_id=comparison_id,
-                    variant=variant.name,
-                    variant_index=index,
-                    seed=seed,
-                    params=analysis.params,
-                    trainable_params=analysis.trainable_params,
-                    flops=analysis.flops,
-                    epochs_planned=spec.training.epochs,
-                    trial_hash=trial_hash(spec, index, seed, versions),
+        for replicate in range(spec.runs_per_seed):
+            for index, variant in enumerate(spec.variants):
+                analysis = analyses[variant.name]
+                trials.append(
+                    Trial(
+                        id=new_id(),
+                        comparison_id=comparison_id,
+                        variant=variant.name,
+                        variant_index=index,
+                        seed=seed,
+                        replicate=replicate,
+                        params=analysis.params,
+                        trainable_params=analysis.trainable_params,
+                        flops=analysis.flops,
+                        epochs_planned=spec.training.epochs,
+                        trial_hash=trial_hash(spec, index, seed, versions, replicate),
+                    )
                 )
-            )
     return trials
 
 

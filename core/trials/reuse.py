@@ -4,11 +4,12 @@ determines its result, and a comparison that asks for a trial already trained re
 The hash covers the normalised architecture (layers and input shape), the dataset and its
 split (the design, ``per_seed`` or ``fixed``, with its fractions, ``split_seed`` and
 ``max_samples``; under the per-seed design also the probe set reserved before the seeds'
-splits, which changes every seed's training data), the training settings, the seed, the
-seeding scheme of the worker (``SEEDING``), and the versions of TensorFlow, Keras and NumPy. The
-api computes it from its own installed versions when a comparison is submitted; a worker that
-trains with other versions rewrites it, so a stored hash always names what really produced
-the result. Reuse is per tenant and can be turned off per comparison (``"reuse": false``).
+splits, which changes every seed's training data), the training settings, the seed (and a
+replicate's initialisation seed, ``core.seeding``), the seeding scheme of the worker
+(``SEEDING``), and the versions of TensorFlow, Keras and NumPy. The api computes it from its
+own installed versions when a comparison is submitted; a worker that trains with other
+versions rewrites it, so a stored hash always names what really produced the result. Reuse is
+per tenant and can be turned off per comparison (``"reuse": false``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
+from core.seeding import init_seed
 from core.spec import StoredSpec
 from core.status import StopReason, TrialStatus
 from core.store.tables import (
@@ -56,10 +58,15 @@ def library_versions() -> dict[str, str | None]:
 
 
 def trial_hash(
-    spec: StoredSpec, variant_index: int, seed: int, versions: dict[str, str | None]
+    spec: StoredSpec,
+    variant_index: int,
+    seed: int,
+    versions: dict[str, str | None],
+    replicate: int = 0,
 ) -> str:
     """The content hash of one trial of a stored comparison spec (its JSON, as stored: the
-    hashes of trials stored earlier stay what they were)."""
+    hashes of trials stored earlier stay what they were). A replicate (``replicate`` >= 1)
+    adds its initialisation seed (``core.seeding``); replicate 0 keeps the key it had."""
     variant = spec.variants[variant_index]
     key: dict[str, Any] = {
         "layers": variant.layers,
@@ -78,7 +85,10 @@ def trial_hash(
     }
     if spec.analysis is not None:
         # What the trial stores besides its scores (predictions, Grams over the probe set).
-        key["analysis"] = spec.analysis.model_dump(mode="json")
+        # How many replicates the comparison asks for is not part of any one trial.
+        key["analysis"] = spec.analysis.model_dump(mode="json", exclude={"replicates"})
+    if replicate:
+        key["init_seed"] = init_seed(seed, replicate)
     blob = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

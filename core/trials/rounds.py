@@ -46,13 +46,14 @@ def seeds_per_variant(session: Session, comparison_id: str) -> int:
 
 def decision_trials(session: Session, comparison: Comparison) -> list[TrialResult]:
     """The comparison's trials as the round's decision reads them: variant, seed, status, stop
-    reason and the primary metric, one row per trial; no learning curve, no predictions."""
+    reason and the primary metric, one row per trial (not the replicates: they are no score);
+    no learning curve, no predictions."""
     metric = comparison.spec.primary_metric
     rows = session.execute(
         select(
             Trial.variant, Trial.seed, Trial.status, Trial.stop_reason, Trial.__table__.c[metric]
         )
-        .where(Trial.comparison_id == comparison.id)
+        .where(Trial.comparison_id == comparison.id, Trial.replicate == 0)
         .order_by(Trial.variant_index, Trial.seed)
     )
     return [

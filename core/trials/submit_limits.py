@@ -64,13 +64,13 @@ def limit_errors(spec: ComparisonSpec, settings: Settings) -> list[ErrorItem]:
             )
         )
     # An adaptive comparison is limited by the most it can run (max seeds per variant).
-    most_epochs = len(spec.variants) * spec.most_seeds * spec.training.epochs
+    most_epochs = len(spec.variants) * spec.most_seeds * spec.runs_per_seed * spec.training.epochs
     if most_epochs > settings.max_trial_epochs:
         errors.append(
             over(
                 ["training", "epochs"],
-                f"{most_epochs:,} trial-epochs (variants x seeds x epochs) exceeds the "
-                f"limit of {settings.max_trial_epochs:,}",
+                f"{most_epochs:,} trial-epochs (variants x seeds x (1 + replicates) x epochs) "
+                f"exceeds the limit of {settings.max_trial_epochs:,}",
             )
         )
     return errors

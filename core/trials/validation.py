@@ -357,11 +357,12 @@ def validate_comparison(
     if errors:
         raise InvalidInput(errors)
     _structures(spec.baseline, variants, analyses)
+    trials = len(variants) * len(spec.initial_seeds) * spec.runs_per_seed
     return ValidatedComparison(
         spec=_stored(spec, dataset, variants, settings),
         analyses=analyses,
-        trials_total=len(variants) * len(spec.initial_seeds),
-        epochs_total=len(variants) * len(spec.initial_seeds) * spec.training.epochs,
+        trials_total=trials,
+        epochs_total=trials * spec.training.epochs,
         warnings=submit_warnings(spec, dataset, variants, analyses) if dataset else [],
     )
 

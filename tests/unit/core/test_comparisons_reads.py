@@ -58,20 +58,31 @@ def test_the_name_filter_takes_wildcards_literally_and_status_exactly(session: S
     assert sorted(r.id for r in running) == ["c1", "c3"]
 
 
-def test_trials_come_variant_then_seed_and_page_after_a_key(session: Session) -> None:
+def test_trials_come_variant_then_seed_then_replicate_and_page_after_a_key(
+    session: Session,
+) -> None:
     session.add(Comparison(id="c", tenant="a", name="n", spec=stored_spec()))
-    for v, seed in [(1, 5), (0, 7), (1, 2), (0, 3)]:
+    for v, seed, r in [(1, 5, 0), (0, 7, 1), (0, 7, 0), (1, 2, 0), (0, 3, 0)]:
         session.add(
-            Trial(id=f"t{v}{seed}", comparison_id="c", variant=f"v{v}", variant_index=v, seed=seed)
+            Trial(
+                id=f"t{v}{seed}{r}",
+                comparison_id="c",
+                variant=f"v{v}",
+                variant_index=v,
+                seed=seed,
+                replicate=r,
+            )
         )
     session.commit()
-    order = [(t.variant_index, t.seed) for t in trials_in_order(session, "c")]
-    assert order == [(0, 3), (0, 7), (1, 2), (1, 5)]
+    order = [(t.variant_index, t.seed, t.replicate) for t in trials_in_order(session, "c")]
+    assert order == [(0, 3, 0), (0, 7, 0), (0, 7, 1), (1, 2, 0), (1, 5, 0)]
     first = list(trials_in_order(session, "c", limit=2))
     key = trial_key(session, first[-1].id)
-    assert key == (0, 7)
-    rest = [(t.variant_index, t.seed) for t in trials_in_order(session, "c", after=key)]
-    assert rest == [(1, 2), (1, 5)]
+    assert key == (0, 7, 0)
+    rest = [
+        (t.variant_index, t.seed, t.replicate) for t in trials_in_order(session, "c", after=key)
+    ]
+    assert rest == [(0, 7, 1), (1, 2, 0), (1, 5, 0)]
 
 
 def test_the_stream_reads_each_epoch_once_after_the_last_seen(session: Session) -> None:

@@ -142,3 +142,26 @@ def test_a_trial_handed_back_is_sent_by_the_sweeper(settings: Settings) -> None:
     assert first in sweep(settings).enqueued
     trial = _trial(first)
     assert trial.enqueued_at is not None
+
+
+def test_a_failed_replicate_fails_the_comparison_and_its_message_names_it(
+    settings: Settings,
+) -> None:
+    body = tiny_spec("states", seeds=[0], variants=[small_mlp("a"), small_mlp("b")])
+    body["analysis"] = {"probe_size": 16, "replicates": 1}
+    validated = validate_comparison(ComparisonSpec.model_validate(body), settings)
+    with session_scope() as s:
+        comparison, ids, _ = create_comparison(
+            s, tenant="t", validated=validated, idempotency_key=None, request_hash="h"
+        )
+        cid = comparison.id
+    replicas = [i for i in ids if _trial(i).replicate == 1]
+    assert len(ids) == 4
+    assert len(replicas) == 2
+    for trial_id in ids:
+        _finish(trial_id, None, status="failed" if trial_id == replicas[0] else "succeeded")
+    with session_scope() as s:
+        assert finalize_comparison(s, cid) == "failed"
+    error = _comparison(cid).error
+    assert error is not None
+    assert "a, seed 0, replicate 1" in error["detail"]

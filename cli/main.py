@@ -184,6 +184,16 @@ def up_worker_children(workers: int, *, cpu: bool, env: Mapping[str, str]) -> li
     return children
 
 
+def node_name(name: str) -> str:
+    """The Celery node name ``name@<host>``, where the host is the heartbeat's identity (the
+    hostname, and the PID namespace in a container) with ``/`` as ``-``: two workers sharing a
+    hostname (host networking) were one node, ``archbench@vm``, to ``celery inspect ping``, so
+    each container's health check was answered by whichever worker replied."""
+    from worker.heartbeat import host_identity
+
+    return f"{name}@{host_identity().replace('/', '-')}"
+
+
 def _worker_argv(concurrency: int, name: str) -> list[str]:
     return [
         *(["--quiet"] if not sys.stdout.isatty() else []),  # no banner among JSON log lines
@@ -191,7 +201,7 @@ def _worker_argv(concurrency: int, name: str) -> list[str]:
         "--pool=prefork",
         f"--concurrency={concurrency}",
         "--queues=archbench",
-        f"--hostname={name}@%h",
+        f"--hostname={node_name(name)}",
         "--loglevel=INFO",
         "--without-gossip",
         "--without-mingle",

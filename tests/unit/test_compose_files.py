@@ -88,5 +88,8 @@ def test_the_worker_check_needs_only_the_broker_and_the_api_gets_time_to_start()
     assert check.startswith('celery --broker "$$ARCHBENCH_BROKER_URL" inspect ping')
     assert "-A" not in check.split()
     assert "worker.celery_app" not in check
+    # Its own node, not any: containers sharing a hostname (host networking) differ by their
+    # PID namespace, which the node name carries (cli.main.node_name).
+    assert "-pidns-$$(readlink /proc/1/ns/pid" in check
     api = services["api"]["healthcheck"]
     assert int(api["start_period"].removesuffix("s")) >= 120

@@ -27,6 +27,7 @@ from core.spec import (
 )
 from core.trials.advice import submit_warnings
 from core.trials.destinations import allows_private, literal_refusal
+from core.trials.tuning_checks import budget_of, tuning_submit_errors
 from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError
 from models.graph import canonical_layers, resolve
@@ -330,17 +331,20 @@ def validate_comparison(
     errors += _time_errors(spec, settings)
     errors += _callback_errors(spec, settings)
     variants, analyses, variant_errors = _normalised_variants(spec, dataset, settings)
-    errors += _without_dataset(variant_errors, dataset)
+    errors += _without_dataset(variant_errors, dataset) + tuning_submit_errors(
+        spec, variants, settings
+    )
     if dataset is not None and not errors:
         errors.extend(analysis_errors(spec, dataset, variants, settings, BODY))
     if errors:
         raise InvalidInput(errors)
     _structures(spec.baseline, variants, analyses)
+    trials_total, epochs_total = budget_of(spec, len(variants))
     return ValidatedComparison(
         spec=_stored(spec, dataset, variants, settings),
         analyses=analyses,
-        trials_total=len(variants) * len(spec.initial_seeds),
-        epochs_total=len(variants) * len(spec.initial_seeds) * spec.training.epochs,
+        trials_total=trials_total,
+        epochs_total=epochs_total,
         warnings=submit_warnings(spec, dataset, variants, analyses) if dataset else [],
     )
 

@@ -487,6 +487,7 @@ def build_report(
         "multiplicity": "holm",
         "interval_adjustment": "bonferroni",
         "training": dict(design.training) if design is not None else {},
+        "tuning": _tuning_design(design),
         "variant_intervals": VARIANT_INTERVALS,
         "intervals": levels.interval_method,
     }
@@ -508,6 +509,15 @@ def build_report(
     report["answers"] = answers(report, verdict_sentence(report, differences=False))
     report["notes"] = fairness_notes(report)
     return report
+
+
+def _tuning_design(design: DesignSpec | None) -> dict[str, Any] | None:
+    """The tuning stage as the design block states it (None without one): the budget, the
+    sampler, the metric and the knobs searched; the selection saw the validation split only."""
+    if design is None or design.tuning is None:
+        return None
+    dumped = design.tuning.model_dump(mode="json", exclude={"space"})
+    return {**dumped, "knobs": list(design.tuning.space), "selected_on": "validation"}
 
 
 def _pair_levels(look: Look, family: int) -> PairLevels:

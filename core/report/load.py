@@ -15,7 +15,7 @@ from core.report.differences import compute_differences
 from core.report.schema import PairDifference
 from core.report.similarity import last_hidden_cka, load_predictions
 from core.spec import StoredSpec
-from core.status import TERMINAL
+from core.status import TERMINAL, TrialStage
 from core.store.tables import Comparison, EpochMetric, Trial
 from models.spec import Layer
 from models.structure import structure
@@ -44,7 +44,7 @@ def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult
         source = select(EpochMetric.trial_id, EpochMetric.epoch, *numbers, EpochMetric.seconds)
     rows = session.execute(
         source.join(Trial, Trial.id == EpochMetric.trial_id)
-        .where(Trial.comparison_id == comparison_id)
+        .where(Trial.comparison_id == comparison_id, Trial.stage == TrialStage.FINAL)
         .order_by(EpochMetric.trial_id, EpochMetric.epoch)
         # Streamed (a server-side cursor on Postgres): only the curves stay in memory, not
         # every result row as well.
@@ -63,7 +63,7 @@ def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult
         )
     trials = session.scalars(
         select(Trial)
-        .where(Trial.comparison_id == comparison_id)
+        .where(Trial.comparison_id == comparison_id, Trial.stage == TrialStage.FINAL)
         .order_by(Trial.variant_index, Trial.seed)
     )
     return [

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from core.spec import StoredSpec
-from core.status import StopReason, TrialStatus
+from core.status import StopReason, TrialStage, TrialStatus
 from core.store.tables import (
     RESULT_COLUMNS,
     Comparison,
@@ -35,6 +36,7 @@ from core.store.tables import (
     utcnow,
 )
 from core.trials.lifecycle import mark_reused
+from core.trials.tuned import trial_setup
 
 __all__ = ["SEEDING", "copy_result", "find_reusable", "library_versions", "trial_hash"]
 
@@ -56,26 +58,37 @@ def library_versions() -> dict[str, str | None]:
 
 
 def trial_hash(
-    spec: StoredSpec, variant_index: int, seed: int, versions: dict[str, str | None]
+    spec: StoredSpec,
+    variant_index: int,
+    seed: int,
+    versions: dict[str, str | None],
+    *,
+    stage: str = TrialStage.FINAL,
+    config: Mapping[str, Any] | None = None,
 ) -> str:
     """The content hash of one trial of a stored comparison spec (its JSON, as stored: the
-    hashes of trials stored earlier stay what they were)."""
+    hashes of trials stored earlier stay what they were). A tuned ``config`` is applied to the
+    settings and layers hashed (``core.trials.tuned``) and hashed itself; a tuning trial (never
+    tested) has ``stage`` in its key, a final trial without a config keeps its old key."""
     variant = spec.variants[variant_index]
+    training, layers = trial_setup(spec, variant_index, stage=stage, config=config)
     key: dict[str, Any] = {
-        "layers": variant.layers,
+        "layers": layers,
         "input_shape": list(variant.input_shape),
         # A spec stored before the split designs existed loads with the fixed split it had.
         "dataset": spec.dataset.model_dump(mode="json"),
         "probe_reserved": spec.probe_reserved if spec.dataset.split == "per_seed" else 0,
         # The variant's effective settings; a setting left unset is not in the dump, so a spec
         # without the 1.2 knobs or a variant's own training keeps its key.
-        "training": spec.training_for(variant_index).model_dump(
-            mode="json", exclude={"max_seconds"}
-        ),
+        "training": training.model_dump(mode="json", exclude={"max_seconds"}),
         "seed": seed,
         "seeding": SEEDING,
         "versions": versions,
     }
+    if config is not None:
+        key["config"] = dict(config)
+    if stage != TrialStage.FINAL:
+        key["stage"] = str(stage)
     if spec.analysis is not None:
         # What the trial stores besides its scores (predictions, Grams over the probe set).
         key["analysis"] = spec.analysis.model_dump(mode="json")

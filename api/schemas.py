@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.status import ComparisonStatus, TrialStatus
+from core.status import ComparisonStatus, TrialStage, TrialStatus
 from core.store.tables import Comparison, Trial, column_type
 from core.timestamps import rfc3339
 
@@ -94,6 +94,16 @@ class TrialOut(BaseModel):
     comparison_id: str
     variant: str
     seed: int
+    stage: TrialStage = Field(
+        default=TrialStage.FINAL,
+        description='"tuning": a configuration of the tuning stage, scored on the validation '
+        'split only (no test scores); "final": trained over the comparison\'s seeds and tested.',
+    )
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="The tuned knobs this trial trained with (a tuning trial's asked "
+        "configuration, a final trial's selected one); null: the spec's own settings.",
+    )
     status: TrialStatus = Field(
         description="queued -> running -> succeeded | failed | cancelled (running -> queued "
         "when a worker hands it back)"

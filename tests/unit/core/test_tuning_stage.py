@@ -348,3 +348,27 @@ def test_sixteen_trials_are_asked_two_at_a_time_with_distinct_configs(session: S
     tuning = _rows(session, comparison.id, TrialStage.TUNING)
     assert [t.variant for t in tuning] == ["cnn", "cnn", "mlp_drop", "mlp_drop"]
     assert tuning[0].config != tuning[1].config
+
+
+def test_an_adaptive_round_trains_its_new_seeds_at_the_selected_configs(session: Session) -> None:
+    comparison = _comparison(
+        session, {"space": SPACE, "trials": 1, "epochs": 1}, seeds={"min": 3, "max": 4}
+    )
+    cid = comparison.id
+    finalize_comparison(session, cid)
+    for t in _rows(session, cid, TrialStage.TUNING):
+        _end(session, t, [0.5])
+    finalize_comparison(session, cid)
+    finals = _rows(session, cid, TrialStage.FINAL)
+    assert len(finals) == 6
+    scores = {"cnn": [0.50, 0.60, 0.55], "mlp_drop": [0.52, 0.58, 0.56]}  # undecided
+    for t in finals:
+        _end(session, t, [0.5])
+        t.test_accuracy = scores[t.variant][int(t.seed)]
+    session.flush()
+    assert finalize_comparison(session, cid) is None  # the next round, not the end
+    added = [t for t in _rows(session, cid, TrialStage.FINAL) if int(t.seed) == 3]
+    configs = selected_configs(session, comparison)
+    assert sorted(t.variant for t in added) == ["cnn", "mlp_drop"]
+    assert all(t.config == configs[t.variant] is not None for t in added)
+    assert len(_rows(session, cid, TrialStage.TUNING)) == 2

@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.status import ComparisonStatus, TrialStatus
+from core.status import ComparisonStatus, TrialStage, TrialStatus
 from core.store.tables import Comparison, Trial, column_type
 from core.timestamps import rfc3339
 
@@ -99,6 +99,16 @@ class TrialOut(BaseModel):
         description="0: the variant's trial at this seed (the one scored); k >= 1: its k-th "
         "replicate (analysis.replicates), trained on the same data seed (split and data "
         "order) with another initialisation seed, the control of the differences and CKA.",
+    )
+    stage: TrialStage = Field(
+        default=TrialStage.TEST,
+        description='"tuning": a configuration of the tuning stage, scored on the validation '
+        'split only (no test scores); "test": trained over the comparison\'s seeds and tested.',
+    )
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="The tuned knobs this trial trained with (a tuning trial's asked "
+        "configuration, a final trial's selected one); null: the spec's own settings.",
     )
     status: TrialStatus = Field(
         description="queued -> running -> succeeded | failed | cancelled (running -> queued "

@@ -28,6 +28,8 @@ from pydantic import (
 from core.analysis_spec import MAX_REPLICATES, AnalysisSpec
 from core.datasets import DATASET_NAME
 from core.optimizers import SCHEDULES, LearningRate, takes
+from core.seeds import MAX_SEED, SeedSchedule
+from core.tuning_space import TuningSpec
 from core.variants import MatchRecord, MatchSpec, StoredVariant
 
 __all__ = [
@@ -58,7 +60,6 @@ Loss = Literal["sparse_categorical_crossentropy", "categorical_crossentropy"]
 KerasMetric = Literal["accuracy", "sparse_top_k_categorical_accuracy"]
 PrimaryMetric = Literal["test_accuracy", "test_loss", "best_val_accuracy"]
 SplitDesign = Literal["per_seed", "fixed"]
-MAX_SEED = 2**31 - 1
 
 
 def _no_nul(v: str | None) -> str | None:
@@ -266,40 +267,6 @@ class TrainingSpec(_Strict):
         return TrainingSpec.model_validate({**self.model_dump(mode="json"), **override})
 
 
-class SeedSchedule(_Strict):
-    """Adaptive seeds: ``min`` seeds per variant (0..min-1), then ``step`` more per variant in
-    rounds while some tested pair is undecided, up to ``max`` seeds per variant."""
-
-    min: Annotated[int, Field(ge=1, le=MAX_SEED)] = 3
-    max: Annotated[int, Field(ge=1, le=MAX_SEED)] = 20
-    step: Annotated[int, Field(ge=1, le=MAX_SEED)] = 1
-    boundary: Annotated[
-        Literal["pocock", "obrien_fleming"],
-        Field(
-            description="The group-sequential boundary of the looks: obrien_fleming (the "
-            "default: strict early, close to the fixed design's level at max, so it keeps "
-            "most of the fixed design's power) or pocock (one constant level: stops early "
-            "most easily, at a cost in power at max)."
-        ),
-    ] = "obrien_fleming"
-
-    # max >= min is checked by core.trials.validation, which can point at ["body", "seeds", "max"].
-
-    @property
-    def rounds_max(self) -> int:
-        """How many rounds (looks) the schedule can take: 1 + ceil((max - min) / step)."""
-        return 1 + -(-(self.max - self.min) // self.step)
-
-    def round_of(self, seeds_per_variant: int) -> int:
-        """The round whose seeds are ``seeds_per_variant`` per variant (1 = the first)."""
-        extra = max(0, seeds_per_variant - self.min)
-        return min(self.rounds_max, 1 + -(-extra // self.step))
-
-    def next_count(self, seeds_per_variant: int) -> int:
-        """Seeds per variant after one more round (``max`` at most)."""
-        return min(self.max, seeds_per_variant + self.step)
-
-
 SeedList = Annotated[
     list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(min_length=1, max_length=100_000)
 ]
@@ -388,6 +355,13 @@ class ComparisonSpec(_Strict):
             "architecture, data, split, training settings, seed and library versions)."
         ),
     ] = True
+    tuning: Annotated[
+        TuningSpec | None,
+        Field(
+            description="Tune each variant first, at equal budgets: trials configurations per "
+            "variant from space, scored on validation; the best trains over the seeds."
+        ),
+    ] = None
 
     @field_validator("callback_url")
     @classmethod
@@ -440,6 +414,7 @@ class DesignSpec(_Strict):
     pairs: list[tuple[str, str]] | None = None
     matched: dict[str, MatchRecord] = Field(default_factory=dict)
     """Per resized variant, how it was matched to another's size (empty when none was)."""
+    tuning: TuningSpec | None = None
 
 
 class StoredSpec(_Strict):
@@ -466,10 +441,8 @@ class StoredSpec(_Strict):
     callback_url: str | None = None
     analysis: AnalysisSpec | None = None
     reuse: bool = True
-    tuning: dict[str, Any] | None = None
-    """The tuning stage as validated, ``core.tuning.space.TuningSpec``'s JSON (kept as JSON
-    here: ``core.store`` reads this module and sits below ``core.tuning``); None (left out of
-    the JSON) without one."""
+    tuning: TuningSpec | None = None
+    """None (left out of the JSON): the variants train at the spec's own settings."""
 
     @model_serializer(mode="wrap")
     def _without_no_tuning(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -531,6 +504,7 @@ class StoredSpec(_Strict):
             training=self.training_differences(),
             pairs=self.pairs,
             matched={v.name: v.match for v in self.variants if v.match is not None},
+            tuning=self.tuning,
         )
 
     def training_for(self, variant_index: int) -> TrainingSpec:

@@ -39,7 +39,6 @@ class TrialStage(StrEnum):
 
     TUNING = "tuning"
     TEST = "test"
-    FINAL = "test"  # an alias of TEST: the tested stage
 
 
 class ComparisonStatus(StrEnum):
@@ -71,6 +70,7 @@ class StopReason(StrEnum):
     TIME_BUDGET = "time_budget"
     CANCELLED = "cancelled"
     DIVERGED = "diverged"  # the training loss became NaN or infinite
+    PRUNED = "pruned"  # a tuning trial the tuning's pruner stopped (core.tuning.search)
 
 
 class Outcome(StrEnum):

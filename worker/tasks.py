@@ -36,7 +36,7 @@ from core.errors import Problem, TrialFailed
 from core.logging import log_context
 from core.seeding import init_seed
 from core.spec import StoredSpec
-from core.status import Outcome, StopReason, TrialStatus
+from core.status import Outcome, StopReason, TrialStage, TrialStatus
 from core.store.db import session_scope
 from core.store.tables import TRAINED_COLUMNS, Comparison, EpochMetric, Trial
 from core.trials.dispatch import top_up
@@ -54,12 +54,14 @@ from core.trials.lifecycle import (
 )
 from core.trials.queue import TRAIN_TASK
 from core.trials.reuse import library_versions, trial_hash
+from core.trials.tuned import trial_setup
 from worker.celery_app import app
 from worker.checkpoint import checkpoint_folder, remove_checkpoint
 from worker.heartbeat import host_identity
 from worker.lease import LeaseRenewal
 from worker.memory import PeakSampler
 from worker.trial_data import load_split
+from worker.tuning import prune_now, stage_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -381,6 +383,10 @@ class TrialRun:
     lease: LeaseRenewal
     settings: Settings = field(default_factory=get_settings)
     replicate: int = 0  # 0: the variant's trial at its seed; k: its k-th replicate there
+    stage: str = TrialStage.TEST
+    config: dict[str, Any] | None = None  # the tuned knobs (None: the spec's own)
+    spec: StoredSpec | None = None  # set by _train; a tuning trial's pruner reads it
+    pruned: bool = False
 
     @property
     def resumed(self) -> bool:
@@ -390,6 +396,8 @@ class TrialRun:
         # Rate-limited by the caller (worker.training asks about once a second).
         if self.lease.lost.is_set():
             raise LeaseLost(self.trial_id)
+        if self.pruned:
+            return StopReason.PRUNED
         try:
             return StopReason.CANCELLED if _cancel_requested(self.comparison_id) else None
         except Exception as exc:
@@ -450,6 +458,12 @@ class TrialRun:
                 )
 
         _with_db_retries(f"trial {self.trial_id}: epoch {epoch}", write)
+        spec = self.spec
+        if self.stage == TrialStage.TUNING and spec is not None:
+            self.pruned = _with_db_retries(
+                f"trial {self.trial_id}: prune",
+                lambda: prune_now(spec, self.comparison_id, self.trial_id, self.config),
+            )
 
     def guard_commit(self, commit: Callable[[], None]) -> None:
         # The checkpoint's commit runs while this transaction holds the trial's row, renewed
@@ -513,10 +527,11 @@ def _trial_config(run: TrialRun, spec: StoredSpec, split: Split) -> TrialConfig:
     from worker.training import EvaluationConfig, ModelConfig, ResumeConfig, TrialConfig
 
     variant = spec.variants[run.variant_index]
-    training = spec.training_for(run.variant_index)  # the variant's own settings over them
+    # The variant's own settings over the comparison's, its tuned config over those.
+    training, layers = trial_setup(spec, run.variant_index, stage=run.stage, config=run.config)
     # Comparisons stored before the analysis existed have no "analysis": the defaults.
     analysis = spec.analysis_or_default
-    parsed = variant.parse()
+    parsed = variant.model_copy(update={"layers": layers}).parse()
     assert parsed.layers is not None
     analyse: Analyse | None = None
     if analysis.predictions or analysis.similarity:
@@ -539,7 +554,9 @@ def _trial_config(run: TrialRun, spec: StoredSpec, split: Split) -> TrialConfig:
         # evaluation's one pass over the test set also gives the predictions.
         evaluation=EvaluationConfig(
             measure_inference=True, predict_test=analysis.predictions, analyse=analyse
-        ),
+        )
+        if run.stage == TrialStage.TEST
+        else EvaluationConfig(measure_inference=False, analyse=None, test=False),
         warm_models=run.settings.warm_models,
     )
 
@@ -549,6 +566,8 @@ def _train(run: TrialRun, spec: StoredSpec) -> str:
     from worker.training import train_trial
 
     trial_id = run.trial_id
+    run.stage, run.config = stage_of(trial_id)
+    run.spec = spec
     split = load_split(run.settings, run.comparison_id, spec, run.seed, run.should_stop)
     if split is None:
         return run.cancel_before_training()
@@ -574,11 +593,16 @@ def _train(run: TrialRun, spec: StoredSpec) -> str:
         else TrialStatus.SUCCEEDED
     )
     # What really produced this result: the versions this worker trained with.
-    run.commit_result(
-        result,
-        status,
-        trial_hash(spec, run.variant_index, run.seed, library_versions(), run.replicate),
+    key = trial_hash(
+        spec,
+        run.variant_index,
+        run.seed,
+        library_versions(),
+        run.replicate,
+        stage=run.stage,
+        config=run.config,
     )
+    run.commit_result(result, status, key)
     # The result is committed: nothing will resume this trial (a cancelled one included).
     remove_checkpoint(run.settings, trial_id)
     log.info("trial %s %s: test_accuracy=%s", trial_id, status, result.test_accuracy)

@@ -536,6 +536,8 @@ def _evaluate(attempt: _Attempt, result: TrainResult) -> TrainResult:
     ``result``."""
     model, split, training = attempt.model, attempt.config.split, attempt.config.training
     evaluation = attempt.config.evaluation
+    if not evaluation.test:
+        return result  # a tuning trial: the test split is never evaluated
     probs: np.ndarray | None = None
     if evaluation.predict_test and len(split.y_test):
         probs = np.asarray(model.predict(split.x_test, batch_size=training.batch_size, verbose=0))

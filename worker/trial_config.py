@@ -54,11 +54,14 @@ class EvaluationConfig:
     (``worker.keras_objects.scores_from``), and hand the probabilities to ``analyse`` (one
     forward pass over the test set instead of two). ``analyse``'s answer is
     ``TrainResult.analysis``. ``measure_inference``: time a compiled forward pass.
+    ``test``: False for a tuning trial, which is never evaluated on the test split (no test
+    scores, no inference time, no analysis).
     """
 
     measure_inference: bool = True
     predict_test: bool = False
     analyse: Analyse | None = None
+    test: bool = True
 
 
 @dataclass(frozen=True, eq=False)

@@ -490,6 +490,7 @@ def build_report(
         "matched": (
             {k: m.model_dump(mode="json") for k, m in design.matched.items()} if design else {}
         ),
+        "tuning": _tuning_design(design),
         "variant_intervals": VARIANT_INTERVALS,
         "intervals": levels.interval_method,
     }
@@ -511,6 +512,15 @@ def build_report(
     report["answers"] = answers(report, verdict_sentence(report, differences=False))
     report["notes"] = fairness_notes(report)
     return report
+
+
+def _tuning_design(design: DesignSpec | None) -> dict[str, Any] | None:
+    """The tuning stage as the design block states it (None without one): the budget, the
+    sampler, the metric and the knobs searched; the selection saw the validation split only."""
+    if design is None or design.tuning is None:
+        return None
+    dumped = design.tuning.model_dump(mode="json", exclude={"space"})
+    return {**dumped, "knobs": list(design.tuning.space), "selected_on": "validation"}
 
 
 def _pair_levels(look: Look, family: int) -> PairLevels:

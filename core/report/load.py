@@ -48,7 +48,7 @@ def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult
         source = select(EpochMetric.trial_id, EpochMetric.epoch, *numbers, EpochMetric.seconds)
     rows = session.execute(
         source.join(Trial, Trial.id == EpochMetric.trial_id)
-        .where(Trial.comparison_id == comparison_id, Trial.stage == TrialStage.FINAL)
+        .where(Trial.comparison_id == comparison_id, Trial.stage == TrialStage.TEST)
         .order_by(EpochMetric.trial_id, EpochMetric.epoch)
         # Streamed (a server-side cursor on Postgres): only the curves stay in memory, not
         # every result row as well.

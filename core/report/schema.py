@@ -112,6 +112,13 @@ class Design(_Model):
         description="Per variant resized to another's size (its match), how: the target, by "
         "params or flops, the width factor, the widths, the counts reached and the gap.",
     )
+    tuning: dict[str, Any] | None = Field(
+        default=None,
+        description="The tuning stage, when the comparison has one: trials per variant (the "
+        "same for every variant), sampler, metric, epochs, pruner, the knobs searched, and "
+        'selected_on "validation": the selection never saw the test split, and only the '
+        "final trials (at each variant's selected configuration) are tested.",
+    )
     variant_intervals: str = Field(
         default="t_bounded",
         description="A variant's ci95: the t-interval intersected with the metric's range "

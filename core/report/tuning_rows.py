@@ -2,92 +2,89 @@
 
 A tuning trial is a ``Trial`` row with ``stage == "tuning"``: its ``config`` holds the knobs
 it trained with, its per-epoch rows the validation scores. Its final score is the best over
-its epochs of the tuning metric (``best_val_accuracy`` for accuracy, the least validation
-loss for loss); it is ``complete`` when it succeeded, ``pruned`` when the pruner stopped it
-(``stop_reason == "pruned"``), ``failed`` when it failed or was cancelled, and ``running``
-while queued or running (the sampler spreads parallel asks over those).
+its epochs of the tuning metric (the highest accuracy, the lowest loss); it is ``complete``
+when it succeeded, ``pruned`` when the pruner stopped it (``StopReason.PRUNED``), ``failed``
+when it failed, was cancelled or has no finite score, and ``running`` while queued or running
+(the sampler spreads parallel asks over those). ``core.trials.tuning`` (the search, the
+selection) and the report read them through this one loader.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.spec import StoredSpec
-from core.status import TrialStage, TrialStatus
+from core.status import StopReason, TrialStage, TrialStatus
 from core.store.tables import EpochMetric, Trial
-from core.tuning.search import Observation, State
+from core.tuning.search import Observation
 from core.tuning.space import TuningSpec
 
-__all__ = ["PRUNED", "load_tuning_observations", "tuning_spec_of"]
-
-PRUNED = "pruned"
-"""The ``stop_reason`` of a tuning trial the pruner stopped."""
+__all__ = ["load_tuning_observations", "observation_of", "tuning_spec_of"]
 
 
 def tuning_spec_of(spec: StoredSpec) -> TuningSpec | None:
     """The comparison's tuning block, or None without a tuning stage."""
-    return None if spec.tuning is None else TuningSpec.model_validate(spec.tuning)
+    return spec.tuning
 
 
-def _state(trial: Trial) -> State:
+def observation_of(
+    trial: Trial, epochs: Mapping[int, Mapping[str, Any]], metric: str
+) -> Observation:
+    """One stored tuning trial as the search reads it: its config, its state (a trial still
+    queued or running is ``running``; one the pruner stopped is ``pruned``; failed, cancelled
+    or without a finite score is ``failed``), its best ``metric`` over its epochs (the
+    highest accuracy, the lowest loss) and its score after each epoch."""
+    maximize = metric != "val_loss"
+    intermediate = {
+        int(e): float(v[metric])
+        for e, v in sorted(epochs.items())
+        if isinstance(v.get(metric), int | float) and math.isfinite(float(v[metric]))
+    }
+    params = dict(trial.config or {})
     if trial.status in (TrialStatus.QUEUED, TrialStatus.RUNNING):
-        return "running"
-    if trial.status == TrialStatus.SUCCEEDED:
-        return "pruned" if trial.stop_reason == PRUNED else "complete"
-    return "failed"
+        return Observation(params, "running", None, intermediate)
+    if trial.status == TrialStatus.SUCCEEDED and trial.stop_reason == StopReason.PRUNED:
+        return Observation(params, "pruned", None, intermediate)
+    if trial.status != TrialStatus.SUCCEEDED or not intermediate:
+        return Observation(params, "failed", None, intermediate)
+    best = max(intermediate.values()) if maximize else min(intermediate.values())
+    return Observation(params, "complete", best, intermediate)
 
 
 def load_tuning_observations(
-    session: Session, comparison_id: str, metric: str
+    session: Session,
+    comparison_id: str,
+    metric: str = "val_accuracy",
+    *,
+    exclude: str | None = None,
 ) -> dict[str, list[Observation]]:
-    """Each variant's tuning trials, in the order they were asked (by their number), with
-    their configurations, states, final scores and per-epoch ``metric`` scores."""
-    trials = list(
-        session.scalars(
-            select(Trial)
-            .where(Trial.comparison_id == comparison_id, Trial.stage == TrialStage.TUNING)
-            .order_by(Trial.variant_index, Trial.seed, Trial.replicate)
-        )
+    """Variant name -> its tuning trials as ``Observation``s, in ask order (tuning trial 0
+    first), scored by ``metric`` (the comparison's ``tuning.metric``). For the search, the
+    selection and the report's tuning section; every variant with a tuning trial is a key.
+    ``exclude``: a trial id left out (the running trial a pruner judges)."""
+    query = (
+        select(Trial)
+        .where(Trial.comparison_id == comparison_id, Trial.stage == TrialStage.TUNING)
+        .order_by(Trial.variant_index, Trial.seed.desc())
     )
-    scores: dict[str, dict[int, float]] = defaultdict(dict)
+    if exclude is not None:
+        query = query.where(Trial.id != exclude)
+    trials = list(session.scalars(query))
+    epochs: dict[str, dict[int, Mapping[str, Any]]] = {t.id: {} for t in trials}
     if trials:
         rows = session.execute(
-            select(EpochMetric.trial_id, EpochMetric.epoch, EpochMetric.values)
-            .join(Trial, Trial.id == EpochMetric.trial_id)
-            .where(Trial.comparison_id == comparison_id, Trial.stage == TrialStage.TUNING)
-        )
-        for trial_id, epoch, values in rows:
-            value = _number((values or {}).get(metric))
-            if value is not None:
-                scores[trial_id][int(epoch)] = value
-    out: dict[str, list[Observation]] = defaultdict(list)
-    for t in trials:
-        per_epoch = scores.get(t.id, {})
-        state = _state(t)
-        out[t.variant].append(
-            Observation(
-                params=dict(t.config or {}),
-                state=state,
-                value=_final(t, per_epoch, metric) if state == "complete" else None,
-                intermediate=per_epoch,
+            select(EpochMetric.trial_id, EpochMetric.epoch, EpochMetric.values).where(
+                EpochMetric.trial_id.in_(list(epochs))
             )
         )
-    return dict(out)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-def _final(trial: Trial, per_epoch: dict[int, float], metric: str) -> float | None:
-    if metric == "val_accuracy":
-        if trial.best_val_accuracy is not None:
-            return float(trial.best_val_accuracy)
-        return max(per_epoch.values(), default=None)
-    return min(per_epoch.values(), default=None)
+        for trial_id, epoch, values in rows:
+            epochs[trial_id][int(epoch)] = values or {}
+    out: dict[str, list[Observation]] = {}
+    for trial in trials:
+        out.setdefault(trial.variant, []).append(observation_of(trial, epochs[trial.id], metric))
+    return out

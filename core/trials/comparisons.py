@@ -85,13 +85,15 @@ def create_comparison(
         session.flush()  # a concurrent request with the same key fails here, or at commit
     except IntegrityError as exc:
         return _lost_race(session, tenant, idempotency_key, request_hash, exc)
-    trials = build_trials(comparison.id, spec, validated.analyses, spec.initial_seeds)
+    # A tuned comparison starts with its tuning stage (core.trials.tuning, via finalize).
+    seeds = spec.initial_seeds if spec.tuning is None else []
+    trials = build_trials(comparison.id, spec, validated.analyses, seeds)
     session.add_all(trials)
     box = outbox(session)
     pending = fill_reused(session, comparison, trials) if spec.reuse else trials
     send_after_commit(session, [t.id for t in pending])
     if not pending:
-        finalize_comparison(session, comparison.id)  # may add the next round of seeds
+        finalize_comparison(session, comparison.id)  # may add the next round or tuning step
         session.refresh(comparison)
     pending_ids = list(box.pending)  # what the commit sends (core.trials.dispatch)
     try:

@@ -19,6 +19,7 @@ from core.store.tables import Comparison, Trial, utcnow
 from core.trials.dispatch import send_after_commit
 from core.trials.lifecycle import failure_summary, progress_of
 from core.trials.rounds import next_round
+from core.trials.tuning import next_tuning_step
 
 __all__ = ["finalize_comparison"]
 
@@ -26,9 +27,11 @@ __all__ = ["finalize_comparison"]
 def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatus | None:
     """Mark the comparison finished if no trial is active; returns its final status or None.
 
-    An adaptive comparison (``seeds: {min, max, step}``) whose round has ended is not
-    finished while the report says a tested pair needs more seeds: the next round's trials
-    are added instead (``core.trials.rounds``), to be sent when the session commits
+    A tuned comparison whose tuning step has ended is not finished either: the next step, or
+    the final trials at the selected configs, are added (``core.trials.tuning``). An adaptive
+    comparison (``seeds: {min, max, step}``) whose round has ended is not finished while the
+    report says a tested pair needs more seeds: the next round's trials are added instead
+    (``core.trials.rounds``). Either is sent when the session commits
     (``core.trials.dispatch``), and None is returned.
     Its row is locked first (after the trial rows this transaction wrote, as the lock order
     says), and the trial counts read again under that lock, so two workers that end the last
@@ -40,7 +43,8 @@ def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatu
     comparison = session.get(Comparison, comparison_id)
     if comparison is None or comparison.status not in ACTIVE:
         return None
-    if comparison.spec.schedule is not None and not comparison.cancel_requested:
+    staged = comparison.spec.schedule is not None or comparison.spec.tuning is not None
+    if staged and not comparison.cancel_requested:
         comparison = session.scalar(
             select(Comparison)
             .where(Comparison.id == comparison_id)
@@ -53,7 +57,9 @@ def finalize_comparison(session: Session, comparison_id: str) -> ComparisonStatu
         if any(counts[s] for s in ACTIVE):
             return None
         if not counts[TrialStatus.FAILED] and not comparison.cancel_requested:
-            added = next_round(session, comparison)
+            added = next_tuning_step(session, comparison)
+            if added is None:
+                added = next_round(session, comparison)
             if added is not None:
                 send_after_commit(session, added)
                 return None

@@ -8,6 +8,7 @@ round (``core.trials.rounds``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -24,18 +25,22 @@ def build_trials(
     spec: StoredSpec,
     analyses: Mapping[str, Analysis],
     seeds: list[int],
+    *,
+    configs: Mapping[str, dict[str, Any] | None] | None = None,
 ) -> list[Trial]:
-    """New trial rows for ``seeds`` of every variant, in queue order: seed-major, the variants
-    interleaved (seed 0 of every variant, then seed 1, ...), so that a variant's timing is not
-    confounded with when it ran (a machine warming up, or busy with other work). Each seed's
-    variants are followed by their ``analysis.replicates`` (replicate 1 of every variant, then
-    2, ...): the same data seed, another initialisation seed (``core.seeding``)."""
+    """New tested trial rows for ``seeds`` of every variant, in queue order: seed-major, the
+    variants interleaved (seed 0 of every variant, then seed 1, ...), so that a variant's timing
+    is not confounded with when it ran (a machine warming up, or busy with other work). Each
+    seed's variants are followed by their ``analysis.replicates`` (replicate 1 of every variant,
+    then 2, ...): the same data seed, another initialisation seed (``core.seeding``).
+    ``configs``: each variant's tuned config (``core.trials.tuning``), if any."""
     versions = library_versions()
     trials = []
     for seed in seeds:
         for replicate in range(spec.runs_per_seed):
             for index, variant in enumerate(spec.variants):
                 analysis = analyses[variant.name]
+                config = (configs or {}).get(variant.name)
                 trials.append(
                     Trial(
                         id=new_id(),
@@ -44,11 +49,14 @@ def build_trials(
                         variant_index=index,
                         seed=seed,
                         replicate=replicate,
+                        config=config,
                         params=analysis.params,
                         trainable_params=analysis.trainable_params,
                         flops=analysis.flops,
                         epochs_planned=spec.training.epochs,
-                        trial_hash=trial_hash(spec, index, seed, versions, replicate),
+                        trial_hash=trial_hash(
+                            spec, index, seed, versions, replicate, config=config
+                        ),
                     )
                 )
     return trials

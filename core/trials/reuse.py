@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from core.seeding import init_seed
 from core.spec import StoredSpec
-from core.status import StopReason, TrialStatus
+from core.status import StopReason, TrialStage, TrialStatus
 from core.store.tables import (
     RESULT_COLUMNS,
     Comparison,
@@ -37,6 +38,7 @@ from core.store.tables import (
     utcnow,
 )
 from core.trials.lifecycle import mark_reused
+from core.trials.tuned import trial_setup
 
 __all__ = ["SEEDING", "copy_result", "find_reusable", "library_versions", "trial_hash"]
 
@@ -63,26 +65,35 @@ def trial_hash(
     seed: int,
     versions: dict[str, str | None],
     replicate: int = 0,
+    *,
+    stage: str = TrialStage.TEST,
+    config: Mapping[str, Any] | None = None,
 ) -> str:
     """The content hash of one trial of a stored comparison spec (its JSON, as stored: the
     hashes of trials stored earlier stay what they were). A replicate (``replicate`` >= 1)
-    adds its initialisation seed (``core.seeding``); replicate 0 keeps the key it had."""
+    adds its initialisation seed (``core.seeding``); replicate 0 keeps the key it had. A tuned
+    ``config`` is applied to the settings and layers hashed (``core.trials.tuned``) and hashed
+    itself; a tuning trial (never tested) has ``stage`` in its key, a tested trial without a
+    config keeps its old key."""
     variant = spec.variants[variant_index]
+    training, layers = trial_setup(spec, variant_index, stage=stage, config=config)
     key: dict[str, Any] = {
-        "layers": variant.layers,
+        "layers": layers,
         "input_shape": list(variant.input_shape),
         # A spec stored before the split designs existed loads with the fixed split it had.
         "dataset": spec.dataset.model_dump(mode="json"),
         "probe_reserved": spec.probe_reserved if spec.dataset.split == "per_seed" else 0,
         # The variant's effective settings; a setting left unset is not in the dump, so a spec
         # without the 1.2 knobs or a variant's own training keeps its key.
-        "training": spec.training_for(variant_index).model_dump(
-            mode="json", exclude={"max_seconds"}
-        ),
+        "training": training.model_dump(mode="json", exclude={"max_seconds"}),
         "seed": seed,
         "seeding": SEEDING,
         "versions": versions,
     }
+    if config is not None:
+        key["config"] = dict(config)
+    if stage != TrialStage.TEST:
+        key["stage"] = str(stage)
     if spec.analysis is not None:
         # What the trial stores besides its scores (predictions, Grams over the probe set).
         # How many replicates the comparison asks for is not part of any one trial.

@@ -24,10 +24,11 @@ from sqlalchemy.orm import Session
 
 from core.report import build as report_module
 from core.report.build import TrialResult
-from core.status import ACTIVE
+from core.status import ACTIVE, TrialStage
 from core.store.db import rows_changed
 from core.store.tables import Comparison, Trial
 from core.trials.planning import build_trials, fill_reused
+from core.trials.tuning import selected_configs
 
 __all__ = ["decision_trials", "needs_more", "next_round", "seeds_per_variant"]
 
@@ -35,10 +36,12 @@ log = logging.getLogger("archbench.rounds")
 
 
 def seeds_per_variant(session: Session, comparison_id: str) -> int:
-    """How many seeds each variant has now (they are 0..n-1)."""
+    """How many seeds each variant has now (they are 0..n-1; tuning trials are not counted)."""
     return int(
         session.scalar(
-            select(func.count(distinct(Trial.seed))).where(Trial.comparison_id == comparison_id)
+            select(func.count(distinct(Trial.seed))).where(
+                Trial.comparison_id == comparison_id, Trial.stage == TrialStage.TEST
+            )
         )
         or 0
     )
@@ -53,7 +56,11 @@ def decision_trials(session: Session, comparison: Comparison) -> list[TrialResul
         select(
             Trial.variant, Trial.seed, Trial.status, Trial.stop_reason, Trial.__table__.c[metric]
         )
-        .where(Trial.comparison_id == comparison.id, Trial.replicate == 0)
+        .where(
+            Trial.comparison_id == comparison.id,
+            Trial.stage == TrialStage.TEST,
+            Trial.replicate == 0,
+        )
         .order_by(Trial.variant_index, Trial.seed)
     )
     return [
@@ -122,7 +129,11 @@ def next_round(session: Session, comparison: Comparison) -> list[str] | None:
         if target <= have or not needs_more(session, comparison):
             return None
         trials = build_trials(
-            comparison.id, comparison.spec, comparison.analyses, list(range(have, target))
+            comparison.id,
+            comparison.spec,
+            comparison.analyses,
+            list(range(have, target)),
+            configs=selected_configs(session, comparison),
         )
         epochs = comparison.spec.training.epochs
         old_total = comparison.trials_total

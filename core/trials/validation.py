@@ -34,6 +34,7 @@ from core.trials.submit_limits import (
     split_errors,
     time_errors,
 )
+from core.trials.tuning_checks import budget_of, tuning_submit_errors
 from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError
 from models.graph import canonical_layers, resolve
@@ -341,7 +342,9 @@ def validate_comparison(
     errors += time_errors(spec, settings)
     errors += callback_errors(spec, settings)
     variants, analyses, variant_errors = _normalised_variants(spec, dataset, settings)
-    errors += _without_dataset(variant_errors, dataset)
+    errors += _without_dataset(variant_errors, dataset) + tuning_submit_errors(
+        spec, variants, settings
+    )
     if dataset is not None:
         errors += apply_matches(
             spec.variants,
@@ -357,12 +360,12 @@ def validate_comparison(
     if errors:
         raise InvalidInput(errors)
     _structures(spec.baseline, variants, analyses)
-    trials = len(variants) * len(spec.initial_seeds) * spec.runs_per_seed
+    trials_total, epochs_total = budget_of(spec, len(variants))
     return ValidatedComparison(
         spec=_stored(spec, dataset, variants, settings),
         analyses=analyses,
-        trials_total=trials,
-        epochs_total=trials * spec.training.epochs,
+        trials_total=trials_total,
+        epochs_total=epochs_total,
         warnings=submit_warnings(spec, dataset, variants, analyses) if dataset else [],
     )
 

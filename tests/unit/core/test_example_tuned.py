@@ -26,12 +26,11 @@ SETTINGS = Settings(database_url="sqlite://", data_dir="/tmp/archbench-unused")
 
 
 def test_the_comparison_validates() -> None:
-    body = dict(EXAMPLE)
-    if "tuning" not in ComparisonSpec.model_fields:  # the submit learns the block elsewhere
-        body.pop("tuning")
-    done = validate_comparison(ComparisonSpec.model_validate(body), SETTINGS)
+    done = validate_comparison(ComparisonSpec.model_validate(EXAMPLE), SETTINGS)
     assert done.spec.variant_names == ["shallow", "deep"]
-    assert done.trials_total == 6
+    assert done.spec.tuning is not None
+    # Every variant's tuning trials and then its tested trials at three seeds.
+    assert done.trials_total == 2 * EXAMPLE["tuning"]["trials"] + 2 * 3
 
 
 def test_the_tuning_block_validates_against_the_comparison() -> None:

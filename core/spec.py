@@ -27,6 +27,7 @@ from pydantic import (
 
 from core.datasets import DATASET_NAME
 from core.optimizers import SCHEDULES, LearningRate, takes
+from core.spec_robustness import RobustnessSpec
 from models.spec import Variant, parse_variant
 
 __all__ = [
@@ -66,6 +67,10 @@ def _no_nul(v: str | None) -> str | None:
 NO_NUL = AfterValidator(_no_nul)
 """For every free-text string a client sends: Postgres text cannot hold NUL, so one would
 end as a database error; it is refused at the field instead (``Annotated[str, NO_NUL]``)."""
+
+
+def _without_none(out: dict[str, Any], key: str) -> dict[str, Any]:  # unset: not in the JSON
+    return {k: v for k, v in out.items() if not (k == key and v is None)}
 
 
 class _Strict(BaseModel):
@@ -264,7 +269,8 @@ class TrainingSpec(_Strict):
 
 class SeedSchedule(_Strict):
     """Adaptive seeds: ``min`` seeds per variant (0..min-1), then ``step`` more per variant in
-    rounds while some tested pair is undecided, up to ``max`` seeds per variant."""
+    rounds while some tested pair is undecided, up to ``max`` seeds per variant (max >= min is
+    checked by core.trials.validation, which can point at ["body", "seeds", "max"])."""
 
     min: Annotated[int, Field(ge=1, le=MAX_SEED)] = 3
     max: Annotated[int, Field(ge=1, le=MAX_SEED)] = 20
@@ -278,8 +284,6 @@ class SeedSchedule(_Strict):
             "most easily, at a cost in power at max)."
         ),
     ] = "obrien_fleming"
-
-    # max >= min is checked by core.trials.validation, which can point at ["body", "seeds", "max"].
 
     @property
     def rounds_max(self) -> int:
@@ -315,9 +319,8 @@ Seeds = Annotated[
 ]
 
 
-# 256: a Gram costs probe_size^2 x width multiply-adds per layer, and at 512 the article's
-# conv128 (86,528 activations in its one hidden layer) spent more on it than on training
-# (bench/README.md); it also leaves more examples for training under the per-seed design.
+# 256: at 512 the article's conv128 spent more on its Grams (probe_size^2 x width per layer)
+# than on training (bench/README.md); it also leaves more for training under per_seed.
 DEFAULT_PROBE_SIZE = 256
 DEFAULT_MARGIN = 0.01
 
@@ -400,6 +403,7 @@ class ComparisonSpec(_Strict):
     ]
     callback_url: Annotated[str | None, Field(max_length=2000), NO_NUL] = None
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    robustness: RobustnessSpec | None = None
     reuse: Annotated[
         bool,
         Field(
@@ -460,10 +464,7 @@ class StoredVariant(_Strict):
 
     @model_serializer(mode="wrap")
     def _without_no_training(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        out: dict[str, Any] = handler(self)
-        if out.get("training", 0) is None:
-            del out["training"]
-        return out
+        return _without_none(handler(self), "training")
 
     def parse(self) -> Variant:
         """The variant as ``models`` types it (``SpecError`` when a layer does not parse)."""
@@ -510,7 +511,12 @@ class StoredSpec(_Strict):
     variants: list[StoredVariant]
     callback_url: str | None = None
     analysis: AnalysisSpec | None = None
+    robustness: RobustnessSpec | None = None  # defaults filled in; None: left out of the JSON
     reuse: bool = True
+
+    @model_serializer(mode="wrap")
+    def _without_no_robustness(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_none(handler(self), "robustness")
 
     @model_validator(mode="before")
     @classmethod

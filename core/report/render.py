@@ -37,6 +37,7 @@ from core.report.phrases import label as _label
 from core.report.phrases import plural as _plural
 from core.report.phrases import seeds as _seeds
 from core.report.phrases import variant as _variant
+from core.report.robustness_section import robustness_lines
 from core.report.stats import MIN_SEEDS
 
 __all__ = [
@@ -405,6 +406,7 @@ def render_markdown(report: Report, *, title: str) -> str:
             f"- {md_escape(d['sentence'])}" for d in report["differences"] if d.get("sentence")
         ]
         lines += ["", *_md_table(*differences_table(report["differences"])), ""]
+    lines += robustness_lines(report.get("robustness"), md_escape)
     if report["notes"]:
         lines += ["## Notes", "", *(f"- {md_escape(note)}" for note in report["notes"]), ""]
     lines += _structure_lines(report.get("structure") or [])

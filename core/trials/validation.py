@@ -27,6 +27,7 @@ from core.spec import (
 )
 from core.trials.advice import submit_warnings
 from core.trials.destinations import allows_private, literal_refusal
+from core.trials.robustness_checks import robustness_errors, stored_robustness
 from models.analysis import DEFAULT_BATCH_SIZE, Analysis, Limits, analyze_variant
 from models.errors import SpecError
 from models.graph import canonical_layers, resolve
@@ -331,6 +332,7 @@ def validate_comparison(
     errors += _callback_errors(spec, settings)
     variants, analyses, variant_errors = _normalised_variants(spec, dataset, settings)
     errors += _without_dataset(variant_errors, dataset)
+    errors += robustness_errors(spec, dataset, BODY)
     if dataset is not None and not errors:
         errors.extend(analysis_errors(spec, dataset, variants, settings, BODY))
     if errors:
@@ -554,6 +556,7 @@ def _stored(
             "dataset": ref,
             "variants": variants,
             "analysis": recorded,
+            "robustness": stored_robustness(spec, dataset),
             "training": spec.training.model_copy(
                 update={"max_seconds": spec.training.max_seconds or settings.trial_max_seconds},
                 deep=True,

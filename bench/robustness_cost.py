@@ -4,13 +4,14 @@ The workload: examples/article.json's three models (conv128, conv64x2, conv64x3)
 (3 epochs, batch 64) on mnist_5k's per-seed split (1,000 test digits), each trained as the
 worker trains a trial (``train_trial`` with the default analysis: predictions and Grams).
 Then, on each trained model, the robustness scoring the worker adds with the default subset
-for grey images (6 corruptions x severities 2 and 4: 12 copies of the test set): the first
+for grey images (6 corruptions at severity 3: 6 copies of the test set): the first
 variant of a seed makes the copies (``cold``, a fresh cache), the others read them back
 (``warm``). Per seed the added time is one cold and two warm scorings; the ratio divides it
 by the seed's three trial times. Target: at most 1.25 (25% added).
 
-Usage: ``python bench/robustness_cost.py [--seeds N] [--epochs E]``. In process, one model
-at a time; run it when the machine is quiet, and read the ratio, not the absolute times.
+Usage: ``python bench/robustness_cost.py [--seeds N] [--epochs E] [--samples N]``. In
+process, one model at a time; run it when the machine is quiet, and read the ratio, not the
+absolute times.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--samples", type=int, default=None, help="max_samples (quick runs)")
     args = parser.parse_args()
     spec = json.loads((ROOT / "examples" / "article.json").read_text())
     training = TrainingSpec.model_validate(spec["training"])
@@ -83,9 +85,10 @@ def main() -> None:
                 test_split=d["test_split"],
                 validation_split=d["validation_split"],
                 split_seed=d["split_seed"],
+                max_samples=args.samples,
                 design="per_seed",
                 seed=seed,
-                probe_size=256,
+                probe_size=min(256, (args.samples or 5000) // 5),
             )
             trial_s, added_s = 0.0, 0.0
             for i, variant in enumerate(spec["variants"]):

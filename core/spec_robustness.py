@@ -4,8 +4,9 @@ corruptions").
 
 The names are checked by ``core.trials.robustness_checks`` against ``core.data.corruptions``
 (the spec module sits below ``core.data`` and cannot import it), which also fills in the
-dataset's default subset when ``corruptions`` is left out: the stored spec always names the
-corruptions and severities its trials were scored on.
+dataset's default subset when ``corruptions`` is left out and the default severity when
+``severities`` is: the stored spec always names the corruptions and severities its trials
+were scored on.
 """
 
 from __future__ import annotations
@@ -41,13 +42,14 @@ class RobustnessSpec(BaseModel):
         ),
     ] = None
     severities: Annotated[
-        list[Severity],
+        list[Severity] | None,
         Field(
             min_length=1,
             max_length=5,
-            description="Severities 1 (mild) to 5 (strong); by default a mild and a strong one.",
+            description="Severities 1 (mild) to 5 (strong). Null: the middle one, 3 (each "
+            "severity is one more pass over the test set per corruption).",
         ),
-    ] = Field(default_factory=lambda: [2, 4])
+    ] = None
 
     @field_validator("corruptions", "severities")
     @classmethod
@@ -60,4 +62,4 @@ class RobustnessSpec(BaseModel):
     def cells(self) -> list[tuple[str, int]]:
         """Every (corruption, severity) scored, corruption-major (empty before the defaults
         are filled in)."""
-        return [(c, s) for c in self.corruptions or () for s in self.severities]
+        return [(c, s) for c in self.corruptions or () for s in self.severities or ()]

@@ -184,7 +184,7 @@ def load_robustness(
     """The report's ``robustness`` section (core.report.robustness_section) over the tested
     pairs of ``report``; None when the comparison asked for no robustness."""
     asked = comparison.spec.robustness
-    if asked is None or not asked.corruptions:
+    if asked is None or not asked.corruptions or not asked.severities:
         return None
     names = comparison.spec.variant_names
     baseline = comparison.spec.baseline

@@ -10,7 +10,7 @@ located 422 that says so.
 
 from __future__ import annotations
 
-from core.data.corruptions import CORRUPTIONS, default_corruptions
+from core.data.corruptions import CORRUPTIONS, DEFAULT_SEVERITIES, default_corruptions
 from core.datasets import DatasetInfo
 from core.errors import ErrorItem
 from core.spec import ComparisonSpec
@@ -69,12 +69,18 @@ def robustness_errors(
 
 def stored_robustness(spec: ComparisonSpec, dataset: DatasetInfo | None) -> RobustnessSpec | None:
     """The robustness to store: as asked, with the dataset's default corruptions when none
-    were named (None when robustness was not asked for)."""
+    were named and the default severities when none were (None when robustness was not
+    asked for)."""
     asked = spec.robustness
-    if asked is None or asked.corruptions is not None or dataset is None:
+    if asked is None or dataset is None:
         return asked
     channels = image_channels(dataset) or 1
-    return asked.model_copy(update={"corruptions": list(default_corruptions(channels))})
+    return asked.model_copy(
+        update={
+            "corruptions": asked.corruptions or list(default_corruptions(channels)),
+            "severities": asked.severities or list(DEFAULT_SEVERITIES),
+        }
+    )
 
 
 def robustness_passes(spec: ComparisonSpec, dataset: DatasetInfo) -> int:

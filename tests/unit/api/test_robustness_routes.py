@@ -71,8 +71,11 @@ def test_the_stored_spec_names_the_default_subset(client: TestClient) -> None:
     stored = client.get(f"/v1/comparisons/{resp.json()['id']}").json()["spec"]
     assert stored["robustness"] == {
         "corruptions": list(DEFAULT_CORRUPTIONS["grey"]),
-        "severities": [2, 4],
+        "severities": [3],
     }
+    given = client.post("/v1/comparisons", json=_spec({"severities": [1, 5]}))
+    stored = client.get(f"/v1/comparisons/{given.json()['id']}").json()["spec"]
+    assert stored["robustness"]["severities"] == [1, 5]
     plain = client.post("/v1/comparisons", json=tiny_spec("plain"))
     assert "robustness" not in client.get(f"/v1/comparisons/{plain.json()['id']}").json()["spec"]
 

@@ -192,7 +192,7 @@ def robustness_section(
     for p in out_pairs:
         p["conclusion"] = _conclusion(p["corrupted"], p["a"], p["b"])
         p["degrades_less"] = _conclusion(p["drop"], p["b"], p["a"])
-        p["sentence"] = _sentence(p, by_name, reference, len(corruptions), len(severities))
+        p["sentence"] = _sentence(p, by_name, reference, _where(corruptions, severities))
     return {
         "corruptions": list(corruptions),
         "severities": list(severities),
@@ -226,16 +226,22 @@ def _p(p: float | None) -> str:
     return text if text.startswith("<") else f"= {text}"
 
 
+def _where(corruptions: Sequence[str], severities: Sequence[int]) -> str:
+    """``under 6 corruptions at severity 3`` / ``under rotate at severities 2 and 4``."""
+    what = corruptions[0] if len(corruptions) == 1 else f"{len(corruptions)} corruptions"
+    levels = [str(s) for s in severities]
+    at = levels[0] if len(levels) == 1 else f"{', '.join(levels[:-1])} and {levels[-1]}"
+    return f"under {what} at severit{'y' if len(levels) == 1 else 'ies'} {at}"
+
+
 def _sentence(
     p: Mapping[str, Any],
     variants: Mapping[str, Mapping[str, Any]],
     reference: str,
-    n_corruptions: int,
-    n_severities: int,
+    where: str,
 ) -> str:
     a, b = p["a"], p["b"]
     corrupted, drop = p["corrupted"], p["drop"]
-    where = f"under {n_corruptions} corruption(s) x {n_severities} severity(ies)"
     if p["conclusion"] is None:
         return (
             f"{a} vs {b} {where}: too few seeds scored on every corrupted copy to test "
@@ -279,10 +285,12 @@ def robustness_lines(section: Mapping[str, Any] | None, escape: Callable[[str], 
     text (a sentence, a variant's name) inert in Markdown."""
     if not section:
         return []
+    levels = section["severities"]
     intro = (
         f"Scored on corrupted copies of each trial's test set: {', '.join(section['corruptions'])}"
-        f" at severities {', '.join(map(str, section['severities']))} (the same corrupted "
-        "examples for every variant of a seed). Corrupted accuracy is the mean over these "
+        f" at severit{'y' if len(levels) == 1 else 'ies'} {', '.join(map(str, levels))} (the "
+        "same corrupted examples for every variant of a seed). Corrupted accuracy is the mean "
+        "over these "
         "copies; the drop is clean accuracy less corrupted accuracy, a claim apart from clean "
         f"accuracy; mCE is relative to {section['reference']} (= 1, lower is more robust)."
     )

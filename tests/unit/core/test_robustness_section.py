@@ -113,7 +113,7 @@ def test_clean_accuracy_and_degrading_less_are_separate_claims() -> None:
     # c is worse on clean data and loses more: a wins both claims.
     assert ac["conclusion"] == "a"
     assert ac["degrades_less"] == "a"
-    assert ab["sentence"].startswith("Under 2 corruption(s) x 2 severity(ies)")
+    assert ab["sentence"].startswith("Under 2 corruptions at severities 2 and 4,")
 
 
 def test_a_pair_no_different_under_corruption_says_so() -> None:

@@ -17,7 +17,16 @@ from api.limits import BodyLimitMiddleware, UploadGateMiddleware
 from api.metrics import RequestMetricsMiddleware
 from api.openapi_answers import install_problem_answers
 from api.problems import install_problem_handlers
-from api.routes import architectures, comparisons, dashboard, datasets, differences, health, reports
+from api.routes import (
+    architectures,
+    comparisons,
+    dashboard,
+    datasets,
+    differences,
+    health,
+    reports,
+    robustness,
+)
 from api.routes import deliveries as webhook_deliveries
 from core.config import Settings, get_settings
 from core.errors import ServiceUnavailable
@@ -106,7 +115,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(RequestMetricsMiddleware, access_log=settings.access_log)
-    for module in (comparisons, reports, differences, architectures, datasets, health, dashboard):
+    routers = (comparisons, reports, differences, robustness, architectures, datasets, health)
+    for module in (*routers, dashboard):
         app.include_router(module.router)
     app.include_router(webhook_deliveries.router)
     install_problem_answers(app)

@@ -29,6 +29,7 @@ from core.analysis_spec import MAX_REPLICATES, AnalysisSpec
 from core.datasets import DATASET_NAME
 from core.optimizers import SCHEDULES, LearningRate, takes
 from core.seeds import MAX_SEED, SeedSchedule
+from core.spec_robustness import RobustnessSpec
 from core.tuning_space import TuningSpec
 from core.variants import MatchRecord, MatchSpec, StoredVariant
 
@@ -71,6 +72,10 @@ def _no_nul(v: str | None) -> str | None:
 NO_NUL = AfterValidator(_no_nul)
 """For every free-text string a client sends: Postgres text cannot hold NUL, so one would
 end as a database error; it is refused at the field instead (``Annotated[str, NO_NUL]``)."""
+
+
+def _without_none(out: dict[str, Any], key: str) -> dict[str, Any]:  # unset: not in the JSON
+    return {k: v for k, v in out.items() if not (k == key and v is None)}
 
 
 class _Strict(BaseModel):
@@ -348,6 +353,7 @@ class ComparisonSpec(_Strict):
     ]
     callback_url: Annotated[str | None, Field(max_length=2000), NO_NUL] = None
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    robustness: RobustnessSpec | None = None
     reuse: Annotated[
         bool,
         Field(
@@ -440,6 +446,7 @@ class StoredSpec(_Strict):
     variants: list[StoredVariant]
     callback_url: str | None = None
     analysis: AnalysisSpec | None = None
+    robustness: RobustnessSpec | None = None  # defaults filled in; None: left out of the JSON
     reuse: bool = True
     tuning: TuningSpec | None = None
     """None (left out of the JSON): the variants train at the spec's own settings."""
@@ -450,6 +457,10 @@ class StoredSpec(_Strict):
         if out.get("tuning", 0) is None:
             del out["tuning"]
         return out
+
+    @model_serializer(mode="wrap")
+    def _without_no_robustness(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_none(handler(self), "robustness")
 
     @model_validator(mode="before")
     @classmethod

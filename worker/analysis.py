@@ -1,6 +1,8 @@
 """What a trial records for "do they differ?" once it is trained, before its result
 is committed: its test-set predictions and, per layer, the centered Gram matrix of the layer's
-activations over the comparison's probe set (what linear CKA needs, see core.report.cka).
+activations over the comparison's probe set (what linear CKA needs, see core.report.cka); and
+its scores on corrupted copies of the test set when the comparison asks for robustness
+(computed by worker.robustness, stored here with the rest).
 
 Run by worker.training right after the evaluation, on the trained model; stored by
 worker.tasks in the same transaction as the trial's result (``store_analysis``), so a worker
@@ -31,6 +33,7 @@ from core.report.similarity import SKIPPED_LAYER_TYPES, encode_predictions, prob
 from core.spec import AnalysisSpec
 from core.store.tables import TrialLayerGram
 from worker.datasets import Split
+from worker.robustness import CorruptionScore
 
 __all__ = ["AnalysisResult", "LayerGram", "analyse_model", "store_analysis"]
 
@@ -58,6 +61,8 @@ class AnalysisResult:
     probe_size: int = 0
     probe_hash: str | None = None
     seconds: float = 0.0
+    # Scores on the corrupted copies of the test set (worker.robustness), when asked.
+    corruption_scores: list[CorruptionScore] = field(default_factory=list)
 
 
 def _test_ids(split: Split) -> np.ndarray:
@@ -187,12 +192,24 @@ def store_analysis(session: Session, trial_id: str, result: AnalysisResult | Non
     """Replace the trial's stored analysis with ``result`` (in the caller's transaction: the
     one that commits the trial's result). Replacing, not adding: a retried commit or a
     trial trained again never doubles it."""
-    from core.store.tables import TrialPrediction
+    from core.store.tables import TrialCorruptionScore, TrialPrediction
 
     session.execute(delete(TrialPrediction).where(TrialPrediction.trial_id == trial_id))
     session.execute(delete(TrialLayerGram).where(TrialLayerGram.trial_id == trial_id))
+    session.execute(delete(TrialCorruptionScore).where(TrialCorruptionScore.trial_id == trial_id))
     if result is None:
         return
+    session.add_all(
+        TrialCorruptionScore(
+            trial_id=trial_id,
+            corruption=c.corruption,
+            severity=c.severity,
+            accuracy=c.accuracy,
+            loss=c.loss,
+            n=c.n,
+        )
+        for c in result.corruption_scores
+    )
     if result.probs is not None and result.examples is not None and result.labels is not None:
         session.add(encode_predictions(trial_id, result.examples, result.labels, result.probs))
     if result.probe_hash is not None:

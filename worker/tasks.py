@@ -524,6 +524,7 @@ class TrialRun:
 def _trial_config(run: TrialRun, spec: StoredSpec, split: Split) -> TrialConfig:
     """What ``train_trial`` is given for this attempt at the trial."""
     from worker.analysis import analyse_model
+    from worker.robustness import score_corruptions
     from worker.training import EvaluationConfig, ModelConfig, ResumeConfig, TrialConfig
 
     variant = spec.variants[run.variant_index]
@@ -533,13 +534,33 @@ def _trial_config(run: TrialRun, spec: StoredSpec, split: Split) -> TrialConfig:
     analysis = spec.analysis_or_default
     parsed = variant.model_copy(update={"layers": layers}).parse()
     assert parsed.layers is not None
+    # A replicate is the control of the differences and CKA; robustness scores replicate 0.
+    scored = spec.robustness is not None and run.replicate == 0
+    cells = spec.robustness.cells if spec.robustness is not None and scored else []
     analyse: Analyse | None = None
-    if analysis.predictions or analysis.similarity:
+    if analysis.predictions or analysis.similarity or cells:
 
         def analyse(model: Any, split: Split, probs: np.ndarray | None) -> Any:
-            return analyse_model(
+            result = analyse_model(
                 model, split, analysis, batch_size=training.batch_size, probs=probs
             )
+            if cells:  # the variants of a seed score the same corrupted copies
+                result.corruption_scores, seconds = score_corruptions(
+                    model,
+                    split.x_test,
+                    split.y_test,
+                    cells,
+                    data_seed=run.seed,
+                    cache_dir=run.settings.data_dir / "corruptions",
+                    batch_size=training.batch_size,
+                )
+                log.info(
+                    "trial %s: scored on %d corrupted copies in %.1f s",
+                    run.trial_id,
+                    len(cells),
+                    seconds,
+                )
+            return result
 
     return TrialConfig(
         model=ModelConfig(parsed.layers, variant.input_shape, name=variant.name),

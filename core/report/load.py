@@ -13,17 +13,37 @@ from sqlalchemy.orm import Session, aliased
 from core.report.build import EpochPoint, TrialResult, build_report, tested_pairs
 from core.report.classes import add_class_tests
 from core.report.differences import compute_differences
+from core.report.robustness_section import CLEAN, robustness_section
 from core.report.schema import PairDifference
 from core.report.similarity import last_hidden_cka, load_predictions
 from core.report.tuning import tuning_section
 from core.report.tuning_rows import load_tuning_observations, tuning_spec_of
 from core.spec import StoredSpec
-from core.status import TERMINAL, TrialStage
-from core.store.tables import Comparison, EpochMetric, Trial
+from core.status import TERMINAL, TrialStage, TrialStatus
+from core.store.tables import Comparison, EpochMetric, Trial, TrialCorruptionScore
 from models.spec import Layer
 from models.structure import structure
 
-__all__ = ["add_tuning", "load_differences", "load_report", "load_trial_results"]
+__all__ = [
+    "ROBUSTNESS_COLUMNS",
+    "add_tuning",
+    "load_differences",
+    "load_report",
+    "load_robustness",
+    "load_trial_results",
+    "robustness_rows",
+]
+
+ROBUSTNESS_COLUMNS = [
+    "trial_id",
+    "variant",
+    "seed",
+    "corruption",
+    "severity",
+    "accuracy",
+    "loss",
+    "n",
+]
 
 
 def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult]:
@@ -120,6 +140,12 @@ def load_report(
     if note := reuse_note(session, comparison.id):
         several.append(note)
     report["notes"] = [*report["notes"], *several]
+    robustness = load_robustness(session, comparison, report)
+    if robustness is not None:
+        report["robustness"] = robustness
+        sentences = [p["sentence"] for p in robustness["pairs"]]
+        report["verdict"] = " ".join([report["verdict"], *sentences])
+        report["answers"] = {**report["answers"], "robustness": " ".join(sentences) or None}
     add_tuning(session, comparison, report)
     return report, trials
 
@@ -139,6 +165,66 @@ def add_tuning(session: Session, comparison: Comparison, report: dict[str, Any])
     report["tuning"] = section
     report["verdict"] = f"{report['verdict']} {section['verdict']}"
     report["notes"] = [*report["notes"], *section["notes"]]
+
+
+def robustness_rows(session: Session, comparison_id: str) -> list[dict[str, Any]]:
+    """What ``/robustness`` serves: per succeeded trial (its final stage, replicate 0), one
+    ``clean`` row (severity 0: its test accuracy and loss) and one row per (corruption,
+    severity) it was scored on, in the trials' order, then by corruption name and severity.
+    Empty when no trial was scored under corruption."""
+    trials = session.execute(
+        select(Trial.id, Trial.variant, Trial.seed, Trial.test_accuracy, Trial.test_loss)
+        .where(
+            Trial.comparison_id == comparison_id,
+            Trial.status == TrialStatus.SUCCEEDED,
+            Trial.stage == TrialStage.TEST,
+            Trial.replicate == 0,
+            Trial.test_accuracy.is_not(None),
+        )
+        .order_by(Trial.variant_index, Trial.seed, Trial.id)
+    ).all()
+    scores: dict[str, list[TrialCorruptionScore]] = defaultdict(list)
+    for row in session.scalars(
+        select(TrialCorruptionScore)
+        .join(Trial, Trial.id == TrialCorruptionScore.trial_id)
+        .where(Trial.comparison_id == comparison_id)
+    ):
+        scores[row.trial_id].append(row)
+    out: list[dict[str, Any]] = []
+    for trial_id, variant, seed, accuracy, loss in trials:
+        mine = scores.get(trial_id)
+        if not mine:
+            continue
+        n = mine[0].n
+        base = {"trial_id": trial_id, "variant": variant, "seed": int(seed)}
+        out.append({**base, "corruption": CLEAN, "severity": 0, "accuracy": accuracy})
+        out[-1] |= {"loss": loss, "n": n}
+        for r in sorted(mine, key=lambda r: (r.corruption, r.severity)):
+            out.append(
+                {**base, "corruption": r.corruption, "severity": r.severity}
+                | {"accuracy": r.accuracy, "loss": r.loss, "n": r.n}
+            )
+    return out
+
+
+def load_robustness(
+    session: Session, comparison: Comparison, report: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The report's ``robustness`` section (core.report.robustness_section) over the tested
+    pairs of ``report``; None when the comparison asked for no robustness."""
+    asked = comparison.spec.robustness
+    if asked is None or not asked.corruptions or not asked.severities:
+        return None
+    names = comparison.spec.variant_names
+    baseline = comparison.spec.baseline
+    return robustness_section(
+        robustness_rows(session, comparison.id),
+        pairs=[(str(p["a"]), str(p["b"])) for p in report["pairwise"]],
+        names=names,
+        reference=baseline if baseline in names else names[0],
+        corruptions=asked.corruptions,
+        severities=asked.severities,
+    )
 
 
 def pair_structures(

@@ -37,6 +37,7 @@ from core.report.phrases import label as _label
 from core.report.phrases import plural as _plural
 from core.report.phrases import seeds as _seeds
 from core.report.phrases import variant as _variant
+from core.report.robustness_section import robustness_lines
 from core.report.stats import MIN_SEEDS
 from core.report.tuning import tuning_markdown
 
@@ -391,6 +392,7 @@ def render_markdown(report: Report, *, title: str) -> str:
         ]
         lines += ["", *_md_table(*differences_table(report["differences"])), ""]
     lines += tuning_markdown(report.get("tuning"))
+    lines += robustness_lines(report.get("robustness"), md_escape)
     shown = set((report.get("tuning") or {}).get("notes") or ())  # under Tuning already
     if notes := [n for n in report["notes"] if n not in shown]:
         lines += ["## Notes", "", *(f"- {md_escape(note)}" for note in notes), ""]

@@ -334,6 +334,10 @@ class Answers(_Model):
     representations: str | None = Field(
         default=None, description="Do their last hidden layers represent the data alike (CKA)?"
     )
+    robustness: str | None = Field(
+        default=None,
+        description="Is one more accurate under corruption, and does one degrade less?",
+    )
 
 
 class StructuralDifference(_Model):
@@ -437,6 +441,12 @@ class Report(_Model):
     structure: list[PairStructure] = Field(
         default_factory=list,
         description="Per tested pair, how the two architectures differ structurally.",
+    )
+    robustness: dict[str, Any] | None = Field(
+        default=None,
+        description="Accuracy under corruption, each variant's drop from clean and its mCE, "
+        "per tested pair (core.report.robustness_section); only when the comparison asked "
+        "for robustness.",
     )
     verdict: str
     answers: Answers | None = Field(

@@ -44,6 +44,7 @@ __all__ = [
     "EpochMetric",
     "MlflowRun",
     "Trial",
+    "TrialCorruptionScore",
     "TrialLayerGram",
     "TrialPrediction",
     "WebhookDelivery",
@@ -418,3 +419,20 @@ class TrialLayerGram(Base):
     probe_size: Mapped[int]
     probe_hash: Mapped[str] = mapped_column(String(64))
     gram: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TrialCorruptionScore(Base):
+    """A trial's scores on one corrupted copy of its test set (``core.data.corruptions``):
+    accuracy and mean cross-entropy over ``n`` examples, written with its result
+    (worker.robustness). Removed with the trial (ON DELETE CASCADE)."""
+
+    __tablename__ = "trial_corruption_scores"
+
+    trial_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    corruption: Mapped[str] = mapped_column(String(32), primary_key=True)
+    severity: Mapped[int] = mapped_column(primary_key=True)
+    accuracy: Mapped[float] = mapped_column(Float)
+    loss: Mapped[float | None] = mapped_column(Float)
+    n: Mapped[int]

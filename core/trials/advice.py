@@ -13,9 +13,16 @@ from core.datasets import DatasetInfo
 from core.errors import ErrorItem
 from core.report.stats import MIN_SEEDS
 from core.spec import ComparisonSpec, SeedSchedule, StoredVariant
+from core.trials.robustness_checks import CORRUPT_SECONDS_PER_IMAGE, robustness_passes
 from models.analysis import Analysis
 
-__all__ = ["ASSUMED_FLOPS_PER_SECOND", "LONG_RUN_SECONDS", "estimated_seconds", "submit_warnings"]
+__all__ = [
+    "ASSUMED_FLOPS_PER_SECOND",
+    "LONG_RUN_SECONDS",
+    "estimated_seconds",
+    "robustness_seconds",
+    "submit_warnings",
+]
 
 ASSUMED_FLOPS_PER_SECOND = 2e10
 """What the estimate assumes one worker trains at: 20 GFLOP/s, a CPU's order of magnitude."""
@@ -91,7 +98,23 @@ def estimated_seconds(
     ``ASSUMED_FLOPS_PER_SECOND``; every seed the schedule may run is counted."""
     seeds = spec.seeds.max if isinstance(spec.seeds, SeedSchedule) else len(spec.seeds)
     per_seed = sum(3 * a.flops for a in analyses.values()) * training_samples(spec, dataset)
-    return per_seed * spec.training.epochs * seeds / ASSUMED_FLOPS_PER_SECOND
+    training = per_seed * spec.training.epochs * seeds / ASSUMED_FLOPS_PER_SECOND
+    return training + robustness_seconds(spec, dataset, analyses) * seeds
+
+
+def robustness_seconds(
+    spec: ComparisonSpec, dataset: DatasetInfo, analyses: dict[str, Analysis]
+) -> float:
+    """The robustness scoring of one seed, roughly: its corrupted copies of the test set made
+    once (``CORRUPT_SECONDS_PER_IMAGE`` an image), and one forward pass of every variant over
+    each copy at ``ASSUMED_FLOPS_PER_SECOND``; 0 without robustness."""
+    passes = robustness_passes(spec, dataset)
+    samples = dataset.samples
+    if spec.dataset.max_samples is not None:
+        samples = min(samples, spec.dataset.max_samples)
+    images = passes * round(samples * spec.dataset.test_split)
+    forward = sum(a.flops for a in analyses.values()) * images / ASSUMED_FLOPS_PER_SECOND
+    return images * CORRUPT_SECONDS_PER_IMAGE + forward
 
 
 def _time_warning(

@@ -32,6 +32,7 @@ from core.store.tables import (
     Comparison,
     EpochMetric,
     Trial,
+    TrialCorruptionScore,
     TrialLayerGram,
     TrialPrediction,
     copy_row,
@@ -98,6 +99,9 @@ def trial_hash(
         # What the trial stores besides its scores (predictions, Grams over the probe set).
         # How many replicates the comparison asks for is not part of any one trial.
         key["analysis"] = spec.analysis.model_dump(mode="json", exclude={"replicates"})
+    if spec.robustness is not None:
+        # The corrupted copies it was scored on: reused only with those very scores.
+        key["robustness"] = spec.robustness.model_dump(mode="json")
     if replicate:
         key["init_seed"] = init_seed(seed, replicate)
     blob = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
@@ -142,12 +146,17 @@ def copy_result(session: Session, source: Trial, target: Trial) -> None:
 
 
 def _copy_analysis(session: Session, source_id: str, target_id: str) -> None:
-    """The source's stored predictions and Grams (worker.analysis), under the target."""
+    """The source's stored predictions, Grams (worker.analysis) and scores under corruption
+    (worker.robustness), under the target."""
     pred = session.get(TrialPrediction, source_id)
     if pred is not None:
         session.add(copy_row(pred, trial_id=target_id, recorded_at=utcnow()))
     grams = session.scalars(select(TrialLayerGram).where(TrialLayerGram.trial_id == source_id))
     session.add_all([copy_row(g, trial_id=target_id) for g in grams])
+    scores = session.scalars(
+        select(TrialCorruptionScore).where(TrialCorruptionScore.trial_id == source_id)
+    )
+    session.add_all([copy_row(c, trial_id=target_id) for c in scores])
     session.flush()
 
 

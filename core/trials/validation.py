@@ -26,6 +26,7 @@ from core.spec import (
 )
 from core.trials.advice import submit_warnings
 from core.trials.matching import apply_matches
+from core.trials.robustness_checks import robustness_errors, stored_robustness
 from core.trials.submit_limits import (
     BODY,
     callback_errors,
@@ -355,6 +356,7 @@ def validate_comparison(
             batch_size=spec.training.batch_size,
             body=BODY,
         )
+    errors += robustness_errors(spec, dataset, BODY)
     if dataset is not None and not errors:
         errors.extend(analysis_errors(spec, dataset, variants, settings, BODY))
     if errors:
@@ -473,6 +475,7 @@ def _stored(
             "dataset": ref,
             "variants": variants,
             "analysis": recorded,
+            "robustness": stored_robustness(spec, dataset),
             "training": spec.training.model_copy(
                 update={"max_seconds": spec.training.max_seconds or settings.trial_max_seconds},
                 deep=True,

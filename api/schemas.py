@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.seeding import init_seed
 from core.status import ComparisonStatus, TrialStage, TrialStatus
 from core.store.tables import Comparison, Trial, column_type
 from core.timestamps import rfc3339
@@ -94,6 +95,14 @@ class TrialOut(BaseModel):
     comparison_id: str
     variant: str
     seed: int
+    data_seed: int = Field(
+        description="The seed of the trial's split and data order: its ``seed``, shared by every "
+        "variant and replicate at that seed."
+    )
+    init_seed: int = Field(
+        description="The seed of the trial's initialisation (weights, dropout): the seed itself "
+        "for replicate 0, another derived from (seed, replicate) for a replicate."
+    )
     replicate: int = Field(
         default=0,
         description="0: the variant's trial at this seed (the one scored); k >= 1: its k-th "
@@ -143,7 +152,8 @@ _PARQUET_TYPES = {int: pa.int64(), float: pa.float64(), datetime: pa.timestamp("
 TRIAL_TYPES: dict[str, pa.DataType] = {
     name: _PARQUET_TYPES[kind]
     for name in TRIAL_FIELDS
-    if (kind := column_type(Trial, name)) in _PARQUET_TYPES
+    if (kind := int if name in ("data_seed", "init_seed") else column_type(Trial, name))
+    in _PARQUET_TYPES
 }
 
 
@@ -226,7 +236,8 @@ def comparison_out(c: Comparison, counts: dict[str, int], base: str = "") -> Com
 
 def trial_out(t: Trial) -> dict[str, Any]:
     """A trial row as the API resource (a plain dict, for streaming)."""
-    out: dict[str, Any] = {f: getattr(t, f) for f in TRIAL_FIELDS}
+    seeds = {"data_seed": int(t.seed), "init_seed": init_seed(int(t.seed), int(t.replicate or 0))}
+    out: dict[str, Any] = {f: seeds[f] if f in seeds else getattr(t, f) for f in TRIAL_FIELDS}
     out["error"] = t.error
     for key in ("started_at", "finished_at"):
         if out[key] is not None:

@@ -138,3 +138,21 @@ def _stored(replicates: int) -> dict[str, Any]:
     spec = _spec(replicates)
     spec["variants"] = [{**v, "input_shape": [28, 28, 1]} for v in spec["variants"]]
     return spec
+
+
+def test_each_trial_row_names_its_data_seed_and_its_initialisation_seed() -> None:
+    """API.md 1.2: a trial row gives ``data_seed`` (split and order: its seed) and
+    ``init_seed`` (the seed itself for replicate 0, core.seeding's for a replicate)."""
+    from api.schemas import TRIAL_FIELDS, TRIAL_TYPES, trial_out
+    from core.seeding import init_seed
+    from core.store.tables import Trial
+
+    for replicate in (0, 1, 2):
+        row = trial_out(Trial(id="t", comparison_id="c", variant="a", variant_index=0, seed=7,
+                              replicate=replicate, status="queued", attempts=0,
+                              epochs_done=0, epochs_planned=1))  # fmt: skip
+        assert row["data_seed"] == 7
+        assert row["init_seed"] == (7 if replicate == 0 else init_seed(7, replicate))
+    assert row["init_seed"] != 7
+    assert {"data_seed", "init_seed"} <= set(TRIAL_FIELDS) <= set(row)
+    assert str(TRIAL_TYPES["init_seed"]) == "int64"

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     # packed Gram matrix per analysed layer (core.report.cka). A spec whose estimate exceeds it
     # is refused at submit (core.trials.validation.analysis_bytes).
     analysis_max_bytes_per_trial: int = Field(64 * 1024 * 1024, ge=1024)
+    # What one tenant may store, in MiB: its trials' analyses (a reused trial's is shared, not
+    # counted again) plus its trial and epoch rows. Counted at submit with what the comparison
+    # would add; 429 beyond (core.trials.storage).
+    tenant_storage_mb: int = Field(10 * 1024, ge=1)
 
     # Webhooks (a comparison's callback_url): POSTs signed with HMAC-SHA256 under this
     # secret; without a secret the api refuses callback_url (see core.trials.webhooks).

@@ -131,7 +131,7 @@ def _with_predictions(comparison_id: str, variant: str | None, *columns: Any) ->
     q = (
         select(*columns)
         .select_from(Trial)
-        .join(TrialPrediction, TrialPrediction.trial_id == Trial.id)
+        .join(TrialPrediction, TrialPrediction.trial_id == Trial.analysis_key)
         .where(Trial.comparison_id == comparison_id, Trial.status == TrialStatus.SUCCEEDED)
         .order_by(*TRIAL_ORDER)
     )
@@ -140,9 +140,12 @@ def _with_predictions(comparison_id: str, variant: str | None, *columns: Any) ->
 
 def _trials_with_predictions(
     session: Session, comparison_id: str, variant: str | None = None
-) -> list[tuple[str, str, int]]:
-    q = _with_predictions(comparison_id, variant, Trial.id, Trial.variant, Trial.seed)
-    return [(t, v, int(s)) for t, v, s in session.execute(q)]
+) -> list[tuple[str, str, int, str]]:
+    """(trial id, variant, seed, the ``trial_id`` of its stored predictions)."""
+    q = _with_predictions(
+        comparison_id, variant, Trial.id, Trial.variant, Trial.seed, Trial.analysis_key
+    )
+    return [(t, v, int(s), k) for t, v, s, k in session.execute(q)]
 
 
 def prediction_rows(comparison_id: str, variant: str | None = None) -> Iterator[dict[str, Any]]:
@@ -180,8 +183,8 @@ def prediction_rows(comparison_id: str, variant: str | None = None) -> Iterator[
 def load_predictions(session: Session, comparison_id: str) -> list[TrialPredictions]:
     """Every succeeded trial's predictions, for ``core.report.differences``."""
     out = []
-    for trial_id, name, seed in _trials_with_predictions(session, comparison_id):
-        row = session.get(TrialPrediction, trial_id)
+    for trial_id, name, seed, key in _trials_with_predictions(session, comparison_id):
+        row = session.get(TrialPrediction, key)
         if row is None:
             continue
         examples, labels, predicted, probs = decode_predictions(row)
@@ -205,14 +208,15 @@ def load_predictions(session: Session, comparison_id: str) -> list[TrialPredicti
 
 
 def _gram_trials(session: Session, comparison_id: str, variant: str) -> dict[int, str]:
-    """seed -> trial id, for the variant's succeeded trials that stored Grams."""
+    """seed -> the ``trial_id`` of the stored Grams (its own, or the trained trial's it
+    reuses), for the variant's succeeded trials that have Grams."""
     rows = session.execute(
-        select(Trial.seed, Trial.id)
+        select(Trial.seed, Trial.analysis_key)
         .where(
             Trial.comparison_id == comparison_id,
             Trial.variant == variant,
             Trial.status == TrialStatus.SUCCEEDED,
-            Trial.id.in_(select(TrialLayerGram.trial_id).distinct()),
+            Trial.analysis_key.in_(select(TrialLayerGram.trial_id).distinct()),
         )
         .order_by(Trial.seed)
     )

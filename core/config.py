@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     # Activation memory of one training batch (every layer's output, float32, times the batch
     # size): a model with few parameters can still need hundreds of GB (see models.analysis).
     max_activation_bytes: int = Field(8_000_000_000, ge=1)
+    # What one trial may need in a worker, in MiB, as counted at submit (models.memory: the
+    # runtime, the dataset, the weights with gradients and optimizer state, and the larger of
+    # the training step and the analysis' probe pass, calibrated against measured peaks); a
+    # spec over it (or over ARCHBENCH_WORKER_MEMORY_MB when lower) is a 422 at submit.
+    max_trial_memory_mb: int = Field(8 * 1024, ge=256)
     # Uploads validated at once by one api process (each streams its arrays in bounded
     # memory); 429 beyond.
     max_concurrent_uploads: int = Field(2, ge=1)

@@ -24,6 +24,7 @@ from core.spec import (
     StoredVariant,
     TrainingSpec,
 )
+from core.trials.admission import memory_errors
 from core.trials.advice import submit_warnings
 from core.trials.destinations import allows_private, literal_refusal
 from core.trials.storage import (
@@ -341,6 +342,7 @@ def validate_comparison(
     errors += _without_dataset(variant_errors, dataset)
     if dataset is not None and not errors:
         errors.extend(analysis_errors(spec, dataset, variants, settings, BODY))
+        errors.extend(memory_errors(spec, dataset, variants, analyses, settings, BODY))
     if errors:
         raise InvalidInput(errors)
     _structures(spec.baseline, variants, analyses)

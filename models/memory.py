@@ -3,12 +3,16 @@ TensorFlow loaded, the dataset as the worker holds it, the weights with their gr
 optimizer state, and the larger of the training step and the analysis' probe pass (they run
 one after the other). No TensorFlow: the api counts it at submit.
 
-The factors are fitted to peaks measured in a real worker child (``bench/memory_calibration.py``
-trains each of its models in a fresh process, the way a worker does, and reads the kernel's
-peak RSS): a training step holds about ``TRAINING_FACTOR`` times the layer outputs that
-``models.analysis`` counts (the outputs kept for the backward pass, the pre-activation tensors,
-the gradients flowing back, TensorFlow's workspace), and the probe pass holds every analysed
-layer's input and output over the whole probe set (``worker.analysis``) plus its Gram.
+The constants are fitted to peaks measured in real worker children (``bench/memory_calibration.py``
+trains each of 12 models in a fresh process, the way a worker does, and reads the kernel's
+peak RSS; its table is in bench/README.md, and a test keeps every estimate within 1.5x of its
+measured peak, bench/memory_calibration.json). Measured on the development machine (CPU,
+TensorFlow 2.21): a worker child with TensorFlow imported holds 760 to 820 MiB before its
+first model, and tracing the first model adds 100 to 200 MiB (``RUNTIME_BYTES``); a training
+step holds about 1.9x the layer outputs of a batch for convolutions (``TRAINING_FACTOR``
+keeps a margin), and about 0.9x for layers that only move values (ten ZeroPadding2D layers:
+``MOVED_TYPES``); the probe pass holds the tensors ``worker.analysis`` keeps alive over the
+whole probe set plus its Gram (``PROBE_FACTOR``).
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ __all__ = [
     "trial_memory",
 ]
 
-RUNTIME_BYTES = 600 * 1024 * 1024
-"""A worker child with TensorFlow and Keras imported and a first model traced."""
-TRAINING_FACTOR = 4.0
-"""Peak bytes of a training step per byte of the layer outputs of one batch."""
+RUNTIME_BYTES = 900 * 1024 * 1024
+"""A worker child with TensorFlow and Keras imported, its dataset cache and a first model
+traced (measured 760 to 820 MiB before the model, plus 100 to 200 MiB of tracing)."""
+TRAINING_FACTOR = 2.5
+"""Peak bytes of a training step per byte of the layer outputs of one batch (measured 1.9
+for a 192 MiB-per-batch convolution stack, with the tracing overhead; 2.5 keeps a margin)."""
 MOVED_TYPES = frozenset({"ZeroPadding2D", "Flatten", "Reshape"})
 """Layers that only move values: nothing of theirs is kept for the backward pass (their
 gradient is the incoming one, moved back), so their output counts once, not

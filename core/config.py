@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     # What one trial may need in a worker, in MiB, as counted at submit (models.memory: the
     # runtime, the dataset, the weights with gradients and optimizer state, and the larger of
     # the training step and the analysis' probe pass, calibrated against measured peaks); a
-    # spec over it (or over ARCHBENCH_WORKER_MEMORY_MB when lower) is a 422 at submit.
+    # spec over it is a 422 at submit. Set it to what a worker child is given.
     max_trial_memory_mb: int = Field(8 * 1024, ge=256)
     # Uploads validated at once by one api process (each streams its arrays in bounded
     # memory); 429 beyond.

@@ -2,8 +2,9 @@
 counted as a worker will hold it (``models.memory.trial_memory``: the runtime, the dataset as
 float32, the weights with gradients and optimizer state, and the larger of the training step
 and the analysis' probe pass), and a spec over the limit is a 422 located at the part that
-dominates, before anything is stored or queued. The limit is ``max_trial_memory_mb``, or the
-worker's ``worker_memory_mb`` when that is lower.
+dominates, before anything is stored or queued. The limit is ``max_trial_memory_mb``: the api's
+own setting (it does not know the workers' ``worker_memory_mb``; an operator sets it to what a
+worker child is given).
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ MIB = 1024 * 1024
 
 
 def memory_limit_mb(settings: Settings) -> int:
-    """The most one trial may need: ``max_trial_memory_mb``, or the worker's memory if lower."""
-    if settings.worker_memory_mb is not None:
-        return min(settings.max_trial_memory_mb, settings.worker_memory_mb)
+    """The most one trial may need, in MiB."""
     return settings.max_trial_memory_mb
 
 
@@ -68,7 +67,7 @@ def memory_errors(
                 "loc": _where(part, body, i, analysis),
                 "msg": f"variant {i} ({variant.name}): a trial would need about "
                 f"{_mib(need.total)} MiB in a worker, over this server's limit of {limit:,} MiB "
-                f"(ARCHBENCH_MAX_TRIAL_MEMORY_MB, or ARCHBENCH_WORKER_MEMORY_MB when lower). "
+                "(ARCHBENCH_MAX_TRIAL_MEMORY_MB). "
                 f"{_parts(need, batch)} {_advice(part)}",
             }
         )

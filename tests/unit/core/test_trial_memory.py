@@ -91,8 +91,8 @@ def test_a_training_step_is_counted_at_its_measured_multiple_of_the_layer_output
     validate_comparison(_spec(512, batch=128), _settings())
 
 
-def test_the_limit_is_the_workers_memory_when_that_is_lower() -> None:
+def test_a_limit_under_the_runtime_refuses_any_model() -> None:
     small = _spec(8, batch=32)
     validate_comparison(small, _settings())
-    error = _refused(small, _settings(worker_memory_mb=RUNTIME_BYTES // MIB - 1))
+    error = _refused(small, _settings(max_trial_memory_mb=RUNTIME_BYTES // MIB - 1))
     assert f"limit of {RUNTIME_BYTES // MIB - 1:,} MiB" in error["msg"]

@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         database_url="sqlite://", max_trial_memory_mb=max(256, int(limit * args.fraction))
     )
+    if not admitted(1, settings):
+        print(f"{settings.max_trial_memory_mb:,} MiB admits no trial of {MODEL}; raise --fraction")
+        return 2
     batch = largest_batch(settings)
     validated = validate_comparison(spec(batch), settings)
     variant = validated.spec.variants[0]

@@ -4,15 +4,15 @@ optimizer state, and the larger of the training step and the analysis' probe pas
 one after the other). No TensorFlow: the api counts it at submit.
 
 The constants are fitted to peaks measured in real worker children (``bench/memory_calibration.py``
-trains each of 12 models in a fresh process, the way a worker does, and reads the kernel's
+trains each of 14 models in a fresh process, the way a worker does, and reads the kernel's
 peak RSS; its table is in bench/README.md, and a test keeps every estimate within 1.5x of its
 measured peak, bench/memory_calibration.json). Measured on the development machine (CPU,
 TensorFlow 2.21): a worker child with TensorFlow imported holds 760 to 820 MiB before its
 first model, and tracing the first model adds 100 to 200 MiB (``RUNTIME_BYTES``); a training
-step holds about 1.9x the layer outputs of a batch for convolutions (``TRAINING_FACTOR``
-keeps a margin), and about 0.9x for layers that only move values (ten ZeroPadding2D layers:
-``MOVED_TYPES``); the probe pass holds the tensors ``worker.analysis`` keeps alive over the
-whole probe set plus its Gram (``PROBE_FACTOR``).
+step holds 1.4 to 1.6x the layer outputs of a batch for convolutions at 0.5 to 1.1 GiB of
+outputs, that tracing included (``TRAINING_FACTOR``), and about 0.9x for layers that only
+move values (ten ZeroPadding2D layers: ``MOVED_TYPES``); the probe pass holds the tensors
+``worker.analysis`` keeps alive over the whole probe set plus its Gram (``PROBE_FACTOR``).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ __all__ = [
 RUNTIME_BYTES = 900 * 1024 * 1024
 """A worker child with TensorFlow and Keras imported, its dataset cache and a first model
 traced (measured 760 to 820 MiB before the model, plus 100 to 200 MiB of tracing)."""
-TRAINING_FACTOR = 2.5
-"""Peak bytes of a training step per byte of the layer outputs of one batch (measured 1.9
-for a 192 MiB-per-batch convolution stack, with the tracing overhead; 2.5 keeps a margin)."""
+TRAINING_FACTOR = 1.5
+"""Peak bytes of a training step per byte of the layer outputs of one batch (measured 1.41 for
+conv64x3 at 1,146 MiB of outputs a batch, 1.59 at 463 MiB, tracing included)."""
 MOVED_TYPES = frozenset({"ZeroPadding2D", "Flatten", "Reshape"})
 """Layers that only move values: nothing of theirs is kept for the backward pass (their
 gradient is the incoming one, moved back), so their output counts once, not

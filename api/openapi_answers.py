@@ -26,7 +26,9 @@ DESCRIPTIONS = {
     409: "The resource's state does not allow this (e.g. cancel after the end).",
     413: "The request body is over ARCHBENCH_MAX_BODY_BYTES / ARCHBENCH_MAX_UPLOAD_BYTES.",
     422: "Invalid input; `errors` gives each problem's location (`loc`) and message.",
-    429: "A quota is exhausted; `Retry-After` says when to try again.",
+    429: "A quota is exhausted; `Retry-After` says when to try again. The tenant's storage "
+    "quota (`storage-quota-exceeded`, ARCHBENCH_TENANT_STORAGE_MB) says what the request would "
+    "add, what is used and what is left.",
     503: "The database is unavailable or busy; `Retry-After` when it is worth retrying soon.",
 }
 QUOTA_OPERATIONS = {

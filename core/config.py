@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     # Activation memory of one training batch (every layer's output, float32, times the batch
     # size): a model with few parameters can still need hundreds of GB (see models.analysis).
     max_activation_bytes: int = Field(8_000_000_000, ge=1)
+    # What one trial may need in a worker, in MiB, as counted at submit (models.memory: the
+    # runtime, the dataset, the weights with gradients and optimizer state, and the larger of
+    # the training step and the analysis' probe pass, calibrated against measured peaks); a
+    # spec over it is a 422 at submit. Set it to what a worker child is given.
+    max_trial_memory_mb: int = Field(8 * 1024, ge=256)
     # Uploads validated at once by one api process (each streams its arrays in bounded
     # memory); 429 beyond.
     max_concurrent_uploads: int = Field(2, ge=1)
@@ -115,6 +120,10 @@ class Settings(BaseSettings):
     # packed Gram matrix per analysed layer (core.report.cka). A spec whose estimate exceeds it
     # is refused at submit (core.trials.validation.analysis_bytes).
     analysis_max_bytes_per_trial: int = Field(64 * 1024 * 1024, ge=1024)
+    # What one tenant may store, in MiB: its trials' analyses (a reused trial's is shared, not
+    # counted again) plus its trial and epoch rows. Counted at submit with what the comparison
+    # would add; 429 beyond (core.trials.storage).
+    tenant_storage_mb: int = Field(10 * 1024, ge=1)
 
     # Webhooks (a comparison's callback_url): POSTs signed with HMAC-SHA256 under this
     # secret; without a secret the api refuses callback_url (see core.trials.webhooks).

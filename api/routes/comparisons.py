@@ -95,6 +95,7 @@ def submit(
         idempotency_key=idempotency_key,
         request_hash=body_hash(spec.model_dump(mode="json")),
         max_active=settings.max_active_comparisons_per_tenant,
+        storage_quota_mb=settings.tenant_storage_mb,
     )
     if created:  # its commit sent the trials (core.trials.dispatch)
         log.info(

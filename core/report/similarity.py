@@ -149,7 +149,7 @@ def _with_predictions(comparison_id: str, variant: str | None, *columns: Any) ->
     q = (
         select(*columns)
         .select_from(Trial)
-        .join(TrialPrediction, TrialPrediction.trial_id == Trial.id)
+        .join(TrialPrediction, TrialPrediction.trial_id == Trial.analysis_key)
         .where(Trial.comparison_id == comparison_id, Trial.status == TrialStatus.SUCCEEDED)
         .order_by(*TRIAL_ORDER)
     )
@@ -158,11 +158,19 @@ def _with_predictions(comparison_id: str, variant: str | None, *columns: Any) ->
 
 def _trials_with_predictions(
     session: Session, comparison_id: str, variant: str | None = None
-) -> list[tuple[str, str, int, int]]:
+) -> list[tuple[str, str, int, int, str]]:
+    """(trial id, variant, seed, replicate, the ``trial_id`` of its stored predictions: its
+    own, or the trained trial's it reuses)."""
     q = _with_predictions(
-        comparison_id, variant, Trial.id, Trial.variant, Trial.seed, Trial.replicate
+        comparison_id,
+        variant,
+        Trial.id,
+        Trial.variant,
+        Trial.seed,
+        Trial.replicate,
+        Trial.analysis_key,
     )
-    return [(t, v, int(s), int(r or 0)) for t, v, s, r in session.execute(q)]
+    return [(t, v, int(s), int(r or 0), k) for t, v, s, r, k in session.execute(q)]
 
 
 def prediction_rows(
@@ -210,8 +218,8 @@ def load_predictions(session: Session, comparison_id: str) -> list[TrialPredicti
     """Every succeeded trial's predictions (replicates included), for
     ``core.report.differences``."""
     out = []
-    for trial_id, name, seed, replicate in _trials_with_predictions(session, comparison_id):
-        row = session.get(TrialPrediction, trial_id)
+    for trial_id, name, seed, replicate, key in _trials_with_predictions(session, comparison_id):
+        row = session.get(TrialPrediction, key)
         if row is None:
             continue
         examples, labels, predicted, probs = decode_predictions(row)
@@ -237,7 +245,8 @@ def load_predictions(session: Session, comparison_id: str) -> list[TrialPredicti
 
 @dataclass(frozen=True)
 class _GramTrials:
-    """A variant's succeeded trials that stored Grams: its trial by seed, its replicates by
+    """A variant's succeeded trials that have Grams, each by the ``trial_id`` of its stored
+    Grams (its own, or the trained trial's it reuses): its trial by seed, its replicates by
     seed."""
 
     main: dict[int, str]
@@ -260,12 +269,12 @@ class _GramTrials:
 
 def _gram_trials(session: Session, comparison_id: str, variant: str) -> _GramTrials:
     rows = session.execute(
-        select(Trial.seed, Trial.replicate, Trial.id)
+        select(Trial.seed, Trial.replicate, Trial.analysis_key)
         .where(
             Trial.comparison_id == comparison_id,
             Trial.variant == variant,
             Trial.status == TrialStatus.SUCCEEDED,
-            Trial.id.in_(select(TrialLayerGram.trial_id).distinct()),
+            Trial.analysis_key.in_(select(TrialLayerGram.trial_id).distinct()),
         )
         .order_by(Trial.seed, Trial.replicate)
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -22,9 +23,10 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    func,
 )
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.errors import Problem
@@ -50,7 +52,6 @@ __all__ = [
     "WebhookDelivery",
     "WorkerHeartbeat",
     "column_type",
-    "copy_row",
     "new_id",
     "utcnow",
 ]
@@ -227,6 +228,21 @@ class Trial(Base):
     # dataset and split, training settings, seed, library versions): identical work is reused.
     trial_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     reused_from: Mapped[str | None] = mapped_column(String(36))
+    # The trial whose stored analysis (``TrialPrediction``, ``TrialLayerGram``) this one's
+    # result has: None for a trial that stored its own, the trained trial's id for a reused one
+    # (a reference, never a copy; ``analysis_key`` reads either).
+    analysis_id: Mapped[str | None] = mapped_column(String(36), index=True)
+
+    @hybrid_property
+    def analysis_key(self) -> str:
+        """The ``trial_id`` of this trial's stored analysis rows (its own id, or the trained
+        trial's that it reuses)."""
+        return self.analysis_id or self.id
+
+    @analysis_key.inplace.expression
+    @classmethod
+    def _analysis_key_expression(cls) -> ColumnElement[str]:
+        return func.coalesce(cls.analysis_id, cls.id)
 
     __table_args__ = (
         UniqueConstraint("comparison_id", "variant", "stage", "seed", "replicate"),
@@ -263,18 +279,6 @@ this declaration."""
 TRAINED_COLUMNS: tuple[str, ...] = tuple(
     name for name, writer in RESULT_COLUMNS.items() if writer == "training"
 )
-
-
-RowT = TypeVar("RowT", bound="Base")
-
-
-def copy_row(row: RowT, **changes: Any) -> RowT:
-    """A new, unsaved row of ``row``'s table with its column values, ``changes`` replacing
-    some: how a reused trial gets the stored analysis of the trial it reuses, whichever table
-    (each analysis row is built from its values in one place, worker.analysis and
-    ``core.report.similarity.encode_predictions``; copies go through here)."""
-    values = {c.key: getattr(row, c.key) for c in sa_inspect(type(row)).column_attrs}
-    return type(row)(**{**values, **changes})
 
 
 def column_type(table: type[Base], name: str) -> type:
@@ -386,13 +390,13 @@ class TrialPrediction(Base):
     """A trial's test-set predictions, written with its result (worker.analysis): one row per
     trial, arrays as little-endian bytes. ``examples`` (int64) are the dataset ids of the test
     rows, ``labels`` and ``predicted`` int32, ``probs`` the class probabilities as float16
-    (n x num_classes). Removed with the trial (ON DELETE CASCADE)."""
+    (n x num_classes). ``trial_id`` is the trial that computed them; trials that reuse it point
+    at them (``Trial.analysis_key``), so the row outlives its trial while another refers to
+    it, and is removed with the last reference (``core.trials.reuse.collect_unreferenced``)."""
 
     __tablename__ = "trial_predictions"
 
-    trial_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
-    )
+    trial_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     n: Mapped[int]
     num_classes: Mapped[int]
     examples: Mapped[bytes] = mapped_column(LargeBinary)
@@ -406,13 +410,11 @@ class TrialLayerGram(Base):
     """One layer's centered Gram matrix over the comparison's probe set, packed by
     ``core.report.cka.pack_gram`` (float16 upper triangle, n (n + 1) bytes): what linear CKA needs.
     ``probe_hash`` names the probe examples, so only Grams over the same examples are
-    compared. Removed with the trial (ON DELETE CASCADE)."""
+    compared. Referenced and removed like ``TrialPrediction``'s row."""
 
     __tablename__ = "trial_layer_grams"
 
-    trial_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
-    )
+    trial_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     layer_index: Mapped[int] = mapped_column(primary_key=True)
     layer: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(64))

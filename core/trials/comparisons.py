@@ -25,6 +25,7 @@ from core.trials.lifecycle import (
     lock_conflict,
 )
 from core.trials.planning import build_trials, fill_reused
+from core.trials.storage import StorageQuotaExceeded, check_storage_quota, comparison_bytes
 from core.trials.validation import ValidatedComparison
 
 __all__ = [
@@ -55,12 +56,15 @@ def create_comparison(
     idempotency_key: str | None,
     request_hash: str,
     max_active: int | None = None,
+    storage_quota_mb: int | None = None,
 ) -> tuple[Comparison, list[str], bool]:
     """Store a comparison and its trials and commit, which sends the trials to train
     (``core.trials.dispatch``); returns (row, the ids of the trials to train, created).
 
     With ``max_active``, a tenant that already has that many queued or running comparisons
     gets TooManyRequests (429, Retry-After) and nothing is stored; a replay is always answered.
+    With ``storage_quota_mb``, one whose stored bytes plus what this comparison would add
+    exceed it gets StorageQuotaExceeded (429, ``core.trials.storage``), nothing stored.
     """
     if idempotency_key:
         existing = _by_key(session, tenant, idempotency_key, request_hash)
@@ -91,6 +95,15 @@ def create_comparison(
     session.add_all(trials)
     box = outbox(session)
     pending = fill_reused(session, comparison, trials) if spec.reuse else trials
+    if storage_quota_mb is not None:
+        if max_active is None:
+            lock_tenant_quota(session, tenant)
+        adds = comparison_bytes(spec, validated.analysis_bytes, trials, pending)
+        try:
+            check_storage_quota(session, comparison, adds, storage_quota_mb)
+        except StorageQuotaExceeded:
+            session.rollback()  # nothing of it is stored, and nothing is sent
+            raise
     send_after_commit(session, [t.id for t in pending])
     if not pending:
         finalize_comparison(session, comparison.id)  # may add the next round or tuning step

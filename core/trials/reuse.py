@@ -10,6 +10,11 @@ replicate's initialisation seed, ``core.seeding``), the seeding scheme of the wo
 own installed versions when a comparison is submitted; a worker that trains with other
 versions rewrites it, so a stored hash always names what really produced the result. Reuse is
 per tenant and can be turned off per comparison (``"reuse": false``).
+
+A reused trial refers to the stored analysis (predictions, Grams) of the trial that computed
+it (``Trial.analysis_id``) instead of copying it: a reused comparison adds its trial and epoch
+rows, not megabytes. The analysis rows outlive their trial while another trial refers to them
+and are removed with the last reference (``collect_unreferenced``, run by the sweeper).
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import delete, exists, insert, or_, select
 from sqlalchemy.orm import Session
 
 from core.seeding import init_seed
 from core.spec import StoredSpec
 from core.status import StopReason, TrialStage, TrialStatus
+from core.store.db import rows_changed
 from core.store.tables import (
     RESULT_COLUMNS,
     Comparison,
@@ -35,13 +41,19 @@ from core.store.tables import (
     TrialCorruptionScore,
     TrialLayerGram,
     TrialPrediction,
-    copy_row,
     utcnow,
 )
 from core.trials.lifecycle import mark_reused
 from core.trials.tuned import trial_setup
 
-__all__ = ["SEEDING", "copy_result", "find_reusable", "library_versions", "trial_hash"]
+__all__ = [
+    "SEEDING",
+    "collect_unreferenced",
+    "copy_result",
+    "find_reusable",
+    "library_versions",
+    "trial_hash",
+]
 
 SEEDING = 2
 """How the worker turns a trial seed into its random draws; a change makes every earlier result
@@ -136,28 +148,53 @@ def find_reusable(session: Session, tenant: str, hashes: list[str]) -> dict[str,
 
 
 def copy_result(session: Session, source: Trial, target: Trial) -> None:
-    """Make ``target`` a finished trial with ``source``'s result and epoch rows."""
+    """Make ``target`` a finished trial with ``source``'s result and epoch rows; its stored
+    analysis is ``source``'s, by reference (the trained trial's, however long the chain)."""
     for field in RESULT_COLUMNS:
         setattr(target, field, getattr(source, field))
     mark_reused(target, source)
+    target.analysis_id = source.analysis_key
     session.flush()
     _copy_epochs(session, source.id, target.id)
-    _copy_analysis(session, source.id, target.id)
+    _copy_scores(session, source.id, target.id)
 
 
-def _copy_analysis(session: Session, source_id: str, target_id: str) -> None:
-    """The source's stored predictions, Grams (worker.analysis) and scores under corruption
-    (worker.robustness), under the target."""
-    pred = session.get(TrialPrediction, source_id)
-    if pred is not None:
-        session.add(copy_row(pred, trial_id=target_id, recorded_at=utcnow()))
-    grams = session.scalars(select(TrialLayerGram).where(TrialLayerGram.trial_id == source_id))
-    session.add_all([copy_row(g, trial_id=target_id) for g in grams])
-    scores = session.scalars(
-        select(TrialCorruptionScore).where(TrialCorruptionScore.trial_id == source_id)
-    )
-    session.add_all([copy_row(c, trial_id=target_id) for c in scores])
-    session.flush()
+def _copy_scores(session: Session, source_id: str, target_id: str) -> None:
+    """The source's scores under corruption (worker.robustness), under the target: a few
+    small rows per trial, copied (the predictions and Grams are shared by reference)."""
+    rows = session.execute(
+        select(
+            TrialCorruptionScore.corruption,
+            TrialCorruptionScore.severity,
+            TrialCorruptionScore.accuracy,
+            TrialCorruptionScore.loss,
+            TrialCorruptionScore.n,
+        ).where(TrialCorruptionScore.trial_id == source_id)
+    ).all()
+    if rows:
+        session.execute(
+            insert(TrialCorruptionScore),
+            [
+                {"trial_id": target_id, "corruption": c, "severity": v, "accuracy": a}
+                | {"loss": loss, "n": n}
+                for c, v, a, loss, n in rows
+            ],
+        )
+
+
+def collect_unreferenced(session: Session) -> int:
+    """Remove the stored analysis rows no trial refers to any more (their trial and every
+    trial reusing them were deleted); returns how many rows went."""
+    removed = 0
+    for table in (TrialPrediction, TrialLayerGram):
+        unreferenced = ~exists().where(Trial.id == table.trial_id) & ~exists().where(
+            Trial.analysis_id == table.trial_id
+        )
+        result = session.execute(
+            delete(table).where(unreferenced).execution_options(synchronize_session=False)
+        )
+        removed += rows_changed(result)
+    return removed
 
 
 def _copy_epochs(session: Session, source_id: str, target_id: str) -> None:

@@ -16,7 +16,9 @@ It runs as a thread in every worker's main process (see ``worker.celery_app``), 
   adaptive seeds, gets its next round (a decision its worker did not live to take);
 - a checkpoint folder (``CHECKPOINT_DIR/<trial id>``) whose trial has ended, or no longer
   exists, is deleted: the sweeper of a worker sees the shared folder and removes what a
-  sweeper without it (the api host's) or a cancel in the api left behind.
+  sweeper without it (the api host's) or a cancel in the api left behind;
+- stored analysis rows (predictions, Grams) that no trial refers to any more, their trial and
+  every trial reusing them having been deleted, are removed (``core.trials.reuse``).
 
 Lease expiry is judged on the database's clock (``core.trials.lifecycle.db_now``), like the leases.
 """
@@ -45,6 +47,7 @@ from core.trials.lifecycle import (
     requeue_expired,
 )
 from core.trials.queue import broker_was_reset
+from core.trials.reuse import collect_unreferenced
 
 __all__ = ["SweepResult", "sweep"]
 
@@ -67,6 +70,7 @@ class SweepResult:
     finalized: list[str] = field(default_factory=list)
     rounds_added: list[str] = field(default_factory=list)
     checkpoints_removed: list[str] = field(default_factory=list)
+    analysis_rows_removed: int = 0
 
 
 def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
@@ -159,6 +163,8 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
             result.rounds_added.append(comparison_id)
             result.enqueued += box.sent
     result.checkpoints_removed = remove_ended_checkpoints(settings)
+    with session_scope() as s:
+        result.analysis_rows_removed = collect_unreferenced(s)
     return result
 
 

@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from core.config import Settings
 from core.datasets import BUILTIN_DATASETS, DatasetInfo
 from core.errors import ErrorItem, InvalidInput
-from core.report.similarity import analysis_bytes
 from core.spec import (
     UNION_TAGS,
     VARIANT_TRAINING,
@@ -24,9 +23,16 @@ from core.spec import (
     StoredVariant,
     TrainingSpec,
 )
+from core.trials.admission import memory_errors
 from core.trials.advice import submit_warnings
 from core.trials.matching import apply_matches
 from core.trials.robustness_checks import robustness_errors, stored_robustness
+from core.trials.storage import (
+    analysis_errors,
+    analysis_probe_size,
+    per_trial_analysis_bytes,
+    test_set_size,
+)
 from core.trials.submit_limits import (
     BODY,
     callback_errors,
@@ -67,6 +73,9 @@ class ValidatedComparison:
     epochs_total: int
     warnings: list[ErrorItem] = field(default_factory=list)
     """What is legal but probably unmeant (``core.trials.advice``), for the 202 answer."""
+    analysis_bytes: dict[str, int] = field(default_factory=dict)
+    """Per variant, the bytes of analysis one of its trials stores (the storage quota's
+    estimate, ``core.trials.storage``)."""
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -359,6 +368,7 @@ def validate_comparison(
     errors += robustness_errors(spec, dataset, BODY)
     if dataset is not None and not errors:
         errors.extend(analysis_errors(spec, dataset, variants, settings, BODY))
+        errors.extend(memory_errors(spec, dataset, variants, analyses, settings, BODY))
     if errors:
         raise InvalidInput(errors)
     _structures(spec.baseline, variants, analyses)
@@ -369,6 +379,7 @@ def validate_comparison(
         trials_total=trials_total,
         epochs_total=epochs_total,
         warnings=submit_warnings(spec, dataset, variants, analyses) if dataset else [],
+        analysis_bytes=per_trial_analysis_bytes(spec, dataset, variants) if dataset else {},
     )
 
 
@@ -482,63 +493,3 @@ def _stored(
             ),
         }
     )
-
-
-def test_set_size(spec: ComparisonSpec, dataset: DatasetInfo) -> int:
-    """How many test examples each trial gets (worker.datasets.make_split pools every dataset
-    and takes ``round(samples x test_split)`` of the possibly subsampled pool)."""
-    samples = dataset.samples
-    if spec.dataset.max_samples is not None:
-        samples = min(samples, spec.dataset.max_samples)
-    return round(samples * spec.dataset.test_split)
-
-
-def analysis_probe_size(spec: ComparisonSpec, dataset: DatasetInfo) -> int:
-    """The probe size a comparison gets: as given, or by default 256 capped at the test set
-    (only a ``probe_size`` the client chose can be too large)."""
-    if "probe_size" in spec.analysis.model_fields_set:
-        return spec.analysis.probe_size
-    return min(spec.analysis.probe_size, test_set_size(spec, dataset))
-
-
-def analysis_errors(
-    spec: ComparisonSpec,
-    dataset: DatasetInfo,
-    variants: list[StoredVariant],
-    settings: Settings,
-    body: list[str | int],
-) -> list[ErrorItem]:
-    """The analysis' submit-time limits: a probe no larger than the test set, and each
-    trial's stored analysis (predictions and Gram matrices) within the server's limit."""
-    analysis = spec.analysis
-    errors: list[ErrorItem] = []
-    n_test = test_set_size(spec, dataset)
-    probe_size = analysis_probe_size(spec, dataset)
-    if analysis.similarity and probe_size > n_test:
-        errors.append(
-            {
-                "loc": [*body, "analysis", "probe_size"],
-                "msg": f"probe_size {analysis.probe_size} is larger than the test set "
-                f"({n_test} examples); use at most {n_test}",
-            }
-        )
-        return errors
-    limit = settings.analysis_max_bytes_per_trial
-    for i, variant in enumerate(variants):
-        need = analysis_bytes(
-            n_test=n_test,
-            num_classes=dataset.num_classes,
-            layers=variant.layers,
-            predictions=analysis.predictions,
-            probe_size=probe_size if analysis.similarity else 0,
-        )
-        if need > limit:
-            errors.append(
-                {
-                    "loc": [*body, "analysis"],
-                    "msg": f"variant {i} ({variant.name}) would store about {need:,} bytes "
-                    f"of analysis per trial, over this server's limit of {limit:,} bytes; "
-                    "lower analysis.probe_size or turn predictions or similarity off",
-                }
-            )
-    return errors

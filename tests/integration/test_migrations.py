@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from core.status import TrialStatus
@@ -130,3 +130,61 @@ def test_sqlite_status_checks(tmp_path: Path) -> None:
 def test_postgres_status_checks() -> None:
     with fresh_database("archbench_migrations_checks") as url:
         _status_checks(url)
+
+
+def _references(url: str) -> None:
+    """0006_analysis_by_reference down: a trial that referred to another's stored analysis
+    gets its own copy back, and rows no trial is left for go, before the cascading keys
+    return; up again keeps the copies (they are the trial's own)."""
+    upgrade(url, "0005_stage_replicate")
+    _insert_history(url)
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO trials (id, comparison_id, variant, variant_index, seed, status,"
+                " attempts, epochs_planned, epochs_done, created_at, analysis_id) VALUES"
+                " ('t2', 'c1', 'v', 0, 1, 'succeeded', 0, 1, 1, '2026-01-01 00:00:00', 't1')"
+            )
+            for trial in ("t1", "gone"):
+                conn.execute(
+                    text(
+                        "INSERT INTO trial_predictions (trial_id, n, num_classes, examples,"
+                        " labels, predicted, probs, recorded_at) VALUES (:t, 1, 2, :e, :l, :p,"
+                        " :q, '2026-01-01 00:00:00')"
+                    ),
+                    {"t": trial, "e": b"\x01", "l": b"\x02", "p": b"\x03", "q": b"\x04\x05"},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO trial_layer_grams (trial_id, layer_index, layer, kind,"
+                        " probe_size, probe_hash, gram) VALUES (:t, 0, 'd', 'Dense', 2, 'h', :g)"
+                    ),
+                    {"t": trial, "g": b"\x06\x07"},
+                )
+    finally:
+        engine.dispose()
+    downgrade(url, "0005_stage_replicate")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            for table in ("trial_predictions", "trial_layer_grams"):
+                owners = conn.exec_driver_sql(f"SELECT trial_id FROM {table} ORDER BY 1")
+                assert [r[0] for r in owners] == ["t1", "t2"]
+            probs = conn.exec_driver_sql("SELECT probs FROM trial_predictions WHERE trial_id='t2'")
+            assert bytes(probs.scalar_one()) == b"\x04\x05"
+    finally:
+        engine.dispose()
+    upgrade(url)
+    assert current_revision(url) == head_revision()
+
+
+def test_sqlite_references_copied_back_on_downgrade(tmp_path: Path) -> None:
+    _references(f"sqlite:///{tmp_path / 'r.db'}")
+
+
+@pytest.mark.services
+def test_postgres_references_copied_back_on_downgrade() -> None:
+    with fresh_database("archbench_references") as url:
+        _references(url)

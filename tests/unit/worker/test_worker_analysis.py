@@ -16,6 +16,7 @@ from core.spec import AnalysisSpec, TrainingSpec
 from core.store.db import make_engine
 from core.store.migrate import upgrade
 from core.store.tables import Comparison, Trial, TrialLayerGram, TrialPrediction
+from core.trials.reuse import collect_unreferenced
 from models.spec import parse_variant
 from tests.support.helpers import native_layers, stored_spec
 from worker.analysis import AnalysisResult, analyse_model, store_analysis
@@ -109,7 +110,7 @@ def test_grams_are_the_layers_activations(split: Split, trained: dict[str, Any])
     np.testing.assert_allclose(np.diag(stored), 1.0, atol=1e-3)
 
 
-def test_stored_once_replaced_not_doubled_and_removed_with_the_trial(
+def test_stored_once_replaced_not_doubled_and_collected_after_the_trial(
     tmp_path: Path, trained: dict[str, Any]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
@@ -134,6 +135,8 @@ def test_stored_once_replaced_not_doubled_and_removed_with_the_trial(
         np.testing.assert_array_equal(predicted, a.probs.argmax(axis=1))
         np.testing.assert_allclose(probs, a.probs, atol=1e-3)  # float16
         s.delete(s.get(Trial, "t"))
+        s.commit()
+        assert collect_unreferenced(s) == 1 + len(a.grams)  # no trial refers to them any more
         s.commit()
         assert s.scalar(select(func.count()).select_from(TrialPrediction)) == 0
         assert s.scalar(select(func.count()).select_from(TrialLayerGram)) == 0

@@ -452,15 +452,9 @@ class StoredSpec(_Strict):
     """None (left out of the JSON): the variants train at the spec's own settings."""
 
     @model_serializer(mode="wrap")
-    def _without_no_tuning(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        out: dict[str, Any] = handler(self)
-        if out.get("tuning", 0) is None:
-            del out["tuning"]
-        return out
-
-    @model_serializer(mode="wrap")
-    def _without_no_robustness(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _without_none(handler(self), "robustness")
+    def _without_unset_stages(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A spec without a tuning stage or robustness keeps the JSON (and hashes) it had.
+        return _without_none(_without_none(handler(self), "tuning"), "robustness")
 
     @model_validator(mode="before")
     @classmethod

@@ -103,7 +103,7 @@ def test_a_class_lost_by_one_variant_is_named_with_its_recomputed_p() -> None:
 def test_seed_luck_names_no_class_though_mcnemar_would(seed: int) -> None:
     d, _ = _comparison(_luck(seed))
     assert d["differs"] is False
-    assert str(d["sentence"]).endswith("not shown to differ more than two seeds of one model do.")
+    assert "not shown to differ more than two seeds of one model do." in str(d["sentence"])
     rows = d["per_class"]
     assert isinstance(rows, list)
     # The old rule (McNemar per class, adjusted, below 0.05) named the lost class here.

@@ -11,16 +11,22 @@ from sqlalchemy import Float, column, func, select, true
 from sqlalchemy.orm import Session, aliased
 
 from core.report.build import EpochPoint, TrialResult, build_report, tested_pairs
-from core.report.differences import compute_differences
 from core.report.schema import PairDifference
-from core.report.similarity import last_hidden_cka, load_predictions
+from core.report.similarity import last_hidden_cka
+from core.report.streamed import predicted_trials, streamed_differences
 from core.spec import StoredSpec
 from core.status import TERMINAL
 from core.store.tables import Comparison, EpochMetric, Trial
 from models.spec import Layer
 from models.structure import structure
 
-__all__ = ["load_differences", "load_report", "load_trial_results"]
+__all__ = [
+    "assemble_report",
+    "load_differences",
+    "load_report",
+    "load_trial_results",
+    "reuse_note",
+]
 
 
 def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult]:
@@ -90,27 +96,40 @@ def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult
 def load_report(
     session: Session, comparison: Comparison
 ) -> tuple[dict[str, Any], list[TrialResult]]:
-    """The report of a comparison (partial while it runs) and the trial results behind it."""
+    """The report of a comparison (partial while it runs) and the trial results behind it,
+    computed now from the rows (``core.report.stored`` serves it stored)."""
     trials = load_trial_results(session, comparison.id)
-    differences = [PairDifference.model_validate(d) for d in load_differences(session, comparison)]
+    differences = load_differences(session, comparison)
+    report = assemble_report(comparison, trials, differences, reuse_note(session, comparison.id))
+    return report, trials
+
+
+def assemble_report(
+    comparison: Comparison,
+    trials: Sequence[TrialResult],
+    differences: Sequence[Mapping[str, Any]],
+    reuse: str | None,
+) -> dict[str, Any]:
+    """The report from what was read: the trials, the pairs' differences and the reuse note
+    (no database: a computation that holds no connection)."""
     report = build_report(
         comparison_id=comparison.id,
         primary_metric=comparison.spec.primary_metric,
         variant_order=comparison.spec.variant_names,
-        trials=trials,
+        trials=list(trials),
         final=comparison.status in TERMINAL,
         variant_info=comparison.analyses,
         design=comparison.spec.design,
-        differences=differences,
+        differences=[PairDifference.model_validate(d) for d in differences],
     )
     report["name"] = comparison.name
     report["status"] = comparison.status
     report["structure"] = pair_structures(comparison.spec, report["pairwise"])
     several = [s["note"] for s in report["structure"] if s["note"]]
-    if note := reuse_note(session, comparison.id):
-        several.append(note)
+    if reuse:
+        several.append(reuse)
     report["notes"] = [*report["notes"], *several]
-    return report, trials
+    return report
 
 
 def pair_structures(
@@ -165,13 +184,14 @@ def _noun(dataset: str) -> str:
 
 def load_differences(session: Session, comparison: Comparison) -> list[dict[str, Any]]:
     """Prediction-level differences of each tested pair (core.report.differences), from the stored
-    predictions and last-hidden-layer Grams; empty when no trial kept predictions."""
-    predictions = load_predictions(session, comparison.id)
-    if not predictions:
-        return []
+    predictions (read two trials at a time: ``core.report.streamed``) and last-hidden-layer
+    Grams; empty when no trial kept predictions."""
     pairs = tested_pairs(comparison.spec.variant_names, comparison.spec.baseline)
-    return compute_differences(
-        predictions,
+    if not predicted_trials(session, comparison.id):
+        return []
+    return streamed_differences(
+        session,
+        comparison.id,
         pairs,
         cka_last_hidden=last_hidden_cka(session, comparison.id, pairs),
         noun=_noun(comparison.spec.dataset.name),

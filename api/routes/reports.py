@@ -1,4 +1,9 @@
-"""The verdict: ``/report`` (JSON, CSV, Markdown, text), ``/report.png`` and ``/events``."""
+"""The verdict: ``/report`` (JSON, CSV, Markdown, text), ``/report.png`` and ``/events``.
+
+The report and its figure are served as stored (``core.report.stored``): a read computes the
+report only when the comparison's rows changed since it was stored, and then without holding
+a pooled connection while it computes.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from api.deps import ComparisonDep, ComparisonId, SessionDep, TenantDep, find_comparison
+from api.deps import ComparisonId, ComparisonOnlyDep, TenantDep, find_comparison
 from api.schemas import comparison_out
 from api.streams import EventHub, LimitedStreamingResponse, StreamLimits
 from core.config import get_settings
 from core.errors import NotFound
 from core.report.build import PAIRWISE_ROW_COLUMNS, REPORT_ROW_COLUMNS, pairwise_rows, report_rows
-from core.report.load import load_report
 from core.report.plot import render_png
 from core.report.render import render_markdown, render_text, rows_to_csv
 from core.report.schema import Report
+from core.report.stored import stored_report
 from core.status import TERMINAL, TrialStatus
 from core.store.db import session_scope
 from core.store.tables import Comparison
@@ -64,8 +69,7 @@ def _report_format(request: Request, fmt: ReportFormat | None) -> ReportFormat:
 )
 def report(
     request: Request,
-    comparison: ComparisonDep,
-    session: SessionDep,
+    comparison: ComparisonOnlyDep,
     fmt: Annotated[ReportFormat | None, Query(alias="format")] = None,
     table: Annotated[
         Literal["variants", "pairwise"],
@@ -78,7 +82,8 @@ def report(
     per variant (``&table=pairwise``: one per tested pair, with its conclusion), ``md``
     Markdown, ``text`` a terminal table.
     """
-    body, _ = load_report(session, comparison)
+    stored = stored_report(comparison.id)
+    body = stored.report
     kind = _report_format(request, fmt)
     if kind == "csv":
         if table == "pairwise":
@@ -96,7 +101,7 @@ def report(
         )
     if kind == "text":
         return PlainTextResponse(render_text(body))
-    return body
+    return Response(stored.served, media_type="application/json")
 
 
 @router.get(
@@ -104,10 +109,12 @@ def report(
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-def report_png(comparison: ComparisonDep, session: SessionDep) -> Response:
+def report_png(comparison: ComparisonOnlyDep) -> Response:
     """Learning curves and the per-seed spread of the primary metric, with the verdict."""
-    body, trials = load_report(session, comparison)
-    return Response(render_png(body, trials, title=comparison.name), media_type="image/png")
+    stored = stored_report(comparison.id)
+    return Response(
+        render_png(stored.report, stored.trials, title=comparison.name), media_type="image/png"
+    )
 
 
 def _snapshot(comparison_id: str, epochs_seen: dict[str, int]) -> dict[str, Any]:

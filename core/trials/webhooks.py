@@ -33,7 +33,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.report.load import load_report
+from core.report.stored import refresh, stored_report
 from core.status import TERMINAL
 from core.store.db import session_scope
 from core.store.tables import Comparison, WebhookDelivery, utcnow
@@ -78,7 +78,7 @@ def payload(session: Session, comparison: Comparison, settings: Settings) -> dic
         "ranking": [],
     }
     try:
-        report, _ = load_report(session, comparison)
+        report = stored_report(comparison.id).report
         body["verdict"] = report.get("verdict")
         body["ranking"] = report.get("ranking", [])
     except Exception:  # the report must never stop the notification
@@ -206,7 +206,10 @@ def _send(settings: Settings, claim: _Claim, sender: Sender) -> tuple[Answer | N
 
 
 def _attempt(settings: Settings, comparison_id: str, sender: Sender) -> dict[str, Any] | None:
-    """Claim, send and record the next attempt for one comparison; None if not ours or not due."""
+    """Claim, send and record the next attempt for one comparison; None if not ours or not due.
+    The report is brought up to date first, so the payload reads it stored under the row lock
+    rather than computing it there."""
+    refresh(comparison_id)
     claim = _claim(settings, comparison_id)
     if claim is None:
         return None

@@ -25,7 +25,7 @@ from core.report.build import PAIRWISE_ROW_COLUMNS, REPORT_ROW_COLUMNS, pairwise
 from core.report.plot import render_png
 from core.report.render import render_markdown, render_text, rows_to_csv
 from core.report.schema import Report
-from core.report.stored import stored_report
+from core.report.stored import stored_report, stored_report_json
 from core.status import TERMINAL, TrialStatus
 from core.store.db import session_scope
 from core.store.tables import Comparison
@@ -82,9 +82,10 @@ def report(
     per variant (``&table=pairwise``: one per tested pair, with its conclusion), ``md``
     Markdown, ``text`` a terminal table.
     """
-    stored = stored_report(comparison.id)
-    body = stored.report
     kind = _report_format(request, fmt)
+    if kind == "json":
+        return Response(stored_report_json(comparison.id), media_type="application/json")
+    body = stored_report(comparison.id).report
     if kind == "csv":
         if table == "pairwise":
             csv_text = rows_to_csv(pairwise_rows(body), PAIRWISE_ROW_COLUMNS)
@@ -99,9 +100,7 @@ def report(
         return PlainTextResponse(
             render_markdown(body, title=comparison.name), media_type="text/markdown; charset=utf-8"
         )
-    if kind == "text":
-        return PlainTextResponse(render_text(body))
-    return Response(stored.served, media_type="application/json")
+    return PlainTextResponse(render_text(body))
 
 
 @router.get(

@@ -1,7 +1,7 @@
 """Answers computed once and served as stored: the report, the differences, a pair's similarity.
 
 Each answer is a row of ``reports`` (``core.store.tables.StoredReport``) keyed by the
-comparison and its kind, with the fingerprint of the rows it was computed from (``_state``:
+comparison and its kind, with the fingerprint of the rows it was computed from (``_fresh``:
 the trials' counts per status, epochs, attempts, reuse and last finish and start, the
 comparison's status, name and totals, and ``CODE_VERSION``). A read takes one short session to
 compare the current fingerprint with the stored one and, when they agree, serves the stored
@@ -33,9 +33,8 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select, true
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from core.errors import NotFound
 from core.report.build import EpochPoint, TrialResult
@@ -56,6 +55,7 @@ __all__ = [
     "refresh",
     "similarity_kind",
     "stored_report",
+    "stored_report_json",
     "stored_similarity",
 ]
 
@@ -85,12 +85,11 @@ _locks_guard = threading.Lock()
 
 @dataclass(frozen=True)
 class ServedReport:
-    """A stored report: its raw form (for Markdown, CSV, text, the figure and webhooks), the
-    trials behind the figure, and the JSON the api sends (the ``Report`` schema's form)."""
+    """A stored report: its raw form (for Markdown, CSV, text, the figure and webhooks) and
+    the trials behind the figure."""
 
     report: dict[str, Any]
     trials: list[TrialResult]
-    served: str
 
 
 def similarity_kind(a: str, b: str) -> str:
@@ -103,24 +102,57 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _state(session: Session, comparison: Comparison, *, succeeded_only: bool) -> str:
-    """The fingerprint of the rows an answer is computed from (one aggregate query)."""
-    q = select(
-        Trial.status,
-        func.count(Trial.id),
-        func.sum(Trial.epochs_done),
-        func.sum(Trial.attempts),
-        func.count(Trial.reused_from),
-        func.max(Trial.finished_at),
-        func.max(Trial.started_at),
-    ).where(Trial.comparison_id == comparison.id)
+def _trials_state(comparison_id: str, *, succeeded_only: bool) -> Any:
+    """One row of aggregates over the comparison's trials that changes whenever a trial's
+    status, epochs, attempts, reuse, start or finish does."""
+    where = [Trial.comparison_id == comparison_id]
     if succeeded_only:
-        q = q.where(Trial.status == TrialStatus.SUCCEEDED)
-    rows = [list(r) for r in session.execute(q.group_by(Trial.status).order_by(Trial.status))]
+        where.append(Trial.status == TrialStatus.SUCCEEDED)
+    per_status = [func.sum(case((Trial.status == s.value, 1), else_=0)) for s in TrialStatus]
+    return (
+        select(
+            *per_status,
+            func.sum(Trial.epochs_done),
+            func.sum(Trial.attempts),
+            func.count(Trial.reused_from),
+            func.max(Trial.finished_at),
+            func.max(Trial.started_at),
+        )
+        .where(*where)
+        .subquery()
+    )
+
+
+def _fresh(comparison_id: str, kind: str, column: Any, *, succeeded_only: bool) -> tuple[str, Any]:
+    """(the current fingerprint, the stored ``column`` when its fingerprint matches, else
+    None), in one query of one short session: the comparison's status, name and totals, the
+    trials' aggregates and the stored answer's fingerprint."""
+    trials = _trials_state(comparison_id, succeeded_only=succeeded_only)
+    stored = and_(StoredReport.comparison_id == Comparison.id, StoredReport.kind == kind)
+    with session_scope() as s:
+        row = s.execute(
+            select(
+                Comparison.status,
+                Comparison.name,
+                Comparison.trials_total,
+                Comparison.epochs_total,
+                StoredReport.fingerprint,
+                column,
+                trials,
+            )
+            .select_from(Comparison)
+            .join(trials, true())
+            .outerjoin(StoredReport, stored)
+            .where(Comparison.id == comparison_id)
+        ).first()
+    if row is None:
+        raise NotFound(f"No comparison {comparison_id!r}.")
+    status, name, trials_total, epochs_total, stored_fingerprint, found, *aggregates = row
     if succeeded_only:
-        return _digest("succeeded", comparison.status in TERMINAL, rows)
-    counted = (comparison.status, comparison.name, comparison.trials_total, comparison.epochs_total)
-    return _digest("all", counted, rows)
+        fingerprint = _digest("succeeded", status in TERMINAL, list(aggregates))
+    else:
+        fingerprint = _digest("all", [status, name, trials_total, epochs_total], list(aggregates))
+    return fingerprint, found if stored_fingerprint == fingerprint else None
 
 
 def _lock(comparison_id: str, kind: str) -> threading.Lock:
@@ -129,21 +161,6 @@ def _lock(comparison_id: str, kind: str) -> threading.Lock:
         if lock is None:
             lock = _locks[(comparison_id, kind)] = threading.Lock()
         return lock
-
-
-def _fresh(comparison_id: str, kind: str, *, succeeded_only: bool) -> tuple[Comparison, str, Any]:
-    """(the comparison, its current fingerprint, the stored row when it matches or None)."""
-    with session_scope() as s:
-        comparison = s.get(Comparison, comparison_id)
-        if comparison is None:
-            raise NotFound(f"No comparison {comparison_id!r}.")
-        fingerprint = _state(s, comparison, succeeded_only=succeeded_only)
-        row = s.execute(
-            select(StoredReport.fingerprint, StoredReport.body, StoredReport.served).where(
-                StoredReport.comparison_id == comparison_id, StoredReport.kind == kind
-            )
-        ).first()
-        return comparison, fingerprint, row if row is not None and row[0] == fingerprint else None
 
 
 def _store(
@@ -177,20 +194,27 @@ def _answer(
     compute: Callable[[Comparison], tuple[str, str | None]],
     *,
     succeeded_only: bool = False,
-) -> tuple[str, str | None]:
-    """(body, served) of the answer: the stored one when fresh, else computed and stored."""
-    _, _, row = _fresh(comparison_id, kind, succeeded_only=succeeded_only)
-    if row is not None:
-        return str(row.body), row.served
+    served: bool = False,
+) -> str:
+    """The answer's body (``served``: its served JSON): the stored one when fresh, else
+    computed (no pooled connection held meanwhile) and stored."""
+    column = StoredReport.served if served else StoredReport.body
+    _, found = _fresh(comparison_id, kind, column, succeeded_only=succeeded_only)
+    if found is not None:
+        return str(found)
     with _lock(comparison_id, kind):
-        comparison, fingerprint, row = _fresh(comparison_id, kind, succeeded_only=succeeded_only)
-        if row is not None:  # another thread computed it while this one waited
-            return str(row.body), row.served
+        fingerprint, found = _fresh(comparison_id, kind, column, succeeded_only=succeeded_only)
+        if found is not None:  # another thread computed it while this one waited
+            return str(found)
+        with session_scope() as s:
+            comparison = s.get(Comparison, comparison_id)
+            if comparison is None:
+                raise NotFound(f"No comparison {comparison_id!r}.")
         start = time.perf_counter()
-        body, served = compute(comparison)
+        body, json_text = compute(comparison)
         COMPUTED[kind] += 1
-        _store(comparison_id, kind, fingerprint, body, served, time.perf_counter() - start)
-        return body, served
+        _store(comparison_id, kind, fingerprint, body, json_text, time.perf_counter() - start)
+        return json_text if served and json_text is not None else body
 
 
 def _differences(comparison: Comparison) -> tuple[str, str | None]:
@@ -202,7 +226,7 @@ def _report(comparison: Comparison) -> tuple[str, str | None]:
     reads = ShortReads()
     trials = load_trial_results(reads, comparison.id)
     reuse = reuse_note(reads, comparison.id)
-    body, _ = _answer(comparison.id, DIFFERENCES, _differences, succeeded_only=True)
+    body = _answer(comparison.id, DIFFERENCES, _differences, succeeded_only=True)
     report = assemble_report(comparison, trials, json.loads(body), reuse)
     served = Report.model_validate(report).model_dump_json(by_alias=True)
     stored = {"report": report, "trials": [asdict(t) for t in trials]}
@@ -216,14 +240,13 @@ def _trial(d: Mapping[str, Any]) -> TrialResult:
 
 def stored_report(comparison_id: str) -> ServedReport:
     """The comparison's report as stored, computed first if its rows changed since."""
-    body, served = _answer(comparison_id, REPORT, _report)
-    document = json.loads(body)
-    assert served is not None
-    return ServedReport(
-        report=document["report"],
-        trials=[_trial(t) for t in document["trials"]],
-        served=served,
-    )
+    document = json.loads(_answer(comparison_id, REPORT, _report))
+    return ServedReport(report=document["report"], trials=[_trial(t) for t in document["trials"]])
+
+
+def stored_report_json(comparison_id: str) -> str:
+    """The comparison's report as the api sends it (the ``Report`` schema's JSON), stored."""
+    return _answer(comparison_id, REPORT, _report, served=True)
 
 
 def stored_similarity(comparison_id: str, a: str, b: str) -> dict[str, Any]:
@@ -232,8 +255,9 @@ def stored_similarity(comparison_id: str, a: str, b: str) -> dict[str, Any]:
     def compute(comparison: Comparison) -> tuple[str, str | None]:
         return json.dumps(similarity(ShortReads(), comparison.id, a, b)), None
 
-    body, _ = _answer(comparison_id, similarity_kind(a, b), compute, succeeded_only=True)
-    out: dict[str, Any] = json.loads(body)
+    out: dict[str, Any] = json.loads(
+        _answer(comparison_id, similarity_kind(a, b), compute, succeeded_only=True)
+    )
     return out
 
 

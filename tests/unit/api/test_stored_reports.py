@@ -144,6 +144,19 @@ def test_the_similarity_is_computed_once_per_pair(client: TestClient) -> None:
     assert first.json()["cka"] is not None
 
 
+def test_the_workers_refresh_leaves_nothing_for_a_get_to_compute(
+    client: TestClient, builds: list[str]
+) -> None:
+    from core.report.stored import refresh
+
+    cid = _finished()
+    refresh(cid)
+    assert builds == [cid]
+    for path in ("report", "report?format=md", "report.png"):
+        assert client.get(f"/v1/comparisons/{cid}/{path}").status_code == 200
+    assert builds == [cid]
+
+
 def test_an_unknown_comparison_is_still_a_404(client: TestClient) -> None:
     resp = client.get("/v1/comparisons/00000000-0000-0000-0000-000000000000/report")
     assert resp.status_code == 404

@@ -9,9 +9,12 @@ classes), serves it with the real api (one process, no worker) and measures:
   the api's peak RSS above its idle RSS (target: under 500 MB);
 - ``--gets`` GETs of the stored report: p50 and p99 latency (target: p99 under 50 ms) and the
   api's RSS growth across them;
+- for reference, ``GET /trials?limit=1`` (one small read) the same number of times: what the
+  machine's database round trips cost at the moment;
 - the baseline, a report recomputed for every GET as before reports were stored: the same
-  figures from ``core.report.load.load_report`` in one session (every trial's predictions at
-  once) in a fresh process, its time and its peak RSS above idle, ``--baseline`` times.
+  figures computed as the old route did (one session, every trial's predictions at once,
+  ``compute_differences``) in a fresh process, its time and peak RSS above idle (the
+  statistics' imports are loaded first, as the api's idle is read after a small report).
 
 Usage: ``python bench/report_at_limits.py [--variants 3] [--seeds 3] [--examples N]
 [--classes 10] [--gets 100] [--baseline 1]``.
@@ -35,16 +38,28 @@ PEAK_TARGET_MB = 500.0
 
 BASELINE = """
 import json, resource, sys, time
-from core.report.load import load_report
+from core.report.build import tested_pairs
+from core.report.differences import compute_differences
+from core.report.load import assemble_report, load_trial_results, reuse_note
+from core.report.similarity import last_hidden_cka, load_predictions
+from core.status import TERMINAL
 from core.store.db import session_scope
 from core.store.tables import Comparison
-import core.report.build, core.report.streamed, scipy.stats, statsmodels.api  # the imports
+import scipy.stats, statsmodels.api  # the imports, before idle is read
 idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 times = []
 for _ in range(int(sys.argv[2])):
     t0 = time.perf_counter()
-    with session_scope() as s:
-        load_report(s, s.get(Comparison, sys.argv[1]))
+    with session_scope() as s:  # as every GET did: one session, every prediction at once
+        c = s.get(Comparison, sys.argv[1])
+        pairs = tested_pairs(c.spec.variant_names, c.spec.baseline)
+        differences = compute_differences(
+            load_predictions(s, c.id),
+            pairs,
+            cka_last_hidden=last_hidden_cka(s, c.id, pairs),
+            interim=c.status not in TERMINAL,
+        )
+        assemble_report(c, load_trial_results(s, c.id), differences, reuse_note(s, c.id))
     times.append(time.perf_counter() - t0)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"seconds": times, "idle_kb": idle, "peak_kb": peak}))
@@ -57,6 +72,29 @@ def _status_mb(pid: int, key: str) -> float:
             if line.startswith(f"{key}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _timed(client: httpx.Client, path: str, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        client.get(path).raise_for_status()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def warm_up(url: str) -> str:
+    """A tiny finished comparison: its report loads the statistics' imports before idle."""
+    from sqlalchemy.orm import Session
+
+    from core.store.db import make_engine
+    from tests.support.finished import finished_comparison
+
+    engine = make_engine(url)
+    with Session(engine) as s:
+        cid = finished_comparison(s, variants=2, seeds=3, n_test=50).id
+    engine.dispose()
+    return cid
 
 
 def populate(url: str, args: argparse.Namespace) -> str:
@@ -135,19 +173,18 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         path = f"/v1/comparisons/{cid}/report"
-        client.get("/v1/comparisons").raise_for_status()  # warm: imports, connections
+        # Warm: imports (the statistics, the report's), connections; then idle is read.
+        client.get(f"/v1/comparisons/{warm_up(api.database_url)}/report").raise_for_status()
         idle = _status_mb(api.proc.pid, "VmRSS")
         t0 = time.perf_counter()
         client.get(path).raise_for_status()
         first_s = time.perf_counter() - t0
         first_peak = _status_mb(api.proc.pid, "VmHWM") - idle
         before = _status_mb(api.proc.pid, "VmRSS")
-        times = []
-        for _ in range(args.gets):
-            t0 = time.perf_counter()
-            client.get(path).raise_for_status()
-            times.append((time.perf_counter() - t0) * 1000)
+        times = _timed(client, path, args.gets)
         growth = _status_mb(api.proc.pid, "VmRSS") - before
+        # The machine's round trips now: a read of one trial row through the same api.
+        reference = _timed(client, f"/v1/comparisons/{cid}/trials?limit=1", args.gets)
         base = baseline(api.database_url, cid, args.baseline)
     p50 = statistics.median(times)
     p99 = float(np.percentile(times, 99))
@@ -155,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.gets} GETs of the stored report: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
         f"api RSS growth {growth:+.1f} MB"
+    )
+    print(
+        f"reference, {args.gets} GETs of /trials?limit=1 (one small read): "
+        f"p50 {statistics.median(reference):.1f} ms, p99 {np.percentile(reference, 99):.1f} ms"
     )
     print(
         f"baseline (recomputed per GET, all predictions at once): {base['ms'] / 1000:.1f} s, "

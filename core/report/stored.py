@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, select, true
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from core.errors import NotFound
 from core.report.build import EpochPoint, TrialResult
@@ -123,28 +124,29 @@ def _trials_state(comparison_id: str, *, succeeded_only: bool) -> Any:
     )
 
 
-def _fresh(comparison_id: str, kind: str, column: Any, *, succeeded_only: bool) -> tuple[str, Any]:
+def _fresh(
+    s: Session, comparison_id: str, kind: str, column: Any, *, succeeded_only: bool
+) -> tuple[str, Any]:
     """(the current fingerprint, the stored ``column`` when its fingerprint matches, else
-    None), in one query of one short session: the comparison's status, name and totals, the
-    trials' aggregates and the stored answer's fingerprint."""
+    None), in one query: the comparison's status, name and totals, the trials' aggregates
+    and the stored answer's fingerprint."""
     trials = _trials_state(comparison_id, succeeded_only=succeeded_only)
     stored = and_(StoredReport.comparison_id == Comparison.id, StoredReport.kind == kind)
-    with session_scope() as s:
-        row = s.execute(
-            select(
-                Comparison.status,
-                Comparison.name,
-                Comparison.trials_total,
-                Comparison.epochs_total,
-                StoredReport.fingerprint,
-                column,
-                trials,
-            )
-            .select_from(Comparison)
-            .join(trials, true())
-            .outerjoin(StoredReport, stored)
-            .where(Comparison.id == comparison_id)
-        ).first()
+    row = s.execute(
+        select(
+            Comparison.status,
+            Comparison.name,
+            Comparison.trials_total,
+            Comparison.epochs_total,
+            StoredReport.fingerprint,
+            column,
+            trials,
+        )
+        .select_from(Comparison)
+        .join(trials, true())
+        .outerjoin(StoredReport, stored)
+        .where(Comparison.id == comparison_id)
+    ).first()
     if row is None:
         raise NotFound(f"No comparison {comparison_id!r}.")
     status, name, trials_total, epochs_total, stored_fingerprint, found, *aggregates = row
@@ -195,25 +197,35 @@ def _answer(
     *,
     succeeded_only: bool = False,
     served: bool = False,
+    store: bool = True,
 ) -> str:
     """The answer's body (``served``: its served JSON): the stored one when fresh, else
-    computed (no pooled connection held meanwhile) and stored."""
+    computed (no pooled connection held meanwhile) and stored (``store`` false: not stored,
+    for a caller that holds a lock on the comparison's row, which the write would wait for)."""
     column = StoredReport.served if served else StoredReport.body
-    _, found = _fresh(comparison_id, kind, column, succeeded_only=succeeded_only)
+    with session_scope() as s:
+        _, found = _fresh(s, comparison_id, kind, column, succeeded_only=succeeded_only)
+        comparison = s.get(Comparison, comparison_id) if found is None and not store else None
     if found is not None:
         return str(found)
+    if comparison is not None:  # not to be stored: computed at once, by whoever asks
+        body, json_text = compute(comparison)
+        COMPUTED[kind] += 1
+        return json_text if served and json_text is not None else body
     with _lock(comparison_id, kind):
-        fingerprint, found = _fresh(comparison_id, kind, column, succeeded_only=succeeded_only)
+        with session_scope() as s:
+            fingerprint, found = _fresh(
+                s, comparison_id, kind, column, succeeded_only=succeeded_only
+            )
+            comparison = s.get(Comparison, comparison_id) if found is None else None
         if found is not None:  # another thread computed it while this one waited
             return str(found)
-        with session_scope() as s:
-            comparison = s.get(Comparison, comparison_id)
-            if comparison is None:
-                raise NotFound(f"No comparison {comparison_id!r}.")
+        assert comparison is not None  # _fresh found its row
         start = time.perf_counter()
         body, json_text = compute(comparison)
         COMPUTED[kind] += 1
-        _store(comparison_id, kind, fingerprint, body, json_text, time.perf_counter() - start)
+        if store:
+            _store(comparison_id, kind, fingerprint, body, json_text, time.perf_counter() - start)
         return json_text if served and json_text is not None else body
 
 
@@ -222,11 +234,11 @@ def _differences(comparison: Comparison) -> tuple[str, str | None]:
     return json.dumps(found, default=json_default), None
 
 
-def _report(comparison: Comparison) -> tuple[str, str | None]:
-    reads = ShortReads()
-    trials = load_trial_results(reads, comparison.id)
-    reuse = reuse_note(reads, comparison.id)
-    body = _answer(comparison.id, DIFFERENCES, _differences, succeeded_only=True)
+def _report(comparison: Comparison, *, store: bool = True) -> tuple[str, str | None]:
+    with session_scope() as s:  # quick reads; the computation below holds no connection
+        trials = load_trial_results(s, comparison.id)
+        reuse = reuse_note(s, comparison.id)
+    body = _answer(comparison.id, DIFFERENCES, _differences, succeeded_only=True, store=store)
     report = assemble_report(comparison, trials, json.loads(body), reuse)
     served = Report.model_validate(report).model_dump_json(by_alias=True)
     stored = {"report": report, "trials": [asdict(t) for t in trials]}
@@ -238,9 +250,14 @@ def _trial(d: Mapping[str, Any]) -> TrialResult:
     return TrialResult(**{**d, "curve": curve})
 
 
-def stored_report(comparison_id: str) -> ServedReport:
-    """The comparison's report as stored, computed first if its rows changed since."""
-    document = json.loads(_answer(comparison_id, REPORT, _report))
+def stored_report(comparison_id: str, *, store: bool = True) -> ServedReport:
+    """The comparison's report as stored, computed first if its rows changed since (and
+    stored, unless ``store`` is false: see ``_answer``)."""
+
+    def compute(comparison: Comparison) -> tuple[str, str | None]:
+        return _report(comparison, store=store)
+
+    document = json.loads(_answer(comparison_id, REPORT, compute, store=store))
     return ServedReport(report=document["report"], trials=[_trial(t) for t in document["trials"]])
 
 

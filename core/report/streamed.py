@@ -36,7 +36,6 @@ from core.report.differences import (
     finish_differences,
     mcnemar_exact,
 )
-from core.report.similarity import decode_predictions
 from core.report.stats import holm
 from core.status import TrialStatus
 from core.store.table_reads import TRIAL_ORDER
@@ -138,14 +137,18 @@ def _variant(session: Session, trial_ids: Sequence[str]) -> _Variant:
         row = session.get(TrialPrediction, trial_id)
         if row is None:
             continue
-        examples, labels, predicted, probs = decode_predictions(row)
-        del row
-        correct = predicted == labels
+        # Views on the stored bytes; the float16 probabilities are widened one column at a
+        # time (exactly, as core.report.similarity.decode_predictions does all at once).
+        examples = np.frombuffer(row.examples, dtype="<i8")
+        labels = np.frombuffer(row.labels, dtype="<i4")
+        correct = np.frombuffer(row.predicted, dtype="<i4") == labels
+        probs = np.frombuffer(row.probs, dtype="<f2").reshape(row.n, row.num_classes)
         p_true = probs[np.arange(len(labels)), labels].astype(np.float64)
         eces.append(expected_calibration_error(probs.max(axis=1).astype(np.float64), correct))
         nlls.append(float(-np.mean(np.log(np.clip(p_true, _EPS, 1.0)))) if len(p_true) else None)
         del probs, p_true
-        sums.add((examples << _LABEL_BITS) | labels, k=correct.astype(np.float64), m=None)
+        keys = (examples << _LABEL_BITS) | labels.astype(np.int64)
+        sums.add(keys, k=correct.astype(np.float64), m=None)
     label_of = sums.keys & ((1 << _LABEL_BITS) - 1)
     per_class = {}
     for label in np.unique(label_of).tolist():
@@ -184,7 +187,11 @@ class _Reader:
         return found
 
 
-def _aligned(x: Labelled, y: Labelled) -> tuple[Array, Array, Array]:
+def _aligned(x: Labelled, y: Labelled) -> tuple[Array, Any, Any]:
+    """(the shared example ids, their rows in x, their rows in y); two trials with the same
+    test set in the same order (paired seeds under a fixed split) are used as they are."""
+    if np.array_equal(x.examples, y.examples):
+        return x.examples, slice(None), slice(None)
     ids, ix, iy = np.intersect1d(x.examples, y.examples, assume_unique=True, return_indices=True)
     return ids, ix, iy
 
@@ -206,13 +213,13 @@ class _PairSums:
 def _cross(sums: _PairSums, s: int, x: Labelled, y: Labelled) -> None:
     ids, ix, iy = _aligned(x, y)
     differ = x.predicted[ix] != y.predicted[iy]
-    sums.cross[s] = (int(differ.sum()), len(ix))
-    if len(ix) == 0:
+    sums.cross[s] = (int(differ.sum()), len(ids))
+    if len(ids) == 0:
         return
     sums.examples.add(ids, kc=differ.astype(np.float64), mc=None)
     ca, cb = x.predicted[ix] == x.labels[ix], y.predicted[iy] == y.labels[iy]
     sums.counts["disagree"] += int(differ.sum())
-    sums.counts["shared"] += len(ix)
+    sums.counts["shared"] += len(ids)
     sums.counts["a_wrong"] += int(np.sum(~ca))
     sums.counts["both_wrong"] += int(np.sum(~ca & ~cb))
     sums.seed_p.append(mcnemar_exact(ca, cb))
@@ -232,11 +239,11 @@ def _within(
         x, y = read(seeds[s]), read(seeds[u])
         ids, ix, iy = _aligned(x, y)
         differ = x.predicted[ix] != y.predicted[iy]
-        flags, rows = flags + int(differ.sum()), rows + len(ix)
+        flags, rows = flags + int(differ.sum()), rows + len(ids)
         if s in paired and u in paired:
             k, n = sums.within_pairs.get((s, u), (0, 0))
-            sums.within_pairs[(s, u)] = (k + int(differ.sum()), n + len(ix))
-            if len(ix):
+            sums.within_pairs[(s, u)] = (k + int(differ.sum()), n + len(ids))
+            if len(ids):
                 sums.examples.add(ids, kw=differ.astype(np.float64), mw=None)
     sums.within_of[name] = (flags, rows)
 

@@ -157,6 +157,20 @@ def test_the_workers_refresh_leaves_nothing_for_a_get_to_compute(
     assert builds == [cid]
 
 
+def test_a_report_not_to_be_stored_is_computed_and_left_unstored(
+    client: TestClient, builds: list[str]
+) -> None:
+    from core.report.stored import stored_report
+
+    with session_scope() as s:
+        cid = finished_comparison(s).id
+    first = stored_report(cid, store=False)
+    assert stored_report(cid, store=False).report == first.report
+    assert builds == [cid, cid]
+    with session_scope() as s:
+        assert s.scalars(select(StoredReport).where(StoredReport.comparison_id == cid)).all() == []
+
+
 def test_an_unknown_comparison_is_still_a_404(client: TestClient) -> None:
     resp = client.get("/v1/comparisons/00000000-0000-0000-0000-000000000000/report")
     assert resp.status_code == 404

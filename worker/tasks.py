@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from core.config import Settings, get_settings
 from core.errors import Problem, TrialFailed
 from core.logging import log_context
+from core.report.stored import refresh
 from core.seeding import init_seed
 from core.spec import StoredSpec
 from core.status import Outcome, StopReason, TrialStage, TrialStatus
@@ -305,6 +306,8 @@ def _run_claimed(
         if ended:
             remove_checkpoint(settings, trial_id)
     _finalize(comparison_id)
+    # The report's inputs changed: compute it here, off the api's request path.
+    refresh(comparison_id)
     return outcome
 
 

@@ -2,7 +2,8 @@
 
 ``/predictions`` is streamed one trial at a time (one trial's arrays in memory, each read in a
 short session of its own), with an optional ``variant`` filter, as JSON, CSV or Parquet
-(api.tables_out, like every table).
+(api.tables_out, like every table). ``/similarity`` and its figure are served as stored
+(``core.report.stored``), computed once per pair and state of the trials.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ import pyarrow as pa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from api.deps import ComparisonDep, ComparisonOnlyDep, SessionDep
+from api.deps import ComparisonOnlyDep
 from api.tables_out import TABLE_RESPONSES, stream_table, table_format
 from core.errors import InvalidInput
 from core.report.similarity import (
     PREDICTION_COLUMNS,
     PROBABILITIES_COLUMN,
     prediction_rows,
-    similarity,
 )
 from core.report.similarity_plot import render_similarity_png
+from core.report.stored import stored_similarity
 from core.spec import NO_NUL
 from core.store.tables import Comparison
 
@@ -110,8 +111,7 @@ def _pair(comparison: Comparison, a: str | None, b: str | None) -> tuple[str, st
 
 @router.get("/{comparison_id}/similarity")
 def similarity_json(
-    comparison: ComparisonDep,
-    session: SessionDep,
+    comparison: ComparisonOnlyDep,
     a: VariantQuery = None,
     b: VariantQuery = None,
 ) -> JSONResponse:
@@ -121,7 +121,7 @@ def similarity_json(
     against its replicate at the same data seed (``control``: "replicates"), else every pair
     of its seeds ("seeds"). Null cells: no data."""
     first, second = _pair(comparison, a, b)
-    return JSONResponse(similarity(session, comparison.id, first, second))
+    return JSONResponse(stored_similarity(comparison.id, first, second))
 
 
 @router.get(
@@ -130,12 +130,11 @@ def similarity_json(
     responses={200: {"content": {"image/png": {}}}},
 )
 def similarity_png(
-    comparison: ComparisonDep,
-    session: SessionDep,
+    comparison: ComparisonOnlyDep,
     a: VariantQuery = None,
     b: VariantQuery = None,
 ) -> Response:
     """Three heatmaps with layer names: a against b, a against a', b against b'."""
     first, second = _pair(comparison, a, b)
-    sim = similarity(session, comparison.id, first, second)
+    sim = stored_similarity(comparison.id, first, second)
     return Response(render_similarity_png(sim, title=comparison.name), media_type="image/png")

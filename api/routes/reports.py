@@ -1,4 +1,9 @@
-"""The verdict: ``/report`` (JSON, CSV, Markdown, text), ``/report.png`` and ``/events``."""
+"""The verdict: ``/report`` (JSON, CSV, Markdown, text), ``/report.png`` and ``/events``.
+
+The report and its figure are served as stored (``core.report.stored``): a read computes the
+report only when the comparison's rows changed since it was stored, and then without holding
+a pooled connection while it computes.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from api.deps import ComparisonDep, ComparisonId, SessionDep, TenantDep, find_comparison
+from api.deps import ComparisonId, ComparisonOnlyDep, TenantDep, find_comparison
 from api.schemas import comparison_out
 from api.streams import EventHub, LimitedStreamingResponse, StreamLimits
 from core.config import get_settings
 from core.errors import NotFound
 from core.report.build import PAIRWISE_ROW_COLUMNS, REPORT_ROW_COLUMNS, pairwise_rows, report_rows
-from core.report.load import load_report
 from core.report.plot import render_png
 from core.report.render import render_markdown, render_text, rows_to_csv
 from core.report.schema import Report
+from core.report.stored import stored_report, stored_report_json
 from core.report.tuning import budget_curves
 from core.report.tuning_plot import render_tuning_png
 from core.report.tuning_rows import load_tuning_observations, tuning_spec_of
@@ -67,8 +72,7 @@ def _report_format(request: Request, fmt: ReportFormat | None) -> ReportFormat:
 )
 def report(
     request: Request,
-    comparison: ComparisonDep,
-    session: SessionDep,
+    comparison: ComparisonOnlyDep,
     fmt: Annotated[ReportFormat | None, Query(alias="format")] = None,
     table: Annotated[
         Literal["variants", "pairwise"],
@@ -81,8 +85,10 @@ def report(
     per variant (``&table=pairwise``: one per tested pair, with its conclusion), ``md``
     Markdown, ``text`` a terminal table.
     """
-    body, _ = load_report(session, comparison)
     kind = _report_format(request, fmt)
+    if kind == "json":
+        return Response(stored_report_json(comparison.id), media_type="application/json")
+    body = stored_report(comparison.id).report
     if kind == "csv":
         if table == "pairwise":
             csv_text = rows_to_csv(pairwise_rows(body), PAIRWISE_ROW_COLUMNS)
@@ -97,9 +103,7 @@ def report(
         return PlainTextResponse(
             render_markdown(body, title=comparison.name), media_type="text/markdown; charset=utf-8"
         )
-    if kind == "text":
-        return PlainTextResponse(render_text(body))
-    return body
+    return PlainTextResponse(render_text(body))
 
 
 @router.get(
@@ -107,10 +111,12 @@ def report(
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-def report_png(comparison: ComparisonDep, session: SessionDep) -> Response:
+def report_png(comparison: ComparisonOnlyDep) -> Response:
     """Learning curves and the per-seed spread of the primary metric, with the verdict."""
-    body, trials = load_report(session, comparison)
-    return Response(render_png(body, trials, title=comparison.name), media_type="image/png")
+    stored = stored_report(comparison.id)
+    return Response(
+        render_png(stored.report, stored.trials, title=comparison.name), media_type="image/png"
+    )
 
 
 @router.get(
@@ -118,14 +124,15 @@ def report_png(comparison: ComparisonDep, session: SessionDep) -> Response:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, 404: {"description": "No tuning stage."}},
 )
-def tuning_png(comparison: ComparisonDep, session: SessionDep) -> Response:
+def tuning_png(comparison: ComparisonOnlyDep) -> Response:
     """Each variant's expected best validation score against the tuning budget (Dodge et
     al.), with one standard deviation: a curve still rising at the budget says the budget
     was not enough. 404 for a comparison without a tuning stage."""
     spec = tuning_spec_of(comparison.spec)
     if spec is None:
         raise NotFound(f"comparison {comparison.id} has no tuning stage, so no tuning.png")
-    observations = load_tuning_observations(session, comparison.id, spec.metric)
+    with session_scope() as session:  # read, then draw with no connection held
+        observations = load_tuning_observations(session, comparison.id, spec.metric)
     png = render_tuning_png(
         budget_curves(spec, observations),
         metric=spec.metric,

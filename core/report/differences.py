@@ -83,6 +83,7 @@ __all__ = [
     "differences_table",
     "differs_beyond_seeds",
     "expected_calibration_error",
+    "finish_differences",
     "mcnemar_exact",
 ]
 
@@ -356,7 +357,26 @@ def compute_differences(
     by_variant: dict[str, list[TrialPredictions]] = defaultdict(list)
     for t in predictions:
         by_variant[t.variant].append(t)
-    out = [_pair(a, b, by_variant) for a, b in pairs]
+    return finish_differences(
+        [_pair(a, b, by_variant) for a, b in pairs],
+        cka_last_hidden=cka_last_hidden,
+        noun=noun,
+        alpha=alpha,
+        interim=interim,
+    )
+
+
+def finish_differences(
+    out: list[dict[str, Any]],
+    *,
+    cka_last_hidden: Mapping[tuple[str, str], Mapping[str, float | None]] | None = None,
+    noun: str = "test examples",
+    alpha: float = 0.05,
+    interim: bool = False,
+) -> list[dict[str, Any]]:
+    """The pairs' figures (one dict per tested pair, as ``_pair`` makes them, however their
+    predictions were read) made answers: Holm across the pairs, the CKA, ``differs`` and the
+    sentence (see ``compute_differences``)."""
     for key in ("mcnemar_p", "beyond_seeds_p"):
         tested = [i for i, d in enumerate(out) if d[key] is not None]
         for i, p in zip(tested, holm([out[i][key] for i in tested]), strict=True):

@@ -26,11 +26,14 @@ from models.structure import structure
 
 __all__ = [
     "ROBUSTNESS_COLUMNS",
+    "add_stages",
     "add_tuning",
+    "assemble_report",
     "load_differences",
     "load_report",
     "load_robustness",
     "load_trial_results",
+    "reuse_note",
     "robustness_rows",
 ]
 
@@ -120,26 +123,47 @@ def load_trial_results(session: Session, comparison_id: str) -> list[TrialResult
 def load_report(
     session: Session, comparison: Comparison
 ) -> tuple[dict[str, Any], list[TrialResult]]:
-    """The report of a comparison (partial while it runs) and the trial results behind it."""
+    """The report of a comparison (partial while it runs) and the trial results behind it,
+    computed now from the rows (``core.report.stored`` serves it stored)."""
     trials = load_trial_results(session, comparison.id)
-    differences = [PairDifference.model_validate(d) for d in load_differences(session, comparison)]
+    differences = load_differences(session, comparison)
+    report = assemble_report(comparison, trials, differences, reuse_note(session, comparison.id))
+    add_stages(session, comparison, report)
+    return report, trials
+
+
+def assemble_report(
+    comparison: Comparison,
+    trials: Sequence[TrialResult],
+    differences: Sequence[Mapping[str, Any]],
+    reuse: str | None,
+) -> dict[str, Any]:
+    """The report from what was read: the trials, the pairs' differences and the reuse note
+    (no database: a computation that holds no connection). ``add_stages`` then adds the
+    robustness and tuning sections, which read their own rows."""
     report = build_report(
         comparison_id=comparison.id,
         primary_metric=comparison.spec.primary_metric,
         variant_order=comparison.spec.variant_names,
-        trials=trials,
+        trials=list(trials),
         final=comparison.status in TERMINAL,
         variant_info=comparison.analyses,
         design=comparison.spec.design,
-        differences=differences,
+        differences=[PairDifference.model_validate(d) for d in differences],
     )
     report["name"] = comparison.name
     report["status"] = comparison.status
     report["structure"] = pair_structures(comparison.spec, report["pairwise"])
     several = [s["note"] for s in report["structure"] if s["note"]]
-    if note := reuse_note(session, comparison.id):
-        several.append(note)
+    if reuse:
+        several.append(reuse)
     report["notes"] = [*report["notes"], *several]
+    return report
+
+
+def add_stages(session: Session, comparison: Comparison, report: dict[str, Any]) -> None:
+    """The robustness section (its sentences appended to the verdict and its answer) and the
+    tuning section, each when the comparison asked for it."""
     robustness = load_robustness(session, comparison, report)
     if robustness is not None:
         report["robustness"] = robustness
@@ -147,7 +171,6 @@ def load_report(
         report["verdict"] = " ".join([report["verdict"], *sentences])
         report["answers"] = {**report["answers"], "robustness": " ".join(sentences) or None}
     add_tuning(session, comparison, report)
-    return report, trials
 
 
 def add_tuning(session: Session, comparison: Comparison, report: dict[str, Any]) -> None:

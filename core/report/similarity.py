@@ -223,7 +223,8 @@ def load_predictions(session: Session, comparison_id: str) -> list[TrialPredicti
         if row is None:
             continue
         examples, labels, predicted, probs = decode_predictions(row)
-        session.expunge(row)
+        if row in session:  # read through ShortReads, the row is detached already
+            session.expunge(row)
         out.append(
             TrialPredictions(
                 trial_id=trial_id,

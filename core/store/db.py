@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.config import get_settings, normalise_database_url
 
 __all__ = [
+    "ShortReads",
     "dispose_engine",
     "get_engine",
     "get_sessionmaker",
@@ -100,6 +101,30 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class ShortReads(Session):
+    """A session for a long computation that reads now and then (a report, a similarity):
+    each ``execute`` runs in a short session of its own, its rows read at once, and gives its
+    pooled connection back before the caller computes with them. Only reads: a write through
+    it is lost with the short session's end (``session_scope`` commits nothing it did not do)."""
+
+    def __init__(self) -> None:
+        super().__init__(bind=get_engine())
+
+    def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        with session_scope() as session:
+            return session.execute(statement, *args, **kwargs).freeze()()
+
+    def scalars(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.execute(statement, *args, **kwargs).scalars()
+
+    def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.execute(statement, *args, **kwargs).scalar()
+
+    def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
+        with session_scope() as session:
+            return session.get(entity, ident, **kwargs)
 
 
 def upsert_insert(session: Session, entity: Any) -> postgresql.Insert | sqlite.Insert:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     func,
@@ -45,6 +46,7 @@ __all__ = [
     "Dataset",
     "EpochMetric",
     "MlflowRun",
+    "StoredReport",
     "Trial",
     "TrialCorruptionScore",
     "TrialLayerGram",
@@ -438,3 +440,25 @@ class TrialCorruptionScore(Base):
     accuracy: Mapped[float] = mapped_column(Float)
     loss: Mapped[float | None] = mapped_column(Float)
     n: Mapped[int]
+
+
+class StoredReport(Base):
+    """An answer computed once from a comparison's rows and served as stored
+    (``core.report.stored``): the report, the prediction differences, a pair's similarity.
+    ``fingerprint`` names the state of the rows it was computed from (a hash of the trial
+    counts, statuses, epochs and finish times, the comparison's status and the code's version):
+    a read whose current fingerprint differs computes it again. ``body`` is the answer as
+    JSON text (the report's raw form and the trials behind its figure); ``served``, where the
+    answer has a schema, the exact JSON the api sends. Removed with the comparison."""
+
+    __tablename__ = "reports"
+
+    comparison_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("comparisons.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    served: Mapped[str | None] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seconds: Mapped[float] = mapped_column(Float)

@@ -33,7 +33,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.report.load import load_report
+from core.report.stored import stored_report
 from core.status import TERMINAL
 from core.store.db import session_scope
 from core.store.tables import Comparison, WebhookDelivery, utcnow
@@ -63,7 +63,7 @@ def backoff(settings: Settings, attempt: int) -> float:
 
 
 def payload(session: Session, comparison: Comparison, settings: Settings) -> dict[str, Any]:
-    """The body sent for an ended comparison: status, links, the verdict."""
+    """The body sent for an ended comparison: status, links, the verdict (the stored report)."""
     link = f"{settings.public_url.rstrip('/')}/v1/comparisons/{comparison.id}"
     body: dict[str, Any] = {
         "event": EVENT,
@@ -78,7 +78,9 @@ def payload(session: Session, comparison: Comparison, settings: Settings) -> dic
         "ranking": [],
     }
     try:
-        report, _ = load_report(session, comparison)
+        # As stored by the worker that ended the comparison. Under _claim's row lock a stale
+        # one is computed but not stored: the write would wait for that lock.
+        report = stored_report(comparison.id, store=False).report
         body["verdict"] = report.get("verdict")
         body["ranking"] = report.get("ranking", [])
     except Exception:  # the report must never stop the notification

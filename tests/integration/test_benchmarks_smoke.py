@@ -80,3 +80,19 @@ def test_round_lock_smoke(pg_url: str) -> None:
     )
     assert "sqlite: finalize_comparison" in out
     assert "postgres: row lock held" in out
+
+
+def test_report_at_limits_smoke(pg_url: str) -> None:
+    out = bench(
+        "report_at_limits.py",
+        "--variants",
+        "2",
+        "--seeds",
+        "3",
+        "--examples",
+        "500",
+        "--gets",
+        "5",
+    )
+    assert "ratio vs target:" in out
+    assert "ratio vs baseline:" in out

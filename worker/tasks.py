@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import Reject
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
@@ -58,6 +56,7 @@ from core.trials.reuse import library_versions, trial_hash
 from core.trials.tuned import trial_setup
 from worker.celery_app import app
 from worker.checkpoint import checkpoint_folder, remove_checkpoint
+from worker.db_retries import transient, with_db_retries
 from worker.heartbeat import host_identity
 from worker.lease import LeaseRenewal
 from worker.memory import PeakSampler
@@ -74,39 +73,6 @@ if TYPE_CHECKING:
 __all__ = ["TrialRun", "run_trial", "train_trial_task"]
 
 log = logging.getLogger("archbench.worker")
-
-# Waits between tries of a database write that failed on the connection (then: hand back).
-DB_RETRY_DELAYS = (0.5, 1.0, 2.0)
-
-T = TypeVar("T")
-
-
-_SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open")
-
-
-def _transient(exc: BaseException) -> bool:
-    """A database that cannot be reached (or dropped the connection), not a bad statement.
-
-    SQLite reports a missing table or column as an OperationalError too: only its lock, busy
-    and I/O errors count as passing."""
-    if isinstance(exc, OperationalError) and type(exc.orig).__module__ == "sqlite3":
-        return any(word in str(exc.orig).lower() for word in _SQLITE_TRANSIENT)
-    return isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
-
-
-def _with_db_retries(what: str, fn: Callable[[], T]) -> T:
-    """``fn()``, tried again after each of ``DB_RETRY_DELAYS`` while the database is away."""
-    for delay in (*DB_RETRY_DELAYS, None):
-        try:
-            return fn()
-        except Exception as exc:
-            if delay is None or not _transient(exc):
-                raise
-            log.warning("%s: the database is unreachable (%s); again in %.1f s", what, exc, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 def _worker_name() -> str:
@@ -218,9 +184,9 @@ def _run_trial(trial_id: str) -> str:
         return _decide(trial_id, owner, retry=tries > 1)
 
     try:
-        decided = _with_db_retries(f"trial {trial_id}: claim", decide)
+        decided = with_db_retries(f"trial {trial_id}: claim", decide)
     except Exception as exc:
-        if not _transient(exc):
+        if not transient(exc):
             raise
         # Nothing was decided, so the message is all that remembers the trial: acking it
         # (acks_late acks a failure too) would strand the trial queued. Back on the queue
@@ -295,7 +261,7 @@ def _run_claimed(
         log.warning("trial %s: lease lost; another worker owns it now", trial_id)
         return Outcome.LEASE_LOST
     except Exception as exc:
-        if _transient(exc):
+        if transient(exc):
             _hand_back(trial_id, owner, exc)
             return Outcome.RETRY
         log.exception("trial %s failed", trial_id)
@@ -318,7 +284,7 @@ def _hand_back(trial_id: str, owner: str, exc: BaseException) -> None:
         with session_scope() as s:
             released = release_trial(s, trial_id, owner=owner)
     except Exception as again:
-        if not _transient(again):
+        if not transient(again):
             raise
         log.warning(
             "trial %s: the database is unreachable (%s); the sweeper takes the trial back "
@@ -343,7 +309,7 @@ def _finalize(comparison_id: str) -> None:
         with session_scope() as s:
             finalize_comparison(s, comparison_id)
     except Exception as exc:
-        if not _transient(exc):
+        if not transient(exc):
             raise
         log.warning("comparison %s: not finalized, database unreachable (%s)", comparison_id, exc)
 
@@ -404,7 +370,7 @@ class TrialRun:
         try:
             return StopReason.CANCELLED if _cancel_requested(self.comparison_id) else None
         except Exception as exc:
-            if not _transient(exc):
+            if not transient(exc):
                 raise
             log.warning(
                 "trial %s: cancel check skipped, database unreachable (%s)", self.trial_id, exc
@@ -443,7 +409,7 @@ class TrialRun:
                     row=row,
                 )
 
-        return _with_db_retries(f"trial {self.trial_id}: rewind", rewind)
+        return with_db_retries(f"trial {self.trial_id}: rewind", rewind)
 
     def on_epoch(self, epoch: int, row: dict[str, float]) -> None:
         values = {k: float(v) for k, v in row.items() if k not in ("seconds", "epoch")}
@@ -460,10 +426,10 @@ class TrialRun:
                     lease_seconds=self.settings.lease_seconds,
                 )
 
-        _with_db_retries(f"trial {self.trial_id}: epoch {epoch}", write)
+        with_db_retries(f"trial {self.trial_id}: epoch {epoch}", write)
         spec = self.spec
         if self.stage == TrialStage.TUNING and spec is not None:
-            self.pruned = _with_db_retries(
+            self.pruned = with_db_retries(
                 f"trial {self.trial_id}: prune",
                 lambda: prune_now(spec, self.comparison_id, self.trial_id, self.config),
             )
@@ -478,7 +444,7 @@ class TrialRun:
                 )
                 commit()
 
-        _with_db_retries(f"trial {self.trial_id}: checkpoint", guarded)
+        with_db_retries(f"trial {self.trial_id}: checkpoint", guarded)
 
     def commit_result(self, result: TrainResult, status: TrialStatus, trial_hash: str) -> None:
         """Store the trial's result (and its analysis, in the same transaction), retried while
@@ -520,7 +486,7 @@ class TrialRun:
                     store_analysis(s, self.trial_id, result.analysis)
                 return ended
 
-        if not _with_db_retries(f"trial {self.trial_id}: result", commit):
+        if not with_db_retries(f"trial {self.trial_id}: result", commit):
             raise LeaseLost(self.trial_id)
 
 

@@ -69,7 +69,8 @@ import numpy as np
 from scipy import special
 
 from core.report.answers import answers
-from core.report.looks import ALPHA, Look, decide, look_of, look_summary
+from core.report.design_block import design_block
+from core.report.looks import ALPHA, Look, decide, look_of
 from core.report.pairs import (
     PairLevels,
     as_interval,
@@ -472,28 +473,9 @@ def build_report(
         v["rank"] = None
         v["tier"] = None
     ranking = rank_and_tier(variants, pairs, higher)
-    tests = {p["test"] for p in pairs if p["test"] is not None}
-    design_out = {
-        "split": plan.split,
-        "paired": bool(tests) and tests == {"paired_t"},
-        "test": tests.pop() if len(tests) == 1 else ("mixed" if tests else None),
-        "alpha": ALPHA,
-        "equivalence_margin": plan.margin,
-        "baseline": plan.baseline,
-        "pairs": None if plan.contrasts is None else [list(p) for p in family],
-        "sequential": None if look.boundary is None else f"group_sequential_{look.boundary}",
-        "looks": look_summary(look, plan.n_seeds),
-        "family_size": len(family),
-        "multiplicity": "holm",
-        "interval_adjustment": "bonferroni",
-        "training": dict(design.training) if design is not None else {},
-        "matched": (
-            {k: m.model_dump(mode="json") for k, m in design.matched.items()} if design else {}
-        ),
-        "tuning": _tuning_design(design),
-        "variant_intervals": VARIANT_INTERVALS,
-        "intervals": levels.interval_method,
-    }
+    design_out = design_block(
+        design, plan, look, family, pairs, levels.interval_method, VARIANT_INTERVALS
+    )
     report: dict[str, Any] = _json_safe(
         {
             "comparison_id": comparison_id,
@@ -512,15 +494,6 @@ def build_report(
     report["answers"] = answers(report, verdict_sentence(report, differences=False))
     report["notes"] = fairness_notes(report)
     return report
-
-
-def _tuning_design(design: DesignSpec | None) -> dict[str, Any] | None:
-    """The tuning stage as the design block states it (None without one): the budget, the
-    sampler, the metric and the knobs searched; the selection saw the validation split only."""
-    if design is None or design.tuning is None:
-        return None
-    dumped = design.tuning.model_dump(mode="json", exclude={"space"})
-    return {**dumped, "knobs": list(design.tuning.space), "selected_on": "validation"}
 
 
 def _pair_levels(look: Look, family: int) -> PairLevels:

@@ -74,9 +74,23 @@ class SweepResult:
 
 
 def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
-    """One pass of the sweeper."""
+    """One pass of the sweeper: expired leases, a reset broker, messages never sent or lost,
+    decisions a worker did not take, then the files and rows nothing refers to."""
     result = SweepResult()
     now = utcnow()
+    _end_expired_leases(settings, result)
+    if broker_was_reset(settings.broker_url):
+        _forget_sent_messages(result)
+    _send_pending(settings, app, now, result)
+    _finalize_open(app, result)
+    result.checkpoints_removed = remove_ended_checkpoints(settings)
+    with session_scope() as s:
+        result.analysis_rows_removed = collect_unreferenced(s)
+    return result
+
+
+def _end_expired_leases(settings: Settings, result: SweepResult) -> None:
+    """Requeue, fail (attempts used up) or cancel every running trial whose lease expired."""
     with session_scope() as s:
         expired = s.execute(
             select(Trial.id, Trial.attempts, Comparison.cancel_requested)
@@ -113,18 +127,26 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
     for trial_id in (*result.failed, *result.cancelled):
         remove_checkpoint(settings, trial_id)
 
-    if broker_was_reset(settings.broker_url):
-        with session_scope() as s:
-            reset = s.execute(
-                update(Trial)
-                .where(Trial.status == TrialStatus.QUEUED, Trial.enqueued_at.is_not(None))
-                .values(enqueued_at=None)
-                .execution_options(synchronize_session=False)
-            )
-            result.resent = rows_changed(reset)
-        if result.resent:
-            log.warning("messages may be lost; sending %d queued trials again", result.resent)
 
+def _forget_sent_messages(result: SweepResult) -> None:
+    """The broker lost its queue: every queued trial counts as never sent."""
+    with session_scope() as s:
+        reset = s.execute(
+            update(Trial)
+            .where(Trial.status == TrialStatus.QUEUED, Trial.enqueued_at.is_not(None))
+            .values(enqueued_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        result.resent = rows_changed(reset)
+    if result.resent:
+        log.warning("messages may be lost; sending %d queued trials again", result.resent)
+
+
+def _send_pending(
+    settings: Settings, app: Celery | None, now: datetime, result: SweepResult
+) -> None:
+    """Send the queued trials never sent (past a grace), the requeued ones and those whose
+    message looks lost, after this (reading) transaction commits."""
     with session_scope() as s:
         box = outbox(s, app=app)
         pending = list(
@@ -142,7 +164,7 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
         pending += [t for t in result.requeued if t not in pending]
         result.resent_lost = [t for t in lost_messages(s, settings, now) if t not in pending]
         pending += result.resent_lost
-        send_after_commit(s, pending)  # sent when this (reading) transaction commits
+        send_after_commit(s, pending)
     result.enqueued = list(box.sent)
     if result.resent_lost:
         log.warning(
@@ -150,22 +172,20 @@ def sweep(settings: Settings, app: Celery | None = None) -> SweepResult:
             [t for t in result.resent_lost if t in box.sent],
         )
 
+
+def _finalize_open(app: Celery | None, result: SweepResult) -> None:
+    """Take every open comparison's decision a worker did not (it died first): end it, or add
+    its next round or tuning step, sent when that transaction commits."""
     with session_scope() as s:
         open_ids = list(s.scalars(select(Comparison.id).where(Comparison.status.in_(ACTIVE))))
     for comparison_id in open_ids:
         with session_scope() as s:
-            # A round a worker's decision did not add (it died first) is added here, and
-            # sent when this transaction commits.
             box = outbox(s, app=app)
             if finalize_comparison(s, comparison_id):
                 result.finalized.append(comparison_id)
         if box.committed:
             result.rounds_added.append(comparison_id)
             result.enqueued += box.sent
-    result.checkpoints_removed = remove_ended_checkpoints(settings)
-    with session_scope() as s:
-        result.analysis_rows_removed = collect_unreferenced(s)
-    return result
 
 
 def lost_messages(session: Session, settings: Settings, now: datetime) -> list[str]:

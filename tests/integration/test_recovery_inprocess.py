@@ -34,10 +34,11 @@ EPOCHS = 3
 
 @pytest.fixture
 def worker_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    import worker.db_retries
     import worker.tasks
 
     monkeypatch.setenv("ARCHBENCH_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(worker.tasks, "DB_RETRY_DELAYS", (0.0, 0.0))
+    monkeypatch.setattr(worker.db_retries, "DB_RETRY_DELAYS", (0.0, 0.0))
     with fresh_database("archbench_inproc") as url, in_process_database(url, monkeypatch):
         yield
 

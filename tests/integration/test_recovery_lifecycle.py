@@ -268,9 +268,10 @@ def test_a_claim_that_cannot_reach_the_database_puts_its_message_back(
     from celery.exceptions import Reject
     from sqlalchemy.exc import OperationalError
 
+    import worker.db_retries as db_retries
     import worker.tasks as tasks
 
-    monkeypatch.setattr(tasks, "DB_RETRY_DELAYS", (0.0, 0.0))
+    monkeypatch.setattr(db_retries, "DB_RETRY_DELAYS", (0.0, 0.0))
     _, tid = make_trial("queued", attempts=0)
     tries: list[str] = []
     real_claim = claim_trial  # the one worker.tasks claims with

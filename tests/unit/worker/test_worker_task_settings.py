@@ -28,7 +28,7 @@ def test_only_passing_database_errors_are_retried() -> None:
 
     from sqlalchemy.exc import OperationalError
 
-    from worker.tasks import _transient
+    from worker.db_retries import transient as _transient
 
     def sqlite_error(message: str) -> OperationalError:
         return OperationalError("SELECT 1", {}, sqlite3.OperationalError(message))

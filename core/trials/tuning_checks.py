@@ -83,6 +83,16 @@ def tuning_submit_errors(
                 "validation_split above 0 (the test split is never used to select)",
             }
         )
+    if spec.dataset.split == "per_seed":
+        errors.append(
+            {
+                "loc": ["body", "dataset", "split"],
+                "msg": "tuning needs \"split\": \"fixed\": under per_seed every seed draws its "
+                "own test split, so a tuning trial would train or be selected on examples that "
+                "some tested trial is scored on; with one fixed split the selection sees the "
+                "training and validation splits only",
+            }
+        )
     most = len(spec.variants) * (
         spec.most_seeds * spec.runs_per_seed * spec.training.epochs
         + tuning.trials * tuning_epochs(tuning, spec.training.epochs)

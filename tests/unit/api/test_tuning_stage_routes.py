@@ -28,6 +28,7 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
 
 def _spec(**tuning: Any) -> dict[str, Any]:
     body = tiny_spec("tuned", seeds=[0, 1], epochs=2, variants=[small_mlp("a"), small_mlp("b")])
+    body["dataset"] = {**body["dataset"], "split": "fixed"}  # tuning needs one fixed split
     body["tuning"] = {
         "space": {"learning_rate": {"log_uniform": [1e-4, 1e-1]}},
         "trials": 3,

@@ -49,6 +49,7 @@ def _dropout_mlp(name: str = "mlp_drop") -> dict[str, Any]:
 
 def _body(tuning: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
     body = tiny_spec(epochs=3, variants=[small_cnn(), _dropout_mlp()])
+    body["dataset"] = {**body["dataset"], "split": "fixed"}  # tuning needs one fixed split
     body.update(extra)
     if tuning is not None:
         body["tuning"] = tuning
@@ -110,9 +111,16 @@ def test_a_spec_without_tuning_stores_no_tuning_key() -> None:
         ),
         (
             {"space": SPACE, "epochs": 1},
+            {"dataset": {"name": "mnist_5k", "split": "per_seed", "max_samples": 300}},
+            ("body", "dataset", "split"),
+            "scored on",
+        ),
+        (
+            {"space": SPACE, "epochs": 1},
             {
                 "dataset": {
                     "name": "mnist_5k",
+                    "split": "fixed",
                     "validation_split": 0.0,
                     "max_samples": 300,
                 }

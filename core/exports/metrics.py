@@ -62,11 +62,13 @@ __all__ = [
 # them at most CHUNK_ROWS rows where rows come one by one (SQLite, Parquet).
 CHUNK_ROWS = 5000
 CHUNK_TRIALS = 25
-KEYS = ("trial_id", "variant", "seed", "epoch")
+KEYS = ("trial_id", "variant", "seed", "stage", "replicate", "epoch")
 METRIC_KEY_TYPES: dict[str, pa.DataType] = {
     "trial_id": pa.string(),
     "variant": pa.string(),
     "seed": pa.int64(),
+    "stage": pa.string(),
+    "replicate": pa.int64(),
     "epoch": pa.int64(),
 }
 
@@ -132,6 +134,8 @@ def _pg_csv_row(value_columns: Sequence[str], value: Callable[[str], Any]) -> An
         cast(Trial.id, Text),
         _csv_field(Trial.variant),
         cast(Trial.seed, Text),
+        cast(Trial.stage, Text),
+        cast(Trial.replicate, Text),
         cast(EpochMetric.epoch, Text),
         *(json_text(k) for k in value_columns),
         func.coalesce(cast(EpochMetric.seconds, Text), ""),
@@ -158,6 +162,10 @@ def _pg_json_row(value_columns: Sequence[str], value: Callable[[str], Any]) -> A
         cast(func.to_json(Trial.variant), Text),
         literal(',"seed":'),
         cast(Trial.seed, Text),
+        literal(',"stage":'),
+        cast(func.to_json(Trial.stage), Text),
+        literal(',"replicate":'),
+        cast(Trial.replicate, Text),
         literal(',"epoch":'),
         cast(EpochMetric.epoch, Text),
     ]
@@ -304,6 +312,10 @@ def metrics_json(
             Trial.variant,
             "seed",
             Trial.seed,
+            "stage",
+            Trial.stage,
+            "replicate",
+            Trial.replicate,
             "epoch",
             EpochMetric.epoch,
         ]
@@ -348,11 +360,13 @@ def metrics_csv(
             Trial.id,
             Trial.variant,
             Trial.seed,
+            Trial.stage,
+            Trial.replicate,
             EpochMetric.epoch,
             *values,
             cast(EpochMetric.seconds, Float),
         ]
-        for rows in _row_batches(columns, (0, 3), comparison_id, variant):
+        for rows in _row_batches(columns, (0, 5), comparison_id, variant):
             writer.writerows(("" if v is None or v == "null" else v for v in row) for row in rows)
             yield out.getvalue().encode()
             out.seek(0)
@@ -371,16 +385,20 @@ def metrics_rows(
         Trial.id,
         Trial.variant,
         Trial.seed,
+        Trial.stage,
+        Trial.replicate,
         EpochMetric.epoch,
         EpochMetric.values,
         EpochMetric.seconds,
     ]
-    for rows in _row_batches(columns, (0, 3), comparison_id, variant):
-        for trial_id, name, seed, epoch, values, seconds in rows:
+    for rows in _row_batches(columns, (0, 5), comparison_id, variant):
+        for trial_id, name, seed, stage, replicate, epoch, values, seconds in rows:
             row: dict[str, Any] = {
                 "trial_id": trial_id,
                 "variant": name,
                 "seed": seed,
+                "stage": stage,
+                "replicate": replicate,
                 "epoch": epoch,
             }
             for key in value_columns:

@@ -60,7 +60,7 @@ FINAL_METRICS = (
     "train_seconds",
     "inference_ms_per_sample",
 )
-ROW_KEYS = {"trial_id", "variant", "seed", "epoch"}
+ROW_KEYS = {"trial_id", "variant", "seed", "stage", "replicate", "epoch"}
 KEY_ARGS = ("filters", "units", "kernel_size", "pool_size", "strides", "rate", "activation")
 
 

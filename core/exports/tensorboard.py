@@ -38,7 +38,7 @@ from core.status import TERMINAL
 
 __all__ = ["TensorBoardResult", "comparison_dir", "run_dir", "write_event_files"]
 
-ROW_KEYS = {"trial_id", "variant", "seed", "epoch"}
+ROW_KEYS = {"trial_id", "variant", "seed", "stage", "replicate", "epoch"}
 FINAL_METRICS = ("test_accuracy", "test_loss", "best_val_accuracy")
 MARKER = "archbench.json"
 REPORT_RUN = "report"

@@ -129,7 +129,7 @@ def test_readme_tour_runs(embedded: Service, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "succeeded" in proc.stdout
     metrics = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert metrics[0].startswith("trial_id,variant,seed,epoch,loss,accuracy")
+    assert metrics[0].startswith("trial_id,variant,seed,stage,replicate,epoch,loss,accuracy")
     assert len(metrics) == 1 + 6 * 2  # 2 variants x 3 seeds x 2 epochs
 
     # The README sends files with --data-binary: --data strips the newlines, and the located

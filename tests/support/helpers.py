@@ -15,7 +15,7 @@ from core.status import TERMINAL
 from models.spec import LayerSpec, parse_variant
 
 METRIC_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
-CSV_COLUMNS = ["trial_id", "variant", "seed", "epoch", *METRIC_KEYS]
+CSV_COLUMNS = ["trial_id", "variant", "seed", "stage", "replicate", "epoch", *METRIC_KEYS]
 
 
 def small_cnn(name: str = "cnn") -> dict[str, Any]:

@@ -5,12 +5,14 @@ stay out of the tested statistics; without a tuning stage ``tuning.png`` is a 40
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -116,3 +118,29 @@ def test_tuning_png_without_a_tuning_stage_is_a_404_problem(client: TestClient) 
     cid = _submit(client)
     body = assert_problem(client.get(f"/v1/comparisons/{cid}/tuning.png"), 404)
     assert "has no tuning stage" in body["detail"]
+
+
+def test_metrics_tell_tuning_epochs_from_tested_ones(client: TestClient) -> None:
+    """Every epoch row of /metrics (JSON, CSV, Parquet) names its trial's stage and replicate:
+    the tuning trials' validation curves are not mistaken for the tested trials'."""
+    cid = _submit(client)
+    _add_tuning(cid)
+    items = client.get(f"/v1/comparisons/{cid}/metrics").json()["items"]
+    with session_scope() as s:
+        stage_of = dict(
+            s.execute(select(Trial.id, Trial.stage).where(Trial.comparison_id == cid))
+            .tuples()
+            .all()
+        )
+    tuning = [m for m in items if stage_of[m["trial_id"]] == "tuning"]
+    assert len(tuning) == 12  # 2 variants x 3 tuning trials x 2 epochs
+    assert all(m["stage"] == stage_of[m["trial_id"]] and m["replicate"] == 0 for m in items)
+    rows = list(
+        csv.DictReader(io.StringIO(client.get(f"/v1/comparisons/{cid}/metrics?format=csv").text))
+    )
+    assert sorted(r["stage"] for r in rows) == sorted(m["stage"] for m in items)
+    table = pq.read_table(
+        io.BytesIO(client.get(f"/v1/comparisons/{cid}/metrics?format=parquet").content)
+    )
+    assert sorted(table.column("stage").to_pylist()) == sorted(m["stage"] for m in items)
+    assert set(table.column("replicate").to_pylist()) == {0}

@@ -87,7 +87,7 @@ def tuning_submit_errors(
         errors.append(
             {
                 "loc": ["body", "dataset", "split"],
-                "msg": "tuning needs \"split\": \"fixed\": under per_seed every seed draws its "
+                "msg": 'tuning needs "split": "fixed": under per_seed every seed draws its '
                 "own test split, so a tuning trial would train or be selected on examples that "
                 "some tested trial is scored on; with one fixed split the selection sees the "
                 "training and validation splits only",

@@ -9,6 +9,7 @@ or was still rising. Drawn on a bare Figure with the Agg canvas (no pyplot state
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Mapping, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -57,7 +58,9 @@ def render_tuning_png(
         ax.set_ylabel(f"expected best {label}")
         ax.legend(loc="lower right" if percent or metric != "val_loss" else "upper right")
         ax.grid(alpha=0.3)
-    ax.set_title(title or "Expected best validation score by tuning budget (mean ± 1 SD)")
+    # Wrapped: a comparison's name is up to 200 characters, wider than the figure.
+    heading = title or "Expected best validation score by tuning budget (mean ± 1 SD)"
+    ax.set_title(textwrap.fill(heading, 90), fontsize=11)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

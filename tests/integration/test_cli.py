@@ -154,12 +154,21 @@ def test_compose_worker_healthcheck_pings_this_hosts_worker(distributed: Service
     assert kind == "CMD-SHELL"
     command = command.replace("$$", "$")
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the venv's celery
+    retries = int(_compose()["services"]["worker"]["healthcheck"]["retries"])
     for hostname, healthy in ((socket.gethostname(), True), ("no-such-container", False)):
         env = {**distributed.env, "PATH": path, "HOSTNAME": hostname}
-        proc = subprocess.run(
-            ["sh", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-        )
-        assert (proc.returncode == 0) == healthy, (hostname, proc.stdout, proc.stderr)
+        # As Docker runs it: unhealthy only after `retries` failures in a row (a ping's 5 s
+        # can pass while a loaded host's worker is busy); another container's name never
+        # passes.
+        answers = []
+        for _ in range(retries):
+            proc = subprocess.run(
+                ["sh", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+            )
+            answers.append((proc.returncode, proc.stdout, proc.stderr))
+            if proc.returncode == 0:
+                break
+        assert any(code == 0 for code, _, _ in answers) == healthy, (hostname, answers)
 
 
 def test_readyz_is_503_while_the_broker_is_down(tmp_path: Path) -> None:

@@ -28,5 +28,6 @@ def test_in_a_pid_namespace_of_its_own_the_name_ends_as_the_health_check_greps()
     inode = os.readlink("/proc/self/ns/pid").rpartition("[")[2].rstrip("]")
     host = socket.gethostname()
     expected = host if inode == INITIAL_PID_NAMESPACE else f"{host}-pidns-{inode}"
-    # docker-compose.yml's check: grep -qF "@$HOSTNAME-pidns-$(readlink /proc/1/ns/pid ...)"
+    # docker-compose.yml's check greps "@$HOSTNAME-pidns-<readlink /proc/self/ns/pid>", or
+    # "@$HOSTNAME" in the initial namespace.
     assert node_name("w").endswith(f"@{expected}")

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.tuning.search import Observation, should_prune, suggest
-from core.tuning.space import TuningSpec
+from core.tuning_space import TuningSpec
 
 TARGET_MS = 50.0
 

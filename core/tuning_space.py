@@ -1,5 +1,6 @@
 """The ``tuning`` block of a comparison: which training knobs are searched, over what, how often
-(``core.tuning.space`` names it inside the tuning package; here so ``core.spec`` can hold it).
+(a flat module of ``core``, not in ``core.tuning``, so that ``core.spec`` can hold it:
+``core.store`` imports ``core.spec`` and sits below ``core.tuning``).
 
 A space entry is ``{"log_uniform": [lo, hi]}``, ``{"uniform": [lo, hi]}`` or ``{"choice":
 [...]}``. The knobs are the training settings that decide how well an architecture trains, not

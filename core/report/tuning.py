@@ -24,7 +24,7 @@ from core.report.markdown import md_escape, md_table
 from core.report.schema import BudgetPointOut, EdgeNote, Tuning, TuningVariant
 from core.tuning.budget import BudgetPoint, expected_best, on_edge, still_rising
 from core.tuning.search import Observation
-from core.tuning.space import Choice, LogUniform, TuningSpec
+from core.tuning_space import Choice, LogUniform, TuningSpec
 
 __all__ = [
     "EDGE_SHARE",

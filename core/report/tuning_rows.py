@@ -22,7 +22,7 @@ from core.spec import StoredSpec
 from core.status import StopReason, TrialStage, TrialStatus
 from core.store.tables import EpochMetric, Trial
 from core.tuning.search import Observation
-from core.tuning.space import TuningSpec
+from core.tuning_space import TuningSpec
 
 __all__ = ["load_tuning_observations", "observation_of", "tuning_spec_of"]
 

@@ -1,7 +1,7 @@
 """What a trial trains with once its tuned ``config`` is applied: one function for the api
 (the reuse key) and the worker (the training setup), so the two never disagree.
 
-A config maps knobs (``core.tuning.space``) to values: ``learning_rate``, ``weight_decay``,
+A config maps knobs (``core.tuning_space``) to values: ``learning_rate``, ``weight_decay``,
 ``momentum`` and ``batch_size`` replace the variant's training settings, and
 ``dropout.<layer name>`` the ``rate`` of the dropout layer of that name (a variant without
 it is unchanged). A tuning trial trains for ``tuning.epochs`` (training's when unset).
@@ -15,7 +15,7 @@ from typing import Any
 from core.spec import StoredSpec, TrainingSpec
 from core.status import TrialStage
 from core.trials.tuning_checks import DROPOUT_TYPES, tuning_epochs
-from core.tuning.space import KNOBS
+from core.tuning_space import KNOBS
 
 __all__ = ["apply_config", "trial_setup"]
 

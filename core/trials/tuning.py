@@ -42,7 +42,7 @@ from core.trials.planning import build_trials, fill_reused
 from core.trials.reuse import library_versions, trial_hash
 from core.trials.tuning_checks import tuning_epochs
 from core.tuning.search import Observation, suggest
-from core.tuning.space import TuningSpec
+from core.tuning_space import TuningSpec
 
 __all__ = [
     "batch_size",

@@ -1,6 +1,6 @@
 """The submit's checks of a comparison's ``tuning`` block, and what it adds to the budget.
 
-``core.tuning.space.tuning_errors`` checks the block against one optimizer and the layer
+``core.tuning_space.tuning_errors`` checks the block against one optimizer and the layer
 names; here it is asked for every optimizer the variants train with, against the Dropout
 layers the normalised variants name, and the tuning trials count towards the comparison's
 trials, epochs and trial-epoch limit. Locations start at ``["body", "tuning"]``.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from core.config import Settings
 from core.errors import ErrorItem
 from core.spec import ComparisonSpec, StoredVariant
-from core.tuning.space import TuningSpec, tuning_errors
+from core.tuning_space import TuningSpec, tuning_errors
 
 __all__ = ["DROPOUT_TYPES", "budget_of", "dropout_layers", "tuning_submit_errors"]
 

@@ -26,7 +26,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
-from core.tuning.space import Choice, LogUniform, TuningSpec
+from core.tuning_space import Choice, LogUniform, TuningSpec
 
 __all__ = ["Observation", "distributions", "rebuild", "should_prune", "suggest"]
 

@@ -17,7 +17,7 @@ import pytest
 from core.config import Settings
 from core.spec import ComparisonSpec
 from core.trials.validation import validate_comparison
-from core.tuning.space import LogUniform, TuningSpec, Uniform, tuning_errors
+from core.tuning_space import LogUniform, TuningSpec, Uniform, tuning_errors
 
 EXAMPLE: dict[str, Any] = json.loads(
     (Path(__file__).parents[3] / "examples" / "tuned.json").read_text()

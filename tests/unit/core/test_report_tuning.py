@@ -17,7 +17,7 @@ from core.report.render import md_escape, render_markdown
 from core.report.schema import Report, Tuning
 from core.report.tuning import tuning_markdown, tuning_section
 from core.tuning.search import Observation
-from core.tuning.space import TuningSpec
+from core.tuning_space import TuningSpec
 from tests.support.trials import make_trial
 
 SPACE: dict[str, Any] = {

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from core.tuning.search import Observation, should_prune, suggest
-from core.tuning.space import TuningSpec
+from core.tuning_space import TuningSpec
 
 SPACE: dict[str, Any] = {
     "learning_rate": {"log_uniform": [1e-4, 1e-1]},

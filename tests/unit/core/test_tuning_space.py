@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from core.errors import ErrorItem
-from core.tuning.space import TuningSpec, grid_size, tuning_errors
+from core.tuning_space import TuningSpec, grid_size, tuning_errors
 
 
 def _errors(

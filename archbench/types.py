@@ -38,6 +38,11 @@ class TrialRow(TypedDict):
     comparison_id: str
     variant: str
     seed: int
+    data_seed: int
+    init_seed: int
+    replicate: int
+    stage: str
+    config: dict[str, Any] | None
     status: str
     attempts: int
     params: int | None
@@ -66,6 +71,8 @@ class MetricRow(TypedDict, total=False):
     trial_id: str
     variant: str
     seed: int
+    stage: str
+    replicate: int
     epoch: int
     loss: float | None
     accuracy: float | None
@@ -84,6 +91,7 @@ class PredictionRow(TypedDict):
     label: int
     predicted: int
     p_true: float
+    confidence: float
 
 
 class Similarity(TypedDict, total=False):

@@ -16,11 +16,11 @@ import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 
 from core.timestamps import rfc3339
@@ -28,6 +28,7 @@ from core.timestamps import rfc3339
 __all__ = [
     "PARQUET_MEDIA_TYPE",
     "TABLE_MEDIA_TYPES",
+    "FormatQuery",
     "TableFormat",
     "parquet_chunks",
     "prefetched",
@@ -40,6 +41,16 @@ __all__ = [
 CHUNK_ROWS = 500
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 TableFormat = Literal["json", "csv", "parquet"]
+
+FormatQuery = Annotated[
+    TableFormat | None,
+    Query(
+        alias="format",
+        description="json (default), csv or parquet; without it, the Accept header decides "
+        "(text/csv, application/vnd.apache.parquet)",
+    ),
+]
+"""The ``?format=`` of every table endpoint (``table_format`` reads it, then ``Accept``)."""
 # Media types a client may send in Accept, per format (the first one is what we answer with).
 TABLE_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
     "csv": ("text/csv",),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pyarrow as pa
 from fastapi import APIRouter, Body, Header, Query, Request, Response
@@ -34,7 +34,7 @@ from api.schemas import (
     comparison_out,
     trial_out,
 )
-from api.tables_out import TABLE_RESPONSES, prefetched, stream_table, table_format
+from api.tables_out import TABLE_RESPONSES, FormatQuery, prefetched, stream_table, table_format
 from core.data.uploads import resolver_for
 from core.exports.metrics import (
     KEYS,
@@ -64,15 +64,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/comparisons", tags=["comparisons"])
 log = logging.getLogger("archbench.api")
 _Route = TypeVar("_Route", bound=Callable[..., Any])
-
-FormatQuery = Annotated[
-    Literal["json", "csv", "parquet"] | None,
-    Query(
-        alias="format",
-        description="json (default), csv or parquet; without it, the Accept header decides "
-        "(text/csv, application/vnd.apache.parquet)",
-    ),
-]
 
 
 @router.post("", status_code=202, response_model=SubmittedOut, responses=SUBMITTED_RESPONSES)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from api.deps import ComparisonOnlyDep
-from api.tables_out import TABLE_RESPONSES, stream_table, table_format
+from api.tables_out import TABLE_RESPONSES, FormatQuery, stream_table, table_format
 from core.errors import InvalidInput
 from core.report.similarity import (
     PREDICTION_COLUMNS,
@@ -31,10 +31,6 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/comparisons", tags=["differences"])
 
-PredictionFormat = Annotated[
-    Literal["json", "csv", "parquet"] | None,
-    Query(alias="format", description="json (default), csv or parquet"),
-]
 PARQUET_TYPES = {
     "seed": pa.int64(),
     "example": pa.int64(),
@@ -62,7 +58,7 @@ VariantQuery = Annotated[str | None, Query(max_length=64), NO_NUL]
 def predictions(
     request: Request,
     comparison: ComparisonOnlyDep,
-    fmt: PredictionFormat = None,
+    fmt: FormatQuery = None,
     variant: VariantQuery = None,
     probabilities: ProbabilitiesQuery = None,
 ) -> StreamingResponse:

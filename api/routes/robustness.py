@@ -8,14 +8,13 @@ trial one ``clean`` row (severity 0) and one row per (corruption, severity) it w
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Annotated, Literal
 
 import pyarrow as pa
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from api.deps import ComparisonDep, SessionDep
-from api.tables_out import TABLE_RESPONSES, stream_table, table_format
+from api.tables_out import TABLE_RESPONSES, FormatQuery, stream_table, table_format
 from core.report.load import ROBUSTNESS_COLUMNS, robustness_rows
 from core.report.robustness_plot import render_robustness_png
 
@@ -23,10 +22,6 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/comparisons", tags=["robustness"])
 
-RobustnessFormat = Annotated[
-    Literal["json", "csv", "parquet"] | None,
-    Query(alias="format", description="json (default), csv or parquet"),
-]
 PARQUET_TYPES = {
     "seed": pa.int64(),
     "severity": pa.int64(),
@@ -38,7 +33,7 @@ PARQUET_TYPES = {
 
 @router.get("/{comparison_id}/robustness", responses=TABLE_RESPONSES)
 def robustness(
-    request: Request, comparison: ComparisonDep, session: SessionDep, fmt: RobustnessFormat = None
+    request: Request, comparison: ComparisonDep, session: SessionDep, fmt: FormatQuery = None
 ) -> StreamingResponse:
     """One row per (succeeded trial, corruption, severity): ``trial_id``, ``variant``,
     ``seed``, ``corruption``, ``severity`` (1 to 5), ``accuracy``, ``loss`` (mean

@@ -13,10 +13,11 @@ import pyarrow as pa
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from api.deps import ComparisonDep, SessionDep
+from api.deps import ComparisonOnlyDep
 from api.tables_out import TABLE_RESPONSES, FormatQuery, stream_table, table_format
 from core.report.load import ROBUSTNESS_COLUMNS, robustness_rows
 from core.report.robustness_plot import render_robustness_png
+from core.store.db import session_scope
 
 __all__ = ["router"]
 
@@ -33,14 +34,15 @@ PARQUET_TYPES = {
 
 @router.get("/{comparison_id}/robustness", responses=TABLE_RESPONSES)
 def robustness(
-    request: Request, comparison: ComparisonDep, session: SessionDep, fmt: FormatQuery = None
+    request: Request, comparison: ComparisonOnlyDep, fmt: FormatQuery = None
 ) -> StreamingResponse:
     """One row per (succeeded trial, corruption, severity): ``trial_id``, ``variant``,
     ``seed``, ``corruption``, ``severity`` (1 to 5), ``accuracy``, ``loss`` (mean
     cross-entropy; null when the model's outputs are not probabilities) and ``n`` (test
     examples); and per trial one ``clean`` row of severity 0 with its clean test scores.
     Empty when the comparison asked for no robustness."""
-    rows = robustness_rows(session, comparison.id)
+    with session_scope() as session:  # read, then answer with no connection held
+        rows = robustness_rows(session, comparison.id)
     return stream_table(
         rows,
         columns=ROBUSTNESS_COLUMNS,
@@ -55,11 +57,13 @@ def robustness(
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-def robustness_png(comparison: ComparisonDep, session: SessionDep) -> Response:
+def robustness_png(comparison: ComparisonOnlyDep) -> Response:
     """Accuracy against severity (0: clean), one panel per corruption, one line per variant:
     the mean over seeds with its 95% t interval."""
     scores: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-    for r in robustness_rows(session, comparison.id):
+    with session_scope() as session:  # read, then draw with no connection held
+        rows = robustness_rows(session, comparison.id)
+    for r in rows:
         scores[(r["variant"], r["corruption"], r["severity"])].append(float(r["accuracy"]))
     asked = comparison.spec.robustness
     corruptions = list(asked.corruptions or ()) if asked is not None else []
